@@ -1,0 +1,93 @@
+//! Embeds the test cases: every directory under `$TINYGEN_FW_CASES` (default
+//! `../models`) that holds `model.tgm`, `inputs.csv` (one row per point, no
+//! header) and `expected.csv` (header `log_density`, one value per row, as
+//! written by `tinygen score`) becomes a case the firmware checks.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::{env, fs};
+
+fn floats(path: &Path, skip_header: bool) -> Vec<Vec<String>> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .skip(usize::from(skip_header))
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split(',')
+                .map(|v| {
+                    let v = v.trim();
+                    let parsed: f32 = v
+                        .parse()
+                        .unwrap_or_else(|e| panic!("{}: {v:?}: {e}", path.display()));
+                    // Debug formatting of f32 round-trips exactly and always has a '.' or 'e'.
+                    format!("{parsed:?}")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+    fs::copy("memory.x", out.join("memory.x")).unwrap();
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-env-changed=TINYGEN_FW_CASES");
+
+    let root = env::var_os("TINYGEN_FW_CASES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../models"));
+    let root = fs::canonicalize(&root).unwrap_or_else(|e| panic!("{}: {e}", root.display()));
+    println!("cargo:rerun-if-changed={}", root.display());
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.join("model.tgm").is_file()
+                && p.join("inputs.csv").is_file()
+                && p.join("expected.csv").is_file()
+        })
+        .collect();
+    dirs.sort();
+    assert!(
+        !dirs.is_empty(),
+        "no test cases (model.tgm, inputs.csv, expected.csv) under {}",
+        root.display()
+    );
+
+    let mut src = String::from("static CASES: &[Case] = &[\n");
+    for dir in &dirs {
+        for f in ["model.tgm", "inputs.csv", "expected.csv"] {
+            println!("cargo:rerun-if-changed={}", dir.join(f).display());
+        }
+        let inputs = floats(&dir.join("inputs.csv"), false);
+        let expected = floats(&dir.join("expected.csv"), true);
+        assert_eq!(
+            inputs.len(),
+            expected.len(),
+            "{}: inputs and expected differ in length",
+            dir.display()
+        );
+        let name = dir.file_name().unwrap().to_string_lossy();
+        let _ = writeln!(
+            src,
+            "    Case {{ name: {name:?}, model: tinygen_runtime::include_model!({:?}), dim: {}, inputs: &[{}], expected: &[{}] }},",
+            dir.join("model.tgm").display(),
+            inputs[0].len(),
+            inputs
+                .iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            expected
+                .iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    src.push_str("];\n");
+    fs::write(out.join("cases.rs"), src).unwrap();
+}

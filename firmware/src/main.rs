@@ -1,0 +1,181 @@
+//! tinygen on a Cortex-M4F (QEMU mps2-an386): scores every embedded test
+//! case with the runtime, compares with the host's values, checks that
+//! corrupted models are rejected, and exits non-zero on any mismatch.
+//!
+//! Each case's first log-density is bracketed by the marker functions
+//! `tinygen_bench_start` / `tinygen_bench_end`, so an instruction-counting
+//! QEMU plugin (xtask/icount) can measure exactly one call.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+
+use cortex_m as _;
+use cortex_m_rt::entry;
+use cortex_m_semihosting::{debug, hprintln};
+use tinygen_runtime::{Error, Gmm};
+
+/// One embedded model with host-computed expectations.
+struct Case {
+    name: &'static str,
+    model: &'static [u8],
+    dim: usize,
+    inputs: &'static [f32],
+    expected: &'static [f32],
+}
+
+include!(concat!(env!("OUT_DIR"), "/cases.rs"));
+
+/// Largest model the corruption check copies to RAM.
+const CORRUPT_BUF: usize = 16 * 1024;
+
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tinygen_bench_start() {
+    black_box(0x5741_5254u32);
+}
+
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tinygen_bench_end() {
+    black_box(0x0045_4e44u32);
+    black_box(0x0045_4e44u32);
+}
+
+/// Scores a case; returns the number of mismatches.
+fn check_case(case: &Case) -> usize {
+    let gmm = match Gmm::from_bytes(case.model) {
+        Ok(g) => g,
+        Err(e) => {
+            hprintln!("case {}: model rejected: {}", case.name, e);
+            return 1;
+        }
+    };
+    if gmm.dim() != case.dim {
+        hprintln!(
+            "case {}: model has dim {}, inputs {}",
+            case.name,
+            gmm.dim(),
+            case.dim
+        );
+        return 1;
+    }
+    // One exactly measured call (markers for the instruction counter).
+    let first = &case.inputs[..case.dim];
+    tinygen_bench_start();
+    let measured = gmm.log_density(black_box(first));
+    tinygen_bench_end();
+    black_box(&measured);
+
+    let mut mismatches = 0;
+    let mut bit_exact = 0;
+    let mut max_rel = 0.0f32;
+    for (x, &want) in case.inputs.chunks_exact(case.dim).zip(case.expected) {
+        match gmm.log_density(x) {
+            Ok(got) => {
+                let rel = (got - want).abs() / want.abs().max(1.0);
+                max_rel = max_rel.max(rel);
+                if got.to_bits() == want.to_bits() {
+                    bit_exact += 1;
+                } else if rel > 1e-6 {
+                    mismatches += 1;
+                }
+            }
+            Err(e) => {
+                hprintln!("case {}: scoring failed: {}", case.name, e);
+                mismatches += 1;
+            }
+        }
+    }
+    hprintln!(
+        "case {}: {} points, {} bit-exact, {} mismatches, max rel err {:e}",
+        case.name,
+        case.expected.len(),
+        bit_exact,
+        mismatches,
+        max_rel
+    );
+    mismatches
+}
+
+#[repr(C, align(4))]
+struct Buffer([u8; CORRUPT_BUF]);
+
+/// Corrupts copies of a model in RAM and checks each is rejected with the right error.
+fn check_corruption(model: &[u8]) -> usize {
+    let mut buf = Buffer([0; CORRUPT_BUF]);
+    let n = model.len();
+    if n >= CORRUPT_BUF {
+        hprintln!(
+            "corruption check skipped: model of {} bytes > {} byte buffer",
+            n,
+            CORRUPT_BUF
+        );
+        return 1;
+    }
+    let mut failures = 0;
+    let mut expect = |what: &str, bytes: &[u8], want: fn(&Error) -> bool| {
+        let result = Gmm::from_bytes(bytes);
+        match result {
+            Err(ref e) if want(e) => hprintln!("corrupted model ({}) rejected: {}", what, e),
+            Err(e) => {
+                hprintln!("corrupted model ({}): wrong error {}", what, e);
+                failures += 1;
+            }
+            Ok(_) => {
+                hprintln!("corrupted model ({}) was ACCEPTED", what);
+                failures += 1;
+            }
+        }
+    };
+    buf.0[..n].copy_from_slice(model);
+    buf.0[n / 2] ^= 0x10;
+    expect("one bit flipped", &buf.0[..n], |e| {
+        matches!(e, Error::CrcMismatch { .. })
+    });
+
+    buf.0[..n].copy_from_slice(model);
+    buf.0[0] = b'X';
+    expect("bad magic", &buf.0[..n], |e| *e == Error::BadMagic);
+
+    buf.0[..n].copy_from_slice(model);
+    expect("truncated", &buf.0[..n - 1], |e| {
+        *e == Error::LengthMismatch
+    });
+
+    buf.0[1..n + 1].copy_from_slice(model);
+    expect("at an odd address", &buf.0[1..n + 1], |e| {
+        *e == Error::Misaligned
+    });
+    failures
+}
+
+#[entry]
+fn main() -> ! {
+    let mut failures = 0;
+    for case in CASES {
+        failures += check_case(case);
+    }
+    if let Some(case) = CASES.first() {
+        failures += check_corruption(case.model);
+    }
+    if failures == 0 {
+        hprintln!("firmware: all checks passed");
+        debug::exit(debug::EXIT_SUCCESS);
+    } else {
+        hprintln!("firmware: {} checks FAILED", failures);
+        debug::exit(debug::EXIT_FAILURE);
+    }
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    hprintln!("panic: {}", info);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}

@@ -1,0 +1,95 @@
+//! The runtime's one error type.
+
+use core::fmt;
+
+use crate::format::ModelKind;
+
+/// Everything that can go wrong when parsing a model file or scoring with it.
+///
+/// Every malformed input maps to one of these variants; the runtime never panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// The buffer is shorter than the fixed header plus the CRC.
+    TooShort,
+    /// The file does not start with the tinygen magic bytes.
+    BadMagic,
+    /// The file was written by an incompatible format version.
+    UnsupportedVersion(u16),
+    /// The header names a model kind this runtime does not know.
+    UnknownKind(u16),
+    /// The file holds a different kind of model than the caller asked for.
+    WrongKind {
+        /// The kind the caller asked for.
+        expected: ModelKind,
+        /// The kind found in the file.
+        found: ModelKind,
+    },
+    /// The body was written with a different schema for this kind.
+    SchemaMismatch,
+    /// The header's body length disagrees with the buffer length.
+    LengthMismatch,
+    /// The CRC32 stored in the file does not match its contents.
+    CrcMismatch {
+        /// CRC stored in the file.
+        stored: u32,
+        /// CRC computed over the header and body.
+        computed: u32,
+    },
+    /// The postcard body could not be decoded, or has trailing bytes.
+    Malformed,
+    /// The weights are not 4-byte aligned in memory (see [`crate::Aligned`]).
+    Misaligned,
+    /// Dimensions or counts in the file are zero, too large, or inconsistent
+    /// with the amount of weight data.
+    InvalidShape,
+    /// A stored parameter is NaN or infinite.
+    NonFiniteParameter,
+    /// An input value is NaN or infinite.
+    NonFiniteInput,
+    /// An input or output slice has the wrong length.
+    DimensionMismatch {
+        /// The length the model needs.
+        expected: usize,
+        /// The length that was given.
+        found: usize,
+    },
+    /// The parameters given to the encoder are inconsistent (encoder only).
+    InvalidParameters,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::TooShort => write!(f, "model file too short"),
+            Error::BadMagic => write!(f, "not a tinygen model file (bad magic)"),
+            Error::UnsupportedVersion(v) => write!(f, "unsupported model format version {v}"),
+            Error::UnknownKind(k) => write!(f, "unknown model kind {k}"),
+            Error::WrongKind { expected, found } => {
+                write!(f, "wrong model kind: expected {expected}, found {found}")
+            }
+            Error::SchemaMismatch => write!(f, "model body schema does not match this runtime"),
+            Error::LengthMismatch => write!(f, "model body length does not match the file size"),
+            Error::CrcMismatch { stored, computed } => write!(
+                f,
+                "CRC mismatch: file says {stored:#010x}, contents give {computed:#010x} (corrupted file)"
+            ),
+            Error::Malformed => write!(f, "malformed model body"),
+            Error::Misaligned => write!(f, "model bytes are not 4-byte aligned in memory"),
+            Error::InvalidShape => write!(f, "invalid dimensions or counts in model file"),
+            Error::NonFiniteParameter => {
+                write!(f, "model file contains NaN or infinite parameters")
+            }
+            Error::NonFiniteInput => write!(f, "input contains NaN or infinite values"),
+            Error::DimensionMismatch { expected, found } => {
+                write!(
+                    f,
+                    "dimension mismatch: expected {expected} values, got {found}"
+                )
+            }
+            Error::InvalidParameters => write!(f, "inconsistent model parameters"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

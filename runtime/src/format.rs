@@ -1,0 +1,255 @@
+//! The tinygen model file (`.tgm`): the one definition of the format.
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic  b"TGM\0"
+//! 4       2     format version (u16 LE), currently 1
+//! 6       2     model kind (u16 LE, see ModelKind)
+//! 8       4     schema key of the kind's body (u32 LE)
+//! 12      4     body length B (u32 LE)
+//! 16      B     body: postcard encoding of Body { spec, pad, data }
+//! 16+B    4     CRC-32/ISO-HDLC (u32 LE) of bytes 0..16+B
+//! ```
+//!
+//! `spec` is the kind's small metadata struct; `pad` holds 0 to 3 zero bytes
+//! chosen by the writer so that `data`, a postcard byte string of
+//! little-endian `f32` values, starts 4-byte aligned relative to the start of
+//! the file. When the file itself sits at a 4-aligned address (see
+//! [`Aligned`]), the weights are read in place as `&[f32]`: nothing is copied.
+//! The order and length of the tensors inside `data` follow from `spec`
+//! alone; each kind documents its layout.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// First four bytes of every model file.
+pub const MAGIC: [u8; 4] = *b"TGM\0";
+/// Format version this runtime reads and writes.
+pub const VERSION: u16 = 1;
+/// Length of the fixed header.
+pub const HEADER_LEN: usize = 16;
+/// Length of the trailing CRC.
+pub const CRC_LEN: usize = 4;
+
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// The kinds of model a file can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u16)]
+pub enum ModelKind {
+    /// Gaussian mixture density (see [`crate::gmm`]).
+    Gmm = 1,
+}
+
+impl ModelKind {
+    /// The kind with this header code, if any.
+    pub fn from_code(code: u16) -> Option<Self> {
+        match code {
+            1 => Some(ModelKind::Gmm),
+            _ => None,
+        }
+    }
+
+    /// The schema key a body of this kind must carry.
+    pub fn schema_key(self) -> u32 {
+        match self {
+            ModelKind::Gmm => crate::gmm::SCHEMA_KEY,
+        }
+    }
+
+    /// Short lower-case name, as printed by `tinygen info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Gmm => "gmm",
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// FNV-1a hash of a schema description, used as the header's schema key.
+pub const fn schema_key(description: &str) -> u32 {
+    let bytes = description.as_bytes();
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u32;
+        hash = hash.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    hash
+}
+
+/// CRC-32/ISO-HDLC, the checksum stored at the end of every model file.
+pub fn checksum(content: &[u8]) -> u32 {
+    CRC.checksum(content)
+}
+
+/// The checked fixed header of a model file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Header {
+    /// Format version.
+    pub version: u16,
+    /// Model kind.
+    pub kind: ModelKind,
+    /// Schema key of the body.
+    pub schema: u32,
+    /// Body length in bytes.
+    pub body_len: u32,
+    /// The CRC stored at the end of the file (already verified).
+    pub crc: u32,
+}
+
+/// The postcard body of every kind: metadata, alignment padding, weights.
+#[derive(Serialize, Deserialize)]
+struct Body<'a, S> {
+    spec: S,
+    #[serde(borrow)]
+    pad: &'a [u8],
+    #[serde(borrow)]
+    data: &'a [u8],
+}
+
+/// Checks the header, length and CRC of a model file without decoding its body.
+pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
+    if bytes.len() < HEADER_LEN + CRC_LEN {
+        return Err(Error::TooShort);
+    }
+    if bytes[0..4] != MAGIC {
+        return Err(Error::BadMagic);
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    let code = u16::from_le_bytes([bytes[6], bytes[7]]);
+    let kind = ModelKind::from_code(code).ok_or(Error::UnknownKind(code))?;
+    let schema = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let body_len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    if (bytes.len() - HEADER_LEN - CRC_LEN) as u64 != u64::from(body_len) {
+        return Err(Error::LengthMismatch);
+    }
+    let (content, tail) = bytes.split_at(bytes.len() - CRC_LEN);
+    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let computed = checksum(content);
+    if stored != computed {
+        return Err(Error::CrcMismatch { stored, computed });
+    }
+    if schema != kind.schema_key() {
+        return Err(Error::SchemaMismatch);
+    }
+    Ok(Header {
+        version,
+        kind,
+        schema,
+        body_len,
+        crc: stored,
+    })
+}
+
+/// Parses a file of the given kind into its spec and its weights, borrowed in place.
+pub(crate) fn read_body<'a, S: Deserialize<'a>>(
+    bytes: &'a [u8],
+    expected: ModelKind,
+) -> Result<(Header, S, &'a [f32]), Error> {
+    let header = read_header(bytes)?;
+    if header.kind != expected {
+        return Err(Error::WrongKind {
+            expected,
+            found: header.kind,
+        });
+    }
+    let body = &bytes[HEADER_LEN..bytes.len() - CRC_LEN];
+    let (decoded, rest): (Body<'a, S>, _) =
+        postcard::take_from_bytes(body).map_err(|_| Error::Malformed)?;
+    if !rest.is_empty() || decoded.pad.len() > 3 {
+        return Err(Error::Malformed);
+    }
+    if decoded.data.len() % 4 != 0 {
+        return Err(Error::InvalidShape);
+    }
+    let data: &[f32] = bytemuck::try_cast_slice(decoded.data).map_err(|_| Error::Misaligned)?;
+    Ok((header, decoded.spec, data))
+}
+
+/// Encodes a model file: header, postcard body with aligned weights, CRC.
+#[cfg(feature = "alloc")]
+pub(crate) fn write<S: Serialize>(
+    kind: ModelKind,
+    spec: &S,
+    data: &[f32],
+) -> Result<alloc::vec::Vec<u8>, Error> {
+    use alloc::vec::Vec;
+
+    let data_bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let spec_len = postcard::to_allocvec(spec)
+        .map_err(|_| Error::InvalidParameters)?
+        .len();
+    let len_prefix = varint_len(data_bytes.len());
+    // Offset of the first weight byte with no padding: header, spec, the pad's
+    // one-byte length prefix, the data's length prefix.
+    let unpadded = HEADER_LEN + spec_len + 1 + len_prefix;
+    let pad = [0u8; 3];
+    let pad = &pad[..(4 - unpadded % 4) % 4];
+    let body = postcard::to_allocvec(&Body {
+        spec,
+        pad,
+        data: &data_bytes,
+    })
+    .map_err(|_| Error::InvalidParameters)?;
+    let body_len = u32::try_from(body.len()).map_err(|_| Error::InvalidParameters)?;
+
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + CRC_LEN);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(kind as u16).to_le_bytes());
+    out.extend_from_slice(&kind.schema_key().to_le_bytes());
+    out.extend_from_slice(&body_len.to_le_bytes());
+    out.extend_from_slice(&body);
+    let crc = checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    debug_assert_eq!((unpadded + pad.len()) % 4, 0);
+    Ok(out)
+}
+
+#[cfg(feature = "alloc")]
+fn varint_len(mut value: usize) -> usize {
+    let mut len = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Bytes at a 4-byte aligned address, so that a model's weights can be read in place.
+///
+/// ```
+/// use tinygen_runtime::Aligned;
+/// static MODEL: &Aligned<[u8]> = &Aligned([0u8; 8]);
+/// assert_eq!(MODEL.0.as_ptr() as usize % 4, 0);
+/// ```
+#[repr(C, align(4))]
+pub struct Aligned<B: ?Sized>(pub B);
+
+/// Embeds a model file at a 4-byte aligned address as `&'static [u8]`.
+///
+/// ```ignore
+/// static MODEL: &[u8] = tinygen_runtime::include_model!("model.tgm");
+/// ```
+#[macro_export]
+macro_rules! include_model {
+    ($path:expr) => {{
+        static ALIGNED: &$crate::Aligned<[u8]> = &$crate::Aligned(*include_bytes!($path));
+        &ALIGNED.0
+    }};
+}

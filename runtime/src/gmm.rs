@@ -1,0 +1,452 @@
+//! Gaussian mixture log-density, read in place from a model file.
+//!
+//! The file stores the mixture in the form that scores fastest, precomputed
+//! in f64 by the writer and rounded once to f32:
+//!
+//! ```text
+//! log_norm    K        ln w_k - D/2 ln(2 pi) + ln det U_k
+//! precision   full:    K x D(D+1)/2, U_k's upper triangle packed by column
+//!             tied:    D(D+1)/2, one U shared by all components
+//!             diag, spherical: K x D, the diagonal of U_k
+//! prec_mean   K x D    b_k = (mu_k + shift) U_k
+//! mean, scale D, D     only when standardized (for reference)
+//! ```
+//!
+//! where `U_k` is the Cholesky factor of the precision (`precision = U Uᵀ`,
+//! upper triangular, as scikit-learn keeps `precisions_cholesky_`) and then
+//! `ln N(x | mu_k, Sigma_k) = log_norm_k - ½ |xᵀU_k - b_k|²`. When the model
+//! was fitted on standardized data, `x' = (x - mean) / scale` is folded into
+//! `U` (rows scaled by `1/scale`) and `b` (`shift = mean / scale`), so the
+//! device scores raw sensor values at no extra cost and with no scratch
+//! memory; the result is the log-density of the standardized point, as the
+//! trainer reports it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::format::{self, Header, ModelKind};
+use crate::math::LogSumExp;
+
+/// Covariance structure of a mixture, with scikit-learn's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Covariance {
+    /// A full covariance matrix per component.
+    Full,
+    /// One full covariance matrix shared by all components.
+    Tied,
+    /// A diagonal covariance matrix per component.
+    Diag,
+    /// A single variance per component.
+    Spherical,
+}
+
+impl Covariance {
+    /// Lower-case name, as used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Covariance::Full => "full",
+            Covariance::Tied => "tied",
+            Covariance::Diag => "diag",
+            Covariance::Spherical => "spherical",
+        }
+    }
+}
+
+/// Metadata of a stored mixture: everything needed to locate its tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct GmmSpec {
+    /// Dimension D of a data point.
+    pub dim: u32,
+    /// Number of components K.
+    pub components: u32,
+    /// Covariance structure that was fitted.
+    pub covariance: Covariance,
+    /// Whether the model includes a standardization of raw inputs.
+    pub standardized: bool,
+}
+
+/// Schema key of the GMM body (changes whenever [`GmmSpec`] or the layout does).
+pub const SCHEMA_KEY: u32 = format::schema_key(
+    "gmm/1 spec{dim:u32 components:u32 covariance:{full,tied,diag,spherical} standardized:bool} \
+     data:f32[log_norm K; precision full K*D(D+1)/2 | tied D(D+1)/2 | diag,spherical K*D; \
+     prec_mean K*D; if standardized: mean D, scale D]",
+);
+
+impl GmmSpec {
+    /// Number of f32 values in one component's (or the shared) precision factor.
+    fn precision_block(&self) -> Option<usize> {
+        let d = self.dim as usize;
+        match self.covariance {
+            Covariance::Full | Covariance::Tied => d.checked_mul(d.checked_add(1)?).map(|v| v / 2),
+            Covariance::Diag | Covariance::Spherical => Some(d),
+        }
+    }
+
+    /// Lengths of (log_norm, precision, prec_mean, standardizer) in f32 values.
+    fn lengths(&self) -> Option<[usize; 4]> {
+        let d = self.dim as usize;
+        let k = self.components as usize;
+        let block = self.precision_block()?;
+        let precision = match self.covariance {
+            Covariance::Tied => block,
+            _ => block.checked_mul(k)?,
+        };
+        let kd = k.checked_mul(d)?;
+        let standardizer = if self.standardized { 2 * d } else { 0 };
+        Some([k, precision, kd, standardizer])
+    }
+
+    /// Total number of stored f32 values, if the spec is valid.
+    pub fn stored_values(&self) -> Option<usize> {
+        if self.dim == 0 || self.components == 0 {
+            return None;
+        }
+        self.lengths()?
+            .iter()
+            .try_fold(0usize, |acc, &n| acc.checked_add(n))
+    }
+}
+
+/// A Gaussian mixture borrowed from a model file; scoring needs no buffers.
+///
+/// ```
+/// use tinygen_runtime::gmm::{Covariance, Gmm, GmmParams};
+/// // A 1-D standard normal, encoded then parsed in place.
+/// let params = GmmParams {
+///     covariance: Covariance::Diag,
+///     dim: 1,
+///     weights: &[1.0],
+///     means: &[0.0],
+///     precisions_cholesky: &[1.0],
+///     standardizer: None,
+/// };
+/// let bytes = params.encode().unwrap();
+/// let aligned: Vec<u32> = bytes.chunks(4).map(|c| {
+///     let mut w = [0u8; 4];
+///     w[..c.len()].copy_from_slice(c);
+///     u32::from_ne_bytes(w)
+/// }).collect();
+/// let file = &bytemuck::cast_slice::<u32, u8>(&aligned)[..bytes.len()];
+/// let gmm = Gmm::from_bytes(file).unwrap();
+/// let expected = -0.5 * (2.0 * core::f32::consts::PI).ln();
+/// assert!((gmm.log_density(&[0.0]).unwrap() - expected).abs() < 1e-6);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Gmm<'a> {
+    header: Header,
+    spec: GmmSpec,
+    log_norm: &'a [f32],
+    precision: &'a [f32],
+    prec_mean: &'a [f32],
+    standardizer: &'a [f32],
+}
+
+impl<'a> Gmm<'a> {
+    /// Parses and validates a GMM model file without copying its weights.
+    ///
+    /// The bytes must start at a 4-byte aligned address (see [`crate::Aligned`]).
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        let (header, spec, data) = format::read_body::<GmmSpec>(bytes, ModelKind::Gmm)?;
+        let total = spec.stored_values().ok_or(Error::InvalidShape)?;
+        if total != data.len() {
+            return Err(Error::InvalidShape);
+        }
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteParameter);
+        }
+        let [k, p, kd, _] = spec.lengths().ok_or(Error::InvalidShape)?;
+        let (log_norm, rest) = data.split_at(k);
+        let (precision, rest) = rest.split_at(p);
+        let (prec_mean, standardizer) = rest.split_at(kd);
+        Ok(Self {
+            header,
+            spec,
+            log_norm,
+            precision,
+            prec_mean,
+            standardizer,
+        })
+    }
+
+    /// The model's metadata.
+    pub fn spec(&self) -> GmmSpec {
+        self.spec
+    }
+
+    /// The checked file header (including its CRC).
+    pub fn header(&self) -> Header {
+        self.header
+    }
+
+    /// Dimension D of an input point.
+    pub fn dim(&self) -> usize {
+        self.spec.dim as usize
+    }
+
+    /// Number of components K.
+    pub fn components(&self) -> usize {
+        self.spec.components as usize
+    }
+
+    /// Number of f32 parameters stored in the file.
+    pub fn stored_values(&self) -> usize {
+        self.log_norm.len() + self.precision.len() + self.prec_mean.len() + self.standardizer.len()
+    }
+
+    /// The standardization `(mean, scale)` applied to raw inputs, if any.
+    pub fn standardizer(&self) -> Option<(&'a [f32], &'a [f32])> {
+        if self.standardizer.is_empty() {
+            None
+        } else {
+            Some(self.standardizer.split_at(self.dim()))
+        }
+    }
+
+    /// `ln w_k + ln N(x | mu_k, Sigma_k)` for one component; `x` already checked.
+    #[inline]
+    fn weighted_log_prob(&self, k: usize, x: &[f32]) -> f32 {
+        let d = self.dim();
+        let b = block(self.prec_mean, k, d);
+        let sq = match self.spec.covariance {
+            Covariance::Full => {
+                triangular_distance(x, block(self.precision, k, d * (d + 1) / 2), b)
+            }
+            Covariance::Tied => triangular_distance(x, self.precision, b),
+            Covariance::Diag | Covariance::Spherical => {
+                diagonal_distance(x, block(self.precision, k, d), b)
+            }
+        };
+        self.log_norm.get(k).copied().unwrap_or(f32::NEG_INFINITY) - 0.5 * sq
+    }
+
+    fn check_input(&self, x: &[f32]) -> Result<(), Error> {
+        if x.len() != self.dim() {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim(),
+                found: x.len(),
+            });
+        }
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteInput);
+        }
+        Ok(())
+    }
+
+    /// Natural-log density of one point (scikit-learn's `score_samples`).
+    pub fn log_density(&self, x: &[f32]) -> Result<f32, Error> {
+        self.check_input(x)?;
+        let mut acc = LogSumExp::new();
+        for k in 0..self.components() {
+            acc.push(self.weighted_log_prob(k, x));
+        }
+        Ok(acc.finish())
+    }
+
+    /// Writes each component's log-responsibility `ln p(k | x)` into `out`
+    /// (length K) and returns the log-density of `x`.
+    pub fn log_responsibilities(&self, x: &[f32], out: &mut [f32]) -> Result<f32, Error> {
+        self.check_input(x)?;
+        if out.len() != self.components() {
+            return Err(Error::DimensionMismatch {
+                expected: self.components(),
+                found: out.len(),
+            });
+        }
+        for (k, slot) in out.iter_mut().enumerate() {
+            *slot = self.weighted_log_prob(k, x);
+        }
+        let total = LogSumExp::of(out);
+        for slot in out.iter_mut() {
+            *slot -= total;
+        }
+        Ok(total)
+    }
+
+    /// Scores `points` (row-major, N x D) into `out` (length N).
+    pub fn log_density_batch(&self, points: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        let d = self.dim();
+        if points.len() != out.len() * d {
+            return Err(Error::DimensionMismatch {
+                expected: out.len() * d,
+                found: points.len(),
+            });
+        }
+        for (x, slot) in points.chunks_exact(d).zip(out.iter_mut()) {
+            *slot = self.log_density(x)?;
+        }
+        Ok(())
+    }
+}
+
+/// The `i`-th block of `n` values, or an empty slice (never reached after validation).
+#[inline]
+fn block(values: &[f32], i: usize, n: usize) -> &[f32] {
+    values.get(i * n..(i + 1) * n).unwrap_or(&[])
+}
+
+/// `|xᵀU - b|²` for upper-triangular `U` packed by column.
+#[inline]
+fn triangular_distance(x: &[f32], packed: &[f32], b: &[f32]) -> f32 {
+    let mut sq = 0.0;
+    let mut rest = packed;
+    for (j, &bj) in b.iter().enumerate() {
+        let (column, tail) = rest.split_at_checked(j + 1).unwrap_or((&[], &[]));
+        rest = tail;
+        let y = dot(x, column) - bj;
+        sq += y * y;
+    }
+    sq
+}
+
+/// `Σ_d (x_d p_d - b_d)²` for a diagonal precision factor `p`.
+#[inline]
+fn diagonal_distance(x: &[f32], p: &[f32], b: &[f32]) -> f32 {
+    let mut sq = 0.0;
+    for ((&xd, &pd), &bd) in x.iter().zip(p).zip(b) {
+        let y = xd * pd - bd;
+        sq += y * y;
+    }
+    sq
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0, |acc, (&p, &q)| acc + p * q)
+}
+
+#[cfg(feature = "alloc")]
+pub use encode::{GmmParams, Standardizer};
+
+#[cfg(feature = "alloc")]
+mod encode {
+    use alloc::vec::Vec;
+
+    use super::{Covariance, GmmSpec};
+    use crate::Error;
+    use crate::format::{self, ModelKind};
+
+    /// Affine standardization `x' = (x - mean) / scale` of raw inputs.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Standardizer<'p> {
+        /// Per-feature mean (length D).
+        pub mean: &'p [f64],
+        /// Per-feature scale, all positive (length D).
+        pub scale: &'p [f64],
+    }
+
+    /// A fitted mixture in scikit-learn's parametrisation, ready to encode.
+    #[derive(Debug, Clone, Copy)]
+    pub struct GmmParams<'p> {
+        /// Covariance structure.
+        pub covariance: Covariance,
+        /// Dimension D.
+        pub dim: usize,
+        /// Mixture weights (length K, positive).
+        pub weights: &'p [f64],
+        /// Component means, row-major K x D.
+        pub means: &'p [f64],
+        /// Cholesky factors of the precisions, scikit-learn's
+        /// `precisions_cholesky_`: full K x D x D (row-major, upper
+        /// triangular), tied D x D, diag K x D, spherical K.
+        pub precisions_cholesky: &'p [f64],
+        /// Standardization of raw inputs the model was fitted after, if any.
+        pub standardizer: Option<Standardizer<'p>>,
+    }
+
+    impl GmmParams<'_> {
+        /// Encodes the mixture as a `.tgm` model file.
+        pub fn encode(&self) -> Result<Vec<u8>, Error> {
+            let d = self.dim;
+            let k = self.weights.len();
+            let expected_precision = match self.covariance {
+                Covariance::Full => k * d * d,
+                Covariance::Tied => d * d,
+                Covariance::Diag => k * d,
+                Covariance::Spherical => k,
+            };
+            let consistent = d > 0
+                && k > 0
+                && self.means.len() == k * d
+                && self.precisions_cholesky.len() == expected_precision
+                && self
+                    .standardizer
+                    .is_none_or(|s| s.mean.len() == d && s.scale.len() == d);
+            if !consistent {
+                return Err(Error::InvalidParameters);
+            }
+            let spec = GmmSpec {
+                dim: u32::try_from(d).map_err(|_| Error::InvalidParameters)?,
+                components: u32::try_from(k).map_err(|_| Error::InvalidParameters)?,
+                covariance: self.covariance,
+                standardized: self.standardizer.is_some(),
+            };
+
+            // Raw x maps to standardized x' = x * inv_scale - shift.
+            let (inv_scale, shift): (Vec<f64>, Vec<f64>) = match self.standardizer {
+                Some(s) => s
+                    .mean
+                    .iter()
+                    .zip(s.scale)
+                    .map(|(m, s)| (1.0 / s, m / s))
+                    .unzip(),
+                None => (alloc::vec![1.0; d], alloc::vec![0.0; d]),
+            };
+
+            let mut log_norm = Vec::with_capacity(k);
+            let mut precision = Vec::new();
+            let mut prec_mean = Vec::with_capacity(k * d);
+            let half_log_2pi = 0.5 * d as f64 * libm::log(2.0 * core::f64::consts::PI);
+            for c in 0..k {
+                let mu = &self.means[c * d..(c + 1) * d];
+                // Upper factor of this component as a function u(i, j).
+                let u = |i: usize, j: usize| -> f64 {
+                    match self.covariance {
+                        Covariance::Full => self.precisions_cholesky[c * d * d + i * d + j],
+                        Covariance::Tied => self.precisions_cholesky[i * d + j],
+                        Covariance::Diag if i == j => self.precisions_cholesky[c * d + i],
+                        Covariance::Spherical if i == j => self.precisions_cholesky[c],
+                        _ => 0.0,
+                    }
+                };
+                let log_det: f64 = (0..d).map(|j| libm::log(u(j, j))).sum();
+                log_norm.push(libm::log(self.weights[c]) - half_log_2pi + log_det);
+                let triangular = matches!(self.covariance, Covariance::Full | Covariance::Tied);
+                for j in 0..d {
+                    let rows = if triangular { 0..j + 1 } else { j..j + 1 };
+                    prec_mean.push(
+                        rows.clone()
+                            .map(|i| (mu[i] + shift[i]) * u(i, j))
+                            .sum::<f64>(),
+                    );
+                    let store = match self.covariance {
+                        Covariance::Tied => c == 0,
+                        _ => true,
+                    };
+                    if store {
+                        precision.extend(rows.map(|i| inv_scale[i] * u(i, j)));
+                    }
+                }
+            }
+            let standardizer = self
+                .standardizer
+                .map(|s| [s.mean, s.scale].concat())
+                .unwrap_or_default();
+            let values: Vec<f64> = [log_norm, precision, prec_mean, standardizer].concat();
+            if values.iter().any(|v| !v.is_finite())
+                || self
+                    .standardizer
+                    .is_some_and(|s| s.scale.iter().any(|&v| v <= 0.0))
+            {
+                return Err(Error::InvalidParameters);
+            }
+            let data: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+            if data.iter().any(|v| !v.is_finite()) {
+                return Err(Error::InvalidParameters);
+            }
+            debug_assert_eq!(spec.stored_values(), Some(data.len()));
+            format::write(ModelKind::Gmm, &spec, &data)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Scalar math for the kernels: exp and ln from libm (exact to about 1 ulp)
+//! or, with the `micromath` feature, micromath's fast approximations.
+
+/// e^x.
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    #[cfg(feature = "micromath")]
+    {
+        micromath::F32(x).exp().0
+    }
+    #[cfg(not(feature = "micromath"))]
+    {
+        libm::expf(x)
+    }
+}
+
+/// Natural logarithm.
+#[inline]
+pub fn ln(x: f32) -> f32 {
+    #[cfg(feature = "micromath")]
+    {
+        micromath::F32(x).ln().0
+    }
+    #[cfg(not(feature = "micromath"))]
+    {
+        libm::logf(x)
+    }
+}
+
+/// A numerically stable running log-sum-exp: `ln(sum_i exp(v_i))` without
+/// overflow, in one pass and without storing the terms.
+///
+/// ```
+/// use tinygen_runtime::math::LogSumExp;
+/// let mut acc = LogSumExp::new();
+/// for v in [1000.0f32, 1000.0] {
+///     acc.push(v);
+/// }
+/// assert!((acc.finish() - (1000.0 + core::f32::consts::LN_2)).abs() < 1e-3);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct LogSumExp {
+    max: f32,
+    sum: f32,
+}
+
+impl Default for LogSumExp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LogSumExp {
+    /// An empty sum (its value is -inf).
+    pub const fn new() -> Self {
+        Self {
+            max: f32::NEG_INFINITY,
+            sum: 0.0,
+        }
+    }
+
+    /// Adds the term `exp(v)`.
+    #[inline]
+    pub fn push(&mut self, v: f32) {
+        if v == f32::NEG_INFINITY {
+            return;
+        }
+        if v <= self.max {
+            self.sum += exp(v - self.max);
+        } else if v > self.max {
+            // Rescale what we have to the new maximum (exp(-inf) = 0 when empty).
+            self.sum = self.sum * exp(self.max - v) + 1.0;
+            self.max = v;
+        }
+        // A NaN term compares false both ways and is ignored; callers check inputs.
+    }
+
+    /// `ln(sum)`; -inf when empty or when every term was -inf.
+    #[inline]
+    pub fn finish(self) -> f32 {
+        if self.max == f32::NEG_INFINITY {
+            f32::NEG_INFINITY
+        } else {
+            self.max + ln(self.sum)
+        }
+    }
+
+    /// The log-sum-exp of a slice.
+    pub fn of(values: &[f32]) -> f32 {
+        let mut acc = Self::new();
+        for &v in values {
+            acc.push(v);
+        }
+        acc.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logsumexp_matches_naive_sum_for_moderate_values() {
+        let values = [-1.5f32, 0.25, 2.0, -3.0];
+        let naive = libm::logf(values.iter().map(|&v| libm::expf(v)).sum::<f32>());
+        assert!((LogSumExp::of(&values) - naive).abs() < 1e-5);
+    }
+
+    #[test]
+    fn logsumexp_is_stable_for_large_and_tiny_values() {
+        assert!(
+            (LogSumExp::of(&[-1000.0, -1000.0]) - (-1000.0 + core::f32::consts::LN_2)).abs() < 1e-3
+        );
+        assert_eq!(LogSumExp::of(&[88.0, -1e30]), 88.0);
+        assert_eq!(LogSumExp::of(&[]), f32::NEG_INFINITY);
+        assert_eq!(LogSumExp::of(&[f32::NEG_INFINITY; 3]), f32::NEG_INFINITY);
+    }
+}

@@ -1,0 +1,154 @@
+//! Host vs Cortex-M4F: mixtures of every covariance type are fitted here,
+//! scored by the runtime on the host, and scored again by the firmware on
+//! an emulated Cortex-M4F (QEMU mps2-an386). Every log-density must be
+//! bit-identical, and corrupted model files must be rejected on the device.
+//!
+//! Needs qemu-system-arm and the thumbv7em-none-eabihf target; without them
+//! the test skips with a message, unless TINYGEN_REQUIRE_QEMU=1 (CI), which
+//! turns the skip into a failure.
+
+use nalgebra::DMatrix;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tinygen::data::{self, LoadOptions};
+use tinygen::density::gmm::{EmOptions, fit_em};
+use tinygen::density::standardize::Standardizer;
+use tinygen_runtime::gmm::Covariance;
+
+/// `n` points from `k` random Gaussian blobs in `d` dimensions, row-major.
+fn blobs(n: usize, d: usize, k: usize, seed: u64) -> DMatrix<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let centers: Vec<f64> = (0..k * d).map(|_| rng.random_range(-5.0..5.0)).collect();
+    let scales: Vec<f64> = (0..k * d).map(|_| rng.random_range(0.3..2.0)).collect();
+    DMatrix::from_fn(n, d, |i, j| {
+        let c = i % k;
+        let u: f64 = (0..4).map(|_| rng.random::<f64>()).sum::<f64>() - 2.0;
+        centers[c * d + j] + scales[c * d + j] * u + 10.0
+    })
+}
+
+/// Fits a mixture and writes it with test points (in-distribution rows and far-away ones).
+fn case(dir: &std::path::Path, name: &str, x: &DMatrix<f64>, opts: &EmOptions, standardize: bool) {
+    let standardizer = standardize.then(|| Standardizer::fit(x));
+    let fit_on = standardizer
+        .as_ref()
+        .map_or_else(|| x.clone(), |s| s.apply(x));
+    let (model, _) = fit_em(&fit_on, opts, &mut |_, _, _| {}).unwrap();
+    let bytes = model
+        .params(standardizer.as_ref().map(Standardizer::encoded))
+        .encode()
+        .unwrap();
+    let d = x.ncols();
+    let mut points: Vec<f32> = Vec::new();
+    for i in 0..48.min(x.nrows()) {
+        points.extend(x.row(i).iter().map(|&v| v as f32));
+    }
+    for i in 0..16 {
+        points.extend((0..d).map(|j| (x[(i, j)] * (1.0 + i as f64 * 0.5) - j as f64) as f32));
+    }
+    xtask::write_case(&dir.join(name), &bytes, &points).unwrap();
+}
+
+#[test]
+fn firmware_scores_are_bit_identical_to_the_host() {
+    if let Some(missing) = xtask::qemu_missing() {
+        assert!(
+            std::env::var_os("TINYGEN_REQUIRE_QEMU").is_none_or(|v| v != "1"),
+            "TINYGEN_REQUIRE_QEMU=1 but {missing}"
+        );
+        eprintln!("SKIPPED: {missing}");
+        return;
+    }
+    let dir = tempfile_dir();
+    let opts = |components, covariance| EmOptions {
+        components,
+        covariance,
+        seed: 1,
+        ..EmOptions::default()
+    };
+    let x16 = blobs(2000, 16, 8, 1);
+    case(&dir, "full_k8_d16", &x16, &opts(8, Covariance::Full), false);
+    case(&dir, "diag_k8_d16", &x16, &opts(8, Covariance::Diag), false);
+    case(
+        &dir,
+        "tied_k3_d5",
+        &blobs(600, 5, 3, 2),
+        &opts(3, Covariance::Tied),
+        false,
+    );
+    case(
+        &dir,
+        "spherical_k3_d4_std",
+        &blobs(600, 4, 3, 3),
+        &opts(3, Covariance::Spherical),
+        true,
+    );
+    case(
+        &dir,
+        "full_k1_d7_std",
+        &blobs(300, 7, 1, 4),
+        &opts(1, Covariance::Full),
+        true,
+    );
+    let cardio = data::load(
+        &xtask::root().join("data/cardio.csv.gz"),
+        &LoadOptions {
+            label_column: Some("label".into()),
+            drop_columns: vec![],
+        },
+    )
+    .unwrap();
+    let cardio = DMatrix::from_row_slice(cardio.rows, cardio.cols, &cardio.values);
+    case(
+        &dir,
+        "cardio_full_k4_std",
+        &cardio,
+        &opts(4, Covariance::Full),
+        true,
+    );
+
+    let elf = xtask::build_firmware(&dir, &[]).unwrap();
+    let run = xtask::run_qemu(&elf, None).unwrap();
+    println!("{}", run.stdout);
+    assert!(
+        run.success,
+        "firmware failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    for name in [
+        "full_k8_d16",
+        "diag_k8_d16",
+        "tied_k3_d5",
+        "spherical_k3_d4_std",
+        "full_k1_d7_std",
+        "cardio_full_k4_std",
+    ] {
+        let line = format!("case {name}: 64 points, 64 bit-exact, 0 mismatches");
+        assert!(
+            run.stdout.contains(&line),
+            "missing {line:?} in:\n{}",
+            run.stdout
+        );
+    }
+    for what in [
+        "one bit flipped",
+        "bad magic",
+        "truncated",
+        "at an odd address",
+    ] {
+        let line = format!("corrupted model ({what}) rejected");
+        assert!(
+            run.stdout.contains(&line),
+            "missing {line:?} in:\n{}",
+            run.stdout
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = xtask::target_dir().join("qemu-parity-cases");
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

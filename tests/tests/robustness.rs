@@ -1,0 +1,165 @@
+//! The runtime never panics on any input: random bytes, and randomly mutated
+//! valid model files (with the CRC and length fixed up afterwards, so that
+//! the mutations reach the body decoder and the validation behind it).
+//! `PROPTEST_CASES` sets the number of cases (CI runs tens of thousands).
+
+use proptest::prelude::*;
+use tinygen::density::gmm::{EmOptions, GaussianMixture, em_from_responsibilities};
+use tinygen::io::AlignedBytes;
+use tinygen_runtime::format::{CRC_LEN, HEADER_LEN, checksum};
+use tinygen_runtime::gmm::Covariance;
+use tinygen_runtime::{Error, Gmm};
+
+fn valid_models() -> Vec<Vec<u8>> {
+    let x = nalgebra::DMatrix::from_fn(40, 3, |i, j| {
+        ((i * 7 + j * 3) % 11) as f64 + (i % 3) as f64 * 4.0
+    });
+    let mut resp = nalgebra::DMatrix::zeros(40, 2);
+    for i in 0..40 {
+        resp[(i, i % 2)] = 1.0;
+    }
+    [
+        Covariance::Full,
+        Covariance::Tied,
+        Covariance::Diag,
+        Covariance::Spherical,
+    ]
+    .into_iter()
+    .map(|covariance| {
+        let opts = EmOptions {
+            components: 2,
+            covariance,
+            max_iter: 5,
+            ..EmOptions::default()
+        };
+        let (model, _): (GaussianMixture, _) =
+            em_from_responsibilities(&x, &resp, &opts, &mut |_, _, _| {}).unwrap();
+        model.params(None).encode().unwrap()
+    })
+    .collect()
+}
+
+/// Parses and, if that succeeds, exercises every scoring entry point.
+fn exercise(bytes: &[u8], input: &[f32]) {
+    let file = AlignedBytes::new(bytes);
+    if let Ok(gmm) = Gmm::from_bytes(file.as_bytes()) {
+        let d = gmm.dim();
+        let x: Vec<f32> = input.iter().cycle().take(d).copied().collect();
+        let _ = gmm.log_density(&x);
+        let _ = gmm.log_density(&x[..d.saturating_sub(1)]);
+        let mut resp = vec![0.0; gmm.components()];
+        let _ = gmm.log_responsibilities(&x, &mut resp);
+        let _ = gmm.log_responsibilities(&x, &mut resp[..gmm.components() - 1]);
+        let mut out = [0.0; 2];
+        let batch: Vec<f32> = x.iter().chain(&x).copied().collect();
+        let _ = gmm.log_density_batch(&batch, &mut out);
+        let _ = gmm.standardizer();
+    }
+}
+
+/// Rewrites the header's body length and the trailing CRC so the file passes the outer checks.
+fn fix_up(bytes: &mut [u8]) {
+    if bytes.len() < HEADER_LEN + CRC_LEN {
+        return;
+    }
+    let body_len = (bytes.len() - HEADER_LEN - CRC_LEN) as u32;
+    bytes[12..16].copy_from_slice(&body_len.to_le_bytes());
+    let n = bytes.len() - CRC_LEN;
+    let crc = checksum(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Set(usize, u8),
+    Truncate(usize),
+    Insert(usize, u8),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
+    match *m {
+        Mutation::Set(i, b) if !bytes.is_empty() => {
+            let n = bytes.len();
+            bytes[i % n] = b;
+        }
+        Mutation::Truncate(i) => bytes.truncate(i % (bytes.len() + 1)),
+        Mutation::Insert(i, b) => {
+            let n = bytes.len();
+            bytes.insert(i % (n + 1), b);
+        }
+        _ => {}
+    }
+}
+
+fn input() -> impl Strategy<Value = Vec<f32>> {
+    prop::collection::vec(
+        prop_oneof![
+            any::<f32>(),
+            -10.0f32..10.0,
+            Just(f32::NAN),
+            Just(f32::INFINITY),
+            Just(1e30f32)
+        ],
+        1..8,
+    )
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512), x in input()) {
+        exercise(&bytes, &x);
+        let mut with_magic = b"TGM\0\x01\0\x01\0".to_vec();
+        with_magic.extend(&bytes);
+        fix_up(&mut with_magic);
+        exercise(&with_magic, &x);
+    }
+
+    #[test]
+    fn mutated_models_never_panic(
+        which in 0usize..4,
+        mutations in prop::collection::vec(mutation(), 1..6),
+        fix in any::<bool>(),
+        x in input(),
+    ) {
+        let models = valid_models();
+        let mut bytes = models[which].clone();
+        for m in &mutations {
+            apply(&mut bytes, m);
+        }
+        if fix {
+            fix_up(&mut bytes);
+        }
+        exercise(&bytes, &x);
+    }
+}
+
+#[test]
+fn mutations_without_fix_up_are_caught_by_the_crc_or_header() {
+    for model in valid_models() {
+        for i in 0..model.len() {
+            let mut bytes = model.clone();
+            bytes[i] ^= 0x01;
+            let file = AlignedBytes::new(&bytes);
+            let err = Gmm::from_bytes(file.as_bytes()).expect_err("a flipped bit must be rejected");
+            assert!(
+                matches!(
+                    err,
+                    Error::CrcMismatch { .. }
+                        | Error::BadMagic
+                        | Error::UnsupportedVersion(_)
+                        | Error::UnknownKind(_)
+                        | Error::LengthMismatch
+                ),
+                "byte {i}: {err:?}"
+            );
+        }
+    }
+}

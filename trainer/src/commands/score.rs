@@ -1,0 +1,54 @@
+//! `tinygen score`: log-densities of data under a model, computed by the runtime crate.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use tinygen_runtime::Gmm;
+
+use super::DataArgs;
+use crate::io::{AlignedBytes, write_atomic};
+
+/// Arguments of `tinygen score`.
+#[derive(Debug, Clone, Args)]
+pub struct ScoreArgs {
+    /// Model file (.tgm) holding a Gaussian mixture.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Output CSV (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `tinygen score`: writes `log_density` and one value per input row, in order.
+pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
+    let file = AlignedBytes::read(&args.model)?;
+    let gmm = Gmm::from_bytes(file.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let data = args.data.load()?;
+    if data.cols != gmm.dim() {
+        bail!(
+            "{} has {} feature columns but the model expects {}",
+            args.data.data.display(),
+            data.cols,
+            gmm.dim()
+        );
+    }
+    let points = data.to_f32();
+    let mut scores = vec![0f32; data.rows];
+    gmm.log_density_batch(&points, &mut scores)
+        .context("scoring failed")?;
+    let mut csv = String::with_capacity(12 * (scores.len() + 1));
+    csv.push_str("log_density\n");
+    for s in &scores {
+        csv.push_str(&format!("{s}\n"));
+    }
+    match &args.out {
+        Some(path) => write_atomic(path, csv.as_bytes())?,
+        None => std::io::stdout().lock().write_all(csv.as_bytes())?,
+    }
+    Ok(())
+}

@@ -1,0 +1,361 @@
+//! Loading numeric training data from files.
+//!
+//! Supported formats, chosen by file extension (case-insensitive):
+//!
+//! * `.csv` — comma-separated values with an optional header row,
+//! * `.csv.gz` — the same, gzip-compressed,
+//! * `.npy` — a NumPy array (1-D or 2-D; `f32`, `f64` or any 8–64-bit integer type).
+//!
+//! Every value must be a finite number; a label column can be split off and
+//! columns can be dropped (see [`LoadOptions`]).
+
+mod csv;
+mod npy;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A numeric table loaded from a file: row-major `f64` values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Feature column names (`x0`..`x{d-1}` when the file has no header, and for NPY).
+    pub columns: Vec<String>,
+    /// Number of rows (samples).
+    pub rows: usize,
+    /// Number of feature columns.
+    pub cols: usize,
+    /// `rows * cols` values, row-major.
+    pub values: Vec<f64>,
+    /// Values of the label column, if [`LoadOptions::label_column`] was given.
+    pub labels: Option<Vec<f64>>,
+}
+
+impl Dataset {
+    /// The feature values of row `i`.
+    ///
+    /// # Panics
+    /// If `i >= self.rows`.
+    pub fn row(&self, i: usize) -> &[f64] {
+        assert!(i < self.rows, "row {i} out of range ({} rows)", self.rows);
+        &self.values[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// All feature values converted to `f32`, row-major.
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.values.iter().map(|&v| v as f32).collect()
+    }
+
+    /// A new dataset with only the rows `idx` (in that order; repeats allowed),
+    /// labels included.
+    ///
+    /// # Panics
+    /// If an index is `>= self.rows`.
+    pub fn select_rows(&self, idx: &[usize]) -> Dataset {
+        let mut values = Vec::with_capacity(idx.len() * self.cols);
+        for &i in idx {
+            values.extend_from_slice(self.row(i));
+        }
+        Dataset {
+            columns: self.columns.clone(),
+            rows: idx.len(),
+            cols: self.cols,
+            values,
+            labels: self
+                .labels
+                .as_ref()
+                .map(|l| idx.iter().map(|&i| l[i]).collect()),
+        }
+    }
+}
+
+/// Options for [`load`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Column returned as [`Dataset::labels`] and excluded from the features.
+    pub label_column: Option<String>,
+    /// Columns excluded from the features (their contents are not parsed).
+    ///
+    /// Columns are named by their header name; when the file has no header
+    /// (and for NPY) by `x0`, `x1`, ... or by a 0-based index such as `"3"`.
+    pub drop_columns: Vec<String>,
+}
+
+/// Why a data file could not be loaded.
+///
+/// Row numbers are 1-based and count data rows only (a header is not a data
+/// row); CSV errors also give the 1-based line number in the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file extension is not one of the supported formats.
+    #[error(
+        "unsupported data format for {}: expected a file ending in .csv, .csv.gz or .npy",
+        path.display()
+    )]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// There are no data rows, or no feature columns are left.
+    #[error("{}: {reason}", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// A CSV row has a different number of fields than the first row.
+    #[error(
+        "{}: data row {row} (line {line}) has {found} fields, expected {expected}",
+        path.display()
+    )]
+    RaggedRow {
+        /// The file.
+        path: PathBuf,
+        /// 1-based data row.
+        row: usize,
+        /// 1-based line in the file.
+        line: u64,
+        /// Number of fields in this row.
+        found: usize,
+        /// Number of fields in the first row.
+        expected: usize,
+    },
+    /// A CSV field is not a number.
+    #[error(
+        "{}: data row {row} (line {line}), column '{column}': {text:?} is not a number",
+        path.display()
+    )]
+    NotANumber {
+        /// The file.
+        path: PathBuf,
+        /// 1-based data row.
+        row: usize,
+        /// 1-based line in the file.
+        line: u64,
+        /// Column name.
+        column: String,
+        /// The offending text (trimmed).
+        text: String,
+    },
+    /// A value is NaN or infinite.
+    #[error(
+        "{}: data row {row}{}, column '{column}': value {value} is not finite (NaN and Inf are not allowed)",
+        path.display(),
+        LineSuffix(*line)
+    )]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// 1-based data row.
+        row: usize,
+        /// 1-based line in the file (CSV only).
+        line: Option<u64>,
+        /// Column name.
+        column: String,
+        /// The value.
+        value: f64,
+    },
+    /// A label or drop column does not exist.
+    #[error(
+        "{}: {role} column '{name}' not found; available columns: {}",
+        path.display(),
+        available.join(", ")
+    )]
+    ColumnNotFound {
+        /// The file.
+        path: PathBuf,
+        /// `"label"` or `"drop"`.
+        role: &'static str,
+        /// The requested column.
+        name: String,
+        /// The columns the file has.
+        available: Vec<String>,
+    },
+    /// The CSV could not be parsed (other than the cases above).
+    #[error("{}: malformed CSV: {reason}", path.display())]
+    MalformedCsv {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The NPY file is invalid or holds an unsupported array.
+    #[error("{}: malformed NPY file: {reason}", path.display())]
+    MalformedNpy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Formats `Some(line)` as `" (line N)"`.
+struct LineSuffix(Option<u64>);
+
+impl fmt::Display for LineSuffix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(line) => write!(f, " (line {line})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Loads a numeric table from `path`; the format is chosen by extension
+/// (`.csv`, `.csv.gz`, `.npy`).
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if name.ends_with(".csv") {
+        csv::load(path, false, opts)
+    } else if name.ends_with(".csv.gz") {
+        csv::load(path, true, opts)
+    } else if name.ends_with(".npy") {
+        npy::load(path, opts)
+    } else {
+        Err(DataError::UnsupportedFormat {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// What happens to one column of the source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Feature,
+    Label,
+    Drop,
+}
+
+/// Decides the [`Role`] of each source column and returns it together with the
+/// feature column names.
+///
+/// With `by_index`, a name that matches no column may be a 0-based index.
+fn assign_roles(
+    path: &Path,
+    names: &[String],
+    by_index: bool,
+    opts: &LoadOptions,
+) -> Result<(Vec<Role>, Vec<String>), DataError> {
+    let find = |wanted: &str, role: &'static str| {
+        let wanted = wanted.trim();
+        names
+            .iter()
+            .position(|n| n == wanted)
+            .or_else(|| {
+                wanted
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&i| by_index && i < names.len())
+            })
+            .ok_or_else(|| DataError::ColumnNotFound {
+                path: path.to_path_buf(),
+                role,
+                name: wanted.to_string(),
+                available: names.to_vec(),
+            })
+    };
+    let mut roles = vec![Role::Feature; names.len()];
+    for d in &opts.drop_columns {
+        roles[find(d, "drop")?] = Role::Drop;
+    }
+    if let Some(label) = &opts.label_column {
+        roles[find(label, "label")?] = Role::Label;
+    }
+    let features: Vec<String> = names
+        .iter()
+        .zip(&roles)
+        .filter(|(_, r)| **r == Role::Feature)
+        .map(|(n, _)| n.clone())
+        .collect();
+    if features.is_empty() {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+            reason: format!(
+                "no feature columns left after removing label/dropped columns (file has: {})",
+                names.join(", ")
+            ),
+        });
+    }
+    Ok((roles, features))
+}
+
+/// Default column names `x0`..`x{n-1}`.
+fn default_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("x{i}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Dataset {
+        Dataset {
+            columns: vec!["a".into(), "b".into()],
+            rows: 3,
+            cols: 2,
+            values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            labels: Some(vec![10.0, 20.0, 30.0]),
+        }
+    }
+
+    #[test]
+    fn row_and_to_f32() {
+        let d = sample();
+        assert_eq!(d.row(1), &[3.0, 4.0]);
+        assert_eq!(d.to_f32(), vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn select_rows_keeps_order_and_labels() {
+        let s = sample().select_rows(&[2, 0, 2]);
+        assert_eq!(s.rows, 3);
+        assert_eq!(s.cols, 2);
+        assert_eq!(s.values, vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]);
+        assert_eq!(s.labels, Some(vec![30.0, 10.0, 30.0]));
+        assert_eq!(s.columns, sample().columns);
+    }
+
+    #[test]
+    fn unsupported_extension() {
+        let err = load(Path::new("data/train.parquet"), &LoadOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, DataError::UnsupportedFormat { .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("train.parquet"), "{msg}");
+        assert!(msg.contains(".csv.gz") && msg.contains(".npy"), "{msg}");
+    }
+
+    #[test]
+    fn missing_file_is_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["missing.csv", "missing.csv.gz", "missing.npy"] {
+            let path = dir.path().join(name);
+            let err = load(&path, &LoadOptions::default()).unwrap_err();
+            assert!(matches!(err, DataError::Io { .. }), "{err:?}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn extension_is_case_insensitive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("UPPER.CSV");
+        std::fs::write(&path, "1,2\n").unwrap();
+        let d = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(d.values, vec![1.0, 2.0]);
+    }
+}

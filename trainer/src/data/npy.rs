@@ -1,0 +1,498 @@
+//! NPY loading: 1-D (one column) or 2-D arrays of `f32`, `f64` or integers,
+//! in C or Fortran order, any byte order. Columns are named `x0`, `x1`, ...
+
+use std::path::Path;
+
+use npyz::{DType, NpyFile, NpyHeader, Order, TypeChar};
+
+use super::{DataError, Dataset, LoadOptions, Role, assign_roles, default_names};
+
+/// Loads a `.npy` file.
+pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let malformed = |reason: String| DataError::MalformedNpy {
+        path: path.to_path_buf(),
+        reason,
+    };
+
+    if shape_overflows(&bytes) {
+        return Err(malformed("array shape is too large".to_string()));
+    }
+    let mut data: &[u8] = &bytes;
+    let header =
+        NpyHeader::from_reader(&mut data).map_err(|e| malformed(format!("bad header: {e}")))?;
+    let (rows, cols) = match *header.shape() {
+        [n] => (n, 1),
+        [r, c] => (r, c),
+        ref shape => {
+            return Err(malformed(format!(
+                "expected a 1-D or 2-D array, got {}-D array of shape {shape:?}",
+                shape.len()
+            )));
+        }
+    };
+    let DType::Plain(ty) = header.dtype() else {
+        return Err(malformed(format!(
+            "unsupported dtype {}; expected f32, f64 or an integer type",
+            header.dtype().descr()
+        )));
+    };
+    let unsupported = || {
+        malformed(format!(
+            "unsupported dtype '{ty}'; expected f32, f64 or an integer type"
+        ))
+    };
+    let item_size = match (ty.type_char(), ty.size_field()) {
+        (TypeChar::Float, 4 | 8) | (TypeChar::Int | TypeChar::Uint, 1 | 2 | 4 | 8) => {
+            ty.size_field()
+        }
+        _ => return Err(unsupported()),
+    };
+
+    // Check the size before reading, so a bogus shape cannot trigger a huge allocation.
+    let expected_bytes = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(item_size))
+        .ok_or_else(|| malformed(format!("shape ({rows}, {cols}) is too large")))?;
+    if data.len() as u64 != expected_bytes {
+        return Err(malformed(format!(
+            "shape ({rows}, {cols}) of '{ty}' needs {expected_bytes} data bytes, file has {}",
+            data.len()
+        )));
+    }
+    let (rows, cols) = (rows as usize, cols as usize); // fits: the data is in memory
+
+    let order = header.order();
+    let file = NpyFile::with_header(header, data);
+    let flat = match (ty.type_char(), item_size) {
+        (TypeChar::Float, 4) => read(file, |v: f32| v as f64),
+        (TypeChar::Float, _) => read(file, |v: f64| v),
+        (TypeChar::Int, 1) => read(file, |v: i8| v as f64),
+        (TypeChar::Int, 2) => read(file, |v: i16| v as f64),
+        (TypeChar::Int, 4) => read(file, |v: i32| v as f64),
+        (TypeChar::Int, _) => read(file, |v: i64| v as f64),
+        (TypeChar::Uint, 1) => read(file, |v: u8| v as f64),
+        (TypeChar::Uint, 2) => read(file, |v: u16| v as f64),
+        (TypeChar::Uint, 4) => read(file, |v: u32| v as f64),
+        (_, _) => read(file, |v: u64| v as f64),
+    }
+    .map_err(malformed)?;
+
+    let names = default_names(cols);
+    let (roles, columns) = assign_roles(path, &names, true, opts)?;
+    if rows == 0 {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+            reason: "no data rows (array has 0 rows)".to_string(),
+        });
+    }
+    let mut values = Vec::with_capacity(rows * columns.len());
+    let mut labels = roles
+        .contains(&Role::Label)
+        .then(|| Vec::with_capacity(rows));
+    for i in 0..rows {
+        for (j, role) in roles.iter().enumerate() {
+            if *role == Role::Drop {
+                continue;
+            }
+            let value = match order {
+                Order::C => flat[i * cols + j],
+                Order::Fortran => flat[j * rows + i],
+            };
+            if !value.is_finite() {
+                return Err(DataError::NonFinite {
+                    path: path.to_path_buf(),
+                    row: i + 1,
+                    line: None,
+                    column: names[j].clone(),
+                    value,
+                });
+            }
+            match (role, &mut labels) {
+                (Role::Label, Some(labels)) => labels.push(value),
+                _ => values.push(value),
+            }
+        }
+    }
+    Ok(Dataset {
+        rows,
+        cols: columns.len(),
+        columns,
+        values,
+        labels,
+    })
+}
+
+/// Whether the header's `shape` has dimensions whose product overflows `u64`.
+///
+/// npyz multiplies the dimensions unchecked (and panics in debug builds), so such
+/// headers are rejected first. Anything unexpected is left to npyz to report.
+fn shape_overflows(bytes: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1 << 16)]);
+    let Some(pos) = head.find("'shape'").or_else(|| head.find("\"shape\"")) else {
+        return false;
+    };
+    let tuple = head[pos + 7..].split(')').next().unwrap_or("");
+    tuple
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|d| !d.is_empty())
+        .try_fold(1u64, |acc, d| match d.parse::<u64>() {
+            Ok(0) => Some(acc),
+            Ok(n) => acc.checked_mul(n),
+            Err(_) => None,
+        })
+        .is_none()
+}
+
+/// Reads every element as `T` (in file order) and converts it to `f64`.
+fn read<T: npyz::Deserialize>(
+    file: NpyFile<&[u8]>,
+    conv: fn(T) -> f64,
+) -> Result<Vec<f64>, String> {
+    let reader = file.data::<T>().map_err(|e| e.to_string())?;
+    reader
+        .map(|v| v.map(conv))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| format!("cannot read data: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use npyz::WriterBuilder;
+
+    use super::super::load;
+    use super::*;
+
+    /// Writes `data` (already in file order) as an NPY file via npyz's writer.
+    fn write_npy<T: npyz::Serialize + npyz::AutoSerialize + Copy>(
+        dir: &Path,
+        name: &str,
+        shape: &[u64],
+        order: Order,
+        data: &[T],
+    ) -> PathBuf {
+        let path = dir.join(name);
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(shape)
+            .order(order)
+            .writer(std::io::BufWriter::new(
+                std::fs::File::create(&path).unwrap(),
+            ))
+            .begin_nd()
+            .unwrap();
+        w.extend(data.iter().copied()).unwrap();
+        w.finish().unwrap();
+        path
+    }
+
+    /// Writes an NPY (version 1.0) file by hand.
+    fn write_raw(dir: &Path, name: &str, dict: &str, data: &[u8]) -> PathBuf {
+        let mut text = format!("{dict}\n");
+        while (10 + text.len()) % 64 != 0 {
+            text.insert(text.len() - 1, ' ');
+        }
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.extend_from_slice(data);
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// The 2x3 matrix [[1,2,3],[4,5,6]] in C and Fortran element order.
+    const C_ORDER: [f64; 6] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    const F_ORDER: [f64; 6] = [1.0, 4.0, 2.0, 5.0, 3.0, 6.0];
+
+    fn check_2x3(d: &Dataset) {
+        assert_eq!(d.columns, vec!["x0", "x1", "x2"]);
+        assert_eq!((d.rows, d.cols), (2, 3));
+        assert_eq!(d.values, C_ORDER.to_vec());
+        assert_eq!(d.labels, None);
+    }
+
+    fn default() -> LoadOptions {
+        LoadOptions::default()
+    }
+
+    #[test]
+    fn f64_c_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_npy(dir.path(), "a.npy", &[2, 3], Order::C, &C_ORDER);
+        check_2x3(&load(&p, &default()).unwrap());
+    }
+
+    #[test]
+    fn f64_fortran_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_npy(dir.path(), "a.npy", &[2, 3], Order::Fortran, &F_ORDER);
+        check_2x3(&load(&p, &default()).unwrap());
+    }
+
+    #[test]
+    fn f32_c_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<f32> = C_ORDER.iter().map(|&v| v as f32).collect();
+        let p = write_npy(dir.path(), "a.npy", &[2, 3], Order::C, &data);
+        check_2x3(&load(&p, &default()).unwrap());
+    }
+
+    #[test]
+    fn f32_fortran_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<f32> = F_ORDER.iter().map(|&v| v as f32).collect();
+        let p = write_npy(dir.path(), "a.npy", &[2, 3], Order::Fortran, &data);
+        check_2x3(&load(&p, &default()).unwrap());
+    }
+
+    #[test]
+    fn hand_written_fortran_big_endian() {
+        // Independent of npyz's writer: '>f8', fortran_order True.
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = F_ORDER.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let p = write_raw(
+            dir.path(),
+            "a.npy",
+            "{'descr': '>f8', 'fortran_order': True, 'shape': (2, 3), }",
+            &data,
+        );
+        check_2x3(&load(&p, &default()).unwrap());
+    }
+
+    #[test]
+    fn integer_dtypes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_npy(
+            dir.path(),
+            "i32.npy",
+            &[2, 3],
+            Order::C,
+            &[1i32, 2, 3, 4, 5, 6],
+        );
+        check_2x3(&load(&p, &default()).unwrap());
+        let p = write_npy(
+            dir.path(),
+            "u8.npy",
+            &[2, 3],
+            Order::Fortran,
+            &[1u8, 4, 2, 5, 3, 6],
+        );
+        check_2x3(&load(&p, &default()).unwrap());
+        let p = write_npy(dir.path(), "i64.npy", &[3], Order::C, &[-1i64, 0, 7]);
+        let d = load(&p, &default()).unwrap();
+        assert_eq!((d.rows, d.cols), (3, 1));
+        assert_eq!(d.values, vec![-1.0, 0.0, 7.0]);
+    }
+
+    #[test]
+    fn one_dimensional_is_one_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_npy(
+            dir.path(),
+            "a.npy",
+            &[4],
+            Order::C,
+            &[1.5f64, 2.5, 3.5, 4.5],
+        );
+        let d = load(&p, &default()).unwrap();
+        assert_eq!(d.columns, vec!["x0"]);
+        assert_eq!((d.rows, d.cols), (4, 1));
+        assert_eq!(d.values, vec![1.5, 2.5, 3.5, 4.5]);
+    }
+
+    #[test]
+    fn label_and_drop_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_npy(dir.path(), "a.npy", &[2, 3], Order::Fortran, &F_ORDER);
+        let opts = LoadOptions {
+            label_column: Some("2".into()),
+            drop_columns: vec!["x0".into()],
+        };
+        let d = load(&p, &opts).unwrap();
+        assert_eq!(d.columns, vec!["x1"]);
+        assert_eq!((d.rows, d.cols), (2, 1));
+        assert_eq!(d.values, vec![2.0, 5.0]);
+        assert_eq!(d.labels, Some(vec![3.0, 6.0]));
+
+        let opts = LoadOptions {
+            label_column: Some("x0".into()),
+            drop_columns: vec!["1".into()],
+        };
+        let d = load(&p, &opts).unwrap();
+        assert_eq!(d.columns, vec!["x2"]);
+        assert_eq!(d.values, vec![3.0, 6.0]);
+        assert_eq!(d.labels, Some(vec![1.0, 4.0]));
+    }
+
+    #[test]
+    fn error_column_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_npy(dir.path(), "a.npy", &[2, 3], Order::C, &C_ORDER);
+        let opts = LoadOptions {
+            label_column: Some("3".into()),
+            drop_columns: vec![],
+        };
+        let err = load(&p, &opts).unwrap_err();
+        assert!(
+            matches!(err, DataError::ColumnNotFound { role: "label", .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("x0, x1, x2"), "{err}");
+    }
+
+    #[test]
+    fn error_non_finite() {
+        let dir = tempfile::tempdir().unwrap();
+        // C order: NaN at row 2, column x1.
+        let p = write_npy(
+            dir.path(),
+            "c.npy",
+            &[2, 3],
+            Order::C,
+            &[1.0, 2.0, 3.0, 4.0, f64::NAN, 6.0],
+        );
+        let err = load(&p, &default()).unwrap_err();
+        assert!(
+            matches!(&err, DataError::NonFinite { row: 2, line: None, column, .. } if column == "x1"),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("row 2") && msg.contains("'x1'"), "{msg}");
+        // Fortran order: +Inf at row 1, column x2 (element 4 in file order).
+        let data = [1.0f32, 4.0, 2.0, 5.0, f32::INFINITY, 6.0];
+        let p = write_npy(dir.path(), "f.npy", &[2, 3], Order::Fortran, &data);
+        let err = load(&p, &default()).unwrap_err();
+        assert!(
+            matches!(&err, DataError::NonFinite { row: 1, column, .. } if column == "x2"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn error_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_npy::<f64>(dir.path(), "rows.npy", &[0, 3], Order::C, &[]);
+        let err = load(&p, &default()).unwrap_err();
+        assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+        let p = write_npy::<f64>(dir.path(), "cols.npy", &[2, 0], Order::C, &[]);
+        let err = load(&p, &default()).unwrap_err();
+        assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+        let p = write_npy(dir.path(), "drop.npy", &[2], Order::C, &[1.0f64, 2.0]);
+        let opts = LoadOptions {
+            label_column: None,
+            drop_columns: vec!["x0".into()],
+        };
+        let err = load(&p, &opts).unwrap_err();
+        assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+    }
+
+    fn assert_malformed(path: &Path, needle: &str) {
+        let err = load(path, &default()).unwrap_err();
+        assert!(matches!(err, DataError::MalformedNpy { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(needle), "{msg}");
+        assert!(msg.contains(&*path.to_string_lossy()), "{msg}");
+    }
+
+    #[test]
+    fn error_three_dimensional() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_npy(dir.path(), "a.npy", &[1, 2, 3], Order::C, &C_ORDER);
+        assert_malformed(&p, "3-D");
+        let p = write_raw(
+            dir.path(),
+            "s.npy",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (), }",
+            &[0; 8],
+        );
+        assert_malformed(&p, "0-D");
+    }
+
+    #[test]
+    fn error_wrong_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_raw(
+            dir.path(),
+            "u.npy",
+            "{'descr': '<U2', 'fortran_order': False, 'shape': (2,), }",
+            &[0; 16],
+        );
+        assert_malformed(&p, "unsupported dtype");
+        let p = write_raw(
+            dir.path(),
+            "b.npy",
+            "{'descr': '|b1', 'fortran_order': False, 'shape': (2,), }",
+            &[0, 1],
+        );
+        assert_malformed(&p, "unsupported dtype");
+        let p = write_raw(
+            dir.path(),
+            "h.npy",
+            "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }",
+            &[0; 4],
+        );
+        assert_malformed(&p, "unsupported dtype");
+        let p = write_raw(
+            dir.path(),
+            "r.npy",
+            "{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (2,), }",
+            &[0; 16],
+        );
+        assert_malformed(&p, "unsupported dtype");
+    }
+
+    #[test]
+    fn error_bad_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("text.npy");
+        std::fs::write(&p, "x0,x1\n1,2\n").unwrap();
+        assert_malformed(&p, "bad header");
+        let p = write_raw(
+            dir.path(),
+            "k.npy",
+            "{'descr': '<f8', 'shape': (2,), }",
+            &[0; 16],
+        );
+        assert_malformed(&p, "bad header");
+    }
+
+    #[test]
+    fn error_truncated_or_oversized_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_raw(
+            dir.path(),
+            "t.npy",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }",
+            &[0; 40],
+        );
+        assert_malformed(&p, "needs 48 data bytes, file has 40");
+        let p = write_raw(
+            dir.path(),
+            "huge.npy",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (4000000000000, 4000000000000), }",
+            &[0; 8],
+        );
+        assert_malformed(&p, "too large");
+        let p = write_raw(
+            dir.path(),
+            "huge3.npy",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4000000000000, 4000000000000), }",
+            &[],
+        );
+        assert_malformed(&p, "too large");
+        let p = write_raw(
+            dir.path(),
+            "big_dim.npy",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999999, 1), }",
+            &[0; 8],
+        );
+        let err = load(&p, &default()).unwrap_err();
+        assert!(matches!(err, DataError::MalformedNpy { .. }), "{err:?}");
+    }
+}

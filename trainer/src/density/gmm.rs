@@ -1,0 +1,511 @@
+//! Gaussian mixtures fitted by expectation-maximisation, with the semantics
+//! of scikit-learn's `GaussianMixture` (same initialisations, M-step,
+//! `reg_covar`, convergence test and precision Cholesky factors).
+//!
+//! With one component the fit is the closed-form Gaussian maximum-likelihood
+//! estimate: the sample mean and the biased (1/N) covariance, plus `reg_covar`
+//! on the diagonal.
+
+use nalgebra::{DMatrix, DVector};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tinygen_runtime::gmm::{Covariance, GmmParams, Standardizer};
+
+use super::kmeans;
+
+/// How the responsibilities of the first EM step are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// Hard labels of one k-means run (scikit-learn's `kmeans`, the default).
+    KMeans,
+    /// One-hot responsibilities at k-means++ seeds (`k-means++`).
+    KMeansPlusPlus,
+    /// Uniform random responsibilities, normalised per row (`random`).
+    Random,
+}
+
+/// Options of an EM fit; the defaults are scikit-learn's.
+#[derive(Debug, Clone)]
+pub struct EmOptions {
+    /// Number of components K.
+    pub components: usize,
+    /// Covariance structure.
+    pub covariance: Covariance,
+    /// Initialisation method.
+    pub init: Init,
+    /// Number of initialisations; the best lower bound wins.
+    pub n_init: usize,
+    /// Maximum EM iterations per initialisation.
+    pub max_iter: usize,
+    /// Convergence threshold on the change of the mean log-likelihood.
+    pub tol: f64,
+    /// Added to the covariance diagonal for numerical stability.
+    pub reg_covar: f64,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for EmOptions {
+    fn default() -> Self {
+        Self {
+            components: 1,
+            covariance: Covariance::Full,
+            init: Init::KMeans,
+            n_init: 1,
+            max_iter: 100,
+            tol: 1e-3,
+            reg_covar: 1e-6,
+            seed: 0,
+        }
+    }
+}
+
+/// Why a fit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    /// Fewer rows than components.
+    #[error(
+        "cannot fit {components} components to {rows} rows: need at least as many rows as components"
+    )]
+    TooFewRows {
+        /// Rows in the data.
+        rows: usize,
+        /// Components asked for.
+        components: usize,
+    },
+    /// A covariance was not positive definite.
+    #[error(
+        "covariance of component {component} is singular or not positive definite \
+         (constant or duplicated features, or a collapsed component); increase --reg-covar \
+         (now {reg_covar:e}), use fewer components, or drop the degenerate features"
+    )]
+    SingularCovariance {
+        /// Index of the offending component.
+        component: usize,
+        /// The regularisation that was not enough.
+        reg_covar: f64,
+    },
+    /// The log-likelihood became NaN or infinite.
+    #[error("EM diverged: the log-likelihood became {0} at iteration {1}")]
+    Diverged(f64, usize),
+    /// Invalid options or data shape.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A fitted Gaussian mixture in scikit-learn's parametrisation.
+///
+/// Flat layouts (row-major): `covariances` and `precisions_cholesky` are
+/// K x D x D (full), D x D (tied), K x D (diag) or K (spherical).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaussianMixture {
+    /// Covariance structure.
+    pub covariance: Covariance,
+    /// Mixture weights, summing to 1.
+    pub weights: Vec<f64>,
+    /// Means, K x D, row-major.
+    pub means: Vec<f64>,
+    /// Covariances (flat, see above).
+    pub covariances: Vec<f64>,
+    /// Upper Cholesky factors of the precisions (flat, see above).
+    pub precisions_cholesky: Vec<f64>,
+}
+
+/// How an EM run went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmReport {
+    /// Whether the change of the lower bound fell below `tol`.
+    pub converged: bool,
+    /// Iterations run by the winning initialisation.
+    pub n_iter: usize,
+    /// Final mean log-likelihood (before the last M-step, as scikit-learn).
+    pub lower_bound: f64,
+    /// The mean log-likelihood at every iteration of the winning initialisation.
+    pub lower_bounds: Vec<f64>,
+}
+
+impl GaussianMixture {
+    /// Number of components K.
+    pub fn components(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Dimension D.
+    pub fn dim(&self) -> usize {
+        self.means.len() / self.components()
+    }
+
+    /// Mean of component `c` as a row vector.
+    fn mean(&self, c: usize) -> nalgebra::RowDVector<f64> {
+        let d = self.dim();
+        nalgebra::RowDVector::from_row_slice(&self.means[c * d..(c + 1) * d])
+    }
+
+    /// The M-step: parameters from responsibilities `resp` (N x K).
+    pub fn from_responsibilities(
+        x: &DMatrix<f64>,
+        resp: &DMatrix<f64>,
+        covariance: Covariance,
+        reg_covar: f64,
+    ) -> Result<Self, FitError> {
+        let d = x.ncols();
+        let k = resp.ncols();
+        let nk: DVector<f64> = resp.row_sum().transpose().add_scalar(10.0 * f64::EPSILON);
+        let mut means = resp.tr_mul(x);
+        for (c, mut row) in means.row_iter_mut().enumerate() {
+            row /= nk[c];
+        }
+        let covariances = match covariance {
+            Covariance::Full => {
+                let mut out = Vec::with_capacity(k * d * d);
+                for c in 0..k {
+                    let diff = centered(x, &means, c);
+                    let mut weighted = diff.clone();
+                    for (i, mut row) in weighted.row_iter_mut().enumerate() {
+                        row *= resp[(i, c)];
+                    }
+                    let mut cov = weighted.tr_mul(&diff) / nk[c];
+                    for j in 0..d {
+                        cov[(j, j)] += reg_covar;
+                    }
+                    out.extend(cov.transpose().iter());
+                }
+                out
+            }
+            Covariance::Tied => {
+                let avg_x2 = x.tr_mul(x);
+                let mut weighted_means = means.clone();
+                for (c, mut row) in weighted_means.row_iter_mut().enumerate() {
+                    row *= nk[c];
+                }
+                let mut cov = (avg_x2 - weighted_means.tr_mul(&means)) / nk.sum();
+                for j in 0..d {
+                    cov[(j, j)] += reg_covar;
+                }
+                cov.transpose().iter().copied().collect()
+            }
+            Covariance::Diag | Covariance::Spherical => {
+                let x2 = x.component_mul(x);
+                let avg_x2 = resp.tr_mul(&x2);
+                let diag = DMatrix::from_fn(k, d, |c, j| {
+                    avg_x2[(c, j)] / nk[c] - means[(c, j)] * means[(c, j)] + reg_covar
+                });
+                if covariance == Covariance::Diag {
+                    diag.transpose().iter().copied().collect()
+                } else {
+                    diag.row_iter().map(|r| r.mean()).collect()
+                }
+            }
+        };
+        let total = nk.sum();
+        let weights = nk.iter().map(|w| w / total).collect();
+        let precisions_cholesky = precision_cholesky(&covariances, covariance, k, d, reg_covar)?;
+        Ok(Self {
+            covariance,
+            weights,
+            means: means.transpose().as_slice().to_vec(),
+            covariances,
+            precisions_cholesky,
+        })
+    }
+
+    /// `ln N(x_i | mu_k, Sigma_k)` for every row i and component k (N x K).
+    pub fn log_gaussian(&self, x: &DMatrix<f64>) -> DMatrix<f64> {
+        let (n, d) = x.shape();
+        let k = self.components();
+        let mut out = DMatrix::zeros(n, k);
+        let log_2pi = d as f64 * (2.0 * std::f64::consts::PI).ln();
+        for c in 0..k {
+            let mu = self.mean(c);
+            let (sq, log_det): (DVector<f64>, f64) = match self.covariance {
+                Covariance::Full | Covariance::Tied => {
+                    let offset = if self.covariance == Covariance::Full {
+                        c * d * d
+                    } else {
+                        0
+                    };
+                    let u = DMatrix::from_row_slice(
+                        d,
+                        d,
+                        &self.precisions_cholesky[offset..offset + d * d],
+                    );
+                    let b = &mu * &u;
+                    let mut y = x * &u;
+                    for mut row in y.row_iter_mut() {
+                        row -= &b;
+                    }
+                    let log_det = u.diagonal().iter().map(|v| v.ln()).sum();
+                    (y.component_mul(&y).column_sum(), log_det)
+                }
+                Covariance::Diag | Covariance::Spherical => {
+                    let p: Vec<f64> = if self.covariance == Covariance::Diag {
+                        self.precisions_cholesky[c * d..(c + 1) * d].to_vec()
+                    } else {
+                        vec![self.precisions_cholesky[c]; d]
+                    };
+                    let sq = DVector::from_fn(n, |i, _| {
+                        (0..d).map(|j| ((x[(i, j)] - mu[j]) * p[j]).powi(2)).sum()
+                    });
+                    (sq, p.iter().map(|v| v.ln()).sum())
+                }
+            };
+            out.set_column(c, &sq.map(|s| -0.5 * (log_2pi + s) + log_det));
+        }
+        out
+    }
+
+    /// The E-step: mean log-likelihood and log-responsibilities (N x K).
+    pub fn e_step(&self, x: &DMatrix<f64>) -> (f64, DMatrix<f64>) {
+        let mut weighted = self.log_gaussian(x);
+        for (c, mut col) in weighted.column_iter_mut().enumerate() {
+            col.add_scalar_mut(self.weights[c].ln());
+        }
+        let mut total = 0.0;
+        for mut row in weighted.row_iter_mut() {
+            let norm = logsumexp(&row);
+            total += norm;
+            row.add_scalar_mut(-norm);
+        }
+        (total / x.nrows() as f64, weighted)
+    }
+
+    /// Per-row log-density (scikit-learn's `score_samples`).
+    pub fn score_samples(&self, x: &DMatrix<f64>) -> Vec<f64> {
+        let mut weighted = self.log_gaussian(x);
+        for (c, mut col) in weighted.column_iter_mut().enumerate() {
+            col.add_scalar_mut(self.weights[c].ln());
+        }
+        weighted.row_iter().map(logsumexp).collect()
+    }
+
+    /// Number of free parameters (as scikit-learn's `_n_parameters`).
+    pub fn n_parameters(&self) -> usize {
+        let (k, d) = (self.components(), self.dim());
+        let cov = match self.covariance {
+            Covariance::Full => k * d * (d + 1) / 2,
+            Covariance::Tied => d * (d + 1) / 2,
+            Covariance::Diag => k * d,
+            Covariance::Spherical => k,
+        };
+        cov + k * d + k - 1
+    }
+
+    /// Bayesian information criterion on `x` (lower is better).
+    pub fn bic(&self, x: &DMatrix<f64>) -> f64 {
+        let n = x.nrows() as f64;
+        -2.0 * self.score_samples(x).iter().sum::<f64>() + self.n_parameters() as f64 * n.ln()
+    }
+
+    /// Akaike information criterion on `x` (lower is better).
+    pub fn aic(&self, x: &DMatrix<f64>) -> f64 {
+        -2.0 * self.score_samples(x).iter().sum::<f64>() + 2.0 * self.n_parameters() as f64
+    }
+
+    /// The parameters in the runtime encoder's form.
+    pub fn params<'a>(&'a self, standardizer: Option<Standardizer<'a>>) -> GmmParams<'a> {
+        GmmParams {
+            covariance: self.covariance,
+            dim: self.dim(),
+            weights: &self.weights,
+            means: &self.means,
+            precisions_cholesky: &self.precisions_cholesky,
+            standardizer,
+        }
+    }
+}
+
+/// `x - mu_c` for every row.
+fn centered(x: &DMatrix<f64>, means: &DMatrix<f64>, c: usize) -> DMatrix<f64> {
+    let mut diff = x.clone();
+    let mu = means.row(c);
+    for mut row in diff.row_iter_mut() {
+        row -= &mu;
+    }
+    diff
+}
+
+/// Upper Cholesky factors of the precisions from the covariances (flat).
+fn precision_cholesky(
+    covariances: &[f64],
+    covariance: Covariance,
+    k: usize,
+    d: usize,
+    reg_covar: f64,
+) -> Result<Vec<f64>, FitError> {
+    let singular = |component| FitError::SingularCovariance {
+        component,
+        reg_covar,
+    };
+    match covariance {
+        Covariance::Full | Covariance::Tied => {
+            let blocks = if covariance == Covariance::Full { k } else { 1 };
+            let mut out = Vec::with_capacity(blocks * d * d);
+            for c in 0..blocks {
+                let cov = DMatrix::from_row_slice(d, d, &covariances[c * d * d..(c + 1) * d * d]);
+                let chol = cov.cholesky().ok_or_else(|| singular(c))?;
+                let lower_inv = chol
+                    .l()
+                    .solve_lower_triangular(&DMatrix::identity(d, d))
+                    .ok_or_else(|| singular(c))?;
+                // precisions_cholesky = (L^-1)^T, upper triangular; row-major of
+                // the transpose is column-major of L^-1.
+                out.extend(lower_inv.iter());
+            }
+            if out.iter().any(|v: &f64| !v.is_finite()) {
+                return Err(singular(0));
+            }
+            Ok(out)
+        }
+        Covariance::Diag | Covariance::Spherical => {
+            let per = if covariance == Covariance::Diag { d } else { 1 };
+            covariances
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if v > 0.0 && v.is_finite() {
+                        Ok(1.0 / v.sqrt())
+                    } else {
+                        Err(singular(i / per))
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// Stable `ln Σ exp(v)` over a row.
+fn logsumexp<'a>(values: impl IntoIterator<Item = &'a f64> + Copy) -> f64 {
+    let max = values
+        .into_iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    if max == f64::NEG_INFINITY {
+        return max;
+    }
+    max + values
+        .into_iter()
+        .map(|v| (v - max).exp())
+        .sum::<f64>()
+        .ln()
+}
+
+/// Initial responsibilities (N x K) by the chosen method.
+pub fn initial_responsibilities(
+    x: &DMatrix<f64>,
+    k: usize,
+    init: Init,
+    rng: &mut impl Rng,
+) -> DMatrix<f64> {
+    let n = x.nrows();
+    let mut resp = DMatrix::zeros(n, k);
+    match init {
+        Init::KMeans => {
+            for (i, label) in kmeans::kmeans_labels(x, k, rng).into_iter().enumerate() {
+                resp[(i, label)] = 1.0;
+            }
+        }
+        Init::KMeansPlusPlus => {
+            for (c, i) in kmeans::kmeans_plusplus(x, k, rng).into_iter().enumerate() {
+                resp[(i, c)] = 1.0;
+            }
+        }
+        Init::Random => {
+            for mut row in resp.row_iter_mut() {
+                for v in row.iter_mut() {
+                    *v = rng.random::<f64>();
+                }
+                let s = row.sum();
+                row /= s;
+            }
+        }
+    }
+    resp
+}
+
+/// Runs EM from given initial responsibilities; `on_iter(iteration, lower_bound, change)`.
+pub fn em_from_responsibilities(
+    x: &DMatrix<f64>,
+    resp: &DMatrix<f64>,
+    opts: &EmOptions,
+    on_iter: &mut dyn FnMut(usize, f64, f64),
+) -> Result<(GaussianMixture, EmReport), FitError> {
+    let mut model =
+        GaussianMixture::from_responsibilities(x, resp, opts.covariance, opts.reg_covar)?;
+    let mut lower_bound = f64::NEG_INFINITY;
+    let mut lower_bounds = Vec::new();
+    let mut converged = false;
+    let mut n_iter = 0;
+    for iter in 1..=opts.max_iter {
+        n_iter = iter;
+        let previous = lower_bound;
+        let (mean_ll, log_resp) = model.e_step(x);
+        if !mean_ll.is_finite() {
+            return Err(FitError::Diverged(mean_ll, iter));
+        }
+        model = GaussianMixture::from_responsibilities(
+            x,
+            &log_resp.map(f64::exp),
+            opts.covariance,
+            opts.reg_covar,
+        )?;
+        lower_bound = mean_ll;
+        lower_bounds.push(lower_bound);
+        let change = lower_bound - previous;
+        on_iter(iter, lower_bound, change);
+        if change.abs() < opts.tol {
+            converged = true;
+            break;
+        }
+    }
+    Ok((
+        model,
+        EmReport {
+            converged,
+            n_iter,
+            lower_bound,
+            lower_bounds,
+        },
+    ))
+}
+
+/// Fits a mixture by EM with `n_init` initialisations, keeping the best.
+pub fn fit_em(
+    x: &DMatrix<f64>,
+    opts: &EmOptions,
+    on_iter: &mut dyn FnMut(usize, f64, f64),
+) -> Result<(GaussianMixture, EmReport), FitError> {
+    let (n, d) = x.shape();
+    if opts.components == 0 || opts.n_init == 0 || d == 0 {
+        return Err(FitError::Invalid(
+            "components, n-init and the number of features must be at least 1".into(),
+        ));
+    }
+    if n < opts.components {
+        return Err(FitError::TooFewRows {
+            rows: n,
+            components: opts.components,
+        });
+    }
+    if !(opts.reg_covar.is_finite()
+        && opts.reg_covar >= 0.0
+        && opts.tol.is_finite()
+        && opts.tol >= 0.0)
+    {
+        return Err(FitError::Invalid(
+            "reg-covar and tol must be non-negative".into(),
+        ));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let mut best: Option<(GaussianMixture, EmReport)> = None;
+    for _ in 0..opts.n_init {
+        let resp = initial_responsibilities(x, opts.components, opts.init, &mut rng);
+        let (model, report) = em_from_responsibilities(x, &resp, opts, on_iter)?;
+        if best
+            .as_ref()
+            .is_none_or(|(_, b)| report.lower_bound > b.lower_bound)
+        {
+            best = Some((model, report));
+        }
+    }
+    Ok(best.expect("n_init >= 1"))
+}

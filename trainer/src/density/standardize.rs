@@ -1,0 +1,63 @@
+//! Per-feature standardization `x' = (x - mean) / scale`, fitted on train data.
+
+use nalgebra::DMatrix;
+use tinygen_runtime::gmm::Standardizer as EncodedStandardizer;
+
+/// Mean and population standard deviation of each feature (as scikit-learn's
+/// `StandardScaler`: a constant feature gets scale 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standardizer {
+    /// Per-feature mean.
+    pub mean: Vec<f64>,
+    /// Per-feature scale (population standard deviation, or 1 if it is 0).
+    pub scale: Vec<f64>,
+}
+
+impl Standardizer {
+    /// Fits mean and scale to the rows of `x`.
+    pub fn fit(x: &DMatrix<f64>) -> Self {
+        let n = x.nrows() as f64;
+        let (mean, scale) = x
+            .column_iter()
+            .map(|col| {
+                let m = col.sum() / n;
+                let var = col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n;
+                let s = var.sqrt();
+                (m, if s > 0.0 && s.is_finite() { s } else { 1.0 })
+            })
+            .unzip();
+        Self { mean, scale }
+    }
+
+    /// `(x - mean) / scale`, row by row.
+    pub fn apply(&self, x: &DMatrix<f64>) -> DMatrix<f64> {
+        DMatrix::from_fn(x.nrows(), x.ncols(), |i, j| {
+            (x[(i, j)] - self.mean[j]) / self.scale[j]
+        })
+    }
+
+    /// The form the model encoder takes.
+    pub fn encoded(&self) -> EncodedStandardizer<'_> {
+        EncodedStandardizer {
+            mean: &self.mean,
+            scale: &self.scale,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardized_columns_have_zero_mean_unit_variance() {
+        let x = DMatrix::from_row_slice(4, 2, &[1.0, 5.0, 2.0, 5.0, 3.0, 5.0, 6.0, 5.0]);
+        let s = Standardizer::fit(&x);
+        assert_eq!(s.mean, vec![3.0, 5.0]);
+        assert_eq!(s.scale[1], 1.0, "constant column keeps scale 1");
+        let z = s.apply(&x);
+        let col = z.column(0);
+        assert!(col.sum().abs() < 1e-12);
+        assert!((col.iter().map(|v| v * v).sum::<f64>() / 4.0 - 1.0).abs() < 1e-12);
+    }
+}

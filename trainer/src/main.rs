@@ -1,0 +1,45 @@
+//! The `tinygen` command line: parses arguments and dispatches.
+
+use clap::{Parser, Subcommand};
+use tinygen::commands::{fit_gmm, info, score};
+
+/// Train small generative models on a desktop and run them on microcontrollers.
+#[derive(Debug, Parser)]
+#[command(name = "tinygen", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fit a model to data and write a .tgm model file.
+    #[command(subcommand)]
+    Fit(FitCommand),
+    /// Describe a model file: kind, dimensions, sizes, CRC.
+    Info(info::InfoArgs),
+    /// Score data with a model (log-density per row, as CSV), using the runtime crate.
+    Score(score::ScoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum FitCommand {
+    /// Gaussian mixture by EM (scikit-learn semantics) or gradient descent.
+    Gmm(fit_gmm::FitGmmArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Fit(FitCommand::Gmm(args)) => fit_gmm::run(args),
+        Command::Info(args) => info::run(args),
+        Command::Score(args) => score::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

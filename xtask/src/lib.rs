@@ -1,0 +1,268 @@
+//! Firmware and QEMU helpers shared by `cargo xtask` and the cross-crate tests.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail, ensure};
+use tinygen::io::{AlignedBytes, write_atomic};
+use tinygen_runtime::Gmm;
+
+/// The firmware's Rust target.
+pub const TARGET: &str = "thumbv7em-none-eabihf";
+/// The QEMU machine: an MPS2 board with a Cortex-M4F.
+pub const MACHINE: &str = "mps2-an386";
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, or `target/` in the workspace).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Whether a program can be started (`NAME --version` succeeds).
+pub fn has_program(name: &str) -> bool {
+    Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn target_installed() -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|t| t.trim() == TARGET)
+        })
+}
+
+/// What is missing to build and run the firmware, if anything.
+pub fn qemu_missing() -> Option<String> {
+    if !has_program("qemu-system-arm") {
+        return Some("qemu-system-arm is not installed (apt-get install qemu-system-arm)".into());
+    }
+    if !target_installed() {
+        return Some(format!(
+            "the Rust target is missing (rustup target add {TARGET})"
+        ));
+    }
+    if llvm_tool("llvm-nm").is_err() {
+        return Some("the LLVM tools are missing (rustup component add llvm-tools)".into());
+    }
+    None
+}
+
+/// Installs what the firmware needs: the Rust target and LLVM tools with
+/// rustup, and QEMU with apt-get when running as root (otherwise says how).
+pub fn install_prerequisites() -> anyhow::Result<()> {
+    if !target_installed() {
+        eprintln!("installing the Rust target {TARGET}");
+        ensure!(
+            Command::new("rustup")
+                .args(["target", "add", TARGET])
+                .status()?
+                .success(),
+            "rustup target add {TARGET} failed"
+        );
+    }
+    if llvm_tool("llvm-nm").is_err() {
+        eprintln!("installing the LLVM tools");
+        ensure!(
+            Command::new("rustup")
+                .args(["component", "add", "llvm-tools"])
+                .status()?
+                .success(),
+            "rustup component add llvm-tools failed"
+        );
+    }
+    if !has_program("qemu-system-arm") {
+        let root_user = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        ensure!(
+            root_user && has_program("apt-get"),
+            "qemu-system-arm is missing: install it (Debian/Ubuntu: sudo apt-get install qemu-system-arm)"
+        );
+        eprintln!("installing qemu-system-arm with apt-get");
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                "apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-system-arm",
+            ])
+            .status()?;
+        ensure!(status.success(), "apt-get install qemu-system-arm failed");
+    }
+    Ok(())
+}
+
+/// Writes a firmware test case: the model, the points, and the log-densities
+/// the runtime computes for them on this host (`tinygen score`'s format).
+pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = AlignedBytes::new(model);
+    let gmm = Gmm::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("model: {e}"))?;
+    let d = gmm.dim();
+    ensure!(
+        !points.is_empty() && points.len().is_multiple_of(d),
+        "points must be whole rows of {d} values"
+    );
+    let mut scores = vec![0f32; points.len() / d];
+    gmm.log_density_batch(points, &mut scores)
+        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
+    let mut inputs = String::new();
+    for row in points.chunks_exact(d) {
+        let line: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
+        writeln!(inputs, "{}", line.join(","))?;
+    }
+    let mut expected = String::from("log_density\n");
+    for s in &scores {
+        writeln!(expected, "{s:?}")?;
+    }
+    write_atomic(&dir.join("model.tgm"), model)?;
+    write_atomic(&dir.join("inputs.csv"), inputs.as_bytes())?;
+    write_atomic(&dir.join("expected.csv"), expected.as_bytes())?;
+    Ok(())
+}
+
+/// Builds the firmware (release) embedding the cases under `cases`; returns the ELF path.
+pub fn build_firmware(cases: &Path, features: &[&str]) -> anyhow::Result<PathBuf> {
+    let firmware = root().join("firmware");
+    let target_dir = target_dir().join("firmware");
+    let cases = cases
+        .canonicalize()
+        .with_context(|| format!("no case directory {}", cases.display()))?;
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(&firmware)
+        .args(["build", "--release", "--quiet", "--target", TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("TINYGEN_FW_CASES", &cases)
+        // The host's flags must not leak into the cross build.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
+    }
+    let status = cmd.status().context("cannot run cargo for the firmware")?;
+    ensure!(status.success(), "firmware build failed");
+    Ok(target_dir
+        .join(TARGET)
+        .join("release")
+        .join("tinygen-firmware"))
+}
+
+/// Output of one QEMU run.
+#[derive(Debug)]
+pub struct QemuRun {
+    /// Whether the firmware exited with success.
+    pub success: bool,
+    /// Everything the firmware printed over semihosting.
+    pub stdout: String,
+    /// QEMU's own messages (and the icount plugin's lines).
+    pub stderr: String,
+}
+
+/// Runs an ELF on the emulated Cortex-M4F, optionally with the instruction
+/// counting plugin between the firmware's marker functions.
+pub fn run_qemu(elf: &Path, icount: Option<&Path>) -> anyhow::Result<QemuRun> {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", "qemu-system-arm", "-machine", MACHINE, "-nographic"])
+        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .arg(elf);
+    if let Some(plugin) = icount {
+        let start = symbol_address(elf, "tinygen_bench_start")?;
+        let end = symbol_address(elf, "tinygen_bench_end")?;
+        cmd.arg("-plugin")
+            .arg(format!(
+                "{},start={start:#x},end={end:#x}",
+                plugin.display()
+            ))
+            .args(["-d", "plugin"]);
+    }
+    let out = cmd.output().context("cannot run qemu-system-arm")?;
+    Ok(QemuRun {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Directory of the LLVM tools that `rustup component add llvm-tools` installs.
+pub fn llvm_tool(name: &str) -> anyhow::Result<PathBuf> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()?;
+    let sysroot = String::from_utf8(sysroot.stdout)?.trim().to_string();
+    let lib = Path::new(&sysroot).join("lib").join("rustlib");
+    for entry in std::fs::read_dir(&lib)? {
+        let tool = entry?.path().join("bin").join(name);
+        if tool.is_file() {
+            return Ok(tool);
+        }
+    }
+    bail!("{name} not found: rustup component add llvm-tools")
+}
+
+/// Address of a symbol in an ELF (via llvm-nm).
+pub fn symbol_address(elf: &Path, symbol: &str) -> anyhow::Result<u64> {
+    let out = Command::new(llvm_tool("llvm-nm")?).arg(elf).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        if let (Some(addr), Some(_), Some(name)) = (parts.next(), parts.next(), parts.next())
+            && name == symbol
+        {
+            return Ok(u64::from_str_radix(addr, 16)?);
+        }
+    }
+    bail!("symbol {symbol} not found in {}", elf.display())
+}
+
+/// Builds the instruction-counting QEMU plugin (C, needs gcc); returns the .so path.
+pub fn build_icount_plugin() -> anyhow::Result<PathBuf> {
+    let src = root().join("xtask").join("icount").join("icount.c");
+    let out = target_dir().join("libicount.so");
+    let status = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .context("cannot run gcc")?;
+    ensure!(status.success(), "building the icount plugin failed");
+    Ok(out)
+}
+
+/// The `icount N` lines the plugin printed, in order.
+pub fn icounts(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("icount "))
+        .filter_map(|n| n.trim().parse().ok())
+        .collect()
+}
+
+/// Flash (text + rodata) and static RAM (data + bss) of an ELF, via llvm-size.
+pub fn elf_size(elf: &Path) -> anyhow::Result<(u64, u64)> {
+    let out = Command::new(llvm_tool("llvm-size")?).arg(elf).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(1).context("llvm-size printed nothing")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .take(3)
+        .map(|s| s.parse().unwrap_or(0))
+        .collect();
+    ensure!(v.len() == 3, "unexpected llvm-size output: {text}");
+    Ok((v[0] + v[1], v[1] + v[2]))
+}
