@@ -4,7 +4,8 @@
 //!
 //! Each case's first log-density is bracketed by the marker functions
 //! `tinygen_bench_start` / `tinygen_bench_end`, so an instruction-counting
-//! QEMU plugin (xtask/icount) can measure exactly one call.
+//! QEMU plugin (xtask/icount) can measure exactly one call; an empty
+//! bracket at the start measures the markers' own overhead.
 #![no_std]
 #![no_main]
 
@@ -25,6 +26,16 @@ struct Case {
 }
 
 include!(concat!(env!("OUT_DIR"), "/cases.rs"));
+
+/// Largest relative difference from the host (relative to max(1, |value|))
+/// that still counts as a match. With libm the device is bit-exact in
+/// practice; micromath's approximations are checked against a looser bound
+/// and the measured error is printed.
+const TOLERANCE: f32 = if cfg!(feature = "micromath") {
+    1e-2
+} else {
+    1e-6
+};
 
 /// Largest model the corruption check copies to RAM.
 const CORRUPT_BUF: usize = 16 * 1024;
@@ -77,7 +88,7 @@ fn check_case(case: &Case) -> usize {
                 max_rel = max_rel.max(rel);
                 if got.to_bits() == want.to_bits() {
                     bit_exact += 1;
-                } else if rel > 1e-6 {
+                } else if rel > TOLERANCE {
                     mismatches += 1;
                 }
             }
@@ -152,6 +163,9 @@ fn check_corruption(model: &[u8]) -> usize {
 
 #[entry]
 fn main() -> ! {
+    // An empty measured region: the marker overhead the counts include.
+    tinygen_bench_start();
+    tinygen_bench_end();
     let mut failures = 0;
     for case in CASES {
         failures += check_case(case);

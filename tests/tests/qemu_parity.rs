@@ -8,24 +8,10 @@
 //! turns the skip into a failure.
 
 use nalgebra::DMatrix;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use tinygen::data::{self, LoadOptions};
 use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::standardize::Standardizer;
 use tinygen_runtime::gmm::Covariance;
-
-/// `n` points from `k` random Gaussian blobs in `d` dimensions, row-major.
-fn blobs(n: usize, d: usize, k: usize, seed: u64) -> DMatrix<f64> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let centers: Vec<f64> = (0..k * d).map(|_| rng.random_range(-5.0..5.0)).collect();
-    let scales: Vec<f64> = (0..k * d).map(|_| rng.random_range(0.3..2.0)).collect();
-    DMatrix::from_fn(n, d, |i, j| {
-        let c = i % k;
-        let u: f64 = (0..4).map(|_| rng.random::<f64>()).sum::<f64>() - 2.0;
-        centers[c * d + j] + scales[c * d + j] * u + 10.0
-    })
-}
 
 /// Fits a mixture and writes it with test points (in-distribution rows and far-away ones).
 fn case(dir: &std::path::Path, name: &str, x: &DMatrix<f64>, opts: &EmOptions, standardize: bool) {
@@ -66,27 +52,27 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         seed: 1,
         ..EmOptions::default()
     };
-    let x16 = blobs(2000, 16, 8, 1);
+    let x16 = xtask::blobs(2000, 16, 8, 1);
     case(&dir, "full_k8_d16", &x16, &opts(8, Covariance::Full), false);
     case(&dir, "diag_k8_d16", &x16, &opts(8, Covariance::Diag), false);
     case(
         &dir,
         "tied_k3_d5",
-        &blobs(600, 5, 3, 2),
+        &xtask::blobs(600, 5, 3, 2),
         &opts(3, Covariance::Tied),
         false,
     );
     case(
         &dir,
         "spherical_k3_d4_std",
-        &blobs(600, 4, 3, 3),
+        &xtask::blobs(600, 4, 3, 3),
         &opts(3, Covariance::Spherical),
         true,
     );
     case(
         &dir,
         "full_k1_d7_std",
-        &blobs(300, 7, 1, 4),
+        &xtask::blobs(300, 7, 1, 4),
         &opts(1, Covariance::Full),
         true,
     );

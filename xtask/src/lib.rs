@@ -8,6 +8,20 @@ use anyhow::{Context, bail, ensure};
 use tinygen::io::{AlignedBytes, write_atomic};
 use tinygen_runtime::Gmm;
 
+/// `n` points (row-major N x D) from `k` axis-aligned Gaussian-ish blobs
+/// (sums of uniforms), deterministic for a seed: test and benchmark data.
+pub fn blobs(n: usize, d: usize, k: usize, seed: u64) -> nalgebra::DMatrix<f64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let centers: Vec<f64> = (0..k * d).map(|_| rng.random_range(-5.0..5.0)).collect();
+    let scales: Vec<f64> = (0..k * d).map(|_| rng.random_range(0.3..2.0)).collect();
+    nalgebra::DMatrix::from_fn(n, d, |i, j| {
+        let c = i % k;
+        let u: f64 = (0..4).map(|_| rng.random::<f64>()).sum::<f64>() - 2.0;
+        centers[c * d + j] + scales[c * d + j] * u + 10.0
+    })
+}
+
 /// The firmware's Rust target.
 pub const TARGET: &str = "thumbv7em-none-eabihf";
 /// The QEMU machine: an MPS2 board with a Cortex-M4F.

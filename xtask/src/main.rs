@@ -8,12 +8,16 @@
 //!   (default `models/`) and run it under QEMU.
 //! * `bench-mcu`  exact instructions per log-density call on the
 //!   Cortex-M4F (K = 8, D = 16, full and diag) and firmware size.
+//! * `bench-host` EM time per iteration and scoring throughput against
+//!   scikit-learn on the same data, in one run.
 //! * `models` regenerate the example models in `models/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
+use tinygen::density::gmm::{EmOptions, em_from_responsibilities, fit_em};
+use tinygen_runtime::gmm::Covariance;
 use xtask::{build_firmware, root, run_qemu, write_case};
 
 fn main() -> anyhow::Result<()> {
@@ -28,8 +32,11 @@ fn main() -> anyhow::Result<()> {
             qemu(&cases)
         }
         Some("bench-mcu") => bench_mcu(),
+        Some("bench-host") => bench_host(),
         Some("models") => models(),
-        _ => bail!("usage: cargo xtask demo | test | qemu [CASES_DIR] | bench-mcu | models"),
+        _ => bail!(
+            "usage: cargo xtask demo | test | qemu [CASES_DIR] | bench-mcu | bench-host | models"
+        ),
     }
 }
 
@@ -139,8 +146,165 @@ fn test() -> anyhow::Result<()> {
     run(cargo().args(["test", "--workspace"]))
 }
 
+/// Instructions per `log_density` call on the Cortex-M4F, exact (QEMU
+/// plugin), for K = 8, D = 16 full and diag, with libm and with micromath.
 fn bench_mcu() -> anyhow::Result<()> {
-    bail!("bench-mcu: not yet implemented")
+    xtask::install_prerequisites()?;
+    let cases = xtask::target_dir().join("bench-mcu-cases");
+    std::fs::remove_dir_all(&cases).ok();
+    let x = xtask::blobs(4000, 16, 8, 1);
+    let names = ["diag_k8_d16", "full_k8_d16"];
+    for (name, covariance) in names.iter().zip([Covariance::Diag, Covariance::Full]) {
+        let opts = EmOptions {
+            components: 8,
+            covariance,
+            seed: 1,
+            ..EmOptions::default()
+        };
+        let (model, _) = fit_em(&x, &opts, &mut |_, _, _| {})?;
+        let points: Vec<f32> = (0..64)
+            .flat_map(|i| x.row(i).iter().map(|&v| v as f32).collect::<Vec<_>>())
+            .collect();
+        write_case(&cases.join(name), &model.params(None).encode()?, &points)?;
+    }
+    let plugin = xtask::build_icount_plugin()?;
+    println!(
+        "| build | {} | {} | flash (B) | static RAM (B) |",
+        names[0], names[1]
+    );
+    println!("|---|---|---|---|---|");
+    for features in [&[][..], &["micromath"][..]] {
+        let elf = build_firmware(&cases, features)?;
+        let run = run_qemu(&elf, Some(&plugin))?;
+        ensure!(
+            run.success,
+            "firmware failed:\n{}{}",
+            run.stdout,
+            run.stderr
+        );
+        let counts = xtask::icounts(&run.stderr);
+        // First region: the empty start/end pair (marker overhead); then one per case.
+        ensure!(
+            counts.len() == names.len() + 1,
+            "expected {} icount lines:\n{}",
+            names.len() + 1,
+            run.stderr
+        );
+        let (flash, ram) = xtask::elf_size(&elf)?;
+        let label = if features.is_empty() {
+            "libm (default)"
+        } else {
+            "micromath"
+        };
+        println!(
+            "| {label} | {} | {} | {flash} | {ram} |",
+            counts[1] - counts[0],
+            counts[2] - counts[0]
+        );
+    }
+    Ok(())
+}
+
+/// Host timings against scikit-learn on the same data, in one run: EM
+/// seconds per iteration, and runtime scoring throughput.
+fn bench_host() -> anyhow::Result<()> {
+    let dir = xtask::target_dir().join("bench-host");
+    let python = std::env::var("TINYGEN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .arg(root().join("scripts/bench_sklearn.py"))
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .with_context(|| format!("cannot run {python}"))?;
+    ensure!(
+        out.status.success(),
+        "scripts/bench_sklearn.py failed (needs numpy and scikit-learn; set TINYGEN_PYTHON):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sk = String::from_utf8(out.stdout)?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let at = sk
+            .find(&format!("\"{name}\": "))
+            .with_context(|| format!("{name} missing in {sk}"))?;
+        let rest = &sk[at + name.len() + 4..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        Ok(rest[..end].trim().parse()?)
+    };
+    let load = |file: &str| tinygen::data::load(&dir.join(file), &Default::default());
+    let data = load("x.npy")?;
+    let labels = load("labels.npy")?;
+    let x = nalgebra::DMatrix::from_row_slice(data.rows, data.cols, &data.values);
+    let k = 8;
+    let mut resp = nalgebra::DMatrix::zeros(data.rows, k);
+    for (i, &l) in labels.values.iter().enumerate() {
+        resp[(i, l as usize)] = 1.0;
+    }
+    let points = data.to_f32();
+    println!(
+        "scikit-learn {}: N = {}, D = {}, K = {k}",
+        &sk, data.rows, data.cols
+    );
+    println!("| measure | covariance | tinygen | scikit-learn | ratio (sklearn / tinygen) |");
+    println!("|---|---|---|---|---|");
+    for (name, covariance) in [("full", Covariance::Full), ("diag", Covariance::Diag)] {
+        let iters = 10;
+        let opts = EmOptions {
+            components: k,
+            covariance,
+            max_iter: iters,
+            tol: 0.0,
+            ..EmOptions::default()
+        };
+        let mut model = None;
+        let em = median_seconds(|| {
+            model =
+                Some(em_from_responsibilities(&x, &resp, &opts, &mut |_, _, _| {}).map(|m| m.0));
+        }) / iters as f64;
+        let model = model.context("no fit")??;
+        let sk_em = field(&format!("em_{name}_s_per_iter"))?;
+        println!(
+            "| EM time per iteration | {name} | {:.1} ms | {:.1} ms | {:.2} |",
+            em * 1e3,
+            sk_em * 1e3,
+            sk_em / em
+        );
+
+        let file = tinygen::io::AlignedBytes::new(&model.params(None).encode()?);
+        let gmm = tinygen_runtime::Gmm::from_bytes(file.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut scores = vec![0f32; data.rows];
+        let batch = median_seconds(|| gmm.log_density_batch(&points, &mut scores).unwrap());
+        let ours = data.rows as f64 / batch;
+        let theirs = field(&format!("score_{name}_samples_per_s"))?;
+        println!(
+            "| scoring throughput, batch | {name} | {:.2} M/s | {:.2} M/s | {:.2} |",
+            ours / 1e6,
+            theirs / 1e6,
+            theirs / ours
+        );
+        let one = field(&format!("score_{name}_one_call_s"))?;
+        let per_call = batch / data.rows as f64;
+        println!(
+            "| one sample per call | {name} | {:.2} us | {:.1} us | {:.4} |",
+            per_call * 1e6,
+            one * 1e6,
+            one / per_call
+        );
+    }
+    Ok(())
+}
+
+/// Median wall time of three runs of `f`.
+fn median_seconds(mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..3)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[1]
 }
 
 fn models() -> anyhow::Result<()> {

@@ -509,3 +509,87 @@ pub fn fit_em(
     }
     Ok(best.expect("n_init >= 1"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> DMatrix<f64> {
+        DMatrix::from_fn(50, 3, |i, j| {
+            let t = i as f64;
+            (t * (0.7 + j as f64)).sin() * (1.0 + j as f64) + (t * 0.13).cos() * (j as f64 - 1.0)
+        })
+    }
+
+    #[test]
+    fn one_component_is_the_closed_form_mle() {
+        let x = data();
+        let n = x.nrows() as f64;
+        let opts = EmOptions {
+            reg_covar: 1e-6,
+            ..EmOptions::default()
+        };
+        let (model, report) = fit_em(&x, &opts, &mut |_, _, _| {}).unwrap();
+        assert!(report.converged);
+        let mean = x.row_mean();
+        let centered = DMatrix::from_fn(x.nrows(), 3, |i, j| x[(i, j)] - mean[j]);
+        let cov = centered.tr_mul(&centered) / n; // biased (1/N) covariance
+        for j in 0..3 {
+            assert!((model.means[j] - mean[j]).abs() < 1e-12);
+            for i in 0..3 {
+                let reg = if i == j { 1e-6 } else { 0.0 };
+                assert!((model.covariances[i * 3 + j] - cov[(i, j)] - reg).abs() < 1e-12);
+            }
+        }
+        // The log-density is the Gaussian's, computed independently.
+        let sigma = DMatrix::from_row_slice(3, 3, &model.covariances);
+        let inv = sigma.clone().try_inverse().unwrap();
+        let x0 = x.row(0).transpose() - mean.transpose();
+        let quad = (x0.transpose() * &inv * &x0)[(0, 0)];
+        let expected =
+            -0.5 * (3.0 * (2.0 * std::f64::consts::PI).ln() + sigma.determinant().ln() + quad);
+        assert!((model.score_samples(&x)[0] - expected).abs() < 1e-10);
+    }
+
+    #[test]
+    fn em_never_decreases_the_likelihood() {
+        let x = data();
+        for covariance in [
+            Covariance::Full,
+            Covariance::Tied,
+            Covariance::Diag,
+            Covariance::Spherical,
+        ] {
+            let opts = EmOptions {
+                components: 3,
+                covariance,
+                tol: 0.0,
+                max_iter: 30,
+                ..EmOptions::default()
+            };
+            let (_, report) = fit_em(&x, &opts, &mut |_, _, _| {}).unwrap();
+            for w in report.lower_bounds.windows(2) {
+                assert!(
+                    w[1] >= w[0] - 1e-9,
+                    "{covariance:?}: {} then {}",
+                    w[0],
+                    w[1]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_gives_the_same_fit() {
+        let x = data();
+        let opts = EmOptions {
+            components: 3,
+            init: Init::Random,
+            seed: 5,
+            ..EmOptions::default()
+        };
+        let a = fit_em(&x, &opts, &mut |_, _, _| {}).unwrap().0;
+        let b = fit_em(&x, &opts, &mut |_, _, _| {}).unwrap().0;
+        assert_eq!(a, b);
+    }
+}
