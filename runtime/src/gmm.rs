@@ -5,12 +5,23 @@
 //!
 //! ```text
 //! log_norm    K        ln w_k - D/2 ln(2 pi) + ln det U_k
-//! precision   full:    K x D(D+1)/2, U_k's upper triangle packed by column
-//!             tied:    D(D+1)/2, one U shared by all components
+//! precision   full:    K x T(D), U_k's upper triangle in column blocks
+//!             tied:    T(D), one U shared by all components
 //!             diag, spherical: K x D, the diagonal of U_k
 //! prec_mean   K x D    b_k = (mu_k + shift) U_k
 //! mean, scale D, D     only when standardized (for reference)
 //! ```
+//!
+//! The upper triangle is stored in blocks of four columns. A whole block
+//! `c` (columns `4c..4c+4`, when `4c + 4 <= D`) holds rows `0..4c` row by
+//! row, four values a row (`U[i][4c..4c+4]`), then the ten values of its
+//! diagonal triangle row by row (`U[4c][4c..]`, `U[4c+1][4c+1..]`, ...).
+//! When D is not a multiple of four, a last block holds the remaining one
+//! to three columns for all D rows, four values a row, zero-padded. So
+//! `T(D) = Σ_c (16c + 10) + 4D·[D mod 4 ≠ 0]`: exactly the D(D+1)/2 of the
+//! triangle when 4 divides D (136 for D = 16). Scoring streams each block
+//! once with no index arithmetic and loads every `x_i` once per four
+//! products.
 //!
 //! where `U_k` is the Cholesky factor of the precision (`precision = U Uᵀ`,
 //! upper triangular, as scikit-learn keeps `precisions_cholesky_`) and then
@@ -70,7 +81,7 @@ pub struct GmmSpec {
 /// Schema key of the GMM body (changes whenever [`GmmSpec`] or the layout does).
 pub const SCHEMA_KEY: u32 = format::schema_key(
     "gmm/1 spec{dim:u32 components:u32 covariance:{full,tied,diag,spherical} standardized:bool} \
-     data:f32[log_norm K; precision full K*D(D+1)/2 | tied D(D+1)/2 | diag,spherical K*D; \
+     data:f32[log_norm K; precision full K*T(D) | tied T(D) (4-column blocks) | diag,spherical K*D; \
      prec_mean K*D; if standardized: mean D, scale D]",
 );
 
@@ -79,7 +90,10 @@ impl GmmSpec {
     fn precision_block(&self) -> Option<usize> {
         let d = self.dim as usize;
         match self.covariance {
-            Covariance::Full | Covariance::Tied => d.checked_mul(d.checked_add(1)?).map(|v| v / 2),
+            Covariance::Full | Covariance::Tied => {
+                let whole = (0..d / 4).try_fold(0usize, |acc, c| acc.checked_add(16 * c + 10))?;
+                whole.checked_add(if d.is_multiple_of(4) { 0 } else { 4 * d })
+            }
             Covariance::Diag | Covariance::Spherical => Some(d),
         }
     }
@@ -141,6 +155,8 @@ pub struct Gmm<'a> {
     precision: &'a [f32],
     prec_mean: &'a [f32],
     standardizer: &'a [f32],
+    /// f32 values of one component's precision factor.
+    precision_stride: usize,
 }
 
 impl<'a> Gmm<'a> {
@@ -167,6 +183,7 @@ impl<'a> Gmm<'a> {
             precision,
             prec_mean,
             standardizer,
+            precision_stride: spec.precision_block().ok_or(Error::InvalidShape)?,
         })
     }
 
@@ -204,21 +221,30 @@ impl<'a> Gmm<'a> {
         }
     }
 
-    /// `ln w_k + ln N(x | mu_k, Sigma_k)` for one component; `x` already checked.
+    /// Calls `f` with `ln w_k + ln N(x | mu_k, Sigma_k)` for every component
+    /// k in order; `x` is already checked.
     #[inline]
-    fn weighted_log_prob(&self, k: usize, x: &[f32]) -> f32 {
+    fn for_each_component(&self, x: &[f32], mut f: impl FnMut(f32)) {
         let d = self.dim();
-        let b = block(self.prec_mean, k, d);
-        let sq = match self.spec.covariance {
+        let means = self.prec_mean.chunks_exact(d).zip(self.log_norm);
+        match self.spec.covariance {
             Covariance::Full => {
-                triangular_distance(x, block(self.precision, k, d * (d + 1) / 2), b)
+                for ((b, &norm), u) in means.zip(self.precision.chunks_exact(self.precision_stride))
+                {
+                    f(norm - 0.5 * triangular_distance(x, u, b));
+                }
             }
-            Covariance::Tied => triangular_distance(x, self.precision, b),
+            Covariance::Tied => {
+                for (b, &norm) in means {
+                    f(norm - 0.5 * triangular_distance(x, self.precision, b));
+                }
+            }
             Covariance::Diag | Covariance::Spherical => {
-                diagonal_distance(x, block(self.precision, k, d), b)
+                for ((b, &norm), p) in means.zip(self.precision.chunks_exact(d)) {
+                    f(norm - 0.5 * diagonal_distance(x, p, b));
+                }
             }
-        };
-        self.log_norm.get(k).copied().unwrap_or(f32::NEG_INFINITY) - 0.5 * sq
+        }
     }
 
     fn check_input(&self, x: &[f32]) -> Result<(), Error> {
@@ -238,9 +264,7 @@ impl<'a> Gmm<'a> {
     pub fn log_density(&self, x: &[f32]) -> Result<f32, Error> {
         self.check_input(x)?;
         let mut acc = LogSumExp::new();
-        for k in 0..self.components() {
-            acc.push(self.weighted_log_prob(k, x));
-        }
+        self.for_each_component(x, |v| acc.push(v));
         Ok(acc.finish())
     }
 
@@ -254,9 +278,12 @@ impl<'a> Gmm<'a> {
                 found: out.len(),
             });
         }
-        for (k, slot) in out.iter_mut().enumerate() {
-            *slot = self.weighted_log_prob(k, x);
-        }
+        let mut slots = out.iter_mut();
+        self.for_each_component(x, |v| {
+            if let Some(slot) = slots.next() {
+                *slot = v;
+            }
+        });
         let total = LogSumExp::of(out);
         for slot in out.iter_mut() {
             *slot -= total;
@@ -280,22 +307,67 @@ impl<'a> Gmm<'a> {
     }
 }
 
-/// The `i`-th block of `n` values, or an empty slice (never reached after validation).
+/// `|xᵀU - b|²` for upper-triangular `U` stored in blocks of four columns
+/// (see the module docs): `y_j = Σ_i x_i U[i][j] - b_j`.
+///
+/// Each column's sum runs over ascending `i`, exactly as a column-by-column
+/// dot product would; the stored zeros below the diagonal add exact zeros.
 #[inline]
-fn block(values: &[f32], i: usize, n: usize) -> &[f32] {
-    values.get(i * n..(i + 1) * n).unwrap_or(&[])
-}
-
-/// `|xᵀU - b|²` for upper-triangular `U` packed by column.
-#[inline]
-fn triangular_distance(x: &[f32], packed: &[f32], b: &[f32]) -> f32 {
+fn triangular_distance(x: &[f32], blocks: &[f32], b: &[f32]) -> f32 {
     let mut sq = 0.0;
-    let mut rest = packed;
-    for (j, &bj) in b.iter().enumerate() {
-        let (column, tail) = rest.split_at_checked(j + 1).unwrap_or((&[], &[]));
+    let mut rest = blocks;
+    let x4 = x.as_chunks::<4>().0;
+    let (whole, partial) = b.as_chunks::<4>();
+    for (c, &[b0, b1, b2, b3]) in whole.iter().enumerate() {
+        // Rows 0..4c in groups of four (16 values a group), then the
+        // diagonal triangle. Lengths are validated at parse time, so the
+        // `else` branches are unreachable.
+        let Some((groups, tail)) = rest.split_at_checked(16 * c) else {
+            return sq;
+        };
+        let (Some(([t0, t1, t2, t3, t4, t5, t6, t7, t8, t9], tail)), Some(&[x0, x1, x2, x3])) =
+            (tail.split_first_chunk::<10>(), x4.get(c))
+        else {
+            return sq;
+        };
         rest = tail;
-        let y = dot(x, column) - bj;
-        sq += y * y;
+        let (mut a0, mut a1, mut a2, mut a3) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+        for (xs, u) in x4.iter().zip(groups.as_chunks::<16>().0) {
+            for r in 0..4 {
+                a0 += xs[r] * u[4 * r];
+                a1 += xs[r] * u[4 * r + 1];
+                a2 += xs[r] * u[4 * r + 2];
+                a3 += xs[r] * u[4 * r + 3];
+            }
+        }
+        a0 += x0 * t0;
+        a1 += x0 * t1;
+        a2 += x0 * t2;
+        a3 += x0 * t3;
+        a1 += x1 * t4;
+        a2 += x1 * t5;
+        a3 += x1 * t6;
+        a2 += x2 * t7;
+        a3 += x2 * t8;
+        a3 += x3 * t9;
+        let (y0, y1, y2, y3) = (a0 - b0, a1 - b1, a2 - b2, a3 - b3);
+        sq += y0 * y0;
+        sq += y1 * y1;
+        sq += y2 * y2;
+        sq += y3 * y3;
+    }
+    if !partial.is_empty() {
+        // The last, narrower block: all D rows, the remaining 1 to 3 columns.
+        let mut acc = [0.0f32; 4];
+        for (&xi, u) in x.iter().zip(rest.as_chunks::<4>().0) {
+            for (a, &uc) in acc.iter_mut().zip(u) {
+                *a += xi * uc;
+            }
+        }
+        for (a, &bj) in acc.iter().zip(partial) {
+            let y = a - bj;
+            sq += y * y;
+        }
     }
     sq
 }
@@ -309,11 +381,6 @@ fn diagonal_distance(x: &[f32], p: &[f32], b: &[f32]) -> f32 {
         sq += y * y;
     }
     sq
-}
-
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).fold(0.0, |acc, (&p, &q)| acc + p * q)
 }
 
 #[cfg(feature = "alloc")]
@@ -415,18 +482,33 @@ mod encode {
                 let triangular = matches!(self.covariance, Covariance::Full | Covariance::Tied);
                 for j in 0..d {
                     let rows = if triangular { 0..j + 1 } else { j..j + 1 };
-                    prec_mean.push(
-                        rows.clone()
-                            .map(|i| (mu[i] + shift[i]) * u(i, j))
-                            .sum::<f64>(),
-                    );
-                    let store = match self.covariance {
-                        Covariance::Tied => c == 0,
-                        _ => true,
-                    };
-                    if store {
-                        precision.extend(rows.map(|i| inv_scale[i] * u(i, j)));
+                    prec_mean.push(rows.map(|i| (mu[i] + shift[i]) * u(i, j)).sum::<f64>());
+                }
+                let scaled = |i: usize, j: usize| if j < d { inv_scale[i] * u(i, j) } else { 0.0 };
+                match self.covariance {
+                    Covariance::Full | Covariance::Tied
+                        if self.covariance == Covariance::Full || c == 0 =>
+                    {
+                        // Whole blocks: rows 0..4c four values a row, then the
+                        // diagonal triangle; a partial last block: all rows.
+                        for block in 0..d.div_ceil(4) {
+                            let columns = 4 * block..4 * block + 4;
+                            let whole = 4 * block + 4 <= d;
+                            let square_rows = if whole { 4 * block } else { d };
+                            for i in 0..square_rows {
+                                precision.extend(columns.clone().map(|j| scaled(i, j)));
+                            }
+                            if whole {
+                                for i in columns.clone() {
+                                    precision.extend((i..4 * block + 4).map(|j| scaled(i, j)));
+                                }
+                            }
+                        }
                     }
+                    Covariance::Diag | Covariance::Spherical => {
+                        precision.extend((0..d).map(|j| scaled(j, j)));
+                    }
+                    _ => {}
                 }
             }
             let standardizer = self
