@@ -9,6 +9,7 @@
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use tinygen_runtime::gmm::{Covariance, GmmParams, Standardizer};
 
 use super::kmeans;
@@ -157,20 +158,22 @@ impl GaussianMixture {
         }
         let covariances = match covariance {
             Covariance::Full => {
-                let mut out = Vec::with_capacity(k * d * d);
-                for c in 0..k {
-                    let diff = centered(x, &means, c);
-                    let mut weighted = diff.clone();
-                    for (i, mut row) in weighted.row_iter_mut().enumerate() {
-                        row *= resp[(i, c)];
-                    }
-                    let mut cov = weighted.tr_mul(&diff) / nk[c];
-                    for j in 0..d {
-                        cov[(j, j)] += reg_covar;
-                    }
-                    out.extend(cov.transpose().iter());
-                }
-                out
+                let blocks: Vec<Vec<f64>> = (0..k)
+                    .into_par_iter()
+                    .map(|c| {
+                        let diff = centered(x, &means, c);
+                        let mut weighted = diff.clone();
+                        for mut col in weighted.column_iter_mut() {
+                            col.component_mul_assign(&resp.column(c));
+                        }
+                        let mut cov = weighted.tr_mul(&diff) / nk[c];
+                        for j in 0..d {
+                            cov[(j, j)] += reg_covar;
+                        }
+                        cov.transpose().as_slice().to_vec()
+                    })
+                    .collect();
+                blocks.concat()
             }
             Covariance::Tied => {
                 let avg_x2 = x.tr_mul(x);
@@ -212,70 +215,75 @@ impl GaussianMixture {
     /// `ln N(x_i | mu_k, Sigma_k)` for every row i and component k (N x K).
     pub fn log_gaussian(&self, x: &DMatrix<f64>) -> DMatrix<f64> {
         let (n, d) = x.shape();
-        let k = self.components();
-        let mut out = DMatrix::zeros(n, k);
         let log_2pi = d as f64 * (2.0 * std::f64::consts::PI).ln();
-        for c in 0..k {
-            let mu = self.mean(c);
-            let (sq, log_det): (DVector<f64>, f64) = match self.covariance {
-                Covariance::Full | Covariance::Tied => {
-                    let offset = if self.covariance == Covariance::Full {
-                        c * d * d
-                    } else {
-                        0
-                    };
-                    let u = DMatrix::from_row_slice(
-                        d,
-                        d,
-                        &self.precisions_cholesky[offset..offset + d * d],
-                    );
-                    let b = &mu * &u;
-                    let mut y = x * &u;
-                    for mut row in y.row_iter_mut() {
-                        row -= &b;
+        let columns: Vec<DVector<f64>> = (0..self.components())
+            .into_par_iter()
+            .map(|c| {
+                let mu = self.mean(c);
+                let (sq, log_det) = match self.covariance {
+                    Covariance::Full | Covariance::Tied => {
+                        let offset = if self.covariance == Covariance::Full {
+                            c * d * d
+                        } else {
+                            0
+                        };
+                        let u = DMatrix::from_row_slice(
+                            d,
+                            d,
+                            &self.precisions_cholesky[offset..offset + d * d],
+                        );
+                        let b = &mu * &u;
+                        let mut y = x * &u;
+                        for (j, mut col) in y.column_iter_mut().enumerate() {
+                            col.add_scalar_mut(-b[j]);
+                        }
+                        let log_det: f64 = u.diagonal().iter().map(|v| v.ln()).sum();
+                        (y.component_mul(&y).column_sum(), log_det)
                     }
-                    let log_det = u.diagonal().iter().map(|v| v.ln()).sum();
-                    (y.component_mul(&y).column_sum(), log_det)
-                }
-                Covariance::Diag | Covariance::Spherical => {
-                    let p: Vec<f64> = if self.covariance == Covariance::Diag {
-                        self.precisions_cholesky[c * d..(c + 1) * d].to_vec()
-                    } else {
-                        vec![self.precisions_cholesky[c]; d]
-                    };
-                    let sq = DVector::from_fn(n, |i, _| {
-                        (0..d).map(|j| ((x[(i, j)] - mu[j]) * p[j]).powi(2)).sum()
-                    });
-                    (sq, p.iter().map(|v| v.ln()).sum())
-                }
-            };
-            out.set_column(c, &sq.map(|s| -0.5 * (log_2pi + s) + log_det));
+                    Covariance::Diag | Covariance::Spherical => {
+                        let p = |j: usize| match self.covariance {
+                            Covariance::Diag => self.precisions_cholesky[c * d + j],
+                            _ => self.precisions_cholesky[c],
+                        };
+                        let mut sq = DVector::zeros(n);
+                        for (j, col) in x.column_iter().enumerate() {
+                            let (m, pj) = (mu[j], p(j));
+                            sq.zip_apply(&col, |s, v| *s += ((v - m) * pj).powi(2));
+                        }
+                        (sq, (0..d).map(|j| p(j).ln()).sum())
+                    }
+                };
+                sq.map(|s| -0.5 * (log_2pi + s) + log_det)
+            })
+            .collect();
+        DMatrix::from_columns(&columns)
+    }
+
+    /// `ln w_k + ln N(x_i | mu_k, Sigma_k)` (N x K).
+    fn weighted_log_prob(&self, x: &DMatrix<f64>) -> DMatrix<f64> {
+        let mut weighted = self.log_gaussian(x);
+        for (c, mut col) in weighted.column_iter_mut().enumerate() {
+            col.add_scalar_mut(self.weights[c].ln());
         }
-        out
+        weighted
     }
 
     /// The E-step: mean log-likelihood and log-responsibilities (N x K).
     pub fn e_step(&self, x: &DMatrix<f64>) -> (f64, DMatrix<f64>) {
-        let mut weighted = self.log_gaussian(x);
-        for (c, mut col) in weighted.column_iter_mut().enumerate() {
-            col.add_scalar_mut(self.weights[c].ln());
+        let mut weighted = self.weighted_log_prob(x);
+        let norm = row_logsumexp(&weighted);
+        for mut col in weighted.column_iter_mut() {
+            col -= &norm;
         }
-        let mut total = 0.0;
-        for mut row in weighted.row_iter_mut() {
-            let norm = logsumexp(&row);
-            total += norm;
-            row.add_scalar_mut(-norm);
-        }
-        (total / x.nrows() as f64, weighted)
+        (norm.sum() / x.nrows() as f64, weighted)
     }
 
     /// Per-row log-density (scikit-learn's `score_samples`).
     pub fn score_samples(&self, x: &DMatrix<f64>) -> Vec<f64> {
-        let mut weighted = self.log_gaussian(x);
-        for (c, mut col) in weighted.column_iter_mut().enumerate() {
-            col.add_scalar_mut(self.weights[c].ln());
-        }
-        weighted.row_iter().map(logsumexp).collect()
+        row_logsumexp(&self.weighted_log_prob(x))
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Number of free parameters (as scikit-learn's `_n_parameters`).
@@ -317,9 +325,8 @@ impl GaussianMixture {
 /// `x - mu_c` for every row.
 fn centered(x: &DMatrix<f64>, means: &DMatrix<f64>, c: usize) -> DMatrix<f64> {
     let mut diff = x.clone();
-    let mu = means.row(c);
-    for mut row in diff.row_iter_mut() {
-        row -= &mu;
+    for (j, mut col) in diff.column_iter_mut().enumerate() {
+        col.add_scalar_mut(-means[(c, j)]);
     }
     diff
 }
@@ -373,20 +380,23 @@ fn precision_cholesky(
     }
 }
 
-/// Stable `ln Σ exp(v)` over a row.
-fn logsumexp<'a>(values: impl IntoIterator<Item = &'a f64> + Copy) -> f64 {
-    let max = values
-        .into_iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
-    if max == f64::NEG_INFINITY {
-        return max;
+/// Stable `ln Σ_k exp(m[i][k])` for every row i, computed column by column.
+fn row_logsumexp(m: &DMatrix<f64>) -> DVector<f64> {
+    let mut max = DVector::from_element(m.nrows(), f64::NEG_INFINITY);
+    for col in m.column_iter() {
+        max.zip_apply(&col, |a, v| *a = a.max(v));
     }
-    max + values
-        .into_iter()
-        .map(|v| (v - max).exp())
-        .sum::<f64>()
-        .ln()
+    let mut sum: DVector<f64> = DVector::zeros(m.nrows());
+    for col in m.column_iter() {
+        sum.zip_zip_apply(&col, &max, |s, v, mx| *s += (v - mx).exp());
+    }
+    sum.zip_map(&max, |s: f64, mx: f64| {
+        if mx == f64::NEG_INFINITY {
+            mx
+        } else {
+            mx + s.ln()
+        }
+    })
 }
 
 /// Initial responsibilities (N x K) by the chosen method.
