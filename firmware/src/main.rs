@@ -77,6 +77,9 @@ fn check_case(case: &Case) -> usize {
     let measured = gmm.log_density(black_box(first));
     tinygen_bench_end();
     black_box(&measured);
+    let stack = stack_used(|| {
+        black_box(gmm.log_density(black_box(first)).ok());
+    });
 
     let mut mismatches = 0;
     let mut bit_exact = 0;
@@ -99,14 +102,38 @@ fn check_case(case: &Case) -> usize {
         }
     }
     hprintln!(
-        "case {}: {} points, {} bit-exact, {} mismatches, max rel err {:e}",
+        "case {}: {} points, {} bit-exact, {} mismatches, max rel err {:e}, stack {} bytes",
         case.name,
         case.expected.len(),
         bit_exact,
         mismatches,
-        max_rel
+        max_rel,
+        stack
     );
     mismatches
+}
+
+/// Bytes of stack that `f` uses below the caller's frame, found by painting
+/// the free stack with a pattern and looking for the deepest overwritten word.
+#[inline(never)]
+fn stack_used(f: impl FnOnce()) -> usize {
+    const PAINT: u32 = 0xC0DE_CAFE;
+    const WORDS: usize = 1024;
+    // Nothing lives below the stack pointer: this function's frame is above it.
+    let top = cortex_m::register::msp::read() as usize & !3;
+    let bottom = top - 4 * WORDS;
+    for addr in (bottom..top).step_by(4) {
+        // SAFETY: the region lies below the live stack, which the 192 KiB of
+        // RAM leaves free; nothing else runs (no interrupts are enabled).
+        unsafe { core::ptr::write_volatile(addr as *mut u32, PAINT) };
+    }
+    f();
+    let deepest = (bottom..top)
+        .step_by(4)
+        // SAFETY: as above, the painted region is ordinary RAM.
+        .find(|&addr| unsafe { core::ptr::read_volatile(addr as *const u32) } != PAINT)
+        .unwrap_or(top);
+    cortex_m::register::msp::read() as usize - deepest
 }
 
 #[repr(C, align(4))]

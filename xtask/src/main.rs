@@ -162,8 +162,21 @@ fn bench_mcu() -> anyhow::Result<()> {
             ..EmOptions::default()
         };
         let (model, _) = fit_em(&x, &opts, &mut |_, _, _| {})?;
+        // Training rows, and midpoints between rows of different blobs
+        // (where several components matter and exp/ln accuracy shows).
         let points: Vec<f32> = (0..64)
-            .flat_map(|i| x.row(i).iter().map(|&v| v as f32).collect::<Vec<_>>())
+            .flat_map(|i| {
+                let row = |r: usize| x.row(r).iter().map(|&v| v as f32).collect::<Vec<_>>();
+                if i < 32 {
+                    row(i)
+                } else {
+                    row(i)
+                        .iter()
+                        .zip(row(i + 1))
+                        .map(|(a, b)| 0.5 * (a + b))
+                        .collect()
+                }
+            })
             .collect();
         write_case(&cases.join(name), &model.params(None).encode()?, &points)?;
     }
@@ -173,6 +186,7 @@ fn bench_mcu() -> anyhow::Result<()> {
         names[0], names[1]
     );
     println!("|---|---|---|---|---|");
+    let mut accuracy = Vec::new();
     for features in [&[][..], &["micromath"][..]] {
         let elf = build_firmware(&cases, features)?;
         let run = run_qemu(&elf, Some(&plugin))?;
@@ -196,11 +210,21 @@ fn bench_mcu() -> anyhow::Result<()> {
         } else {
             "micromath"
         };
+        accuracy.extend(
+            run.stdout
+                .lines()
+                .filter(|l| l.starts_with("case "))
+                .map(|l| format!("{label}: {l}")),
+        );
         println!(
             "| {label} | {} | {} | {flash} | {ram} |",
             counts[1] - counts[0],
             counts[2] - counts[0]
         );
+    }
+    println!("\nDevice vs host (host scores with libm), 64 points per case:");
+    for line in accuracy {
+        println!("- {line}");
     }
     Ok(())
 }
