@@ -119,28 +119,33 @@ struct Body<'a, S> {
     data: &'a [u8],
 }
 
+/// Splits a file into its fixed header, body and stored CRC.
+fn split(bytes: &[u8]) -> Result<(&[u8; HEADER_LEN], &[u8], u32), Error> {
+    let (header, rest) = bytes
+        .split_first_chunk::<HEADER_LEN>()
+        .ok_or(Error::TooShort)?;
+    let (body, crc) = rest.split_last_chunk::<CRC_LEN>().ok_or(Error::TooShort)?;
+    Ok((header, body, u32::from_le_bytes(*crc)))
+}
+
 /// Checks the header, length and CRC of a model file without decoding its body.
 pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
-    if bytes.len() < HEADER_LEN + CRC_LEN {
-        return Err(Error::TooShort);
-    }
-    if bytes[0..4] != MAGIC {
+    let (h, body, stored) = split(bytes)?;
+    if h[0..4] != MAGIC {
         return Err(Error::BadMagic);
     }
-    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    let version = u16::from_le_bytes([h[4], h[5]]);
     if version != VERSION {
         return Err(Error::UnsupportedVersion(version));
     }
-    let code = u16::from_le_bytes([bytes[6], bytes[7]]);
+    let code = u16::from_le_bytes([h[6], h[7]]);
     let kind = ModelKind::from_code(code).ok_or(Error::UnknownKind(code))?;
-    let schema = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    let body_len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-    if (bytes.len() - HEADER_LEN - CRC_LEN) as u64 != u64::from(body_len) {
+    let schema = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    let body_len = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+    if body.len() as u64 != u64::from(body_len) {
         return Err(Error::LengthMismatch);
     }
-    let (content, tail) = bytes.split_at(bytes.len() - CRC_LEN);
-    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-    let computed = checksum(content);
+    let computed = checksum(&bytes[..HEADER_LEN + body.len()]);
     if stored != computed {
         return Err(Error::CrcMismatch { stored, computed });
     }
@@ -168,7 +173,7 @@ pub(crate) fn read_body<'a, S: Deserialize<'a>>(
             found: header.kind,
         });
     }
-    let body = &bytes[HEADER_LEN..bytes.len() - CRC_LEN];
+    let (_, body, _) = split(bytes)?;
     let (decoded, rest): (Body<'a, S>, _) =
         postcard::take_from_bytes(body).map_err(|_| Error::Malformed)?;
     if !rest.is_empty() || decoded.pad.len() > 3 {

@@ -126,26 +126,28 @@ impl GmmSpec {
 /// A Gaussian mixture borrowed from a model file; scoring needs no buffers.
 ///
 /// ```
-/// use tinygen_runtime::gmm::{Covariance, Gmm, GmmParams};
-/// // A 1-D standard normal, encoded then parsed in place.
-/// let params = GmmParams {
+/// # #[cfg(feature = "alloc")] {
+/// use tinygen_runtime::gmm::{Covariance, GmmParams};
+/// use tinygen_runtime::{Aligned, Gmm};
+///
+/// // A 1-D standard normal, encoded (trainer side) then parsed in place.
+/// let bytes = GmmParams {
 ///     covariance: Covariance::Diag,
 ///     dim: 1,
 ///     weights: &[1.0],
 ///     means: &[0.0],
 ///     precisions_cholesky: &[1.0],
 ///     standardizer: None,
-/// };
-/// let bytes = params.encode().unwrap();
-/// let aligned: Vec<u32> = bytes.chunks(4).map(|c| {
-///     let mut w = [0u8; 4];
-///     w[..c.len()].copy_from_slice(c);
-///     u32::from_ne_bytes(w)
-/// }).collect();
-/// let file = &bytemuck::cast_slice::<u32, u8>(&aligned)[..bytes.len()];
-/// let gmm = Gmm::from_bytes(file).unwrap();
+/// }
+/// .encode()
+/// .unwrap();
+/// // Weights are read where they are, so the file must sit 4-byte aligned.
+/// let mut flash = Aligned([0u8; 128]);
+/// flash.0[..bytes.len()].copy_from_slice(&bytes);
+/// let gmm = Gmm::from_bytes(&flash.0[..bytes.len()]).unwrap();
 /// let expected = -0.5 * (2.0 * core::f32::consts::PI).ln();
 /// assert!((gmm.log_density(&[0.0]).unwrap() - expected).abs() < 1e-6);
+/// # }
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Gmm<'a> {
@@ -173,9 +175,9 @@ impl<'a> Gmm<'a> {
             return Err(Error::NonFiniteParameter);
         }
         let [k, p, kd, _] = spec.lengths().ok_or(Error::InvalidShape)?;
-        let (log_norm, rest) = data.split_at(k);
-        let (precision, rest) = rest.split_at(p);
-        let (prec_mean, standardizer) = rest.split_at(kd);
+        let (log_norm, rest) = data.split_at_checked(k).ok_or(Error::InvalidShape)?;
+        let (precision, rest) = rest.split_at_checked(p).ok_or(Error::InvalidShape)?;
+        let (prec_mean, standardizer) = rest.split_at_checked(kd).ok_or(Error::InvalidShape)?;
         Ok(Self {
             header,
             spec,
@@ -217,7 +219,7 @@ impl<'a> Gmm<'a> {
         if self.standardizer.is_empty() {
             None
         } else {
-            Some(self.standardizer.split_at(self.dim()))
+            self.standardizer.split_at_checked(self.dim())
         }
     }
 
@@ -225,12 +227,14 @@ impl<'a> Gmm<'a> {
     /// k in order; `x` is already checked.
     #[inline]
     fn for_each_component(&self, x: &[f32], mut f: impl FnMut(f32)) {
-        let d = self.dim();
+        let (d, stride) = (self.dim(), self.precision_stride);
+        if d == 0 || stride == 0 {
+            return; // never: parsing rejects empty models
+        }
         let means = self.prec_mean.chunks_exact(d).zip(self.log_norm);
         match self.spec.covariance {
             Covariance::Full => {
-                for ((b, &norm), u) in means.zip(self.precision.chunks_exact(self.precision_stride))
-                {
+                for ((b, &norm), u) in means.zip(self.precision.chunks_exact(stride)) {
                     f(norm - 0.5 * triangular_distance(x, u, b));
                 }
             }
@@ -300,7 +304,7 @@ impl<'a> Gmm<'a> {
                 found: points.len(),
             });
         }
-        for (x, slot) in points.chunks_exact(d).zip(out.iter_mut()) {
+        for (x, slot) in points.chunks_exact(d.max(1)).zip(out.iter_mut()) {
             *slot = self.log_density(x)?;
         }
         Ok(())

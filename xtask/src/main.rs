@@ -143,7 +143,50 @@ fn qemu(cases: &Path) -> anyhow::Result<()> {
 fn test() -> anyhow::Result<()> {
     xtask::install_prerequisites()?;
     run(cargo().args(["build", "-p", "tinygen-runtime", "--target", xtask::TARGET]))?;
-    run(cargo().args(["test", "--workspace"]))
+    run(cargo().args([
+        "build",
+        "-p",
+        "tinygen-runtime",
+        "--target",
+        xtask::TARGET,
+        "--features",
+        "defmt,micromath",
+    ]))?;
+    // Run the workspace's tests, echoing their output, and close with one
+    // summary line over every test binary.
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped());
+    eprintln!("$ {}", describe(&cmd));
+    let mut child = cmd.spawn().context("cannot run cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let stdout = child.stdout.take().context("no stdout")?;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .strip_suffix(word)?
+                            .trim()
+                            .rsplit(' ')
+                            .next()?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .unwrap_or(0)
+            };
+            passed += count(" passed");
+            failed += count(" failed");
+        }
+    }
+    let status = child.wait()?;
+    println!("{passed} passed, {failed} failed");
+    ensure!(status.success() && failed == 0, "tests failed");
+    Ok(())
 }
 
 /// Instructions per `log_density` call on the Cortex-M4F, exact (QEMU
