@@ -12,6 +12,15 @@
 //! mean, scale D, D     only when standardized (for reference)
 //! ```
 //!
+//! Here `U_k` is the Cholesky factor of the precision (`precision = U Uᵀ`,
+//! upper triangular, as scikit-learn keeps `precisions_cholesky_`) and then
+//! `ln N(x | mu_k, Sigma_k) = log_norm_k - ½ |xᵀU_k - b_k|²`. When the model
+//! was fitted on standardized data, `x' = (x - mean) / scale` is folded into
+//! `U` (rows scaled by `1/scale`) and `b` (`shift = mean / scale`), so the
+//! device scores raw sensor values at no extra cost and with no scratch
+//! memory; the result is the log-density of the standardized point, as the
+//! trainer reports it.
+//!
 //! The upper triangle is stored in blocks of four columns. A whole block
 //! `c` (columns `4c..4c+4`, when `4c + 4 <= D`) holds rows `0..4c` row by
 //! row, four values a row (`U[i][4c..4c+4]`), then the ten values of its
@@ -22,15 +31,6 @@
 //! triangle when 4 divides D (136 for D = 16). Scoring streams each block
 //! once with no index arithmetic and loads every `x_i` once per four
 //! products.
-//!
-//! where `U_k` is the Cholesky factor of the precision (`precision = U Uᵀ`,
-//! upper triangular, as scikit-learn keeps `precisions_cholesky_`) and then
-//! `ln N(x | mu_k, Sigma_k) = log_norm_k - ½ |xᵀU_k - b_k|²`. When the model
-//! was fitted on standardized data, `x' = (x - mean) / scale` is folded into
-//! `U` (rows scaled by `1/scale`) and `b` (`shift = mean / scale`), so the
-//! device scores raw sensor values at no extra cost and with no scratch
-//! memory; the result is the log-density of the standardized point, as the
-//! trainer reports it.
 
 use serde::{Deserialize, Serialize};
 
@@ -91,8 +91,14 @@ impl GmmSpec {
         let d = self.dim as usize;
         match self.covariance {
             Covariance::Full | Covariance::Tied => {
-                let whole = (0..d / 4).try_fold(0usize, |acc, c| acc.checked_add(16 * c + 10))?;
-                whole.checked_add(if d.is_multiple_of(4) { 0 } else { 4 * d })
+                let whole = (0..d / 4).try_fold(0usize, |acc, c| {
+                    acc.checked_add(c.checked_mul(16)?.checked_add(10)?)
+                })?;
+                whole.checked_add(if d.is_multiple_of(4) {
+                    0
+                } else {
+                    d.checked_mul(4)?
+                })
             }
             Covariance::Diag | Covariance::Spherical => Some(d),
         }
@@ -108,7 +114,11 @@ impl GmmSpec {
             _ => block.checked_mul(k)?,
         };
         let kd = k.checked_mul(d)?;
-        let standardizer = if self.standardized { 2 * d } else { 0 };
+        let standardizer = if self.standardized {
+            d.checked_mul(2)?
+        } else {
+            0
+        };
         Some([k, precision, kd, standardizer])
     }
 
