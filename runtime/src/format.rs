@@ -43,6 +43,9 @@ const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 pub enum ModelKind {
     /// Gaussian mixture density (see [`crate::gmm`]).
     Gmm = 1,
+    /// Gaussian kernel density estimate: a mixture with one component per
+    /// stored point and a shared kernel covariance; same body as [`ModelKind::Gmm`].
+    Kde = 2,
 }
 
 impl ModelKind {
@@ -50,6 +53,7 @@ impl ModelKind {
     pub fn from_code(code: u16) -> Option<Self> {
         match code {
             1 => Some(ModelKind::Gmm),
+            2 => Some(ModelKind::Kde),
             _ => None,
         }
     }
@@ -57,7 +61,7 @@ impl ModelKind {
     /// The schema key a body of this kind must carry.
     pub fn schema_key(self) -> u32 {
         match self {
-            ModelKind::Gmm => crate::gmm::SCHEMA_KEY,
+            ModelKind::Gmm | ModelKind::Kde => crate::gmm::SCHEMA_KEY,
         }
     }
 
@@ -65,6 +69,7 @@ impl ModelKind {
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Gmm => "gmm",
+            ModelKind::Kde => "kde",
         }
     }
 }
@@ -161,15 +166,16 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
     })
 }
 
-/// Parses a file of the given kind into its spec and its weights, borrowed in place.
+/// Parses a file of one of the `accepted` kinds (the first is the one named
+/// in errors) into its spec and its weights, borrowed in place.
 pub(crate) fn read_body<'a, S: Deserialize<'a>>(
     bytes: &'a [u8],
-    expected: ModelKind,
+    accepted: &[ModelKind],
 ) -> Result<(Header, S, &'a [f32]), Error> {
     let header = read_header(bytes)?;
-    if header.kind != expected {
+    if !accepted.contains(&header.kind) {
         return Err(Error::WrongKind {
-            expected,
+            expected: accepted.first().copied().unwrap_or(header.kind),
             found: header.kind,
         });
     }

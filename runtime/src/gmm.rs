@@ -172,11 +172,12 @@ pub struct Gmm<'a> {
 }
 
 impl<'a> Gmm<'a> {
-    /// Parses and validates a GMM model file without copying its weights.
+    /// Parses and validates a GMM or KDE model file without copying its weights.
     ///
     /// The bytes must start at a 4-byte aligned address (see [`crate::Aligned`]).
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
-        let (header, spec, data) = format::read_body::<GmmSpec>(bytes, ModelKind::Gmm)?;
+        let (header, spec, data) =
+            format::read_body::<GmmSpec>(bytes, &[ModelKind::Gmm, ModelKind::Kde])?;
         let total = spec.stored_values().ok_or(Error::InvalidShape)?;
         if total != data.len() {
             return Err(Error::InvalidShape);
@@ -197,6 +198,11 @@ impl<'a> Gmm<'a> {
             standardizer,
             precision_stride: spec.precision_block().ok_or(Error::InvalidShape)?,
         })
+    }
+
+    /// Whether the file holds a fitted mixture or a kernel density estimate.
+    pub fn kind(&self) -> ModelKind {
+        self.header.kind
     }
 
     /// The model's metadata.
@@ -248,11 +254,7 @@ impl<'a> Gmm<'a> {
                     f(norm - 0.5 * triangular_distance(x, u, b));
                 }
             }
-            Covariance::Tied => {
-                for (b, &norm) in means {
-                    f(norm - 0.5 * triangular_distance(x, self.precision, b));
-                }
-            }
+            Covariance::Tied => tied_components(x, self.precision, means, f),
             Covariance::Diag | Covariance::Spherical => {
                 for ((b, &norm), p) in means.zip(self.precision.chunks_exact(d)) {
                     f(norm - 0.5 * diagonal_distance(x, p, b));
@@ -321,28 +323,96 @@ impl<'a> Gmm<'a> {
     }
 }
 
+/// Tied covariance (and KDE): one projection `xᵀU` serves every component.
+/// Kept out of line so that only tied models pay for its stack buffer.
+#[inline(never)]
+fn tied_components<'m>(
+    x: &[f32],
+    blocks: &[f32],
+    means: impl Iterator<Item = (&'m [f32], &'m f32)>,
+    mut f: impl FnMut(f32),
+) {
+    let mut buffer = [0.0f32; PROJECT_MAX_DIM];
+    if let Some(z) = buffer.get_mut(..x.len()) {
+        let mut slots = z.iter_mut();
+        project(x, blocks, |a, n| {
+            for (&aj, slot) in a.iter().take(n).zip(slots.by_ref()) {
+                *slot = aj;
+            }
+        });
+        for (b, &norm) in means {
+            f(norm - 0.5 * squared_distance(z, b));
+        }
+    } else {
+        for (b, &norm) in means {
+            f(norm - 0.5 * triangular_distance(x, blocks, b));
+        }
+    }
+}
+
+/// Largest dimension for which a tied mixture (or a KDE) projects the input
+/// once into a stack buffer instead of once per component.
+const PROJECT_MAX_DIM: usize = 64;
+
 /// `|xᵀU - b|²` for upper-triangular `U` stored in blocks of four columns
-/// (see the module docs): `y_j = Σ_i x_i U[i][j] - b_j`.
-///
-/// Each column's sum runs over ascending `i`, exactly as a column-by-column
-/// dot product would; the stored zeros below the diagonal add exact zeros.
+/// (see the module docs).
 #[inline]
 fn triangular_distance(x: &[f32], blocks: &[f32], b: &[f32]) -> f32 {
     let mut sq = 0.0;
+    let (whole, partial) = b.as_chunks::<4>();
+    let mut whole = whole.iter();
+    project(x, blocks, |[a0, a1, a2, a3], n| {
+        if n == 4 {
+            if let Some(&[b0, b1, b2, b3]) = whole.next() {
+                let (y0, y1, y2, y3) = (a0 - b0, a1 - b1, a2 - b2, a3 - b3);
+                sq += y0 * y0;
+                sq += y1 * y1;
+                sq += y2 * y2;
+                sq += y3 * y3;
+            }
+        } else {
+            for (&aj, &bj) in [a0, a1, a2].iter().zip(partial) {
+                let y = aj - bj;
+                sq += y * y;
+            }
+        }
+    });
+    sq
+}
+
+/// `Σ_j (z_j - b_j)²`, summed in ascending `j` like [`triangular_distance`].
+#[inline]
+fn squared_distance(z: &[f32], b: &[f32]) -> f32 {
+    let mut sq = 0.0;
+    for (&zj, &bj) in z.iter().zip(b) {
+        let y = zj - bj;
+        sq += y * y;
+    }
+    sq
+}
+
+/// Calls `emit(a, n)` for each block of columns in order, with
+/// `a[..n]` = `(xᵀU)_j = Σ_i x_i U[i][j]` for the block's `n` columns
+/// (four, except in a last partial block).
+///
+/// Columns are taken four at a time so that each `x_i` is loaded once per
+/// four products; every column's sum runs over ascending `i`, exactly as a
+/// column-by-column dot product would (the stored zeros add exact zeros).
+#[inline(always)]
+fn project(x: &[f32], blocks: &[f32], mut emit: impl FnMut([f32; 4], usize)) {
+    let d = x.len();
     let mut rest = blocks;
     let x4 = x.as_chunks::<4>().0;
-    let (whole, partial) = b.as_chunks::<4>();
-    for (c, &[b0, b1, b2, b3]) in whole.iter().enumerate() {
-        // Rows 0..4c in groups of four (16 values a group), then the
-        // diagonal triangle. Lengths are validated at parse time, so the
-        // `else` branches are unreachable.
+    for (c, &[x0, x1, x2, x3]) in x4.iter().enumerate() {
+        // Block c: rows 0..4c in groups of four (16 values a group), then
+        // the diagonal triangle. Lengths are validated at parse time, so
+        // the `else` is unreachable.
         let Some((groups, tail)) = rest.split_at_checked(16 * c) else {
-            return sq;
+            return;
         };
-        let (Some(([t0, t1, t2, t3, t4, t5, t6, t7, t8, t9], tail)), Some(&[x0, x1, x2, x3])) =
-            (tail.split_first_chunk::<10>(), x4.get(c))
+        let Some(([t0, t1, t2, t3, t4, t5, t6, t7, t8, t9], tail)) = tail.split_first_chunk::<10>()
         else {
-            return sq;
+            return;
         };
         rest = tail;
         let (mut a0, mut a1, mut a2, mut a3) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
@@ -364,13 +434,10 @@ fn triangular_distance(x: &[f32], blocks: &[f32], b: &[f32]) -> f32 {
         a2 += x2 * t7;
         a3 += x2 * t8;
         a3 += x3 * t9;
-        let (y0, y1, y2, y3) = (a0 - b0, a1 - b1, a2 - b2, a3 - b3);
-        sq += y0 * y0;
-        sq += y1 * y1;
-        sq += y2 * y2;
-        sq += y3 * y3;
+        emit([a0, a1, a2, a3], 4);
     }
-    if !partial.is_empty() {
+    let remaining = d % 4;
+    if remaining != 0 {
         // The last, narrower block: all D rows, the remaining 1 to 3 columns.
         let mut acc = [0.0f32; 4];
         for (&xi, u) in x.iter().zip(rest.as_chunks::<4>().0) {
@@ -378,12 +445,8 @@ fn triangular_distance(x: &[f32], blocks: &[f32], b: &[f32]) -> f32 {
                 *a += xi * uc;
             }
         }
-        for (a, &bj) in acc.iter().zip(partial) {
-            let y = a - bj;
-            sq += y * y;
-        }
+        emit(acc, remaining);
     }
-    sq
 }
 
 /// `Σ_d (x_d p_d - b_d)²` for a diagonal precision factor `p`.
@@ -437,8 +500,17 @@ mod encode {
     }
 
     impl GmmParams<'_> {
-        /// Encodes the mixture as a `.tgm` model file.
+        /// Encodes the mixture as a `.tgm` model file of kind `gmm`.
         pub fn encode(&self) -> Result<Vec<u8>, Error> {
+            self.encode_as(ModelKind::Gmm)
+        }
+
+        /// Encodes the mixture as a model file of the given kind (`gmm`, or
+        /// `kde` for a kernel density estimate written as a tied mixture).
+        pub fn encode_as(&self, kind: ModelKind) -> Result<Vec<u8>, Error> {
+            if !matches!(kind, ModelKind::Gmm | ModelKind::Kde) {
+                return Err(Error::InvalidParameters);
+            }
             let d = self.dim;
             let k = self.weights.len();
             let expected_precision = match self.covariance {
@@ -542,7 +614,7 @@ mod encode {
                 return Err(Error::InvalidParameters);
             }
             debug_assert_eq!(spec.stored_values(), Some(data.len()));
-            format::write(ModelKind::Gmm, &spec, &data)
+            format::write(kind, &spec, &data)
         }
     }
 }

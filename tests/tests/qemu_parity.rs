@@ -10,7 +10,9 @@
 use nalgebra::DMatrix;
 use tinygen::data::{self, LoadOptions};
 use tinygen::density::gmm::{EmOptions, fit_em};
+use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
+use tinygen_runtime::ModelKind;
 use tinygen_runtime::gmm::Covariance;
 
 /// Fits a mixture and writes it with test points (in-distribution rows and far-away ones).
@@ -93,6 +95,17 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         true,
     );
 
+    let kde_data = xtask::blobs(300, 3, 2, 5);
+    let kde = fit_kde(&kde_data, None, &KdeOptions::default()).unwrap();
+    let kde_bytes = kde.mixture.params(None).encode_as(ModelKind::Kde).unwrap();
+    let kde_points: Vec<f32> = kde_data
+        .rows(0, 64)
+        .transpose()
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    xtask::write_case(&dir.join("kde_scott_d3"), &kde_bytes, &kde_points).unwrap();
+
     let elf = xtask::build_firmware(&dir, &[]).unwrap();
     let run = xtask::run_qemu(&elf, None).unwrap();
     println!("{}", run.stdout);
@@ -108,6 +121,7 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         "spherical_k3_d4_std",
         "full_k1_d7_std",
         "cardio_full_k4_std",
+        "kde_scott_d3",
     ] {
         let line = format!("case {name}: 64 points, 64 bit-exact, 0 mismatches");
         assert!(

@@ -1,7 +1,7 @@
 //! The `tinygen` command line: parses arguments and dispatches.
 
 use clap::{Parser, Subcommand};
-use tinygen::commands::{fit_gmm, info, score};
+use tinygen::commands::{fit_gmm, fit_kde, info, score};
 
 /// Train small generative models on a desktop and run them on microcontrollers.
 #[derive(Debug, Parser)]
@@ -26,12 +26,15 @@ enum Command {
 enum FitCommand {
     /// Gaussian mixture by EM (scikit-learn semantics) or gradient descent.
     Gmm(fit_gmm::FitGmmArgs),
+    /// Gaussian kernel density estimate (scipy's gaussian_kde semantics).
+    Kde(fit_kde::FitKdeArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Fit(FitCommand::Gmm(args)) => fit_gmm::run(args),
+        Command::Fit(FitCommand::Kde(args)) => fit_kde::run(args),
         Command::Info(args) => info::run(args),
         Command::Score(args) => score::run(args),
     };

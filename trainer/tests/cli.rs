@@ -193,3 +193,106 @@ fn bad_inputs_fail_clearly() {
         &["nope.tgm"],
     );
 }
+
+#[test]
+fn kde_fit_info_score_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write(dir.path(), "d.csv", &clusters_csv());
+    let d = data.to_str().unwrap();
+    let model = dir.path().join("k.tgm");
+    let m = model.to_str().unwrap();
+    let fit = tinygen(&[
+        "fit",
+        "kde",
+        "--data",
+        d,
+        "--label-column",
+        "label",
+        "--bandwidth",
+        "silverman",
+        "--out",
+        m,
+    ]);
+    assert!(
+        fit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fit.stderr)
+    );
+    let info = String::from_utf8_lossy(&tinygen(&["info", m]).stdout).into_owned();
+    assert!(
+        info.contains("kind        kde") && info.contains("points      60"),
+        "{info}"
+    );
+    let score = tinygen(&[
+        "score",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--label-column",
+        "label",
+    ]);
+    let csv = String::from_utf8_lossy(&score.stdout);
+    assert_eq!(csv.lines().next(), Some("log_density"));
+    assert_eq!(csv.lines().count(), 61);
+
+    // Weights from a column, with the label dropped; diagonal bandwidth; reduction.
+    let with_weights: String = clusters_csv()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                "a,b,w\n".to_string()
+            } else {
+                format!("{l}.5\n")
+            }
+        })
+        .collect();
+    let weighted = write(dir.path(), "w.csv", &with_weights);
+    let fit = tinygen(&[
+        "fit",
+        "kde",
+        "--data",
+        weighted.to_str().unwrap(),
+        "--weights",
+        "w",
+        "--diagonal",
+        "--max-points",
+        "10",
+        "--out",
+        m,
+    ]);
+    let out = String::from_utf8_lossy(&fit.stdout);
+    assert!(
+        fit.status.success()
+            && out.contains("10 kernel centres")
+            && out.contains("reduction to 10 centres"),
+        "{out}"
+    );
+
+    let one = write(dir.path(), "one.csv", "a,b\n1,2\n");
+    assert_fails(
+        &tinygen(&["fit", "kde", "--data", one.to_str().unwrap(), "--out", m]),
+        &["at least 2 points"],
+    );
+    let constant = write(dir.path(), "c.csv", "a,b\n1,5\n2,5\n3,5\n");
+    assert_fails(
+        &tinygen(&[
+            "fit",
+            "kde",
+            "--data",
+            constant.to_str().unwrap(),
+            "--out",
+            m,
+        ]),
+        &["feature 1 has zero variance"],
+    );
+    assert_fails(
+        &tinygen(&["fit", "kde", "--data", d, "--bandwidth", "-1", "--out", m]),
+        &["positive"],
+    );
+    assert_fails(
+        &tinygen(&["fit", "kde", "--data", d, "--bandwidth", "wide", "--out", m]),
+        &["scott, silverman or a positive number"],
+    );
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use tinygen_runtime::Gmm;
 use tinygen_runtime::format::{self, ModelKind};
+use tinygen_runtime::gmm::Covariance;
 
 use crate::io::AlignedBytes;
 
@@ -30,13 +31,23 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     println!("bytes       {}", bytes.len());
     println!("crc32       {:#010x}", header.crc);
     match header.kind {
-        ModelKind::Gmm => {
+        ModelKind::Gmm | ModelKind::Kde => {
             let gmm = Gmm::from_bytes(bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
             let spec = gmm.spec();
+            let kde = header.kind == ModelKind::Kde;
             println!("dimensions  {}", spec.dim);
-            println!("components  {}", spec.components);
-            println!("covariance  {}", spec.covariance.name());
+            if kde {
+                println!("points      {} (kernel centres)", spec.components);
+                let kernel = match spec.covariance {
+                    Covariance::Tied => "full",
+                    _ => "diagonal",
+                };
+                println!("kernel      Gaussian, {kernel} bandwidth matrix");
+            } else {
+                println!("components  {}", spec.components);
+                println!("covariance  {}", spec.covariance.name());
+            }
             println!(
                 "standardize {}",
                 if spec.standardized {
@@ -50,10 +61,14 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                 gmm.stored_values(),
                 4 * gmm.stored_values()
             );
+            let stack = match spec.covariance {
+                Covariance::Full => "about 300 bytes",
+                Covariance::Diag | Covariance::Spherical => "about 210 bytes",
+                Covariance::Tied => "about 610 bytes, with a 256-byte projection buffer",
+            };
             println!(
-                "ram         no buffers (weights are read in place); stack only, under 300 bytes \
-                 per call on a Cortex-M4F (measured by cargo xtask bench-mcu); \
-                 log_responsibilities also takes a caller buffer of {} bytes",
+                "ram         no heap, weights read in place; stack per call on a Cortex-M4F {stack} \
+                 (measured under QEMU); log_responsibilities also takes a caller buffer of {} bytes",
                 4 * spec.components
             );
         }

@@ -1,5 +1,6 @@
 //! The `tinygen` subcommands, one module each.
 pub mod fit_gmm;
+pub mod fit_kde;
 pub mod info;
 pub mod score;
 

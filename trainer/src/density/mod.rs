@@ -1,5 +1,6 @@
 //! Density models fitted on the host.
 pub mod gmm;
 pub mod gmm_gd;
+pub mod kde;
 pub mod kmeans;
 pub mod standardize;
