@@ -35,6 +35,47 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     Some((rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives))
 }
 
+/// Average precision of `scores` against binary `labels`, as scikit-learn's
+/// `average_precision_score`: `Σ_n (R_n - R_{n-1}) P_n` over the distinct
+/// score thresholds, from the highest down. `None` without positives.
+///
+/// ```
+/// use tinygen::eval::average_precision;
+/// // sklearn: average_precision_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) = 0.8333...
+/// let ap = average_precision(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap();
+/// assert!((ap - 5.0 / 6.0).abs() < 1e-12);
+/// ```
+pub fn average_precision(scores: &[f64], labels: &[bool]) -> Option<f64> {
+    if scores.len() != labels.len() || scores.iter().any(|s| s.is_nan()) {
+        return None;
+    }
+    let positives = labels.iter().filter(|&&l| l).count() as f64;
+    if positives == 0.0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp, mut ap, mut recall) = (0.0, 0.0, 0.0, 0.0);
+    let mut i = 0;
+    while i < order.len() {
+        // All points tied at this threshold enter together.
+        let mut j = i;
+        while j < order.len() && scores[order[j]] == scores[order[i]] {
+            if labels[order[j]] {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            j += 1;
+        }
+        let new_recall = tp / positives;
+        ap += (new_recall - recall) * tp / (tp + fp);
+        recall = new_recall;
+        i = j;
+    }
+    Some(ap)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +104,20 @@ mod tests {
         let scores = [0.3, 0.1, 0.3, 0.9, 0.5, 0.3, 0.1, 0.7];
         let labels = [true, false, false, true, false, true, true, false];
         assert!((roc_auc(&scores, &labels).unwrap() - pairwise(&scores, &labels)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn average_precision_matches_scikit_learn_values() {
+        // sklearn.metrics.average_precision_score on these inputs.
+        let ap = average_precision(
+            &[0.9, 0.8, 0.7, 0.6, 0.5],
+            &[true, false, true, false, true],
+        )
+        .unwrap();
+        assert!((ap - (1.0 + 2.0 / 3.0 + 3.0 / 5.0) / 3.0).abs() < 1e-12);
+        // Ties enter together: one threshold, precision 1/2, recall 1.
+        assert_eq!(average_precision(&[1.0, 1.0], &[true, false]), Some(0.5));
+        assert_eq!(average_precision(&[1.0, 2.0], &[false, false]), None);
     }
 
     #[test]

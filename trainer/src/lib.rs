@@ -2,6 +2,7 @@
 //!
 //! The `tinygen` binary (see `main.rs`) drives these modules; the model file
 //! format itself lives in the runtime crate (`tinygen_runtime::format`).
+pub mod anomaly;
 pub mod commands;
 pub mod data;
 pub mod density;

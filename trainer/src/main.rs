@@ -1,7 +1,7 @@
 //! The `tinygen` command line: parses arguments and dispatches.
 
 use clap::{Parser, Subcommand};
-use tinygen::commands::{fit_gmm, fit_kde, info, score};
+use tinygen::commands::{eval_anomaly, fit_gmm, fit_kde, info, score};
 
 /// Train small generative models on a desktop and run them on microcontrollers.
 #[derive(Debug, Parser)]
@@ -16,10 +16,19 @@ enum Command {
     /// Fit a model to data and write a .tgm model file.
     #[command(subcommand)]
     Fit(FitCommand),
+    /// Evaluate models.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Describe a model file: kind, dimensions, sizes, CRC.
     Info(info::InfoArgs),
     /// Score data with a model (log-density per row, as CSV), using the runtime crate.
     Score(score::ScoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Anomaly detection with the PyOD protocol over given train/test splits.
+    Anomaly(eval_anomaly::EvalAnomalyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,6 +44,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Fit(FitCommand::Gmm(args)) => fit_gmm::run(args),
         Command::Fit(FitCommand::Kde(args)) => fit_kde::run(args),
+        Command::Eval(EvalCommand::Anomaly(args)) => eval_anomaly::run(args),
         Command::Info(args) => info::run(args),
         Command::Score(args) => score::run(args),
     };

@@ -10,6 +10,9 @@
 //!   Cortex-M4F (K = 8, D = 16, full and diag) and firmware size.
 //! * `bench-host` EM time per iteration and scoring throughput against
 //!   scikit-learn on the same data, in one run.
+//! * `bench-anomaly` mean ROC-AUC of tinygen's detectors over the 17 ODDS
+//!   sets with PyOD's splits (needs ../shared or TINYGEN_SHARED), against
+//!   the published table.
 //! * `models` regenerate the example models in `models/`.
 
 use std::path::{Path, PathBuf};
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some("bench-mcu") => bench_mcu(),
         Some("bench-host") => bench_host(),
+        Some("bench-anomaly") => bench_anomaly(),
         Some("models") => models(),
         _ => bail!(
             "usage: cargo xtask demo | test | qemu [CASES_DIR] | bench-mcu | bench-host | models"
@@ -386,6 +390,83 @@ fn bench_host() -> anyhow::Result<()> {
             sk_one / per_sample
         );
     }
+    Ok(())
+}
+
+/// Mean ROC-AUC over PyOD's 10 splits for every ODDS set, per detector,
+/// next to the published GMM and KDE columns.
+fn bench_anomaly() -> anyhow::Result<()> {
+    use tinygen::anomaly::{Detector, evaluate, read_splits};
+    use tinygen::density::kde::{Bandwidth, KdeOptions};
+
+    let shared = std::env::var_os("TINYGEN_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared"));
+    let odds = shared.join("data/odds-pyod");
+    let published = std::fs::read_to_string(odds.join("pyod_benchmark_roc.csv"))
+        .with_context(|| format!("{} is missing: set TINYGEN_SHARED", odds.display()))?;
+    let header: Vec<&str> = published
+        .lines()
+        .next()
+        .context("empty table")?
+        .split(',')
+        .collect();
+    let column = |name: &str| header.iter().position(|h| h.trim() == name);
+    let (gmm_col, kde_col) = (
+        column("GMM").context("no GMM column")?,
+        column("KDE").context("no KDE column")?,
+    );
+    let detectors = [
+        ("GMM K=1 full", Detector::Gmm(EmOptions::default())),
+        (
+            "KDE factor 1, diagonal",
+            Detector::Kde(KdeOptions {
+                bandwidth: Bandwidth::Factor(1.0),
+                diagonal: true,
+                ..KdeOptions::default()
+            }),
+        ),
+    ];
+    println!(
+        "| data | published GMM | {} | published KDE | {} |",
+        detectors[0].0, detectors[1].0
+    );
+    println!("|---|---|---|---|---|");
+    let mut sums = [0.0f64; 4];
+    let mut n = 0;
+    for line in published.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let name = fields[0];
+        let csv = odds.join(format!("csv/{name}.csv"));
+        if !csv.is_file() {
+            continue;
+        }
+        let opts = tinygen::data::LoadOptions {
+            label_column: Some("label".into()),
+            drop_columns: vec![],
+        };
+        let set = tinygen::data::load(&csv, &opts)?;
+        let splits = read_splits(&odds.join(format!("splits/{name}.txt")), set.rows)?;
+        let ours: Vec<f64> = detectors
+            .iter()
+            .map(|(_, d)| evaluate(&set, &splits, d).map(|r| r.roc_auc()))
+            .collect::<anyhow::Result<_>>()?;
+        let pub_gmm: f64 = fields[gmm_col].parse()?;
+        let pub_kde: f64 = fields[kde_col].parse()?;
+        println!(
+            "| {name} | {pub_gmm:.4} | {:.4} | {pub_kde:.4} | {:.4} |",
+            ours[0], ours[1]
+        );
+        for (s, v) in sums.iter_mut().zip([pub_gmm, ours[0], pub_kde, ours[1]]) {
+            *s += v;
+        }
+        n += 1;
+    }
+    let m: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
+    println!(
+        "| **mean of {n}** | {:.4} | {:.4} | {:.4} | {:.4} |",
+        m[0], m[1], m[2], m[3]
+    );
     Ok(())
 }
 

@@ -1,4 +1,5 @@
 //! The `tinygen` subcommands, one module each.
+pub mod eval_anomaly;
 pub mod fit_gmm;
 pub mod fit_kde;
 pub mod info;

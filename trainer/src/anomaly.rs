@@ -1,0 +1,186 @@
+//! Density models as anomaly detectors, and the PyOD evaluation protocol:
+//! for each given train/test split, standardize with the train part's mean
+//! and population standard deviation, fit on the (unlabelled) train part,
+//! score the test part with the runtime crate (f32, the device's code), and
+//! measure ROC-AUC and average precision of `-log p` against the labels.
+
+use std::path::Path;
+
+use anyhow::{Context, ensure};
+use nalgebra::DMatrix;
+use rayon::prelude::*;
+use tinygen_runtime::{Gmm, ModelKind};
+
+use crate::data::Dataset;
+use crate::density::gmm::{EmOptions, fit_em};
+use crate::density::kde::{KdeOptions, fit_kde};
+use crate::density::standardize::Standardizer;
+use crate::eval::{average_precision, roc_auc};
+use crate::io::AlignedBytes;
+
+/// Which density scores the points.
+#[derive(Debug, Clone)]
+pub enum Detector {
+    /// A Gaussian mixture fitted by EM.
+    Gmm(EmOptions),
+    /// A Gaussian kernel density estimate.
+    Kde(KdeOptions),
+}
+
+impl Detector {
+    /// Standardizes `train` (rows are points), fits the density, and returns
+    /// the `.tgm` file (standardization folded in, so it scores raw rows).
+    pub fn fit(&self, train: &DMatrix<f64>) -> anyhow::Result<Vec<u8>> {
+        let standardizer = Standardizer::fit(train);
+        let x = standardizer.apply(train);
+        let (mixture, kind) = match self {
+            Detector::Gmm(opts) => (fit_em(&x, opts, &mut |_, _, _| {})?.0, ModelKind::Gmm),
+            Detector::Kde(opts) => (fit_kde(&x, None, opts)?.mixture, ModelKind::Kde),
+        };
+        Ok(mixture
+            .params(Some(standardizer.encoded()))
+            .encode_as(kind)?)
+    }
+}
+
+/// Log-densities of row-major `points` under a model file, computed by the
+/// runtime crate, in parallel over rows.
+pub fn log_densities(model: &[u8], points: &[f32]) -> anyhow::Result<Vec<f32>> {
+    let file = AlignedBytes::new(model);
+    let gmm = Gmm::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("model: {e}"))?;
+    let d = gmm.dim();
+    ensure!(
+        points.len().is_multiple_of(d),
+        "points are not whole rows of {d} values"
+    );
+    let mut out = vec![0f32; points.len() / d];
+    out.par_chunks_mut(256)
+        .zip(points.par_chunks(256 * d))
+        .try_for_each(|(scores, rows)| gmm.log_density_batch(rows, scores))
+        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
+    Ok(out)
+}
+
+/// One split's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitResult {
+    /// Index of the split in the splits file.
+    pub split: usize,
+    /// ROC-AUC of `-log p` on the test part.
+    pub roc_auc: f64,
+    /// Average precision of `-log p` on the test part.
+    pub average_precision: f64,
+    /// Size of the fitted model file in bytes.
+    pub model_bytes: usize,
+}
+
+/// Results over all splits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Per split, in file order.
+    pub per_split: Vec<SplitResult>,
+}
+
+impl Report {
+    /// Mean ROC-AUC over the splits.
+    pub fn roc_auc(&self) -> f64 {
+        self.per_split.iter().map(|s| s.roc_auc).sum::<f64>() / self.per_split.len() as f64
+    }
+
+    /// Mean average precision over the splits.
+    pub fn average_precision(&self) -> f64 {
+        self.per_split
+            .iter()
+            .map(|s| s.average_precision)
+            .sum::<f64>()
+            / self.per_split.len() as f64
+    }
+
+    /// `{"roc_auc": mean, "average_precision": mean, "per_split": [...]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "roc_auc": self.roc_auc(),
+            "average_precision": self.average_precision(),
+            "per_split": self.per_split.iter().map(|s| serde_json::json!({
+                "split": s.split,
+                "roc_auc": s.roc_auc,
+                "average_precision": s.average_precision,
+                "model_bytes": s.model_bytes,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Reads a splits file: one line per split, the 0-based train row indices.
+pub fn read_splits(path: &Path, rows: usize) -> anyhow::Result<Vec<Vec<usize>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read splits file {}", path.display()))?;
+    let splits: Vec<Vec<usize>> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            l.split_whitespace()
+                .map(|v| {
+                    let i: usize = v.parse().with_context(|| {
+                        format!(
+                            "{} line {}: {v:?} is not a row index",
+                            path.display(),
+                            n + 1
+                        )
+                    })?;
+                    ensure!(
+                        i < rows,
+                        "{} line {}: row {i} out of range (data has {rows} rows)",
+                        path.display(),
+                        n + 1
+                    );
+                    Ok(i)
+                })
+                .collect()
+        })
+        .collect::<anyhow::Result<_>>()?;
+    ensure!(!splits.is_empty(), "{} holds no splits", path.display());
+    Ok(splits)
+}
+
+/// Runs the protocol on a labelled data set (label != 0 marks an outlier).
+pub fn evaluate(
+    set: &Dataset,
+    splits: &[Vec<usize>],
+    detector: &Detector,
+) -> anyhow::Result<Report> {
+    let labels = set
+        .labels
+        .as_ref()
+        .context("the data set needs a label column (--label-column)")?;
+    let per_split = splits
+        .iter()
+        .enumerate()
+        .map(|(split, train_idx)| {
+            let mut is_train = vec![false; set.rows];
+            train_idx.iter().for_each(|&i| is_train[i] = true);
+            let test_idx: Vec<usize> = (0..set.rows).filter(|&i| !is_train[i]).collect();
+            let train = set.select_rows(train_idx);
+            let model = detector
+                .fit(&DMatrix::from_row_slice(
+                    train.rows,
+                    train.cols,
+                    &train.values,
+                ))
+                .with_context(|| format!("split {split}"))?;
+            let scores = log_densities(&model, &set.select_rows(&test_idx).to_f32())?;
+            let outlier_score: Vec<f64> = scores.iter().map(|&s| -f64::from(s)).collect();
+            let is_outlier: Vec<bool> = test_idx.iter().map(|&i| labels[i] != 0.0).collect();
+            Ok(SplitResult {
+                split,
+                roc_auc: roc_auc(&outlier_score, &is_outlier)
+                    .context("a test part has only one class")?,
+                average_precision: average_precision(&outlier_score, &is_outlier)
+                    .context("a test part has no outliers")?,
+                model_bytes: model.len(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Report { per_split })
+}
