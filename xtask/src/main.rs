@@ -397,7 +397,7 @@ fn bench_host() -> anyhow::Result<()> {
 /// next to the published GMM and KDE columns.
 fn bench_anomaly() -> anyhow::Result<()> {
     use tinygen::anomaly::{Detector, evaluate, read_splits};
-    use tinygen::density::kde::{Bandwidth, KdeOptions};
+    use tinygen::density::kde::KdeOptions;
 
     let shared = std::env::var_os("TINYGEN_SHARED")
         .map(PathBuf::from)
@@ -419,10 +419,9 @@ fn bench_anomaly() -> anyhow::Result<()> {
     let detectors = [
         ("GMM K=1 full", Detector::Gmm(EmOptions::default())),
         (
-            "KDE factor 1, diagonal",
+            "KDE isotropic h=1",
             Detector::Kde(KdeOptions {
-                bandwidth: Bandwidth::Factor(1.0),
-                diagonal: true,
+                isotropic: Some(1.0),
                 ..KdeOptions::default()
             }),
         ),

@@ -49,6 +49,9 @@ pub struct EvalAnomalyArgs {
     /// KDE: diagonal bandwidth matrix.
     #[arg(long)]
     pub diagonal: bool,
+    /// KDE: fixed kernel covariance H² I (PyOD's KDE detector uses H = 1).
+    #[arg(long, value_name = "H")]
+    pub isotropic: Option<f64>,
     /// KDE: keep at most M kernel centres (k-means).
     #[arg(long, value_name = "M")]
     pub max_points: Option<usize>,
@@ -77,6 +80,7 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
         DetectorKind::Kde => Detector::Kde(KdeOptions {
             bandwidth: args.bandwidth,
             diagonal: args.diagonal,
+            isotropic: args.isotropic,
             max_points: args.max_points,
             seed: args.seed,
             ..KdeOptions::default()

@@ -36,6 +36,10 @@ pub struct FitKdeArgs {
     /// Use only the diagonal of the kernel covariance.
     #[arg(long)]
     pub diagonal: bool,
+    /// Use the fixed kernel covariance H² I (scikit-learn KernelDensity's
+    /// bandwidth) instead of a --bandwidth rule.
+    #[arg(long, value_name = "H", conflicts_with_all = ["bandwidth", "diagonal"])]
+    pub isotropic: Option<f64>,
     /// Keep at most M kernel centres (the bandwidth still uses all points);
     /// the cost in log-density is measured and printed.
     #[arg(long, value_name = "M")]
@@ -86,6 +90,7 @@ pub fn run(args: &FitKdeArgs) -> anyhow::Result<()> {
     let opts = KdeOptions {
         bandwidth: args.bandwidth,
         diagonal: args.diagonal,
+        isotropic: args.isotropic,
         max_points: args.max_points,
         reduce: match args.reduce {
             ReduceArg::Kmeans => Reduce::KMeans,
@@ -101,7 +106,11 @@ pub fn run(args: &FitKdeArgs) -> anyhow::Result<()> {
         kde.factor,
         kde.n_eff,
         kde.mixture.components(),
-        if args.diagonal { "diagonal" } else { "full" }
+        match (args.isotropic, args.diagonal) {
+            (Some(_), _) => "isotropic",
+            (None, true) => "diagonal",
+            (None, false) => "full",
+        }
     );
     let scores = kde.mixture.score_samples(&x);
     println!(

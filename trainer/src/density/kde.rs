@@ -58,6 +58,10 @@ pub struct KdeOptions {
     pub bandwidth: Bandwidth,
     /// Keep only the diagonal of the kernel covariance.
     pub diagonal: bool,
+    /// Use the kernel covariance `h² I` (scikit-learn `KernelDensity`'s
+    /// bandwidth `h`, and PyOD's KDE detector) instead of scipy's rule;
+    /// `bandwidth` and `diagonal` are then ignored.
+    pub isotropic: Option<f64>,
     /// Keep at most this many kernel centres (the bandwidth still comes from all points).
     pub max_points: Option<usize>,
     /// How to reduce the points.
@@ -71,6 +75,7 @@ impl Default for KdeOptions {
         Self {
             bandwidth: Bandwidth::Scott,
             diagonal: false,
+            isotropic: None,
             max_points: None,
             reduce: Reduce::KMeans,
             seed: 0,
@@ -131,6 +136,13 @@ pub fn fit_kde(
     }
     let w = normalized_weights(n, weights)?;
     let n_eff = 1.0 / w.iter().map(|v| v * v).sum::<f64>();
+    if let Some(h) = opts.isotropic {
+        if !(h.is_finite() && h > 0.0) {
+            return Err(KdeError::Bandwidth(h));
+        }
+        let covariance = DMatrix::from_diagonal_element(d, d, h * h);
+        return finish(x, &w, opts, h, n_eff, covariance, true);
+    }
     let factor = match opts.bandwidth {
         Bandwidth::Scott => n_eff.powf(-1.0 / (d as f64 + 4.0)),
         Bandwidth::Silverman => (n_eff * (d as f64 + 2.0) / 4.0).powf(-1.0 / (d as f64 + 4.0)),
@@ -158,10 +170,23 @@ pub fn fit_kde(
     if opts.diagonal {
         covariance = DMatrix::from_diagonal(&covariance.diagonal());
     }
+    finish(x, &w, opts, factor, n_eff, covariance, opts.diagonal)
+}
 
-    let (points, point_weights) = reduce(x, &w, opts)?;
+/// Builds the mixture from the kernel covariance and the (reduced) points.
+fn finish(
+    x: &DMatrix<f64>,
+    w: &DVector<f64>,
+    opts: &KdeOptions,
+    factor: f64,
+    n_eff: f64,
+    covariance: DMatrix<f64>,
+    diagonal: bool,
+) -> Result<Kde, KdeError> {
+    let d = x.ncols();
+    let (points, point_weights) = reduce(x, w, opts)?;
     let k = points.nrows();
-    let (covariances, precisions_cholesky, kind) = if opts.diagonal {
+    let (covariances, precisions_cholesky, kind) = if diagonal {
         let var: Vec<f64> = covariance.diagonal().iter().copied().collect();
         let cov: Vec<f64> = (0..k).flat_map(|_| var.iter().copied()).collect();
         let prec = cov.iter().map(|v| 1.0 / v.sqrt()).collect();
@@ -306,6 +331,22 @@ mod tests {
         let total: f64 = w.iter().sum();
         let n_eff = 1.0 / w.iter().map(|v| (v / total).powi(2)).sum::<f64>();
         assert!((weighted.n_eff - n_eff).abs() < 1e-9);
+    }
+
+    #[test]
+    fn isotropic_bandwidth_ignores_the_data_covariance() {
+        // Constant feature: fine with a fixed kernel; each kernel is N(p, h² I).
+        let x = DMatrix::from_row_slice(3, 2, &[0.0, 5.0, 1.0, 5.0, 3.0, 5.0]);
+        let opts = KdeOptions {
+            isotropic: Some(0.5),
+            ..Default::default()
+        };
+        let kde = fit_kde(&x, None, &opts).unwrap();
+        let at = DMatrix::from_row_slice(1, 2, &[1.0, 5.0]);
+        let g =
+            |dx: f64| (-dx * dx / (2.0 * 0.25)).exp() / (2.0 * std::f64::consts::PI * 0.25).sqrt();
+        let expected = ((g(1.0) + g(0.0) + g(2.0)) / 3.0 * g(0.0)).ln();
+        assert!((kde.mixture.score_samples(&at)[0] - expected).abs() < 1e-12);
     }
 
     #[test]
