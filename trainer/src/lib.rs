@@ -6,5 +6,6 @@ pub mod anomaly;
 pub mod commands;
 pub mod data;
 pub mod density;
+pub mod divergence;
 pub mod eval;
 pub mod io;

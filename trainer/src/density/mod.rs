@@ -3,4 +3,5 @@ pub mod gmm;
 pub mod gmm_gd;
 pub mod kde;
 pub mod kmeans;
+pub mod sample;
 pub mod standardize;
