@@ -221,14 +221,38 @@ fn test() -> anyhow::Result<()> {
 }
 
 /// Instructions per `log_density` call on the Cortex-M4F, exact (QEMU
-/// plugin), for K = 8, D = 16 full and diag, with libm and with micromath.
+/// plugin): K = 8, D = 16 mixtures (diag, full) and a 256-point KDE in
+/// D = 16, with libm and with micromath.
 fn bench_mcu() -> anyhow::Result<()> {
+    use tinygen::density::kde::{KdeOptions, fit_kde};
+
     xtask::install_prerequisites()?;
     let cases = xtask::target_dir().join("bench-mcu-cases");
     std::fs::remove_dir_all(&cases).ok();
     let x = xtask::blobs(4000, 16, 8, 1);
-    let names = ["diag_k8_d16", "full_k8_d16"];
-    for (name, covariance) in names.iter().zip([Covariance::Diag, Covariance::Full]) {
+    // Training rows, and midpoints between rows of different blobs (where
+    // several components matter and exp/ln accuracy shows).
+    let row = |r: usize| x.row(r).iter().map(|&v| v as f32).collect::<Vec<_>>();
+    let points: Vec<f32> = (0..64)
+        .flat_map(|i| {
+            if i < 32 {
+                row(i)
+            } else {
+                row(i)
+                    .iter()
+                    .zip(row(i + 1))
+                    .map(|(a, b)| 0.5 * (a + b))
+                    .collect()
+            }
+        })
+        .collect();
+    // Case directories are embedded in name order; the first is also the
+    // one the firmware corrupts, so it must be small.
+    let mut names = Vec::new();
+    for (name, covariance) in [
+        ("a_diag_k8_d16", Covariance::Diag),
+        ("b_full_k8_d16", Covariance::Full),
+    ] {
         let opts = EmOptions {
             components: 8,
             covariance,
@@ -236,30 +260,27 @@ fn bench_mcu() -> anyhow::Result<()> {
             ..EmOptions::default()
         };
         let (model, _) = fit_em(&x, &opts, &mut |_, _, _| {})?;
-        // Training rows, and midpoints between rows of different blobs
-        // (where several components matter and exp/ln accuracy shows).
-        let points: Vec<f32> = (0..64)
-            .flat_map(|i| {
-                let row = |r: usize| x.row(r).iter().map(|&v| v as f32).collect::<Vec<_>>();
-                if i < 32 {
-                    row(i)
-                } else {
-                    row(i)
-                        .iter()
-                        .zip(row(i + 1))
-                        .map(|(a, b)| 0.5 * (a + b))
-                        .collect()
-                }
-            })
-            .collect();
         write_case(&cases.join(name), &model.params(None).encode()?, &points)?;
+        names.push(name);
     }
+    let kde_opts = KdeOptions {
+        max_points: Some(256),
+        ..KdeOptions::default()
+    };
+    let kde = fit_kde(&x, None, &kde_opts)?;
+    let kde_file = kde
+        .mixture
+        .params(None)
+        .encode_as(tinygen_runtime::ModelKind::Kde)?;
+    write_case(&cases.join("c_kde_m256_d16"), &kde_file, &points)?;
+    names.push("c_kde_m256_d16");
+
     let plugin = xtask::build_icount_plugin()?;
     println!(
-        "| build | {} | {} | flash (B) | static RAM (B) |",
-        names[0], names[1]
+        "| build | {} | flash (B) | static RAM (B) |",
+        names.join(" | ")
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     let mut accuracy = Vec::new();
     for features in [&[][..], &["micromath"][..]] {
         let elf = build_firmware(&cases, features)?;
@@ -290,11 +311,11 @@ fn bench_mcu() -> anyhow::Result<()> {
                 .filter(|l| l.starts_with("case "))
                 .map(|l| format!("{label}: {l}")),
         );
-        println!(
-            "| {label} | {} | {} | {flash} | {ram} |",
-            counts[1] - counts[0],
-            counts[2] - counts[0]
-        );
+        let per_case: Vec<String> = counts[1..]
+            .iter()
+            .map(|c| (c - counts[0]).to_string())
+            .collect();
+        println!("| {label} | {} | {flash} | {ram} |", per_case.join(" | "));
     }
     println!("\nDevice vs host (host scores with libm), 64 points per case:");
     for line in accuracy {
