@@ -6,8 +6,6 @@
 //! in `tests/fixtures/scipy`, and `TINYGEN_SCIPY_FIXTURES=DIR` points the test
 //! at freshly generated ones (CI does this with a fresh scipy).
 
-use std::path::PathBuf;
-
 use nalgebra::DMatrix;
 use serde_json::Value;
 use tinygen::density::kde::{Bandwidth, KdeOptions, fit_kde};
@@ -15,27 +13,7 @@ use tinygen::io::AlignedBytes;
 use tinygen_runtime::{Gmm, ModelKind};
 
 fn fixtures() -> Vec<(String, Value)> {
-    let dir = std::env::var_os("TINYGEN_SCIPY_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/scipy"));
-    let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read fixtures in {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            (
-                p.display().to_string(),
-                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap(),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(
-        out.len() >= 4,
-        "expected the scipy fixtures in {}",
-        dir.display()
-    );
-    out
+    tinygen_tests::json_fixtures("TINYGEN_SCIPY_FIXTURES", "scipy", 4)
 }
 
 fn matrix(v: &Value) -> DMatrix<f64> {

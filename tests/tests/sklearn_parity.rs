@@ -5,8 +5,6 @@
 //! `tests/fixtures/sklearn`, and `TINYGEN_SKLEARN_FIXTURES=DIR` points the test
 //! at freshly generated ones (CI does this with a fresh scikit-learn).
 
-use std::path::PathBuf;
-
 use nalgebra::DMatrix;
 use serde_json::Value;
 use tinygen::density::gmm::{EmOptions, em_from_responsibilities};
@@ -14,33 +12,8 @@ use tinygen::io::AlignedBytes;
 use tinygen_runtime::Gmm;
 use tinygen_runtime::gmm::Covariance;
 
-fn fixture_dir() -> PathBuf {
-    std::env::var_os("TINYGEN_SKLEARN_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sklearn"))
-}
-
 fn fixtures() -> Vec<(String, Value)> {
-    let dir = fixture_dir();
-    let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read fixtures in {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            (
-                p.display().to_string(),
-                serde_json::from_str(&text).unwrap(),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(
-        out.len() >= 5,
-        "expected the sklearn fixtures in {}",
-        dir.display()
-    );
-    out
+    tinygen_tests::json_fixtures("TINYGEN_SKLEARN_FIXTURES", "sklearn", 5)
 }
 
 fn flat(v: &Value) -> Vec<f64> {
