@@ -14,7 +14,8 @@ use core::hint::black_box;
 use cortex_m as _;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
-use tinygen_runtime::{Error, Gmm};
+use tinygen_runtime::format::read_header;
+use tinygen_runtime::{Detector, Error, Gmm, ModelKind};
 
 /// One embedded model with host-computed expectations.
 struct Case {
@@ -53,20 +54,47 @@ pub extern "C" fn tinygen_bench_end() {
     black_box(0x0045_4e44u32);
 }
 
+/// What a case's model computes: a density's log-density, or a detector's
+/// anomaly score.
+enum Scorer<'a> {
+    Density(Gmm<'a>),
+    Detector(Detector<'a>),
+}
+
+impl Scorer<'_> {
+    fn input_len(&self) -> usize {
+        match self {
+            Scorer::Density(g) => g.dim(),
+            Scorer::Detector(d) => d.input_len(),
+        }
+    }
+
+    fn value(&self, x: &[f32]) -> Result<f32, Error> {
+        match self {
+            Scorer::Density(g) => g.log_density(x),
+            Scorer::Detector(d) => d.score(x),
+        }
+    }
+}
+
 /// Scores a case; returns the number of mismatches.
 fn check_case(case: &Case) -> usize {
-    let gmm = match Gmm::from_bytes(case.model) {
-        Ok(g) => g,
+    let parsed = match read_header(case.model).map(|h| h.kind) {
+        Ok(ModelKind::Detector) => Detector::from_bytes(case.model).map(Scorer::Detector),
+        _ => Gmm::from_bytes(case.model).map(Scorer::Density),
+    };
+    let scorer = match parsed {
+        Ok(s) => s,
         Err(e) => {
             hprintln!("case {}: model rejected: {}", case.name, e);
             return 1;
         }
     };
-    if gmm.dim() != case.dim {
+    if scorer.input_len() != case.dim {
         hprintln!(
-            "case {}: model has dim {}, inputs {}",
+            "case {}: model takes {} values, inputs have {}",
             case.name,
-            gmm.dim(),
+            scorer.input_len(),
             case.dim
         );
         return 1;
@@ -74,18 +102,17 @@ fn check_case(case: &Case) -> usize {
     // One exactly measured call (markers for the instruction counter).
     let first = &case.inputs[..case.dim];
     tinygen_bench_start();
-    let measured = gmm.log_density(black_box(first));
+    let measured = scorer.value(black_box(first));
     tinygen_bench_end();
     black_box(&measured);
     let stack = stack_used(|| {
-        black_box(gmm.log_density(black_box(first)).ok());
+        black_box(scorer.value(black_box(first)).ok());
     });
-
     let mut mismatches = 0;
     let mut bit_exact = 0;
     let mut max_rel = 0.0f32;
     for (x, &want) in case.inputs.chunks_exact(case.dim).zip(case.expected) {
-        match gmm.log_density(x) {
+        match scorer.value(x) {
             Ok(got) => {
                 let rel = (got - want).abs() / want.abs().max(1.0);
                 max_rel = max_rel.max(rel);

@@ -37,7 +37,7 @@ pub const CRC_LEN: usize = 4;
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// The kinds of model a file can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u16)]
 pub enum ModelKind {
@@ -46,6 +46,8 @@ pub enum ModelKind {
     /// Gaussian kernel density estimate: a mixture with one component per
     /// stored point and a shared kernel covariance; same body as [`ModelKind::Gmm`].
     Kde = 2,
+    /// Anomaly detector: features, a density and a threshold (see [`crate::detector`]).
+    Detector = 3,
 }
 
 impl ModelKind {
@@ -54,6 +56,7 @@ impl ModelKind {
         match code {
             1 => Some(ModelKind::Gmm),
             2 => Some(ModelKind::Kde),
+            3 => Some(ModelKind::Detector),
             _ => None,
         }
     }
@@ -62,6 +65,7 @@ impl ModelKind {
     pub fn schema_key(self) -> u32 {
         match self {
             ModelKind::Gmm | ModelKind::Kde => crate::gmm::SCHEMA_KEY,
+            ModelKind::Detector => crate::detector::SCHEMA_KEY,
         }
     }
 
@@ -70,6 +74,7 @@ impl ModelKind {
         match self {
             ModelKind::Gmm => "gmm",
             ModelKind::Kde => "kde",
+            ModelKind::Detector => "detector",
         }
     }
 }

@@ -162,6 +162,7 @@ impl GmmSpec {
 #[derive(Debug, Clone, Copy)]
 pub struct Gmm<'a> {
     header: Header,
+    kind: ModelKind,
     spec: GmmSpec,
     log_norm: &'a [f32],
     precision: &'a [f32],
@@ -178,6 +179,20 @@ impl<'a> Gmm<'a> {
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let (header, spec, data) =
             format::read_body::<GmmSpec>(bytes, &[ModelKind::Gmm, ModelKind::Kde])?;
+        Self::from_parts(header, header.kind, spec, data)
+    }
+
+    /// Validates a mixture whose spec and weights were read from a file
+    /// (its own, or a detector's that embeds it).
+    pub(crate) fn from_parts(
+        header: Header,
+        kind: ModelKind,
+        spec: GmmSpec,
+        data: &'a [f32],
+    ) -> Result<Self, Error> {
+        if !matches!(kind, ModelKind::Gmm | ModelKind::Kde) {
+            return Err(Error::InvalidShape);
+        }
         let total = spec.stored_values().ok_or(Error::InvalidShape)?;
         if total != data.len() {
             return Err(Error::InvalidShape);
@@ -191,6 +206,7 @@ impl<'a> Gmm<'a> {
         let (prec_mean, standardizer) = rest.split_at_checked(kd).ok_or(Error::InvalidShape)?;
         Ok(Self {
             header,
+            kind,
             spec,
             log_norm,
             precision,
@@ -200,9 +216,9 @@ impl<'a> Gmm<'a> {
         })
     }
 
-    /// Whether the file holds a fitted mixture or a kernel density estimate.
+    /// Whether this is a fitted mixture or a kernel density estimate.
     pub fn kind(&self) -> ModelKind {
-        self.header.kind
+        self.kind
     }
 
     /// The model's metadata.
@@ -511,6 +527,12 @@ mod encode {
             if !matches!(kind, ModelKind::Gmm | ModelKind::Kde) {
                 return Err(Error::InvalidParameters);
             }
+            let (spec, data) = self.stored()?;
+            format::write(kind, &spec, &data)
+        }
+
+        /// The spec and the f32 values a file stores for this mixture.
+        pub(crate) fn stored(&self) -> Result<(GmmSpec, Vec<f32>), Error> {
             let d = self.dim;
             let k = self.weights.len();
             let expected_precision = match self.covariance {
@@ -614,7 +636,7 @@ mod encode {
                 return Err(Error::InvalidParameters);
             }
             debug_assert_eq!(spec.stored_values(), Some(data.len()));
-            format::write(kind, &spec, &data)
+            Ok((spec, data))
         }
     }
 }

@@ -2,7 +2,9 @@
 //! them, with no heap, no copies of the weights and no panics.
 //!
 //! * [`format`]: the `.tgm` model file (header, postcard body, CRC32).
-//! * [`gmm`]: Gaussian mixture log-density and responsibilities.
+//! * [`gmm`]: Gaussian mixture (and KDE) log-density and responsibilities.
+//! * [`detector`]: anomaly score and alarm (window features, density, threshold).
+//! * [`features`]: window statistics shared by the trainer and the device.
 //! * [`math`]: exp/ln (libm, or micromath with the `micromath` feature) and
 //!   a stable log-sum-exp.
 //!
@@ -20,11 +22,14 @@ compile_error!(
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod detector;
 mod error;
+pub mod features;
 pub mod format;
 pub mod gmm;
 pub mod math;
 
+pub use detector::Detector;
 pub use error::Error;
 pub use format::{Aligned, ModelKind};
 pub use gmm::Gmm;

@@ -13,6 +13,8 @@ use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
 use tinygen_runtime::ModelKind;
+use tinygen_runtime::detector::Features;
+use tinygen_runtime::features::window_stats;
 use tinygen_runtime::gmm::Covariance;
 
 /// Fits a mixture and writes it with test points (in-distribution rows and far-away ones).
@@ -106,6 +108,45 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         .collect();
     xtask::write_case(&dir.join("kde_scott_d3"), &kde_bytes, &kde_points).unwrap();
 
+    // Detectors: on raw points, and on windows of a 3-channel stream.
+    let (gmm1, _) = fit_em(&kde_data, &opts(2, Covariance::Full), &mut |_, _, _| {}).unwrap();
+    let point_detector = gmm1
+        .params(None)
+        .encode_detector(ModelKind::Gmm, Features::Identity, 4.0)
+        .unwrap();
+    xtask::write_case(
+        &dir.join("detector_points_d3"),
+        &point_detector,
+        &kde_points,
+    )
+    .unwrap();
+    let stream = xtask::blobs(640, 3, 1, 6);
+    let stream: Vec<f32> = stream.transpose().iter().map(|&v| v as f32).collect();
+    let window_features: Vec<f64> = stream
+        .chunks_exact(3 * 10)
+        .flat_map(|w| {
+            let mut out = [0.0f32; 12];
+            window_stats(w, 3, &mut out).unwrap();
+            out.map(f64::from)
+        })
+        .collect();
+    let features = DMatrix::from_row_slice(window_features.len() / 12, 12, &window_features);
+    let (gmm2, _) = fit_em(&features, &opts(1, Covariance::Diag), &mut |_, _, _| {}).unwrap();
+    let windowed = Features::WindowStats {
+        channels: 3,
+        length: 10,
+    };
+    let window_detector = gmm2
+        .params(None)
+        .encode_detector(ModelKind::Gmm, windowed, 20.0)
+        .unwrap();
+    xtask::write_case(
+        &dir.join("detector_windows_3x10"),
+        &window_detector,
+        &stream,
+    )
+    .unwrap();
+
     let elf = xtask::build_firmware(&dir, &[]).unwrap();
     let run = xtask::run_qemu(&elf, None).unwrap();
     println!("{}", run.stdout);
@@ -122,6 +163,7 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         "full_k1_d7_std",
         "cardio_full_k4_std",
         "kde_scott_d3",
+        "detector_points_d3",
     ] {
         let line = format!("case {name}: 64 points, 64 bit-exact, 0 mismatches");
         assert!(
@@ -130,6 +172,12 @@ fn firmware_scores_are_bit_identical_to_the_host() {
             run.stdout
         );
     }
+    let line = "case detector_windows_3x10: 64 points, 64 bit-exact, 0 mismatches";
+    assert!(
+        run.stdout.contains(line),
+        "missing {line:?} in:\n{}",
+        run.stdout
+    );
     for what in [
         "one bit flipped",
         "bad magic",

@@ -6,9 +6,10 @@
 use proptest::prelude::*;
 use tinygen::density::gmm::{EmOptions, GaussianMixture, em_from_responsibilities};
 use tinygen::io::AlignedBytes;
+use tinygen_runtime::detector::Features;
 use tinygen_runtime::format::{CRC_LEN, HEADER_LEN, checksum};
 use tinygen_runtime::gmm::Covariance;
-use tinygen_runtime::{Error, Gmm};
+use tinygen_runtime::{Detector, Error, Gmm, ModelKind};
 
 fn valid_models() -> Vec<Vec<u8>> {
     let x = nalgebra::DMatrix::from_fn(40, 3, |i, j| {
@@ -36,6 +37,35 @@ fn valid_models() -> Vec<Vec<u8>> {
             em_from_responsibilities(&x, &resp, &opts, &mut |_, _, _| {}).unwrap();
         model.params(None).encode().unwrap()
     })
+    .chain(
+        [
+            Features::Identity,
+            Features::WindowStats {
+                channels: 3,
+                length: 5,
+            },
+        ]
+        .map(|features| {
+            // A detector over 3 raw values, and one over windows (3 channels -> 12 features).
+            let dim = if features == Features::Identity {
+                3
+            } else {
+                12
+            };
+            let x = nalgebra::DMatrix::from_fn(40, dim, |i, j| {
+                ((i * 5 + j * 7) % 13) as f64 + j as f64
+            });
+            let opts = EmOptions {
+                components: 1,
+                ..EmOptions::default()
+            };
+            let (model, _) = tinygen::density::gmm::fit_em(&x, &opts, &mut |_, _, _| {}).unwrap();
+            model
+                .params(None)
+                .encode_detector(ModelKind::Gmm, features, 3.0)
+                .unwrap()
+        }),
+    )
     .collect()
 }
 
@@ -54,6 +84,17 @@ fn exercise(bytes: &[u8], input: &[f32]) {
         let batch: Vec<f32> = x.iter().chain(&x).copied().collect();
         let _ = gmm.log_density_batch(&batch, &mut out);
         let _ = gmm.standardizer();
+    }
+    if let Ok(detector) = Detector::from_bytes(file.as_bytes()) {
+        let x: Vec<f32> = input
+            .iter()
+            .cycle()
+            .take(detector.input_len())
+            .copied()
+            .collect();
+        let _ = detector.score(&x);
+        let _ = detector.is_anomaly(&x);
+        let _ = detector.score(&x[..x.len() - 1]);
     }
 }
 
@@ -124,7 +165,7 @@ proptest! {
 
     #[test]
     fn mutated_models_never_panic(
-        which in 0usize..4,
+        which in 0usize..6,
         mutations in prop::collection::vec(mutation(), 1..6),
         fix in any::<bool>(),
         x in input(),

@@ -184,3 +184,98 @@ pub fn evaluate(
         .collect::<anyhow::Result<_>>()?;
     Ok(Report { per_split })
 }
+
+/// Consecutive windows of `length` rows every `stride` rows of a time series
+/// (rows = samples, columns = channels), each flattened time-major, with the
+/// window's label (the largest label inside it) when the set has labels.
+pub fn windows(
+    set: &Dataset,
+    length: usize,
+    stride: usize,
+) -> anyhow::Result<(Vec<f32>, Option<Vec<f64>>)> {
+    ensure!(
+        length > 0 && stride > 0,
+        "--window and --stride must be positive"
+    );
+    ensure!(
+        set.rows >= length,
+        "the series has {} rows, shorter than one window of {length}",
+        set.rows
+    );
+    let values = set.to_f32();
+    let c = set.cols;
+    let starts: Vec<usize> = (0..=set.rows - length).step_by(stride).collect();
+    let points = starts
+        .iter()
+        .flat_map(|&s| values[s * c..(s + length) * c].iter().copied())
+        .collect();
+    let labels = set.labels.as_ref().map(|l| {
+        starts
+            .iter()
+            .map(|&s| {
+                l[s..s + length]
+                    .iter()
+                    .copied()
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect()
+    });
+    Ok((points, labels))
+}
+
+/// The alarm threshold that `alarm_rate` of `scores` reach: with `k =
+/// floor(rate · n)`, the k-th largest score (so about that fraction of
+/// these normal points raise an alarm), or just above the largest when k = 0.
+pub fn calibrate_threshold(scores: &[f32], alarm_rate: f64) -> anyhow::Result<f32> {
+    ensure!(
+        !scores.is_empty(),
+        "no held-out points to calibrate the threshold on"
+    );
+    ensure!(
+        (0.0..1.0).contains(&alarm_rate),
+        "--alarm-rate must be in [0, 1), got {alarm_rate}"
+    );
+    ensure!(
+        scores.iter().all(|s| !s.is_nan()),
+        "a held-out score is NaN"
+    );
+    let mut sorted = scores.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let k = (alarm_rate * sorted.len() as f64).floor() as usize;
+    Ok(if k == 0 {
+        sorted[sorted.len() - 1].next_up()
+    } else {
+        sorted[sorted.len() - k]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_lets_the_alarm_rate_through() {
+        let scores: Vec<f32> = (0..100).map(|i| i as f32).collect();
+        let t = calibrate_threshold(&scores, 0.05).unwrap();
+        assert_eq!(scores.iter().filter(|&&s| s >= t).count(), 5);
+        let none = calibrate_threshold(&scores, 0.0).unwrap();
+        assert!(none > 99.0 && scores.iter().all(|&s| s < none));
+        assert!(calibrate_threshold(&[], 0.1).is_err());
+        assert!(calibrate_threshold(&scores, 1.0).is_err());
+    }
+
+    #[test]
+    fn windows_are_time_major_with_their_largest_label() {
+        let set = Dataset {
+            columns: vec!["a".into(), "b".into()],
+            rows: 5,
+            cols: 2,
+            values: (0..10).map(f64::from).collect(),
+            labels: Some(vec![0.0, 0.0, 1.0, 0.0, 0.0]),
+        };
+        let (points, labels) = windows(&set, 2, 2).unwrap();
+        assert_eq!(points, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+        assert_eq!(labels, Some(vec![0.0, 1.0]));
+        assert!(windows(&set, 6, 1).is_err());
+    }
+}

@@ -1,7 +1,7 @@
 //! The `tinygen` command line: parses arguments and dispatches.
 
 use clap::{Parser, Subcommand};
-use tinygen::commands::{eval_anomaly, fit_gmm, fit_kde, info, score};
+use tinygen::commands::{detect, eval_anomaly, fit_detector, fit_gmm, fit_kde, info, score};
 
 /// Train small generative models on a desktop and run them on microcontrollers.
 #[derive(Debug, Parser)]
@@ -21,6 +21,8 @@ enum Command {
     Eval(EvalCommand),
     /// Describe a model file: kind, dimensions, sizes, CRC.
     Info(info::InfoArgs),
+    /// Anomaly scores and alarms of a detector (CSV `score,anomaly`), using the runtime crate.
+    Detect(detect::DetectArgs),
     /// Score data with a model (log-density per row, as CSV), using the runtime crate.
     Score(score::ScoreArgs),
 }
@@ -37,6 +39,8 @@ enum FitCommand {
     Gmm(fit_gmm::FitGmmArgs),
     /// Gaussian kernel density estimate (scipy's gaussian_kde semantics).
     Kde(fit_kde::FitKdeArgs),
+    /// Anomaly detector: (window features,) a mixture and a calibrated alarm threshold.
+    Detector(fit_detector::FitDetectorArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +48,8 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Fit(FitCommand::Gmm(args)) => fit_gmm::run(args),
         Command::Fit(FitCommand::Kde(args)) => fit_kde::run(args),
+        Command::Fit(FitCommand::Detector(args)) => fit_detector::run(args),
+        Command::Detect(args) => detect::run(args),
         Command::Eval(EvalCommand::Anomaly(args)) => eval_anomaly::run(args),
         Command::Info(args) => info::run(args),
         Command::Score(args) => score::run(args),

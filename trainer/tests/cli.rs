@@ -340,3 +340,139 @@ fn eval_anomaly_on_the_bundled_cardio_splits() {
     ]);
     assert_fails(&bad, &["--label-column is required"]);
 }
+
+#[test]
+fn detector_calibrates_its_alarm_rate_and_flags_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 2-channel series: smooth oscillation, with a burst of noise in rows 600..640.
+    let mut csv = String::from("x,y,label\n");
+    for t in 0..800 {
+        let (a, b) = ((t as f64 * 0.3).sin(), (t as f64 * 0.17).cos());
+        let burst = (600..640).contains(&t);
+        let noise = if burst {
+            ((t * 7919) % 13) as f64 - 6.0
+        } else {
+            0.0
+        };
+        csv.push_str(&format!(
+            "{},{},{}\n",
+            a + noise,
+            b - noise,
+            u8::from(burst)
+        ));
+    }
+    let data = write(dir.path(), "series.csv", &csv);
+    let d = data.to_str().unwrap();
+    let model = dir.path().join("det.tgm");
+    let m = model.to_str().unwrap();
+    let fit = tinygen(&[
+        "fit",
+        "detector",
+        "--data",
+        d,
+        "--label-column",
+        "label",
+        "--window",
+        "20",
+        "--stride",
+        "10",
+        "--alarm-rate",
+        "0.05",
+        "--out",
+        m,
+    ]);
+    let out = String::from_utf8_lossy(&fit.stdout);
+    assert!(
+        fit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fit.stderr)
+    );
+    assert!(out.contains("79 windows"), "{out}");
+    let info = String::from_utf8_lossy(&tinygen(&["info", m]).stdout).into_owned();
+    assert!(
+        info.contains("kind        detector")
+            && info.contains("windows of 20 samples x 2 channels"),
+        "{info}"
+    );
+
+    let detect = tinygen(&[
+        "detect",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--label-column",
+        "label",
+        "--stride",
+        "10",
+    ]);
+    assert!(
+        detect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&detect.stderr)
+    );
+    let text = String::from_utf8_lossy(&detect.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("score,anomaly"));
+    let flags: Vec<bool> = lines.map(|l| l.ends_with(",1")).collect();
+    assert_eq!(flags.len(), 79);
+    // Windows starting at 590..=630 overlap the burst: all flagged; few others.
+    for (w, &flag) in flags.iter().enumerate() {
+        let start = w * 10;
+        if (590..=630).contains(&start) {
+            assert!(flag, "window at {start} overlaps the burst");
+        }
+    }
+    let false_alarms = flags
+        .iter()
+        .enumerate()
+        .filter(|&(w, &f)| f && !(581..640).contains(&(w * 10)))
+        .count();
+    assert!(false_alarms <= 6, "{false_alarms} false alarms");
+
+    // A detector is not a density, and a density is not a detector.
+    assert_fails(
+        &tinygen(&[
+            "score",
+            "--model",
+            m,
+            "--data",
+            d,
+            "--label-column",
+            "label",
+        ]),
+        &["wrong model kind"],
+    );
+    let gmm = dir.path().join("g.tgm");
+    assert!(
+        tinygen(&[
+            "fit",
+            "gmm",
+            "--data",
+            d,
+            "--label-column",
+            "label",
+            "--out",
+            gmm.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    assert_fails(
+        &tinygen(&["detect", "--model", gmm.to_str().unwrap(), "--data", d]),
+        &["wrong model kind: expected detector, found gmm"],
+    );
+    assert_fails(
+        &tinygen(&[
+            "fit",
+            "detector",
+            "--data",
+            d,
+            "--holdout",
+            "1.5",
+            "--out",
+            m,
+        ]),
+        &["--holdout"],
+    );
+}

@@ -126,21 +126,43 @@ pub fn install_prerequisites() -> anyhow::Result<()> {
 pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = AlignedBytes::new(model);
-    let gmm = Gmm::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("model: {e}"))?;
-    let d = gmm.dim();
+    let bytes = file.as_bytes();
+    let fail = |e: tinygen_runtime::Error| anyhow::anyhow!("model: {e}");
+    // A density's value is its log-density; a detector's its anomaly score.
+    let (d, header, scores): (usize, &str, Vec<f32>) =
+        match tinygen_runtime::format::read_header(bytes)
+            .map_err(fail)?
+            .kind
+        {
+            tinygen_runtime::ModelKind::Detector => {
+                let detector = tinygen_runtime::Detector::from_bytes(bytes).map_err(fail)?;
+                let d = detector.input_len();
+                let scores = points
+                    .chunks(d)
+                    .map(|x| detector.score(x))
+                    .collect::<Result<_, _>>();
+                (d, "score", scores.map_err(fail)?)
+            }
+            _ => {
+                let gmm = Gmm::from_bytes(bytes).map_err(fail)?;
+                let d = gmm.dim();
+                let scores = points
+                    .chunks(d)
+                    .map(|x| gmm.log_density(x))
+                    .collect::<Result<_, _>>();
+                (d, "log_density", scores.map_err(fail)?)
+            }
+        };
     ensure!(
         !points.is_empty() && points.len().is_multiple_of(d),
         "points must be whole rows of {d} values"
     );
-    let mut scores = vec![0f32; points.len() / d];
-    gmm.log_density_batch(points, &mut scores)
-        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
     let mut inputs = String::new();
     for row in points.chunks_exact(d) {
         let line: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
         writeln!(inputs, "{}", line.join(","))?;
     }
-    let mut expected = String::from("log_density\n");
+    let mut expected = format!("{header}\n");
     for s in &scores {
         writeln!(expected, "{s:?}")?;
     }

@@ -11,7 +11,7 @@ use core::hint::black_box;
 use cortex_m as _;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
-use tinygen_runtime::{Aligned, Gmm};
+use tinygen_runtime::{Aligned, Detector, Gmm};
 
 static FILE: Aligned<[u8; 4096]> = Aligned([0; 4096]);
 static INPUT: [f32; 64] = [0.0; 64];
@@ -28,6 +28,10 @@ fn main() -> ! {
         black_box(gmm.log_responsibilities(input, out).ok());
         black_box(gmm.log_density_batch(input, out).ok());
         black_box(gmm.standardizer());
+    }
+    if let Ok(detector) = Detector::from_bytes(bytes) {
+        black_box(detector.score(input).ok());
+        black_box(detector.is_anomaly(input).ok());
     }
     black_box(tinygen_runtime::format::read_header(bytes).ok());
     debug::exit(debug::EXIT_SUCCESS);

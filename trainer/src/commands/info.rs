@@ -31,6 +31,33 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     println!("bytes       {}", bytes.len());
     println!("crc32       {:#010x}", header.crc);
     match header.kind {
+        ModelKind::Detector => {
+            let detector = tinygen_runtime::Detector::from_bytes(bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+            let spec = detector.spec();
+            match spec.features {
+                tinygen_runtime::detector::Features::Identity => {
+                    println!("input       {} values", detector.input_len())
+                }
+                tinygen_runtime::detector::Features::WindowStats { channels, length } => println!(
+                    "input       windows of {length} samples x {channels} channels -> mean, std, min, max per channel"
+                ),
+            }
+            println!(
+                "density     {} ({} components, {} covariance, standardized)",
+                spec.density_kind,
+                spec.density.components,
+                spec.density.covariance.name()
+            );
+            println!(
+                "threshold   {} (alarm when -log p >= threshold)",
+                spec.threshold
+            );
+            println!(
+                "parameters  {} f32 values",
+                detector.density().stored_values()
+            );
+        }
         ModelKind::Gmm | ModelKind::Kde => {
             let gmm = Gmm::from_bytes(bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;

@@ -1,5 +1,7 @@
 //! The `tinygen` subcommands, one module each.
+pub mod detect;
 pub mod eval_anomaly;
+pub mod fit_detector;
 pub mod fit_gmm;
 pub mod fit_kde;
 pub mod info;
