@@ -1,7 +1,10 @@
 //! Embeds the test cases: every directory under `$TINYGEN_FW_CASES` (default
-//! `../models`) that holds `model.tgm`, `inputs.csv` (one row per point, no
-//! header) and `expected.csv` (header `log_density`, one value per row, as
-//! written by `tinygen score`) becomes a case the firmware checks.
+//! `../models`) that holds `model.tgm`, `inputs.csv` (one row per point or
+//! window, no header) and `expected.csv` (a header line, then one value per
+//! row: the log-density of a density model, as `tinygen score` writes it, or
+//! the anomaly score of a detector) becomes a case the firmware checks. An
+//! optional `labels.csv` (0 or 1 per row) lets the firmware report a
+//! detector's hit and false-alarm rates.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -68,10 +71,26 @@ fn main() {
             "{}: inputs and expected differ in length",
             dir.display()
         );
+        let labels_path = dir.join("labels.csv");
+        println!("cargo:rerun-if-changed={}", labels_path.display());
+        let labels: Vec<String> = if labels_path.is_file() {
+            let text = fs::read_to_string(&labels_path).unwrap();
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        assert!(
+            labels.is_empty() || labels.len() == inputs.len(),
+            "{}: labels and inputs differ in length",
+            dir.display()
+        );
         let name = dir.file_name().unwrap().to_string_lossy();
         let _ = writeln!(
             src,
-            "    Case {{ name: {name:?}, model: tinygen_runtime::include_model!({:?}), dim: {}, inputs: &[{}], expected: &[{}] }},",
+            "    Case {{ name: {name:?}, model: tinygen_runtime::include_model!({:?}), dim: {}, inputs: &[{}], expected: &[{}], labels: &[{}] }},",
             dir.join("model.tgm").display(),
             inputs[0].len(),
             inputs
@@ -86,6 +105,7 @@ fn main() {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", "),
+            labels.join(", "),
         );
     }
     src.push_str("];\n");

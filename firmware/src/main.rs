@@ -24,6 +24,8 @@ struct Case {
     dim: usize,
     inputs: &'static [f32],
     expected: &'static [f32],
+    /// 1 for an anomaly, 0 for a normal row (detector cases; may be empty).
+    labels: &'static [u8],
 }
 
 include!(concat!(env!("OUT_DIR"), "/cases.rs"));
@@ -61,7 +63,15 @@ enum Scorer<'a> {
     Detector(Detector<'a>),
 }
 
-impl Scorer<'_> {
+impl<'a> Scorer<'a> {
+    /// Parses a density or a detector file, by its header's kind.
+    fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        match read_header(bytes)?.kind {
+            ModelKind::Detector => Detector::from_bytes(bytes).map(Scorer::Detector),
+            _ => Gmm::from_bytes(bytes).map(Scorer::Density),
+        }
+    }
+
     fn input_len(&self) -> usize {
         match self {
             Scorer::Density(g) => g.dim(),
@@ -79,11 +89,7 @@ impl Scorer<'_> {
 
 /// Scores a case; returns the number of mismatches.
 fn check_case(case: &Case) -> usize {
-    let parsed = match read_header(case.model).map(|h| h.kind) {
-        Ok(ModelKind::Detector) => Detector::from_bytes(case.model).map(Scorer::Detector),
-        _ => Gmm::from_bytes(case.model).map(Scorer::Density),
-    };
-    let scorer = match parsed {
+    let scorer = match Scorer::parse(case.model) {
         Ok(s) => s,
         Err(e) => {
             hprintln!("case {}: model rejected: {}", case.name, e);
@@ -128,6 +134,9 @@ fn check_case(case: &Case) -> usize {
             }
         }
     }
+    if let (Scorer::Detector(detector), false) = (&scorer, case.labels.is_empty()) {
+        report_alarms(case, detector);
+    }
     hprintln!(
         "case {}: {} points, {} bit-exact, {} mismatches, max rel err {:e}, stack {} bytes",
         case.name,
@@ -163,6 +172,29 @@ fn stack_used(f: impl FnOnce()) -> usize {
     cortex_m::register::msp::read() as usize - deepest
 }
 
+/// Streams a detector case's inputs and prints its hit and false-alarm counts.
+fn report_alarms(case: &Case, detector: &Detector) {
+    let (mut hits, mut anomalies, mut false_alarms, mut normal) = (0, 0, 0, 0);
+    for (x, &label) in case.inputs.chunks_exact(case.dim).zip(case.labels) {
+        let alarm = detector.is_anomaly(x).unwrap_or(true);
+        if label != 0 {
+            anomalies += 1;
+            hits += usize::from(alarm);
+        } else {
+            normal += 1;
+            false_alarms += usize::from(alarm);
+        }
+    }
+    hprintln!(
+        "case {}: detector flagged {} of {} anomalous windows, {} false alarms in {} normal windows",
+        case.name,
+        hits,
+        anomalies,
+        false_alarms,
+        normal
+    );
+}
+
 #[repr(C, align(4))]
 struct Buffer([u8; CORRUPT_BUF]);
 
@@ -180,7 +212,7 @@ fn check_corruption(model: &[u8]) -> usize {
     }
     let mut failures = 0;
     let mut expect = |what: &str, bytes: &[u8], want: fn(&Error) -> bool| {
-        let result = Gmm::from_bytes(bytes);
+        let result = Scorer::parse(bytes);
         match result {
             Err(ref e) if want(e) => hprintln!("corrupted model ({}) rejected: {}", what, e),
             Err(e) => {

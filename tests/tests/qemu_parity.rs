@@ -8,14 +8,16 @@
 //! turns the skip into a failure.
 
 use nalgebra::DMatrix;
+use tinygen::anomaly::{DetectorFit, fit_detector, series_windows};
 use tinygen::data::{self, LoadOptions};
 use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
-use tinygen_runtime::ModelKind;
+use tinygen::io::AlignedBytes;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::gmm::Covariance;
+use tinygen_runtime::{Detector, ModelKind};
 
 /// Fits a mixture and writes it with test points (in-distribution rows and far-away ones).
 fn case(dir: &std::path::Path, name: &str, x: &DMatrix<f64>, opts: &EmOptions, standardize: bool) {
@@ -147,6 +149,51 @@ fn firmware_scores_are_bit_identical_to_the_host() {
     )
     .unwrap();
 
+    // The stream demo: a BasicMotions detector (Standing and Walking are
+    // normal) streams the test recordings; the device must raise exactly the
+    // host's alarms.
+    let normal: Vec<String> = xtask::BASICMOTIONS_NORMAL.map(String::from).to_vec();
+    let (length, stride) = xtask::BASICMOTIONS_WINDOW;
+    let train = xtask::basicmotions("TRAIN").unwrap();
+    let (train_windows, train_labels) = series_windows(&train, length, stride, &normal).unwrap();
+    let fit = DetectorFit {
+        mixture: EmOptions::default(),
+        alarm_rate: 0.01,
+        holdout: 0.2,
+        seed: 0,
+    };
+    let windowed = Features::WindowStats {
+        channels: 6,
+        length: length as u32,
+    };
+    let fitted = fit_detector(windowed, 24, &train_windows, Some(&train_labels), &fit).unwrap();
+    xtask::basicmotions_stream_case(&dir.join("basicmotions_stream"), &fitted.bytes).unwrap();
+    let host = AlignedBytes::new(&fitted.bytes);
+    let host = Detector::from_bytes(host.as_bytes()).unwrap();
+    let (test_windows, test_labels) = series_windows(
+        &xtask::basicmotions("TEST").unwrap(),
+        length,
+        stride,
+        &normal,
+    )
+    .unwrap();
+    let (mut hits, mut false_alarms) = (0, 0);
+    for (x, &label) in test_windows
+        .chunks_exact(host.input_len())
+        .zip(&test_labels)
+    {
+        let alarm = host.is_anomaly(x).unwrap();
+        hits += usize::from(alarm && label != 0.0);
+        false_alarms += usize::from(alarm && label == 0.0);
+    }
+    assert!(
+        hits >= 170 && false_alarms <= 18,
+        "host: {hits} hits, {false_alarms} false alarms"
+    );
+    let stream_report = format!(
+        "case basicmotions_stream: detector flagged {hits} of 180 anomalous windows, {false_alarms} false alarms in 180 normal windows"
+    );
+
     let elf = xtask::build_firmware(&dir, &[]).unwrap();
     let run = xtask::run_qemu(&elf, None).unwrap();
     println!("{}", run.stdout);
@@ -172,6 +219,17 @@ fn firmware_scores_are_bit_identical_to_the_host() {
             run.stdout
         );
     }
+    assert!(
+        run.stdout.contains(&stream_report),
+        "missing {stream_report:?} in:\n{}",
+        run.stdout
+    );
+    let line = "case basicmotions_stream: 360 points, 360 bit-exact, 0 mismatches";
+    assert!(
+        run.stdout.contains(line),
+        "missing {line:?} in:\n{}",
+        run.stdout
+    );
     let line = "case detector_windows_3x10: 64 points, 64 bit-exact, 0 mismatches";
     assert!(
         run.stdout.contains(line),

@@ -9,6 +9,8 @@ use std::path::Path;
 use anyhow::{Context, ensure};
 use nalgebra::DMatrix;
 use rayon::prelude::*;
+use tinygen_runtime::detector::Features;
+use tinygen_runtime::features::window_stats;
 use tinygen_runtime::{Gmm, ModelKind};
 
 use crate::data::Dataset;
@@ -247,6 +249,157 @@ pub fn calibrate_threshold(scores: &[f32], alarm_rate: f64) -> anyhow::Result<f3
     } else {
         sorted[sorted.len() - k]
     })
+}
+
+/// How to fit a detector.
+#[derive(Debug, Clone)]
+pub struct DetectorFit {
+    /// The mixture fitted to the standardized features of normal inputs.
+    pub mixture: EmOptions,
+    /// Fraction of held-out normal inputs allowed to raise an alarm.
+    pub alarm_rate: f64,
+    /// Fraction of the normal inputs held out to calibrate the threshold.
+    pub holdout: f64,
+    /// Seed of the hold-out split.
+    pub seed: u64,
+}
+
+/// A fitted detector file and what it does on its own data.
+#[derive(Debug, Clone)]
+pub struct FittedDetector {
+    /// The `.tgm` detector file.
+    pub bytes: Vec<u8>,
+    /// Its alarm threshold on `-ln p`.
+    pub threshold: f32,
+    /// Normal inputs it was fitted on.
+    pub train: usize,
+    /// Normal inputs held out for calibration.
+    pub held_out: usize,
+    /// Held-out inputs that raise an alarm.
+    pub held_alarms: usize,
+    /// The runtime's alarm for every input, in order.
+    pub flags: Vec<bool>,
+}
+
+/// Fits a detector on `inputs` (points, or windows for window features):
+/// features, standardization and a mixture on the normal inputs (label 0,
+/// or all when unlabelled) minus a held-out part, whose scores set the
+/// threshold at `alarm_rate`. Scores are computed by the runtime crate.
+pub fn fit_detector(
+    features: Features,
+    dim: usize,
+    inputs: &[f32],
+    labels: Option<&[f64]>,
+    fit: &DetectorFit,
+) -> anyhow::Result<FittedDetector> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+
+    ensure!(
+        fit.holdout > 0.0 && fit.holdout < 1.0,
+        "--holdout must be in (0, 1)"
+    );
+    let input_len = match features {
+        Features::Identity => dim,
+        Features::WindowStats { channels, length } => channels as usize * length as usize,
+    };
+    ensure!(
+        input_len > 0 && inputs.len().is_multiple_of(input_len),
+        "inputs are not whole points or windows"
+    );
+    let rows: Vec<Vec<f32>> = inputs
+        .chunks_exact(input_len)
+        .map(|x| match features {
+            Features::Identity => Ok(x.to_vec()),
+            Features::WindowStats { channels, .. } => {
+                let mut out = vec![0.0; dim];
+                window_stats(x, channels as usize, &mut out).map(|()| out)
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("window features: {e}"))?;
+    let mut normal: Vec<usize> = (0..rows.len())
+        .filter(|&i| labels.is_none_or(|l| l[i] == 0.0))
+        .collect();
+    normal.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(fit.seed));
+    let held = ((normal.len() as f64) * fit.holdout).round() as usize;
+    ensure!(
+        held >= 1 && normal.len() - held >= 2,
+        "too few normal points ({}) to fit and hold out",
+        normal.len()
+    );
+    let (calibration, train) = normal.split_at(held);
+    let train_x = DMatrix::from_fn(train.len(), dim, |r, j| f64::from(rows[train[r]][j]));
+    let standardizer = Standardizer::fit(&train_x);
+    let (mixture, _) = fit_em(
+        &standardizer.apply(&train_x),
+        &fit.mixture,
+        &mut |_, _, _| {},
+    )?;
+    let params = mixture.params(Some(standardizer.encoded()));
+    let held_points: Vec<f32> = calibration
+        .iter()
+        .flat_map(|&i| rows[i].iter().copied())
+        .collect();
+    let held_scores: Vec<f32> = log_densities(&params.encode()?, &held_points)?
+        .iter()
+        .map(|s| -s)
+        .collect();
+    let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
+    let bytes = params.encode_detector(ModelKind::Gmm, features, threshold)?;
+
+    let file = AlignedBytes::new(&bytes);
+    let detector = tinygen_runtime::Detector::from_bytes(file.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let flags: Vec<bool> = inputs
+        .chunks_exact(input_len)
+        .map(|x| detector.is_anomaly(x))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
+    let held_alarms = calibration.iter().filter(|&&i| flags[i]).count();
+    Ok(FittedDetector {
+        bytes,
+        threshold,
+        train: train.len(),
+        held_out: calibration.len(),
+        held_alarms,
+        flags,
+    })
+}
+
+/// Windows of `length` steps every `stride` steps inside each series (never
+/// across two), flattened time-major, labelled 0 when the series' class is
+/// one of `normal` (or when `normal` is empty) and 1 otherwise.
+pub fn series_windows(
+    set: &crate::data::ts::SeriesSet,
+    length: usize,
+    stride: usize,
+    normal: &[String],
+) -> anyhow::Result<(Vec<f32>, Vec<f64>)> {
+    ensure!(
+        length > 0 && stride > 0,
+        "--window and --stride must be positive"
+    );
+    ensure!(
+        length <= set.length,
+        "windows of {length} are longer than the series ({})",
+        set.length
+    );
+    let c = set.channels;
+    let (mut points, mut labels) = (Vec::new(), Vec::new());
+    for (i, class) in set.classes.iter().enumerate() {
+        let series = set.series(i);
+        let label = if normal.is_empty() || normal.contains(class) {
+            0.0
+        } else {
+            1.0
+        };
+        for start in (0..=set.length - length).step_by(stride) {
+            points.extend_from_slice(&series[start * c..(start + length) * c]);
+            labels.push(label);
+        }
+    }
+    Ok((points, labels))
 }
 
 #[cfg(test)]

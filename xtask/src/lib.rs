@@ -172,6 +172,40 @@ pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()
     Ok(())
 }
 
+/// Adds `labels.csv` (0 or 1 per input row) to a case, for the firmware's
+/// hit and false-alarm report.
+pub fn write_labels(dir: &Path, labels: &[f64]) -> anyhow::Result<()> {
+    let text: String = labels
+        .iter()
+        .map(|&l| if l != 0.0 { "1\n" } else { "0\n" })
+        .collect();
+    write_atomic(&dir.join("labels.csv"), text.as_bytes())
+}
+
+/// The bundled BasicMotions smartwatch recordings (6 channels, 100 steps).
+pub fn basicmotions(split: &str) -> anyhow::Result<tinygen::data::ts::SeriesSet> {
+    tinygen::data::ts::load_ts(
+        &root().join(format!("data/basicmotions/BasicMotions_{split}.ts.gz")),
+    )
+}
+
+/// Activities a BasicMotions detector learns as normal.
+pub const BASICMOTIONS_NORMAL: [&str; 2] = ["Standing", "Walking"];
+/// Samples per BasicMotions window, and the step between windows.
+pub const BASICMOTIONS_WINDOW: (usize, usize) = (20, 10);
+
+/// A firmware case that streams the BasicMotions test recordings, window by
+/// window, through a detector file, with labels (Running and Badminton are
+/// anomalies) for the firmware's hit and false-alarm report.
+pub fn basicmotions_stream_case(dir: &Path, detector: &[u8]) -> anyhow::Result<()> {
+    let normal: Vec<String> = BASICMOTIONS_NORMAL.map(String::from).to_vec();
+    let (length, stride) = BASICMOTIONS_WINDOW;
+    let (windows, labels) =
+        tinygen::anomaly::series_windows(&basicmotions("TEST")?, length, stride, &normal)?;
+    write_case(dir, detector, &windows)?;
+    write_labels(dir, &labels)
+}
+
 /// Builds the firmware (release) embedding the cases under `cases`; returns the ELF path.
 pub fn build_firmware(cases: &Path, features: &[&str]) -> anyhow::Result<PathBuf> {
     let firmware = root().join("firmware");

@@ -129,10 +129,39 @@ fn demo() -> anyhow::Result<()> {
     eprintln!("wrote {}", scores.display());
     let auc = roc_auc_of_scores(&scores, &root().join("data/cardio.csv.gz"))?;
     println!("ROC-AUC of -log-density against the outlier labels (all rows, in-sample): {auc:.4}");
+
+    // A stream detector: smartwatch windows, Standing and Walking are normal.
+    let detector = out.join("basicmotions.tgm");
+    let detector_s = detector.to_string_lossy().into_owned();
+    let (length, stride) = xtask::BASICMOTIONS_WINDOW;
+    let (length, stride) = (length.to_string(), stride.to_string());
+    tinygen(&[
+        "fit",
+        "detector",
+        "--data",
+        "data/basicmotions/BasicMotions_TRAIN.ts.gz",
+        "--normal-classes",
+        &xtask::BASICMOTIONS_NORMAL.join(","),
+        "--window",
+        &length,
+        "--stride",
+        &stride,
+        "--alarm-rate",
+        "0.01",
+        "--out",
+        &detector_s,
+    ])?;
+    tinygen(&["info", &detector_s])?;
+
     xtask::install_prerequisites()?;
     let cases = out.join("cases");
+    std::fs::remove_dir_all(&cases).ok();
     let points = first_rows(&root().join("data/cardio.csv.gz"), "label", 64)?;
     write_case(&cases.join("cardio"), &std::fs::read(&model)?, &points)?;
+    xtask::basicmotions_stream_case(
+        &cases.join("basicmotions_stream"),
+        &std::fs::read(&detector)?,
+    )?;
     qemu(&cases)
 }
 
@@ -221,8 +250,9 @@ fn test() -> anyhow::Result<()> {
 }
 
 /// Instructions per `log_density` call on the Cortex-M4F, exact (QEMU
-/// plugin): K = 8, D = 16 mixtures (diag, full) and a 256-point KDE in
-/// D = 16, with libm and with micromath.
+/// plugin): K = 8, D = 16 mixtures (diag, full), a 256-point KDE in
+/// D = 16, and a stream detector scoring one 6 x 20 window, with libm and
+/// with micromath.
 fn bench_mcu() -> anyhow::Result<()> {
     use tinygen::density::kde::{KdeOptions, fit_kde};
 
@@ -274,13 +304,31 @@ fn bench_mcu() -> anyhow::Result<()> {
         .encode_as(tinygen_runtime::ModelKind::Kde)?;
     write_case(&cases.join("c_kde_m256_d16"), &kde_file, &points)?;
     names.push("c_kde_m256_d16");
+    // A stream detector: one 20-sample window of 6 smartwatch channels per call.
+    let normal: Vec<String> = xtask::BASICMOTIONS_NORMAL.map(String::from).to_vec();
+    let (length, stride) = xtask::BASICMOTIONS_WINDOW;
+    let train = xtask::basicmotions("TRAIN")?;
+    let (windows, labels) = tinygen::anomaly::series_windows(&train, length, stride, &normal)?;
+    let fit = tinygen::anomaly::DetectorFit {
+        mixture: EmOptions::default(),
+        alarm_rate: 0.01,
+        holdout: 0.2,
+        seed: 0,
+    };
+    let features = tinygen_runtime::detector::Features::WindowStats {
+        channels: 6,
+        length: length as u32,
+    };
+    let fitted = tinygen::anomaly::fit_detector(features, 24, &windows, Some(&labels), &fit)?;
+    xtask::basicmotions_stream_case(&cases.join("d_detector_6x20"), &fitted.bytes)?;
+    names.push("d_detector_6x20");
 
     let plugin = xtask::build_icount_plugin()?;
     println!(
         "| build | {} | flash (B) | static RAM (B) |",
         names.join(" | ")
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|{}", "---|".repeat(names.len() + 3));
     let mut accuracy = Vec::new();
     for features in [&[][..], &["micromath"][..]] {
         let elf = build_firmware(&cases, features)?;

@@ -10,7 +10,7 @@ use tinygen_runtime::Detector;
 use tinygen_runtime::detector::Features;
 
 use super::DataArgs;
-use crate::anomaly::windows;
+use super::fit_detector::{DetectorInputs, detector_inputs};
 use crate::io::{AlignedBytes, write_atomic};
 
 /// Arguments of `tinygen detect`.
@@ -34,35 +34,31 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     let file = AlignedBytes::read(&args.model)?;
     let detector = Detector::from_bytes(file.as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
-    let set = args.data.load()?;
-    let inputs = match detector.spec().features {
-        Features::Identity => {
-            if set.cols != detector.input_len() {
-                bail!(
-                    "{} has {} feature columns but the detector expects {}",
-                    args.data.data.display(),
-                    set.cols,
-                    detector.input_len()
-                );
-            }
-            set.to_f32()
-        }
-        Features::WindowStats { channels, length } => {
-            if set.cols != channels as usize {
-                bail!(
-                    "{} has {} channels but the detector expects {channels}",
-                    args.data.data.display(),
-                    set.cols
-                );
-            }
-            windows(
-                &set,
-                length as usize,
-                args.stride.unwrap_or(length as usize),
-            )?
-            .0
-        }
+    let (window, channels) = match detector.spec().features {
+        Features::Identity => (None, detector.input_len()),
+        Features::WindowStats { channels, length } => (Some(length as usize), channels as usize),
     };
+    let DetectorInputs {
+        features,
+        dim,
+        inputs,
+        ..
+    } = detector_inputs(&args.data, window, args.stride, &[])?;
+    let given = match features {
+        Features::Identity => dim,
+        Features::WindowStats { channels, .. } => channels as usize,
+    };
+    if given != channels {
+        bail!(
+            "{} has {given} {} but the detector expects {channels}",
+            args.data.data.display(),
+            if window.is_some() {
+                "channels"
+            } else {
+                "feature columns"
+            }
+        );
+    }
     let mut csv = String::from("score,anomaly\n");
     for x in inputs.chunks_exact(detector.input_len()) {
         let score = detector.score(x).context("scoring failed")?;

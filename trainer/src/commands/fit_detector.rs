@@ -6,20 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail, ensure};
 use clap::Args;
-use nalgebra::DMatrix;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use tinygen_runtime::detector::Features;
-use tinygen_runtime::features::{STATS, window_stats};
-use tinygen_runtime::{Detector, ModelKind};
+use tinygen_runtime::features::STATS;
 
 use super::DataArgs;
 use super::fit_gmm::CovarianceArg;
-use crate::anomaly::{calibrate_threshold, log_densities, windows};
-use crate::density::gmm::{EmOptions, fit_em};
-use crate::density::standardize::Standardizer;
-use crate::io::{AlignedBytes, write_atomic};
+use crate::anomaly::{DetectorFit, fit_detector, series_windows, windows};
+use crate::data::ts::{is_ts, load_ts};
+use crate::density::gmm::EmOptions;
+use crate::io::write_atomic;
 
 /// Arguments of `tinygen fit detector`.
 #[derive(Debug, Clone, Args)]
@@ -48,6 +43,11 @@ pub struct FitDetectorArgs {
     /// Rows between the starts of consecutive windows (default: the window length).
     #[arg(long, value_name = "S", requires = "window")]
     pub stride: Option<usize>,
+    /// For `.ts` series collections: the classes that are normal (the
+    /// detector is fitted on their windows; other classes count as anomalies
+    /// in the report).
+    #[arg(long, value_name = "A,B,..", value_delimiter = ',')]
+    pub normal_classes: Vec<String>,
     /// Seed of the hold-out split and the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -68,100 +68,43 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         args.holdout > 0.0 && args.holdout < 1.0,
         "--holdout must be in (0, 1)"
     );
-    let set = args.data.load()?;
-    // Points (or windows) and their labels, then the density's input rows.
-    let (features, dim, inputs, labels) = match args.window {
-        None => (
-            Features::Identity,
-            set.cols,
-            set.to_f32(),
-            set.labels.clone(),
-        ),
-        Some(length) => {
-            let (inputs, labels) = windows(&set, length, args.stride.unwrap_or(length))?;
-            let channels = u32::try_from(set.cols)?;
-            let features = Features::WindowStats {
-                channels,
-                length: u32::try_from(length)?,
-            };
-            (features, STATS.len() * set.cols, inputs, labels)
-        }
-    };
-    let input_len = input_width(&features, dim);
-    let rows: Vec<Vec<f32>> = inputs
-        .chunks_exact(input_len)
-        .map(|x| match features {
-            Features::Identity => Ok(x.to_vec()),
-            Features::WindowStats { channels, .. } => {
-                let mut out = vec![0.0; dim];
-                window_stats(x, channels as usize, &mut out).map(|()| out)
-            }
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("window features: {e}"))?;
-
-    // Fit and calibrate on normal rows only (label 0) when labels are given.
-    let mut normal: Vec<usize> = (0..rows.len())
-        .filter(|&i| labels.as_ref().is_none_or(|l| l[i] == 0.0))
-        .collect();
-    normal.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed));
-    let held = ((normal.len() as f64) * args.holdout).round() as usize;
-    ensure!(
-        held >= 1 && normal.len() - held >= 2,
-        "too few normal points ({}) to fit and hold out",
-        normal.len()
-    );
-    let (calibration, train) = normal.split_at(held);
-    let matrix =
-        |idx: &[usize]| DMatrix::from_fn(idx.len(), dim, |r, j| f64::from(rows[idx[r]][j]));
-    let train_x = matrix(train);
-    let standardizer = Standardizer::fit(&train_x);
-    let opts = EmOptions {
-        components: args.components,
-        covariance: args.covariance.into(),
-        reg_covar: args.reg_covar,
+    let DetectorInputs {
+        features,
+        dim,
+        inputs,
+        labels,
+    } = detector_inputs(&args.data, args.window, args.stride, &args.normal_classes)?;
+    let fit = DetectorFit {
+        mixture: EmOptions {
+            components: args.components,
+            covariance: args.covariance.into(),
+            reg_covar: args.reg_covar,
+            seed: args.seed,
+            ..EmOptions::default()
+        },
+        alarm_rate: args.alarm_rate,
+        holdout: args.holdout,
         seed: args.seed,
-        ..EmOptions::default()
     };
-    let (mixture, _) = fit_em(&standardizer.apply(&train_x), &opts, &mut |_, _, _| {})?;
-    let params = mixture.params(Some(standardizer.encoded()));
-
-    let held_points: Vec<f32> = calibration
-        .iter()
-        .flat_map(|&i| rows[i].iter().copied())
-        .collect();
-    let held_scores: Vec<f32> = log_densities(&params.encode()?, &held_points)?
-        .iter()
-        .map(|s| -s)
-        .collect();
-    let threshold = calibrate_threshold(&held_scores, args.alarm_rate)?;
-    let bytes = params.encode_detector(ModelKind::Gmm, features, threshold)?;
-
-    // Report what the device will do, with the device's code.
-    let file = AlignedBytes::new(&bytes);
-    let detector = Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let flags: Vec<bool> = inputs
-        .chunks_exact(input_len)
-        .map(|x| detector.is_anomaly(x))
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
-    let held_alarms = calibration.iter().filter(|&&i| flags[i]).count();
+    let fitted = fit_detector(features, dim, &inputs, labels.as_deref(), &fit)?;
     println!(
-        "{} {} on {} rows of {} features; threshold {threshold} (score = -log p); \
-         {held_alarms} of {} held-out normal points alarm",
-        rows.len(),
+        "{} {} of {} features; fitted on {}; threshold {} (score = -log p); \
+         {} of {} held-out normal points alarm",
+        fitted.flags.len(),
         if args.window.is_some() {
             "windows"
         } else {
             "points"
         },
-        train.len(),
         dim,
-        calibration.len()
+        fitted.train,
+        fitted.threshold,
+        fitted.held_alarms,
+        fitted.held_out
     );
     if let Some(labels) = &labels {
         let (mut hits, mut anomalies, mut false_alarms) = (0, 0, 0);
-        for (flag, &label) in flags.iter().zip(labels) {
+        for (flag, &label) in fitted.flags.iter().zip(labels) {
             if label != 0.0 {
                 anomalies += 1;
                 hits += usize::from(*flag);
@@ -171,18 +114,74 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         }
         println!(
             "on all labelled rows: {hits} of {anomalies} anomalies flagged, {false_alarms} of {} normal rows flagged",
-            flags.len() - anomalies
+            fitted.flags.len() - anomalies
         );
     }
+    let bytes = fitted.bytes;
     write_atomic(&args.out, &bytes).context("cannot write the detector")?;
     println!("wrote {} ({} bytes)", args.out.display(), bytes.len());
     Ok(())
 }
 
-/// Values per input: a point, or a whole window.
-fn input_width(features: &Features, dim: usize) -> usize {
-    match *features {
-        Features::Identity => dim,
-        Features::WindowStats { channels, length } => channels as usize * length as usize,
+/// What a detector is fitted on or scores.
+#[derive(Debug, Clone)]
+pub struct DetectorInputs {
+    /// How an input becomes the density's input.
+    pub features: Features,
+    /// The density's dimension.
+    pub dim: usize,
+    /// The inputs (points, or windows time-major), one after another.
+    pub inputs: Vec<f32>,
+    /// A label per input (0 = normal), when the data has them.
+    pub labels: Option<Vec<f64>>,
+}
+
+/// Reads a detector's inputs: rows of a table are points, or a time series
+/// when `window` is given; a `.ts` collection is windowed inside each series.
+pub fn detector_inputs(
+    data: &DataArgs,
+    window: Option<usize>,
+    stride: Option<usize>,
+    normal_classes: &[String],
+) -> anyhow::Result<DetectorInputs> {
+    if is_ts(&data.data) {
+        let set = load_ts(&data.data)?;
+        let length = window.context("a .ts collection needs --window (samples per window)")?;
+        let (inputs, labels) =
+            series_windows(&set, length, stride.unwrap_or(length), normal_classes)?;
+        let channels = u32::try_from(set.channels)?;
+        let features = Features::WindowStats {
+            channels,
+            length: u32::try_from(length)?,
+        };
+        return Ok(DetectorInputs {
+            features,
+            dim: STATS.len() * set.channels,
+            inputs,
+            labels: Some(labels),
+        });
     }
+    let set = data.load()?;
+    Ok(match window {
+        None => DetectorInputs {
+            features: Features::Identity,
+            dim: set.cols,
+            inputs: set.to_f32(),
+            labels: set.labels.clone(),
+        },
+        Some(length) => {
+            let (inputs, labels) = windows(&set, length, stride.unwrap_or(length))?;
+            let channels = u32::try_from(set.cols)?;
+            let features = Features::WindowStats {
+                channels,
+                length: u32::try_from(length)?,
+            };
+            DetectorInputs {
+                features,
+                dim: STATS.len() * set.cols,
+                inputs,
+                labels,
+            }
+        }
+    })
 }

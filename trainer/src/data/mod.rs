@@ -11,6 +11,7 @@
 
 mod csv;
 mod npy;
+pub mod ts;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
