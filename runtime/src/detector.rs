@@ -107,15 +107,19 @@ impl<'a> Detector<'a> {
         }
         match self.spec.features {
             Features::Identity => Ok(-self.density.log_density(x)?),
-            Features::WindowStats { channels, .. } => {
-                let mut buffer = [0.0f32; MAX_FEATURES];
-                let features = buffer
-                    .get_mut(..self.density.dim())
-                    .ok_or(Error::InvalidShape)?;
-                window_stats(x, channels as usize, features)?;
-                Ok(-self.density.log_density(features)?)
-            }
+            Features::WindowStats { channels, .. } => self.score_window(x, channels as usize),
         }
+    }
+
+    /// Kept out of line so that only windowed detectors pay for the buffer.
+    #[inline(never)]
+    fn score_window(&self, x: &[f32], channels: usize) -> Result<f32, Error> {
+        let mut buffer = [0.0f32; MAX_FEATURES];
+        let features = buffer
+            .get_mut(..self.density.dim())
+            .ok_or(Error::InvalidShape)?;
+        window_stats(x, channels, features)?;
+        Ok(-self.density.log_density(features)?)
     }
 
     /// Whether `x` scores at or above the threshold.
