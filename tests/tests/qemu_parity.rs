@@ -158,6 +158,7 @@ fn firmware_scores_are_bit_identical_to_the_host() {
     let (train_windows, train_labels) = series_windows(&train, length, stride, &normal).unwrap();
     let fit = DetectorFit {
         mixture: EmOptions::default(),
+        components: tinygen::density::gmm::Components::Fixed(1),
         alarm_rate: 0.01,
         holdout: 0.2,
         seed: 0,

@@ -14,7 +14,7 @@ use tinygen_runtime::features::window_stats;
 use tinygen_runtime::{Gmm, ModelKind};
 
 use crate::data::Dataset;
-use crate::density::gmm::{EmOptions, fit_em};
+use crate::density::gmm::{Components, EmOptions, fit_em, fit_em_select};
 use crate::density::kde::{KdeOptions, fit_kde};
 use crate::density::standardize::Standardizer;
 use crate::eval::{average_precision, roc_auc};
@@ -254,8 +254,11 @@ pub fn calibrate_threshold(scores: &[f32], alarm_rate: f64) -> anyhow::Result<f3
 /// How to fit a detector.
 #[derive(Debug, Clone)]
 pub struct DetectorFit {
-    /// The mixture fitted to the standardized features of normal inputs.
+    /// The mixture fitted to the standardized features of normal inputs
+    /// (its `components` is ignored: see `components`).
     pub mixture: EmOptions,
+    /// Number of components, or a range to choose from by BIC.
+    pub components: Components,
     /// Fraction of held-out normal inputs allowed to raise an alarm.
     pub alarm_rate: f64,
     /// Fraction of the normal inputs held out to calibrate the threshold.
@@ -331,8 +334,9 @@ pub fn fit_detector(
     let (calibration, train) = normal.split_at(held);
     let train_x = DMatrix::from_fn(train.len(), dim, |r, j| f64::from(rows[train[r]][j]));
     let standardizer = Standardizer::fit(&train_x);
-    let (mixture, _) = fit_em(
+    let (mixture, _, _) = fit_em_select(
         &standardizer.apply(&train_x),
+        fit.components,
         &fit.mixture,
         &mut |_, _, _| {},
     )?;

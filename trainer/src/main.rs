@@ -44,6 +44,14 @@ enum FitCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    // Behave like other command-line tools when output is piped into a
+    // program that stops reading (`tinygen score ... | head`): end quietly.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up,
+    // before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Fit(FitCommand::Gmm(args)) => fit_gmm::run(args),

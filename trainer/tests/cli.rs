@@ -476,3 +476,53 @@ fn detector_calibrates_its_alarm_rate_and_flags_a_burst() {
         &["--holdout"],
     );
 }
+
+#[test]
+fn components_by_bic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write(dir.path(), "d.csv", &clusters_csv());
+    let m = dir.path().join("m.tgm");
+    let fit = tinygen(&[
+        "fit",
+        "gmm",
+        "--data",
+        data.to_str().unwrap(),
+        "--label-column",
+        "label",
+        "-k",
+        "1..3",
+        "--out",
+        m.to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&fit.stdout);
+    assert!(
+        fit.status.success() && out.contains("K =  3: BIC") && out.contains("chose K = "),
+        "{out}"
+    );
+    let bad = tinygen(&[
+        "fit",
+        "gmm",
+        "--data",
+        data.to_str().unwrap(),
+        "-k",
+        "3..1",
+        "--out",
+        m.to_str().unwrap(),
+    ]);
+    assert_fails(&bad, &["empty range"]);
+    let gd = tinygen(&[
+        "fit",
+        "gmm",
+        "--data",
+        data.to_str().unwrap(),
+        "-k",
+        "auto",
+        "--method",
+        "gd",
+        "--covariance",
+        "diag",
+        "--out",
+        m.to_str().unwrap(),
+    ]);
+    assert_fails(&gd, &["--method gd needs a fixed number of components"]);
+}

@@ -311,6 +311,7 @@ fn bench_mcu() -> anyhow::Result<()> {
     let (windows, labels) = tinygen::anomaly::series_windows(&train, length, stride, &normal)?;
     let fit = tinygen::anomaly::DetectorFit {
         mixture: EmOptions::default(),
+        components: tinygen::density::gmm::Components::Fixed(1),
         alarm_rate: 0.01,
         holdout: 0.2,
         seed: 0,

@@ -13,7 +13,7 @@ use super::DataArgs;
 use super::fit_gmm::CovarianceArg;
 use crate::anomaly::{DetectorFit, fit_detector, series_windows, windows};
 use crate::data::ts::{is_ts, load_ts};
-use crate::density::gmm::EmOptions;
+use crate::density::gmm::{Components, EmOptions};
 use crate::io::write_atomic;
 
 /// Arguments of `tinygen fit detector`.
@@ -21,9 +21,10 @@ use crate::io::write_atomic;
 pub struct FitDetectorArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Number of mixture components.
-    #[arg(long, short = 'k', default_value_t = 1)]
-    pub components: usize,
+    /// Number of mixture components: a number, a range A..B, or auto (1..8),
+    /// chosen by BIC on the training windows.
+    #[arg(long, short = 'k', default_value = "1")]
+    pub components: Components,
     /// Covariance structure.
     #[arg(long, value_enum, default_value_t = CovarianceArg::Full)]
     pub covariance: CovarianceArg,
@@ -75,8 +76,8 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         labels,
     } = detector_inputs(&args.data, args.window, args.stride, &args.normal_classes)?;
     let fit = DetectorFit {
+        components: args.components,
         mixture: EmOptions {
-            components: args.components,
             covariance: args.covariance.into(),
             reg_covar: args.reg_covar,
             seed: args.seed,

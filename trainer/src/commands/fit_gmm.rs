@@ -8,7 +8,7 @@ use nalgebra::DMatrix;
 use tinygen_runtime::gmm::Covariance;
 
 use super::DataArgs;
-use crate::density::gmm::{EmOptions, EmReport, GaussianMixture, Init, fit_em};
+use crate::density::gmm::{Components, EmOptions, EmReport, GaussianMixture, Init, fit_em_select};
 use crate::density::gmm_gd::{GdOptions, fit_gd};
 use crate::density::standardize::Standardizer;
 use crate::io::write_atomic;
@@ -63,9 +63,10 @@ pub enum Method {
 pub struct FitGmmArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Number of mixture components K.
-    #[arg(long, short = 'k', default_value_t = 1)]
-    pub components: usize,
+    /// Number of mixture components K: a number, a range A..B, or auto
+    /// (1..8); for a range, EM fits each count and keeps the lowest BIC.
+    #[arg(long, short = 'k', default_value = "1")]
+    pub components: Components,
     /// Covariance structure.
     #[arg(long, value_enum, default_value_t = CovarianceArg::Full)]
     pub covariance: CovarianceArg,
@@ -124,8 +125,11 @@ pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
         None => raw,
     };
     eprintln!(
-        "fitting a {}-component {} Gaussian mixture by {} on {} rows x {} features{}",
-        args.components,
+        "fitting a {} {} Gaussian mixture by {} on {} rows x {} features{}",
+        match args.components {
+            Components::Fixed(k) => format!("{k}-component"),
+            Components::Bic { min, max } => format!("{min}..{max}-component (by BIC)"),
+        },
         Covariance::from(args.covariance).name(),
         match args.method {
             Method::Em => "EM",
@@ -148,7 +152,6 @@ pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
     let (model, report) = match args.method {
         Method::Em => {
             let opts = EmOptions {
-                components: args.components,
                 covariance: args.covariance.into(),
                 init: match args.init {
                     InitArg::Kmeans => Init::KMeans,
@@ -160,12 +163,23 @@ pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
                 tol: args.tol,
                 reg_covar: args.reg_covar,
                 seed: args.seed,
+                ..EmOptions::default()
             };
-            fit_em(&x, &opts, &mut log)?
+            let (model, report, tried) = fit_em_select(&x, args.components, &opts, &mut log)?;
+            if tried.len() > 1 {
+                for (k, bic) in &tried {
+                    println!("K = {k:>2}: BIC {bic:.4}");
+                }
+                println!("chose K = {} (lowest BIC)", model.components());
+            }
+            (model, report)
         }
         Method::Gd => {
+            let Components::Fixed(components) = args.components else {
+                bail!("--method gd needs a fixed number of components");
+            };
             let opts = GdOptions {
-                components: args.components,
+                components,
                 covariance: args.covariance.into(),
                 lr: args.lr,
                 steps: args.steps,

@@ -520,6 +520,84 @@ pub fn fit_em(
     Ok(best.expect("n_init >= 1"))
 }
 
+/// How many components to fit: a number, or the best BIC over a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Components {
+    /// Exactly this many.
+    Fixed(usize),
+    /// The count in `min..=max` with the lowest BIC on the training data.
+    Bic {
+        /// Smallest count tried.
+        min: usize,
+        /// Largest count tried.
+        max: usize,
+    },
+}
+
+impl std::str::FromStr for Components {
+    type Err = String;
+
+    /// `N`, `A..B` (inclusive) or `auto` (= `1..8`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let count = |v: &str| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    format!("components must be a positive number, A..B or auto, not {s:?}")
+                })
+        };
+        match s.split_once("..") {
+            _ if s == "auto" => Ok(Components::Bic { min: 1, max: 8 }),
+            Some((a, b)) => {
+                let (min, max) = (count(a)?, count(b)?);
+                if min > max {
+                    return Err(format!("empty range {s:?}"));
+                }
+                Ok(Components::Bic { min, max })
+            }
+            None => count(s).map(Components::Fixed),
+        }
+    }
+}
+
+/// `(components, BIC)` for every component count tried.
+pub type BicTable = Vec<(usize, f64)>;
+
+/// Fits `opts` with the component count chosen by `components`; returns
+/// the model, its report and, for each count tried, its BIC.
+pub fn fit_em_select(
+    x: &DMatrix<f64>,
+    components: Components,
+    opts: &EmOptions,
+    on_iter: &mut dyn FnMut(usize, f64, f64),
+) -> Result<(GaussianMixture, EmReport, BicTable), FitError> {
+    let (min, max) = match components {
+        Components::Fixed(k) => (k, k),
+        Components::Bic { min, max } => (min, max.min(x.nrows())),
+    };
+    let mut best: Option<(GaussianMixture, EmReport)> = None;
+    let mut tried = Vec::new();
+    for k in min..=max.max(min) {
+        let (model, report) = fit_em(
+            x,
+            &EmOptions {
+                components: k,
+                ..opts.clone()
+            },
+            on_iter,
+        )?;
+        let bic = model.bic(x);
+        tried.push((k, bic));
+        if best.as_ref().is_none_or(|(m, _)| bic < m.bic(x)) {
+            best = Some((model, report));
+        }
+    }
+    let (model, report) = best.expect("at least one count is tried");
+    Ok((model, report, tried))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,6 +665,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn bic_selects_the_number_of_clusters() {
+        // Three well separated blobs.
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let x = DMatrix::from_fn(300, 2, |i, _| {
+            let noise: f64 = (0..6).map(|_| rng.random::<f64>()).sum::<f64>() - 3.0;
+            (i % 3) as f64 * 10.0 + noise
+        });
+        let range: Components = "1..5".parse().unwrap();
+        let (model, _, tried) =
+            fit_em_select(&x, range, &EmOptions::default(), &mut |_, _, _| {}).unwrap();
+        assert_eq!(model.components(), 3, "BIC per count: {tried:?}");
+        assert_eq!(tried.len(), 5);
+        assert_eq!("auto".parse(), Ok(Components::Bic { min: 1, max: 8 }));
+        assert_eq!("4".parse(), Ok(Components::Fixed(4)));
+        assert!("0".parse::<Components>().is_err() && "3..2".parse::<Components>().is_err());
     }
 
     #[test]
