@@ -124,7 +124,12 @@ impl<'a> Detector<'a> {
 
     /// Whether `x` scores at or above the threshold.
     pub fn is_anomaly(&self, x: &[f32]) -> Result<bool, Error> {
-        Ok(self.score(x)? >= self.spec.threshold)
+        Ok(self.alarm(self.score(x)?))
+    }
+
+    /// Whether a score raises the alarm (is at or above the threshold).
+    pub fn alarm(&self, score: f32) -> bool {
+        score >= self.spec.threshold
     }
 }
 

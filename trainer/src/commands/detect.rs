@@ -62,8 +62,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     let mut csv = String::from("score,anomaly\n");
     for x in inputs.chunks_exact(detector.input_len()) {
         let score = detector.score(x).context("scoring failed")?;
-        let alarm = score >= detector.spec().threshold;
-        csv.push_str(&format!("{score},{}\n", u8::from(alarm)));
+        csv.push_str(&format!("{score},{}\n", u8::from(detector.alarm(score))));
     }
     match &args.out {
         Some(path) => write_atomic(path, csv.as_bytes())?,
