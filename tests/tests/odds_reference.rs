@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use tinygen::anomaly::{Detector, evaluate, read_splits};
 use tinygen::data::{self, LoadOptions};
-use tinygen::density::gmm::EmOptions;
+use tinygen::density::gmm::{Components, EmOptions};
 
 fn odds_dir() -> Option<PathBuf> {
     let base = std::env::var_os("TINYGEN_SHARED")
@@ -41,11 +41,13 @@ fn single_gaussian_reproduces_the_published_gmm_column() {
             .or_default()
             .push((f[1].parse().unwrap(), f[2].parse().unwrap()));
     }
-    let detector = Detector::Gmm(EmOptions {
-        components: 1,
-        reg_covar: 1e-6,
-        ..EmOptions::default()
-    });
+    let detector = Detector::Gmm(
+        EmOptions {
+            reg_covar: 1e-6,
+            ..EmOptions::default()
+        },
+        Components::Fixed(1),
+    );
     let (mut checked, mut worst, mut mean_of_means) = (0, 0.0f64, 0.0);
     for (name, rows) in &by_set {
         let opts = LoadOptions {

@@ -14,7 +14,7 @@ use tinygen_runtime::features::window_stats;
 use tinygen_runtime::{Gmm, ModelKind};
 
 use crate::data::Dataset;
-use crate::density::gmm::{Components, EmOptions, fit_em, fit_em_select};
+use crate::density::gmm::{Components, EmOptions, fit_em_select};
 use crate::density::kde::{KdeOptions, fit_kde};
 use crate::density::standardize::Standardizer;
 use crate::eval::{average_precision, roc_auc};
@@ -23,8 +23,9 @@ use crate::io::AlignedBytes;
 /// Which density scores the points.
 #[derive(Debug, Clone)]
 pub enum Detector {
-    /// A Gaussian mixture fitted by EM.
-    Gmm(EmOptions),
+    /// A Gaussian mixture fitted by EM, with its number of components (or
+    /// a range to choose from by BIC on the train part).
+    Gmm(EmOptions, Components),
     /// A Gaussian kernel density estimate.
     Kde(KdeOptions),
 }
@@ -36,7 +37,10 @@ impl Detector {
         let standardizer = Standardizer::fit(train);
         let x = standardizer.apply(train);
         let (mixture, kind) = match self {
-            Detector::Gmm(opts) => (fit_em(&x, opts, &mut |_, _, _| {})?.0, ModelKind::Gmm),
+            Detector::Gmm(opts, k) => (
+                fit_em_select(&x, *k, opts, &mut |_, _, _| {})?.0,
+                ModelKind::Gmm,
+            ),
             Detector::Kde(opts) => (fit_kde(&x, None, opts)?.mixture, ModelKind::Kde),
         };
         Ok(mixture

@@ -487,7 +487,13 @@ fn bench_anomaly() -> anyhow::Result<()> {
         column("KDE").context("no KDE column")?,
     );
     let detectors = [
-        ("GMM K=1 full", Detector::Gmm(EmOptions::default())),
+        (
+            "GMM K=1 full",
+            Detector::Gmm(
+                EmOptions::default(),
+                tinygen::density::gmm::Components::Fixed(1),
+            ),
+        ),
         (
             "KDE isotropic h=1",
             Detector::Kde(KdeOptions {

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use super::DataArgs;
 use super::fit_gmm::CovarianceArg;
 use crate::anomaly::{Detector, evaluate, read_splits};
-use crate::density::gmm::EmOptions;
+use crate::density::gmm::{Components, EmOptions};
 use crate::density::kde::{Bandwidth, KdeOptions};
 
 /// The density that scores.
@@ -31,9 +31,10 @@ pub struct EvalAnomalyArgs {
     /// Density used as the anomaly score (-log p).
     #[arg(long, value_enum, default_value_t = DetectorKind::Gmm)]
     pub detector: DetectorKind,
-    /// GMM: number of components.
-    #[arg(long, short = 'k', default_value_t = 1)]
-    pub components: usize,
+    /// GMM: number of components, a range A..B or auto (1..8), chosen by
+    /// BIC on each train part.
+    #[arg(long, short = 'k', default_value = "1")]
+    pub components: Components,
     /// GMM: covariance structure.
     #[arg(long, value_enum, default_value_t = CovarianceArg::Full)]
     pub covariance: CovarianceArg,
@@ -70,13 +71,15 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
     let set = args.data.load()?;
     let splits = read_splits(&args.splits, set.rows)?;
     let detector = match args.detector {
-        DetectorKind::Gmm => Detector::Gmm(EmOptions {
-            components: args.components,
-            covariance: args.covariance.into(),
-            reg_covar: args.reg_covar,
-            seed: args.seed,
-            ..EmOptions::default()
-        }),
+        DetectorKind::Gmm => Detector::Gmm(
+            EmOptions {
+                covariance: args.covariance.into(),
+                reg_covar: args.reg_covar,
+                seed: args.seed,
+                ..EmOptions::default()
+            },
+            args.components,
+        ),
         DetectorKind::Kde => Detector::Kde(KdeOptions {
             bandwidth: args.bandwidth,
             diagonal: args.diagonal,
