@@ -5,10 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::DataArgs;
-use super::fit_gmm::CovarianceArg;
+use super::{DataArgs, MixtureArgs};
 use crate::anomaly::{Detector, evaluate, read_splits};
-use crate::density::gmm::{Components, EmOptions};
 use crate::density::kde::{Bandwidth, KdeOptions};
 
 /// The density that scores.
@@ -31,16 +29,8 @@ pub struct EvalAnomalyArgs {
     /// Density used as the anomaly score (-log p).
     #[arg(long, value_enum, default_value_t = DetectorKind::Gmm)]
     pub detector: DetectorKind,
-    /// GMM: number of components, a range A..B or auto (1..8), chosen by
-    /// BIC on each train part.
-    #[arg(long, short = 'k', default_value = "1")]
-    pub components: Components,
-    /// GMM: covariance structure.
-    #[arg(long, value_enum, default_value_t = CovarianceArg::Full)]
-    pub covariance: CovarianceArg,
-    /// GMM: regularisation added to the covariance diagonal.
-    #[arg(long, default_value_t = 1e-6)]
-    pub reg_covar: f64,
+    #[command(flatten)]
+    pub mixture: MixtureArgs,
     /// GMM: seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -71,15 +61,9 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
     let set = args.data.load()?;
     let splits = read_splits(&args.splits, set.rows)?;
     let detector = match args.detector {
-        DetectorKind::Gmm => Detector::Gmm(
-            EmOptions {
-                covariance: args.covariance.into(),
-                reg_covar: args.reg_covar,
-                seed: args.seed,
-                ..EmOptions::default()
-            },
-            args.components,
-        ),
+        DetectorKind::Gmm => {
+            Detector::Gmm(args.mixture.em_options(args.seed), args.mixture.components)
+        }
         DetectorKind::Kde => Detector::Kde(KdeOptions {
             bandwidth: args.bandwidth,
             diagonal: args.diagonal,

@@ -9,11 +9,9 @@ use clap::Args;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::STATS;
 
-use super::DataArgs;
-use super::fit_gmm::CovarianceArg;
+use super::{DataArgs, MixtureArgs};
 use crate::anomaly::{DetectorFit, fit_detector, series_windows, windows};
 use crate::data::ts::{is_ts, load_ts};
-use crate::density::gmm::{Components, EmOptions};
 use crate::io::write_atomic;
 
 /// Arguments of `tinygen fit detector`.
@@ -21,16 +19,8 @@ use crate::io::write_atomic;
 pub struct FitDetectorArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Number of mixture components: a number, a range A..B, or auto (1..8),
-    /// chosen by BIC on the training windows.
-    #[arg(long, short = 'k', default_value = "1")]
-    pub components: Components,
-    /// Covariance structure.
-    #[arg(long, value_enum, default_value_t = CovarianceArg::Full)]
-    pub covariance: CovarianceArg,
-    /// Regularisation added to the covariance diagonal.
-    #[arg(long, default_value_t = 1e-6)]
-    pub reg_covar: f64,
+    #[command(flatten)]
+    pub mixture: MixtureArgs,
     /// Fraction of held-out normal points that may raise an alarm.
     #[arg(long, default_value_t = 0.01)]
     pub alarm_rate: f64,
@@ -76,13 +66,8 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         labels,
     } = detector_inputs(&args.data, args.window, args.stride, &args.normal_classes)?;
     let fit = DetectorFit {
-        components: args.components,
-        mixture: EmOptions {
-            covariance: args.covariance.into(),
-            reg_covar: args.reg_covar,
-            seed: args.seed,
-            ..EmOptions::default()
-        },
+        components: args.mixture.components,
+        mixture: args.mixture.em_options(args.seed),
         alarm_rate: args.alarm_rate,
         holdout: args.holdout,
         seed: args.seed,

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use nalgebra::DMatrix;
 use tinygen_runtime::gmm::Covariance;
 
-use super::DataArgs;
+use super::{DataArgs, MixtureArgs};
 use crate::density::gmm::{Components, EmOptions, EmReport, GaussianMixture, Init, fit_em_select};
 use crate::density::gmm_gd::{GdOptions, fit_gd};
 use crate::density::standardize::Standardizer;
@@ -63,13 +63,8 @@ pub enum Method {
 pub struct FitGmmArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Number of mixture components K: a number, a range A..B, or auto
-    /// (1..8); for a range, EM fits each count and keeps the lowest BIC.
-    #[arg(long, short = 'k', default_value = "1")]
-    pub components: Components,
-    /// Covariance structure.
-    #[arg(long, value_enum, default_value_t = CovarianceArg::Full)]
-    pub covariance: CovarianceArg,
+    #[command(flatten)]
+    pub mixture: MixtureArgs,
     /// Initialisation of the responsibilities.
     #[arg(long, value_enum, default_value_t = InitArg::Kmeans)]
     pub init: InitArg,
@@ -82,9 +77,6 @@ pub struct FitGmmArgs {
     /// Convergence threshold on the change of the mean log-likelihood.
     #[arg(long, default_value_t = 1e-3)]
     pub tol: f64,
-    /// Non-negative regularisation added to the covariance diagonal.
-    #[arg(long, default_value_t = 1e-6)]
-    pub reg_covar: f64,
     /// Seed for every random choice (results are deterministic per seed).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -126,11 +118,11 @@ pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
     };
     eprintln!(
         "fitting a {} {} Gaussian mixture by {} on {} rows x {} features{}",
-        match args.components {
+        match args.mixture.components {
             Components::Fixed(k) => format!("{k}-component"),
             Components::Bic { min, max } => format!("{min}..{max}-component (by BIC)"),
         },
-        Covariance::from(args.covariance).name(),
+        Covariance::from(args.mixture.covariance).name(),
         match args.method {
             Method::Em => "EM",
             Method::Gd => "gradient descent",
@@ -152,7 +144,6 @@ pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
     let (model, report) = match args.method {
         Method::Em => {
             let opts = EmOptions {
-                covariance: args.covariance.into(),
                 init: match args.init {
                     InitArg::Kmeans => Init::KMeans,
                     InitArg::KmeansPlusPlus => Init::KMeansPlusPlus,
@@ -161,11 +152,10 @@ pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
                 n_init: args.n_init,
                 max_iter: args.max_iter,
                 tol: args.tol,
-                reg_covar: args.reg_covar,
-                seed: args.seed,
-                ..EmOptions::default()
+                ..args.mixture.em_options(args.seed)
             };
-            let (model, report, tried) = fit_em_select(&x, args.components, &opts, &mut log)?;
+            let (model, report, tried) =
+                fit_em_select(&x, args.mixture.components, &opts, &mut log)?;
             if tried.len() > 1 {
                 for (k, bic) in &tried {
                     println!("K = {k:>2}: BIC {bic:.4}");
@@ -175,12 +165,12 @@ pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
             (model, report)
         }
         Method::Gd => {
-            let Components::Fixed(components) = args.components else {
+            let Components::Fixed(components) = args.mixture.components else {
                 bail!("--method gd needs a fixed number of components");
             };
             let opts = GdOptions {
                 components,
-                covariance: args.covariance.into(),
+                covariance: args.mixture.covariance.into(),
                 lr: args.lr,
                 steps: args.steps,
                 seed: args.seed,

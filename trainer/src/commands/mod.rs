@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::data::{self, Dataset, LoadOptions};
+use crate::density::gmm::{Components, EmOptions};
+use fit_gmm::CovarianceArg;
 
 /// Where the data comes from and which columns to use.
 #[derive(Debug, Clone, Args)]
@@ -35,5 +37,32 @@ impl DataArgs {
             drop_columns: self.drop_columns.clone(),
         };
         Ok(data::load(&self.data, &opts)?)
+    }
+}
+
+/// The mixture options shared by every command that fits one.
+#[derive(Debug, Clone, Args)]
+pub struct MixtureArgs {
+    /// Number of mixture components K: a number, a range A..B, or auto
+    /// (1..8); for a range, EM fits each count and keeps the lowest BIC.
+    #[arg(long, short = 'k', default_value = "1")]
+    pub components: Components,
+    /// Covariance structure.
+    #[arg(long, value_enum, default_value_t = CovarianceArg::Full)]
+    pub covariance: CovarianceArg,
+    /// Non-negative regularisation added to the covariance diagonal.
+    #[arg(long, default_value_t = 1e-6)]
+    pub reg_covar: f64,
+}
+
+impl MixtureArgs {
+    /// EM options with these settings (scikit-learn's defaults otherwise).
+    pub fn em_options(&self, seed: u64) -> EmOptions {
+        EmOptions {
+            covariance: self.covariance.into(),
+            reg_covar: self.reg_covar,
+            seed,
+            ..EmOptions::default()
+        }
     }
 }
