@@ -32,6 +32,28 @@ pub enum Features {
         /// Samples per window.
         length: u32,
     },
+    /// The input is a window of `length` samples of `channels` values
+    /// (time-major), scored as it is: the density has `channels * length`
+    /// dimensions.
+    RawWindow {
+        /// Values per sample.
+        channels: u32,
+        /// Samples per window.
+        length: u32,
+    },
+}
+
+impl Features {
+    /// Values per input: a point, or a whole window (`None` for a point).
+    pub fn window(self) -> Option<(usize, usize)> {
+        match self {
+            Features::Identity => None,
+            Features::WindowStats { channels, length }
+            | Features::RawWindow { channels, length } => {
+                Some((channels as usize, length as usize))
+            }
+        }
+    }
 }
 
 /// Metadata of a detector file.
@@ -50,7 +72,8 @@ pub struct DetectorSpec {
 
 /// Schema key of the detector body.
 pub const SCHEMA_KEY: u32 = format::schema_key(
-    "detector/1 spec{features:{identity, window_stats{channels:u32 length:u32}} threshold:f32 \
+    "detector/1 spec{features:{identity, window_stats{channels:u32 length:u32}, \
+     raw_window{channels:u32 length:u32}} threshold:f32 \
      density_kind:{gmm,kde} density:gmm/1 spec} data: the density's data",
 );
 
@@ -70,10 +93,18 @@ impl<'a> Detector<'a> {
         if !spec.threshold.is_finite() {
             return Err(Error::NonFiniteParameter);
         }
-        if let Features::WindowStats { channels, length } = spec.features {
-            let features = (channels as usize).checked_mul(STATS.len());
-            if length == 0 || features != Some(density.dim()) || density.dim() > MAX_FEATURES {
-                return Err(Error::InvalidShape);
+        match spec.features {
+            Features::Identity => {}
+            Features::WindowStats { channels, length } => {
+                let features = (channels as usize).checked_mul(STATS.len());
+                if length == 0 || features != Some(density.dim()) || density.dim() > MAX_FEATURES {
+                    return Err(Error::InvalidShape);
+                }
+            }
+            Features::RawWindow { channels, length } => {
+                if (channels as usize).checked_mul(length as usize) != Some(density.dim()) {
+                    return Err(Error::InvalidShape);
+                }
             }
         }
         Ok(Self { spec, density })
@@ -91,9 +122,9 @@ impl<'a> Detector<'a> {
 
     /// Number of input values per call (a point, or a whole window).
     pub fn input_len(&self) -> usize {
-        match self.spec.features {
-            Features::Identity => self.density.dim(),
-            Features::WindowStats { channels, length } => channels as usize * length as usize,
+        match self.spec.features.window() {
+            None => self.density.dim(),
+            Some((channels, length)) => channels * length,
         }
     }
 
@@ -106,7 +137,7 @@ impl<'a> Detector<'a> {
             });
         }
         match self.spec.features {
-            Features::Identity => Ok(-self.density.log_density(x)?),
+            Features::Identity | Features::RawWindow { .. } => Ok(-self.density.log_density(x)?),
             Features::WindowStats { channels, .. } => self.score_window(x, channels as usize),
         }
     }

@@ -306,10 +306,9 @@ pub fn fit_detector(
         fit.holdout > 0.0 && fit.holdout < 1.0,
         "--holdout must be in (0, 1)"
     );
-    let input_len = match features {
-        Features::Identity => dim,
-        Features::WindowStats { channels, length } => channels as usize * length as usize,
-    };
+    let input_len = features
+        .window()
+        .map_or(dim, |(channels, length)| channels * length);
     ensure!(
         input_len > 0 && inputs.len().is_multiple_of(input_len),
         "inputs are not whole points or windows"
@@ -317,7 +316,7 @@ pub fn fit_detector(
     let rows: Vec<Vec<f32>> = inputs
         .chunks_exact(input_len)
         .map(|x| match features {
-            Features::Identity => Ok(x.to_vec()),
+            Features::Identity | Features::RawWindow { .. } => Ok(x.to_vec()),
             Features::WindowStats { channels, .. } => {
                 let mut out = vec![0.0; dim];
                 window_stats(x, channels as usize, &mut out).map(|()| out)

@@ -526,3 +526,55 @@ fn components_by_bic() {
     ]);
     assert_fails(&gd, &["--method gd needs a fixed number of components"]);
 }
+
+#[test]
+fn raw_window_detector() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x,y\n");
+    for t in 0..600 {
+        let burst = if (400..420).contains(&t) { 5.0 } else { 0.0 };
+        csv.push_str(&format!(
+            "{},{}\n",
+            (t as f64 * 0.3).sin() + burst,
+            (t as f64 * 0.3).cos()
+        ));
+    }
+    let data = write(dir.path(), "s.csv", &csv);
+    let m = dir.path().join("raw.tgm");
+    let (d, mo) = (data.to_str().unwrap(), m.to_str().unwrap());
+    let fit = tinygen(&[
+        "fit",
+        "detector",
+        "--data",
+        d,
+        "--window",
+        "10",
+        "--raw-window",
+        "--reg-covar",
+        "1e-3",
+        "--out",
+        mo,
+    ]);
+    assert!(
+        fit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fit.stderr)
+    );
+    let info = String::from_utf8_lossy(&tinygen(&["info", mo]).stdout).into_owned();
+    assert!(
+        info.contains("windows of 10 samples x 2 channels, scored raw"),
+        "{info}"
+    );
+    let out = tinygen(&["detect", "--model", mo, "--data", d]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let flags: Vec<bool> = text.lines().skip(1).map(|l| l.ends_with(",1")).collect();
+    assert_eq!(flags.len(), 60);
+    assert!(
+        flags[40] && flags[41],
+        "the burst windows (rows 400..420) alarm"
+    );
+    assert_fails(
+        &tinygen(&["fit", "detector", "--data", d, "--raw-window", "--out", mo]),
+        &["--window"],
+    );
+}

@@ -34,20 +34,24 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     let file = AlignedBytes::read(&args.model)?;
     let detector = Detector::from_bytes(file.as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
-    let (window, channels) = match detector.spec().features {
-        Features::Identity => (None, detector.input_len()),
-        Features::WindowStats { channels, length } => (Some(length as usize), channels as usize),
+    let spec_features = detector.spec().features;
+    let (window, channels) = match spec_features.window() {
+        None => (None, detector.input_len()),
+        Some((channels, length)) => (Some(length), channels),
     };
     let DetectorInputs {
         features,
         dim,
         inputs,
         ..
-    } = detector_inputs(&args.data, window, args.stride, &[])?;
-    let given = match features {
-        Features::Identity => dim,
-        Features::WindowStats { channels, .. } => channels as usize,
-    };
+    } = detector_inputs(
+        &args.data,
+        window,
+        args.stride,
+        &[],
+        matches!(spec_features, Features::RawWindow { .. }),
+    )?;
+    let given = features.window().map_or(dim, |(channels, _)| channels);
     if given != channels {
         bail!(
             "{} has {given} {} but the detector expects {channels}",

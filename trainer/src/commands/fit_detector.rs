@@ -31,6 +31,10 @@ pub struct FitDetectorArgs {
     /// per channel by mean, std, min and max.
     #[arg(long, value_name = "N")]
     pub window: Option<usize>,
+    /// Score the raw window values (channels x length dimensions) instead
+    /// of their per-channel statistics.
+    #[arg(long, requires = "window")]
+    pub raw_window: bool,
     /// Rows between the starts of consecutive windows (default: the window length).
     #[arg(long, value_name = "S", requires = "window")]
     pub stride: Option<usize>,
@@ -64,7 +68,13 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         dim,
         inputs,
         labels,
-    } = detector_inputs(&args.data, args.window, args.stride, &args.normal_classes)?;
+    } = detector_inputs(
+        &args.data,
+        args.window,
+        args.stride,
+        &args.normal_classes,
+        args.raw_window,
+    )?;
     let fit = DetectorFit {
         components: args.mixture.components,
         mixture: args.mixture.em_options(args.seed),
@@ -129,20 +139,37 @@ pub fn detector_inputs(
     window: Option<usize>,
     stride: Option<usize>,
     normal_classes: &[String],
+    raw: bool,
 ) -> anyhow::Result<DetectorInputs> {
+    let window_features = |channels: usize, length: usize| -> anyhow::Result<(Features, usize)> {
+        let (c, l) = (u32::try_from(channels)?, u32::try_from(length)?);
+        Ok(if raw {
+            (
+                Features::RawWindow {
+                    channels: c,
+                    length: l,
+                },
+                channels * length,
+            )
+        } else {
+            (
+                Features::WindowStats {
+                    channels: c,
+                    length: l,
+                },
+                STATS.len() * channels,
+            )
+        })
+    };
     if is_ts(&data.data) {
         let set = load_ts(&data.data)?;
         let length = window.context("a .ts collection needs --window (samples per window)")?;
         let (inputs, labels) =
             series_windows(&set, length, stride.unwrap_or(length), normal_classes)?;
-        let channels = u32::try_from(set.channels)?;
-        let features = Features::WindowStats {
-            channels,
-            length: u32::try_from(length)?,
-        };
+        let (features, dim) = window_features(set.channels, length)?;
         return Ok(DetectorInputs {
             features,
-            dim: STATS.len() * set.channels,
+            dim,
             inputs,
             labels: Some(labels),
         });
@@ -157,14 +184,10 @@ pub fn detector_inputs(
         },
         Some(length) => {
             let (inputs, labels) = windows(&set, length, stride.unwrap_or(length))?;
-            let channels = u32::try_from(set.cols)?;
-            let features = Features::WindowStats {
-                channels,
-                length: u32::try_from(length)?,
-            };
+            let (features, dim) = window_features(set.cols, length)?;
             DetectorInputs {
                 features,
-                dim: STATS.len() * set.cols,
+                dim,
                 inputs,
                 labels,
             }

@@ -39,6 +39,11 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                 tinygen_runtime::detector::Features::Identity => {
                     println!("input       {} values", detector.input_len())
                 }
+                tinygen_runtime::detector::Features::RawWindow { channels, length } => {
+                    println!(
+                        "input       windows of {length} samples x {channels} channels, scored raw"
+                    )
+                }
                 tinygen_runtime::detector::Features::WindowStats { channels, length } => println!(
                     "input       windows of {length} samples x {channels} channels -> mean, std, min, max per channel"
                 ),
