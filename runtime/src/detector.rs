@@ -97,7 +97,12 @@ impl<'a> Detector<'a> {
             Features::Identity => {}
             Features::WindowStats { channels, length } => {
                 let features = (channels as usize).checked_mul(STATS.len());
-                if length == 0 || features != Some(density.dim()) || density.dim() > MAX_FEATURES {
+                let input = (channels as usize).checked_mul(length as usize);
+                if length == 0
+                    || input.is_none()
+                    || features != Some(density.dim())
+                    || density.dim() > MAX_FEATURES
+                {
                     return Err(Error::InvalidShape);
                 }
             }
