@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tinygen::anomaly::{Detector, evaluate, read_splits};
+use tinygen::anomaly::{Density, evaluate, read_splits};
 use tinygen::data::{self, LoadOptions};
 use tinygen::density::gmm::{Components, EmOptions};
 
@@ -41,7 +41,7 @@ fn single_gaussian_reproduces_the_published_gmm_column() {
             .or_default()
             .push((f[1].parse().unwrap(), f[2].parse().unwrap()));
     }
-    let detector = Detector::Gmm(
+    let detector = Density::Gmm(
         EmOptions {
             reg_covar: 1e-6,
             ..EmOptions::default()

@@ -14,7 +14,7 @@ use tinygen_runtime::features::window_stats;
 use tinygen_runtime::{Gmm, ModelKind};
 
 use crate::data::Dataset;
-use crate::density::gmm::{Components, EmOptions, fit_em_select};
+use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
 use crate::density::kde::{KdeOptions, fit_kde};
 use crate::density::standardize::Standardizer;
 use crate::eval::{average_precision, roc_auc};
@@ -22,7 +22,7 @@ use crate::io::AlignedBytes;
 
 /// Which density scores the points.
 #[derive(Debug, Clone)]
-pub enum Detector {
+pub enum Density {
     /// A Gaussian mixture fitted by EM, with its number of components (or
     /// a range to choose from by BIC on the train part).
     Gmm(EmOptions, Components),
@@ -30,19 +30,29 @@ pub enum Detector {
     Kde(KdeOptions),
 }
 
-impl Detector {
-    /// Standardizes `train` (rows are points), fits the density, and returns
-    /// the `.tgm` file (standardization folded in, so it scores raw rows).
-    pub fn fit(&self, train: &DMatrix<f64>) -> anyhow::Result<Vec<u8>> {
+impl Density {
+    /// Standardizes `train` (rows are points) and fits the density on it;
+    /// returns the density, the standardization and the density's file kind.
+    pub fn fit_density(
+        &self,
+        train: &DMatrix<f64>,
+    ) -> anyhow::Result<(GaussianMixture, Standardizer, ModelKind)> {
         let standardizer = Standardizer::fit(train);
         let x = standardizer.apply(train);
         let (mixture, kind) = match self {
-            Detector::Gmm(opts, k) => (
+            Density::Gmm(opts, k) => (
                 fit_em_select(&x, *k, opts, &mut |_, _, _| {})?.0,
                 ModelKind::Gmm,
             ),
-            Detector::Kde(opts) => (fit_kde(&x, None, opts)?.mixture, ModelKind::Kde),
+            Density::Kde(opts) => (fit_kde(&x, None, opts)?.mixture, ModelKind::Kde),
         };
+        Ok((mixture, standardizer, kind))
+    }
+
+    /// Fits the density (see [`Density::fit_density`]) and returns its
+    /// `.tgm` file (standardization folded in, so it scores raw rows).
+    pub fn fit(&self, train: &DMatrix<f64>) -> anyhow::Result<Vec<u8>> {
+        let (mixture, standardizer, kind) = self.fit_density(train)?;
         Ok(mixture
             .params(Some(standardizer.encoded()))
             .encode_as(kind)?)
@@ -154,7 +164,7 @@ pub fn read_splits(path: &Path, rows: usize) -> anyhow::Result<Vec<Vec<usize>>> 
 pub fn evaluate(
     set: &Dataset,
     splits: &[Vec<usize>],
-    detector: &Detector,
+    detector: &Density,
 ) -> anyhow::Result<Report> {
     let labels = set
         .labels
@@ -258,11 +268,8 @@ pub fn calibrate_threshold(scores: &[f32], alarm_rate: f64) -> anyhow::Result<f3
 /// How to fit a detector.
 #[derive(Debug, Clone)]
 pub struct DetectorFit {
-    /// The mixture fitted to the standardized features of normal inputs
-    /// (its `components` is ignored: see `components`).
-    pub mixture: EmOptions,
-    /// Number of components, or a range to choose from by BIC.
-    pub components: Components,
+    /// The density fitted to the standardized features of normal inputs.
+    pub density: Density,
     /// Fraction of held-out normal inputs allowed to raise an alarm.
     pub alarm_rate: f64,
     /// Fraction of the normal inputs held out to calibrate the threshold.
@@ -336,24 +343,18 @@ pub fn fit_detector(
     );
     let (calibration, train) = normal.split_at(held);
     let train_x = DMatrix::from_fn(train.len(), dim, |r, j| f64::from(rows[train[r]][j]));
-    let standardizer = Standardizer::fit(&train_x);
-    let (mixture, _, _) = fit_em_select(
-        &standardizer.apply(&train_x),
-        fit.components,
-        &fit.mixture,
-        &mut |_, _, _| {},
-    )?;
+    let (mixture, standardizer, kind) = fit.density.fit_density(&train_x)?;
     let params = mixture.params(Some(standardizer.encoded()));
     let held_points: Vec<f32> = calibration
         .iter()
         .flat_map(|&i| rows[i].iter().copied())
         .collect();
-    let held_scores: Vec<f32> = log_densities(&params.encode()?, &held_points)?
+    let held_scores: Vec<f32> = log_densities(&params.encode_as(kind)?, &held_points)?
         .iter()
         .map(|s| -s)
         .collect();
     let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
-    let bytes = params.encode_detector(ModelKind::Gmm, features, threshold)?;
+    let bytes = params.encode_detector(kind, features, threshold)?;
 
     let file = AlignedBytes::new(&bytes);
     let detector = tinygen_runtime::Detector::from_bytes(file.as_bytes())

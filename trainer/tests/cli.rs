@@ -52,21 +52,24 @@ fn fit_info_score_round_trip() {
     let model = dir.path().join("m.tgm");
     let m = model.to_str().unwrap();
     let d = data.to_str().unwrap();
-    let fit = tinygen(&[
-        "fit",
-        "gmm",
-        "--data",
-        d,
-        "--label-column",
-        "label",
-        "-k",
-        "2",
-        "--covariance",
-        "diag",
-        "--standardize",
-        "--out",
-        m,
-    ]);
+    let fit_to = |out: &str| {
+        tinygen(&[
+            "fit",
+            "gmm",
+            "--data",
+            d,
+            "--label-column",
+            "label",
+            "-k",
+            "2",
+            "--covariance",
+            "diag",
+            "--standardize",
+            "--out",
+            out,
+        ])
+    };
+    let fit = fit_to(m);
     assert!(
         fit.status.success(),
         "{}",
@@ -114,21 +117,7 @@ fn fit_info_score_round_trip() {
 
     // Deterministic for a seed: refitting gives the same bytes.
     let again = dir.path().join("m2.tgm");
-    let fit2 = tinygen(&[
-        "fit",
-        "gmm",
-        "--data",
-        d,
-        "--label-column",
-        "label",
-        "-k",
-        "2",
-        "--covariance",
-        "diag",
-        "--standardize",
-        "--out",
-        again.to_str().unwrap(),
-    ]);
+    let fit2 = fit_to(again.to_str().unwrap());
     assert!(fit2.status.success());
     assert_eq!(
         std::fs::read(&model).unwrap(),

@@ -138,7 +138,7 @@ pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()
                 let detector = tinygen_runtime::Detector::from_bytes(bytes).map_err(fail)?;
                 let d = detector.input_len();
                 let scores = points
-                    .chunks(d)
+                    .chunks_exact(d)
                     .map(|x| detector.score(x))
                     .collect::<Result<_, _>>();
                 (d, "score", scores.map_err(fail)?)
@@ -147,7 +147,7 @@ pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()
                 let gmm = Gmm::from_bytes(bytes).map_err(fail)?;
                 let d = gmm.dim();
                 let scores = points
-                    .chunks(d)
+                    .chunks_exact(d)
                     .map(|x| gmm.log_density(x))
                     .collect::<Result<_, _>>();
                 (d, "log_density", scores.map_err(fail)?)

@@ -310,8 +310,10 @@ fn bench_mcu() -> anyhow::Result<()> {
     let train = xtask::basicmotions("TRAIN")?;
     let (windows, labels) = tinygen::anomaly::series_windows(&train, length, stride, &normal)?;
     let fit = tinygen::anomaly::DetectorFit {
-        mixture: EmOptions::default(),
-        components: tinygen::density::gmm::Components::Fixed(1),
+        density: tinygen::anomaly::Density::Gmm(
+            EmOptions::default(),
+            tinygen::density::gmm::Components::Fixed(1),
+        ),
         alarm_rate: 0.01,
         holdout: 0.2,
         seed: 0,
@@ -466,7 +468,7 @@ fn bench_host() -> anyhow::Result<()> {
 /// Mean ROC-AUC over PyOD's 10 splits for every ODDS set, per detector,
 /// next to the published GMM and KDE columns.
 fn bench_anomaly() -> anyhow::Result<()> {
-    use tinygen::anomaly::{Detector, evaluate, read_splits};
+    use tinygen::anomaly::{Density, evaluate, read_splits};
     use tinygen::density::kde::KdeOptions;
 
     let shared = std::env::var_os("TINYGEN_SHARED")
@@ -489,14 +491,14 @@ fn bench_anomaly() -> anyhow::Result<()> {
     let detectors = [
         (
             "GMM K=1 full",
-            Detector::Gmm(
+            Density::Gmm(
                 EmOptions::default(),
                 tinygen::density::gmm::Components::Fixed(1),
             ),
         ),
         (
             "KDE isotropic h=1",
-            Detector::Kde(KdeOptions {
+            Density::Kde(KdeOptions {
                 isotropic: Some(1.0),
                 ..KdeOptions::default()
             }),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::{DataArgs, MixtureArgs};
-use crate::anomaly::{Detector, evaluate, read_splits};
+use crate::anomaly::{Density, evaluate, read_splits};
 use crate::density::kde::{Bandwidth, KdeOptions};
 
 /// The density that scores.
@@ -62,9 +62,9 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
     let splits = read_splits(&args.splits, set.rows)?;
     let detector = match args.detector {
         DetectorKind::Gmm => {
-            Detector::Gmm(args.mixture.em_options(args.seed), args.mixture.components)
+            Density::Gmm(args.mixture.em_options(args.seed), args.mixture.components)
         }
-        DetectorKind::Kde => Detector::Kde(KdeOptions {
+        DetectorKind::Kde => Density::Kde(KdeOptions {
             bandwidth: args.bandwidth,
             diagonal: args.diagonal,
             isotropic: args.isotropic,

@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, bail};
 use clap::Args;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::STATS;
 
 use super::{DataArgs, MixtureArgs};
-use crate::anomaly::{DetectorFit, fit_detector, series_windows, windows};
+use crate::anomaly::{Density, DetectorFit, fit_detector, series_windows, windows};
 use crate::data::ts::{is_ts, load_ts};
 use crate::io::write_atomic;
 
@@ -59,10 +59,6 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    ensure!(
-        args.holdout > 0.0 && args.holdout < 1.0,
-        "--holdout must be in (0, 1)"
-    );
     let DetectorInputs {
         features,
         dim,
@@ -76,8 +72,7 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         args.raw_window,
     )?;
     let fit = DetectorFit {
-        components: args.mixture.components,
-        mixture: args.mixture.em_options(args.seed),
+        density: Density::Gmm(args.mixture.em_options(args.seed), args.mixture.components),
         alarm_rate: args.alarm_rate,
         holdout: args.holdout,
         seed: args.seed,
