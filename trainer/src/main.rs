@@ -1,7 +1,7 @@
 //! The `tinygen` command line: parses arguments and dispatches.
 
 use clap::{Parser, Subcommand};
-use tinygen::commands::{detect, eval_anomaly, fit_detector, fit_gmm, fit_kde, info, score};
+use tinygen::commands::{data, detect, eval_anomaly, fit_detector, fit_gmm, fit_kde, info, score};
 
 /// Train small generative models on a desktop and run them on microcontrollers.
 #[derive(Debug, Parser)]
@@ -25,6 +25,15 @@ enum Command {
     Detect(detect::DetectArgs),
     /// Score data with a model (log-density per row, as CSV), using the runtime crate.
     Score(score::ScoreArgs),
+    /// Get data sets (downloaded or imported, checksum-verified).
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// MNIST: download the four IDX files (or import them with --from) into --dir.
+    Mnist(data::MnistArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(EvalCommand::Anomaly(args)) => eval_anomaly::run(args),
         Command::Info(args) => info::run(args),
         Command::Score(args) => score::run(args),
+        Command::Data(DataCommand::Mnist(args)) => data::run_mnist(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

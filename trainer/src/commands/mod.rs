@@ -1,4 +1,5 @@
 //! The `tinygen` subcommands, one module each.
+pub mod data;
 pub mod detect;
 pub mod eval_anomaly;
 pub mod fit_detector;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::data::{self, Dataset, LoadOptions};
+use crate::data::{Dataset, LoadOptions};
 use crate::density::gmm::{Components, EmOptions};
 use fit_gmm::CovarianceArg;
 
@@ -36,7 +37,7 @@ impl DataArgs {
             label_column: self.label_column.clone(),
             drop_columns: self.drop_columns.clone(),
         };
-        Ok(data::load(&self.data, &opts)?)
+        Ok(crate::data::load(&self.data, &opts)?)
     }
 }
 

@@ -10,6 +10,8 @@
 //! columns can be dropped (see [`LoadOptions`]).
 
 mod csv;
+pub mod idx;
+pub mod images;
 mod npy;
 pub mod ts;
 
@@ -196,6 +198,62 @@ pub enum DataError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// The IDX file is invalid or holds an unsupported array.
+    #[error("{}: malformed IDX file: {reason}", path.display())]
+    MalformedIdx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An images file and its labels file disagree (number of rows).
+    #[error("{} and {} do not match: {reason}", path.display(), other.display())]
+    Mismatch {
+        /// The first file (images).
+        path: PathBuf,
+        /// The second file (labels).
+        other: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// A class label is not an integer in `0..=u32::MAX`.
+    #[error(
+        "{}: data row {row}: label {value} is not a whole number in 0..={max}",
+        path.display(),
+        max = u32::MAX
+    )]
+    BadLabel {
+        /// The file.
+        path: PathBuf,
+        /// 1-based data row.
+        row: usize,
+        /// The value.
+        value: f64,
+    },
+    /// The MNIST files are not in the data directory.
+    #[error(
+        "MNIST is not in {}: {} missing; run `tinygen data mnist{dir_arg}` to download it, \
+         or `tinygen data mnist --from DIR{dir_arg}` to import a local copy",
+        dir.display(),
+        missing.join(", ")
+    )]
+    MnistMissing {
+        /// The directory searched.
+        dir: PathBuf,
+        /// The absent files (gzipped names; the raw names are accepted too).
+        missing: Vec<String>,
+        /// ` --dir DIR` when `dir` is not the default, else empty.
+        dir_arg: String,
+    },
+    /// A data set spec is neither a known name nor an existing file.
+    #[error(
+        "unknown data set '{spec}': expected digits, mnist, or the path of an IDX \
+         (…-idx3-ubyte[.gz]), CSV, CSV.gz or NPY file"
+    )]
+    UnknownDataset {
+        /// What was asked for.
+        spec: String,
     },
 }
 
