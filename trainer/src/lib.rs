@@ -9,3 +9,5 @@ pub mod density;
 pub mod divergence;
 pub mod eval;
 pub mod io;
+pub mod nn;
+pub mod plot;

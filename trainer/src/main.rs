@@ -1,7 +1,10 @@
 //! The `tinygen` command line: parses arguments and dispatches.
 
 use clap::{Parser, Subcommand};
-use tinygen::commands::{data, detect, eval_anomaly, fit_detector, fit_gmm, fit_kde, info, score};
+use tinygen::commands::{
+    data, detect, eval_anomaly, eval_run, fit_detector, fit_gmm, fit_kde, fit_neural, fit_pca,
+    info, score,
+};
 
 /// Train small generative models on a desktop and run them on microcontrollers.
 #[derive(Debug, Parser)]
@@ -16,9 +19,8 @@ enum Command {
     /// Fit a model to data and write a .tgm model file.
     #[command(subcommand)]
     Fit(FitCommand),
-    /// Evaluate models.
-    #[command(subcommand)]
-    Eval(EvalCommand),
+    /// Evaluate a neural run (`tinygen eval RUN --data ...`) or anomaly detectors.
+    Eval(EvalArgs),
     /// Describe a model file: kind, dimensions, sizes, CRC.
     Info(info::InfoArgs),
     /// Anomaly scores and alarms of a detector (CSV `score,anomaly`), using the runtime crate.
@@ -36,6 +38,15 @@ enum DataCommand {
     Mnist(data::MnistArgs),
 }
 
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct EvalArgs {
+    #[command(subcommand)]
+    command: Option<EvalCommand>,
+    #[command(flatten)]
+    run: Option<eval_run::EvalRunArgs>,
+}
+
 #[derive(Debug, Subcommand)]
 enum EvalCommand {
     /// Anomaly detection with the PyOD protocol over given train/test splits.
@@ -50,6 +61,14 @@ enum FitCommand {
     Kde(fit_kde::FitKdeArgs),
     /// Anomaly detector: (window features,) a mixture and a calibrated alarm threshold.
     Detector(fit_detector::FitDetectorArgs),
+    /// Principal component analysis (closed form; a linear encoder/decoder pair).
+    Pca(fit_pca::FitPcaArgs),
+    /// Autoencoder (optionally class-supervised, optionally with a latent GMM to generate).
+    Ae(fit_neural::FitAeArgs),
+    /// Variational autoencoder.
+    Vae(fit_neural::FitVaeArgs),
+    /// Sliced-Wasserstein autoencoder (optionally semi-supervised).
+    Swae(fit_neural::FitSwaeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,8 +85,21 @@ fn main() -> std::process::ExitCode {
         Command::Fit(FitCommand::Gmm(args)) => fit_gmm::run(args),
         Command::Fit(FitCommand::Kde(args)) => fit_kde::run(args),
         Command::Fit(FitCommand::Detector(args)) => fit_detector::run(args),
+        Command::Fit(FitCommand::Pca(args)) => fit_pca::run(args),
+        Command::Fit(FitCommand::Ae(args)) => fit_neural::run_ae(args),
+        Command::Fit(FitCommand::Vae(args)) => fit_neural::run_vae(args),
+        Command::Fit(FitCommand::Swae(args)) => fit_neural::run_swae(args),
         Command::Detect(args) => detect::run(args),
-        Command::Eval(EvalCommand::Anomaly(args)) => eval_anomaly::run(args),
+        Command::Eval(EvalArgs {
+            command: Some(EvalCommand::Anomaly(args)),
+            ..
+        }) => eval_anomaly::run(args),
+        Command::Eval(EvalArgs {
+            run: Some(args), ..
+        }) => eval_run::run(args),
+        Command::Eval(_) => Err(anyhow::anyhow!(
+            "give a run folder (tinygen eval RUN --data ...) or a subcommand (tinygen eval anomaly ...)"
+        )),
         Command::Info(args) => info::run(args),
         Command::Score(args) => score::run(args),
         Command::Data(DataCommand::Mnist(args)) => data::run_mnist(args),

@@ -2,9 +2,12 @@
 pub mod data;
 pub mod detect;
 pub mod eval_anomaly;
+pub mod eval_run;
 pub mod fit_detector;
 pub mod fit_gmm;
 pub mod fit_kde;
+pub mod fit_neural;
+pub mod fit_pca;
 pub mod info;
 pub mod score;
 

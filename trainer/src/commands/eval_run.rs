@@ -1,0 +1,75 @@
+//! `tinygen eval RUN`: recompute a run's metrics on any data set.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::data::images::{Split, load_samples};
+use crate::nn::metrics::{EvalOptions, evaluate};
+use crate::nn::run::load_run;
+
+/// Arguments of `tinygen eval RUN`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalRunArgs {
+    /// Run folder written by `tinygen fit pca|ae|vae|swae`.
+    pub run: PathBuf,
+    /// Data: a named set (`digits`, `mnist`) or a file (default: the run's
+    /// training data set).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Folder holding the MNIST IDX files.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Split of a named set.
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    pub split: SplitArg,
+    /// Label column of CSV/NPY data.
+    #[arg(long, value_name = "NAME")]
+    pub label_column: Option<String>,
+    /// Importance samples per row for the VAE's log-likelihood (0: skip).
+    #[arg(long, default_value_t = 64)]
+    pub iw_samples: usize,
+    /// Seed of the random draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// A split of a named data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    /// The training split.
+    Train,
+    /// The test split.
+    Test,
+}
+
+/// Runs `tinygen eval RUN`: prints the metrics as one JSON object.
+pub fn run(args: &EvalRunArgs) -> anyhow::Result<()> {
+    let (config, net, _) = load_run(&args.run)?;
+    let spec = args.data.clone().unwrap_or_else(|| config.data.clone());
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| config.data_dir.as_ref().map(PathBuf::from));
+    let label_column = args.label_column.clone().or(config.label_column.clone());
+    let split = match args.split {
+        SplitArg::Train => Split::Train,
+        SplitArg::Test => Split::Test,
+    };
+    let samples = load_samples(
+        &spec,
+        data_dir.as_deref().map(Path::new),
+        split,
+        label_column.as_deref(),
+    )?;
+    let metrics = evaluate(
+        &net,
+        &samples,
+        EvalOptions {
+            iw_samples: args.iw_samples,
+            seed: args.seed,
+        },
+    )?;
+    println!("{}", serde_json::to_string(&metrics)?);
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Neural generative models trained with candle: autoencoders (plain and
+//! class-supervised), VAEs and sliced-Wasserstein autoencoders (also
+//! semi-supervised), plus PCA as their linear closed-form relative.
+//!
+//! A run lives in a folder (see [`run`]): its configuration, checkpoint,
+//! metrics and plots.
+
+pub mod config;
+pub mod metrics;
+pub mod network;
+pub mod pca;
+pub mod plots;
+pub mod prior;
+pub mod run;
+pub mod train;

@@ -1,0 +1,195 @@
+//! The training loop shared by every neural model: Adam(W) over shuffled
+//! mini-batches, a progress bar or JSON-lines log, test loss after every
+//! epoch, an atomic checkpoint after every epoch, and a clear stop on a
+//! non-finite loss (the last good checkpoint stays).
+//!
+//! Determinism: the batch order and every random draw of epoch `e` come
+//! from generators seeded by (seed, e), so a seed gives the same run on one
+//! machine. `--resume` continues from the last checkpoint with the same
+//! batches, but Adam's moment estimates start again from zero (they are
+//! not checkpointed).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::bail;
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::config::{ModelKind, RunConfig};
+use super::metrics::{EvalOptions, check_data, evaluate, samples_tensor};
+use super::network::{Batch, Draws, Network};
+use super::run::{EpochRecord, TrainState, save_checkpoint};
+use crate::data::images::Samples;
+
+/// How training reports progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogMode {
+    /// A progress bar with the running loss (standard error), and one
+    /// summary line per epoch.
+    Bar,
+    /// Nothing but errors.
+    Quiet,
+    /// One JSON object per epoch on standard output.
+    Json,
+}
+
+/// Generator of stream `stream` for seed `seed`.
+fn stream_rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// Which training rows' labels the semi-supervised SWAE sees: each row
+/// independently with probability `fraction` (fixed by the seed).
+pub fn labelled_rows(rows: usize, fraction: f64, seed: u64) -> Vec<bool> {
+    let mut rng = stream_rng(seed, u64::MAX);
+    (0..rows).map(|_| rng.random::<f64>() < fraction).collect()
+}
+
+/// Trains `net` from the state `state` up to `config.train.epochs` epochs,
+/// checkpointing into `run` after every epoch.
+pub fn train(
+    run: &Path,
+    config: &RunConfig,
+    net: &Network,
+    mut state: TrainState,
+    train: &Samples,
+    test: Option<&Samples>,
+    log: LogMode,
+) -> anyhow::Result<TrainState> {
+    let cfg = &config.train;
+    cfg.validate()?;
+    check_data(net, train)?;
+    if let Some(t) = test {
+        check_data(net, t)?;
+    }
+    let semi = net.config.kind == ModelKind::Swae && net.config.classes.is_some();
+    let labelled = net
+        .config
+        .labelled_fraction
+        .filter(|_| semi)
+        .map(|f| labelled_rows(train.n, f, cfg.seed));
+    let x = samples_tensor(train)?;
+    let mut adam = AdamW::new(
+        net.varmap.all_vars(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?;
+    let steps = train.n.div_ceil(cfg.batch_size);
+    for epoch in state.epochs_done() + 1..=cfg.epochs {
+        let bar = progress_bar(log, steps as u64, epoch, cfg.epochs);
+        let mut order: Vec<u32> = (0..train.n as u32).collect();
+        order.shuffle(&mut stream_rng(cfg.seed, 2 * epoch as u64));
+        let mut draws = Draws::new(0);
+        *draws.rng() = stream_rng(cfg.seed, 2 * epoch as u64 + 1);
+        let started = Instant::now();
+        let mut total = 0.0;
+        for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
+            let index = Tensor::new(idx, &Device::Cpu)?;
+            let batch = Batch {
+                x: x.index_select(&index, 0)?,
+                labels: train.labels.as_ref().map(|v| pick(v, idx)),
+                labelled: labelled.as_ref().map(|v| pick(v, idx)),
+            };
+            let loss = net.objective(&batch, &mut draws)?;
+            let value = loss.to_scalar::<f32>()? as f64;
+            if !value.is_finite() {
+                bar.abandon();
+                bail!(
+                    "training diverged: the loss is {value} at epoch {epoch}, step {}; {} (try a smaller --lr)",
+                    step + 1,
+                    match state.epochs_done() {
+                        0 => "no checkpoint was written".to_string(),
+                        e => format!("the checkpoint of epoch {e} in {} is kept", run.display()),
+                    }
+                );
+            }
+            adam.backward_step(&loss)?;
+            total += value * idx.len() as f64;
+            bar.inc(1);
+            if step % 10 == 0 {
+                bar.set_message(format!(
+                    "{:.4}",
+                    total / ((step * cfg.batch_size + idx.len()) as f64)
+                ));
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let test_loss = match test {
+            Some(t) => Some(
+                evaluate(
+                    net,
+                    t,
+                    EvalOptions {
+                        iw_samples: 0,
+                        seed: cfg.seed,
+                    },
+                )?
+                .loss,
+            ),
+            None => None,
+        };
+        let record = EpochRecord {
+            epoch,
+            train_loss: total / train.n as f64,
+            test_loss,
+            seconds,
+        };
+        report(log, &record, cfg.epochs)?;
+        state.history.push(record);
+        save_checkpoint(run, net, &state)?;
+    }
+    Ok(state)
+}
+
+/// The entries of `v` at the indices `idx`.
+fn pick<T: Copy>(v: &[T], idx: &[u32]) -> Vec<T> {
+    idx.iter().map(|&i| v[i as usize]).collect()
+}
+
+fn progress_bar(log: LogMode, steps: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    if log != LogMode::Bar {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} loss {msg} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+fn report(log: LogMode, r: &EpochRecord, epochs: usize) -> anyhow::Result<()> {
+    match log {
+        LogMode::Quiet => {}
+        LogMode::Json => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, r)?;
+            writeln!(out)?;
+        }
+        LogMode::Bar => {
+            let test = r
+                .test_loss
+                .map(|t| format!(", test loss {t:.4}"))
+                .unwrap_or_default();
+            eprintln!(
+                "epoch {}/{epochs}: train loss {:.4}{test} ({:.1} s)",
+                r.epoch, r.train_loss, r.seconds
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! Neural models from the command line, on the bundled digits: each model
+//! trains and its loss drops, runs are deterministic, resume continues a
+//! run, divergence stops with the last checkpoint intact, and bad input
+//! gets a clear error.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tinygen::nn::run::load_checkpoint;
+
+fn flat(t: &candle_core::Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+fn tinygen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinygen"))
+        .args(args)
+        .output()
+        .expect("run tinygen")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "tinygen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected a failure, got success");
+    for n in needles {
+        assert!(stderr.contains(n), "{n:?} not in the error: {stderr}");
+    }
+}
+
+fn metrics(run: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap()
+}
+
+fn history(m: &Value) -> Vec<f64> {
+    m["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["train_loss"].as_f64().unwrap())
+        .collect()
+}
+
+const SMALL: [&str; 6] = ["--hidden", "64", "--batch-size", "64", "--log", "quiet"];
+
+fn fit(model: &str, run: &Path, epochs: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "fit",
+        model,
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        epochs,
+    ];
+    args.extend(SMALL);
+    args.extend(extra);
+    ok(&tinygen(&args));
+    metrics(run)
+}
+
+fn assert_drops(model: &str, m: &Value) {
+    let h = history(m);
+    assert!(h.len() >= 3, "{model}: {h:?}");
+    assert!(
+        h[h.len() - 1] < h[0],
+        "{model}: the loss did not drop: {h:?}"
+    );
+    let test = m["test_loss"].as_f64().unwrap();
+    assert!(test.is_finite() && test > 0.0, "{model}: test loss {test}");
+}
+
+#[test]
+fn every_model_trains_on_digits_and_writes_its_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let vae = dir.path().join("vae");
+    let m = fit("vae", &vae, "3", &["--iw-samples", "8"]);
+    assert_drops("vae", &m);
+    // The ELBO is a lower bound on the log-likelihood; the importance-
+    // weighted estimate is a tighter one.
+    let (elbo, iw) = (
+        m["test_elbo"].as_f64().unwrap(),
+        m["iw_log_likelihood"].as_f64().unwrap(),
+    );
+    assert!(iw > elbo, "iw {iw} <= elbo {elbo}");
+    for f in [
+        "config.json",
+        "checkpoint.safetensors",
+        "metrics.json",
+        "loss.png",
+        "latent.png",
+        "samples.png",
+        "reconstructions.png",
+    ] {
+        assert!(vae.join(f).exists(), "{f} missing");
+    }
+
+    let ae = dir.path().join("ae");
+    let m = fit(
+        "ae",
+        &ae,
+        "15",
+        &["--supervised", "--latent", "4", "--latent-density", "gmm:3"],
+    );
+    assert_drops("ae", &m);
+    let acc = m["latent_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.5, "supervised AE latent accuracy {acc}");
+    assert!(ae.join("latent_gmm.tgm").exists());
+    assert!(ae.join("samples.png").exists());
+
+    let swae = dir.path().join("swae");
+    let m = fit("swae", &swae, "3", &["--prior", "ring"]);
+    assert_drops("swae", &m);
+    assert!(m["sw_distance"].as_f64().unwrap() >= 0.0);
+
+    let semi = dir.path().join("semi");
+    let m = fit(
+        "swae",
+        &semi,
+        "15",
+        &[
+            "--semi-supervised",
+            "--prior",
+            "gmm:10",
+            "--labelled-fraction",
+            "0.5",
+        ],
+    );
+    assert_drops("semi-supervised swae", &m);
+    let acc = m["latent_accuracy"].as_f64().unwrap();
+    assert!(
+        acc > 0.2,
+        "semi-supervised latent accuracy {acc} (chance 0.1)"
+    );
+
+    // `tinygen eval` recomputes the metrics of a run on any data.
+    let out = ok(&tinygen(&[
+        "eval",
+        vae.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--iw-samples",
+        "8",
+    ]));
+    let e: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["rows"], 359);
+    assert!((e["reconstruction"].as_f64().unwrap() - m_recon(&vae)).abs() < 1e-6);
+}
+
+fn m_recon(run: &Path) -> f64 {
+    metrics(run)["test_reconstruction"].as_f64().unwrap()
+}
+
+#[test]
+fn pca_matches_its_closed_form_on_digits() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("pca");
+    ok(&tinygen(&[
+        "fit",
+        "pca",
+        "--out",
+        run.to_str().unwrap(),
+        "-k",
+        "64",
+        "--no-plots",
+    ]));
+    let m = metrics(&run);
+    let ratio: f64 = m["explained_variance_ratio"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!(
+        (ratio - 1.0).abs() < 1e-9,
+        "all 64 components explain {ratio}"
+    );
+    // With every component the linear autoencoder is the identity (f32).
+    let recon = m["test_reconstruction"].as_f64().unwrap();
+    assert!(recon < 1e-8, "reconstruction error {recon}");
+}
+
+#[test]
+fn a_seed_gives_the_same_run_and_resume_continues_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let args = |run: &Path, epochs: &str| {
+        vec![
+            "fit".to_string(),
+            "vae".into(),
+            "--out".into(),
+            run.display().to_string(),
+            "--hidden".into(),
+            "32".into(),
+            "--epochs".into(),
+            epochs.into(),
+            "--log".into(),
+            "json".into(),
+            "--no-plots".into(),
+            "--iw-samples".into(),
+            "0".into(),
+        ]
+    };
+    let run = |v: Vec<String>| tinygen(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    let log_a = ok(&run(args(&a, "2")));
+    ok(&run(args(&b, "2")));
+    let (wa, _) = load_checkpoint(&a).unwrap();
+    let (wb, _) = load_checkpoint(&b).unwrap();
+    assert_eq!(wa.len(), wb.len());
+    for (name, t) in &wa {
+        let (x, y) = (flat(t), flat(&wb[name]));
+        assert!(x == y, "same seed, different {name}");
+    }
+    assert_eq!(history(&metrics(&a)), history(&metrics(&b)));
+    // One JSON object per epoch on stdout, then the metrics.
+    let lines: Vec<Value> = log_a
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1]["epoch"], 2);
+    // A finished run refuses a second fit into the same folder.
+    fails(&run(args(&a, "2")), &["already holds a run", "--resume"]);
+    let mut resume = args(&a, "3");
+    resume.push("--resume".into());
+    ok(&run(resume));
+    let h = history(&metrics(&a));
+    assert_eq!(h.len(), 3);
+}
+
+#[test]
+fn divergence_stops_training_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let base = [
+        "fit",
+        "ae",
+        "--out",
+        run.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--reconstruction",
+        "mse",
+        "--log",
+        "quiet",
+        "--no-plots",
+    ];
+    ok(&tinygen(&[&base[..], &["--epochs", "1"]].concat()));
+    let before = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    let out = tinygen(&[&base[..], &["--epochs", "2", "--lr", "1e30", "--resume"]].concat());
+    fails(
+        &out,
+        &["training diverged", "checkpoint of epoch 1", "--lr"],
+    );
+    assert_eq!(
+        std::fs::read(run.join("checkpoint.safetensors")).unwrap(),
+        before,
+        "the last good checkpoint changed"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("r");
+    let r = run.to_str().unwrap();
+    fails(
+        &tinygen(&["fit", "vae", "--out", r, "--latent", "0"]),
+        &["--latent must be at least 1"],
+    );
+    let unlabelled = dir.path().join("x.csv");
+    std::fs::write(&unlabelled, "a,b\n0.1,0.2\n0.3,0.4\n").unwrap();
+    let u = unlabelled.to_str().unwrap();
+    fails(
+        &tinygen(&["fit", "ae", "--out", r, "--data", u, "--supervised"]),
+        &["has no labels", "--label-column"],
+    );
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "a,b\n").unwrap();
+    fails(
+        &tinygen(&["fit", "ae", "--out", r, "--data", empty.to_str().unwrap()]),
+        &["empty.csv"],
+    );
+    let big = dir.path().join("big.csv");
+    std::fs::write(&big, "a,b\n0.1,2.5\n").unwrap();
+    fails(
+        &tinygen(&["fit", "ae", "--out", r, "--data", big.to_str().unwrap()]),
+        &["[0, 1]", "--reconstruction mse"],
+    );
+    fails(
+        &tinygen(&[
+            "fit", "swae", "--out", r, "--prior", "ring", "--latent", "3",
+        ]),
+        &["two-dimensional"],
+    );
+    // A run evaluated on data of the wrong size.
+    ok(&tinygen(&[
+        "fit",
+        "ae",
+        "--out",
+        r,
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--log",
+        "quiet",
+        "--no-plots",
+    ]));
+    fails(
+        &tinygen(&["eval", r, "--data", u]),
+        &["2 features per row", "network takes 64"],
+    );
+}
