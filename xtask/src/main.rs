@@ -13,6 +13,11 @@
 //! * `bench-anomaly` mean ROC-AUC of tinygen's detectors over the 17 ODDS
 //!   sets with PyOD's splits (needs ../shared or TINYGEN_SHARED), against
 //!   the published table.
+//! * `bench-neural [--quality]` VAE training steps per second against
+//!   PyTorch on the same MNIST batches and threads, in one run; with
+//!   `--quality` also the 10-epoch MNIST VAE and the ring-prior SWAE
+//!   (needs MNIST in data/mnist or ../shared, and torch for the python in
+//!   TINYGEN_TORCH_PYTHON).
 //! * `models` regenerate the example models in `models/`.
 
 use std::path::{Path, PathBuf};
@@ -37,9 +42,10 @@ fn main() -> anyhow::Result<()> {
         Some("bench-mcu") => bench_mcu(),
         Some("bench-host") => bench_host(),
         Some("bench-anomaly") => bench_anomaly(),
+        Some("bench-neural") => bench_neural(args.get(1).map(String::as_str) == Some("--quality")),
         Some("models") => models(),
         _ => bail!(
-            "usage: cargo xtask demo | test | qemu [CASES_DIR] | bench-mcu | bench-host | models"
+            "usage: cargo xtask demo | test | qemu [CASES_DIR] | bench-mcu | bench-host | bench-anomaly | bench-neural [--quality] | models"
         ),
     }
 }
@@ -567,4 +573,149 @@ fn models() -> anyhow::Result<()> {
     fit_cardio(&model.to_string_lossy())?;
     let points = first_rows(&root().join("data/cardio.csv.gz"), "label", 32)?;
     write_case(&dir, &std::fs::read(&model)?, &points)
+}
+
+/// The folder holding the MNIST IDX files: data/mnist, or ../shared/data/mnist.
+fn mnist_dir() -> anyhow::Result<PathBuf> {
+    let shared =
+        std::env::var_os("TINYGEN_SHARED").map_or_else(|| root().join("../shared"), PathBuf::from);
+    [root().join("data/mnist"), shared.join("data/mnist")]
+        .into_iter()
+        .find(|d| d.join("train-images-idx3-ubyte.gz").exists())
+        .context(
+            "MNIST not found: run `tinygen data mnist` (writes data/mnist) or set TINYGEN_SHARED",
+        )
+}
+
+/// Runs the release `tinygen` binary and returns its standard output.
+fn tinygen_output(args: &[&str]) -> anyhow::Result<String> {
+    eprintln!("$ tinygen {}", args.join(" "));
+    let out = cargo()
+        .args(["run", "--quiet", "--release", "-p", "tinygen", "--"])
+        .args(args)
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    ensure!(out.status.success(), "tinygen {} failed", args.join(" "));
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// VAE training speed against PyTorch (and, with `quality`, the MNIST
+/// quality figures of the VAE and the ring-prior SWAE).
+fn bench_neural(quality: bool) -> anyhow::Result<()> {
+    let mnist = mnist_dir()?;
+    let mnist_s = mnist.to_str().context("non-UTF-8 path")?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let python = std::env::var("TINYGEN_TORCH_PYTHON")
+        .or_else(|_| std::env::var("TINYGEN_PYTHON"))
+        .unwrap_or_else(|_| "python3".into());
+    let dir = xtask::target_dir().join("bench-neural");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    // tinygen: one epoch of 469 steps; the JSON log gives its seconds.
+    let run = dir.join("speed");
+    let log = tinygen_output(&[
+        "fit",
+        "vae",
+        "--data",
+        "mnist",
+        "--data-dir",
+        mnist_s,
+        "--epochs",
+        "1",
+        "--log",
+        "json",
+        "--no-plots",
+        "--iw-samples",
+        "0",
+        "--out",
+        run.to_str().context("path")?,
+    ])?;
+    let epoch: serde_json::Value = serde_json::from_str(log.lines().next().context("no log")?)?;
+    let steps = 60_000usize.div_ceil(128) as f64;
+    let ours = steps / epoch["seconds"].as_f64().context("seconds")?;
+    let out = Command::new(&python)
+        .arg(root().join("scripts/bench_vae_torch.py"))
+        .args([
+            "--data-dir",
+            mnist_s,
+            "--steps",
+            "300",
+            "--threads",
+            &threads.to_string(),
+        ])
+        .output()
+        .with_context(|| format!("cannot run {python}"))?;
+    ensure!(
+        out.status.success(),
+        "scripts/bench_vae_torch.py failed (needs torch and numpy; set TINYGEN_TORCH_PYTHON):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let torch: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let theirs = torch["steps_per_second"]
+        .as_f64()
+        .context("steps_per_second")?;
+    println!(
+        "VAE 784-400-20, batch 128, MNIST, {threads} threads; PyTorch {}",
+        torch["torch"]
+    );
+    println!("| trainer | steps/s | ratio to PyTorch |");
+    println!("|---|---|---|");
+    println!("| tinygen (candle) | {ours:.1} | {:.2} |", ours / theirs);
+    println!("| PyTorch | {theirs:.1} | 1.00 |");
+    if !quality {
+        return Ok(());
+    }
+    let vae = dir.join("vae");
+    let m = tinygen_output(&[
+        "fit",
+        "vae",
+        "--data",
+        "mnist",
+        "--data-dir",
+        mnist_s,
+        "--epochs",
+        "10",
+        "--log",
+        "quiet",
+        "--iw-samples",
+        "1000",
+        "--out",
+        vae.to_str().context("path")?,
+    ])?;
+    let m: serde_json::Value = serde_json::from_str(m.trim())?;
+    println!(
+        "VAE 10 epochs: test loss per sample {:.2} (bar 105.6), test ELBO {:.2}, IW log-likelihood (k = 1000) {:.2}",
+        m["test_loss"].as_f64().unwrap_or(f64::NAN),
+        m["test_elbo"].as_f64().unwrap_or(f64::NAN),
+        m["iw_log_likelihood"].as_f64().unwrap_or(f64::NAN)
+    );
+    let swae = dir.join("swae-ring");
+    let m = tinygen_output(&[
+        "fit",
+        "swae",
+        "--data",
+        "mnist",
+        "--data-dir",
+        mnist_s,
+        "--prior",
+        "ring",
+        "--latent",
+        "2",
+        "--epochs",
+        "10",
+        "--log",
+        "quiet",
+        "--out",
+        swae.to_str().context("path")?,
+    ])?;
+    let m: serde_json::Value = serde_json::from_str(m.trim())?;
+    println!(
+        "SWAE ring prior, 2-D latent, 10 epochs: test reconstruction {:.2}, test loss {:.2}, SW distance to the prior {:.4} (plots in {})",
+        m["test_reconstruction"].as_f64().unwrap_or(f64::NAN),
+        m["test_loss"].as_f64().unwrap_or(f64::NAN),
+        m["sw_distance"].as_f64().unwrap_or(f64::NAN),
+        swae.display()
+    );
+    Ok(())
 }
