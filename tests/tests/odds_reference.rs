@@ -9,9 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tinygen::anomaly::{Density, evaluate, read_splits};
+use tinygen::anomaly::{Density, GmmDensity, evaluate, read_splits};
 use tinygen::data::{self, LoadOptions};
-use tinygen::density::gmm::{Components, EmOptions};
 
 fn odds_dir() -> Option<PathBuf> {
     let base = std::env::var_os("TINYGEN_SHARED")
@@ -41,13 +40,7 @@ fn single_gaussian_reproduces_the_published_gmm_column() {
             .or_default()
             .push((f[1].parse().unwrap(), f[2].parse().unwrap()));
     }
-    let detector = Density::Gmm(
-        EmOptions {
-            reg_covar: 1e-6,
-            ..EmOptions::default()
-        },
-        Components::Fixed(1),
-    );
+    let detector = Density::Gmm(GmmDensity::pyod());
     let (mut checked, mut worst, mut mean_of_means) = (0, 0.0f64, 0.0);
     for (name, rows) in &by_set {
         let opts = LoadOptions {

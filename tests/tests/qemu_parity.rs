@@ -8,9 +8,9 @@
 //! turns the skip into a failure.
 
 use nalgebra::DMatrix;
-use tinygen::anomaly::{Density, DetectorFit, fit_detector, series_windows};
+use tinygen::anomaly::{Density, DetectorFit, GmmDensity, fit_detector, series_windows};
 use tinygen::data::{self, LoadOptions};
-use tinygen::density::gmm::{Components, EmOptions, fit_em};
+use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
 use tinygen::io::AlignedBytes;
@@ -157,7 +157,7 @@ fn firmware_scores_are_bit_identical_to_the_host() {
     let train = xtask::basicmotions("TRAIN").unwrap();
     let (train_windows, train_labels) = series_windows(&train, length, stride, &normal).unwrap();
     let fit = DetectorFit {
-        density: Density::Gmm(EmOptions::default(), Components::Fixed(1)),
+        density: Density::Gmm(GmmDensity::smoothed(0)),
         alarm_rate: 0.01,
         holdout: 0.2,
         seed: 0,

@@ -291,33 +291,56 @@ fn eval_anomaly_on_the_bundled_cardio_splits() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let data = root.join("data/cardio.csv.gz");
     let splits = root.join("data/cardio_splits.txt");
-    let out = tinygen(&[
-        "eval",
-        "anomaly",
-        "--data",
-        data.to_str().unwrap(),
-        "--label-column",
-        "label",
-        "--splits",
-        splits.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.starts_with("{\"roc_auc\":"),
-        "keys in the documented order: {text}"
-    );
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    // PyOD's published GMM figure for Cardio is 0.898 (scikit-learn: 0.8979).
+    let eval = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "eval",
+            "anomaly",
+            "--data",
+            data.to_str().unwrap(),
+            "--label-column",
+            "label",
+            "--splits",
+            splits.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend(extra);
+        let out = tinygen(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("{\"roc_auc\":"),
+            "keys in the documented order: {text}"
+        );
+        serde_json::from_str(&text).unwrap()
+    };
+    // PyOD's GMM: published 0.898 for Cardio (scikit-learn: 0.8979).
+    let json = eval(&["-k", "1", "--reg-covar", "1e-6", "--min-weight", "0"]);
     let auc = json["roc_auc"].as_f64().unwrap();
     assert!((auc - 0.8979).abs() < 1e-4, "mean ROC-AUC {auc}");
     assert_eq!(json["per_split"].as_array().unwrap().len(), 10);
     assert!(json["average_precision"].as_f64().unwrap() > 0.3);
+    // With no detector options: tinygen's default detector.
+    let default = eval(&[]);
+    let set = tinygen::data::load(
+        &data,
+        &tinygen::data::LoadOptions {
+            label_column: Some("label".into()),
+            drop_columns: vec![],
+        },
+    )
+    .unwrap();
+    let split_rows = tinygen::anomaly::read_splits(&splits, set.rows).unwrap();
+    let expected = tinygen::anomaly::evaluate(
+        &set,
+        &split_rows,
+        &tinygen::anomaly::Density::Gmm(tinygen::anomaly::GmmDensity::smoothed(0)),
+    )
+    .unwrap();
+    assert_eq!(default["roc_auc"].as_f64().unwrap(), expected.roc_auc());
 
     let bad = tinygen(&[
         "eval",

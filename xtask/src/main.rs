@@ -316,10 +316,7 @@ fn bench_mcu() -> anyhow::Result<()> {
     let train = xtask::basicmotions("TRAIN")?;
     let (windows, labels) = tinygen::anomaly::series_windows(&train, length, stride, &normal)?;
     let fit = tinygen::anomaly::DetectorFit {
-        density: tinygen::anomaly::Density::Gmm(
-            EmOptions::default(),
-            tinygen::density::gmm::Components::Fixed(1),
-        ),
+        density: tinygen::anomaly::Density::Gmm(tinygen::anomaly::GmmDensity::smoothed(0)),
         alarm_rate: 0.01,
         holdout: 0.2,
         seed: 0,
@@ -474,7 +471,7 @@ fn bench_host() -> anyhow::Result<()> {
 /// Mean ROC-AUC over PyOD's 10 splits for every ODDS set, per detector,
 /// next to the published GMM and KDE columns.
 fn bench_anomaly() -> anyhow::Result<()> {
-    use tinygen::anomaly::{Density, evaluate, read_splits};
+    use tinygen::anomaly::{Density, GmmDensity, evaluate, read_splits};
     use tinygen::density::kde::KdeOptions;
 
     let shared = std::env::var_os("TINYGEN_SHARED")
@@ -495,13 +492,7 @@ fn bench_anomaly() -> anyhow::Result<()> {
         column("KDE").context("no KDE column")?,
     );
     let detectors = [
-        (
-            "GMM K=1 full",
-            Density::Gmm(
-                EmOptions::default(),
-                tinygen::density::gmm::Components::Fixed(1),
-            ),
-        ),
+        ("GMM K=1 full", Density::Gmm(GmmDensity::pyod())),
         (
             "KDE isotropic h=1",
             Density::Kde(KdeOptions {
@@ -509,13 +500,15 @@ fn bench_anomaly() -> anyhow::Result<()> {
                 ..KdeOptions::default()
             }),
         ),
+        ("tinygen default", Density::Gmm(GmmDensity::smoothed(0))),
     ];
+    let inne_col = column("INNE").context("no INNE column")?;
     println!(
-        "| data | published GMM | {} | published KDE | {} |",
-        detectors[0].0, detectors[1].0
+        "| data | features | published GMM | {} | published KDE | {} | published INNE | {} | model bytes (max over splits) |",
+        detectors[0].0, detectors[1].0, detectors[2].0
     );
-    println!("|---|---|---|---|---|");
-    let mut sums = [0.0f64; 4];
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut sums = [0.0f64; 6];
     let mut n = 0;
     for line in published.lines().skip(1) {
         let fields: Vec<&str> = line.split(',').collect();
@@ -530,25 +523,42 @@ fn bench_anomaly() -> anyhow::Result<()> {
         };
         let set = tinygen::data::load(&csv, &opts)?;
         let splits = read_splits(&odds.join(format!("splits/{name}.txt")), set.rows)?;
-        let ours: Vec<f64> = detectors
+        let reports: Vec<_> = detectors
             .iter()
-            .map(|(_, d)| evaluate(&set, &splits, d).map(|r| r.roc_auc()))
+            .map(|(_, d)| evaluate(&set, &splits, d))
             .collect::<anyhow::Result<_>>()?;
-        let pub_gmm: f64 = fields[gmm_col].parse()?;
-        let pub_kde: f64 = fields[kde_col].parse()?;
+        let ours: Vec<f64> = reports.iter().map(|r| r.roc_auc()).collect();
+        let bytes = reports[2]
+            .per_split
+            .iter()
+            .map(|s| s.model_bytes)
+            .max()
+            .unwrap_or(0);
+        let published: Vec<f64> = [gmm_col, kde_col, inne_col]
+            .iter()
+            .map(|&c| fields[c].parse())
+            .collect::<Result<_, _>>()?;
         println!(
-            "| {name} | {pub_gmm:.4} | {:.4} | {pub_kde:.4} | {:.4} |",
-            ours[0], ours[1]
+            "| {name} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {bytes} |",
+            set.cols, published[0], ours[0], published[1], ours[1], published[2], ours[2]
         );
-        for (s, v) in sums.iter_mut().zip([pub_gmm, ours[0], pub_kde, ours[1]]) {
+        let row = [
+            published[0],
+            ours[0],
+            published[1],
+            ours[1],
+            published[2],
+            ours[2],
+        ];
+        for (s, v) in sums.iter_mut().zip(row) {
             *s += v;
         }
         n += 1;
     }
     let m: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
     println!(
-        "| **mean of {n}** | {:.4} | {:.4} | {:.4} | {:.4} |",
-        m[0], m[1], m[2], m[3]
+        "| **mean of {n}** | | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | **{:.4}** | |",
+        m[0], m[1], m[2], m[3], m[4], m[5]
     );
     Ok(())
 }

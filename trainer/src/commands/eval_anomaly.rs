@@ -61,9 +61,7 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
     let set = args.data.load()?;
     let splits = read_splits(&args.splits, set.rows)?;
     let detector = match args.detector {
-        DetectorKind::Gmm => {
-            Density::Gmm(args.mixture.em_options(args.seed), args.mixture.components)
-        }
+        DetectorKind::Gmm => Density::Gmm(args.mixture.detector(args.seed)),
         DetectorKind::Kde => Density::Kde(KdeOptions {
             bandwidth: args.bandwidth,
             diagonal: args.diagonal,

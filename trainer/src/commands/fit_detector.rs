@@ -72,7 +72,7 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         args.raw_window,
     )?;
     let fit = DetectorFit {
-        density: Density::Gmm(args.mixture.em_options(args.seed), args.mixture.components),
+        density: Density::Gmm(args.mixture.detector(args.seed)),
         alarm_rate: args.alarm_rate,
         holdout: args.holdout,
         seed: args.seed,

@@ -110,6 +110,7 @@ pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
         );
     }
     let data = args.data.load()?;
+    let gmm = args.mixture.gmm(args.seed);
     let raw = DMatrix::from_row_slice(data.rows, data.cols, &data.values);
     let standardizer = args.standardize.then(|| Standardizer::fit(&raw));
     let x = match &standardizer {
@@ -118,7 +119,7 @@ pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
     };
     eprintln!(
         "fitting a {} {} Gaussian mixture by {} on {} rows x {} features{}",
-        match args.mixture.components {
+        match gmm.components {
             Components::Fixed(k) => format!("{k}-component"),
             Components::Bic { min, max } => format!("{min}..{max}-component (by BIC)"),
         },
@@ -152,20 +153,20 @@ pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
                 n_init: args.n_init,
                 max_iter: args.max_iter,
                 tol: args.tol,
-                ..args.mixture.em_options(args.seed)
+                reg_covar: gmm.reg.value(x.nrows(), x.ncols()),
+                ..gmm.em.clone()
             };
-            let (model, report, tried) =
-                fit_em_select(&x, args.mixture.components, &opts, &mut log)?;
+            let (model, report, tried) = fit_em_select(&x, gmm.components, &opts, &mut log)?;
             if tried.len() > 1 {
                 for (k, bic) in &tried {
                     println!("K = {k:>2}: BIC {bic:.4}");
                 }
                 println!("chose K = {} (lowest BIC)", model.components());
             }
-            (model, report)
+            (model.retain_components(gmm.min_weight), report)
         }
         Method::Gd => {
-            let Components::Fixed(components) = args.mixture.components else {
+            let Components::Fixed(components) = gmm.components else {
                 bail!("--method gd needs a fixed number of components");
             };
             let opts = GdOptions {

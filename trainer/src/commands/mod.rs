@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::anomaly::{GmmDensity, RegCovar};
 use crate::data::{Dataset, LoadOptions};
 use crate::density::gmm::{Components, EmOptions};
 use fit_gmm::CovarianceArg;
@@ -44,29 +45,58 @@ impl DataArgs {
     }
 }
 
-/// The mixture options shared by every command that fits one.
+/// The mixture options shared by every command that fits one. Their
+/// defaults differ: `fit gmm` defaults to scikit-learn's (K = 1, reg-covar
+/// 1e-6, no pruning); `fit detector` and `eval anomaly` to tinygen's
+/// detector (K = 4, reg-covar scott, min-weight 0.05; see
+/// [`GmmDensity::smoothed`]).
 #[derive(Debug, Clone, Args)]
 pub struct MixtureArgs {
     /// Number of mixture components K: a number, a range A..B, or auto
-    /// (1..8); for a range, EM fits each count and keeps the lowest BIC.
-    #[arg(long, short = 'k', default_value = "1")]
-    pub components: Components,
+    /// (1..8); for a range, EM fits each count and keeps the lowest BIC
+    /// [default: 1 for fit gmm, 4 for detectors].
+    #[arg(long, short = 'k')]
+    pub components: Option<Components>,
     /// Covariance structure.
     #[arg(long, value_enum, default_value_t = CovarianceArg::Full)]
     pub covariance: CovarianceArg,
-    /// Non-negative regularisation added to the covariance diagonal.
-    #[arg(long, default_value_t = 1e-6)]
-    pub reg_covar: f64,
+    /// Regularisation added to the covariance diagonal: a non-negative
+    /// number, or scott (n^(-2/(d+4)), for standardized data)
+    /// [default: 1e-6 for fit gmm, scott for detectors].
+    #[arg(long)]
+    pub reg_covar: Option<RegCovar>,
+    /// Drop components lighter than this after the fit (weights are
+    /// renormalised) [default: 0 for fit gmm, 0.05 for detectors].
+    #[arg(long)]
+    pub min_weight: Option<f64>,
 }
 
 impl MixtureArgs {
-    /// EM options with these settings (scikit-learn's defaults otherwise).
-    pub fn em_options(&self, seed: u64) -> EmOptions {
-        EmOptions {
-            covariance: self.covariance.into(),
-            reg_covar: self.reg_covar,
-            seed,
-            ..EmOptions::default()
+    /// The mixture of `fit gmm` (scikit-learn's defaults).
+    pub fn gmm(&self, seed: u64) -> GmmDensity {
+        self.resolve(GmmDensity {
+            em: EmOptions {
+                seed,
+                ..EmOptions::default()
+            },
+            ..GmmDensity::pyod()
+        })
+    }
+
+    /// The mixture of a detector (tinygen's default detector).
+    pub fn detector(&self, seed: u64) -> GmmDensity {
+        self.resolve(GmmDensity::smoothed(seed))
+    }
+
+    fn resolve(&self, defaults: GmmDensity) -> GmmDensity {
+        GmmDensity {
+            em: EmOptions {
+                covariance: self.covariance.into(),
+                ..defaults.em
+            },
+            components: self.components.unwrap_or(defaults.components),
+            reg: self.reg_covar.unwrap_or(defaults.reg),
+            min_weight: self.min_weight.unwrap_or(defaults.min_weight),
         }
     }
 }

@@ -309,6 +309,43 @@ impl GaussianMixture {
         -2.0 * self.score_samples(x).iter().sum::<f64>() + 2.0 * self.n_parameters() as f64
     }
 
+    /// The mixture without the components whose weight is below
+    /// `min_weight`, the remaining weights renormalised to sum to 1 (a
+    /// constant shift of every log-density). The heaviest component always
+    /// stays. A tied covariance is shared and kept as is.
+    pub fn retain_components(&self, min_weight: f64) -> GaussianMixture {
+        let k = self.components();
+        let d = self.dim();
+        let heaviest = (0..k)
+            .max_by(|&a, &b| self.weights[a].total_cmp(&self.weights[b]))
+            .unwrap_or(0);
+        let keep: Vec<usize> = (0..k)
+            .filter(|&c| c == heaviest || self.weights[c] >= min_weight)
+            .collect();
+        let per = match self.covariance {
+            Covariance::Full => d * d,
+            Covariance::Diag => d,
+            Covariance::Spherical => 1,
+            Covariance::Tied => 0,
+        };
+        let pick = |v: &[f64], len: usize| -> Vec<f64> {
+            if len == 0 {
+                return v.to_vec();
+            }
+            keep.iter()
+                .flat_map(|&c| v[c * len..(c + 1) * len].iter().copied())
+                .collect()
+        };
+        let total: f64 = keep.iter().map(|&c| self.weights[c]).sum();
+        GaussianMixture {
+            covariance: self.covariance,
+            weights: keep.iter().map(|&c| self.weights[c] / total).collect(),
+            means: pick(&self.means, d),
+            covariances: pick(&self.covariances, per),
+            precisions_cholesky: pick(&self.precisions_cholesky, per),
+        }
+    }
+
     /// The parameters in the runtime encoder's form.
     pub fn params<'a>(&'a self, standardizer: Option<Standardizer<'a>>) -> GmmParams<'a> {
         GmmParams {
@@ -601,6 +638,47 @@ pub fn fit_em_select(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retain_components_drops_light_ones_and_renormalises() {
+        let x = DMatrix::from_row_iterator(
+            9,
+            2,
+            [
+                0.0, 0.0, 0.1, 0.2, -0.1, 0.1, 5.0, 5.0, 5.1, 4.9, 4.8, 5.2, 0.05, -0.1, 5.2, 5.1,
+                9.0, -9.0,
+            ],
+        );
+        for covariance in [
+            Covariance::Full,
+            Covariance::Tied,
+            Covariance::Diag,
+            Covariance::Spherical,
+        ] {
+            let opts = EmOptions {
+                components: 3,
+                covariance,
+                reg_covar: 1e-3,
+                ..EmOptions::default()
+            };
+            let (m, _) = fit_em(&x, &opts, &mut |_, _, _| {}).unwrap();
+            let light = m.weights.iter().copied().fold(f64::INFINITY, f64::min);
+            assert!(light < 0.2, "{:?}", m.weights);
+            let kept = m.retain_components(0.2);
+            assert_eq!(kept.components(), 2, "{covariance:?}");
+            assert!((kept.weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            // The survivors score every point like the original components,
+            // up to the constant log of the renormalisation.
+            let shift = (1.0 - light).ln();
+            let a = kept.score_samples(&x.rows(0, 6).into_owned());
+            let b = m.score_samples(&x.rows(0, 6).into_owned());
+            for (a, b) in a.iter().zip(&b) {
+                assert!((a + shift - b).abs() < 1e-3, "{covariance:?}: {a} {b}");
+            }
+            assert_eq!(m.retain_components(0.0), m);
+            assert_eq!(m.retain_components(2.0).components(), 1);
+        }
+    }
 
     fn data() -> DMatrix<f64> {
         DMatrix::from_fn(50, 3, |i, j| {
