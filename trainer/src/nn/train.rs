@@ -3,6 +3,9 @@
 //! epoch, an atomic checkpoint after every epoch, and a clear stop on a
 //! non-finite loss (the last good checkpoint stays).
 //!
+//! The optimiser steps on the objective summed over the batch (the
+//! reported losses are per row).
+//!
 //! Determinism: the batch order and every random draw of epoch `e` come
 //! from generators seeded by (seed, e), so a seed gives the same run on one
 //! machine. `--resume` continues from the last checkpoint with the same
@@ -114,7 +117,10 @@ pub fn train(
                     }
                 );
             }
-            adam.backward_step(&loss)?;
+            // Step on the batch's sum, as pytorch/examples does: Adam is
+            // invariant to the scale of the loss except through its
+            // epsilon, which this keeps relatively as small as theirs.
+            adam.backward_step(&(loss * idx.len() as f64)?)?;
             total += value * idx.len() as f64;
             bar.inc(1);
             if step % 10 == 0 {
