@@ -2,9 +2,12 @@
 //! `../models`) that holds `model.tgm`, `inputs.csv` (one row per point or
 //! window, no header) and `expected.csv` (a header line, then one value per
 //! row: the log-density of a density model, as `tinygen score` writes it, or
-//! the anomaly score of a detector) becomes a case the firmware checks. An
-//! optional `labels.csv` (0 or 1 per row) lets the firmware report a
-//! detector's hit and false-alarm rates.
+//! the anomaly score of a detector; for a decoder, one output row per
+//! latent row) becomes a case the firmware checks. An optional `labels.csv`
+//! (0 or 1 per row) lets the firmware report a detector's hit and
+//! false-alarm rates; an optional `samples.csv` (a header, then rows) holds
+//! a decoder's first samples from its prior with the device generator
+//! seeded with 0 (`tinygen sample --seed 0`), which the firmware reproduces.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -87,12 +90,20 @@ fn main() {
             "{}: labels and inputs differ in length",
             dir.display()
         );
+        let samples_path = dir.join("samples.csv");
+        println!("cargo:rerun-if-changed={}", samples_path.display());
+        let samples = if samples_path.is_file() {
+            floats(&samples_path, true)
+        } else {
+            Vec::new()
+        };
         let name = dir.file_name().unwrap().to_string_lossy();
         let _ = writeln!(
             src,
-            "    Case {{ name: {name:?}, model: tinygen_runtime::include_model!({:?}), dim: {}, inputs: &[{}], expected: &[{}], labels: &[{}] }},",
+            "    Case {{ name: {name:?}, model: tinygen_runtime::include_model!({:?}), dim: {}, out_dim: {}, inputs: &[{}], expected: &[{}], labels: &[{}], samples: &[{}] }},",
             dir.join("model.tgm").display(),
             inputs[0].len(),
+            expected[0].len(),
             inputs
                 .iter()
                 .flatten()
@@ -106,6 +117,12 @@ fn main() {
                 .collect::<Vec<_>>()
                 .join(", "),
             labels.join(", "),
+            samples
+                .iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
         );
     }
     src.push_str("];\n");

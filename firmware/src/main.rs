@@ -1,8 +1,9 @@
-//! tinygen on a Cortex-M4F (QEMU mps2-an386): scores every embedded test
-//! case with the runtime, compares with the host's values, checks that
-//! corrupted models are rejected, and exits non-zero on any mismatch.
+//! tinygen on a Cortex-M4F (QEMU mps2-an386): scores (or decodes) every
+//! embedded test case with the runtime, compares with the host's values,
+//! samples from decoders' priors like the host, checks that corrupted or
+//! too-wide models are rejected, and exits non-zero on any mismatch.
 //!
-//! Each case's first log-density is bracketed by the marker functions
+//! Each case's first call (log-density, score or decode) is bracketed by the marker functions
 //! `tinygen_bench_start` / `tinygen_bench_end`, so an instruction-counting
 //! QEMU plugin (xtask/icount) can measure exactly one call; an empty
 //! bracket at the start measures the markers' own overhead.
@@ -15,18 +16,30 @@ use cortex_m as _;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use tinygen_runtime::format::read_header;
-use tinygen_runtime::{Detector, Error, Gmm, ModelKind};
+use tinygen_runtime::rand_core::SeedableRng;
+use tinygen_runtime::{Decoder, Detector, Error, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus};
 
 /// One embedded model with host-computed expectations.
 struct Case {
     name: &'static str,
     model: &'static [u8],
     dim: usize,
+    /// Values per expected row (1 for densities and detectors).
+    out_dim: usize,
     inputs: &'static [f32],
     expected: &'static [f32],
     /// 1 for an anomaly, 0 for a normal row (detector cases; may be empty).
     labels: &'static [u8],
+    /// A decoder's first samples with the generator seeded with 0 (may be empty).
+    samples: &'static [f32],
 }
+
+/// Widest layer a decoder may have on this firmware: the two activation
+/// buffers take 8 x MAX_WIDTH bytes (4 KiB).
+const MAX_WIDTH: usize = 512;
+
+/// Largest decoder output the firmware handles.
+const MAX_OUTPUT: usize = 1024;
 
 include!(concat!(env!("OUT_DIR"), "/cases.rs"));
 
@@ -56,18 +69,20 @@ pub extern "C" fn tinygen_bench_end() {
     black_box(0x0045_4e44u32);
 }
 
-/// What a case's model computes: a density's log-density, or a detector's
-/// anomaly score.
+/// What a case's model computes: a density's log-density, a detector's
+/// anomaly score, or a decoder's output.
 enum Scorer<'a> {
     Density(Gmm<'a>),
     Detector(Detector<'a>),
+    Decoder(Decoder<'a, MAX_WIDTH>),
 }
 
 impl<'a> Scorer<'a> {
-    /// Parses a density or a detector file, by its header's kind.
+    /// Parses a density, detector or decoder file, by its header's kind.
     fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         match read_header(bytes)?.kind {
             ModelKind::Detector => Detector::from_bytes(bytes).map(Scorer::Detector),
+            ModelKind::Decoder => Decoder::from_bytes(bytes).map(Scorer::Decoder),
             _ => Gmm::from_bytes(bytes).map(Scorer::Density),
         }
     }
@@ -76,13 +91,28 @@ impl<'a> Scorer<'a> {
         match self {
             Scorer::Density(g) => g.dim(),
             Scorer::Detector(d) => d.input_len(),
+            Scorer::Decoder(d) => d.latent_dim(),
         }
     }
 
-    fn value(&self, x: &[f32]) -> Result<f32, Error> {
+    fn output_len(&self) -> usize {
         match self {
-            Scorer::Density(g) => g.log_density(x),
-            Scorer::Detector(d) => d.score(x),
+            Scorer::Decoder(d) => d.output_dim(),
+            _ => 1,
+        }
+    }
+
+    /// Computes the model's output for `x` into `out` (`output_len` values).
+    fn eval(
+        &self,
+        x: &[f32],
+        out: &mut [f32],
+        scratch: &mut Scratch<MAX_WIDTH>,
+    ) -> Result<(), Error> {
+        match self {
+            Scorer::Density(g) => g.log_density(x).map(|v| out[0] = v),
+            Scorer::Detector(d) => d.score(x).map(|v| out[0] = v),
+            Scorer::Decoder(d) => d.decode(x, out, scratch),
         }
     }
 }
@@ -96,49 +126,58 @@ fn check_case(case: &Case) -> usize {
             return 1;
         }
     };
-    if scorer.input_len() != case.dim {
+    let out_len = scorer.output_len();
+    if scorer.input_len() != case.dim || out_len != case.out_dim || out_len > MAX_OUTPUT {
         hprintln!(
-            "case {}: model takes {} values, inputs have {}",
+            "case {}: model maps {} -> {} values, the case {} -> {}",
             case.name,
             scorer.input_len(),
-            case.dim
+            out_len,
+            case.dim,
+            case.out_dim
         );
         return 1;
     }
+    let mut scratch = Scratch::<MAX_WIDTH>::new();
+    let mut buf = [0f32; MAX_OUTPUT];
+    let out = &mut buf[..out_len];
     // One exactly measured call (markers for the instruction counter).
     let first = &case.inputs[..case.dim];
     tinygen_bench_start();
-    let measured = scorer.value(black_box(first));
+    let measured = scorer.eval(black_box(first), out, &mut scratch);
     tinygen_bench_end();
     black_box(&measured);
     let stack = stack_used(|| {
-        black_box(scorer.value(black_box(first)).ok());
+        black_box(scorer.eval(black_box(first), out, &mut scratch).ok());
     });
     let mut mismatches = 0;
     let mut bit_exact = 0;
     let mut max_rel = 0.0f32;
-    for (x, &want) in case.inputs.chunks_exact(case.dim).zip(case.expected) {
-        match scorer.value(x) {
-            Ok(got) => {
-                let rel = (got - want).abs() / want.abs().max(1.0);
-                max_rel = max_rel.max(rel);
-                if got.to_bits() == want.to_bits() {
-                    bit_exact += 1;
-                } else if rel > TOLERANCE {
-                    mismatches += 1;
-                }
-            }
-            Err(e) => {
-                hprintln!("case {}: scoring failed: {}", case.name, e);
+    let rows = case.inputs.chunks_exact(case.dim);
+    for (x, want) in rows.zip(case.expected.chunks_exact(out_len)) {
+        if let Err(e) = scorer.eval(x, out, &mut scratch) {
+            hprintln!("case {}: evaluation failed: {}", case.name, e);
+            mismatches += 1;
+            continue;
+        }
+        for (&got, &want) in out.iter().zip(want) {
+            let rel = (got - want).abs() / want.abs().max(1.0);
+            max_rel = max_rel.max(rel);
+            if got.to_bits() == want.to_bits() {
+                bit_exact += 1;
+            } else if rel > TOLERANCE {
                 mismatches += 1;
             }
         }
+    }
+    if let Scorer::Decoder(decoder) = &scorer {
+        mismatches += check_samples(case, decoder, out, &mut scratch);
     }
     if let (Scorer::Detector(detector), false) = (&scorer, case.labels.is_empty()) {
         report_alarms(case, detector);
     }
     hprintln!(
-        "case {}: {} points, {} bit-exact, {} mismatches, max rel err {:e}, stack {} bytes",
+        "case {}: {} values, {} bit-exact, {} mismatches, max rel err {:e}, stack {} bytes",
         case.name,
         case.expected.len(),
         bit_exact,
@@ -147,6 +186,61 @@ fn check_case(case: &Case) -> usize {
         stack
     );
     mismatches
+}
+
+/// Samples from a decoder's prior with the generator seeded with 0, compares
+/// with the host's samples (if the case has them) and draws the first
+/// sample as text when it is a square image. Returns the mismatches.
+fn check_samples(
+    case: &Case,
+    decoder: &Decoder<MAX_WIDTH>,
+    out: &mut [f32],
+    scratch: &mut Scratch<MAX_WIDTH>,
+) -> usize {
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(0);
+    let n = out.len();
+    let mut mismatches = 0;
+    let count = (case.samples.len() / n).max(1);
+    for i in 0..count {
+        if let Err(e) = decoder.sample(&mut rng, out, scratch) {
+            hprintln!("case {}: sampling failed: {}", case.name, e);
+            return 1;
+        }
+        if let Some(want) = case.samples.get(i * n..(i + 1) * n) {
+            mismatches += out
+                .iter()
+                .zip(want)
+                .filter(|(g, w)| (*g - *w).abs() / w.abs().max(1.0) > TOLERANCE)
+                .count();
+        }
+        if i == 0 {
+            draw(out);
+        }
+    }
+    hprintln!(
+        "case {}: {} samples from the prior, {} values differ from the host",
+        case.name,
+        count,
+        mismatches
+    );
+    mismatches
+}
+
+/// Prints a square grey image in [0, 1] as text, two characters per pixel.
+fn draw(image: &[f32]) {
+    let side = (0..=64).find(|s| s * s >= image.len()).unwrap_or(0);
+    if side * side != image.len() {
+        return;
+    }
+    const SHADES: [&str; 5] = ["  ", "..", "::", "oo", "##"];
+    for row in image.chunks_exact(side) {
+        let mut line = [0u8; 128];
+        for (j, &v) in row.iter().enumerate() {
+            let level = ((v.clamp(0.0, 1.0) * 4.0) + 0.5) as usize;
+            line[2 * j..2 * j + 2].copy_from_slice(SHADES[level.min(4)].as_bytes());
+        }
+        hprintln!("{}", core::str::from_utf8(&line[..2 * side]).unwrap_or(""));
+    }
 }
 
 /// Bytes of stack that `f` uses below the caller's frame, found by painting
@@ -258,6 +352,25 @@ fn main() -> ! {
     }
     if let Some(case) = CASES.first() {
         failures += check_corruption(case.model);
+    }
+    // A decoder wider than the firmware's buffers is refused at parse time.
+    let decoder = CASES
+        .iter()
+        .find(|c| matches!(read_header(c.model), Ok(h) if h.kind == ModelKind::Decoder));
+    if let Some(case) = decoder {
+        match Decoder::<2>::from_bytes(case.model) {
+            Err(e @ Error::TooWide { .. }) => {
+                hprintln!("decoder {} with 2-value buffers rejected: {}", case.name, e)
+            }
+            other => {
+                hprintln!(
+                    "decoder {} with 2-value buffers: {:?}",
+                    case.name,
+                    other.err()
+                );
+                failures += 1;
+            }
+        }
     }
     if failures == 0 {
         hprintln!("firmware: all checks passed");

@@ -56,6 +56,28 @@ pub enum Error {
     },
     /// The parameters given to the encoder are inconsistent (encoder only).
     InvalidParameters,
+    /// A network needs wider activation buffers than the caller provides
+    /// (see [`crate::decoder::Scratch`]).
+    TooWide {
+        /// The widest vector the model keeps in a scratch buffer.
+        width: usize,
+        /// The buffer width the caller fixed at compile time.
+        max: usize,
+    },
+    /// A network has more layers than this runtime supports
+    /// ([`crate::decoder::MAX_LAYERS`]).
+    TooManyLayers {
+        /// The number of layers in the file.
+        layers: usize,
+        /// The largest number this runtime accepts.
+        max: usize,
+    },
+    /// A stored parameter is finite but outside its allowed range (a
+    /// mixture weight that is not positive, a negative noise level, a
+    /// non-zero entry above a Cholesky factor's diagonal).
+    ParameterOutOfRange,
+    /// The model stores no latent prior, so it cannot sample.
+    NoPrior,
 }
 
 impl fmt::Display for Error {
@@ -88,6 +110,18 @@ impl fmt::Display for Error {
                 )
             }
             Error::InvalidParameters => write!(f, "inconsistent model parameters"),
+            Error::TooWide { width, max } => write!(
+                f,
+                "network too wide: it needs activation buffers of {width} values, the caller provides {max}"
+            ),
+            Error::TooManyLayers { layers, max } => {
+                write!(
+                    f,
+                    "network has {layers} layers, this runtime supports {max}"
+                )
+            }
+            Error::ParameterOutOfRange => write!(f, "model parameter out of its allowed range"),
+            Error::NoPrior => write!(f, "model has no latent prior to sample from"),
         }
     }
 }

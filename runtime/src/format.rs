@@ -48,6 +48,12 @@ pub enum ModelKind {
     Kde = 2,
     /// Anomaly detector: features, a density and a threshold (see [`crate::detector`]).
     Detector = 3,
+    /// Generative network: an MLP from a latent code to a data point, with
+    /// the latent prior to sample codes from (see [`crate::decoder`]).
+    Decoder = 4,
+    /// Encoder network: an MLP from a data point to its latent code (for a
+    /// VAE, the mean head); same body as [`ModelKind::Decoder`].
+    Encoder = 5,
 }
 
 impl ModelKind {
@@ -57,6 +63,8 @@ impl ModelKind {
             1 => Some(ModelKind::Gmm),
             2 => Some(ModelKind::Kde),
             3 => Some(ModelKind::Detector),
+            4 => Some(ModelKind::Decoder),
+            5 => Some(ModelKind::Encoder),
             _ => None,
         }
     }
@@ -66,6 +74,7 @@ impl ModelKind {
         match self {
             ModelKind::Gmm | ModelKind::Kde => crate::gmm::SCHEMA_KEY,
             ModelKind::Detector => crate::detector::SCHEMA_KEY,
+            ModelKind::Decoder | ModelKind::Encoder => crate::decoder::SCHEMA_KEY,
         }
     }
 
@@ -75,6 +84,8 @@ impl ModelKind {
             ModelKind::Gmm => "gmm",
             ModelKind::Kde => "kde",
             ModelKind::Detector => "detector",
+            ModelKind::Decoder => "decoder",
+            ModelKind::Encoder => "encoder",
         }
     }
 }

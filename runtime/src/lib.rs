@@ -4,9 +4,13 @@
 //! * [`format`]: the `.tgm` model file (header, postcard body, CRC32).
 //! * [`gmm`]: Gaussian mixture (and KDE) log-density and responsibilities.
 //! * [`detector`]: anomaly score and alarm (window features, density, threshold).
+//! * [`decoder`]: fixed-size MLP decoders (latent code -> data point) and
+//!   encoders, with buffers sized at compile time; sampling from the prior.
+//! * [`prior`]: latent priors (Gaussian, uniform, disc, ring, Gaussian
+//!   mixture) and the exact sampling recipe, on any `rand_core` generator.
 //! * [`features`]: window statistics shared by the trainer and the device.
-//! * [`math`]: exp/ln (libm, or micromath with the `micromath` feature) and
-//!   a stable log-sum-exp.
+//! * [`math`]: exp/ln/tanh (libm, or micromath with the `micromath`
+//!   feature), a stable sigmoid and a stable log-sum-exp.
 //!
 //! Features: `alloc` (model encoding, for the trainer), `micromath` (fast
 //! approximate exp/ln), `defmt` (`defmt::Format` on public types).
@@ -22,14 +26,22 @@ compile_error!(
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod decoder;
 pub mod detector;
 mod error;
 pub mod features;
 pub mod format;
 pub mod gmm;
 pub mod math;
+pub mod prior;
 
+pub use decoder::{Decoder, Encoder, Scratch};
 pub use detector::Detector;
 pub use error::Error;
 pub use format::{Aligned, ModelKind};
 pub use gmm::Gmm;
+/// The random-number traits sampling takes (`rand_core` 0.9).
+pub use rand_core;
+/// The recommended generator for sampling: xoshiro128++ from `rand_xoshiro`
+/// (seed it with [`rand_core::SeedableRng::seed_from_u64`]).
+pub use rand_xoshiro::Xoshiro128PlusPlus;

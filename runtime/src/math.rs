@@ -1,5 +1,6 @@
-//! Scalar math for the kernels: exp and ln from libm (exact to about 1 ulp)
-//! or, with the `micromath` feature, micromath's fast approximations.
+//! Scalar math for the kernels: exp, ln and tanh from libm (exact to about
+//! 1 ulp) or, with the `micromath` feature, micromath's fast approximations;
+//! a numerically stable logistic sigmoid built on [`exp`].
 
 /// e^x.
 #[inline]
@@ -24,6 +25,41 @@ pub fn ln(x: f32) -> f32 {
     #[cfg(not(feature = "micromath"))]
     {
         libm::logf(x)
+    }
+}
+
+/// Hyperbolic tangent (libm's `tanhf`; with `micromath`, `(1 - e) / (1 + e)`
+/// with `e = exp(-2|x|)` and the sign of `x`).
+#[inline]
+pub fn tanh(x: f32) -> f32 {
+    #[cfg(feature = "micromath")]
+    {
+        let e = exp(-2.0 * libm::fabsf(x));
+        let t = (1.0 - e) / (1.0 + e);
+        if x < 0.0 { -t } else { t }
+    }
+    #[cfg(not(feature = "micromath"))]
+    {
+        libm::tanhf(x)
+    }
+}
+
+/// Logistic sigmoid `1 / (1 + e^-x)`, computed without overflow: for
+/// `x >= 0` as `1 / (1 + exp(-x))`, for `x < 0` as `exp(x) / (1 + exp(x))`.
+///
+/// ```
+/// use tinygen_runtime::math::sigmoid;
+/// assert_eq!(sigmoid(0.0), 0.5);
+/// assert_eq!(sigmoid(-200.0), 0.0);
+/// assert_eq!(sigmoid(200.0), 1.0);
+/// ```
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + exp(-x))
+    } else {
+        let e = exp(x);
+        e / (1.0 + e)
     }
 }
 

@@ -14,6 +14,10 @@ use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
 use tinygen::io::AlignedBytes;
+use tinygen::nn::config::{Activation, ModelKind as NetKind, NetworkConfig, Reconstruction};
+use tinygen::nn::export::{Part, export_tgm, verify_tgm};
+use tinygen::nn::network::Network;
+use tinygen::nn::prior::Prior;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::gmm::Covariance;
@@ -194,6 +198,62 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         "case basicmotions_stream: detector flagged {hits} of 180 anomalous windows, {false_alarms} false alarms in 180 normal windows"
     );
 
+    // Decoders (untrained weights: parity does not need training), with a
+    // Gaussian, a ring and a mixture prior.
+    for (name, kind, prior, hidden, activation, reconstruction) in [
+        (
+            "decoder_vae_gaussian",
+            NetKind::Vae,
+            Prior::Gaussian,
+            vec![32],
+            Activation::Relu,
+            Reconstruction::Bce,
+        ),
+        (
+            "decoder_swae_ring",
+            NetKind::Swae,
+            Prior::Ring,
+            vec![24, 16],
+            Activation::Tanh,
+            Reconstruction::Bce,
+        ),
+        (
+            "decoder_swae_gmm",
+            NetKind::Swae,
+            Prior::Gmm(3),
+            vec![16],
+            Activation::LeakyRelu,
+            Reconstruction::Mse,
+        ),
+    ] {
+        let latent = if kind == NetKind::Vae { 4 } else { 2 };
+        let config = NetworkConfig {
+            kind,
+            input_dim: 64,
+            image: Some((8, 8)),
+            hidden,
+            latent,
+            activation,
+            reconstruction,
+            classes: None,
+            class_weight: 1.0,
+            beta: 1.0,
+            lambda: 1.0,
+            projections: 10,
+            prior: Some(prior),
+            labelled_fraction: None,
+            latent_density: None,
+        };
+        let net = Network::new(config, 5).unwrap();
+        let bytes = export_tgm(&net, Part::Decoder, None).unwrap();
+        let worst = verify_tgm(&net, Part::Decoder, &bytes, &[], 1e-5).unwrap();
+        assert!(worst <= 1e-5);
+        let z: Vec<f32> = (0..16 * latent)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 5.0)
+            .collect();
+        xtask::write_case(&dir.join(name), &bytes, &z).unwrap();
+    }
+
     let elf = xtask::build_firmware(&dir, &[]).unwrap();
     let run = xtask::run_qemu(&elf, None).unwrap();
     println!("{}", run.stdout);
@@ -212,7 +272,7 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         "kde_scott_d3",
         "detector_points_d3",
     ] {
-        let line = format!("case {name}: 64 points, 64 bit-exact, 0 mismatches");
+        let line = format!("case {name}: 64 values, 64 bit-exact, 0 mismatches");
         assert!(
             run.stdout.contains(&line),
             "missing {line:?} in:\n{}",
@@ -224,16 +284,37 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         "missing {stream_report:?} in:\n{}",
         run.stdout
     );
-    let line = "case basicmotions_stream: 360 points, 360 bit-exact, 0 mismatches";
+    let line = "case basicmotions_stream: 360 values, 360 bit-exact, 0 mismatches";
     assert!(
         run.stdout.contains(line),
         "missing {line:?} in:\n{}",
         run.stdout
     );
-    let line = "case detector_windows_3x10: 64 points, 64 bit-exact, 0 mismatches";
+    let line = "case detector_windows_3x10: 64 values, 64 bit-exact, 0 mismatches";
     assert!(
         run.stdout.contains(line),
         "missing {line:?} in:\n{}",
+        run.stdout
+    );
+    for name in [
+        "decoder_vae_gaussian",
+        "decoder_swae_ring",
+        "decoder_swae_gmm",
+    ] {
+        for line in [
+            format!("case {name}: 1024 values, 1024 bit-exact, 0 mismatches"),
+            format!("case {name}: 2 samples from the prior, 0 values differ from the host"),
+        ] {
+            assert!(
+                run.stdout.contains(&line),
+                "missing {line:?} in:\n{}",
+                run.stdout
+            );
+        }
+    }
+    assert!(
+        run.stdout.contains("with 2-value buffers rejected: "),
+        "a too-wide decoder was not rejected:\n{}",
         run.stdout
     );
     for what in [

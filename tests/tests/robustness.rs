@@ -6,10 +6,14 @@
 use proptest::prelude::*;
 use tinygen::density::gmm::{EmOptions, GaussianMixture, em_from_responsibilities};
 use tinygen::io::AlignedBytes;
+use tinygen_runtime::decoder::{
+    Activation, DecoderParams, LayerParams, Network, PriorParams, Role, Scratch,
+};
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::format::{CRC_LEN, HEADER_LEN, checksum};
 use tinygen_runtime::gmm::Covariance;
-use tinygen_runtime::{Detector, Error, Gmm, ModelKind};
+use tinygen_runtime::rand_core::SeedableRng;
+use tinygen_runtime::{Decoder, Detector, Encoder, Error, Gmm, ModelKind, Xoshiro128PlusPlus};
 
 fn valid_models() -> Vec<Vec<u8>> {
     let x = nalgebra::DMatrix::from_fn(40, 3, |i, j| {
@@ -66,7 +70,77 @@ fn valid_models() -> Vec<Vec<u8>> {
                 .unwrap()
         }),
     )
+    .chain(network_models())
     .collect()
+}
+
+/// Decoders 3 -> 8 -> 4 with each kind of prior, and an encoder 4 -> 8 -> 3.
+fn network_models() -> Vec<Vec<u8>> {
+    let w1: Vec<f32> = (0..24).map(|i| (i as f32 - 12.0) / 10.0).collect();
+    let b1: Vec<f32> = (0..8).map(|i| i as f32 / 8.0).collect();
+    let w2: Vec<f32> = (0..32).map(|i| (i as f32 - 16.0) / 20.0).collect();
+    let b2 = [0.1f32, -0.1, 0.2, -0.2];
+    let weights = [0.25, 0.75];
+    let means = [0.0, 1.0, 2.0, 1.0, 0.0, -1.0];
+    let cholesky = [
+        1.0, 0.0, 0.0, 0.5, 1.0, 0.0, 0.1, 0.2, 0.3, 0.1, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.0, 0.1,
+    ];
+    let decoder = |prior| DecoderParams {
+        role: Role::Decoder,
+        latent: 3,
+        layers: vec![
+            LayerParams {
+                inputs: 3,
+                outputs: 8,
+                activation: Activation::LeakyRelu,
+                weight: &w1,
+                bias: &b1,
+            },
+            LayerParams {
+                inputs: 8,
+                outputs: 4,
+                activation: Activation::Sigmoid,
+                weight: &w2,
+                bias: &b2,
+            },
+        ],
+        prior,
+    };
+    let mut models: Vec<Vec<u8>> = [
+        PriorParams::Gaussian,
+        PriorParams::Uniform,
+        PriorParams::Mixture {
+            weights: &weights,
+            means: &means,
+            cholesky: &cholesky,
+        },
+    ]
+    .into_iter()
+    .map(|prior| decoder(prior).encode().unwrap())
+    .collect();
+    let encoder = DecoderParams {
+        role: Role::Encoder,
+        latent: 3,
+        layers: vec![
+            LayerParams {
+                inputs: 4,
+                outputs: 8,
+                activation: Activation::Tanh,
+                weight: &w2,
+                bias: &b1,
+            },
+            LayerParams {
+                inputs: 8,
+                outputs: 3,
+                activation: Activation::Relu,
+                weight: &w1,
+                bias: &b2[..3],
+            },
+        ],
+        prior: PriorParams::None,
+    };
+    models.push(encoder.encode().unwrap());
+    models
 }
 
 /// Parses and, if that succeeds, exercises every scoring entry point.
@@ -95,6 +169,29 @@ fn exercise(bytes: &[u8], input: &[f32]) {
         let _ = detector.score(&x);
         let _ = detector.is_anomaly(&x);
         let _ = detector.score(&x[..x.len() - 1]);
+    }
+    let take = |n: usize| -> Vec<f32> { input.iter().cycle().take(n).copied().collect() };
+    if let Ok(decoder) = Decoder::<16>::from_bytes(file.as_bytes()) {
+        let mut scratch = Scratch::new();
+        let z = take(decoder.latent_dim());
+        let mut out = vec![0.0; decoder.output_dim()];
+        let _ = decoder.decode(&z, &mut out, &mut scratch);
+        let _ = decoder.decode(&z[1..], &mut out, &mut scratch);
+        let mut rng = Xoshiro128PlusPlus::seed_from_u64(0);
+        let _ = decoder.sample(&mut rng, &mut out, &mut scratch);
+        let _ = decoder.sample(&mut rng, &mut out[1..], &mut scratch);
+    }
+    if let Ok(encoder) = Encoder::<16>::from_bytes(file.as_bytes()) {
+        let mut z = vec![0.0; encoder.latent_dim()];
+        let _ = encoder.encode(&take(encoder.input_dim()), &mut z, &mut Scratch::new());
+    }
+    if let Ok(network) = Network::from_bytes(file.as_bytes()) {
+        let mut out = vec![0.0; network.output_dim()];
+        let _ = network.forward(
+            &take(network.input_dim()),
+            &mut out,
+            &mut Scratch::<4>::new(),
+        );
     }
 }
 
@@ -161,11 +258,23 @@ proptest! {
         with_magic.extend(&bytes);
         fix_up(&mut with_magic);
         exercise(&with_magic, &x);
+        // A decoder or encoder header with the right schema key: the random
+        // bytes reach the network body decoder.
+        for kind in [ModelKind::Decoder, ModelKind::Encoder] {
+            let mut header = b"TGM\0\x01\0".to_vec();
+            header.extend((kind as u16).to_le_bytes());
+            header.extend(kind.schema_key().to_le_bytes());
+            header.extend([0; 4]);
+            header.extend(&bytes);
+            header.extend([0; 4]);
+            fix_up(&mut header);
+            exercise(&header, &x);
+        }
     }
 
     #[test]
     fn mutated_models_never_panic(
-        which in 0usize..6,
+        which in 0usize..10,
         mutations in prop::collection::vec(mutation(), 1..6),
         fix in any::<bool>(),
         x in input(),

@@ -2,8 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use tinygen::commands::{
-    data, detect, eval_anomaly, eval_run, fit_detector, fit_gmm, fit_kde, fit_neural, fit_pca,
-    info, score,
+    data, detect, eval_anomaly, eval_run, export, fit_detector, fit_gmm, fit_kde, fit_neural,
+    fit_pca, info, score,
 };
 
 /// Train small generative models on a desktop and run them on microcontrollers.
@@ -25,6 +25,12 @@ enum Command {
     Info(info::InfoArgs),
     /// Anomaly scores and alarms of a detector (CSV `score,anomaly`), using the runtime crate.
     Detect(detect::DetectArgs),
+    /// Export a run's decoder or encoder as a runtime model file.
+    Export(export::ExportArgs),
+    /// Run a decoder (or encoder) model file on each row of a CSV, using the runtime crate.
+    Decode(export::DecodeArgs),
+    /// Draw samples from a decoder model file's prior, as the device does.
+    Sample(export::SampleArgs),
     /// Score data with a model (log-density per row, as CSV), using the runtime crate.
     Score(score::ScoreArgs),
     /// Get data sets (downloaded or imported, checksum-verified).
@@ -102,6 +108,9 @@ fn main() -> std::process::ExitCode {
         )),
         Command::Info(args) => info::run(args),
         Command::Score(args) => score::run(args),
+        Command::Export(args) => export::run_export(args),
+        Command::Decode(args) => export::run_decode(args),
+        Command::Sample(args) => export::run_sample(args),
         Command::Data(DataCommand::Mnist(args)) => data::run_mnist(args),
     };
     match result {

@@ -1,6 +1,5 @@
 //! Firmware and QEMU helpers shared by `cargo xtask` and the cross-crate tests.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -121,54 +120,90 @@ pub fn install_prerequisites() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a firmware test case: the model, the points, and the log-densities
-/// the runtime computes for them on this host (`tinygen score`'s format).
+/// Writes a firmware test case: the model, the input rows, and what the
+/// runtime computes for them on this host: a density's log-density
+/// (`tinygen score`'s format), a detector's anomaly score, or a decoder's
+/// output row (`tinygen decode`'s format). A decoder case also gets
+/// `samples.csv`: its first two samples with the device generator seeded
+/// with 0 (`tinygen sample --seed 0`).
 pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()> {
+    use tinygen_runtime::decoder::{Decoder, Network, Scratch};
+    use tinygen_runtime::rand_core::SeedableRng;
+
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = AlignedBytes::new(model);
     let bytes = file.as_bytes();
     let fail = |e: tinygen_runtime::Error| anyhow::anyhow!("model: {e}");
-    // A density's value is its log-density; a detector's its anomaly score.
-    let (d, header, scores): (usize, &str, Vec<f32>) =
-        match tinygen_runtime::format::read_header(bytes)
-            .map_err(fail)?
-            .kind
-        {
-            tinygen_runtime::ModelKind::Detector => {
-                let detector = tinygen_runtime::Detector::from_bytes(bytes).map_err(fail)?;
-                let d = detector.input_len();
-                let scores = points
-                    .chunks_exact(d)
-                    .map(|x| detector.score(x))
-                    .collect::<Result<_, _>>();
-                (d, "score", scores.map_err(fail)?)
+    let kind = tinygen_runtime::format::read_header(bytes)
+        .map_err(fail)?
+        .kind;
+    let mut samples = None;
+    let (d, header, outputs): (usize, String, Vec<f32>) = match kind {
+        tinygen_runtime::ModelKind::Detector => {
+            let detector = tinygen_runtime::Detector::from_bytes(bytes).map_err(fail)?;
+            let d = detector.input_len();
+            let scores = points
+                .chunks_exact(d)
+                .map(|x| detector.score(x))
+                .collect::<Result<_, _>>();
+            (d, "score".into(), scores.map_err(fail)?)
+        }
+        tinygen_runtime::ModelKind::Decoder => {
+            const WIDTH: usize = 4096;
+            let net = Network::from_bytes(bytes).map_err(fail)?;
+            let (d, o) = (net.input_dim(), net.output_dim());
+            let mut scratch = Box::new(Scratch::<WIDTH>::new());
+            let mut out = vec![0f32; points.len() / d * o];
+            for (x, y) in points.chunks_exact(d).zip(out.chunks_exact_mut(o)) {
+                net.forward(x, y, &mut scratch).map_err(fail)?;
             }
-            _ => {
-                let gmm = Gmm::from_bytes(bytes).map_err(fail)?;
-                let d = gmm.dim();
-                let scores = points
-                    .chunks_exact(d)
-                    .map(|x| gmm.log_density(x))
-                    .collect::<Result<_, _>>();
-                (d, "log_density", scores.map_err(fail)?)
+            let decoder = Decoder::<WIDTH>::from_bytes(bytes).map_err(fail)?;
+            let mut rng = tinygen_runtime::Xoshiro128PlusPlus::seed_from_u64(0);
+            let mut drawn = vec![0f32; 2 * o];
+            for row in drawn.chunks_exact_mut(o) {
+                decoder.sample(&mut rng, row, &mut scratch).map_err(fail)?;
             }
-        };
+            samples = Some((o, drawn));
+            let header = (0..o)
+                .map(|j| format!("x{j}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            (d, header, out)
+        }
+        _ => {
+            let gmm = Gmm::from_bytes(bytes).map_err(fail)?;
+            let d = gmm.dim();
+            let scores = points
+                .chunks_exact(d)
+                .map(|x| gmm.log_density(x))
+                .collect::<Result<_, _>>();
+            (d, "log_density".into(), scores.map_err(fail)?)
+        }
+    };
     ensure!(
         !points.is_empty() && points.len().is_multiple_of(d),
         "points must be whole rows of {d} values"
     );
-    let mut inputs = String::new();
-    for row in points.chunks_exact(d) {
-        let line: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
-        writeln!(inputs, "{}", line.join(","))?;
-    }
-    let mut expected = format!("{header}\n");
-    for s in &scores {
-        writeln!(expected, "{s:?}")?;
-    }
+    let rows = |values: &[f32], width: usize| -> String {
+        values
+            .chunks_exact(width)
+            .map(|row| {
+                let line: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
+                line.join(",") + "\n"
+            })
+            .collect()
+    };
+    let out_width = outputs.len() / (points.len() / d);
+    let expected = format!("{header}\n{}", rows(&outputs, out_width));
     write_atomic(&dir.join("model.tgm"), model)?;
-    write_atomic(&dir.join("inputs.csv"), inputs.as_bytes())?;
+    write_atomic(&dir.join("inputs.csv"), rows(points, d).as_bytes())?;
     write_atomic(&dir.join("expected.csv"), expected.as_bytes())?;
+    if let Some((o, drawn)) = samples {
+        write_atomic(
+            &dir.join("samples.csv"),
+            format!("{header}\n{}", rows(&drawn, o)).as_bytes(),
+        )?;
+    }
     Ok(())
 }
 

@@ -11,7 +11,8 @@ use core::hint::black_box;
 use cortex_m as _;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
-use tinygen_runtime::{Aligned, Detector, Gmm};
+use tinygen_runtime::rand_core::SeedableRng;
+use tinygen_runtime::{Aligned, Decoder, Detector, Encoder, Gmm, Scratch, Xoshiro128PlusPlus};
 
 static FILE: Aligned<[u8; 4096]> = Aligned([0; 4096]);
 static INPUT: [f32; 64] = [0.0; 64];
@@ -32,6 +33,15 @@ fn main() -> ! {
     if let Ok(detector) = Detector::from_bytes(bytes) {
         black_box(detector.score(input).ok());
         black_box(detector.is_anomaly(input).ok());
+    }
+    let mut scratch = Scratch::<64>::new();
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(black_box(1));
+    if let Ok(decoder) = Decoder::<64>::from_bytes(bytes) {
+        black_box(decoder.decode(input, out, &mut scratch).ok());
+        black_box(decoder.sample(&mut rng, out, &mut scratch).ok());
+    }
+    if let Ok(encoder) = Encoder::<64>::from_bytes(bytes) {
+        black_box(encoder.encode(input, out, &mut scratch).ok());
     }
     black_box(tinygen_runtime::format::read_header(bytes).ok());
     debug::exit(debug::EXIT_SUCCESS);

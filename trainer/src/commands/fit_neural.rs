@@ -12,6 +12,7 @@ use crate::io::write_atomic;
 use crate::nn::config::{
     Activation, ModelKind, NetworkConfig, Reconstruction, RunConfig, TrainConfig,
 };
+use crate::nn::export::{LATENT_GMM_JSON, LatentMixture};
 use crate::nn::metrics::{EvalOptions, Metrics, evaluate, latents};
 use crate::nn::network::Network;
 use crate::nn::prior::Prior;
@@ -433,6 +434,15 @@ fn fit_latent_density(
         .encode()
         .context("encoding the latent GMM")?;
     write_atomic(&out.join(LATENT_GMM), &bytes)?;
+    let mixture = LatentMixture {
+        weights: gmm.weights.clone(),
+        means: gmm.means.clone(),
+        covariances: gmm.covariances.clone(),
+    };
+    write_atomic(
+        &out.join(LATENT_GMM_JSON),
+        serde_json::to_string(&mixture)?.as_bytes(),
+    )?;
     eprintln!(
         "latent density: GMM with {k} components, mean log-likelihood {:.4} ({} EM iterations) -> {}",
         report.lower_bound,

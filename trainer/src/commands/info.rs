@@ -63,6 +63,41 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                 detector.density().stored_values()
             );
         }
+        ModelKind::Decoder | ModelKind::Encoder => {
+            let net = tinygen_runtime::decoder::Network::from_bytes(bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+            let mut layers = net.input_dim().to_string();
+            for layer in net.layers() {
+                layers += &format!(" -> {} {}", layer.outputs, layer.activation.name());
+            }
+            println!("layers      {layers}");
+            println!(
+                "latent      {} ({} prior)",
+                net.latent_dim(),
+                net.prior().prior().name()
+            );
+            println!(
+                "parameters  {} f32 values ({} with the prior)",
+                net.parameters(),
+                net.stored_values()
+            );
+            println!(
+                "flash       {} bytes (the file, read in place)",
+                bytes.len()
+            );
+            // A decoder also keeps the sampled latent code in a buffer.
+            let width = if header.kind == ModelKind::Decoder {
+                net.hidden_width().max(net.latent_dim())
+            } else {
+                net.hidden_width()
+            };
+            println!(
+                "ram         no heap; 2 x {width} x 4 = {} bytes of activation buffers \
+                 (Scratch<{width}>), plus the call's stack",
+                8 * width
+            );
+            println!("macs        {} per sample", net.macs());
+        }
         ModelKind::Gmm | ModelKind::Kde => {
             let gmm = Gmm::from_bytes(bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;

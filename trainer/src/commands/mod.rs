@@ -3,6 +3,7 @@ pub mod data;
 pub mod detect;
 pub mod eval_anomaly;
 pub mod eval_run;
+pub mod export;
 pub mod fit_detector;
 pub mod fit_gmm;
 pub mod fit_kde;

@@ -6,6 +6,7 @@
 //! metrics and plots.
 
 pub mod config;
+pub mod export;
 pub mod metrics;
 pub mod network;
 pub mod pca;

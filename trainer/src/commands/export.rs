@@ -1,0 +1,197 @@
+//! `tinygen export`, `tinygen decode` and `tinygen sample`: deploy a run's
+//! decoder (or encoder) and run it with the runtime crate.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use tinygen_runtime::decoder::{Decoder, Network as RtNetwork, Scratch};
+use tinygen_runtime::rand_core::SeedableRng;
+use tinygen_runtime::{ModelKind, Xoshiro128PlusPlus};
+
+use super::DataArgs;
+use crate::data::images::{Split, load_samples};
+use crate::io::{AlignedBytes, write_atomic};
+use crate::nn::export::{Part, export_tgm, read_latent_mixture, run_tgm, verify_tgm};
+use crate::nn::run::load_run;
+
+/// Output format of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The runtime's model file.
+    Tgm,
+}
+
+/// Arguments of `tinygen export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Run folder written by `tinygen fit pca|ae|vae|swae`.
+    pub run: PathBuf,
+    /// Which network to export.
+    #[arg(long, value_enum, default_value_t = Part::Decoder)]
+    pub part: Part,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = Format::Tgm)]
+    pub format: Format,
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Largest absolute difference allowed between the export and candle.
+const TOLERANCE: f32 = 1e-5;
+
+/// Runs `tinygen export`: writes the file only after it reproduces candle's
+/// outputs on 64 inputs to 1e-5.
+pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
+    let (config, net, _) = load_run(&args.run)?;
+    let latent = read_latent_mixture(&args.run)?;
+    let bytes = match args.format {
+        Format::Tgm => export_tgm(&net, args.part, latent.as_ref())?,
+    };
+    let data = match args.part {
+        Part::Decoder => Vec::new(),
+        Part::Encoder => {
+            load_samples(
+                &config.data,
+                config.data_dir.as_deref().map(Path::new),
+                Split::Test,
+                config.label_column.as_deref(),
+            )?
+            .x
+        }
+    };
+    let worst = verify_tgm(&net, args.part, &bytes, &data, TOLERANCE)?;
+    write_atomic(&args.out, &bytes)?;
+    let file = AlignedBytes::new(&bytes);
+    let rt = RtNetwork::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "wrote {} ({} bytes): {} {} -> {}, {} layers, {} parameters, {} multiply-accumulates per call, \
+         activation buffers 2 x {} floats ({} bytes), prior {}; matches candle to {worst:.2e}",
+        args.out.display(),
+        bytes.len(),
+        match rt.kind() {
+            ModelKind::Encoder => "encoder",
+            _ => "decoder",
+        },
+        rt.input_dim(),
+        rt.output_dim(),
+        rt.layers().len(),
+        rt.parameters(),
+        rt.macs(),
+        rt.hidden_width(),
+        8 * rt.hidden_width(),
+        rt.prior().prior().name(),
+    );
+    Ok(())
+}
+
+/// Arguments of `tinygen decode`.
+#[derive(Debug, Clone, Args)]
+pub struct DecodeArgs {
+    /// Decoder (or encoder) model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Output CSV (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn write_rows(out: Option<&Path>, prefix: &str, dim: usize, values: &[f32]) -> anyhow::Result<()> {
+    let mut csv = (0..dim)
+        .map(|j| format!("{prefix}{j}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    csv.push('\n');
+    for row in values.chunks(dim) {
+        let line: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        csv.push_str(&line.join(","));
+        csv.push('\n');
+    }
+    match out {
+        Some(path) => write_atomic(path, csv.as_bytes()),
+        None => Ok(std::io::stdout().lock().write_all(csv.as_bytes())?),
+    }
+}
+
+/// Runs `tinygen decode`: one output row per input row, as CSV with a header.
+pub fn run_decode(args: &DecodeArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&args.model)
+        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    let file = AlignedBytes::new(&bytes);
+    let net = RtNetwork::from_bytes(file.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let data = args.data.load()?;
+    if data.cols != net.input_dim() {
+        bail!(
+            "{} has {} columns but the model takes {} values per row",
+            args.data.data.display(),
+            data.cols,
+            net.input_dim()
+        );
+    }
+    let out = run_tgm(&bytes, &data.to_f32())?;
+    let prefix = if net.kind() == ModelKind::Encoder {
+        "z"
+    } else {
+        "x"
+    };
+    write_rows(args.out.as_deref(), prefix, net.output_dim(), &out)
+}
+
+/// Arguments of `tinygen sample`.
+#[derive(Debug, Clone, Args)]
+pub struct SampleArgs {
+    /// Decoder model file (with a latent prior).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Number of samples.
+    #[arg(short, default_value_t = 64)]
+    pub n: usize,
+    /// Seed of the device's generator (Xoshiro128++), as on the board.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output: a PNG grid of images (.png), or CSV rows otherwise.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Largest layer width `tinygen sample` supports.
+const SAMPLE_WIDTH: usize = 4096;
+
+/// Runs `tinygen sample`: draws from the prior and decodes with the runtime
+/// crate, the same draws a board seeded alike makes.
+pub fn run_sample(args: &SampleArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&args.model)
+        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    let file = AlignedBytes::new(&bytes);
+    let dec = Decoder::<SAMPLE_WIDTH>::from_bytes(file.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let d = dec.output_dim();
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(args.seed);
+    let mut scratch = Box::new(Scratch::<SAMPLE_WIDTH>::new());
+    let mut out = vec![0f32; args.n * d];
+    for row in out.chunks_mut(d) {
+        dec.sample(&mut rng, row, &mut scratch)
+            .map_err(|e| anyhow::anyhow!("sampling failed: {e}"))?;
+    }
+    let is_png = args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if is_png {
+        let side = (d as f64).sqrt().round() as usize;
+        if side * side != d {
+            bail!("{d} outputs are not a square image; write CSV instead");
+        }
+        let images: Vec<f32> = out.iter().map(|v| v.clamp(0.0, 1.0)).collect();
+        crate::plot::image_grid(&args.out, &images, side, side, 8)?;
+        println!("wrote {} samples to {}", args.n, args.out.display());
+        Ok(())
+    } else {
+        write_rows(Some(&args.out), "x", d, &out)
+    }
+}
