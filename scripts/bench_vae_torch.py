@@ -86,6 +86,10 @@ def main():
     seconds = time.perf_counter() - t0
     out = {"torch": torch.__version__, "threads": args.threads, "steps": args.steps,
            "steps_per_second": args.steps / seconds}
+    # The quality run starts from a fresh model, as pytorch/examples does.
+    torch.manual_seed(args.seed)
+    model = VAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
     for _ in range(args.epochs):
         model.train()
