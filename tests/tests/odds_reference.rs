@@ -77,3 +77,38 @@ fn single_gaussian_reproduces_the_published_gmm_column() {
     );
     assert!((mean_of_means - 0.8031).abs() < 5e-4);
 }
+
+/// The `.mat` files ODDS distributes load to the same table as their CSV
+/// conversions, for every set (the label column is `y` in MATLAB files).
+#[test]
+fn matlab_files_equal_their_csv_conversions() {
+    let Some(dir) = odds_dir() else {
+        eprintln!("SKIPPED: ../shared/data/odds-pyod (ODDS .mat and CSV files) is absent");
+        return;
+    };
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "mat") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let label = |column: &str| LoadOptions {
+            label_column: Some(column.into()),
+            drop_columns: vec![],
+        };
+        let mat = data::load(&path, &label("y")).unwrap();
+        let csv = data::load(&dir.join(format!("csv/{name}.csv")), &label("label")).unwrap();
+        assert_eq!((mat.rows, mat.cols), (csv.rows, csv.cols), "{name}");
+        assert_eq!(mat.labels, csv.labels, "{name}");
+        let worst = mat
+            .values
+            .iter()
+            .zip(&csv.values)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-12, "{name}: values differ by {worst}");
+        checked += 1;
+    }
+    assert_eq!(checked, 17);
+}

@@ -24,7 +24,8 @@ use fit_gmm::CovarianceArg;
 /// Where the data comes from and which columns to use.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// Data file: CSV (optionally gzipped, with or without a header) or NPY.
+    /// Data file: CSV (optionally gzipped, with or without a header), NPY,
+    /// or MATLAB v5 `.mat` (matrix `X`, labels `y`).
     #[arg(long)]
     pub data: PathBuf,
     /// Column holding labels; it is excluded from the features.

@@ -4,7 +4,10 @@
 //!
 //! * `.csv` — comma-separated values with an optional header row,
 //! * `.csv.gz` — the same, gzip-compressed,
-//! * `.npy` — a NumPy array (1-D or 2-D; `f32`, `f64` or any 8–64-bit integer type).
+//! * `.npy` — a NumPy array (1-D or 2-D; `f32`, `f64` or any 8–64-bit integer type),
+//! * `.mat` — a MATLAB v5 file with a numeric matrix `X` (rows are points)
+//!   and optionally a column `y` (the ODDS convention), whose columns are
+//!   named `x0`..`x{d-1}` and `y`.
 //!
 //! Every value must be a finite number; a label column can be split off and
 //! columns can be dropped (see [`LoadOptions`]).
@@ -12,6 +15,7 @@
 mod csv;
 pub mod idx;
 pub mod images;
+mod mat;
 mod npy;
 pub mod ts;
 
@@ -100,7 +104,7 @@ pub enum DataError {
     },
     /// The file extension is not one of the supported formats.
     #[error(
-        "unsupported data format for {}: expected a file ending in .csv, .csv.gz or .npy",
+        "unsupported data format for {}: expected a file ending in .csv, .csv.gz, .npy or .mat",
         path.display()
     )]
     UnsupportedFormat {
@@ -199,6 +203,14 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+    /// The MATLAB file is invalid or lacks the expected arrays.
+    #[error("{}: malformed MATLAB file: {reason}", path.display())]
+    MalformedMat {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The IDX file is invalid or holds an unsupported array.
     #[error("{}: malformed IDX file: {reason}", path.display())]
     MalformedIdx {
@@ -282,6 +294,8 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
         csv::load(path, true, opts)
     } else if name.ends_with(".npy") {
         npy::load(path, opts)
+    } else if name.ends_with(".mat") {
+        mat::load(path, opts)
     } else {
         Err(DataError::UnsupportedFormat {
             path: path.to_path_buf(),
