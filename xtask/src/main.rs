@@ -328,6 +328,39 @@ fn bench_mcu() -> anyhow::Result<()> {
     let fitted = tinygen::anomaly::fit_detector(features, 24, &windows, Some(&labels), &fit)?;
     xtask::basicmotions_stream_case(&cases.join("d_detector_6x20"), &fitted.bytes)?;
     names.push("d_detector_6x20");
+    // An MNIST-sized decoder: latent 16 -> 128 relu -> 784 sigmoid (the
+    // architecture of models/mnist-vae-decoder; weights untrained).
+    let decoder = tinygen::nn::network::Network::new(
+        tinygen::nn::config::NetworkConfig {
+            kind: tinygen::nn::config::ModelKind::Vae,
+            input_dim: 784,
+            image: Some((28, 28)),
+            hidden: vec![128],
+            latent: 16,
+            activation: tinygen::nn::config::Activation::Relu,
+            reconstruction: tinygen::nn::config::Reconstruction::Bce,
+            classes: None,
+            class_weight: 1.0,
+            beta: 1.0,
+            lambda: 0.0,
+            projections: 0,
+            prior: Some(tinygen::nn::prior::Prior::Gaussian),
+            labelled_fraction: None,
+            latent_density: None,
+        },
+        0,
+    )?;
+    let decoder_file =
+        tinygen::nn::export::export_tgm(&decoder, tinygen::nn::export::Part::Decoder, None)?;
+    let macs = 16 * 128 + 128 * 784;
+    let latents = tinygen::nn::prior::Prior::Gaussian.sample(
+        4,
+        16,
+        None,
+        &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3),
+    );
+    write_case(&cases.join("e_decoder_16_128_784"), &decoder_file, &latents)?;
+    names.push("e_decoder_16_128_784");
 
     let plugin = xtask::build_icount_plugin()?;
     println!(
@@ -336,6 +369,7 @@ fn bench_mcu() -> anyhow::Result<()> {
     );
     println!("|{}", "---|".repeat(names.len() + 3));
     let mut accuracy = Vec::new();
+    let mut per_mac = Vec::new();
     for features in [&[][..], &["micromath"][..]] {
         let elf = build_firmware(&cases, features)?;
         let run = run_qemu(&elf, Some(&plugin))?;
@@ -370,8 +404,17 @@ fn bench_mcu() -> anyhow::Result<()> {
             .map(|c| (c - counts[0]).to_string())
             .collect();
         println!("| {label} | {} | {flash} | {ram} |", per_case.join(" | "));
+        let decode = counts[names.len()] - counts[0];
+        per_mac.push(format!(
+            "{label}: {decode} instructions per decode, {macs} multiply-accumulates, {:.2} instructions per MAC",
+            decode as f64 / macs as f64
+        ));
     }
-    println!("\nDevice vs host (host scores with libm), 64 points per case:");
+    println!();
+    for line in per_mac {
+        println!("- {line}");
+    }
+    println!("\nDevice vs host (host values computed with libm):");
     for line in accuracy {
         println!("- {line}");
     }
@@ -582,7 +625,63 @@ fn models() -> anyhow::Result<()> {
     let model = dir.join("model.tgm");
     fit_cardio(&model.to_string_lossy())?;
     let points = first_rows(&root().join("data/cardio.csv.gz"), "label", 32)?;
-    write_case(&dir, &std::fs::read(&model)?, &points)
+    write_case(&dir, &std::fs::read(&model)?, &points)?;
+    match mnist_dir() {
+        Ok(mnist) => mnist_decoder(&mnist),
+        Err(e) => {
+            eprintln!("models/mnist-vae-decoder not regenerated: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// The example MNIST decoder: a VAE with a 16-dimensional latent and one
+/// hidden layer of 128, trained for 10 epochs; its decoder, with 4 fixed
+/// latents from the prior (seeded) as test vectors.
+fn mnist_decoder(mnist: &Path) -> anyhow::Result<()> {
+    use rand::SeedableRng;
+
+    let run = xtask::target_dir().join("models-mnist-vae");
+    let _ = std::fs::remove_dir_all(&run);
+    let (run_s, mnist_s) = (run.to_string_lossy(), mnist.to_string_lossy());
+    tinygen(&[
+        "fit",
+        "vae",
+        "--data",
+        "mnist",
+        "--data-dir",
+        &mnist_s,
+        "--latent",
+        "16",
+        "--hidden",
+        "128",
+        "--epochs",
+        "10",
+        "--seed",
+        "0",
+        "--iw-samples",
+        "100",
+        "--log",
+        "quiet",
+        "--out",
+        &run_s,
+    ])?;
+    let dir = root().join("models").join("mnist-vae-decoder");
+    std::fs::create_dir_all(&dir)?;
+    let model = dir.join("model.tgm");
+    tinygen(&[
+        "export",
+        &run_s,
+        "--part",
+        "decoder",
+        "--out",
+        &model.to_string_lossy(),
+    ])?;
+    std::fs::copy(run.join("metrics.json"), dir.join("metrics.json"))?;
+    std::fs::copy(run.join("samples.png"), dir.join("samples.png"))?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
+    let latents = tinygen::nn::prior::Prior::Gaussian.sample(4, 16, None, &mut rng);
+    write_case(&dir, &std::fs::read(&model)?, &latents)
 }
 
 /// The folder holding the MNIST IDX files: data/mnist, or ../shared/data/mnist.
@@ -712,6 +811,8 @@ fn bench_neural(quality: bool) -> anyhow::Result<()> {
         "ring",
         "--latent",
         "2",
+        "--lambda",
+        "10000",
         "--epochs",
         "10",
         "--log",
@@ -721,7 +822,7 @@ fn bench_neural(quality: bool) -> anyhow::Result<()> {
     ])?;
     let m: serde_json::Value = serde_json::from_str(m.trim())?;
     println!(
-        "SWAE ring prior, 2-D latent, 10 epochs: test reconstruction {:.2}, test loss {:.2}, SW distance to the prior {:.4} (plots in {})",
+        "SWAE ring prior, 2-D latent, lambda 10000, 10 epochs: test reconstruction {:.2}, test loss {:.2}, SW distance to the prior {:.4} (plots in {})",
         m["test_reconstruction"].as_f64().unwrap_or(f64::NAN),
         m["test_loss"].as_f64().unwrap_or(f64::NAN),
         m["sw_distance"].as_f64().unwrap_or(f64::NAN),
