@@ -1,7 +1,9 @@
 //! `cargo xtask <task>`: the steps plain cargo can't express.
 //!
-//! * `demo`   fit a mixture on bundled data, inspect it, score with it, and
-//!   check it on the emulated Cortex-M4F: the main job, end to end.
+//! * `demo`   fit a mixture and a stream detector on bundled data, inspect
+//!   and score with them, train a VAE on the bundled digits and export its
+//!   decoder, and check all of it on the emulated Cortex-M4F (the device
+//!   also samples digits and prints one): the main job, end to end.
 //! * `test`   every test: the workspace's tests (QEMU parity included) and a
 //!   no_std build of the runtime for the Cortex-M4F.
 //! * `qemu [CASES_DIR]`  build the firmware with the cases in CASES_DIR
@@ -159,6 +161,52 @@ fn demo() -> anyhow::Result<()> {
     ])?;
     tinygen(&["info", &detector_s])?;
 
+    // A generative model: a VAE on the bundled 8x8 digits, its decoder
+    // exported for the device and sampled on the host like the board does.
+    let vae = out.join("digits-vae");
+    std::fs::remove_dir_all(&vae).ok();
+    let (vae_s, decoder) = (
+        vae.to_string_lossy().to_string(),
+        out.join("digits-decoder.tgm"),
+    );
+    let decoder_s = decoder.to_string_lossy().to_string();
+    tinygen(&[
+        "fit",
+        "vae",
+        "--data",
+        "digits",
+        "--hidden",
+        "128",
+        "--latent",
+        "8",
+        "--epochs",
+        "60",
+        "--batch-size",
+        "64",
+        "--log",
+        "quiet",
+        "--out",
+        &vae_s,
+    ])?;
+    tinygen(&["export", &vae_s, "--part", "decoder", "--out", &decoder_s])?;
+    let grid = out.join("digits-samples.png");
+    tinygen(&[
+        "sample",
+        "--model",
+        &decoder_s,
+        "-n",
+        "64",
+        "--seed",
+        "0",
+        "--out",
+        &grid.to_string_lossy(),
+    ])?;
+    println!(
+        "plots of the run in {}; host samples in {}",
+        vae.display(),
+        grid.display()
+    );
+
     xtask::install_prerequisites()?;
     let cases = out.join("cases");
     std::fs::remove_dir_all(&cases).ok();
@@ -167,6 +215,17 @@ fn demo() -> anyhow::Result<()> {
     xtask::basicmotions_stream_case(
         &cases.join("basicmotions_stream"),
         &std::fs::read(&detector)?,
+    )?;
+    let latents = tinygen::nn::prior::Prior::Gaussian.sample(
+        4,
+        8,
+        None,
+        &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1),
+    );
+    write_case(
+        &cases.join("digits_decoder"),
+        &std::fs::read(&decoder)?,
+        &latents,
     )?;
     qemu(&cases)
 }
