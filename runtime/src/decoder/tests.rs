@@ -604,19 +604,21 @@ mod files {
 
     #[test]
     fn decoders_and_encoders_round_trip() {
-        let widths = [3, 16, 24, 12];
+        // Widths that are not multiples of 4 exercise both the four-row blocks
+        // and the remainder rows of the kernel.
+        let widths = [3, 17, 23, 14];
         let acts = [Activation::LeakyRelu, Activation::Tanh, Activation::Sigmoid];
         let o = owned(&widths);
         let p = params(Role::Decoder, &widths, &acts, &o, PriorParams::Uniform);
         let file = AlignedBuf::new(&p.encode().unwrap());
-        let dec = decoder::<24>(&file).unwrap();
+        let dec = decoder::<23>(&file).unwrap();
         assert_eq!(dec.network().kind(), ModelKind::Decoder);
         assert_eq!(dec.prior().prior(), Prior::Uniform);
-        assert_eq!(dec.max_width(), 24);
-        assert_eq!(dec.macs(), 3 * 16 + 16 * 24 + 24 * 12);
-        assert_eq!(dec.parameters(), dec.macs() + 16 + 24 + 12);
+        assert_eq!(dec.max_width(), 23);
+        assert_eq!(dec.macs(), 3 * 17 + 17 * 23 + 23 * 14);
+        assert_eq!(dec.parameters(), dec.macs() + 17 + 23 + 14);
         let mut scratch = Scratch::new();
-        let mut out = [0.0f32; 12];
+        let mut out = [0.0f32; 14];
         for seed in 0..20 {
             let z = values(3, 1000 + seed);
             dec.decode(&z, &mut out, &mut scratch).unwrap();
