@@ -339,3 +339,68 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A decoder bigger than the board's flash (1 MiB in firmware/memory.x)
+/// fails the firmware's link, not its run: models live in flash.
+#[test]
+fn a_decoder_over_the_flash_budget_fails_the_link() {
+    if let Some(missing) = xtask::qemu_missing() {
+        assert!(
+            std::env::var_os("TINYGEN_REQUIRE_QEMU").is_none_or(|v| v != "1"),
+            "TINYGEN_REQUIRE_QEMU=1 but {missing}"
+        );
+        eprintln!("SKIPPED: {missing}");
+        return;
+    }
+    // Its own folder: the parity test, running beside it, owns tempfile_dir().
+    let dir = xtask::target_dir().join("qemu-overflow-case");
+    std::fs::remove_dir_all(&dir).ok();
+    // 16 -> 512 -> 784: about 411,000 f32 parameters, 1.6 MB.
+    let config = NetworkConfig {
+        kind: NetKind::Vae,
+        input_dim: 784,
+        image: Some((28, 28)),
+        hidden: vec![512],
+        latent: 16,
+        activation: Activation::Relu,
+        reconstruction: Reconstruction::Bce,
+        classes: None,
+        class_weight: 1.0,
+        beta: 1.0,
+        lambda: 0.0,
+        projections: 0,
+        prior: Some(Prior::Gaussian),
+        labelled_fraction: None,
+        latent_density: None,
+    };
+    let bytes = export_tgm(&Network::new(config, 0).unwrap(), Part::Decoder, None).unwrap();
+    assert!(bytes.len() > 1 << 20);
+    xtask::write_case(&dir.join("too_big"), &bytes, &[0.0; 16]).unwrap();
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(xtask::root().join("firmware"))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            xtask::TARGET,
+            "--bin",
+            "tinygen-firmware",
+        ])
+        .arg("--target-dir")
+        .arg(xtask::target_dir().join("firmware-overflow"))
+        .env("TINYGEN_FW_CASES", &dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a 1.6 MB model linked into 1 MiB of flash"
+    );
+    assert!(
+        stderr.contains("FLASH") && stderr.contains("overflow"),
+        "the link failed for another reason:\n{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
