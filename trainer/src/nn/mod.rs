@@ -5,6 +5,7 @@
 //! A run lives in a folder (see [`run`]): its configuration, checkpoint,
 //! metrics and plots.
 
+pub mod adam;
 pub mod config;
 pub mod export;
 pub mod metrics;

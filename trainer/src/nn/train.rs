@@ -18,12 +18,13 @@ use std::time::Instant;
 
 use anyhow::bail;
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::ParamsAdamW;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::adam::Adam;
 use super::config::{ModelKind, RunConfig};
 use super::metrics::{EvalOptions, check_data, evaluate, samples_tensor};
 use super::network::{Batch, Draws, Network};
@@ -80,14 +81,14 @@ pub fn train(
         .filter(|_| semi)
         .map(|f| labelled_rows(train.n, f, cfg.seed));
     let x = samples_tensor(train)?;
-    let mut adam = AdamW::new(
+    let mut adam = Adam::new(
         net.varmap.all_vars(),
         ParamsAdamW {
             lr: cfg.lr,
             weight_decay: cfg.weight_decay,
             ..ParamsAdamW::default()
         },
-    )?;
+    );
     let steps = train.n.div_ceil(cfg.batch_size);
     for epoch in state.epochs_done() + 1..=cfg.epochs {
         let bar = progress_bar(log, steps as u64, epoch, cfg.epochs);
