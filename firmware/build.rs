@@ -35,7 +35,20 @@ fn floats(path: &Path, skip_header: bool) -> Vec<Vec<String>> {
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    fs::copy("memory.x", out.join("memory.x")).unwrap();
+    // The memory map: QEMU's mps2-an386 by default, an nRF52840's with the
+    // `nrf52840` feature (whose `board` program also needs defmt's linker
+    // script).
+    let board = env::var_os("CARGO_FEATURE_NRF52840").is_some();
+    let memory = if board {
+        "memory-nrf52840.x"
+    } else {
+        "memory.x"
+    };
+    fs::copy(memory, out.join("memory.x")).unwrap();
+    println!("cargo:rerun-if-changed=memory-nrf52840.x");
+    if board {
+        println!("cargo:rustc-link-arg-bin=board=-Tdefmt.x");
+    }
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-env-changed=TINYGEN_FW_CASES");
