@@ -15,6 +15,8 @@
 //! * `bench-anomaly` mean ROC-AUC of tinygen's detectors over the 17 ODDS
 //!   sets with PyOD's splits (needs ../shared or TINYGEN_SHARED), against
 //!   the published table.
+//! * `bench-decode` host latency of one decode (batch 1): the runtime
+//!   crate against candle on the same weights, in one run.
 //! * `bench-neural [--quality]` VAE training steps per second against
 //!   PyTorch on the same MNIST batches and threads, in one run; with
 //!   `--quality` also the 10-epoch MNIST VAE and the ring-prior SWAE
@@ -44,10 +46,11 @@ fn main() -> anyhow::Result<()> {
         Some("bench-mcu") => bench_mcu(),
         Some("bench-host") => bench_host(),
         Some("bench-anomaly") => bench_anomaly(),
+        Some("bench-decode") => bench_decode(),
         Some("bench-neural") => bench_neural(args.get(1).map(String::as_str) == Some("--quality")),
         Some("models") => models(),
         _ => bail!(
-            "usage: cargo xtask demo | test | qemu [CASES_DIR] | bench-mcu | bench-host | bench-anomaly | bench-neural [--quality] | models"
+            "usage: cargo xtask demo | test | qemu [CASES_DIR] | bench-mcu | bench-host | bench-anomaly | bench-decode | bench-neural [--quality] | models"
         ),
     }
 }
@@ -891,5 +894,65 @@ fn bench_neural(quality: bool) -> anyhow::Result<()> {
         m["sw_distance"].as_f64().unwrap_or(f64::NAN),
         swae.display()
     );
+    Ok(())
+}
+
+/// Host latency of one decode (batch 1): the runtime crate (what the board
+/// runs, here compiled for the host) against candle, same weights, one run.
+fn bench_decode() -> anyhow::Result<()> {
+    use candle_core::{Device, Tensor};
+    use tinygen::nn::config::{Activation, ModelKind, NetworkConfig, Reconstruction};
+    use tinygen::nn::export::{Part, export_tgm};
+    use tinygen::nn::network::Network;
+    use tinygen::nn::prior::Prior;
+    use tinygen_runtime::decoder::{Network as RtNetwork, Scratch};
+
+    println!("| decoder | MACs | runtime (us) | candle (us) | candle / runtime |");
+    println!("|---|---|---|---|---|");
+    for (latent, hidden) in [(16, 128), (20, 400)] {
+        let config = NetworkConfig {
+            kind: ModelKind::Vae,
+            input_dim: 784,
+            image: Some((28, 28)),
+            hidden: vec![hidden],
+            latent,
+            activation: Activation::Relu,
+            reconstruction: Reconstruction::Bce,
+            classes: None,
+            class_weight: 1.0,
+            beta: 1.0,
+            lambda: 0.0,
+            projections: 0,
+            prior: Some(Prior::Gaussian),
+            labelled_fraction: None,
+            latent_density: None,
+        };
+        let net = Network::new(config, 0)?;
+        let bytes = tinygen::io::AlignedBytes::new(&export_tgm(&net, Part::Decoder, None)?);
+        let rt = RtNetwork::from_bytes(bytes.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let z: Vec<f32> = (0..latent).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut out = vec![0f32; 784];
+        let mut scratch = Box::new(Scratch::<512>::new());
+        let reps = 2000;
+        let runtime = median_seconds(|| {
+            for _ in 0..reps {
+                rt.forward(std::hint::black_box(&z), &mut out, &mut scratch)
+                    .expect("decode");
+            }
+        }) / reps as f64;
+        let zt = Tensor::from_slice(&z, (1, latent), &Device::Cpu)?;
+        let candle = median_seconds(|| {
+            for _ in 0..reps {
+                std::hint::black_box(net.decode(&zt).expect("decode"));
+            }
+        }) / reps as f64;
+        println!(
+            "| {latent}-{hidden}-784 | {} | {:.1} | {:.1} | {:.2} |",
+            rt.macs(),
+            runtime * 1e6,
+            candle * 1e6,
+            candle / runtime
+        );
+    }
     Ok(())
 }
