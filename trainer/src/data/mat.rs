@@ -7,7 +7,7 @@ use std::path::Path;
 
 use matfile::{MatFile, NumericData};
 
-use super::{DataError, Dataset, LoadOptions, Role, assign_roles, default_names};
+use super::{DataError, Dataset, LoadOptions, default_names, from_array};
 
 /// Real parts as f64, or `None` for complex data.
 fn real_values(data: &NumericData) -> Option<Vec<f64>> {
@@ -67,53 +67,22 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError
         }
         None => None,
     };
-    if rows == 0 {
-        return Err(DataError::Empty {
-            path: path.to_path_buf(),
-            reason: "X has no rows".into(),
-        });
-    }
-    let mut all_names = default_names(cols);
+    let mut names = default_names(cols);
     if ys.is_some() {
-        all_names.push("y".into());
+        names.push("y".into());
     }
-    let (roles, columns) = assign_roles(path, &all_names, true, opts)?;
-    let mut values = Vec::with_capacity(rows * columns.len());
-    let mut labels = roles
-        .contains(&Role::Label)
-        .then(|| Vec::with_capacity(rows));
-    for i in 0..rows {
-        for (j, role) in roles.iter().enumerate() {
-            if *role == Role::Drop {
-                continue;
-            }
-            // MATLAB stores matrices column by column.
-            let value = match &ys {
-                Some(y) if j == cols => y[i],
-                _ => xs[j * rows + i],
-            };
-            if !value.is_finite() {
-                return Err(DataError::NonFinite {
-                    path: path.to_path_buf(),
-                    row: i + 1,
-                    line: None,
-                    column: all_names[j].clone(),
-                    value,
-                });
-            }
-            match (role, &mut labels) {
-                (Role::Label, Some(labels)) => labels.push(value),
-                _ => values.push(value),
-            }
-        }
-    }
-    Ok(Dataset {
+    // MATLAB stores matrices column by column.
+    from_array(
+        path,
+        &names,
         rows,
-        cols: columns.len(),
-        columns,
-        values,
-        labels,
-    })
+        "X has no rows",
+        opts,
+        |i, j| match &ys {
+            Some(y) if j == cols => y[i],
+            _ => xs[j * rows + i],
+        },
+    )
 }
 
 #[cfg(test)]

@@ -364,6 +364,58 @@ fn assign_roles(
     Ok((roles, features))
 }
 
+/// Builds a dataset from an in-memory numeric array (NPY, MATLAB): the
+/// columns `names`, `rows` rows, `value(i, j)` the entry of row `i` and
+/// column `j`. Applies the label/drop options and rejects non-finite values.
+fn from_array(
+    path: &Path,
+    names: &[String],
+    rows: usize,
+    empty_reason: &str,
+    opts: &LoadOptions,
+    value: impl Fn(usize, usize) -> f64,
+) -> Result<Dataset, DataError> {
+    let (roles, columns) = assign_roles(path, names, true, opts)?;
+    if rows == 0 {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+            reason: empty_reason.to_string(),
+        });
+    }
+    let mut values = Vec::with_capacity(rows * columns.len());
+    let mut labels = roles
+        .contains(&Role::Label)
+        .then(|| Vec::with_capacity(rows));
+    for i in 0..rows {
+        for (j, role) in roles.iter().enumerate() {
+            if *role == Role::Drop {
+                continue;
+            }
+            let value = value(i, j);
+            if !value.is_finite() {
+                return Err(DataError::NonFinite {
+                    path: path.to_path_buf(),
+                    row: i + 1,
+                    line: None,
+                    column: names[j].clone(),
+                    value,
+                });
+            }
+            match (role, &mut labels) {
+                (Role::Label, Some(labels)) => labels.push(value),
+                _ => values.push(value),
+            }
+        }
+    }
+    Ok(Dataset {
+        rows,
+        cols: columns.len(),
+        columns,
+        values,
+        labels,
+    })
+}
+
 /// Default column names `x0`..`x{n-1}`.
 fn default_names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("x{i}")).collect()

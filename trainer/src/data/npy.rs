@@ -5,7 +5,7 @@ use std::path::Path;
 
 use npyz::{DType, NpyFile, NpyHeader, Order, TypeChar};
 
-use super::{DataError, Dataset, LoadOptions, Role, assign_roles, default_names};
+use super::{DataError, Dataset, LoadOptions, default_names, from_array};
 
 /// Loads a `.npy` file.
 pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
@@ -81,49 +81,17 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError
     }
     .map_err(malformed)?;
 
-    let names = default_names(cols);
-    let (roles, columns) = assign_roles(path, &names, true, opts)?;
-    if rows == 0 {
-        return Err(DataError::Empty {
-            path: path.to_path_buf(),
-            reason: "no data rows (array has 0 rows)".to_string(),
-        });
-    }
-    let mut values = Vec::with_capacity(rows * columns.len());
-    let mut labels = roles
-        .contains(&Role::Label)
-        .then(|| Vec::with_capacity(rows));
-    for i in 0..rows {
-        for (j, role) in roles.iter().enumerate() {
-            if *role == Role::Drop {
-                continue;
-            }
-            let value = match order {
-                Order::C => flat[i * cols + j],
-                Order::Fortran => flat[j * rows + i],
-            };
-            if !value.is_finite() {
-                return Err(DataError::NonFinite {
-                    path: path.to_path_buf(),
-                    row: i + 1,
-                    line: None,
-                    column: names[j].clone(),
-                    value,
-                });
-            }
-            match (role, &mut labels) {
-                (Role::Label, Some(labels)) => labels.push(value),
-                _ => values.push(value),
-            }
-        }
-    }
-    Ok(Dataset {
+    from_array(
+        path,
+        &default_names(cols),
         rows,
-        cols: columns.len(),
-        columns,
-        values,
-        labels,
-    })
+        "no data rows (array has 0 rows)",
+        opts,
+        |i, j| match order {
+            Order::C => flat[i * cols + j],
+            Order::Fortran => flat[j * rows + i],
+        },
+    )
 }
 
 /// Whether the header's `shape` has dimensions whose product overflows `u64`.
