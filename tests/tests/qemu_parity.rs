@@ -228,21 +228,13 @@ fn firmware_scores_are_bit_identical_to_the_host() {
     ] {
         let latent = if kind == NetKind::Vae { 4 } else { 2 };
         let config = NetworkConfig {
-            kind,
-            input_dim: 64,
             image: Some((8, 8)),
-            hidden,
-            latent,
             activation,
             reconstruction,
-            classes: None,
-            class_weight: 1.0,
-            beta: 1.0,
             lambda: 1.0,
             projections: 10,
             prior: Some(prior),
-            labelled_fraction: None,
-            latent_density: None,
+            ..NetworkConfig::new(kind, 64, hidden, latent)
         };
         let net = Network::new(config, 5).unwrap();
         let bytes = export_tgm(&net, Part::Decoder, None).unwrap();
@@ -357,21 +349,9 @@ fn a_decoder_over_the_flash_budget_fails_the_link() {
     std::fs::remove_dir_all(&dir).ok();
     // 16 -> 512 -> 784: about 411,000 f32 parameters, 1.6 MB.
     let config = NetworkConfig {
-        kind: NetKind::Vae,
-        input_dim: 784,
         image: Some((28, 28)),
-        hidden: vec![512],
-        latent: 16,
-        activation: Activation::Relu,
-        reconstruction: Reconstruction::Bce,
-        classes: None,
-        class_weight: 1.0,
-        beta: 1.0,
-        lambda: 0.0,
-        projections: 0,
         prior: Some(Prior::Gaussian),
-        labelled_fraction: None,
-        latent_density: None,
+        ..NetworkConfig::new(NetKind::Vae, 784, vec![512], 16)
     };
     let bytes = export_tgm(&Network::new(config, 0).unwrap(), Part::Decoder, None).unwrap();
     assert!(bytes.len() > 1 << 20);

@@ -394,21 +394,14 @@ fn bench_mcu() -> anyhow::Result<()> {
     // architecture of models/mnist-vae-decoder; weights untrained).
     let decoder = tinygen::nn::network::Network::new(
         tinygen::nn::config::NetworkConfig {
-            kind: tinygen::nn::config::ModelKind::Vae,
-            input_dim: 784,
             image: Some((28, 28)),
-            hidden: vec![128],
-            latent: 16,
-            activation: tinygen::nn::config::Activation::Relu,
-            reconstruction: tinygen::nn::config::Reconstruction::Bce,
-            classes: None,
-            class_weight: 1.0,
-            beta: 1.0,
-            lambda: 0.0,
-            projections: 0,
             prior: Some(tinygen::nn::prior::Prior::Gaussian),
-            labelled_fraction: None,
-            latent_density: None,
+            ..tinygen::nn::config::NetworkConfig::new(
+                tinygen::nn::config::ModelKind::Vae,
+                784,
+                vec![128],
+                16,
+            )
         },
         0,
     )?;
@@ -901,7 +894,7 @@ fn bench_neural(quality: bool) -> anyhow::Result<()> {
 /// runs, here compiled for the host) against candle, same weights, one run.
 fn bench_decode() -> anyhow::Result<()> {
     use candle_core::{Device, Tensor};
-    use tinygen::nn::config::{Activation, ModelKind, NetworkConfig, Reconstruction};
+    use tinygen::nn::config::{ModelKind, NetworkConfig};
     use tinygen::nn::export::{Part, export_tgm};
     use tinygen::nn::network::Network;
     use tinygen::nn::prior::Prior;
@@ -911,21 +904,9 @@ fn bench_decode() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|");
     for (latent, hidden) in [(16, 128), (20, 400)] {
         let config = NetworkConfig {
-            kind: ModelKind::Vae,
-            input_dim: 784,
             image: Some((28, 28)),
-            hidden: vec![hidden],
-            latent,
-            activation: Activation::Relu,
-            reconstruction: Reconstruction::Bce,
-            classes: None,
-            class_weight: 1.0,
-            beta: 1.0,
-            lambda: 0.0,
-            projections: 0,
             prior: Some(Prior::Gaussian),
-            labelled_fraction: None,
-            latent_density: None,
+            ..NetworkConfig::new(ModelKind::Vae, 784, vec![hidden], latent)
         };
         let net = Network::new(config, 0)?;
         let bytes = tinygen::io::AlignedBytes::new(&export_tgm(&net, Part::Decoder, None)?);

@@ -191,26 +191,16 @@ fn class_count(samples: &Samples) -> anyhow::Result<usize> {
 }
 
 fn base_config(kind: ModelKind, a: &TrainArgs, train: &Samples) -> NetworkConfig {
+    let latent = a.latent.unwrap_or(match kind {
+        ModelKind::Vae => 20,
+        ModelKind::Swae => 2,
+        _ => 16,
+    });
     NetworkConfig {
-        kind,
-        input_dim: train.dim,
         image: train.image,
-        hidden: a.hidden.clone(),
-        latent: a.latent.unwrap_or(match kind {
-            ModelKind::Vae => 20,
-            ModelKind::Swae => 2,
-            _ => 16,
-        }),
         activation: a.activation,
         reconstruction: a.reconstruction,
-        classes: None,
-        class_weight: 1.0,
-        beta: 1.0,
-        lambda: 0.0,
-        projections: 0,
-        prior: None,
-        labelled_fraction: None,
-        latent_density: None,
+        ..NetworkConfig::new(kind, train.dim, a.hidden.clone(), latent)
     }
 }
 

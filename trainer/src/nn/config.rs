@@ -99,6 +99,30 @@ pub struct NetworkConfig {
 }
 
 impl NetworkConfig {
+    /// A network of `kind` from `input_dim` features through the encoder's
+    /// `hidden` widths to a `latent` code, with the command line's
+    /// defaults for everything else: relu, binary cross-entropy, no image
+    /// shape, no classes, no prior, unit weights, no SW term.
+    pub fn new(kind: ModelKind, input_dim: usize, hidden: Vec<usize>, latent: usize) -> Self {
+        Self {
+            kind,
+            input_dim,
+            image: None,
+            hidden,
+            latent,
+            activation: Activation::Relu,
+            reconstruction: Reconstruction::Bce,
+            classes: None,
+            class_weight: 1.0,
+            beta: 1.0,
+            lambda: 0.0,
+            projections: 0,
+            prior: None,
+            labelled_fraction: None,
+            latent_density: None,
+        }
+    }
+
     /// Checks that the numbers make sense together.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.input_dim == 0 {

@@ -364,25 +364,13 @@ fn semi_supervised_sw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::config::{Activation, Reconstruction};
 
     fn config(kind: ModelKind, prior: Option<Prior>) -> NetworkConfig {
         NetworkConfig {
-            kind,
-            input_dim: 6,
-            image: None,
-            hidden: vec![5],
-            latent: 2,
-            activation: Activation::Relu,
-            reconstruction: Reconstruction::Bce,
-            classes: None,
-            class_weight: 1.0,
-            beta: 1.0,
             lambda: 10.0,
             projections: 20,
             prior,
-            labelled_fraction: None,
-            latent_density: None,
+            ..NetworkConfig::new(kind, 6, vec![5], 2)
         }
     }
 

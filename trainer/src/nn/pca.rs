@@ -14,7 +14,7 @@ use anyhow::bail;
 use candle_core::{Device, Tensor};
 use nalgebra::{DMatrix, SymmetricEigen};
 
-use super::config::{Activation, ModelKind, NetworkConfig, Reconstruction};
+use super::config::{ModelKind, NetworkConfig, Reconstruction};
 use super::network::Network;
 use crate::data::images::Samples;
 
@@ -89,21 +89,9 @@ impl Pca {
     /// The network configuration of this PCA for data like `samples`.
     pub fn network_config(&self, samples: &Samples) -> NetworkConfig {
         NetworkConfig {
-            kind: ModelKind::Pca,
-            input_dim: self.mean.len(),
             image: samples.image,
-            hidden: Vec::new(),
-            latent: self.k(),
-            activation: Activation::Relu,
             reconstruction: Reconstruction::Mse,
-            classes: None,
-            class_weight: 1.0,
-            beta: 1.0,
-            lambda: 0.0,
-            projections: 0,
-            prior: None,
-            labelled_fraction: None,
-            latent_density: None,
+            ..NetworkConfig::new(ModelKind::Pca, self.mean.len(), Vec::new(), self.k())
         }
     }
 
