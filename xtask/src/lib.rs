@@ -127,6 +127,7 @@ pub fn install_prerequisites() -> anyhow::Result<()> {
 /// `samples.csv`: its first two samples with the device generator seeded
 /// with 0 (`tinygen sample --seed 0`).
 pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()> {
+    use tinygen::nn::export::{HOST_WIDTH, run_network};
     use tinygen_runtime::decoder::{Decoder, Network, Scratch};
     use tinygen_runtime::rand_core::SeedableRng;
 
@@ -149,15 +150,11 @@ pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()
             (d, "score".into(), scores.map_err(fail)?)
         }
         tinygen_runtime::ModelKind::Decoder => {
-            const WIDTH: usize = 4096;
             let net = Network::from_bytes(bytes).map_err(fail)?;
             let (d, o) = (net.input_dim(), net.output_dim());
-            let mut scratch = Box::new(Scratch::<WIDTH>::new());
-            let mut out = vec![0f32; points.len() / d * o];
-            for (x, y) in points.chunks_exact(d).zip(out.chunks_exact_mut(o)) {
-                net.forward(x, y, &mut scratch).map_err(fail)?;
-            }
-            let decoder = Decoder::<WIDTH>::from_bytes(bytes).map_err(fail)?;
+            let out = run_network(&net, points)?;
+            let decoder = Decoder::<HOST_WIDTH>::from_bytes(bytes).map_err(fail)?;
+            let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
             let mut rng = tinygen_runtime::Xoshiro128PlusPlus::seed_from_u64(0);
             let mut drawn = vec![0f32; 2 * o];
             for row in drawn.chunks_exact_mut(o) {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use tinygen_runtime::decoder::{Decoder, Network as RtNetwork, Scratch};
 use tinygen_runtime::rand_core::SeedableRng;
@@ -13,7 +13,9 @@ use tinygen_runtime::{ModelKind, Xoshiro128PlusPlus};
 use super::DataArgs;
 use crate::data::images::{Split, load_samples};
 use crate::io::{AlignedBytes, write_atomic};
-use crate::nn::export::{Part, export_tgm, read_latent_mixture, run_tgm, verify_tgm};
+use crate::nn::export::{
+    HOST_WIDTH, Part, export_tgm, read_latent_mixture, run_network, verify_tgm,
+};
 use crate::nn::run::load_run;
 
 /// Output format of an export.
@@ -119,9 +121,7 @@ fn write_rows(out: Option<&Path>, prefix: &str, dim: usize, values: &[f32]) -> a
 
 /// Runs `tinygen decode`: one output row per input row, as CSV with a header.
 pub fn run_decode(args: &DecodeArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&args.model)
-        .with_context(|| format!("cannot read {}", args.model.display()))?;
-    let file = AlignedBytes::new(&bytes);
+    let file = AlignedBytes::read(&args.model)?;
     let net = RtNetwork::from_bytes(file.as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let data = args.data.load()?;
@@ -133,7 +133,7 @@ pub fn run_decode(args: &DecodeArgs) -> anyhow::Result<()> {
             net.input_dim()
         );
     }
-    let out = run_tgm(&bytes, &data.to_f32())?;
+    let out = run_network(&net, &data.to_f32())?;
     let prefix = if net.kind() == ModelKind::Encoder {
         "z"
     } else {
@@ -159,20 +159,15 @@ pub struct SampleArgs {
     pub out: PathBuf,
 }
 
-/// Largest layer width `tinygen sample` supports.
-const SAMPLE_WIDTH: usize = 4096;
-
 /// Runs `tinygen sample`: draws from the prior and decodes with the runtime
 /// crate, the same draws a board seeded alike makes.
 pub fn run_sample(args: &SampleArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&args.model)
-        .with_context(|| format!("cannot read {}", args.model.display()))?;
-    let file = AlignedBytes::new(&bytes);
-    let dec = Decoder::<SAMPLE_WIDTH>::from_bytes(file.as_bytes())
+    let file = AlignedBytes::read(&args.model)?;
+    let dec = Decoder::<HOST_WIDTH>::from_bytes(file.as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let d = dec.output_dim();
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(args.seed);
-    let mut scratch = Box::new(Scratch::<SAMPLE_WIDTH>::new());
+    let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
     let mut out = vec![0f32; args.n * d];
     for row in out.chunks_mut(d) {
         dec.sample(&mut rng, row, &mut scratch)

@@ -189,14 +189,12 @@ pub fn export_tgm(
         .map_err(|e| anyhow::anyhow!("cannot encode the {part:?}: {e}"))
 }
 
-/// Largest activation width the host-side check supports.
-const HOST_WIDTH: usize = 4096;
+/// Largest activation width the host-side runtime calls support.
+pub const HOST_WIDTH: usize = 4096;
 
-/// Runs a `.tgm` network (decoder or encoder) on each row of `inputs` with
-/// the runtime crate, as the device does.
-pub fn run_tgm(file: &[u8], inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
-    let bytes = AlignedBytes::new(file);
-    let net = RtNetwork::from_bytes(bytes.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+/// Runs a runtime network (decoder or encoder) on each row of `inputs`, as
+/// the device does.
+pub fn run_network(net: &RtNetwork, inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
     let (i, o) = (net.input_dim(), net.output_dim());
     if !inputs.len().is_multiple_of(i) {
         bail!("{} values are not rows of {i}", inputs.len());
@@ -239,7 +237,9 @@ pub fn verify_tgm(
     }
     .flatten_all()?
     .to_vec1::<f32>()?;
-    let got = run_tgm(file, &inputs)?;
+    let aligned = AlignedBytes::new(file);
+    let rt = RtNetwork::from_bytes(aligned.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let got = run_network(&rt, &inputs)?;
     let worst = got
         .iter()
         .zip(&expected)
