@@ -25,7 +25,7 @@ enum Command {
     Info(info::InfoArgs),
     /// Anomaly scores and alarms of a detector (CSV `score,anomaly`), using the runtime crate.
     Detect(detect::DetectArgs),
-    /// Export a run's decoder or encoder as a runtime model file.
+    /// Export a run's decoder or encoder as a runtime model file or ONNX.
     Export(export::ExportArgs),
     /// Run a decoder (or encoder) model file on each row of a CSV, using the runtime crate.
     Decode(export::DecodeArgs),

@@ -283,7 +283,7 @@ fn test() -> anyhow::Result<()> {
     // Run the workspace's tests, echoing their output, and close with one
     // summary line over every test binary.
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"])
+    cmd.args(["test", "--workspace", "--features", "tinygen/onnx"])
         .current_dir(root())
         .stdout(std::process::Stdio::piped());
     eprintln!("$ {}", describe(&cmd));
@@ -691,8 +691,8 @@ fn models() -> anyhow::Result<()> {
 }
 
 /// The example MNIST decoder: a VAE with a 16-dimensional latent and one
-/// hidden layer of 128, trained for 10 epochs; its decoder, with 4 fixed
-/// latents from the prior (seeded) as test vectors.
+/// hidden layer of 128, trained for 10 epochs; its decoder as `.tgm` and
+/// ONNX, with 4 fixed latents from the prior (seeded) as test vectors.
 fn mnist_decoder(mnist: &Path) -> anyhow::Result<()> {
     use rand::SeedableRng;
 
@@ -732,6 +732,24 @@ fn mnist_decoder(mnist: &Path) -> anyhow::Result<()> {
         "--out",
         &model.to_string_lossy(),
     ])?;
+    // The same decoder as ONNX (the `onnx` feature of the binary).
+    self::run(
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "tinygen",
+                "--features",
+                "onnx",
+                "--",
+            ])
+            .args([
+                "export", &run_s, "--part", "decoder", "--format", "onnx", "--out",
+            ])
+            .arg(dir.join("model.onnx")),
+    )?;
     std::fs::copy(run.join("metrics.json"), dir.join("metrics.json"))?;
     std::fs::copy(run.join("samples.png"), dir.join("samples.png"))?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
@@ -890,18 +908,40 @@ fn bench_neural(quality: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Host latency of one decode (batch 1): the runtime crate (what the board
-/// runs, here compiled for the host) against candle, same weights, one run.
+/// Host latency of one decode (batch 1), same weights, one run: the runtime
+/// crate (what the board runs, here compiled for the host), tract-onnx
+/// running the exported ONNX file, and candle. Needs the `onnx` feature; without it,
+/// reruns itself with it.
+#[cfg(not(feature = "onnx"))]
+fn bench_decode() -> anyhow::Result<()> {
+    run(cargo()
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "xtask",
+            "--features",
+            "onnx",
+            "--",
+            "bench-decode",
+        ])
+        .current_dir(root()))
+}
+
+#[cfg(feature = "onnx")]
 fn bench_decode() -> anyhow::Result<()> {
     use candle_core::{Device, Tensor};
     use tinygen::nn::config::{ModelKind, NetworkConfig};
-    use tinygen::nn::export::{Part, export_tgm};
+    use tinygen::nn::export::{Part, dense_layers, export_tgm};
     use tinygen::nn::network::Network;
+    use tinygen::nn::onnx::{TractPlan, export_onnx};
     use tinygen::nn::prior::Prior;
     use tinygen_runtime::decoder::{Network as RtNetwork, Scratch};
 
-    println!("| decoder | MACs | runtime (us) | candle (us) | candle / runtime |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| decoder | MACs | runtime (us) | tract-onnx (us) | candle (us) | tract / runtime | candle / runtime |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (latent, hidden) in [(16, 128), (20, 400)] {
         let config = NetworkConfig {
             image: Some((28, 28)),
@@ -911,6 +951,8 @@ fn bench_decode() -> anyhow::Result<()> {
         let net = Network::new(config, 0)?;
         let bytes = tinygen::io::AlignedBytes::new(&export_tgm(&net, Part::Decoder, None)?);
         let rt = RtNetwork::from_bytes(bytes.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let onnx = export_onnx(&dense_layers(&net, Part::Decoder)?, Part::Decoder, "bench")?;
+        let tract = TractPlan::new(&onnx, 1, latent)?;
         let z: Vec<f32> = (0..latent).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut out = vec![0f32; 784];
         let mut scratch = Box::new(Scratch::<512>::new());
@@ -921,6 +963,11 @@ fn bench_decode() -> anyhow::Result<()> {
                     .expect("decode");
             }
         }) / reps as f64;
+        let tract_s = median_seconds(|| {
+            for _ in 0..reps {
+                std::hint::black_box(tract.run(std::hint::black_box(&z)).expect("tract"));
+            }
+        }) / reps as f64;
         let zt = Tensor::from_slice(&z, (1, latent), &Device::Cpu)?;
         let candle = median_seconds(|| {
             for _ in 0..reps {
@@ -928,10 +975,12 @@ fn bench_decode() -> anyhow::Result<()> {
             }
         }) / reps as f64;
         println!(
-            "| {latent}-{hidden}-784 | {} | {:.1} | {:.1} | {:.2} |",
+            "| {latent}-{hidden}-784 | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
             rt.macs(),
             runtime * 1e6,
+            tract_s * 1e6,
             candle * 1e6,
+            tract_s / runtime,
             candle / runtime
         );
     }

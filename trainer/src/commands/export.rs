@@ -16,6 +16,7 @@ use crate::io::{AlignedBytes, write_atomic};
 use crate::nn::export::{
     HOST_WIDTH, Part, export_tgm, read_latent_mixture, run_network, verify_tgm,
 };
+use crate::nn::network::Network;
 use crate::nn::run::load_run;
 
 /// Output format of an export.
@@ -23,6 +24,8 @@ use crate::nn::run::load_run;
 pub enum Format {
     /// The runtime's model file.
     Tgm,
+    /// An ONNX graph (IR 8, opset 13); needs the `onnx` cargo feature.
+    Onnx,
 }
 
 /// Arguments of `tinygen export`.
@@ -45,13 +48,10 @@ pub struct ExportArgs {
 const TOLERANCE: f32 = 1e-5;
 
 /// Runs `tinygen export`: writes the file only after it reproduces candle's
-/// outputs on 64 inputs to 1e-5.
+/// outputs on 64 inputs to 1e-5 (the `.tgm` through the runtime crate, the
+/// ONNX file through tract-onnx).
 pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     let (config, net, _) = load_run(&args.run)?;
-    let latent = read_latent_mixture(&args.run)?;
-    let bytes = match args.format {
-        Format::Tgm => export_tgm(&net, args.part, latent.as_ref())?,
-    };
     let data = match args.part {
         Part::Decoder => Vec::new(),
         Part::Encoder => {
@@ -64,7 +64,16 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
             .x
         }
     };
-    let worst = verify_tgm(&net, args.part, &bytes, &data, TOLERANCE)?;
+    match args.format {
+        Format::Tgm => export_runtime_file(args, &net, &data),
+        Format::Onnx => export_onnx_file(args, &net, &data),
+    }
+}
+
+fn export_runtime_file(args: &ExportArgs, net: &Network, data: &[f32]) -> anyhow::Result<()> {
+    let latent = read_latent_mixture(&args.run)?;
+    let bytes = export_tgm(net, args.part, latent.as_ref())?;
+    let worst = verify_tgm(net, args.part, &bytes, data, TOLERANCE)?;
     write_atomic(&args.out, &bytes)?;
     let file = AlignedBytes::new(&bytes);
     let rt = RtNetwork::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -87,6 +96,62 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
         rt.prior().prior().name(),
     );
     Ok(())
+}
+
+#[cfg(feature = "onnx")]
+fn export_onnx_file(args: &ExportArgs, net: &Network, data: &[f32]) -> anyhow::Result<()> {
+    use crate::nn::export::{check_close, dense_layers, reference_outputs};
+    use crate::nn::onnx::{IR_VERSION, OPSET_VERSION, export_onnx, io_names, run_tract};
+
+    let layers = dense_layers(net, args.part)?;
+    let part = format!("{:?}", args.part).to_lowercase();
+    let widths: Vec<String> = std::iter::once(layers[0].inputs)
+        .chain(layers.iter().map(|l| l.outputs))
+        .map(|w| w.to_string())
+        .collect();
+    // The latent prior, named as in the runtime file, goes into the doc
+    // string so a user of the ONNX file knows what to feed the decoder.
+    let latent = read_latent_mixture(&args.run)?;
+    let tgm = AlignedBytes::new(&export_tgm(net, args.part, latent.as_ref())?);
+    let rt = RtNetwork::from_bytes(tgm.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let prior = match args.part {
+        Part::Decoder => format!("; latent prior {}", rt.prior().prior().name()),
+        Part::Encoder => String::new(),
+    };
+    let doc = format!(
+        "tinygen {} {part} {}{prior}",
+        net.config.kind.name(),
+        widths.join("-"),
+    );
+    let bytes = export_onnx(&layers, args.part, &doc)?;
+    let (inputs, expected) = reference_outputs(net, args.part, data)?;
+    let got = run_tract(&bytes, &inputs, layers[0].inputs)?;
+    let worst = check_close(
+        "the ONNX file run by tract-onnx",
+        &got,
+        &expected,
+        TOLERANCE,
+    )?;
+    write_atomic(&args.out, &bytes)?;
+    let (input, output) = io_names(args.part);
+    println!(
+        "wrote {} ({} bytes): ONNX IR {IR_VERSION}, opset {OPSET_VERSION}, {part} {input}[batch, {}] -> \
+         {output}[batch, {}], {} layers; tract-onnx matches candle to {worst:.2e}",
+        args.out.display(),
+        bytes.len(),
+        layers[0].inputs,
+        layers[layers.len() - 1].outputs,
+        layers.len(),
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "onnx"))]
+fn export_onnx_file(_: &ExportArgs, _: &Network, _: &[f32]) -> anyhow::Result<()> {
+    bail!(
+        "this tinygen was built without ONNX export; rebuild with the `onnx` feature \
+         (cargo install --path trainer --features onnx, or cargo run -p tinygen --features onnx -- export ...)"
+    )
 }
 
 /// Arguments of `tinygen decode`.

@@ -71,40 +71,27 @@ fn activation(a: Activation) -> RtActivation {
     }
 }
 
-/// One layer's widths and values: (inputs, outputs, weight, bias).
-type LayerValues = (usize, usize, Vec<f32>, Vec<f32>);
-
-/// The weights and biases of the named layers, in order.
-fn layer_values(net: &Network, names: &[String]) -> anyhow::Result<Vec<LayerValues>> {
-    let data = net.varmap.data().lock().expect("varmap lock");
-    names
-        .iter()
-        .map(|n| {
-            let w = data
-                .get(&format!("{n}.weight"))
-                .with_context(|| format!("no parameter {n}.weight"))?;
-            let b = data
-                .get(&format!("{n}.bias"))
-                .with_context(|| format!("no parameter {n}.bias"))?;
-            let (out, inp) = w.dims2()?;
-            Ok((
-                inp,
-                out,
-                w.as_tensor().flatten_all()?.to_vec1::<f32>()?,
-                b.as_tensor().to_vec1::<f32>()?,
-            ))
-        })
-        .collect()
+/// One dense layer of an exported network, as the runtime runs it:
+/// `y = activation(W x + b)` with `W` row-major, `outputs x inputs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseLayer {
+    /// Input width.
+    pub inputs: usize,
+    /// Output width.
+    pub outputs: usize,
+    /// Weights, `outputs x inputs` row-major.
+    pub weight: Vec<f32>,
+    /// Biases (`outputs`).
+    pub bias: Vec<f32>,
+    /// Activation after the affine map.
+    pub activation: RtActivation,
 }
 
-/// Encodes the decoder or encoder of `net` as a `.tgm` file. The decoder
-/// carries the latent prior: N(0, I) for the VAE, the SWAE's prior, the
-/// AE's fitted latent mixture (`latent`), none otherwise.
-pub fn export_tgm(
-    net: &Network,
-    part: Part,
-    latent: Option<&LatentMixture>,
-) -> anyhow::Result<Vec<u8>> {
+/// The dense layers of the decoder or encoder of `net`, in order, with the
+/// activations the exported file applies: the network's between layers; on
+/// the decoder's last layer a sigmoid for BCE reconstructions, none for MSE;
+/// none on the encoder's last layer (the mean for a VAE).
+pub fn dense_layers(net: &Network, part: Part) -> anyhow::Result<Vec<DenseLayer>> {
     let cfg = &net.config;
     let hidden = cfg.hidden.len();
     let (names, last_act): (Vec<String>, RtActivation) = match part {
@@ -123,21 +110,52 @@ pub fn export_tgm(
             RtActivation::Identity,
         ),
     };
-    let values = layer_values(net, &names)?;
-    let count = values.len();
-    let layers: Vec<LayerParams> = values
+    let data = net.varmap.data().lock().expect("varmap lock");
+    let count = names.len();
+    names
         .iter()
         .enumerate()
-        .map(|(i, (inputs, outputs, w, b))| LayerParams {
-            inputs: *inputs,
-            outputs: *outputs,
-            activation: if i + 1 == count {
-                last_act
-            } else {
-                activation(cfg.activation)
-            },
-            weight: w,
-            bias: b,
+        .map(|(i, n)| {
+            let w = data
+                .get(&format!("{n}.weight"))
+                .with_context(|| format!("no parameter {n}.weight"))?;
+            let b = data
+                .get(&format!("{n}.bias"))
+                .with_context(|| format!("no parameter {n}.bias"))?;
+            let (outputs, inputs) = w.dims2()?;
+            Ok(DenseLayer {
+                inputs,
+                outputs,
+                weight: w.as_tensor().flatten_all()?.to_vec1::<f32>()?,
+                bias: b.as_tensor().to_vec1::<f32>()?,
+                activation: if i + 1 == count {
+                    last_act
+                } else {
+                    activation(cfg.activation)
+                },
+            })
+        })
+        .collect()
+}
+
+/// Encodes the decoder or encoder of `net` as a `.tgm` file. The decoder
+/// carries the latent prior: N(0, I) for the VAE, the SWAE's prior, the
+/// AE's fitted latent mixture (`latent`), none otherwise.
+pub fn export_tgm(
+    net: &Network,
+    part: Part,
+    latent: Option<&LatentMixture>,
+) -> anyhow::Result<Vec<u8>> {
+    let cfg = &net.config;
+    let dense = dense_layers(net, part)?;
+    let layers: Vec<LayerParams> = dense
+        .iter()
+        .map(|l| LayerParams {
+            inputs: l.inputs,
+            outputs: l.outputs,
+            activation: l.activation,
+            weight: &l.weight,
+            bias: &l.bias,
         })
         .collect();
     let d = cfg.latent;
@@ -208,16 +226,14 @@ pub fn run_network(net: &RtNetwork, inputs: &[f32]) -> anyhow::Result<Vec<f32>> 
     Ok(out)
 }
 
-/// Checks a `.tgm` export against candle on `rows` inputs: prior draws for
-/// a decoder, the first rows of `data` for an encoder. Returns the largest
-/// absolute difference, an error if it exceeds `tolerance`.
-pub fn verify_tgm(
+/// The inputs an export is checked on and candle's outputs for them: 64
+/// prior draws for a decoder, the first (up to 64) rows of `data` for an
+/// encoder. Returns `(inputs, outputs)`, both row-major.
+pub fn reference_outputs(
     net: &Network,
     part: Part,
-    file: &[u8],
     data: &[f32],
-    tolerance: f32,
-) -> anyhow::Result<f32> {
+) -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
     let cfg = &net.config;
     let (inputs, width) = match part {
         Part::Decoder => {
@@ -230,6 +246,9 @@ pub fn verify_tgm(
             (data[..rows * cfg.input_dim].to_vec(), cfg.input_dim)
         }
     };
+    if inputs.is_empty() {
+        bail!("no data to check the exported {part:?} on");
+    }
     let x = Tensor::from_slice(&inputs, (inputs.len() / width, width), &Device::Cpu)?;
     let expected = match part {
         Part::Decoder => net.decode(&x)?,
@@ -237,18 +256,61 @@ pub fn verify_tgm(
     }
     .flatten_all()?
     .to_vec1::<f32>()?;
+    Ok((inputs, expected))
+}
+
+/// The largest absolute difference between `got` and `expected`; an error
+/// naming `what` if it exceeds `tolerance`, is NaN, or the lengths differ.
+pub fn check_close(
+    what: &str,
+    got: &[f32],
+    expected: &[f32],
+    tolerance: f32,
+) -> anyhow::Result<f32> {
+    if got.len() != expected.len() {
+        bail!(
+            "{what} gives {} values where candle gives {}",
+            got.len(),
+            expected.len()
+        );
+    }
+    let worst = got
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, |m, d| {
+            if m.is_nan() || d.is_nan() {
+                f32::NAN
+            } else {
+                m.max(d)
+            }
+        });
+    if worst.is_nan() || worst > tolerance {
+        bail!("{what} differs from candle by {worst} (tolerance {tolerance})");
+    }
+    Ok(worst)
+}
+
+/// Checks a `.tgm` export against candle (see [`reference_outputs`]).
+/// Returns the largest absolute difference, an error if it exceeds
+/// `tolerance`.
+pub fn verify_tgm(
+    net: &Network,
+    part: Part,
+    file: &[u8],
+    data: &[f32],
+    tolerance: f32,
+) -> anyhow::Result<f32> {
+    let (inputs, expected) = reference_outputs(net, part, data)?;
     let aligned = AlignedBytes::new(file);
     let rt = RtNetwork::from_bytes(aligned.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let got = run_network(&rt, &inputs)?;
-    let worst = got
-        .iter()
-        .zip(&expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    if worst.is_nan() || worst > tolerance {
-        bail!("the exported {part:?} differs from candle by {worst} (tolerance {tolerance})");
-    }
-    Ok(worst)
+    check_close(
+        &format!("the exported {part:?}"),
+        &got,
+        &expected,
+        tolerance,
+    )
 }
 
 /// Reads the AE's latent mixture from a run folder, if there is one.

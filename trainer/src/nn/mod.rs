@@ -10,6 +10,8 @@ pub mod config;
 pub mod export;
 pub mod metrics;
 pub mod network;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod pca;
 pub mod plots;
 pub mod prior;
