@@ -302,6 +302,20 @@ pub struct NetworkSpec {
     pub prior: Prior,
 }
 
+impl NetworkSpec {
+    /// Number of f32 values a file stores for this network (weights, biases
+    /// and the prior's parameters); `None` if it overflows or the prior is
+    /// invalid for the latent dimension.
+    pub fn stored_values(&self) -> Option<usize> {
+        let layers = self
+            .layers
+            .as_slice()
+            .iter()
+            .try_fold(0usize, |n, l| n.checked_add(l.parameters()))?;
+        layers.checked_add(self.prior.stored_values(usize::from(self.latent))?)
+    }
+}
+
 /// Two activation buffers of `N` values each, for a forward pass.
 ///
 /// `N` is the largest width the caller supports, fixed at compile time;
@@ -354,7 +368,18 @@ impl<'a> Network<'a> {
 
     fn parse(bytes: &'a [u8], kinds: &[ModelKind]) -> Result<Self, Error> {
         let (header, spec, data) = format::read_body::<NetworkSpec>(bytes, kinds)?;
-        let (weights, prior, hidden_width) = validate(header.kind, &spec, data)?;
+        Self::from_parts(header, header.kind, spec, data)
+    }
+
+    /// Validates a network (`kind` decoder or encoder) whose spec and
+    /// weights were read from a file (its own, or a detector's).
+    pub(crate) fn from_parts(
+        header: Header,
+        kind: ModelKind,
+        spec: NetworkSpec,
+        data: &'a [f32],
+    ) -> Result<Self, Error> {
+        let (weights, prior, hidden_width) = validate(kind, &spec, data)?;
         Ok(Self {
             header,
             spec,
@@ -882,7 +907,8 @@ mod encode {
             format::write(kind, &spec, &data)
         }
 
-        fn stored(&self) -> Result<(ModelKind, NetworkSpec, Vec<f32>), Error> {
+        /// The kind, spec and f32 values a file stores for this network.
+        pub(crate) fn stored(&self) -> Result<(ModelKind, NetworkSpec, Vec<f32>), Error> {
             let bad = |_| Error::InvalidParameters;
             let width = |n: usize| u16::try_from(n).map_err(bad);
             let (first, last) = match (self.layers.first(), self.layers.last()) {

@@ -1,22 +1,46 @@
-//! Anomaly detectors: (window features ->) standardization -> density ->
+//! Anomaly detectors: (window features ->) standardization -> score ->
 //! threshold, in one model file.
 //!
 //! The body's spec names the embedded density (a Gaussian mixture or KDE,
 //! whose standardization is folded into its weights), the alarm threshold on
-//! the anomaly score `-ln p(x)`, and optionally a window summary: the input
-//! is then a window of `length` samples of `channels` values, summarised by
-//! [`crate::features::window_stats`] before scoring. The weights are the
-//! embedded density's, in its own layout.
+//! the anomaly score, and optionally a window summary: the input is then a
+//! window of `length` samples of `channels` values, summarised by
+//! [`crate::features::window_stats`] before scoring.
+//!
+//! Without a neural part the score is the density's negative
+//! log-likelihood `-ln p(f)` of the features `f`. With one ([`NeuralSpec`]:
+//! an autoencoder trained on the standardized normal features `u`, and a
+//! Gaussian mixture over its latent codes) the score combines three terms,
+//! each centred and scaled by its median and interquartile range over the
+//! normal training data (robust z-scores, so no term dominates by its
+//! units), with equal weights:
+//!
+//! ```text
+//! t1 = -ln p(f)                         the density (as without a neural part)
+//! t2 = sum_j (u_j - decode(encode(u))_j)^2   reconstruction error, u = (f - mean) * inv_scale
+//! t3 = -ln q(encode(u))                 latent negative log-likelihood
+//! score = sum_i (t_i - center_i) / scale_i
+//! ```
+//!
+//! The file's data: the density's values, then for a neural part the
+//! feature mean (D), inverse scale (D), the encoder's and the decoder's
+//! weights (in the decoder module's layout) and the latent mixture's values.
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::decoder::{Network, NetworkSpec, Scratch};
 use crate::features::{STATS, window_stats};
 use crate::format::{self, Header, ModelKind};
 use crate::gmm::{Gmm, GmmSpec};
 
 /// Largest number of window features (4 per channel) a detector may use.
 pub const MAX_FEATURES: usize = 64;
+
+/// Widest neural part (features, latent code, hidden layers) that
+/// [`Detector::score`] runs with its own stack buffers (about
+/// `5 * 4 * NEURAL_WIDTH` bytes); wider ones need [`Detector::score_in`].
+pub const NEURAL_WIDTH: usize = 64;
 
 /// How raw input becomes the density's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,22 +90,86 @@ pub struct DetectorSpec {
     pub threshold: f32,
     /// Whether the density is a mixture or a KDE.
     pub density_kind: ModelKind,
-    /// The density's own spec (its weights are the file's data).
+    /// The density's own spec (its weights come first in the file's data).
     pub density: GmmSpec,
+    /// The autoencoder scores, if any.
+    pub neural: Option<NeuralSpec>,
+}
+
+/// Metadata of a detector's neural part (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NeuralSpec {
+    /// Standardized features -> latent code (no prior).
+    pub encoder: NetworkSpec,
+    /// Latent code -> reconstructed standardized features (no prior).
+    pub decoder: NetworkSpec,
+    /// Density of the latent codes (not standardized).
+    pub latent: GmmSpec,
+    /// Subtracted from the terms (density, reconstruction, latent).
+    pub center: [f32; 3],
+    /// Divides the centred terms (positive).
+    pub scale: [f32; 3],
 }
 
 /// Schema key of the detector body.
 pub const SCHEMA_KEY: u32 = format::schema_key(
-    "detector/1 spec{features:{identity, window_stats{channels:u32 length:u32}, \
+    "detector/2 spec{features:{identity, window_stats{channels:u32 length:u32}, \
      raw_window{channels:u32 length:u32}} threshold:f32 \
-     density_kind:{gmm,kde} density:gmm/1 spec} data: the density's data",
+     density_kind:{gmm,kde} density:gmm/1 spec \
+     neural:option{encoder:mlp/1 spec decoder:mlp/1 spec latent:gmm/1 spec \
+     center:[f32;3] scale:[f32;3]}} \
+     data: the density's data; if neural: mean D, inv_scale D, encoder, decoder, latent data",
 );
+
+/// A detector's neural part, validated.
+#[derive(Debug, Clone, Copy)]
+struct Neural<'a> {
+    mean: &'a [f32],
+    inv_scale: &'a [f32],
+    encoder: Network<'a>,
+    decoder: Network<'a>,
+    latent: Gmm<'a>,
+    center: [f32; 3],
+    scale: [f32; 3],
+    /// Widest buffer the scoring needs: features, latent, hidden layers.
+    width: usize,
+}
+
+/// Buffers for scoring a detector with a neural part whose widths are at
+/// most `N` (see [`Detector::score_in`]): `20 N` bytes.
+#[derive(Debug, Clone)]
+pub struct DetectorScratch<const N: usize> {
+    network: Scratch<N>,
+    features: [f32; N],
+    latent: [f32; N],
+    reconstruction: [f32; N],
+}
+
+impl<const N: usize> DetectorScratch<N> {
+    /// Zeroed buffers.
+    pub const fn new() -> Self {
+        Self {
+            network: Scratch::new(),
+            features: [0.0; N],
+            latent: [0.0; N],
+            reconstruction: [0.0; N],
+        }
+    }
+}
+
+impl<const N: usize> Default for DetectorScratch<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// A detector read in place from a model file.
 #[derive(Debug, Clone, Copy)]
 pub struct Detector<'a> {
     spec: DetectorSpec,
     density: Gmm<'a>,
+    neural: Option<Neural<'a>>,
 }
 
 impl<'a> Detector<'a> {
@@ -89,7 +177,16 @@ impl<'a> Detector<'a> {
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let (header, spec, data): (Header, DetectorSpec, _) =
             format::read_body(bytes, &[ModelKind::Detector])?;
-        let density = Gmm::from_parts(header, spec.density_kind, spec.density, data)?;
+        let density_len = spec.density.stored_values().ok_or(Error::InvalidShape)?;
+        let (density_data, rest) = data
+            .split_at_checked(density_len)
+            .ok_or(Error::InvalidShape)?;
+        let density = Gmm::from_parts(header, spec.density_kind, spec.density, density_data)?;
+        let neural = match spec.neural {
+            None if rest.is_empty() => None,
+            None => return Err(Error::InvalidShape),
+            Some(n) => Some(Neural::from_parts(header, n, density.dim(), rest)?),
+        };
         if !spec.threshold.is_finite() {
             return Err(Error::NonFiniteParameter);
         }
@@ -112,7 +209,11 @@ impl<'a> Detector<'a> {
                 }
             }
         }
-        Ok(Self { spec, density })
+        Ok(Self {
+            spec,
+            density,
+            neural,
+        })
     }
 
     /// The detector's metadata.
@@ -133,14 +234,112 @@ impl<'a> Detector<'a> {
         }
     }
 
-    /// Anomaly score `-ln p(features(x))`: higher is more anomalous.
+    /// Number of f32 values in the file (density and neural part).
+    pub fn stored_values(&self) -> usize {
+        self.density.stored_values()
+            + self.neural.map_or(0, |n| {
+                n.mean.len()
+                    + n.inv_scale.len()
+                    + n.encoder.stored_values()
+                    + n.decoder.stored_values()
+                    + n.latent.stored_values()
+            })
+    }
+
+    /// Whether the detector has a neural part.
+    pub fn has_neural(&self) -> bool {
+        self.neural.is_some()
+    }
+
+    /// The width [`DetectorScratch`] must hold for [`Self::score_in`]: the
+    /// features, the latent code and the hidden layers of the neural part
+    /// (0 without one).
+    pub fn neural_width(&self) -> usize {
+        self.neural.map_or(0, |n| n.width)
+    }
+
+    /// Anomaly score, higher is more anomalous: `-ln p(features(x))`, or
+    /// the combined score of the module docs with a neural part, whose
+    /// widths must then be at most [`NEURAL_WIDTH`] (`TooWide` otherwise;
+    /// use [`Self::score_in`]).
     pub fn score(&self, x: &[f32]) -> Result<f32, Error> {
-        if x.len() != self.input_len() {
-            return Err(Error::DimensionMismatch {
-                expected: self.input_len(),
-                found: x.len(),
+        match self.neural {
+            None => self.score_density(x),
+            Some(_) => self.score_on_stack(x),
+        }
+    }
+
+    /// Kept out of line so that only neural detectors pay for the buffers.
+    #[inline(never)]
+    fn score_on_stack(&self, x: &[f32]) -> Result<f32, Error> {
+        self.score_in(x, &mut DetectorScratch::<NEURAL_WIDTH>::new())
+    }
+
+    /// [`Self::score`] with the caller's buffers, for neural parts up to
+    /// `N` wide (`TooWide` otherwise); any `N` for a density-only detector.
+    pub fn score_in<const N: usize>(
+        &self,
+        x: &[f32],
+        scratch: &mut DetectorScratch<N>,
+    ) -> Result<f32, Error> {
+        match (self.neural, self.terms_in(x, scratch)?) {
+            (Some(neural), Some(terms)) => Ok(neural.combine(terms)),
+            _ => self.score_density(x),
+        }
+    }
+
+    /// The three terms of the combined score (density, reconstruction,
+    /// latent; see the module docs) before centring and scaling; `None` for
+    /// a detector without a neural part. Buffers as for [`Self::score_in`].
+    pub fn terms_in<const N: usize>(
+        &self,
+        x: &[f32],
+        scratch: &mut DetectorScratch<N>,
+    ) -> Result<Option<[f32; 3]>, Error> {
+        self.check_input(x)?;
+        let Some(neural) = &self.neural else {
+            return Ok(None);
+        };
+        if neural.width > N {
+            return Err(Error::TooWide {
+                width: neural.width,
+                max: N,
             });
         }
+        let d = self.density.dim();
+        let features = scratch.features.get_mut(..d).ok_or(Error::InvalidShape)?;
+        match self.spec.features {
+            Features::Identity | Features::RawWindow { .. } => {
+                features.iter_mut().zip(x).for_each(|(f, &v)| *f = v);
+            }
+            Features::WindowStats { channels, .. } => window_stats(x, channels as usize, features)?,
+        }
+        let nll = -self.density.log_density(features)?;
+        neural
+            .terms(
+                nll,
+                features,
+                &mut scratch.latent,
+                &mut scratch.reconstruction,
+                &mut scratch.network,
+            )
+            .map(Some)
+    }
+
+    fn check_input(&self, x: &[f32]) -> Result<(), Error> {
+        if x.len() == self.input_len() {
+            Ok(())
+        } else {
+            Err(Error::DimensionMismatch {
+                expected: self.input_len(),
+                found: x.len(),
+            })
+        }
+    }
+
+    /// `-ln p(features(x))`.
+    fn score_density(&self, x: &[f32]) -> Result<f32, Error> {
+        self.check_input(x)?;
         match self.spec.features {
             Features::Identity | Features::RawWindow { .. } => Ok(-self.density.log_density(x)?),
             Features::WindowStats { channels, .. } => self.score_window(x, channels as usize),
@@ -169,14 +368,129 @@ impl<'a> Detector<'a> {
     }
 }
 
+impl<'a> Neural<'a> {
+    /// Validates a neural part over `dim` features; `data` is the rest of
+    /// the detector's data after the density's.
+    fn from_parts(
+        header: Header,
+        spec: NeuralSpec,
+        dim: usize,
+        data: &'a [f32],
+    ) -> Result<Self, Error> {
+        let (mean, rest) = data.split_at_checked(dim).ok_or(Error::InvalidShape)?;
+        let (inv_scale, rest) = rest.split_at_checked(dim).ok_or(Error::InvalidShape)?;
+        let encoder_len = spec.encoder.stored_values().ok_or(Error::InvalidShape)?;
+        let decoder_len = spec.decoder.stored_values().ok_or(Error::InvalidShape)?;
+        let (encoder, rest) = rest
+            .split_at_checked(encoder_len)
+            .ok_or(Error::InvalidShape)?;
+        let (decoder, latent) = rest
+            .split_at_checked(decoder_len)
+            .ok_or(Error::InvalidShape)?;
+        let encoder = Network::from_parts(header, ModelKind::Encoder, spec.encoder, encoder)?;
+        let decoder = Network::from_parts(header, ModelKind::Decoder, spec.decoder, decoder)?;
+        let latent = Gmm::from_parts(header, ModelKind::Gmm, spec.latent, latent)?;
+        let z = latent.dim();
+        let consistent = encoder.input_dim() == dim
+            && encoder.output_dim() == z
+            && decoder.input_dim() == z
+            && decoder.output_dim() == dim
+            && latent.standardizer().is_none();
+        if !consistent {
+            return Err(Error::InvalidShape);
+        }
+        if mean.iter().chain(inv_scale).any(|v| !v.is_finite())
+            || spec.center.iter().any(|v| !v.is_finite())
+        {
+            return Err(Error::NonFiniteParameter);
+        }
+        if spec.scale.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
+            return Err(Error::ParameterOutOfRange);
+        }
+        let width = dim
+            .max(z)
+            .max(encoder.hidden_width())
+            .max(decoder.hidden_width());
+        Ok(Self {
+            mean,
+            inv_scale,
+            encoder,
+            decoder,
+            latent,
+            center: spec.center,
+            scale: spec.scale,
+            width,
+        })
+    }
+
+    /// The terms for features `f` (standardized in place into `u`) whose
+    /// density term is `nll`; buffers at least `self.width` long.
+    fn terms<const N: usize>(
+        &self,
+        nll: f32,
+        u: &mut [f32],
+        latent: &mut [f32],
+        reconstruction: &mut [f32],
+        scratch: &mut Scratch<N>,
+    ) -> Result<[f32; 3], Error> {
+        for ((v, &m), &s) in u.iter_mut().zip(self.mean).zip(self.inv_scale) {
+            *v = (*v - m) * s;
+        }
+        let z = latent
+            .get_mut(..self.latent.dim())
+            .ok_or(Error::InvalidShape)?;
+        self.encoder.forward(u, z, scratch)?;
+        let r = reconstruction
+            .get_mut(..u.len())
+            .ok_or(Error::InvalidShape)?;
+        self.decoder.forward(z, r, scratch)?;
+        let error = u
+            .iter()
+            .zip(r.iter())
+            .fold(0.0f32, |acc, (&a, &b)| acc + (a - b) * (a - b));
+        Ok([nll, error, -self.latent.log_density(z)?])
+    }
+
+    /// `sum_i (terms_i - center_i) / scale_i`, summed in order.
+    fn combine(&self, terms: [f32; 3]) -> f32 {
+        terms
+            .iter()
+            .zip(self.center.iter().zip(&self.scale))
+            .fold(0.0f32, |acc, (&t, (&c, &s))| acc + (t - c) / s)
+    }
+}
+
+#[cfg(feature = "alloc")]
+pub use encode::NeuralParams;
+
 #[cfg(feature = "alloc")]
 mod encode {
     use alloc::vec::Vec;
 
-    use super::{DetectorSpec, Features};
+    use super::{DetectorSpec, Features, NeuralSpec};
     use crate::Error;
+    use crate::decoder::{DecoderParams, PriorParams, Role};
     use crate::format::{self, ModelKind};
     use crate::gmm::GmmParams;
+
+    /// A detector's neural part, ready to encode (see the module docs).
+    #[derive(Debug, Clone)]
+    pub struct NeuralParams<'p> {
+        /// Feature means subtracted before the autoencoder (D).
+        pub mean: &'p [f32],
+        /// Multiplies the centred features (D).
+        pub inv_scale: &'p [f32],
+        /// Standardized features -> latent code; its prior is ignored.
+        pub encoder: DecoderParams<'p>,
+        /// Latent code -> standardized features; its prior is ignored.
+        pub decoder: DecoderParams<'p>,
+        /// Density of the latent codes (no standardizer).
+        pub latent: GmmParams<'p>,
+        /// Subtracted from the terms (density, reconstruction, latent).
+        pub center: [f32; 3],
+        /// Divides the centred terms (positive).
+        pub scale: [f32; 3],
+    }
 
     impl GmmParams<'_> {
         /// Encodes a detector file around this density (`density_kind` gmm
@@ -187,17 +501,237 @@ mod encode {
             features: Features,
             threshold: f32,
         ) -> Result<Vec<u8>, Error> {
+            self.encode_neural_detector(density_kind, features, threshold, None)
+        }
+
+        /// Encodes a detector file around this density with an optional
+        /// neural part; `InvalidParameters` if the result would not parse.
+        pub fn encode_neural_detector(
+            &self,
+            density_kind: ModelKind,
+            features: Features,
+            threshold: f32,
+            neural: Option<&NeuralParams<'_>>,
+        ) -> Result<Vec<u8>, Error> {
             if !matches!(density_kind, ModelKind::Gmm | ModelKind::Kde) || !threshold.is_finite() {
                 return Err(Error::InvalidParameters);
             }
-            let (density, data) = self.stored()?;
+            let (density, mut data) = self.stored()?;
+            let neural = match neural {
+                None => None,
+                Some(n) => {
+                    let network = |p: &DecoderParams<'_>, role: Role| {
+                        let p = DecoderParams {
+                            role,
+                            prior: PriorParams::None,
+                            ..p.clone()
+                        };
+                        p.stored().map(|(_, spec, data)| (spec, data))
+                    };
+                    let (encoder, encoder_data) = network(&n.encoder, Role::Encoder)?;
+                    let (decoder, decoder_data) = network(&n.decoder, Role::Decoder)?;
+                    let (latent, latent_data) = n.latent.stored()?;
+                    data.extend_from_slice(n.mean);
+                    data.extend_from_slice(n.inv_scale);
+                    data.extend(encoder_data);
+                    data.extend(decoder_data);
+                    data.extend(latent_data);
+                    Some(NeuralSpec {
+                        encoder,
+                        decoder,
+                        latent,
+                        center: n.center,
+                        scale: n.scale,
+                    })
+                }
+            };
             let spec = DetectorSpec {
                 features,
                 threshold,
                 density_kind,
                 density,
+                neural,
             };
-            format::write(ModelKind::Detector, &spec, &data)
+            let bytes = format::write(ModelKind::Detector, &spec, &data)?;
+            // Exactly the runtime's checks, on exactly the bytes written.
+            let mut aligned = alloc::vec![0u32; bytes.len().div_ceil(4)];
+            let view: &mut [u8] = bytemuck::cast_slice_mut(&mut aligned);
+            view[..bytes.len()].copy_from_slice(&bytes);
+            super::Detector::from_bytes(&view[..bytes.len()])
+                .map_err(|_| Error::InvalidParameters)?;
+            Ok(bytes)
+        }
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use crate::decoder::{Activation, DecoderParams, LayerParams, PriorParams, Role};
+    use crate::gmm::{Covariance, GmmParams};
+
+    const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+    /// A 2-D detector with a hand-made neural part: u = ((x0 - 1) / 2,
+    /// (x1 - 2) / 4), z = u0 (1-D), reconstruction (z, 0), so the error is
+    /// u1^2; the density and the latent density are standard normals.
+    fn detector_file(scale: [f32; 3], features: Features) -> alloc::vec::Vec<u8> {
+        let dim = 2;
+        let layer = |inputs, outputs, weight| LayerParams {
+            inputs,
+            outputs,
+            activation: Activation::Identity,
+            weight,
+            bias: if outputs == 1 { &[0.0] } else { &[0.0, 0.0] },
+        };
+        let network = |role, layer| DecoderParams {
+            role,
+            latent: 1,
+            layers: alloc::vec![layer],
+            prior: PriorParams::None,
+        };
+        let neural = NeuralParams {
+            mean: &[1.0, 2.0],
+            inv_scale: &[0.5, 0.25],
+            encoder: network(Role::Encoder, layer(2, 1, &[1.0, 0.0])),
+            decoder: network(Role::Decoder, layer(1, 2, &[1.0, 0.0])),
+            latent: GmmParams {
+                covariance: Covariance::Diag,
+                dim: 1,
+                weights: &[1.0],
+                means: &[0.0],
+                precisions_cholesky: &[1.0],
+                standardizer: None,
+            },
+            center: [1.0, 0.5, -1.0],
+            scale,
+        };
+        let density = GmmParams {
+            covariance: Covariance::Diag,
+            dim,
+            weights: &[1.0],
+            means: &[0.0, 0.0],
+            precisions_cholesky: &[1.0, 1.0],
+            standardizer: None,
+        };
+        density
+            .encode_neural_detector(ModelKind::Gmm, features, 7.0, Some(&neural))
+            .unwrap()
+    }
+
+    fn aligned(bytes: &[u8]) -> alloc::vec::Vec<u32> {
+        let mut words = alloc::vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        words
+    }
+
+    #[test]
+    fn the_combined_score_is_the_documented_sum_of_robust_z_scores() {
+        let bytes = detector_file([2.0, 4.0, 0.5], Features::Identity);
+        let words = aligned(&bytes);
+        let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+        let detector = Detector::from_bytes(file).unwrap();
+        assert!(detector.has_neural());
+        assert_eq!(detector.neural_width(), 2);
+        for x in [[3.0f32, -2.0], [1.0, 2.0], [-0.5, 9.0]] {
+            let (x0, x1) = (f64::from(x[0]), f64::from(x[1]));
+            let nll = 0.5 * (x0 * x0 + x1 * x1) + LN_2PI;
+            let (u0, u1) = ((x0 - 1.0) / 2.0, (x1 - 2.0) / 4.0);
+            let error = u1 * u1;
+            let latent = 0.5 * u0 * u0 + 0.5 * LN_2PI;
+            let expected = (nll - 1.0) / 2.0 + (error - 0.5) / 4.0 + (latent + 1.0) / 0.5;
+            let score = f64::from(detector.score(&x).unwrap());
+            assert!((score - expected).abs() < 1e-5, "{score} vs {expected}");
+            let terms = detector
+                .terms_in(&x, &mut DetectorScratch::<4>::new())
+                .unwrap()
+                .unwrap();
+            for (t, e) in terms.iter().zip([nll, error, latent]) {
+                assert!((f64::from(*t) - e).abs() < 1e-5, "{t} vs {e}");
+            }
+            assert_eq!(detector.is_anomaly(&x).unwrap(), score >= 7.0);
+        }
+        // Buffers too small for the neural part: an error, not a panic.
+        assert_eq!(
+            detector.score_in(&[0.0, 0.0], &mut DetectorScratch::<1>::new()),
+            Err(Error::TooWide { width: 2, max: 1 })
+        );
+        assert_eq!(detector.score(&[f32::NAN, 0.0]), Err(Error::NonFiniteInput));
+        assert!(matches!(
+            detector.score(&[0.0]),
+            Err(Error::DimensionMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bad_neural_part_does_not_encode_or_parse() {
+        // A zero scale cannot be written.
+        let density = GmmParams {
+            covariance: Covariance::Spherical,
+            dim: 2,
+            weights: &[1.0],
+            means: &[0.0, 0.0],
+            precisions_cholesky: &[1.0],
+            standardizer: None,
+        };
+        let neural = |scale| NeuralParams {
+            mean: &[0.0, 0.0],
+            inv_scale: &[1.0, 1.0],
+            encoder: DecoderParams {
+                role: Role::Encoder,
+                latent: 1,
+                layers: alloc::vec![LayerParams {
+                    inputs: 2,
+                    outputs: 1,
+                    activation: Activation::Relu,
+                    weight: &[1.0, 1.0],
+                    bias: &[0.0],
+                }],
+                prior: PriorParams::None,
+            },
+            decoder: DecoderParams {
+                role: Role::Decoder,
+                latent: 1,
+                layers: alloc::vec![LayerParams {
+                    inputs: 1,
+                    outputs: 2,
+                    activation: Activation::Identity,
+                    weight: &[1.0, 1.0],
+                    bias: &[0.0, 0.0],
+                }],
+                prior: PriorParams::None,
+            },
+            latent: GmmParams {
+                dim: 1,
+                means: &[0.0],
+                precisions_cholesky: &[1.0],
+                ..density
+            },
+            center: [0.0; 3],
+            scale,
+        };
+        let encode = |n: &NeuralParams<'_>| {
+            density.encode_neural_detector(ModelKind::Gmm, Features::Identity, 1.0, Some(n))
+        };
+        assert!(encode(&neural([1.0, 1.0, 1.0])).is_ok());
+        assert_eq!(
+            encode(&neural([1.0, 0.0, 1.0])),
+            Err(Error::InvalidParameters)
+        );
+        // A latent density of the wrong dimension.
+        let mut wrong = neural([1.0; 3]);
+        wrong.latent = GmmParams {
+            dim: 2,
+            means: &[0.0, 0.0],
+            ..wrong.latent
+        };
+        assert_eq!(encode(&wrong), Err(Error::InvalidParameters));
+        // Truncations of a good file are rejected at parse time.
+        let bytes = detector_file([1.0; 3], Features::Identity);
+        let words = aligned(&bytes);
+        let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+        for cut in (0..bytes.len()).step_by(7) {
+            assert!(Detector::from_bytes(&file[..cut]).is_err(), "cut {cut}");
         }
     }
 }

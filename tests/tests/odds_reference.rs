@@ -49,7 +49,7 @@ fn single_gaussian_reproduces_the_published_gmm_column() {
         };
         let set = data::load(&dir.join(format!("csv/{name}.csv")), &opts).unwrap();
         let splits = read_splits(&dir.join(format!("splits/{name}.txt")), set.rows).unwrap();
-        let report = evaluate(&set, &splits, &detector).unwrap();
+        let report = evaluate(&set, &splits, &detector, None).unwrap();
         for &(split, expected) in rows {
             let auc = report.per_split[split].roc_auc;
             worst = worst.max((auc - expected).abs());

@@ -14,6 +14,7 @@ use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
 use tinygen::io::AlignedBytes;
+use tinygen::neural_scores::NeuralOptions;
 use tinygen::nn::config::{Activation, ModelKind as NetKind, NetworkConfig, Reconstruction};
 use tinygen::nn::export::{Part, export_tgm, verify_tgm};
 use tinygen::nn::network::Network;
@@ -165,6 +166,7 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         alarm_rate: 0.01,
         holdout: 0.2,
         seed: 0,
+        neural: None,
     };
     let windowed = Features::WindowStats {
         channels: 6,
@@ -194,6 +196,33 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         hits >= 170 && false_alarms <= 18,
         "host: {hits} hits, {false_alarms} false alarms"
     );
+    // The same windows with autoencoder scores: the device must compute
+    // the combined score (density, reconstruction, latent) bit for bit.
+    let neural_fit = DetectorFit {
+        neural: Some(NeuralOptions {
+            hidden: vec![16],
+            latent: Some(4),
+            steps: 300,
+            ..NeuralOptions::default()
+        }),
+        ..fit.clone()
+    };
+    let neural = fit_detector(
+        windowed,
+        24,
+        &train_windows,
+        Some(&train_labels),
+        &neural_fit,
+    )
+    .unwrap();
+    let some_windows = &test_windows[..host.input_len() * 40];
+    xtask::write_case(
+        &dir.join("basicmotions_neural"),
+        &neural.bytes,
+        some_windows,
+    )
+    .unwrap();
+
     let stream_report = format!(
         "case basicmotions_stream: detector flagged {hits} of 180 anomalous windows, {false_alarms} false alarms in 180 normal windows"
     );

@@ -19,6 +19,7 @@ use crate::density::kde::{KdeOptions, fit_kde};
 use crate::density::standardize::Standardizer;
 use crate::eval::{average_precision, roc_auc};
 use crate::io::AlignedBytes;
+use crate::neural_scores::{NeuralOptions, Output, fit_neural_part, run_detector};
 
 /// Regularisation added to a detector's covariance diagonal.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -255,6 +256,7 @@ pub fn evaluate(
     set: &Dataset,
     splits: &[Vec<usize>],
     detector: &Density,
+    neural: Option<&NeuralOptions>,
 ) -> anyhow::Result<Report> {
     let labels = set
         .labels
@@ -268,15 +270,30 @@ pub fn evaluate(
             train_idx.iter().for_each(|&i| is_train[i] = true);
             let test_idx: Vec<usize> = (0..set.rows).filter(|&i| !is_train[i]).collect();
             let train = set.select_rows(train_idx);
-            let model = detector
-                .fit(&DMatrix::from_row_slice(
-                    train.rows,
-                    train.cols,
-                    &train.values,
-                ))
-                .with_context(|| format!("split {split}"))?;
-            let scores = log_densities(&model, &set.select_rows(&test_idx).to_f32())?;
-            let outlier_score: Vec<f64> = scores.iter().map(|&s| -f64::from(s)).collect();
+            let train_x = DMatrix::from_row_slice(train.rows, train.cols, &train.values);
+            let test_x = set.select_rows(&test_idx).to_f32();
+            let (model, outlier_score): (Vec<u8>, Vec<f64>) = match neural {
+                None => {
+                    let model = detector
+                        .fit(&train_x)
+                        .with_context(|| format!("split {split}"))?;
+                    let scores = log_densities(&model, &test_x)?;
+                    (model, scores.iter().map(|&s| -f64::from(s)).collect())
+                }
+                Some(opts) => {
+                    let model = fit_neural_detector(
+                        detector,
+                        opts,
+                        &train_x,
+                        &train.to_f32(),
+                        Features::Identity,
+                        f32::MAX,
+                    )
+                    .with_context(|| format!("split {split}"))?;
+                    let scores = run_detector(&model, &test_x, Output::Score)?;
+                    (model, scores.iter().map(|&s| f64::from(s)).collect())
+                }
+            };
             let is_outlier: Vec<bool> = test_idx.iter().map(|&i| labels[i] != 0.0).collect();
             Ok(SplitResult {
                 split,
@@ -289,6 +306,28 @@ pub fn evaluate(
         })
         .collect::<anyhow::Result<_>>()?;
     Ok(Report { per_split })
+}
+
+/// Fits the density and the neural part on `train_x` (feature rows) and
+/// encodes a detector with `features` and `threshold`; `train_f32` is
+/// `train_x` as the runtime sees it, for the combination's constants.
+fn fit_neural_detector(
+    density: &Density,
+    opts: &NeuralOptions,
+    train_x: &DMatrix<f64>,
+    train_f32: &[f32],
+    features: Features,
+    threshold: f32,
+) -> anyhow::Result<Vec<u8>> {
+    let (mixture, standardizer, kind) = density.fit_density(train_x)?;
+    let part = fit_neural_part(train_x, &standardizer, opts)?;
+    part.detector(
+        &mixture.params(Some(standardizer.encoded())),
+        kind,
+        features,
+        threshold,
+        train_f32,
+    )
 }
 
 /// Consecutive windows of `length` rows every `stride` rows of a time series
@@ -366,6 +405,8 @@ pub struct DetectorFit {
     pub holdout: f64,
     /// Seed of the hold-out split.
     pub seed: u64,
+    /// Autoencoder scores added to the density's, if any.
+    pub neural: Option<NeuralOptions>,
 }
 
 /// A fitted detector file and what it does on its own data.
@@ -439,21 +480,38 @@ pub fn fit_detector(
         .iter()
         .flat_map(|&i| rows[i].iter().copied())
         .collect();
-    let held_scores: Vec<f32> = log_densities(&params.encode_as(kind)?, &held_points)?
-        .iter()
-        .map(|s| -s)
-        .collect();
-    let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
-    let bytes = params.encode_detector(kind, features, threshold)?;
-
+    let bytes = match &fit.neural {
+        None => {
+            let held_scores: Vec<f32> = log_densities(&params.encode_as(kind)?, &held_points)?
+                .iter()
+                .map(|s| -s)
+                .collect();
+            let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
+            params.encode_detector(kind, features, threshold)?
+        }
+        Some(opts) => {
+            // The scores do not depend on the input features or the
+            // threshold: calibrate on feature rows, then write the file.
+            let part = fit_neural_part(&train_x, &standardizer, opts)?;
+            let train_f32: Vec<f32> = train
+                .iter()
+                .flat_map(|&i| rows[i].iter().copied())
+                .collect();
+            let on_features =
+                part.detector(&params, kind, Features::Identity, f32::MAX, &train_f32)?;
+            let held_scores = run_detector(&on_features, &held_points, Output::Score)?;
+            let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
+            part.detector(&params, kind, features, threshold, &train_f32)?
+        }
+    };
     let file = AlignedBytes::new(&bytes);
     let detector = tinygen_runtime::Detector::from_bytes(file.as_bytes())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let flags: Vec<bool> = inputs
-        .chunks_exact(input_len)
-        .map(|x| detector.is_anomaly(x))
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
+    let threshold = detector.spec().threshold;
+    let flags: Vec<bool> = run_detector(&bytes, inputs, Output::Score)?
+        .into_iter()
+        .map(|s| detector.alarm(s))
+        .collect();
     let held_alarms = calibration.iter().filter(|&&i| flags[i]).count();
     Ok(FittedDetector {
         bytes,

@@ -9,5 +9,6 @@ pub mod density;
 pub mod divergence;
 pub mod eval;
 pub mod io;
+pub mod neural_scores;
 pub mod nn;
 pub mod plot;

@@ -382,6 +382,7 @@ fn bench_mcu() -> anyhow::Result<()> {
         alarm_rate: 0.01,
         holdout: 0.2,
         seed: 0,
+        neural: None,
     };
     let features = tinygen_runtime::detector::Features::WindowStats {
         channels: 6,
@@ -589,24 +590,35 @@ fn bench_anomaly() -> anyhow::Result<()> {
         column("GMM").context("no GMM column")?,
         column("KDE").context("no KDE column")?,
     );
+    let ae = tinygen::neural_scores::NeuralOptions::default();
     let detectors = [
-        ("GMM K=1 full", Density::Gmm(GmmDensity::pyod())),
+        ("GMM K=1 full", Density::Gmm(GmmDensity::pyod()), None),
         (
             "KDE isotropic h=1",
             Density::Kde(KdeOptions {
                 isotropic: Some(1.0),
                 ..KdeOptions::default()
             }),
+            None,
         ),
-        ("tinygen default", Density::Gmm(GmmDensity::smoothed(0))),
+        (
+            "tinygen default",
+            Density::Gmm(GmmDensity::smoothed(0)),
+            None,
+        ),
+        (
+            "tinygen default + AE scores",
+            Density::Gmm(GmmDensity::smoothed(0)),
+            Some(&ae),
+        ),
     ];
     let inne_col = column("INNE").context("no INNE column")?;
     println!(
-        "| data | features | published GMM | {} | published KDE | {} | published INNE | {} | model bytes (max over splits) |",
-        detectors[0].0, detectors[1].0, detectors[2].0
+        "| data | features | published GMM | {} | published KDE | {} | published INNE | {} | {} | model bytes (max over splits) | with AE |",
+        detectors[0].0, detectors[1].0, detectors[2].0, detectors[3].0
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    let mut sums = [0.0f64; 6];
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut sums = [0.0f64; 7];
     let mut n = 0;
     for line in published.lines().skip(1) {
         let fields: Vec<&str> = line.split(',').collect();
@@ -623,22 +635,28 @@ fn bench_anomaly() -> anyhow::Result<()> {
         let splits = read_splits(&odds.join(format!("splits/{name}.txt")), set.rows)?;
         let reports: Vec<_> = detectors
             .iter()
-            .map(|(_, d)| evaluate(&set, &splits, d))
+            .map(|(_, d, neural)| evaluate(&set, &splits, d, *neural))
             .collect::<anyhow::Result<_>>()?;
         let ours: Vec<f64> = reports.iter().map(|r| r.roc_auc()).collect();
-        let bytes = reports[2]
-            .per_split
-            .iter()
-            .map(|s| s.model_bytes)
-            .max()
-            .unwrap_or(0);
+        let bytes = |r: &tinygen::anomaly::Report| {
+            r.per_split.iter().map(|s| s.model_bytes).max().unwrap_or(0)
+        };
         let published: Vec<f64> = [gmm_col, kde_col, inne_col]
             .iter()
             .map(|&c| fields[c].parse())
             .collect::<Result<_, _>>()?;
         println!(
-            "| {name} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {bytes} |",
-            set.cols, published[0], ours[0], published[1], ours[1], published[2], ours[2]
+            "| {name} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {} |",
+            set.cols,
+            published[0],
+            ours[0],
+            published[1],
+            ours[1],
+            published[2],
+            ours[2],
+            ours[3],
+            bytes(&reports[2]),
+            bytes(&reports[3])
         );
         let row = [
             published[0],
@@ -647,6 +665,7 @@ fn bench_anomaly() -> anyhow::Result<()> {
             ours[1],
             published[2],
             ours[2],
+            ours[3],
         ];
         for (s, v) in sums.iter_mut().zip(row) {
             *s += v;
@@ -655,8 +674,8 @@ fn bench_anomaly() -> anyhow::Result<()> {
     }
     let m: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
     println!(
-        "| **mean of {n}** | | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | **{:.4}** | |",
-        m[0], m[1], m[2], m[3], m[4], m[5]
+        "| **mean of {n}** | | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | **{:.4}** | {:.4} | | |",
+        m[0], m[1], m[2], m[3], m[4], m[5], m[6]
     );
     Ok(())
 }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use tinygen_runtime::Detector;
+
+use crate::neural_scores::{Output, run_detector};
 use tinygen_runtime::detector::Features;
 
 use super::DataArgs;
@@ -64,8 +66,8 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
         );
     }
     let mut csv = String::from("score,anomaly\n");
-    for x in inputs.chunks_exact(detector.input_len()) {
-        let score = detector.score(x).context("scoring failed")?;
+    let scores = run_detector(file.as_bytes(), &inputs, Output::Score).context("scoring failed")?;
+    for score in scores {
         csv.push_str(&format!("{score},{}\n", u8::from(detector.alarm(score))));
     }
     match &args.out {

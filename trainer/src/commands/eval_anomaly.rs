@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{DataArgs, MixtureArgs};
+use super::{DataArgs, MixtureArgs, NeuralArgs};
 use crate::anomaly::{Density, evaluate, read_splits};
 use crate::density::kde::{Bandwidth, KdeOptions};
 
@@ -31,6 +31,8 @@ pub struct EvalAnomalyArgs {
     pub detector: DetectorKind,
     #[command(flatten)]
     pub mixture: MixtureArgs,
+    #[command(flatten)]
+    pub neural: NeuralArgs,
     /// GMM: seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -71,7 +73,8 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
             ..KdeOptions::default()
         }),
     };
-    let report = evaluate(&set, &splits, &detector)?;
+    let neural = args.neural.options(args.seed);
+    let report = evaluate(&set, &splits, &detector, neural.as_ref())?;
     if args.json {
         println!("{}", report.to_json());
     } else {

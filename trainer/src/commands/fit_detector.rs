@@ -9,7 +9,7 @@ use clap::Args;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::STATS;
 
-use super::{DataArgs, MixtureArgs};
+use super::{DataArgs, MixtureArgs, NeuralArgs};
 use crate::anomaly::{Density, DetectorFit, fit_detector, series_windows, windows};
 use crate::data::ts::{is_ts, load_ts};
 use crate::io::write_atomic;
@@ -21,6 +21,8 @@ pub struct FitDetectorArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub mixture: MixtureArgs,
+    #[command(flatten)]
+    pub neural: NeuralArgs,
     /// Fraction of held-out normal points that may raise an alarm.
     #[arg(long, default_value_t = 0.01)]
     pub alarm_rate: f64,
@@ -76,10 +78,11 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         alarm_rate: args.alarm_rate,
         holdout: args.holdout,
         seed: args.seed,
+        neural: args.neural.options(args.seed),
     };
     let fitted = fit_detector(features, dim, &inputs, labels.as_deref(), &fit)?;
     println!(
-        "{} {} of {} features; fitted on {}; threshold {} (score = -log p); \
+        "{} {} of {} features; fitted on {}; threshold {} (score = {}); \
          {} of {} held-out normal points alarm",
         fitted.flags.len(),
         if args.window.is_some() {
@@ -90,6 +93,11 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         dim,
         fitted.train,
         fitted.threshold,
+        if args.neural.neural.is_some() {
+            "sum of robust z-scores of -log p, reconstruction error, latent -log q"
+        } else {
+            "-log p"
+        },
         fitted.held_alarms,
         fitted.held_out
     );

@@ -330,7 +330,7 @@ fn fit(
         );
     }
     let state = train(
-        &out,
+        Some(&out),
         &config,
         &net,
         state,

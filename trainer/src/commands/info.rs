@@ -54,14 +54,43 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                 spec.density.components,
                 spec.density.covariance.name()
             );
-            println!(
-                "threshold   {} (alarm when -log p >= threshold)",
-                spec.threshold
-            );
-            println!(
-                "parameters  {} f32 values",
-                detector.density().stored_values()
-            );
+            let widths = |n: &tinygen_runtime::decoder::NetworkSpec| {
+                let layers = n.layers.as_slice();
+                let first = layers.first().map_or(0, |l| l.inputs);
+                std::iter::once(first.to_string())
+                    .chain(layers.iter().map(|l| l.outputs.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("-")
+            };
+            match &spec.neural {
+                None => println!(
+                    "threshold   {} (alarm when -log p >= threshold)",
+                    spec.threshold
+                ),
+                Some(n) => {
+                    println!(
+                        "autoencoder encoder {}, decoder {}, latent mixture of {} component(s); \
+                         score = sum of (term - center) / scale over -log p, reconstruction \
+                         error, latent -log q: center {:?}, scale {:?}",
+                        widths(&n.encoder),
+                        widths(&n.decoder),
+                        n.latent.components,
+                        n.center,
+                        n.scale
+                    );
+                    println!(
+                        "threshold   {} (alarm when the combined score >= threshold)",
+                        spec.threshold
+                    );
+                    println!(
+                        "ram         DetectorScratch<{}> ({} bytes); Detector::score uses its own up to width {}",
+                        detector.neural_width(),
+                        20 * detector.neural_width(),
+                        tinygen_runtime::detector::NEURAL_WIDTH
+                    );
+                }
+            }
+            println!("parameters  {} f32 values", detector.stored_values());
         }
         ModelKind::Decoder | ModelKind::Encoder => {
             let net = tinygen_runtime::decoder::Network::from_bytes(bytes)

@@ -102,3 +102,57 @@ impl MixtureArgs {
         }
     }
 }
+
+/// Which autoencoder adds its scores to a detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NeuralKind {
+    /// A plain autoencoder.
+    Ae,
+    /// A variational autoencoder (its mean code is used).
+    Vae,
+}
+
+/// Options of a detector's autoencoder scores (reconstruction error and
+/// latent log-density, combined with the density's score as robust
+/// z-scores; see `tinygen_runtime::detector`).
+#[derive(Debug, Clone, Args)]
+pub struct NeuralArgs {
+    /// Add an autoencoder's scores to the density's: ae or vae.
+    #[arg(long, value_enum)]
+    pub neural: Option<NeuralKind>,
+    /// Autoencoder: encoder hidden widths (the decoder mirrors them).
+    #[arg(long, value_delimiter = ',', default_value = "32", requires = "neural")]
+    pub neural_hidden: Vec<usize>,
+    /// Autoencoder: latent dimension (default: D / 4, between 2 and 16).
+    #[arg(long, requires = "neural")]
+    pub neural_latent: Option<usize>,
+    /// Autoencoder: optimisation steps (rounded up to whole epochs).
+    #[arg(long, default_value_t = 2000, requires = "neural")]
+    pub neural_steps: usize,
+    /// Autoencoder: Adam learning rate.
+    #[arg(long, default_value_t = 1e-3, requires = "neural")]
+    pub neural_lr: f64,
+    /// Autoencoder: components of the latent-code mixture.
+    #[arg(long, default_value_t = 1, requires = "neural")]
+    pub neural_components: usize,
+}
+
+impl NeuralArgs {
+    /// The options, if `--neural` was given.
+    pub fn options(&self, seed: u64) -> Option<crate::neural_scores::NeuralOptions> {
+        use crate::nn::config::ModelKind;
+        self.neural.map(|kind| crate::neural_scores::NeuralOptions {
+            kind: match kind {
+                NeuralKind::Ae => ModelKind::Ae,
+                NeuralKind::Vae => ModelKind::Vae,
+            },
+            hidden: self.neural_hidden.clone(),
+            latent: self.neural_latent,
+            steps: self.neural_steps,
+            lr: self.neural_lr,
+            latent_components: self.neural_components,
+            seed,
+            ..Default::default()
+        })
+    }
+}

@@ -58,9 +58,9 @@ pub fn labelled_rows(rows: usize, fraction: f64, seed: u64) -> Vec<bool> {
 }
 
 /// Trains `net` from the state `state` up to `config.train.epochs` epochs,
-/// checkpointing into `run` after every epoch.
+/// checkpointing into `run` after every epoch (when given).
 pub fn train(
-    run: &Path,
+    run: Option<&Path>,
     config: &RunConfig,
     net: &Network,
     mut state: TrainState,
@@ -112,9 +112,10 @@ pub fn train(
                 bail!(
                     "training diverged: the loss is {value} at epoch {epoch}, step {}; {} (try a smaller --lr)",
                     step + 1,
-                    match state.epochs_done() {
-                        0 => "no checkpoint was written".to_string(),
-                        e => format!("the checkpoint of epoch {e} in {} is kept", run.display()),
+                    match (state.epochs_done(), run) {
+                        (0, _) | (_, None) => "no checkpoint was written".to_string(),
+                        (e, Some(run)) =>
+                            format!("the checkpoint of epoch {e} in {} is kept", run.display()),
                     }
                 );
             }
@@ -155,7 +156,9 @@ pub fn train(
         };
         report(log, &record, cfg.epochs)?;
         state.history.push(record);
-        save_checkpoint(run, net, &state)?;
+        if let Some(run) = run {
+            save_checkpoint(run, net, &state)?;
+        }
     }
     Ok(state)
 }

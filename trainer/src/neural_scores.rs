@@ -1,0 +1,303 @@
+//! Autoencoder scores for anomaly detectors: an AE or VAE trained on the
+//! standardized normal features, a Gaussian mixture over its latent codes,
+//! and the combination with the density score that the runtime computes
+//! (`tinygen_runtime::detector`, module docs):
+//!
+//! ```text
+//! score = sum over (density NLL, reconstruction error, latent NLL) of (t - median) / (IQR / 1.349)
+//! ```
+//!
+//! with the medians and interquartile ranges measured by the runtime on the
+//! training rows, so each term counts as a robust z-score and none wins by
+//! its units.
+
+use anyhow::Context;
+use candle_core::{Device, Tensor};
+use nalgebra::DMatrix;
+use rayon::prelude::*;
+use tinygen_runtime::decoder::{DecoderParams, LayerParams, PriorParams, Role};
+use tinygen_runtime::detector::{DetectorScratch, Features, NeuralParams};
+use tinygen_runtime::gmm::GmmParams;
+use tinygen_runtime::{Detector, ModelKind};
+
+use crate::anomaly::RegCovar;
+use crate::data::images::Samples;
+use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
+use crate::density::standardize::Standardizer;
+use crate::io::AlignedBytes;
+use crate::nn::config::{
+    ModelKind as NetKind, NetworkConfig, Reconstruction, RunConfig, TrainConfig,
+};
+use crate::nn::export::{DenseLayer, HOST_WIDTH, Part, dense_layers};
+use crate::nn::network::Network;
+use crate::nn::run::TrainState;
+use crate::nn::train::{LogMode, train};
+
+/// How to train a detector's autoencoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeuralOptions {
+    /// `Ae` or `Vae` (MSE reconstruction of the standardized features).
+    pub kind: NetKind,
+    /// Encoder hidden widths (the decoder mirrors them).
+    pub hidden: Vec<usize>,
+    /// Latent dimension; `None` picks `clamp(D / 4, 2, 16)`.
+    pub latent: Option<usize>,
+    /// Optimisation steps (whole epochs, at least one).
+    pub steps: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Components of the latent mixture (full covariance, Scott's
+    /// regularisation).
+    pub latent_components: usize,
+    /// Seed of the weights, the batches and the latent mixture.
+    pub seed: u64,
+}
+
+impl Default for NeuralOptions {
+    fn default() -> Self {
+        Self {
+            kind: NetKind::Ae,
+            hidden: vec![32],
+            latent: None,
+            steps: 2000,
+            batch_size: 64,
+            lr: 1e-3,
+            latent_components: 1,
+            seed: 0,
+        }
+    }
+}
+
+/// A trained neural part, before the combination's constants are set.
+#[derive(Debug, Clone)]
+pub struct NeuralPart {
+    mean: Vec<f32>,
+    inv_scale: Vec<f32>,
+    encoder: Vec<DenseLayer>,
+    decoder: Vec<DenseLayer>,
+    latent: GaussianMixture,
+}
+
+/// Trains the autoencoder on the standardized rows of `train` (raw
+/// features, rows are points) and fits the latent mixture on its codes.
+pub fn fit_neural_part(
+    train_x: &DMatrix<f64>,
+    standardizer: &Standardizer,
+    opts: &NeuralOptions,
+) -> anyhow::Result<NeuralPart> {
+    let (n, d) = (train_x.nrows(), train_x.ncols());
+    anyhow::ensure!(n >= 2, "too few rows ({n}) to train an autoencoder");
+    let u = standardizer.apply(train_x);
+    let x: Vec<f32> = (0..n)
+        .flat_map(|i| (0..d).map(move |j| (i, j)))
+        .map(|(i, j)| u[(i, j)] as f32)
+        .collect();
+    let latent = opts.latent.unwrap_or((d / 4).clamp(2, 16));
+    let network = NetworkConfig {
+        reconstruction: Reconstruction::Mse,
+        ..NetworkConfig::new(opts.kind, d, opts.hidden.clone(), latent)
+    };
+    network.validate()?;
+    let batch_size = opts.batch_size.min(n);
+    let config = RunConfig {
+        data: "detector features".into(),
+        data_dir: None,
+        label_column: None,
+        network: network.clone(),
+        train: TrainConfig {
+            epochs: opts.steps.div_ceil(n.div_ceil(batch_size)).max(1),
+            batch_size,
+            lr: opts.lr,
+            weight_decay: 0.0,
+            seed: opts.seed,
+        },
+    };
+    let samples = Samples {
+        name: "detector features".into(),
+        n,
+        dim: d,
+        x,
+        labels: None,
+        image: None,
+    };
+    let net = Network::new(network, opts.seed)?;
+    train(
+        None,
+        &config,
+        &net,
+        TrainState::default(),
+        &samples,
+        None,
+        LogMode::Quiet,
+    )
+    .context("training the detector's autoencoder")?;
+    let codes = net
+        .encode(&Tensor::from_slice(&samples.x, (n, d), &Device::Cpu)?)?
+        .0
+        .to_vec2::<f32>()?;
+    let codes = DMatrix::from_fn(n, latent, |i, j| f64::from(codes[i][j]));
+    let em = EmOptions {
+        seed: opts.seed,
+        reg_covar: RegCovar::Scott.value(n, latent),
+        ..EmOptions::default()
+    };
+    let (mixture, ..) = fit_em_select(
+        &codes,
+        Components::Fixed(opts.latent_components),
+        &em,
+        &mut |_, _, _| {},
+    )
+    .context("fitting the latent mixture")?;
+    Ok(NeuralPart {
+        mean: standardizer.mean.iter().map(|&m| m as f32).collect(),
+        inv_scale: standardizer
+            .scale
+            .iter()
+            .map(|&s| (1.0 / s) as f32)
+            .collect(),
+        encoder: dense_layers(&net, Part::Encoder)?,
+        decoder: dense_layers(&net, Part::Decoder)?,
+        latent: mixture,
+    })
+}
+
+fn layer_params(layers: &[DenseLayer]) -> Vec<LayerParams<'_>> {
+    layers
+        .iter()
+        .map(|l| LayerParams {
+            inputs: l.inputs,
+            outputs: l.outputs,
+            activation: l.activation,
+            weight: &l.weight,
+            bias: &l.bias,
+        })
+        .collect()
+}
+
+impl NeuralPart {
+    /// Encodes a detector with this neural part and the given combination
+    /// constants.
+    fn encode(
+        &self,
+        density: &GmmParams<'_>,
+        density_kind: ModelKind,
+        features: Features,
+        threshold: f32,
+        center: [f32; 3],
+        scale: [f32; 3],
+    ) -> anyhow::Result<Vec<u8>> {
+        let latent_dim = self.latent.dim();
+        let network = |role, layers| DecoderParams {
+            role,
+            latent: latent_dim,
+            layers,
+            prior: PriorParams::None,
+        };
+        let neural = NeuralParams {
+            mean: &self.mean,
+            inv_scale: &self.inv_scale,
+            encoder: network(Role::Encoder, layer_params(&self.encoder)),
+            decoder: network(Role::Decoder, layer_params(&self.decoder)),
+            latent: self.latent.params(None),
+            center,
+            scale,
+        };
+        density
+            .encode_neural_detector(density_kind, features, threshold, Some(&neural))
+            .map_err(|e| anyhow::anyhow!("cannot encode the detector: {e}"))
+    }
+
+    /// Encodes a detector whose combination constants are the medians and
+    /// IQR / 1.349 of the three terms over `train_features` (feature rows,
+    /// row-major), as the runtime computes them.
+    pub fn detector(
+        &self,
+        density: &GmmParams<'_>,
+        density_kind: ModelKind,
+        features: Features,
+        threshold: f32,
+        train_features: &[f32],
+    ) -> anyhow::Result<Vec<u8>> {
+        let plain = self.encode(
+            density,
+            density_kind,
+            Features::Identity,
+            threshold,
+            [0.0; 3],
+            [1.0; 3],
+        )?;
+        let terms = run_detector(&plain, train_features, Output::Terms)?;
+        let mut center = [0f32; 3];
+        let mut scale = [1f32; 3];
+        for i in 0..3 {
+            let mut t: Vec<f64> = terms.chunks(3).map(|r| f64::from(r[i])).collect();
+            t.sort_by(f64::total_cmp);
+            let q = |p: f64| quantile(&t, p);
+            center[i] = q(0.5) as f32;
+            let iqr = (q(0.75) - q(0.25)) / 1.349;
+            scale[i] = if iqr > 1e-12 {
+                iqr as f32
+            } else {
+                // A term that barely varies on the training rows: scale
+                // by its spread if any, else leave it in its own units.
+                let mean = t.iter().sum::<f64>() / t.len() as f64;
+                let sd =
+                    (t.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / t.len() as f64).sqrt();
+                if sd > 1e-12 { sd as f32 } else { 1.0 }
+            };
+        }
+        self.encode(density, density_kind, features, threshold, center, scale)
+    }
+}
+
+/// Linear-interpolation quantile of sorted values.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let pos = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// What [`run_detector`] returns per input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The detector's score.
+    Score,
+    /// The three terms of a neural detector's score.
+    Terms,
+}
+
+/// Runs a detector file with the runtime crate on row-major `inputs`
+/// (each [`Detector::input_len`] long), in parallel over rows: one score,
+/// or three terms, per input.
+pub fn run_detector(file: &[u8], inputs: &[f32], output: Output) -> anyhow::Result<Vec<f32>> {
+    let file = AlignedBytes::new(file);
+    let detector = Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let len = detector.input_len();
+    anyhow::ensure!(
+        len > 0 && inputs.len().is_multiple_of(len),
+        "inputs are not whole rows of {len}"
+    );
+    let per = if output == Output::Terms { 3 } else { 1 };
+    let mut out = vec![0f32; inputs.len() / len * per];
+    out.par_chunks_mut(256 * per)
+        .zip(inputs.par_chunks(256 * len))
+        .try_for_each(|(out, rows)| {
+            let mut scratch = Box::new(DetectorScratch::<HOST_WIDTH>::new());
+            for (o, x) in out.chunks_mut(per).zip(rows.chunks(len)) {
+                match output {
+                    Output::Score => o[0] = detector.score_in(x, &mut scratch)?,
+                    Output::Terms => {
+                        let t = detector
+                            .terms_in(x, &mut scratch)?
+                            .ok_or(tinygen_runtime::Error::InvalidShape)?;
+                        o.copy_from_slice(&t);
+                    }
+                }
+            }
+            Ok::<_, tinygen_runtime::Error>(())
+        })
+        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
+    Ok(out)
+}
