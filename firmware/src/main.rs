@@ -70,7 +70,10 @@ pub extern "C" fn tinygen_bench_end() {
 }
 
 /// What a case's model computes: a density's log-density, a detector's
-/// anomaly score, or a decoder's output.
+/// anomaly score, or a decoder's output. One lives on the stack at a time,
+/// so the size of the largest variant (a detector with two networks'
+/// layer tables) is what it costs.
+#[allow(clippy::large_enum_variant)]
 enum Scorer<'a> {
     Density(Gmm<'a>),
     Detector(Detector<'a>),
