@@ -391,6 +391,16 @@ fn bench_mcu() -> anyhow::Result<()> {
     let fitted = tinygen::anomaly::fit_detector(features, 24, &windows, Some(&labels), &fit)?;
     xtask::basicmotions_stream_case(&cases.join("d_detector_6x20"), &fitted.bytes)?;
     names.push("d_detector_6x20");
+    // The same detector with autoencoder scores (`--neural ae` defaults:
+    // 24 -> 32 -> 6 -> 32 -> 24 and a Gaussian on the codes).
+    let neural_fit = tinygen::anomaly::DetectorFit {
+        neural: Some(tinygen::neural_scores::NeuralOptions::default()),
+        ..fit
+    };
+    let neural =
+        tinygen::anomaly::fit_detector(features, 24, &windows, Some(&labels), &neural_fit)?;
+    xtask::basicmotions_stream_case(&cases.join("d_detector_ae_6x20"), &neural.bytes)?;
+    names.push("d_detector_ae_6x20");
     // An MNIST-sized decoder: latent 16 -> 128 relu -> 784 sigmoid (the
     // architecture of models/mnist-vae-decoder; weights untrained).
     let decoder = tinygen::nn::network::Network::new(
