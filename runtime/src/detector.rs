@@ -282,7 +282,7 @@ impl<'a> Detector<'a> {
         x: &[f32],
         scratch: &mut DetectorScratch<N>,
     ) -> Result<f32, Error> {
-        match (self.neural, self.terms_in(x, scratch)?) {
+        match (&self.neural, self.terms_in(x, scratch)?) {
             (Some(neural), Some(terms)) => Ok(neural.combine(terms)),
             _ => self.score_density(x),
         }

@@ -2,7 +2,9 @@
 //! for each given train/test split, standardize with the train part's mean
 //! and population standard deviation, fit on the (unlabelled) train part,
 //! score the test part with the runtime crate (f32, the device's code), and
-//! measure ROC-AUC and average precision of `-log p` against the labels.
+//! measure ROC-AUC and average precision of the anomaly score (`-log p`, or
+//! the combined score with autoencoder terms, see [`crate::neural_scores`])
+//! against the labels.
 
 use std::path::Path;
 
@@ -173,9 +175,9 @@ pub fn log_densities(model: &[u8], points: &[f32]) -> anyhow::Result<Vec<f32>> {
 pub struct SplitResult {
     /// Index of the split in the splits file.
     pub split: usize,
-    /// ROC-AUC of `-log p` on the test part.
+    /// ROC-AUC of the anomaly score on the test part.
     pub roc_auc: f64,
-    /// Average precision of `-log p` on the test part.
+    /// Average precision of the anomaly score on the test part.
     pub average_precision: f64,
     /// Size of the fitted model file in bytes.
     pub model_bytes: usize,
@@ -251,7 +253,9 @@ pub fn read_splits(path: &Path, rows: usize) -> anyhow::Result<Vec<Vec<usize>>> 
     Ok(splits)
 }
 
-/// Runs the protocol on a labelled data set (label != 0 marks an outlier).
+/// Runs the protocol on a labelled data set (label != 0 marks an outlier)
+/// with the density `detector`, and the autoencoder terms when `neural` is
+/// given.
 pub fn evaluate(
     set: &Dataset,
     splits: &[Vec<usize>],
