@@ -664,6 +664,41 @@ mod tests {
     }
 
     #[test]
+    fn a_window_that_does_not_match_the_density_is_rejected_at_parse_time() {
+        // Written around the encoder's checks: 2 density dimensions cannot
+        // be 4 statistics per channel.
+        let density = GmmParams {
+            covariance: Covariance::Diag,
+            dim: 2,
+            weights: &[1.0],
+            means: &[0.0, 0.0],
+            precisions_cholesky: &[1.0, 1.0],
+            standardizer: None,
+        };
+        let (spec, data) = density.stored().unwrap();
+        let detector = DetectorSpec {
+            features: Features::WindowStats {
+                channels: 1,
+                length: 4,
+            },
+            threshold: 1.0,
+            density_kind: ModelKind::Gmm,
+            density: spec,
+            neural: None,
+        };
+        let bytes = format::write(ModelKind::Detector, &detector, &data).unwrap();
+        let words = aligned(&bytes);
+        let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+        assert_eq!(Detector::from_bytes(file).err(), Some(Error::InvalidShape));
+        assert_eq!(
+            density
+                .encode_detector(ModelKind::Gmm, detector.features, 1.0)
+                .err(),
+            Some(Error::InvalidParameters)
+        );
+    }
+
+    #[test]
     fn a_bad_neural_part_does_not_encode_or_parse() {
         // A zero scale cannot be written.
         let density = GmmParams {

@@ -15,7 +15,7 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use nalgebra::DMatrix;
 use rayon::prelude::*;
-use tinygen_runtime::decoder::{DecoderParams, LayerParams, PriorParams, Role};
+use tinygen_runtime::decoder::{DecoderParams, PriorParams, Role};
 use tinygen_runtime::detector::{DetectorScratch, Features, NeuralParams};
 use tinygen_runtime::gmm::GmmParams;
 use tinygen_runtime::{Detector, ModelKind};
@@ -163,19 +163,6 @@ pub fn fit_neural_part(
     })
 }
 
-fn layer_params(layers: &[DenseLayer]) -> Vec<LayerParams<'_>> {
-    layers
-        .iter()
-        .map(|l| LayerParams {
-            inputs: l.inputs,
-            outputs: l.outputs,
-            activation: l.activation,
-            weight: &l.weight,
-            bias: &l.bias,
-        })
-        .collect()
-}
-
 impl NeuralPart {
     /// Encodes a detector with this neural part and the given combination
     /// constants.
@@ -198,8 +185,14 @@ impl NeuralPart {
         let neural = NeuralParams {
             mean: &self.mean,
             inv_scale: &self.inv_scale,
-            encoder: network(Role::Encoder, layer_params(&self.encoder)),
-            decoder: network(Role::Decoder, layer_params(&self.decoder)),
+            encoder: network(
+                Role::Encoder,
+                self.encoder.iter().map(DenseLayer::params).collect(),
+            ),
+            decoder: network(
+                Role::Decoder,
+                self.decoder.iter().map(DenseLayer::params).collect(),
+            ),
             latent: self.latent.params(None),
             center,
             scale,

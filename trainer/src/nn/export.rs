@@ -87,6 +87,19 @@ pub struct DenseLayer {
     pub activation: RtActivation,
 }
 
+impl DenseLayer {
+    /// The layer as the runtime's encoder takes it.
+    pub fn params(&self) -> LayerParams<'_> {
+        LayerParams {
+            inputs: self.inputs,
+            outputs: self.outputs,
+            activation: self.activation,
+            weight: &self.weight,
+            bias: &self.bias,
+        }
+    }
+}
+
 /// The dense layers of the decoder or encoder of `net`, in order, with the
 /// activations the exported file applies: the network's between layers; on
 /// the decoder's last layer a sigmoid for BCE reconstructions, none for MSE;
@@ -148,16 +161,7 @@ pub fn export_tgm(
 ) -> anyhow::Result<Vec<u8>> {
     let cfg = &net.config;
     let dense = dense_layers(net, part)?;
-    let layers: Vec<LayerParams> = dense
-        .iter()
-        .map(|l| LayerParams {
-            inputs: l.inputs,
-            outputs: l.outputs,
-            activation: l.activation,
-            weight: &l.weight,
-            bias: &l.bias,
-        })
-        .collect();
+    let layers: Vec<LayerParams> = dense.iter().map(DenseLayer::params).collect();
     let d = cfg.latent;
     let k = cfg.prior.map_or(0, |p| p.components());
     let gmm_weights = vec![1.0 / k.max(1) as f64; k];
