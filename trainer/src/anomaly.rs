@@ -324,14 +324,10 @@ fn fit_neural_detector(
     threshold: f32,
 ) -> anyhow::Result<Vec<u8>> {
     let (mixture, standardizer, kind) = density.fit_density(train_x)?;
+    let params = mixture.params(Some(standardizer.encoded()));
     let part = fit_neural_part(train_x, &standardizer, opts)?;
-    part.detector(
-        &mixture.params(Some(standardizer.encoded())),
-        kind,
-        features,
-        threshold,
-        train_f32,
-    )
+    let combination = part.calibrate(&params, kind, train_f32)?;
+    part.encode(&params, kind, features, threshold, combination)
 }
 
 /// Consecutive windows of `length` rows every `stride` rows of a time series
@@ -501,11 +497,12 @@ pub fn fit_detector(
                 .iter()
                 .flat_map(|&i| rows[i].iter().copied())
                 .collect();
+            let combination = part.calibrate(&params, kind, &train_f32)?;
             let on_features =
-                part.detector(&params, kind, Features::Identity, f32::MAX, &train_f32)?;
+                part.encode(&params, kind, Features::Identity, f32::MAX, combination)?;
             let held_scores = run_detector(&on_features, &held_points, Output::Score)?;
             let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
-            part.detector(&params, kind, features, threshold, &train_f32)?
+            part.encode(&params, kind, features, threshold, combination)?
         }
     };
     let file = AlignedBytes::new(&bytes);

@@ -163,74 +163,81 @@ pub fn fit_neural_part(
     })
 }
 
+/// The constants of the combined score: each term's centre and scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Combination {
+    /// Subtracted from the terms (density, reconstruction, latent).
+    pub center: [f32; 3],
+    /// Divides the centred terms.
+    pub scale: [f32; 3],
+}
+
+impl Combination {
+    /// The terms as they are (centre 0, scale 1).
+    pub const RAW: Self = Self {
+        center: [0.0; 3],
+        scale: [1.0; 3],
+    };
+}
+
 impl NeuralPart {
-    /// Encodes a detector with this neural part and the given combination
-    /// constants.
-    fn encode(
+    /// Encodes a detector around `density` with this neural part.
+    pub fn encode(
         &self,
         density: &GmmParams<'_>,
         density_kind: ModelKind,
         features: Features,
         threshold: f32,
-        center: [f32; 3],
-        scale: [f32; 3],
+        combination: Combination,
     ) -> anyhow::Result<Vec<u8>> {
-        let latent_dim = self.latent.dim();
-        let network = |role, layers| DecoderParams {
-            role,
-            latent: latent_dim,
-            layers,
-            prior: PriorParams::None,
-        };
+        fn network(role: Role, latent: usize, layers: &[DenseLayer]) -> DecoderParams<'_> {
+            DecoderParams {
+                role,
+                latent,
+                layers: layers.iter().map(DenseLayer::params).collect(),
+                prior: PriorParams::None,
+            }
+        }
+        let latent = self.latent.dim();
         let neural = NeuralParams {
             mean: &self.mean,
             inv_scale: &self.inv_scale,
-            encoder: network(
-                Role::Encoder,
-                self.encoder.iter().map(DenseLayer::params).collect(),
-            ),
-            decoder: network(
-                Role::Decoder,
-                self.decoder.iter().map(DenseLayer::params).collect(),
-            ),
+            encoder: network(Role::Encoder, latent, &self.encoder),
+            decoder: network(Role::Decoder, latent, &self.decoder),
             latent: self.latent.params(None),
-            center,
-            scale,
+            center: combination.center,
+            scale: combination.scale,
         };
         density
             .encode_neural_detector(density_kind, features, threshold, Some(&neural))
             .map_err(|e| anyhow::anyhow!("cannot encode the detector: {e}"))
     }
 
-    /// Encodes a detector whose combination constants are the medians and
-    /// IQR / 1.349 of the three terms over `train_features` (feature rows,
-    /// row-major), as the runtime computes them.
-    pub fn detector(
+    /// The combination whose constants are the medians and IQR / 1.349 of
+    /// the three terms over `train_features` (feature rows, row-major), as
+    /// the runtime computes them.
+    pub fn calibrate(
         &self,
         density: &GmmParams<'_>,
         density_kind: ModelKind,
-        features: Features,
-        threshold: f32,
         train_features: &[f32],
-    ) -> anyhow::Result<Vec<u8>> {
-        let plain = self.encode(
+    ) -> anyhow::Result<Combination> {
+        let raw = self.encode(
             density,
             density_kind,
             Features::Identity,
-            threshold,
-            [0.0; 3],
-            [1.0; 3],
+            f32::MAX,
+            Combination::RAW,
         )?;
-        let terms = run_detector(&plain, train_features, Output::Terms)?;
-        let mut center = [0f32; 3];
-        let mut scale = [1f32; 3];
+        let terms = run_detector(&raw, train_features, Output::Terms)?;
+        let mut combination = Combination::RAW;
         for i in 0..3 {
             let mut t: Vec<f64> = terms.chunks(3).map(|r| f64::from(r[i])).collect();
             t.sort_by(f64::total_cmp);
             let q = |p: f64| quantile(&t, p);
-            center[i] = q(0.5) as f32;
+            combination.center[i] = q(0.5) as f32;
             let iqr = (q(0.75) - q(0.25)) / 1.349;
-            scale[i] = if iqr > 1e-12 {
+            combination.scale[i] = if iqr > 1e-12 {
                 iqr as f32
             } else {
                 // A term that barely varies on the training rows: scale
@@ -241,7 +248,7 @@ impl NeuralPart {
                 if sd > 1e-12 { sd as f32 } else { 1.0 }
             };
         }
-        self.encode(density, density_kind, features, threshold, center, scale)
+        Ok(combination)
     }
 }
 
