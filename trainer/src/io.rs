@@ -5,6 +5,15 @@ use std::path::Path;
 
 use anyhow::Context;
 
+/// Writes a command's output: to `path` atomically (see [`write_atomic`]),
+/// or to standard output when no path is given.
+pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match path {
+        Some(path) => write_atomic(path, bytes),
+        None => Ok(std::io::stdout().lock().write_all(bytes)?),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, flushed and synced, then renamed over the target. Readers see
 /// the old file or the new one, never a partial write.

@@ -286,45 +286,51 @@ fn kde_fit_info_score_and_errors() {
     );
 }
 
+/// `tinygen eval anomaly --json` on the bundled Cardio data and its PyOD
+/// splits, with `extra` options; checks the documented key order.
+fn eval_cardio(extra: &[&str]) -> serde_json::Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let data = root.join("data/cardio.csv.gz");
+    let splits = root.join("data/cardio_splits.txt");
+    let mut args = vec![
+        "eval",
+        "anomaly",
+        "--data",
+        data.to_str().unwrap(),
+        "--label-column",
+        "label",
+        "--splits",
+        splits.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend(extra);
+    let out = tinygen(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("{\"roc_auc\":"),
+        "keys in the documented order: {text}"
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
 #[test]
 fn eval_anomaly_on_the_bundled_cardio_splits() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let data = root.join("data/cardio.csv.gz");
     let splits = root.join("data/cardio_splits.txt");
-    let eval = |extra: &[&str]| -> serde_json::Value {
-        let mut args = vec![
-            "eval",
-            "anomaly",
-            "--data",
-            data.to_str().unwrap(),
-            "--label-column",
-            "label",
-            "--splits",
-            splits.to_str().unwrap(),
-            "--json",
-        ];
-        args.extend(extra);
-        let out = tinygen(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.starts_with("{\"roc_auc\":"),
-            "keys in the documented order: {text}"
-        );
-        serde_json::from_str(&text).unwrap()
-    };
     // PyOD's GMM: published 0.898 for Cardio (scikit-learn: 0.8979).
-    let json = eval(&["-k", "1", "--reg-covar", "1e-6", "--min-weight", "0"]);
+    let json = eval_cardio(&["-k", "1", "--reg-covar", "1e-6", "--min-weight", "0"]);
     let auc = json["roc_auc"].as_f64().unwrap();
     assert!((auc - 0.8979).abs() < 1e-4, "mean ROC-AUC {auc}");
     assert_eq!(json["per_split"].as_array().unwrap().len(), 10);
     assert!(json["average_precision"].as_f64().unwrap() > 0.3);
     // With no detector options: tinygen's default detector.
-    let default = eval(&[]);
+    let default = eval_cardio(&[]);
     let set = tinygen::data::load(
         &data,
         &tinygen::data::LoadOptions {
@@ -668,34 +674,10 @@ fn neural_detector_flags_a_burst_and_evaluates() {
     }
 
     // The PyOD protocol with autoencoder scores on the bundled Cardio splits:
-    // a working detector (the published GMM column is 0.8969 here), and a
+    // a working detector (the published GMM column is 0.898 here), and a
     // larger file than the density alone.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cardio = root.join("data/cardio.csv.gz");
-    let splits = root.join("data/cardio_splits.txt");
-    let eval = |extra: &[&str]| -> serde_json::Value {
-        let mut args = vec![
-            "eval",
-            "anomaly",
-            "--data",
-            cardio.to_str().unwrap(),
-            "--label-column",
-            "label",
-            "--splits",
-            splits.to_str().unwrap(),
-            "--json",
-        ];
-        args.extend(extra);
-        let out = tinygen(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let neural = eval(&["--neural", "ae", "--neural-steps", "300"]);
-    let plain = eval(&[]);
+    let neural = eval_cardio(&["--neural", "ae", "--neural-steps", "300"]);
+    let plain = eval_cardio(&[]);
     let auc = neural["roc_auc"].as_f64().unwrap();
     assert!(auc > 0.75, "ROC-AUC {auc}");
     let bytes = |v: &serde_json::Value| v["per_split"][0]["model_bytes"].as_u64().unwrap();

@@ -1,7 +1,6 @@
 //! `tinygen export`, `tinygen decode` and `tinygen sample`: deploy a run's
 //! decoder (or encoder) and run it with the runtime crate.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
@@ -12,7 +11,7 @@ use tinygen_runtime::{ModelKind, Xoshiro128PlusPlus};
 
 use super::DataArgs;
 use crate::data::images::{Split, load_samples};
-use crate::io::{AlignedBytes, write_atomic};
+use crate::io::{AlignedBytes, write_atomic, write_output};
 use crate::nn::export::{
     HOST_WIDTH, Part, export_tgm, read_latent_mixture, run_network, verify_tgm,
 };
@@ -178,10 +177,7 @@ fn write_rows(out: Option<&Path>, prefix: &str, dim: usize, values: &[f32]) -> a
         csv.push_str(&line.join(","));
         csv.push('\n');
     }
-    match out {
-        Some(path) => write_atomic(path, csv.as_bytes()),
-        None => Ok(std::io::stdout().lock().write_all(csv.as_bytes())?),
-    }
+    write_output(out, csv.as_bytes())
 }
 
 /// Runs `tinygen decode`: one output row per input row, as CSV with a header.

@@ -1,6 +1,5 @@
 //! `tinygen score`: log-densities of data under a model, computed by the runtime crate.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -8,7 +7,7 @@ use clap::Args;
 use tinygen_runtime::Gmm;
 
 use super::DataArgs;
-use crate::io::{AlignedBytes, write_atomic};
+use crate::io::{AlignedBytes, write_output};
 
 /// Arguments of `tinygen score`.
 #[derive(Debug, Clone, Args)]
@@ -46,9 +45,5 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     for s in &scores {
         csv.push_str(&format!("{s}\n"));
     }
-    match &args.out {
-        Some(path) => write_atomic(path, csv.as_bytes())?,
-        None => std::io::stdout().lock().write_all(csv.as_bytes())?,
-    }
-    Ok(())
+    write_output(args.out.as_deref(), csv.as_bytes())
 }
