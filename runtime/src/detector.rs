@@ -282,9 +282,9 @@ impl<'a> Detector<'a> {
         x: &[f32],
         scratch: &mut DetectorScratch<N>,
     ) -> Result<f32, Error> {
-        match (&self.neural, self.terms_in(x, scratch)?) {
-            (Some(neural), Some(terms)) => Ok(neural.combine(terms)),
-            _ => self.score_density(x),
+        match &self.neural {
+            None => self.score_density(x),
+            Some(neural) => Ok(neural.combine(self.neural_terms(neural, x, scratch)?)),
         }
     }
 
@@ -296,10 +296,19 @@ impl<'a> Detector<'a> {
         x: &[f32],
         scratch: &mut DetectorScratch<N>,
     ) -> Result<Option<[f32; 3]>, Error> {
+        self.neural
+            .as_ref()
+            .map(|neural| self.neural_terms(neural, x, scratch))
+            .transpose()
+    }
+
+    fn neural_terms<const N: usize>(
+        &self,
+        neural: &Neural<'a>,
+        x: &[f32],
+        scratch: &mut DetectorScratch<N>,
+    ) -> Result<[f32; 3], Error> {
         self.check_input(x)?;
-        let Some(neural) = &self.neural else {
-            return Ok(None);
-        };
         if neural.width > N {
             return Err(Error::TooWide {
                 width: neural.width,
@@ -315,15 +324,13 @@ impl<'a> Detector<'a> {
             Features::WindowStats { channels, .. } => window_stats(x, channels as usize, features)?,
         }
         let nll = -self.density.log_density(features)?;
-        neural
-            .terms(
-                nll,
-                features,
-                &mut scratch.latent,
-                &mut scratch.reconstruction,
-                &mut scratch.network,
-            )
-            .map(Some)
+        neural.terms(
+            nll,
+            features,
+            &mut scratch.latent,
+            &mut scratch.reconstruction,
+            &mut scratch.network,
+        )
     }
 
     fn check_input(&self, x: &[f32]) -> Result<(), Error> {

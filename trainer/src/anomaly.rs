@@ -11,9 +11,9 @@ use std::path::Path;
 use anyhow::{Context, ensure};
 use nalgebra::DMatrix;
 use rayon::prelude::*;
-use tinygen_runtime::detector::Features;
+use tinygen_runtime::detector::{DetectorScratch, Features};
 use tinygen_runtime::features::window_stats;
-use tinygen_runtime::{Gmm, ModelKind};
+use tinygen_runtime::{Detector, Gmm, ModelKind};
 
 use crate::data::Dataset;
 use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
@@ -21,7 +21,8 @@ use crate::density::kde::{KdeOptions, fit_kde};
 use crate::density::standardize::Standardizer;
 use crate::eval::{average_precision, roc_auc};
 use crate::io::AlignedBytes;
-use crate::neural_scores::{NeuralOptions, Output, fit_neural_part, run_detector};
+use crate::neural_scores::{NeuralOptions, fit_neural_part};
+use crate::nn::export::HOST_WIDTH;
 
 /// Regularisation added to a detector's covariance diagonal.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -166,6 +167,49 @@ pub fn log_densities(model: &[u8], points: &[f32]) -> anyhow::Result<Vec<f32>> {
     out.par_chunks_mut(256)
         .zip(points.par_chunks(256 * d))
         .try_for_each(|(scores, rows)| gmm.log_density_batch(rows, scores))
+        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
+    Ok(out)
+}
+
+/// What [`run_detector`] returns per input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The detector's score.
+    Score,
+    /// The three terms of a neural detector's score.
+    Terms,
+}
+
+/// Runs a detector file with the runtime crate on row-major `inputs`
+/// (each [`Detector::input_len`] long), in parallel over rows: one score,
+/// or three terms, per input.
+pub fn run_detector(file: &[u8], inputs: &[f32], output: Output) -> anyhow::Result<Vec<f32>> {
+    let file = AlignedBytes::new(file);
+    let detector = Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let len = detector.input_len();
+    anyhow::ensure!(
+        len > 0 && inputs.len().is_multiple_of(len),
+        "inputs are not whole rows of {len}"
+    );
+    let per = if output == Output::Terms { 3 } else { 1 };
+    let mut out = vec![0f32; inputs.len() / len * per];
+    out.par_chunks_mut(256 * per)
+        .zip(inputs.par_chunks(256 * len))
+        .try_for_each(|(out, rows)| {
+            let mut scratch = Box::new(DetectorScratch::<HOST_WIDTH>::new());
+            for (o, x) in out.chunks_mut(per).zip(rows.chunks(len)) {
+                match output {
+                    Output::Score => o[0] = detector.score_in(x, &mut scratch)?,
+                    Output::Terms => {
+                        let t = detector
+                            .terms_in(x, &mut scratch)?
+                            .ok_or(tinygen_runtime::Error::InvalidShape)?;
+                        o.copy_from_slice(&t);
+                    }
+                }
+            }
+            Ok::<_, tinygen_runtime::Error>(())
+        })
         .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
     Ok(out)
 }
@@ -506,8 +550,7 @@ pub fn fit_detector(
         }
     };
     let file = AlignedBytes::new(&bytes);
-    let detector = tinygen_runtime::Detector::from_bytes(file.as_bytes())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let detector = Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let threshold = detector.spec().threshold;
     let flags: Vec<bool> = run_detector(&bytes, inputs, Output::Score)?
         .into_iter()

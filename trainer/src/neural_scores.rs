@@ -14,21 +14,19 @@
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use nalgebra::DMatrix;
-use rayon::prelude::*;
+use tinygen_runtime::ModelKind;
 use tinygen_runtime::decoder::{DecoderParams, PriorParams, Role};
-use tinygen_runtime::detector::{DetectorScratch, Features, NeuralParams};
+use tinygen_runtime::detector::{Features, NeuralParams};
 use tinygen_runtime::gmm::GmmParams;
-use tinygen_runtime::{Detector, ModelKind};
 
-use crate::anomaly::RegCovar;
+use crate::anomaly::{Output, RegCovar, run_detector};
 use crate::data::images::Samples;
 use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
 use crate::density::standardize::Standardizer;
-use crate::io::AlignedBytes;
 use crate::nn::config::{
     ModelKind as NetKind, NetworkConfig, Reconstruction, RunConfig, TrainConfig,
 };
-use crate::nn::export::{DenseLayer, HOST_WIDTH, Part, dense_layers};
+use crate::nn::export::{DenseLayer, Part, dense_layers};
 use crate::nn::network::Network;
 use crate::nn::run::TrainState;
 use crate::nn::train::{LogMode, train};
@@ -257,47 +255,4 @@ fn quantile(sorted: &[f64], p: f64) -> f64 {
     let pos = p * (sorted.len() - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
-/// What [`run_detector`] returns per input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// The detector's score.
-    Score,
-    /// The three terms of a neural detector's score.
-    Terms,
-}
-
-/// Runs a detector file with the runtime crate on row-major `inputs`
-/// (each [`Detector::input_len`] long), in parallel over rows: one score,
-/// or three terms, per input.
-pub fn run_detector(file: &[u8], inputs: &[f32], output: Output) -> anyhow::Result<Vec<f32>> {
-    let file = AlignedBytes::new(file);
-    let detector = Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let len = detector.input_len();
-    anyhow::ensure!(
-        len > 0 && inputs.len().is_multiple_of(len),
-        "inputs are not whole rows of {len}"
-    );
-    let per = if output == Output::Terms { 3 } else { 1 };
-    let mut out = vec![0f32; inputs.len() / len * per];
-    out.par_chunks_mut(256 * per)
-        .zip(inputs.par_chunks(256 * len))
-        .try_for_each(|(out, rows)| {
-            let mut scratch = Box::new(DetectorScratch::<HOST_WIDTH>::new());
-            for (o, x) in out.chunks_mut(per).zip(rows.chunks(len)) {
-                match output {
-                    Output::Score => o[0] = detector.score_in(x, &mut scratch)?,
-                    Output::Terms => {
-                        let t = detector
-                            .terms_in(x, &mut scratch)?
-                            .ok_or(tinygen_runtime::Error::InvalidShape)?;
-                        o.copy_from_slice(&t);
-                    }
-                }
-            }
-            Ok::<_, tinygen_runtime::Error>(())
-        })
-        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
-    Ok(out)
 }

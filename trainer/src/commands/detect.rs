@@ -1,19 +1,18 @@
 //! `tinygen detect`: anomaly scores and alarms of a detector file, computed
 //! by the runtime crate exactly as on the device.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use tinygen_runtime::Detector;
 
-use crate::neural_scores::{Output, run_detector};
+use crate::anomaly::{Output, run_detector};
 use tinygen_runtime::detector::Features;
 
 use super::DataArgs;
 use super::fit_detector::{DetectorInputs, detector_inputs};
-use crate::io::{AlignedBytes, write_atomic};
+use crate::io::{AlignedBytes, write_output};
 
 /// Arguments of `tinygen detect`.
 #[derive(Debug, Clone, Args)]
@@ -70,9 +69,5 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     for score in scores {
         csv.push_str(&format!("{score},{}\n", u8::from(detector.alarm(score))));
     }
-    match &args.out {
-        Some(path) => write_atomic(path, csv.as_bytes())?,
-        None => std::io::stdout().lock().write_all(csv.as_bytes())?,
-    }
-    Ok(())
+    write_output(args.out.as_deref(), csv.as_bytes())
 }
