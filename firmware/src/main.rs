@@ -6,7 +6,8 @@
 //! Each case's first call (log-density, score or decode) is bracketed by the marker functions
 //! `tinygen_bench_start` / `tinygen_bench_end`, so an instruction-counting
 //! QEMU plugin (xtask/icount) can measure exactly one call; an empty
-//! bracket at the start measures the markers' own overhead.
+//! bracket at the start measures the markers' own overhead, and a last
+//! bracket the rejection of a hostile model file.
 #![no_std]
 #![no_main]
 
@@ -17,7 +18,9 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use tinygen_runtime::format::read_header;
 use tinygen_runtime::rand_core::SeedableRng;
-use tinygen_runtime::{Decoder, Detector, Error, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus};
+use tinygen_runtime::{
+    Aligned, Decoder, Detector, Error, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus,
+};
 
 /// One embedded model with host-computed expectations.
 struct Case {
@@ -344,6 +347,37 @@ fn check_corruption(model: &[u8]) -> usize {
     failures
 }
 
+/// A 32-byte GMM file, found by fuzzing, whose spec claims a dimension near
+/// 2.8e9 and about 147,000 components; header and CRC are valid. Parsing
+/// must reject it within a budget of instructions (the QEMU test counts
+/// them: the last measured region).
+static HOSTILE: &Aligned<[u8; 32]> = &Aligned([
+    0x54, 0x47, 0x4d, 0x00, 0x01, 0x00, 0x01, 0x00, 0x8f, 0x26, 0xe4, 0x0b, 0x0c, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xf3, 0xc2, 0x0a, 0xff, 0xff, 0x08, 0x00, 0x00, 0x00, 0x00, 0xce, 0xb8, 0x3a, 0x20,
+]);
+
+/// Parses [`HOSTILE`] between the instruction-count markers; returns 1 unless
+/// it is rejected as an invalid shape.
+fn check_hostile() -> usize {
+    tinygen_bench_start();
+    let result = Scorer::parse(black_box(&HOSTILE.0));
+    tinygen_bench_end();
+    match result {
+        Err(e @ Error::InvalidShape) => {
+            hprintln!("hostile 32-byte model rejected: {}", e);
+            0
+        }
+        Err(e) => {
+            hprintln!("hostile 32-byte model: wrong error {}", e);
+            1
+        }
+        Ok(_) => {
+            hprintln!("hostile 32-byte model was ACCEPTED");
+            1
+        }
+    }
+}
+
 #[entry]
 fn main() -> ! {
     // An empty measured region: the marker overhead the counts include.
@@ -356,6 +390,7 @@ fn main() -> ! {
     if let Some(case) = CASES.first() {
         failures += check_corruption(case.model);
     }
+    failures += check_hostile();
     // A decoder wider than the firmware's buffers is refused at parse time.
     let decoder = CASES
         .iter()

@@ -246,6 +246,18 @@ impl<'a> Detector<'a> {
             })
     }
 
+    /// Multiply-accumulates of one [`Self::score`] call: the density's
+    /// [`Gmm::macs`], plus for a neural part both networks' and the latent
+    /// mixture's, and `2 D` for standardizing the features and summing the
+    /// reconstruction error. Window statistics add `O(input_len)` and a
+    /// square root per channel.
+    pub fn macs(&self) -> usize {
+        self.density.macs()
+            + self.neural.map_or(0, |n| {
+                n.encoder.macs() + n.decoder.macs() + n.latent.macs() + 2 * self.density.dim()
+            })
+    }
+
     /// Whether the detector has a neural part.
     pub fn has_neural(&self) -> bool {
         self.neural.is_some()
@@ -640,6 +652,8 @@ mod tests {
         let detector = Detector::from_bytes(file).unwrap();
         assert!(detector.has_neural());
         assert_eq!(detector.neural_width(), 2);
+        // Density 2 K D = 4, encoder 2, decoder 2, latent 2, features 2 D = 4.
+        assert_eq!(detector.macs(), 14);
         for x in [[3.0f32, -2.0], [1.0, 2.0], [-0.5, 9.0]] {
             let (x0, x1) = (f64::from(x[0]), f64::from(x[1]));
             let nll = 0.5 * (x0 * x0 + x1 * x1) + LN_2PI;

@@ -250,6 +250,20 @@ impl<'a> Gmm<'a> {
         self.log_norm.len() + self.precision.len() + self.prec_mean.len() + self.standardizer.len()
     }
 
+    /// Multiply-accumulates of one [`Self::log_density`] call, its cost
+    /// apart from `K` exponentials and one logarithm (the log-sum-exp):
+    /// `K (T + D)` for full covariances (`T` the stored precision values per
+    /// component, see the module docs), `T + K D` for tied ones, `2 K D` for
+    /// diagonal and spherical ones. [`Self::log_responsibilities`] costs the
+    /// same plus `K` more exponentials.
+    pub fn macs(&self) -> usize {
+        let (d, k) = (self.dim(), self.components());
+        match self.spec.covariance {
+            Covariance::Full | Covariance::Tied => self.precision.len() + k * d,
+            Covariance::Diag | Covariance::Spherical => 2 * k * d,
+        }
+    }
+
     /// The standardization `(mean, scale)` applied to raw inputs, if any.
     pub fn standardizer(&self) -> Option<(&'a [f32], &'a [f32])> {
         if self.standardizer.is_empty() {
@@ -665,6 +679,49 @@ mod tests {
             if d % 4 == 0 {
                 assert_eq!(whole, d * (d + 1) / 2);
             }
+        }
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn macs_follow_the_documented_formula() {
+        use alloc::vec::Vec;
+        for (covariance, d, k, expected) in [
+            (Covariance::Full, 16, 8, 8 * (136 + 16)),
+            (Covariance::Full, 5, 2, 2 * (30 + 5)),
+            (Covariance::Tied, 5, 3, 30 + 3 * 5),
+            (Covariance::Diag, 16, 8, 2 * 8 * 16),
+            (Covariance::Spherical, 3, 4, 2 * 4 * 3),
+        ] {
+            let factor = match covariance {
+                Covariance::Full => k * d * d,
+                Covariance::Tied => d * d,
+                Covariance::Diag => k * d,
+                Covariance::Spherical => k,
+            };
+            let mut chol = alloc::vec![0.0; factor];
+            let square = matches!(covariance, Covariance::Full | Covariance::Tied);
+            for (i, v) in chol.iter_mut().enumerate() {
+                if !square || i % (d * d) % (d + 1) == 0 {
+                    *v = 1.0;
+                }
+            }
+            let weights: Vec<f64> = alloc::vec![1.0 / k as f64; k];
+            let bytes = GmmParams {
+                covariance,
+                dim: d,
+                weights: &weights,
+                means: &alloc::vec![0.0; k * d],
+                precisions_cholesky: &chol,
+                standardizer: None,
+            }
+            .encode()
+            .unwrap();
+            let mut words = alloc::vec![0u32; bytes.len().div_ceil(4)];
+            bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
+            let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+            let gmm = Gmm::from_bytes(file).unwrap();
+            assert_eq!(gmm.macs(), expected, "{covariance:?} D = {d} K = {k}");
         }
     }
 }

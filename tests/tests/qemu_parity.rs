@@ -276,12 +276,31 @@ fn firmware_scores_are_bit_identical_to_the_host() {
     }
 
     let elf = xtask::build_firmware(&dir, &[]).unwrap();
-    let run = xtask::run_qemu(&elf, None).unwrap();
+    let plugin = xtask::build_icount_plugin().unwrap();
+    let run = xtask::run_qemu(&elf, Some(&plugin)).unwrap();
     println!("{}", run.stdout);
     assert!(
         run.success,
         "firmware failed:\n{}\n{}",
         run.stdout, run.stderr
+    );
+    // The last measured region is the rejection of the hostile 32-byte file
+    // (it once looped over a claimed dimension of 2.8e9); the first is the
+    // markers' own overhead.
+    let counts = xtask::icounts(&run.stderr);
+    let (Some(overhead), Some(hostile)) = (counts.first(), counts.last()) else {
+        panic!("no instruction counts in:\n{}", run.stderr);
+    };
+    let rejection = hostile - overhead;
+    println!("rejecting the hostile 32-byte model: {rejection} instructions");
+    assert!(
+        run.stdout.contains("hostile 32-byte model rejected: "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        rejection < xtask::HOSTILE_REJECTION_BUDGET,
+        "rejecting the hostile model took {rejection} instructions"
     );
     for name in [
         "full_k8_d16",

@@ -332,6 +332,11 @@ pub fn symbol_address(elf: &Path, symbol: &str) -> anyhow::Result<u64> {
     bail!("symbol {symbol} not found in {}", elf.display())
 }
 
+/// Instructions the Cortex-M4F may spend rejecting the firmware's hostile
+/// 32-byte model file (header, CRC and spec checks: about 730 measured):
+/// parsing does work bounded by the file's length, not by the counts it claims.
+pub const HOSTILE_REJECTION_BUDGET: u64 = 5_000;
+
 /// Builds the instruction-counting QEMU plugin (C, needs gcc); returns the .so path.
 pub fn build_icount_plugin() -> anyhow::Result<PathBuf> {
     let src = root().join("xtask").join("icount").join("icount.c");

@@ -446,11 +446,12 @@ fn bench_mcu() -> anyhow::Result<()> {
             run.stderr
         );
         let counts = xtask::icounts(&run.stderr);
-        // First region: the empty start/end pair (marker overhead); then one per case.
+        // First region: the empty start/end pair (marker overhead); then one
+        // per case; last, the rejection of the hostile model file.
         ensure!(
-            counts.len() == names.len() + 1,
+            counts.len() == names.len() + 2,
             "expected {} icount lines:\n{}",
-            names.len() + 1,
+            names.len() + 2,
             run.stderr
         );
         let (flash, ram) = xtask::elf_size(&elf)?;
@@ -465,7 +466,7 @@ fn bench_mcu() -> anyhow::Result<()> {
                 .filter(|l| l.starts_with("case "))
                 .map(|l| format!("{label}: {l}")),
         );
-        let per_case: Vec<String> = counts[1..]
+        let per_case: Vec<String> = counts[1..=names.len()]
             .iter()
             .map(|c| (c - counts[0]).to_string())
             .collect();
@@ -474,6 +475,11 @@ fn bench_mcu() -> anyhow::Result<()> {
         per_mac.push(format!(
             "{label}: {decode} instructions per decode, {macs} multiply-accumulates, {:.2} instructions per MAC",
             decode as f64 / macs as f64
+        ));
+        let hostile = counts[names.len() + 1] - counts[0];
+        per_mac.push(format!(
+            "{label}: {hostile} instructions to reject the hostile 32-byte model (budget {})",
+            xtask::HOSTILE_REJECTION_BUDGET
         ));
     }
     println!();
