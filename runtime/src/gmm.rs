@@ -674,9 +674,9 @@ mod tests {
             };
             let d = d as usize;
             let whole: usize = (0..d / 4).map(|c| 16 * c + 10).sum();
-            let tail = if d % 4 == 0 { 0 } else { 4 * d };
+            let tail = if d.is_multiple_of(4) { 0 } else { 4 * d };
             assert_eq!(spec.precision_block(), Some(whole + tail), "D = {d}");
-            if d % 4 == 0 {
+            if d.is_multiple_of(4) {
                 assert_eq!(whole, d * (d + 1) / 2);
             }
         }
