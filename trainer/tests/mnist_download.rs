@@ -68,11 +68,27 @@ fn real_mnist(test: &str) -> Option<PathBuf> {
 struct Server {
     base: String,
     stop: Arc<AtomicBool>,
+    /// Set once a [`Cut::Stall`] response has sent its first half.
+    stalled: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// How the server breaks a response (it announces the full length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Sends the first half of the body, then closes the connection.
+    Drop,
+    /// Sends the first half of the body, then waits (until the server stops).
+    Stall,
 }
 
 impl Server {
     fn start(files: HashMap<String, Vec<u8>>) -> Server {
+        Server::start_with_cuts(files, HashMap::new())
+    }
+
+    /// As [`Server::start`], with the responses of the files in `cuts` broken.
+    fn start_with_cuts(files: HashMap<String, Vec<u8>>, cuts: HashMap<String, Cut>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let base = format!(
@@ -80,7 +96,9 @@ impl Server {
             listener.local_addr().unwrap().port()
         );
         let stop = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let (stop2, stalled2) = (stop.clone(), stalled.clone());
         let thread = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(120);
             let mut served = 0;
@@ -88,7 +106,7 @@ impl Server {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         served += 1;
-                        let _ = respond(stream, &files);
+                        let _ = respond(stream, &files, &cuts, (&stop2, &stalled2));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(5));
@@ -100,6 +118,7 @@ impl Server {
         Server {
             base,
             stop,
+            stalled,
             thread: Some(thread),
         }
     }
@@ -114,7 +133,12 @@ impl Drop for Server {
     }
 }
 
-fn respond(mut stream: TcpStream, files: &HashMap<String, Vec<u8>>) -> std::io::Result<()> {
+fn respond(
+    mut stream: TcpStream,
+    files: &HashMap<String, Vec<u8>>,
+    cuts: &HashMap<String, Cut>,
+    (stop, stalled): (&AtomicBool, &AtomicBool),
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut request = Vec::new();
@@ -128,7 +152,8 @@ fn respond(mut stream: TcpStream, files: &HashMap<String, Vec<u8>>) -> std::io::
     }
     let text = String::from_utf8_lossy(&request);
     let path = text.split_whitespace().nth(1).unwrap_or("/");
-    let (status, body) = match files.get(path.trim_start_matches('/')) {
+    let name = path.trim_start_matches('/');
+    let (status, body) = match files.get(name) {
         Some(body) => ("200 OK", &body[..]),
         None => ("404 Not Found", &b"not found"[..]),
     };
@@ -138,8 +163,21 @@ fn respond(mut stream: TcpStream, files: &HashMap<String, Vec<u8>>) -> std::io::
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
-    stream.write_all(body)?;
-    stream.flush()
+    let Some(&cut) = cuts.get(name) else {
+        stream.write_all(body)?;
+        return stream.flush();
+    };
+    stream.write_all(&body[..body.len() / 2])?;
+    stream.flush()?;
+    if cut == Cut::Stall {
+        stalled.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // Dropping the stream closes the connection mid-body.
+    Ok(())
 }
 
 fn tinygen(args: &[&str]) -> Output {
@@ -315,6 +353,115 @@ fn downloader_verifies_with_an_injected_table() {
     let err = format!("{:#}", download(&dir, &[&empty.base], &table).unwrap_err());
     assert!(err.contains("2 of 2 files") && err.contains("404"), "{err}");
     assert!(listing(&dir).is_empty());
+}
+
+/// The id of a process that has exited.
+fn dead_pid() -> u32 {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tinygen"))
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn interrupted_downloads_leave_nothing_a_later_run_trusts() {
+    let syn = Synthetic::new();
+    let table = syn.table();
+    let labels = "train-labels-idx1-ubyte.gz".to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mnist");
+
+    // The connection drops halfway through the labels: an error naming the
+    // URL, and nothing under the labels' name (nor a temporary file).
+    let dropping = Server::start_with_cuts(
+        syn.served(gzip(&syn.labels)),
+        HashMap::from([(labels.clone(), Cut::Drop)]),
+    );
+    let err = format!(
+        "{:#}",
+        download(&dir, &[&dropping.base], &table).unwrap_err()
+    );
+    assert!(
+        err.contains("1 of 2 files") && err.contains(&format!("{}{labels}", dropping.base)),
+        "{err}"
+    );
+    assert_eq!(listing(&dir), ["train-images-idx3-ubyte.gz"]);
+
+    // A truncated copy under the final name (as a non-atomic writer would
+    // leave), beside tinygen's temporary files of a killed process and files
+    // that are not tinygen's: the next run does not trust the truncated copy
+    // but verifies it, downloads a good one, and removes only the stale
+    // temporary files.
+    let good = gzip(&syn.labels);
+    std::fs::write(dir.join(&labels), &good[..good.len() / 2]).unwrap();
+    let dead = dead_pid();
+    let stale = [
+        format!(".{labels}.tinygen-tmp-{dead}-AbC123"),
+        format!(".train-images-idx3-ubyte.gz.tinygen-tmp-{dead}-q1w2e3"),
+    ];
+    let unrelated = [
+        ".tmpAbC123",
+        "notes.tinygen-tmp-1-abcdef",
+        ".train-labels.tinygen-tmp",
+    ];
+    for n in stale.iter().map(String::as_str).chain(unrelated) {
+        std::fs::write(dir.join(n), b"partial").unwrap();
+    }
+    let server = Server::start(syn.served(good.clone()));
+    let got = download(&dir, &[&server.base], &table).unwrap();
+    assert_eq!(got[0].how, Obtained::AlreadyPresent);
+    assert!(
+        matches!(&got[1].how, Obtained::Downloaded(url) if url.starts_with(&server.base)),
+        "{got:?}"
+    );
+    assert_eq!(std::fs::read(dir.join(&labels)).unwrap(), good);
+    let mut expected: Vec<String> = unrelated.iter().map(|s| s.to_string()).collect();
+    expected.extend(["train-images-idx3-ubyte.gz".into(), labels.clone()]);
+    expected.sort();
+    assert_eq!(listing(&dir), expected);
+    let s = load_samples("mnist", Some(&dir), Split::Train, None).unwrap();
+    assert_eq!(s.n, 3);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_killed_download_leaves_no_file() {
+    // `tinygen data mnist` killed (SIGKILL) while a file is half received.
+    let syn = Synthetic::new();
+    let first = format!("{}.gz", MNIST_FILES[0].name);
+    let files: HashMap<String, Vec<u8>> = MNIST_FILES
+        .iter()
+        .map(|f| (format!("{}.gz", f.name), gzip(&syn.images)))
+        .collect();
+    let server = Server::start_with_cuts(files, HashMap::from([(first, Cut::Stall)]));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mnist");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tinygen"));
+    for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .args(["data", "mnist", "--mirror", &server.base, "--dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.stalled.load(Ordering::Relaxed) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        server.stalled.load(Ordering::Relaxed),
+        "the download never started"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(listing(&dir).is_empty(), "{:?}", listing(&dir));
 }
 
 #[test]

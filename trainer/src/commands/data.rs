@@ -2,9 +2,14 @@
 //! copies, into a data directory; every file is verified against the
 //! canonical MD5 of its raw (gunzipped) content before it is written.
 //!
-//! A file is written (atomically) only once it verifies, so a failed or
-//! corrupted transfer leaves nothing behind; files already present and valid
-//! are skipped.
+//! A download is held in memory (at most 256 MB) and verified; only then is
+//! it written, atomically ([`crate::io::write_atomic`]: a temporary file
+//! beside the target, synced, then renamed). So a failed, corrupted or
+//! interrupted transfer, or a process killed at any moment, never leaves a
+//! partial file under a final name; the temporary file a kill during the
+//! write may leave is removed by the next run. Files already present are
+//! verified again (not trusted for being there): valid ones are skipped,
+//! invalid ones replaced.
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -229,6 +234,15 @@ fn obtain(
 ) -> anyhow::Result<Vec<Fetched>> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    let removed = crate::io::remove_stale_temp_files(dir).with_context(|| {
+        format!(
+            "cannot remove the temporary files of an interrupted run from {}",
+            dir.display()
+        )
+    })?;
+    for p in &removed {
+        println!("removed {} (left by an interrupted run)", p.display());
+    }
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for file in files {

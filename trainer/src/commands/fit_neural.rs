@@ -16,7 +16,7 @@ use crate::nn::export::{LATENT_GMM_JSON, LatentMixture};
 use crate::nn::metrics::{EvalOptions, Metrics, evaluate, latents};
 use crate::nn::network::Network;
 use crate::nn::prior::Prior;
-use crate::nn::run::{self, LATENT_GMM, METRICS, TrainState, load_run};
+use crate::nn::run::{self, LATENT_GMM, METRICS, TrainState};
 use crate::nn::train::{LogMode, train};
 
 /// Named data sets with their own train/test split.
@@ -267,8 +267,16 @@ fn fit(
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(kind.name()));
+    let removed = run::clean_run_folder(&out)?;
+    if a.log == LogMode::Bar && !removed.is_empty() {
+        eprintln!(
+            "removed {} temporary file(s) an interrupted run left in {}",
+            removed.len(),
+            out.display()
+        );
+    }
     let (config, net, state, train_set, test_set) = if a.resume {
-        let (mut config, net, state) = load_run(&out)?;
+        let (mut config, net, state) = run::load_run_to_resume(&out)?;
         if config.network.kind != kind {
             bail!(
                 "{} holds a {} run, not {}",

@@ -58,6 +58,7 @@ pub fn run(args: &FitPcaArgs) -> anyhow::Result<()> {
     };
     let net = pca.network(network)?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    run::clean_run_folder(&out)?;
     config.write(&out)?;
     let state = TrainState::default();
     save_checkpoint(&out, &net, &state)?;

@@ -2,9 +2,14 @@
 //! the training history in its metadata, written atomically after every
 //! epoch), `metrics.json`, `latent_gmm.tgm` (AE with `--latent-density`) and
 //! the PNG plots.
+//!
+//! Every file is written atomically ([`crate::io::write_atomic`]): a run
+//! killed at any moment keeps the previous checkpoint or the new one, and
+//! the temporary file an interrupted write leaves is removed when the run
+//! folder is opened again ([`clean_run_folder`]).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
@@ -12,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::RunConfig;
 use super::network::Network;
-use crate::io::write_atomic;
+use crate::io::{remove_stale_temp_files, write_atomic};
 
 /// File name of the configuration.
 pub const CONFIG: &str = "config.json";
@@ -81,6 +86,32 @@ pub fn load_checkpoint(run: &Path) -> anyhow::Result<(HashMap<String, Tensor>, T
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .with_context(|| format!("cannot load the tensors of {}", path.display()))?;
     Ok((tensors, state))
+}
+
+/// Removes the temporary files that interrupted writes (a killed fit)
+/// left in a run folder, before a fit or `--resume` writes into it; returns
+/// their paths. Only tinygen's own temporary files of processes no longer
+/// running are removed (see [`remove_stale_temp_files`]).
+pub fn clean_run_folder(run: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    remove_stale_temp_files(run).with_context(|| {
+        format!(
+            "cannot remove the temporary files of an interrupted run from {}",
+            run.display()
+        )
+    })
+}
+
+/// Loads a run to continue training it: as [`load_run`], except that a
+/// run folder whose `config.json` was written but whose first checkpoint
+/// was not (the fit was stopped during its first epoch) starts again from
+/// the initial weights of its seed, as the first fit did.
+pub fn load_run_to_resume(run: &Path) -> anyhow::Result<(RunConfig, Network, TrainState)> {
+    if run.join(CONFIG).is_file() && !run.join(CHECKPOINT).exists() {
+        let config = RunConfig::read(run)?;
+        let net = Network::new(config.network.clone(), config.train.seed)?;
+        return Ok((config, net, TrainState::default()));
+    }
+    load_run(run)
 }
 
 /// Loads a trained run: its configuration, network and training state.
