@@ -1,23 +1,8 @@
-//! The tinygen model file (`.tgm`): the one definition of the format.
+//! The tinygen model file (`.tgm`): header, body and checksum, read in
+//! place. The page below (`runtime/FORMAT.md`) is the format's one
+//! specification; each kind's module implements its part.
 //!
-//! ```text
-//! offset  size  field
-//! 0       4     magic  b"TGM\0"
-//! 4       2     format version (u16 LE), currently 1
-//! 6       2     model kind (u16 LE, see ModelKind)
-//! 8       4     schema key of the kind's body (u32 LE)
-//! 12      4     body length B (u32 LE)
-//! 16      B     body: postcard encoding of Body { spec, pad, data }
-//! 16+B    4     CRC-32/ISO-HDLC (u32 LE) of bytes 0..16+B
-//! ```
-//!
-//! `spec` is the kind's small metadata struct; `pad` holds 0 to 3 zero bytes
-//! chosen by the writer so that `data`, a postcard byte string of
-//! little-endian `f32` values, starts 4-byte aligned relative to the start of
-//! the file. When the file itself sits at a 4-aligned address (see
-//! [`Aligned`]), the weights are read in place as `&[f32]`: nothing is copied.
-//! The order and length of the tensors inside `data` follow from `spec`
-//! alone; each kind documents its layout.
+#![doc = include_str!("../FORMAT.md")]
 
 use core::fmt;
 

@@ -1,0 +1,262 @@
+//! Golden files: one small committed model file of each kind, so that a
+//! change of the format is always deliberate.
+//!
+//! Each file is a model with a closed-form output. The tests check that the
+//! committed bytes are exactly what the writer produces today, that the
+//! header carries the pinned schema key, and that the runtime computes the
+//! closed-form outputs from the committed bytes. After a deliberate format
+//! change, rewrite the files with
+//! `TINYGEN_BLESS=1 cargo test -p tinygen-runtime --features alloc --test golden`
+//! and say so in FORMAT.md.
+#![cfg(feature = "alloc")]
+
+use std::path::PathBuf;
+
+use tinygen_runtime::decoder::{Activation, DecoderParams, LayerParams, PriorParams, Role};
+use tinygen_runtime::detector::{Features, NeuralParams};
+use tinygen_runtime::gmm::{Covariance, GmmParams};
+use tinygen_runtime::rand_core::SeedableRng;
+use tinygen_runtime::{
+    Decoder, Detector, Encoder, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus, format,
+};
+
+const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// micromath's exp and ln are about 1e-3 off; libm's are exact to an ulp.
+const TOLERANCE: f64 = if cfg!(feature = "micromath") {
+    5e-3
+} else {
+    1e-6
+};
+
+/// A 1-D standard normal.
+fn normal_1d() -> GmmParams<'static> {
+    GmmParams {
+        covariance: Covariance::Diag,
+        dim: 1,
+        weights: &[1.0],
+        means: &[0.0],
+        precisions_cholesky: &[1.0],
+        standardizer: None,
+    }
+}
+
+/// Layer `inputs -> outputs` with identity activation.
+fn linear<'p>(weight: &'p [f32], bias: &'p [f32]) -> LayerParams<'p> {
+    LayerParams {
+        inputs: weight.len() / bias.len(),
+        outputs: bias.len(),
+        activation: Activation::Identity,
+        weight,
+        bias,
+    }
+}
+
+/// The golden models: (file name, kind, bytes the writer produces today).
+fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
+    // KDE: kernels N(-1, 1) and N(1, 1), equal weights (a tied mixture).
+    let kde = GmmParams {
+        covariance: Covariance::Tied,
+        dim: 1,
+        weights: &[0.5, 0.5],
+        means: &[-1.0, 1.0],
+        precisions_cholesky: &[1.0],
+        standardizer: None,
+    };
+    // Detector: the standard normal density on 2-D points, an autoencoder
+    // u = ((x0 - 1) / 2, (x1 - 2) / 4) -> z = u0 -> (z, 0), a standard
+    // normal latent density, threshold 7.
+    let neural = NeuralParams {
+        mean: &[1.0, 2.0],
+        inv_scale: &[0.5, 0.25],
+        encoder: DecoderParams {
+            role: Role::Encoder,
+            latent: 1,
+            layers: vec![linear(&[1.0, 0.0], &[0.0])],
+            prior: PriorParams::None,
+        },
+        decoder: DecoderParams {
+            role: Role::Decoder,
+            latent: 1,
+            layers: vec![linear(&[1.0, 0.0], &[0.0, 0.0])],
+            prior: PriorParams::None,
+        },
+        latent: normal_1d(),
+        center: [1.0, 0.5, -1.0],
+        scale: [2.0, 4.0, 0.5],
+    };
+    let density = GmmParams {
+        covariance: Covariance::Full,
+        dim: 2,
+        weights: &[1.0],
+        means: &[0.0, 0.0],
+        precisions_cholesky: &[1.0, 0.0, 0.0, 1.0],
+        standardizer: None,
+    };
+    // Decoder 2 -> 3 (relu) -> 1 (sigmoid) with a one-component mixture
+    // prior N((1, -1), diag(4, 1)).
+    let decoder = DecoderParams {
+        role: Role::Decoder,
+        latent: 2,
+        layers: vec![
+            LayerParams {
+                activation: Activation::Relu,
+                ..linear(&[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], &[0.0, 0.0, -1.0])
+            },
+            LayerParams {
+                activation: Activation::Sigmoid,
+                ..linear(&[1.0, -1.0, 0.5], &[0.0])
+            },
+        ],
+        prior: PriorParams::Mixture {
+            weights: &[1.0],
+            means: &[1.0, -1.0],
+            cholesky: &[2.0, 0.0, 0.0, 1.0],
+        },
+    };
+    // Encoder 2 -> 1: z = x0 - x1 + 0.5.
+    let encoder = DecoderParams {
+        role: Role::Encoder,
+        latent: 1,
+        layers: vec![linear(&[1.0, -1.0], &[0.5])],
+        prior: PriorParams::None,
+    };
+    vec![
+        ("gmm.tgm", ModelKind::Gmm, normal_1d().encode().unwrap()),
+        (
+            "kde.tgm",
+            ModelKind::Kde,
+            kde.encode_as(ModelKind::Kde).unwrap(),
+        ),
+        (
+            "detector.tgm",
+            ModelKind::Detector,
+            density
+                .encode_neural_detector(ModelKind::Gmm, Features::Identity, 7.0, Some(&neural))
+                .unwrap(),
+        ),
+        ("decoder.tgm", ModelKind::Decoder, decoder.encode().unwrap()),
+        ("encoder.tgm", ModelKind::Encoder, encoder.encode().unwrap()),
+    ]
+}
+
+fn path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+/// A committed golden file, 4-byte aligned.
+fn committed(name: &str) -> (Vec<u32>, usize) {
+    let bytes = std::fs::read(path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut words = vec![0u32; bytes.len().div_ceil(4)];
+    bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
+    (words, bytes.len())
+}
+
+fn close(got: f32, want: f64, what: &str) {
+    assert!(
+        (f64::from(got) - want).abs() <= TOLERANCE * want.abs().max(1.0),
+        "{what}: {got} vs {want}"
+    );
+}
+
+#[test]
+fn the_writer_produces_the_committed_bytes() {
+    let bless = std::env::var_os("TINYGEN_BLESS").is_some();
+    for (name, _, bytes) in golden() {
+        if bless {
+            std::fs::write(path(name), &bytes).unwrap();
+        }
+        let committed = std::fs::read(path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            committed == bytes,
+            "{name}: the writer's bytes differ from the committed golden file; \
+             if the format changed on purpose, bless the files (see this file's docs)"
+        );
+    }
+}
+
+#[test]
+fn golden_headers_carry_the_pinned_kinds_and_schema_keys() {
+    for (name, kind, _) in golden() {
+        let (words, len) = committed(name);
+        let header = format::read_header(&bytemuck::cast_slice(&words)[..len]).unwrap();
+        let key = match kind {
+            ModelKind::Gmm | ModelKind::Kde => 0x0be4_268f,
+            ModelKind::Detector => 0xbfa4_6c95,
+            ModelKind::Decoder | ModelKind::Encoder => 0x9ea2_7bc7,
+        };
+        assert_eq!((header.version, header.kind), (1, kind), "{name}");
+        assert_eq!(header.schema, key, "{name}: schema key");
+        assert_eq!(kind.schema_key(), key, "{name}: the reader's schema key");
+    }
+}
+
+#[test]
+fn golden_files_give_their_closed_form_outputs() {
+    let (words, len) = committed("gmm.tgm");
+    let gmm = Gmm::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    assert_eq!(len, 40, "FORMAT.md dumps this file byte by byte");
+    for x in [0.0f32, 1.0, -2.5] {
+        let want = -0.5 * LN_2PI - 0.5 * f64::from(x * x);
+        close(gmm.log_density(&[x]).unwrap(), want, "gmm");
+    }
+
+    let (words, len) = committed("kde.tgm");
+    let kde = Gmm::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    assert_eq!(kde.kind(), ModelKind::Kde);
+    for x in [0.0f64, 1.0, 3.0] {
+        let n = |m: f64| (-0.5 * (x - m) * (x - m)).exp() / LN_2PI.exp().sqrt();
+        let want = (0.5 * n(-1.0) + 0.5 * n(1.0)).ln();
+        close(kde.log_density(&[x as f32]).unwrap(), want, "kde");
+    }
+
+    let (words, len) = committed("detector.tgm");
+    let detector = Detector::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    for x in [[3.0f32, -2.0], [1.0, 2.0], [-0.5, 9.0]] {
+        let (x0, x1) = (f64::from(x[0]), f64::from(x[1]));
+        let nll = 0.5 * (x0 * x0 + x1 * x1) + LN_2PI;
+        let (u0, u1) = ((x0 - 1.0) / 2.0, (x1 - 2.0) / 4.0);
+        let latent = 0.5 * u0 * u0 + 0.5 * LN_2PI;
+        let want = (nll - 1.0) / 2.0 + (u1 * u1 - 0.5) / 4.0 + (latent + 1.0) / 0.5;
+        let score = detector.score(&x).unwrap();
+        close(score, want, "detector");
+        assert_eq!(detector.is_anomaly(&x).unwrap(), score >= 7.0);
+    }
+
+    let (words, len) = committed("decoder.tgm");
+    let decoder = Decoder::<4>::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    let mut scratch = Scratch::new();
+    let mut out = [0.0f32];
+    for z in [[2.0f32, 1.0], [-1.0, 0.5], [0.0, 3.0]] {
+        decoder.decode(&z, &mut out, &mut scratch).unwrap();
+        let h = [z[0].max(0.0), z[1].max(0.0), (z[0] + z[1] - 1.0).max(0.0)];
+        let logit = f64::from(h[0]) - f64::from(h[1]) + 0.5 * f64::from(h[2]);
+        close(out[0], 1.0 / (1.0 + (-logit).exp()), "decoder");
+    }
+    // Samples from N((1, -1), diag(4, 1)): mean and spread of many draws.
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(7);
+    let n = 20_000;
+    let mut code = [0.0f32; 2];
+    let (mut sum, mut sq) = ([0.0f64; 2], [0.0f64; 2]);
+    for _ in 0..n {
+        decoder.prior().sample(&mut rng, &mut code).unwrap();
+        for i in 0..2 {
+            sum[i] += f64::from(code[i]);
+            sq[i] += f64::from(code[i]) * f64::from(code[i]);
+        }
+    }
+    for (i, (mean, var)) in [(1.0, 4.0), (-1.0, 1.0)].into_iter().enumerate() {
+        let m = sum[i] / f64::from(n);
+        let v = sq[i] / f64::from(n) - m * m;
+        assert!((m - mean).abs() < 0.05, "prior mean {i}: {m}");
+        assert!((v - var).abs() < 0.1 * var, "prior variance {i}: {v}");
+    }
+
+    let (words, len) = committed("encoder.tgm");
+    let encoder = Encoder::<4>::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    let mut z = [0.0f32];
+    encoder.encode(&[3.0, 1.0], &mut z, &mut scratch).unwrap();
+    assert_eq!(z[0], 2.5);
+}
