@@ -29,10 +29,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::decoder::{Network, NetworkSpec, Scratch};
 use crate::features::{STATS, window_stats};
 use crate::format::{self, Header, ModelKind};
 use crate::gmm::{Gmm, GmmSpec};
+use crate::network::{Network, NetworkSpec, Scratch};
 
 /// Largest number of window features (4 per channel) a detector may use.
 pub const MAX_FEATURES: usize = 64;
@@ -488,9 +488,9 @@ mod encode {
 
     use super::{DetectorSpec, Features, NeuralSpec};
     use crate::Error;
-    use crate::decoder::{DecoderParams, PriorParams, Role};
     use crate::format::{self, ModelKind};
     use crate::gmm::GmmParams;
+    use crate::network::{DecoderParams, PriorParams, Role};
 
     /// A detector's neural part, ready to encode (see the module docs).
     #[derive(Debug, Clone)]
@@ -586,8 +586,9 @@ mod encode {
 #[cfg(all(test, feature = "alloc"))]
 mod tests {
     use super::*;
-    use crate::decoder::{Activation, DecoderParams, LayerParams, PriorParams, Role};
+    use crate::activation::Activation;
     use crate::gmm::{Covariance, GmmParams};
+    use crate::network::{DecoderParams, LayerParams, PriorParams, Role};
 
     const LN_2PI: f64 = 1.837_877_066_409_345_5;
 

@@ -57,7 +57,7 @@ pub enum Error {
     /// The parameters given to the encoder are inconsistent (encoder only).
     InvalidParameters,
     /// A network needs wider activation buffers than the caller provides
-    /// (see [`crate::decoder::Scratch`]).
+    /// (see [`crate::network::Scratch`]).
     TooWide {
         /// The widest vector the model keeps in a scratch buffer.
         width: usize,
@@ -65,7 +65,7 @@ pub enum Error {
         max: usize,
     },
     /// A network has more layers than this runtime supports
-    /// ([`crate::decoder::MAX_LAYERS`]).
+    /// ([`crate::network::MAX_LAYERS`]).
     TooManyLayers {
         /// The number of layers in the file.
         layers: usize,

@@ -34,7 +34,7 @@ pub enum ModelKind {
     /// Anomaly detector: features, a density and a threshold (see [`crate::detector`]).
     Detector = 3,
     /// Generative network: an MLP from a latent code to a data point, with
-    /// the latent prior to sample codes from (see [`crate::decoder`]).
+    /// the latent prior to sample codes from (see [`crate::network`]).
     Decoder = 4,
     /// Encoder network: an MLP from a data point to its latent code (for a
     /// VAE, the mean head); same body as [`ModelKind::Decoder`].
@@ -59,7 +59,7 @@ impl ModelKind {
         match self {
             ModelKind::Gmm | ModelKind::Kde => crate::gmm::SCHEMA_KEY,
             ModelKind::Detector => crate::detector::SCHEMA_KEY,
-            ModelKind::Decoder | ModelKind::Encoder => crate::decoder::SCHEMA_KEY,
+            ModelKind::Decoder | ModelKind::Encoder => crate::network::SCHEMA_KEY,
         }
     }
 

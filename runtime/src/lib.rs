@@ -4,8 +4,10 @@
 //! * [`format`]: the `.tgm` model file (header, postcard body, CRC32).
 //! * [`gmm`]: Gaussian mixture (and KDE) log-density and responsibilities.
 //! * [`detector`]: anomaly score and alarm (window features, density, threshold).
-//! * [`decoder`]: fixed-size MLP decoders (latent code -> data point) and
-//!   encoders, with buffers sized at compile time; sampling from the prior.
+//! * [`network`]: MLP networks (spec, validation, forward pass), with the
+//!   [`activation`]s applied after each layer.
+//! * [`decoder`]: decoders (latent code -> data point) and encoders, with
+//!   buffers sized at compile time; sampling from the prior.
 //! * [`prior`]: latent priors (Gaussian, uniform, disc, ring, Gaussian
 //!   mixture) and the exact sampling recipe, on any `rand_core` generator.
 //! * [`features`]: window statistics shared by the trainer and the device.
@@ -26,20 +28,25 @@ compile_error!(
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod activation;
 pub mod decoder;
+mod dense;
 pub mod detector;
 mod error;
 pub mod features;
 pub mod format;
 pub mod gmm;
 pub mod math;
+pub mod network;
 pub mod prior;
 
-pub use decoder::{Decoder, Encoder, Scratch};
+pub use activation::Activation;
+pub use decoder::{Decoder, Encoder};
 pub use detector::Detector;
 pub use error::Error;
 pub use format::{Aligned, ModelKind};
 pub use gmm::Gmm;
+pub use network::{Network, Scratch};
 /// The random-number traits sampling takes (`rand_core` 0.9).
 pub use rand_core;
 /// The recommended generator for sampling: xoshiro128++ from `rand_xoshiro`

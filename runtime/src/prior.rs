@@ -333,3 +333,6 @@ pub fn standard_normals<R: RngCore + ?Sized>(rng: &mut R, out: &mut [f32]) {
         *last = normal_pair(rng).0;
     }
 }
+
+#[cfg(test)]
+mod tests;

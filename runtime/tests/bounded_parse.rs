@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tinygen_runtime::{Aligned, Decoder, Detector, Error, Gmm, decoder::Network, format};
+use tinygen_runtime::{Aligned, Decoder, Detector, Error, Gmm, Network, format};
 
 /// The 32-byte GMM file a fuzzer found: it claims a dimension near 2.8e9
 /// and about 147,000 components, passes the header and CRC checks, and
@@ -31,7 +31,7 @@ fn file(kind: u16, spec: &[u8], data_len: usize) -> Vec<u8> {
     let schema = match kind {
         1 | 2 => tinygen_runtime::gmm::SCHEMA_KEY,
         3 => tinygen_runtime::detector::SCHEMA_KEY,
-        _ => tinygen_runtime::decoder::SCHEMA_KEY,
+        _ => tinygen_runtime::network::SCHEMA_KEY,
     };
     let mut body = spec.to_vec();
     body.push(0); // no padding

@@ -12,9 +12,10 @@
 
 use std::path::PathBuf;
 
-use tinygen_runtime::decoder::{Activation, DecoderParams, LayerParams, PriorParams, Role};
+use tinygen_runtime::Activation;
 use tinygen_runtime::detector::{Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams};
+use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
     Decoder, Detector, Encoder, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus, format,

@@ -6,13 +6,12 @@
 use proptest::prelude::*;
 use tinygen::density::gmm::{EmOptions, GaussianMixture, em_from_responsibilities};
 use tinygen::io::AlignedBytes;
-use tinygen_runtime::decoder::{
-    Activation, DecoderParams, LayerParams, Network, PriorParams, Role, Scratch,
-};
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::format::{CRC_LEN, HEADER_LEN, checksum};
 use tinygen_runtime::gmm::Covariance;
+use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
 use tinygen_runtime::rand_core::SeedableRng;
+use tinygen_runtime::{Activation, Network, Scratch};
 use tinygen_runtime::{Decoder, Detector, Encoder, Error, Gmm, ModelKind, Xoshiro128PlusPlus};
 
 fn valid_models() -> Vec<Vec<u8>> {

@@ -15,9 +15,9 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use nalgebra::DMatrix;
 use tinygen_runtime::ModelKind;
-use tinygen_runtime::decoder::{DecoderParams, PriorParams, Role};
 use tinygen_runtime::detector::{Features, NeuralParams};
 use tinygen_runtime::gmm::GmmParams;
+use tinygen_runtime::network::{DecoderParams, PriorParams, Role};
 
 use crate::anomaly::{Output, RegCovar, run_detector};
 use crate::data::images::Samples;

@@ -90,6 +90,8 @@ fn fit_info_score_round_trip() {
         "components  2",
         "covariance  diag",
         "crc32       0x",
+        // 2 K D for a diagonal mixture.
+        "macs        8 per log_density, plus 2 exp and one ln",
     ] {
         assert!(text.contains(needle), "info lacks {needle:?}:\n{text}");
     }

@@ -16,7 +16,7 @@ use tinygen::nn::export::{
 };
 use tinygen::nn::network::Network;
 use tinygen::nn::onnx::{IR_VERSION, OPSET_VERSION, export_onnx, run_tract};
-use tinygen_runtime::decoder::Network as RtNetwork;
+use tinygen_runtime::Network as RtNetwork;
 use tract_onnx::pb;
 
 fn tinygen(args: &[&str]) -> Output {

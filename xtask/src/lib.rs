@@ -128,8 +128,8 @@ pub fn install_prerequisites() -> anyhow::Result<()> {
 /// with 0 (`tinygen sample --seed 0`).
 pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()> {
     use tinygen::nn::export::{HOST_WIDTH, run_network};
-    use tinygen_runtime::decoder::{Decoder, Network, Scratch};
     use tinygen_runtime::rand_core::SeedableRng;
+    use tinygen_runtime::{Decoder, Network, Scratch};
 
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = AlignedBytes::new(model);

@@ -971,7 +971,7 @@ fn bench_decode() -> anyhow::Result<()> {
     use tinygen::nn::network::Network;
     use tinygen::nn::onnx::{TractPlan, export_onnx};
     use tinygen::nn::prior::Prior;
-    use tinygen_runtime::decoder::{Network as RtNetwork, Scratch};
+    use tinygen_runtime::{Network as RtNetwork, Scratch};
 
     println!(
         "| decoder | MACs | runtime (us) | tract-onnx (us) | candle (us) | tract / runtime | candle / runtime |"

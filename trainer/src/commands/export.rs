@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use clap::Args;
-use tinygen_runtime::decoder::{Decoder, Network as RtNetwork, Scratch};
 use tinygen_runtime::rand_core::SeedableRng;
-use tinygen_runtime::{ModelKind, Xoshiro128PlusPlus};
+use tinygen_runtime::{Decoder, ModelKind, Network as RtNetwork, Scratch, Xoshiro128PlusPlus};
 
 use super::DataArgs;
 use crate::data::images::{Split, load_samples};

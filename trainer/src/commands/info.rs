@@ -54,7 +54,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                 spec.density.components,
                 spec.density.covariance.name()
             );
-            let widths = |n: &tinygen_runtime::decoder::NetworkSpec| {
+            let widths = |n: &tinygen_runtime::network::NetworkSpec| {
                 let layers = n.layers.as_slice();
                 let first = layers.first().map_or(0, |l| l.inputs);
                 std::iter::once(first.to_string())
@@ -91,9 +91,10 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                 }
             }
             println!("parameters  {} f32 values", detector.stored_values());
+            println!("macs        {} per score", detector.macs());
         }
         ModelKind::Decoder | ModelKind::Encoder => {
-            let net = tinygen_runtime::decoder::Network::from_bytes(bytes)
+            let net = tinygen_runtime::Network::from_bytes(bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
             let mut layers = net.input_dim().to_string();
             for layer in net.layers() {
@@ -166,6 +167,11 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                 "ram         no heap, weights read in place; stack per call on a Cortex-M4F {stack} \
                  (measured under QEMU); log_responsibilities also takes a caller buffer of {} bytes",
                 4 * spec.components
+            );
+            println!(
+                "macs        {} per log_density, plus {} exp and one ln",
+                gmm.macs(),
+                spec.components
             );
         }
     }

@@ -9,9 +9,9 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tinygen_runtime::decoder::{
-    Activation as RtActivation, DecoderParams, LayerParams, Network as RtNetwork, PriorParams,
-    Role, Scratch,
+use tinygen_runtime::Activation as RtActivation;
+use tinygen_runtime::network::{
+    DecoderParams, LayerParams, Network as RtNetwork, PriorParams, Role, Scratch,
 };
 
 use super::config::{Activation, ModelKind, Reconstruction};

@@ -16,7 +16,7 @@ use tract_onnx::prelude::{
 };
 
 use super::export::{DenseLayer, Part};
-use tinygen_runtime::decoder::Activation as RtActivation;
+use tinygen_runtime::Activation as RtActivation;
 
 /// ONNX intermediate-representation version of the files (ONNX 1.10+).
 pub const IR_VERSION: i64 = 8;

@@ -1,0 +1,47 @@
+//! The fully connected layer kernel every network runs.
+
+use crate::activation::Activation;
+
+/// `y[o] = act(b[o] + Σ_i w[o][i] x[i])`, summed in ascending `i` from the bias.
+///
+/// Four outputs are computed per pass over `x` (each input value is loaded
+/// once for four rows, and the four sums are independent), each still
+/// accumulated in ascending `i`: the same additions in the same order as one
+/// row at a time, so the results are identical.
+#[inline]
+pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activation: Activation) {
+    let n = x.len().max(1);
+    let mut blocks = w.chunks_exact(4 * n);
+    let mut biases = bias.chunks_exact(4);
+    let mut outs = y.chunks_exact_mut(4);
+    for ((block, b), out) in (&mut blocks).zip(&mut biases).zip(&mut outs) {
+        let mut rows = block.chunks_exact(n);
+        let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+            (rows.next(), rows.next(), rows.next(), rows.next())
+        else {
+            continue;
+        };
+        let ([b0, b1, b2, b3], [o0, o1, o2, o3]) = (b, out) else {
+            continue;
+        };
+        let (mut a0, mut a1, mut a2, mut a3) = (*b0, *b1, *b2, *b3);
+        for ((((&xi, &w0), &w1), &w2), &w3) in x.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
+            a0 += w0 * xi;
+            a1 += w1 * xi;
+            a2 += w2 * xi;
+            a3 += w3 * xi;
+        }
+        *o0 = activation.apply(a0);
+        *o1 = activation.apply(a1);
+        *o2 = activation.apply(a2);
+        *o3 = activation.apply(a3);
+    }
+    let rest = blocks.remainder().chunks_exact(n);
+    for ((row, &b), slot) in rest.zip(biases.remainder()).zip(outs.into_remainder()) {
+        let mut acc = b;
+        for (&wi, &xi) in row.iter().zip(x) {
+            acc += wi * xi;
+        }
+        *slot = activation.apply(acc);
+    }
+}
