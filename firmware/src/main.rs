@@ -19,7 +19,7 @@ use cortex_m_semihosting::{debug, hprintln};
 use tinygen_runtime::format::read_header;
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    Aligned, Decoder, Detector, Error, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus,
+    Aligned, AnyModel, Decoder, Detector, Error, ModelKind, Scratch, Xoshiro128PlusPlus,
 };
 
 /// One embedded model with host-computed expectations.
@@ -72,72 +72,30 @@ pub extern "C" fn tinygen_bench_end() {
     black_box(0x0045_4e44u32);
 }
 
-/// What a case's model computes: a density's log-density, a detector's
-/// anomaly score, or a decoder's output. One lives on the stack at a time,
-/// so the size of the largest variant (a detector with two networks'
-/// layer tables) is what it costs.
-#[allow(clippy::large_enum_variant)]
-enum Scorer<'a> {
-    Density(Gmm<'a>),
-    Detector(Detector<'a>),
-    Decoder(Decoder<'a, MAX_WIDTH>),
-}
-
-impl<'a> Scorer<'a> {
-    /// Parses a density, detector or decoder file, by its header's kind.
-    fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
-        match read_header(bytes)?.kind {
-            ModelKind::Detector => Detector::from_bytes(bytes).map(Scorer::Detector),
-            ModelKind::Decoder => Decoder::from_bytes(bytes).map(Scorer::Decoder),
-            _ => Gmm::from_bytes(bytes).map(Scorer::Density),
-        }
-    }
-
-    fn input_len(&self) -> usize {
-        match self {
-            Scorer::Density(g) => g.dim(),
-            Scorer::Detector(d) => d.input_len(),
-            Scorer::Decoder(d) => d.latent_dim(),
-        }
-    }
-
-    fn output_len(&self) -> usize {
-        match self {
-            Scorer::Decoder(d) => d.output_dim(),
-            _ => 1,
-        }
-    }
-
-    /// Computes the model's output for `x` into `out` (`output_len` values).
-    fn eval(
-        &self,
-        x: &[f32],
-        out: &mut [f32],
-        scratch: &mut Scratch<MAX_WIDTH>,
-    ) -> Result<(), Error> {
-        match self {
-            Scorer::Density(g) => g.log_density(x).map(|v| out[0] = v),
-            Scorer::Detector(d) => d.score(x).map(|v| out[0] = v),
-            Scorer::Decoder(d) => d.decode(x, out, scratch),
-        }
-    }
-}
-
 /// Scores a case; returns the number of mismatches.
 fn check_case(case: &Case) -> usize {
-    let scorer = match Scorer::parse(case.model) {
-        Ok(s) => s,
+    let model = match AnyModel::from_bytes(case.model) {
+        Ok(m) if m.scratch_width() <= MAX_WIDTH => m,
+        Ok(m) => {
+            hprintln!(
+                "case {}: model needs {} wide buffers, the firmware has {}",
+                case.name,
+                m.scratch_width(),
+                MAX_WIDTH
+            );
+            return 1;
+        }
         Err(e) => {
             hprintln!("case {}: model rejected: {}", case.name, e);
             return 1;
         }
     };
-    let out_len = scorer.output_len();
-    if scorer.input_len() != case.dim || out_len != case.out_dim || out_len > MAX_OUTPUT {
+    let out_len = model.output_len();
+    if model.input_len() != case.dim || out_len != case.out_dim || out_len > MAX_OUTPUT {
         hprintln!(
             "case {}: model maps {} -> {} values, the case {} -> {}",
             case.name,
-            scorer.input_len(),
+            model.input_len(),
             out_len,
             case.dim,
             case.out_dim
@@ -150,18 +108,18 @@ fn check_case(case: &Case) -> usize {
     // One exactly measured call (markers for the instruction counter).
     let first = &case.inputs[..case.dim];
     tinygen_bench_start();
-    let measured = scorer.eval(black_box(first), out, &mut scratch);
+    let measured = model.eval(black_box(first), out, &mut scratch);
     tinygen_bench_end();
     black_box(&measured);
     let stack = stack_used(|| {
-        black_box(scorer.eval(black_box(first), out, &mut scratch).ok());
+        black_box(model.eval(black_box(first), out, &mut scratch).ok());
     });
     let mut mismatches = 0;
     let mut bit_exact = 0;
     let mut max_rel = 0.0f32;
     let rows = case.inputs.chunks_exact(case.dim);
     for (x, want) in rows.zip(case.expected.chunks_exact(out_len)) {
-        if let Err(e) = scorer.eval(x, out, &mut scratch) {
+        if let Err(e) = model.eval(x, out, &mut scratch) {
             hprintln!("case {}: evaluation failed: {}", case.name, e);
             mismatches += 1;
             continue;
@@ -176,10 +134,16 @@ fn check_case(case: &Case) -> usize {
             }
         }
     }
-    if let Scorer::Decoder(decoder) = &scorer {
-        mismatches += check_samples(case, decoder, out, &mut scratch);
+    if model.kind() == ModelKind::Decoder {
+        mismatches += match Decoder::from_bytes(case.model) {
+            Ok(decoder) => check_samples(case, &decoder, out, &mut scratch),
+            Err(e) => {
+                hprintln!("case {}: decoder rejected: {}", case.name, e);
+                1
+            }
+        };
     }
-    if let (Scorer::Detector(detector), false) = (&scorer, case.labels.is_empty()) {
+    if let (AnyModel::Detector(detector), false) = (&model, case.labels.is_empty()) {
         report_alarms(case, detector);
     }
     hprintln!(
@@ -312,7 +276,7 @@ fn check_corruption(model: &[u8]) -> usize {
     }
     let mut failures = 0;
     let mut expect = |what: &str, bytes: &[u8], want: fn(&Error) -> bool| {
-        let result = Scorer::parse(bytes);
+        let result = AnyModel::from_bytes(bytes);
         match result {
             Err(ref e) if want(e) => hprintln!("corrupted model ({}) rejected: {}", what, e),
             Err(e) => {
@@ -360,7 +324,7 @@ static HOSTILE: &Aligned<[u8; 32]> = &Aligned([
 /// it is rejected as an invalid shape.
 fn check_hostile() -> usize {
     tinygen_bench_start();
-    let result = Scorer::parse(black_box(&HOSTILE.0));
+    let result = AnyModel::from_bytes(black_box(&HOSTILE.0));
     tinygen_bench_end();
     match result {
         Err(e @ Error::InvalidShape) => {

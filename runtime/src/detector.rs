@@ -176,7 +176,7 @@ impl<'a> Detector<'a> {
     /// Parses and validates a detector file (4-byte aligned, as every model).
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let (header, spec, data): (Header, DetectorSpec, _) =
-            format::read_body(bytes, &[ModelKind::Detector])?;
+            format::read_body(bytes, &[ModelKind::Detector], SCHEMA_KEY)?;
         let density_len = spec.density.stored_values().ok_or(Error::InvalidShape)?;
         let (density_data, rest) = data
             .split_at_checked(density_len)
@@ -571,7 +571,7 @@ mod encode {
                 density,
                 neural,
             };
-            let bytes = format::write(ModelKind::Detector, &spec, &data)?;
+            let bytes = format::write(ModelKind::Detector, super::SCHEMA_KEY, &spec, &data)?;
             // Exactly the runtime's checks, on exactly the bytes written.
             let mut aligned = alloc::vec![0u32; bytes.len().div_ceil(4)];
             let view: &mut [u8] = bytemuck::cast_slice_mut(&mut aligned);
@@ -708,7 +708,7 @@ mod tests {
             density: spec,
             neural: None,
         };
-        let bytes = format::write(ModelKind::Detector, &detector, &data).unwrap();
+        let bytes = format::write(ModelKind::Detector, SCHEMA_KEY, &detector, &data).unwrap();
         let words = aligned(&bytes);
         let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
         assert_eq!(Detector::from_bytes(file).err(), Some(Error::InvalidShape));

@@ -54,15 +54,6 @@ impl ModelKind {
         }
     }
 
-    /// The schema key a body of this kind must carry.
-    pub fn schema_key(self) -> u32 {
-        match self {
-            ModelKind::Gmm | ModelKind::Kde => crate::gmm::SCHEMA_KEY,
-            ModelKind::Detector => crate::detector::SCHEMA_KEY,
-            ModelKind::Decoder | ModelKind::Encoder => crate::network::SCHEMA_KEY,
-        }
-    }
-
     /// Short lower-case name, as printed by `tinygen info`.
     pub fn name(self) -> &'static str {
         match self {
@@ -134,7 +125,8 @@ fn split(bytes: &[u8]) -> Result<(&[u8; HEADER_LEN], &[u8], u32), Error> {
     Ok((header, body, u32::from_le_bytes(*crc)))
 }
 
-/// Checks the header, length and CRC of a model file without decoding its body.
+/// Checks the header, length and CRC of a model file without decoding its
+/// body (the schema key is checked by the kind's parser, which knows it).
 pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
     let (h, body, stored) = split(bytes)?;
     if h[0..4] != MAGIC {
@@ -155,9 +147,6 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
     if stored != computed {
         return Err(Error::CrcMismatch { stored, computed });
     }
-    if schema != kind.schema_key() {
-        return Err(Error::SchemaMismatch);
-    }
     Ok(Header {
         version,
         kind,
@@ -168,10 +157,12 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
 }
 
 /// Parses a file of one of the `accepted` kinds (the first is the one named
-/// in errors) into its spec and its weights, borrowed in place.
+/// in errors) whose body carries `schema`, into its spec and its weights,
+/// borrowed in place.
 pub(crate) fn read_body<'a, S: Deserialize<'a>>(
     bytes: &'a [u8],
     accepted: &[ModelKind],
+    schema: u32,
 ) -> Result<(Header, S, &'a [f32]), Error> {
     let header = read_header(bytes)?;
     if !accepted.contains(&header.kind) {
@@ -179,6 +170,9 @@ pub(crate) fn read_body<'a, S: Deserialize<'a>>(
             expected: accepted.first().copied().unwrap_or(header.kind),
             found: header.kind,
         });
+    }
+    if header.schema != schema {
+        return Err(Error::SchemaMismatch);
     }
     let (_, body, _) = split(bytes)?;
     let (decoded, rest): (Body<'a, S>, _) =
@@ -197,6 +191,7 @@ pub(crate) fn read_body<'a, S: Deserialize<'a>>(
 #[cfg(feature = "alloc")]
 pub(crate) fn write<S: Serialize>(
     kind: ModelKind,
+    schema: u32,
     spec: &S,
     data: &[f32],
 ) -> Result<alloc::vec::Vec<u8>, Error> {
@@ -224,7 +219,7 @@ pub(crate) fn write<S: Serialize>(
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(kind as u16).to_le_bytes());
-    out.extend_from_slice(&kind.schema_key().to_le_bytes());
+    out.extend_from_slice(&schema.to_le_bytes());
     out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(&body);
     let crc = checksum(&out);

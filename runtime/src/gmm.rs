@@ -182,7 +182,7 @@ impl<'a> Gmm<'a> {
     /// The bytes must start at a 4-byte aligned address (see [`crate::Aligned`]).
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let (header, spec, data) =
-            format::read_body::<GmmSpec>(bytes, &[ModelKind::Gmm, ModelKind::Kde])?;
+            format::read_body::<GmmSpec>(bytes, &[ModelKind::Gmm, ModelKind::Kde], SCHEMA_KEY)?;
         Self::from_parts(header, header.kind, spec, data)
     }
 
@@ -546,7 +546,7 @@ mod encode {
                 return Err(Error::InvalidParameters);
             }
             let (spec, data) = self.stored()?;
-            format::write(kind, &spec, &data)
+            format::write(kind, super::SCHEMA_KEY, &spec, &data)
         }
 
         /// The spec and the f32 values a file stores for this mixture.

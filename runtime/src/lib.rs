@@ -1,7 +1,9 @@
 //! tinygen's runtime: parses model files in place and scores or samples with
 //! them, with no heap, no copies of the weights and no panics.
 //!
-//! * [`format`]: the `.tgm` model file (header, postcard body, CRC32).
+//! * [`format`]: the `.tgm` model file (header, postcard body, CRC32),
+//!   specified in `runtime/FORMAT.md`.
+//! * [`model`]: [`AnyModel`], one dispatch over every kind of file.
 //! * [`gmm`]: Gaussian mixture (and KDE) log-density and responsibilities.
 //! * [`detector`]: anomaly score and alarm (window features, density, threshold).
 //! * [`network`]: MLP networks (spec, validation, forward pass), with the
@@ -37,6 +39,7 @@ pub mod features;
 pub mod format;
 pub mod gmm;
 pub mod math;
+pub mod model;
 pub mod network;
 pub mod prior;
 
@@ -46,6 +49,7 @@ pub use detector::Detector;
 pub use error::Error;
 pub use format::{Aligned, ModelKind};
 pub use gmm::Gmm;
+pub use model::AnyModel;
 pub use network::{Network, Scratch};
 /// The random-number traits sampling takes (`rand_core` 0.9).
 pub use rand_core;

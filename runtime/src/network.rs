@@ -256,7 +256,7 @@ impl<'a> Network<'a> {
     }
 
     pub(crate) fn parse(bytes: &'a [u8], kinds: &[ModelKind]) -> Result<Self, Error> {
-        let (header, spec, data) = format::read_body::<NetworkSpec>(bytes, kinds)?;
+        let (header, spec, data) = format::read_body::<NetworkSpec>(bytes, kinds, SCHEMA_KEY)?;
         Self::from_parts(header, header.kind, spec, data)
     }
 

@@ -1,6 +1,7 @@
 //! Proof that the runtime has no reachable panic: this program parses
-//! bytes the optimiser knows nothing about and calls every scoring entry
-//! point, and its panic handler calls a function that does not exist. It
+//! bytes the optimiser knows nothing about and calls every public entry
+//! point (parse, score, decode, encode, forward, sample, window
+//! statistics, the any-kind dispatch), and its panic handler calls a function that does not exist. It
 //! links only if no panic path survives optimisation; it is built with the
 //! firmware, and never run.
 #![no_std]
@@ -11,8 +12,12 @@ use core::hint::black_box;
 use cortex_m as _;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
+use tinygen_runtime::detector::DetectorScratch;
+use tinygen_runtime::features::window_stats;
 use tinygen_runtime::rand_core::SeedableRng;
-use tinygen_runtime::{Aligned, Decoder, Detector, Encoder, Gmm, Scratch, Xoshiro128PlusPlus};
+use tinygen_runtime::{
+    Aligned, AnyModel, Decoder, Detector, Encoder, Gmm, Network, Scratch, Xoshiro128PlusPlus,
+};
 
 static FILE: Aligned<[u8; 4096]> = Aligned([0; 4096]);
 static INPUT: [f32; 64] = [0.0; 64];
@@ -33,16 +38,28 @@ fn main() -> ! {
     if let Ok(detector) = Detector::from_bytes(bytes) {
         black_box(detector.score(input).ok());
         black_box(detector.is_anomaly(input).ok());
+        let mut buffers = DetectorScratch::<32>::new();
+        black_box(detector.score_in(input, &mut buffers).ok());
+        black_box(detector.terms_in(input, &mut buffers).ok());
     }
     let mut scratch = Scratch::<64>::new();
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(black_box(1));
     if let Ok(decoder) = Decoder::<64>::from_bytes(bytes) {
         black_box(decoder.decode(input, out, &mut scratch).ok());
         black_box(decoder.sample(&mut rng, out, &mut scratch).ok());
+        black_box(decoder.prior().sample(&mut rng, out).ok());
     }
     if let Ok(encoder) = Encoder::<64>::from_bytes(bytes) {
         black_box(encoder.encode(input, out, &mut scratch).ok());
     }
+    if let Ok(network) = Network::from_bytes(bytes) {
+        black_box(network.forward(input, out, &mut scratch).ok());
+    }
+    if let Ok(model) = AnyModel::from_bytes(bytes) {
+        black_box(model.eval(input, out, &mut scratch).ok());
+    }
+    let channels = black_box(4usize);
+    black_box(window_stats(input, channels, out).ok());
     black_box(tinygen_runtime::format::read_header(bytes).ok());
     debug::exit(debug::EXIT_SUCCESS);
     loop {

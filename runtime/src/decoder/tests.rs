@@ -479,7 +479,7 @@ fn raw(layers: &[(u16, u16)], latent: u16, data: u16, prior: Prior, values: &[f3
             .collect(),
         prior,
     };
-    format::write(ModelKind::Decoder, &spec, values).unwrap()
+    format::write(ModelKind::Decoder, SCHEMA_KEY, &spec, values).unwrap()
 }
 
 #[test]

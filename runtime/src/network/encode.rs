@@ -87,7 +87,7 @@ impl DecoderParams<'_> {
     /// not negative.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         let (kind, spec, data) = self.stored()?;
-        format::write(kind, &spec, &data)
+        format::write(kind, super::SCHEMA_KEY, &spec, &data)
     }
 
     /// The kind, spec and f32 values a file stores for this network.

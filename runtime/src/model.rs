@@ -1,0 +1,241 @@
+//! One dispatch over every kind of model file: [`AnyModel`] parses whatever
+//! kind a file holds and evaluates one row with it, so that a program (the
+//! firmware, a command line, a C binding) handles every kind the same way.
+//! Each kind's own type keeps its full interface.
+//!
+//! Adding a kind: a code in [`ModelKind`] (`format.rs`), a module with its
+//! spec, `SCHEMA_KEY` and parser, and one arm in each `match` below.
+
+use crate::format::{self, Header, ModelKind};
+use crate::network::{self, Network, Scratch};
+use crate::{Detector, Error, Gmm, detector, gmm};
+
+impl ModelKind {
+    /// The schema key a body of this kind must carry (the kind module's
+    /// `SCHEMA_KEY`).
+    pub fn schema_key(self) -> u32 {
+        match self {
+            ModelKind::Gmm | ModelKind::Kde => gmm::SCHEMA_KEY,
+            ModelKind::Detector => detector::SCHEMA_KEY,
+            ModelKind::Decoder | ModelKind::Encoder => network::SCHEMA_KEY,
+        }
+    }
+}
+
+/// A parsed model of any kind.
+#[derive(Debug, Clone, Copy)]
+#[allow(clippy::large_enum_variant)] // a detector holds two networks' layer tables inline
+pub enum AnyModel<'a> {
+    /// A mixture or a kernel density estimate: one row in, its
+    /// log-density out.
+    Density(Gmm<'a>),
+    /// An anomaly detector: one point or window in, its anomaly score out.
+    Detector(Detector<'a>),
+    /// A decoder or an encoder: one input vector in, one output vector out.
+    Network(Network<'a>),
+}
+
+impl<'a> AnyModel<'a> {
+    /// Parses and validates a model file of any kind (4-byte aligned, see
+    /// [`crate::Aligned`]), as that kind's own `from_bytes` does.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        match format::read_header(bytes)?.kind {
+            ModelKind::Gmm | ModelKind::Kde => Gmm::from_bytes(bytes).map(Self::Density),
+            ModelKind::Detector => Detector::from_bytes(bytes).map(Self::Detector),
+            ModelKind::Decoder | ModelKind::Encoder => {
+                Network::from_bytes(bytes).map(Self::Network)
+            }
+        }
+    }
+
+    /// The kind of the file.
+    pub fn kind(&self) -> ModelKind {
+        self.header().kind
+    }
+
+    /// The checked file header.
+    pub fn header(&self) -> Header {
+        match self {
+            AnyModel::Density(g) => g.header(),
+            AnyModel::Detector(d) => d.density().header(),
+            AnyModel::Network(n) => n.header(),
+        }
+    }
+
+    /// Values one [`Self::eval`] call reads: a point, a window or a code.
+    pub fn input_len(&self) -> usize {
+        match self {
+            AnyModel::Density(g) => g.dim(),
+            AnyModel::Detector(d) => d.input_len(),
+            AnyModel::Network(n) => n.input_dim(),
+        }
+    }
+
+    /// Values one [`Self::eval`] call writes: 1 for a density or a detector.
+    pub fn output_len(&self) -> usize {
+        match self {
+            AnyModel::Network(n) => n.output_dim(),
+            _ => 1,
+        }
+    }
+
+    /// The width [`Self::eval`]'s [`Scratch`] must hold: a network's widest
+    /// hidden layer, 0 for the other kinds (a detector's neural part uses
+    /// its own buffers, see [`Detector::score`]).
+    pub fn scratch_width(&self) -> usize {
+        match self {
+            AnyModel::Network(n) => n.hidden_width(),
+            _ => 0,
+        }
+    }
+
+    /// Multiply-accumulates of one [`Self::eval`] call (each kind's `macs`).
+    pub fn macs(&self) -> usize {
+        match self {
+            AnyModel::Density(g) => g.macs(),
+            AnyModel::Detector(d) => d.macs(),
+            AnyModel::Network(n) => n.macs(),
+        }
+    }
+
+    /// Number of `f32` values the file stores.
+    pub fn stored_values(&self) -> usize {
+        match self {
+            AnyModel::Density(g) => g.stored_values(),
+            AnyModel::Detector(d) => d.stored_values(),
+            AnyModel::Network(n) => n.stored_values(),
+        }
+    }
+
+    /// Evaluates one row: `output[0]` = the log-density of a density or the
+    /// anomaly score of a detector, `output` = the network's output for a
+    /// decoder or an encoder.
+    ///
+    /// Errors: `DimensionMismatch` for a wrong `input` or `output` length,
+    /// `NonFiniteInput`, `TooWide` if `N` is under [`Self::scratch_width`]
+    /// (or a detector's neural part is wider than
+    /// [`detector::NEURAL_WIDTH`]).
+    pub fn eval<const N: usize>(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        scratch: &mut Scratch<N>,
+    ) -> Result<(), Error> {
+        match self {
+            AnyModel::Network(n) => n.forward(input, output, scratch),
+            AnyModel::Density(g) => {
+                *single(output)? = g.log_density(input)?;
+                Ok(())
+            }
+            AnyModel::Detector(d) => {
+                *single(output)? = d.score(input)?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The one slot of a density's or a detector's output.
+fn single(output: &mut [f32]) -> Result<&mut f32, Error> {
+    match output {
+        [slot] => Ok(slot),
+        _ => Err(Error::DimensionMismatch {
+            expected: 1,
+            found: output.len(),
+        }),
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    extern crate std;
+
+    use std::vec;
+
+    use super::*;
+    use crate::gmm::{Covariance, GmmParams};
+    use crate::network::{DecoderParams, LayerParams, PriorParams, Role};
+    use crate::{Activation, detector::Features};
+
+    fn aligned(bytes: &[u8]) -> std::vec::Vec<u32> {
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        words
+    }
+
+    #[test]
+    fn every_kind_evaluates_like_its_own_type() {
+        let normal = GmmParams {
+            covariance: Covariance::Diag,
+            dim: 2,
+            weights: &[1.0],
+            means: &[0.0, 1.0],
+            precisions_cholesky: &[1.0, 0.5],
+            standardizer: None,
+        };
+        let network = |role| DecoderParams {
+            role,
+            latent: 1,
+            layers: vec![LayerParams {
+                inputs: if role == Role::Decoder { 1 } else { 2 },
+                outputs: if role == Role::Decoder { 2 } else { 1 },
+                activation: Activation::Tanh,
+                weight: &[0.5, -2.0],
+                bias: if role == Role::Decoder {
+                    &[0.25, 0.0]
+                } else {
+                    &[0.25]
+                },
+            }],
+            prior: PriorParams::None,
+        };
+        let files = [
+            (ModelKind::Gmm, normal.encode().unwrap()),
+            (ModelKind::Kde, normal.encode_as(ModelKind::Kde).unwrap()),
+            (
+                ModelKind::Detector,
+                normal
+                    .encode_detector(ModelKind::Gmm, Features::Identity, 3.0)
+                    .unwrap(),
+            ),
+            (ModelKind::Decoder, network(Role::Decoder).encode().unwrap()),
+            (ModelKind::Encoder, network(Role::Encoder).encode().unwrap()),
+        ];
+        let mut scratch = Scratch::<4>::new();
+        for (kind, bytes) in files {
+            let words = aligned(&bytes);
+            let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+            let model = AnyModel::from_bytes(file).unwrap();
+            assert_eq!(model.kind(), kind);
+            let x = [0.75f32, -0.5][..model.input_len()].to_vec();
+            let mut got = vec![0.0f32; model.output_len()];
+            model.eval(&x, &mut got, &mut scratch).unwrap();
+            let mut want = vec![0.0f32; model.output_len()];
+            match kind {
+                ModelKind::Gmm | ModelKind::Kde => {
+                    want[0] = Gmm::from_bytes(file).unwrap().log_density(&x).unwrap();
+                    assert_eq!(model.macs(), 2 * 2);
+                }
+                ModelKind::Detector => {
+                    want[0] = Detector::from_bytes(file).unwrap().score(&x).unwrap();
+                }
+                ModelKind::Decoder | ModelKind::Encoder => {
+                    let net = Network::from_bytes(file).unwrap();
+                    net.forward(&x, &mut want, &mut scratch).unwrap();
+                    assert_eq!(model.macs(), 2);
+                }
+            }
+            assert_eq!(got, want, "{kind}");
+            // Wrong lengths are typed errors, not panics.
+            let mut long = vec![0.0f32; model.output_len() + 1];
+            assert!(matches!(
+                model.eval(&x, &mut long, &mut scratch),
+                Err(Error::DimensionMismatch { .. })
+            ));
+            assert!(matches!(
+                model.eval(&[0.0; 3], &mut got, &mut scratch),
+                Err(Error::DimensionMismatch { .. })
+            ));
+        }
+    }
+}
