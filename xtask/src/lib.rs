@@ -5,7 +5,6 @@ use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
 use tinygen::io::{AlignedBytes, write_atomic};
-use tinygen_runtime::Gmm;
 
 /// `n` points (row-major N x D) from `k` axis-aligned Gaussian-ish blobs
 /// (sums of uniforms), deterministic for a seed: test and benchmark data.
@@ -127,60 +126,43 @@ pub fn install_prerequisites() -> anyhow::Result<()> {
 /// `samples.csv`: its first two samples with the device generator seeded
 /// with 0 (`tinygen sample --seed 0`).
 pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()> {
-    use tinygen::nn::export::{HOST_WIDTH, run_network};
+    use tinygen::nn::export::HOST_WIDTH;
     use tinygen_runtime::rand_core::SeedableRng;
-    use tinygen_runtime::{Decoder, Network, Scratch};
+    use tinygen_runtime::{AnyModel, Decoder, ModelKind, Scratch};
 
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = AlignedBytes::new(model);
     let bytes = file.as_bytes();
     let fail = |e: tinygen_runtime::Error| anyhow::anyhow!("model: {e}");
-    let kind = tinygen_runtime::format::read_header(bytes)
-        .map_err(fail)?
-        .kind;
-    let mut samples = None;
-    let (d, header, outputs): (usize, String, Vec<f32>) = match kind {
-        tinygen_runtime::ModelKind::Detector => {
-            let detector = tinygen_runtime::Detector::from_bytes(bytes).map_err(fail)?;
-            let d = detector.input_len();
-            let scores = points
-                .chunks_exact(d)
-                .map(|x| detector.score(x))
-                .collect::<Result<_, _>>();
-            (d, "score".into(), scores.map_err(fail)?)
-        }
-        tinygen_runtime::ModelKind::Decoder => {
-            let net = Network::from_bytes(bytes).map_err(fail)?;
-            let (d, o) = (net.input_dim(), net.output_dim());
-            let out = run_network(&net, points)?;
-            let decoder = Decoder::<HOST_WIDTH>::from_bytes(bytes).map_err(fail)?;
-            let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
-            let mut rng = tinygen_runtime::Xoshiro128PlusPlus::seed_from_u64(0);
-            let mut drawn = vec![0f32; 2 * o];
-            for row in drawn.chunks_exact_mut(o) {
-                decoder.sample(&mut rng, row, &mut scratch).map_err(fail)?;
-            }
-            samples = Some((o, drawn));
-            let header = (0..o)
-                .map(|j| format!("x{j}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            (d, header, out)
-        }
-        _ => {
-            let gmm = Gmm::from_bytes(bytes).map_err(fail)?;
-            let d = gmm.dim();
-            let scores = points
-                .chunks_exact(d)
-                .map(|x| gmm.log_density(x))
-                .collect::<Result<_, _>>();
-            (d, "log_density".into(), scores.map_err(fail)?)
-        }
-    };
+    let parsed = AnyModel::from_bytes(bytes).map_err(fail)?;
+    let (d, o) = (parsed.input_len(), parsed.output_len());
     ensure!(
         !points.is_empty() && points.len().is_multiple_of(d),
         "points must be whole rows of {d} values"
     );
+    let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
+    let mut outputs = vec![0f32; points.len() / d * o];
+    for (x, y) in points.chunks_exact(d).zip(outputs.chunks_exact_mut(o)) {
+        parsed.eval(x, y, &mut scratch).map_err(fail)?;
+    }
+    let header = match parsed.kind() {
+        ModelKind::Gmm | ModelKind::Kde => "log_density".to_string(),
+        ModelKind::Detector => "score".to_string(),
+        ModelKind::Decoder | ModelKind::Encoder => (0..o)
+            .map(|j| format!("x{j}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    let mut samples = None;
+    if parsed.kind() == ModelKind::Decoder {
+        let decoder = Decoder::<HOST_WIDTH>::from_bytes(bytes).map_err(fail)?;
+        let mut rng = tinygen_runtime::Xoshiro128PlusPlus::seed_from_u64(0);
+        let mut drawn = vec![0f32; 2 * o];
+        for row in drawn.chunks_exact_mut(o) {
+            decoder.sample(&mut rng, row, &mut scratch).map_err(fail)?;
+        }
+        samples = Some(drawn);
+    }
     let rows = |values: &[f32], width: usize| -> String {
         values
             .chunks_exact(width)
@@ -190,12 +172,11 @@ pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()
             })
             .collect()
     };
-    let out_width = outputs.len() / (points.len() / d);
-    let expected = format!("{header}\n{}", rows(&outputs, out_width));
+    let expected = format!("{header}\n{}", rows(&outputs, o));
     write_atomic(&dir.join("model.tgm"), model)?;
     write_atomic(&dir.join("inputs.csv"), rows(points, d).as_bytes())?;
     write_atomic(&dir.join("expected.csv"), expected.as_bytes())?;
-    if let Some((o, drawn)) = samples {
+    if let Some(drawn) = samples {
         write_atomic(
             &dir.join("samples.csv"),
             format!("{header}\n{}", rows(&drawn, o)).as_bytes(),
