@@ -1,23 +1,4 @@
-//! tinygen's runtime: parses model files in place and scores or samples with
-//! them, with no heap, no copies of the weights and no panics.
-//!
-//! * [`format`]: the `.tgm` model file (header, postcard body, CRC32),
-//!   specified in `runtime/FORMAT.md`.
-//! * [`model`]: [`AnyModel`], one dispatch over every kind of file.
-//! * [`gmm`]: Gaussian mixture (and KDE) log-density and responsibilities.
-//! * [`detector`]: anomaly score and alarm (window features, density, threshold).
-//! * [`network`]: MLP networks (spec, validation, forward pass), with the
-//!   [`activation`]s applied after each layer.
-//! * [`decoder`]: decoders (latent code -> data point) and encoders, with
-//!   buffers sized at compile time; sampling from the prior.
-//! * [`prior`]: latent priors (Gaussian, uniform, disc, ring, Gaussian
-//!   mixture) and the exact sampling recipe, on any `rand_core` generator.
-//! * [`features`]: window statistics shared by the trainer and the device.
-//! * [`math`]: exp/ln/tanh (libm, or micromath with the `micromath`
-//!   feature), a stable sigmoid and a stable log-sum-exp.
-//!
-//! Features: `alloc` (model encoding, for the trainer), `micromath` (fast
-//! approximate exp/ln), `defmt` (`defmt::Format` on public types).
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
