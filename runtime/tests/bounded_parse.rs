@@ -26,7 +26,7 @@ fn aligned(bytes: &[u8]) -> Box<Aligned<[u8; 4096]>> {
 }
 
 /// A file of `kind` with the given postcard spec and `data_len` bytes of
-/// zero weights, with a correct header length and CRC.
+/// zero weights, with a correct header length and CRC (`format::reseal`).
 fn file(kind: u16, spec: &[u8], data_len: usize) -> Vec<u8> {
     let schema = match kind {
         1 | 2 => tinygen_runtime::gmm::SCHEMA_KEY,
@@ -50,10 +50,10 @@ fn file(kind: u16, spec: &[u8], data_len: usize) -> Vec<u8> {
     out.extend_from_slice(&format::VERSION.to_le_bytes());
     out.extend_from_slice(&kind.to_le_bytes());
     out.extend_from_slice(&schema.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]); // body length, set by reseal
     out.extend_from_slice(&body);
-    let crc = format::checksum(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&[0; 4]); // CRC, set by reseal
+    format::reseal(&mut out);
     out
 }
 

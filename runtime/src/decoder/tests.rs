@@ -16,7 +16,7 @@ fn rng(seed: u64) -> Xoshiro128PlusPlus {
     Xoshiro128PlusPlus::seed_from_u64(seed)
 }
 use crate::activation::Activation;
-use crate::format::{self, CRC_LEN, HEADER_LEN, checksum};
+use crate::format::{self, reseal};
 use crate::network::{
     DecoderParams, Layer, LayerParams, MAX_LAYERS, PriorParams, Role, SCHEMA_KEY,
 };
@@ -662,18 +662,6 @@ fn the_encoder_refuses_inconsistent_parameters() {
     assert_eq!(p.encode(), invalid);
 }
 
-/// Rewrites the body length and CRC so a mutated file reaches the body decoder.
-fn fix_up(bytes: &mut [u8]) {
-    if bytes.len() < HEADER_LEN + CRC_LEN {
-        return;
-    }
-    let body_len = (bytes.len() - HEADER_LEN - CRC_LEN) as u32;
-    bytes[12..16].copy_from_slice(&body_len.to_le_bytes());
-    let n = bytes.len() - CRC_LEN;
-    let crc = checksum(&bytes[..n]);
-    bytes[n..].copy_from_slice(&crc.to_le_bytes());
-}
-
 /// Parses as every network type and, when that works, runs every entry point.
 fn exercise(bytes: &[u8], input: &[f32]) {
     let file = AlignedBuf::new(bytes);
@@ -742,7 +730,7 @@ proptest! {
         with_header.extend([0; 4]);
         with_header.extend(&bytes);
         with_header.extend([0; 4]);
-        fix_up(&mut with_header);
+        reseal(&mut with_header);
         exercise(&with_header, &x);
     }
 
@@ -764,7 +752,7 @@ proptest! {
             }
         }
         if fix {
-            fix_up(&mut bytes);
+            reseal(&mut bytes);
         }
         exercise(&bytes, &x);
     }
