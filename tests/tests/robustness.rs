@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use tinygen::density::gmm::{EmOptions, GaussianMixture, em_from_responsibilities};
 use tinygen::io::AlignedBytes;
 use tinygen_runtime::detector::Features;
-use tinygen_runtime::format::{CRC_LEN, HEADER_LEN, checksum, reseal};
+use tinygen_runtime::format::reseal;
 use tinygen_runtime::gmm::Covariance;
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
 use tinygen_runtime::rand_core::SeedableRng;
