@@ -19,7 +19,7 @@ use cortex_m_semihosting::{debug, hprintln};
 use tinygen_runtime::format::read_header;
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    Aligned, AnyModel, Decoder, Detector, Error, ModelKind, Scratch, Xoshiro128PlusPlus,
+    Aligned, AnyModel, Decoder, Detector, Error, ModelKind, Scratch, Shape, Xoshiro128PlusPlus,
 };
 
 /// One embedded model with host-computed expectations.
@@ -321,13 +321,13 @@ static HOSTILE: &Aligned<[u8; 32]> = &Aligned([
 ]);
 
 /// Parses [`HOSTILE`] between the instruction-count markers; returns 1 unless
-/// it is rejected as an invalid shape.
+/// its counts are rejected for not matching the stored values.
 fn check_hostile() -> usize {
     tinygen_bench_start();
     let result = AnyModel::from_bytes(black_box(&HOSTILE.0));
     tinygen_bench_end();
     match result {
-        Err(e @ Error::InvalidShape) => {
+        Err(e @ Error::InvalidShape(Shape::DataLength)) => {
             hprintln!("hostile 32-byte model rejected: {}", e);
             0
         }

@@ -28,11 +28,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
 use crate::features::{STATS, window_stats};
 use crate::format::{self, Header, ModelKind};
 use crate::gmm::{Gmm, GmmSpec};
 use crate::network::{Network, NetworkSpec, Scratch};
+use crate::{Error, Shape};
+
+const DATA_LENGTH: Error = Error::InvalidShape(Shape::DataLength);
+const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
 
 /// Largest number of window features (4 per channel) a detector may use.
 pub const MAX_FEATURES: usize = 64;
@@ -177,14 +180,12 @@ impl<'a> Detector<'a> {
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let (header, spec, data): (Header, DetectorSpec, _) =
             format::read_body(bytes, &[ModelKind::Detector], SCHEMA_KEY)?;
-        let density_len = spec.density.stored_values().ok_or(Error::InvalidShape)?;
-        let (density_data, rest) = data
-            .split_at_checked(density_len)
-            .ok_or(Error::InvalidShape)?;
+        let density_len = spec.density.stored_values().ok_or(DATA_LENGTH)?;
+        let (density_data, rest) = data.split_at_checked(density_len).ok_or(DATA_LENGTH)?;
         let density = Gmm::from_parts(header, spec.density_kind, spec.density, density_data)?;
         let neural = match spec.neural {
             None if rest.is_empty() => None,
-            None => return Err(Error::InvalidShape),
+            None => return Err(DATA_LENGTH),
             Some(n) => Some(Neural::from_parts(header, n, density.dim(), rest)?),
         };
         if !spec.threshold.is_finite() {
@@ -200,12 +201,12 @@ impl<'a> Detector<'a> {
                     || features != Some(density.dim())
                     || density.dim() > MAX_FEATURES
                 {
-                    return Err(Error::InvalidShape);
+                    return Err(Error::InvalidShape(Shape::Window));
                 }
             }
             Features::RawWindow { channels, length } => {
                 if (channels as usize).checked_mul(length as usize) != Some(density.dim()) {
-                    return Err(Error::InvalidShape);
+                    return Err(Error::InvalidShape(Shape::Window));
                 }
             }
         }
@@ -328,7 +329,7 @@ impl<'a> Detector<'a> {
             });
         }
         let d = self.density.dim();
-        let features = scratch.features.get_mut(..d).ok_or(Error::InvalidShape)?;
+        let features = scratch.features.get_mut(..d).ok_or(INTERNAL)?;
         match self.spec.features {
             Features::Identity | Features::RawWindow { .. } => {
                 features.iter_mut().zip(x).for_each(|(f, &v)| *f = v);
@@ -369,9 +370,7 @@ impl<'a> Detector<'a> {
     #[inline(never)]
     fn score_window(&self, x: &[f32], channels: usize) -> Result<f32, Error> {
         let mut buffer = [0.0f32; MAX_FEATURES];
-        let features = buffer
-            .get_mut(..self.density.dim())
-            .ok_or(Error::InvalidShape)?;
+        let features = buffer.get_mut(..self.density.dim()).ok_or(INTERNAL)?;
         window_stats(x, channels, features)?;
         Ok(-self.density.log_density(features)?)
     }
@@ -396,16 +395,12 @@ impl<'a> Neural<'a> {
         dim: usize,
         data: &'a [f32],
     ) -> Result<Self, Error> {
-        let (mean, rest) = data.split_at_checked(dim).ok_or(Error::InvalidShape)?;
-        let (inv_scale, rest) = rest.split_at_checked(dim).ok_or(Error::InvalidShape)?;
-        let encoder_len = spec.encoder.stored_values().ok_or(Error::InvalidShape)?;
-        let decoder_len = spec.decoder.stored_values().ok_or(Error::InvalidShape)?;
-        let (encoder, rest) = rest
-            .split_at_checked(encoder_len)
-            .ok_or(Error::InvalidShape)?;
-        let (decoder, latent) = rest
-            .split_at_checked(decoder_len)
-            .ok_or(Error::InvalidShape)?;
+        let (mean, rest) = data.split_at_checked(dim).ok_or(DATA_LENGTH)?;
+        let (inv_scale, rest) = rest.split_at_checked(dim).ok_or(DATA_LENGTH)?;
+        let encoder_len = spec.encoder.stored_values().ok_or(DATA_LENGTH)?;
+        let decoder_len = spec.decoder.stored_values().ok_or(DATA_LENGTH)?;
+        let (encoder, rest) = rest.split_at_checked(encoder_len).ok_or(DATA_LENGTH)?;
+        let (decoder, latent) = rest.split_at_checked(decoder_len).ok_or(DATA_LENGTH)?;
         let encoder = Network::from_parts(header, ModelKind::Encoder, spec.encoder, encoder)?;
         let decoder = Network::from_parts(header, ModelKind::Decoder, spec.decoder, decoder)?;
         let latent = Gmm::from_parts(header, ModelKind::Gmm, spec.latent, latent)?;
@@ -416,7 +411,7 @@ impl<'a> Neural<'a> {
             && decoder.output_dim() == dim
             && latent.standardizer().is_none();
         if !consistent {
-            return Err(Error::InvalidShape);
+            return Err(Error::InvalidShape(Shape::NeuralPart));
         }
         if mean.iter().chain(inv_scale).any(|v| !v.is_finite())
             || spec.center.iter().any(|v| !v.is_finite())
@@ -455,13 +450,9 @@ impl<'a> Neural<'a> {
         for ((v, &m), &s) in u.iter_mut().zip(self.mean).zip(self.inv_scale) {
             *v = (*v - m) * s;
         }
-        let z = latent
-            .get_mut(..self.latent.dim())
-            .ok_or(Error::InvalidShape)?;
+        let z = latent.get_mut(..self.latent.dim()).ok_or(INTERNAL)?;
         self.encoder.forward(u, z, scratch)?;
-        let r = reconstruction
-            .get_mut(..u.len())
-            .ok_or(Error::InvalidShape)?;
+        let r = reconstruction.get_mut(..u.len()).ok_or(INTERNAL)?;
         self.decoder.forward(z, r, scratch)?;
         let error = u
             .iter()
@@ -711,7 +702,10 @@ mod tests {
         let bytes = format::write(ModelKind::Detector, SCHEMA_KEY, &detector, &data).unwrap();
         let words = aligned(&bytes);
         let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
-        assert_eq!(Detector::from_bytes(file).err(), Some(Error::InvalidShape));
+        assert_eq!(
+            Detector::from_bytes(file).err(),
+            Some(Error::InvalidShape(Shape::Window))
+        );
         assert_eq!(
             density
                 .encode_detector(ModelKind::Gmm, detector.features, 1.0)

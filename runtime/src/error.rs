@@ -6,9 +6,11 @@ use crate::format::ModelKind;
 
 /// Everything that can go wrong when parsing a model file or scoring with it.
 ///
-/// Every malformed input maps to one of these variants; the runtime never panics.
+/// Every malformed input maps to one of these variants; the runtime never
+/// panics. New variants may be added (`#[non_exhaustive]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Error {
     /// The buffer is shorter than the fixed header plus the CRC.
     TooShort,
@@ -41,8 +43,8 @@ pub enum Error {
     /// The weights are not 4-byte aligned in memory (see [`crate::Aligned`]).
     Misaligned,
     /// Dimensions or counts in the file are zero, too large, or inconsistent
-    /// with the amount of weight data.
-    InvalidShape,
+    /// with the amount of weight data; the [`Shape`] says which check failed.
+    InvalidShape(Shape),
     /// A stored parameter is NaN or infinite.
     NonFiniteParameter,
     /// An input value is NaN or infinite.
@@ -98,7 +100,7 @@ impl fmt::Display for Error {
             ),
             Error::Malformed => write!(f, "malformed model body"),
             Error::Misaligned => write!(f, "model bytes are not 4-byte aligned in memory"),
-            Error::InvalidShape => write!(f, "invalid dimensions or counts in model file"),
+            Error::InvalidShape(shape) => write!(f, "invalid model file: {shape}"),
             Error::NonFiniteParameter => {
                 write!(f, "model file contains NaN or infinite parameters")
             }
@@ -127,3 +129,55 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+/// Which shape check of a model file failed (see [`Error::InvalidShape`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Shape {
+    /// A dimension, a count or a layer width is zero, or a network has no layers.
+    Empty,
+    /// The spec's counts overflow, or call for a different number of
+    /// stored values than the file holds.
+    DataLength,
+    /// The weight data is not a whole number of `f32` values.
+    PartialValue,
+    /// A part has the wrong kind: a detector's density that is not a
+    /// mixture or KDE, a network that is neither decoder nor encoder.
+    PartKind,
+    /// A network's first or last layer does not match its latent and data
+    /// dimensions.
+    NetworkEnds,
+    /// Two consecutive layers' widths differ.
+    LayerWidths,
+    /// A circle or ring prior over a latent that is not two-dimensional.
+    PriorDimension,
+    /// A detector's window does not match its density's dimension (or
+    /// asks for more than [`crate::detector::MAX_FEATURES`] features).
+    Window,
+    /// A detector's neural part does not match its density (dimensions,
+    /// latent code, a standardized latent mixture).
+    NeuralPart,
+    /// A length the parser already checked failed again while evaluating:
+    /// a bug in the runtime, never expected.
+    Internal,
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Shape::Empty => "a dimension, count or layer width is zero",
+            Shape::DataLength => "the spec's counts do not match the stored values",
+            Shape::PartialValue => "the weight data is not a whole number of f32 values",
+            Shape::PartKind => "a part of the model has the wrong kind",
+            Shape::NetworkEnds => {
+                "the network's first or last layer does not match its latent and data dimensions"
+            }
+            Shape::LayerWidths => "consecutive layer widths differ",
+            Shape::PriorDimension => "circle and ring priors need a 2-D latent",
+            Shape::Window => "the window does not match the density's dimension",
+            Shape::NeuralPart => "the neural part does not match the density",
+            Shape::Internal => "an internal length check failed (a runtime bug)",
+        })
+    }
+}

@@ -8,7 +8,7 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Error, Shape};
 
 /// First four bytes of every model file.
 pub const MAGIC: [u8; 4] = *b"TGM\0";
@@ -197,7 +197,7 @@ pub(crate) fn read_body<'a, S: Deserialize<'a>>(
         return Err(Error::Malformed);
     }
     if decoded.data.len() % 4 != 0 {
-        return Err(Error::InvalidShape);
+        return Err(Error::InvalidShape(Shape::PartialValue));
     }
     let data: &[f32] = bytemuck::try_cast_slice(decoded.data).map_err(|_| Error::Misaligned)?;
     Ok((header, decoded.spec, data))

@@ -34,9 +34,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
 use crate::format::{self, Header, ModelKind};
 use crate::math::LogSumExp;
+use crate::{Error, Shape};
 
 /// Covariance structure of a mixture, with scikit-learn's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +137,8 @@ impl GmmSpec {
     }
 }
 
+const DATA_LENGTH: Error = Error::InvalidShape(Shape::DataLength);
+
 /// A Gaussian mixture borrowed from a model file; scoring needs no buffers.
 ///
 /// ```
@@ -195,19 +197,22 @@ impl<'a> Gmm<'a> {
         data: &'a [f32],
     ) -> Result<Self, Error> {
         if !matches!(kind, ModelKind::Gmm | ModelKind::Kde) {
-            return Err(Error::InvalidShape);
+            return Err(Error::InvalidShape(Shape::PartKind));
         }
-        let total = spec.stored_values().ok_or(Error::InvalidShape)?;
+        if spec.dim == 0 || spec.components == 0 {
+            return Err(Error::InvalidShape(Shape::Empty));
+        }
+        let total = spec.stored_values().ok_or(DATA_LENGTH)?;
         if total != data.len() {
-            return Err(Error::InvalidShape);
+            return Err(DATA_LENGTH);
         }
         if data.iter().any(|v| !v.is_finite()) {
             return Err(Error::NonFiniteParameter);
         }
-        let [k, p, kd, _] = spec.lengths().ok_or(Error::InvalidShape)?;
-        let (log_norm, rest) = data.split_at_checked(k).ok_or(Error::InvalidShape)?;
-        let (precision, rest) = rest.split_at_checked(p).ok_or(Error::InvalidShape)?;
-        let (prec_mean, standardizer) = rest.split_at_checked(kd).ok_or(Error::InvalidShape)?;
+        let [k, p, kd, _] = spec.lengths().ok_or(DATA_LENGTH)?;
+        let (log_norm, rest) = data.split_at_checked(k).ok_or(DATA_LENGTH)?;
+        let (precision, rest) = rest.split_at_checked(p).ok_or(DATA_LENGTH)?;
+        let (prec_mean, standardizer) = rest.split_at_checked(kd).ok_or(DATA_LENGTH)?;
         Ok(Self {
             header,
             kind,
@@ -216,7 +221,7 @@ impl<'a> Gmm<'a> {
             precision,
             prec_mean,
             standardizer,
-            precision_stride: spec.precision_block().ok_or(Error::InvalidShape)?,
+            precision_stride: spec.precision_block().ok_or(DATA_LENGTH)?,
         })
     }
 

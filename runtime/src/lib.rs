@@ -27,7 +27,7 @@ pub mod prior;
 pub use activation::Activation;
 pub use decoder::{Decoder, Encoder};
 pub use detector::Detector;
-pub use error::Error;
+pub use error::{Error, Shape};
 pub use format::{Aligned, ModelKind};
 pub use gmm::Gmm;
 pub use model::AnyModel;

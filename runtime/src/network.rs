@@ -35,11 +35,14 @@ use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::Error;
 use crate::activation::Activation;
 use crate::dense::dense;
 use crate::format::{self, Header, ModelKind};
 use crate::prior::{LatentPrior, Prior};
+use crate::{Error, Shape};
+
+const DATA_LENGTH: Error = Error::InvalidShape(Shape::DataLength);
+const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
 
 /// Largest number of layers a network file may have.
 pub const MAX_LAYERS: usize = 16;
@@ -387,17 +390,15 @@ impl<'a> Network<'a> {
         for (i, layer) in layers.iter().enumerate() {
             let (n_in, n_out) = (usize::from(layer.inputs), usize::from(layer.outputs));
             // Lengths were validated at parse time: the errors are unreachable.
-            let (w, rest) = weights
-                .split_at_checked(layer.macs())
-                .ok_or(Error::InvalidShape)?;
-            let (bias, rest) = rest.split_at_checked(n_out).ok_or(Error::InvalidShape)?;
+            let (w, rest) = weights.split_at_checked(layer.macs()).ok_or(INTERNAL)?;
+            let (bias, rest) = rest.split_at_checked(n_out).ok_or(INTERNAL)?;
             weights = rest;
             let x: &[f32] = match (i, input) {
                 (0, Some(input)) => input,
-                _ => src.get(..n_in).ok_or(Error::InvalidShape)?,
+                _ => src.get(..n_in).ok_or(INTERNAL)?,
             };
             if i + 1 == layers.len() {
-                let y = output.get_mut(..n_out).ok_or(Error::InvalidShape)?;
+                let y = output.get_mut(..n_out).ok_or(INTERNAL)?;
                 dense(w, bias, x, y, layer.activation);
             } else {
                 let y = dst.get_mut(..n_out).ok_or(Error::TooWide {
@@ -437,43 +438,38 @@ fn validate<'a>(
     let layers = spec.layers.as_slice();
     let (first, last) = match (layers.first(), layers.last()) {
         (Some(first), Some(last)) => (first, last),
-        _ => return Err(Error::InvalidShape),
+        _ => return Err(Error::InvalidShape(Shape::Empty)),
     };
     let (input, output) = match kind {
         ModelKind::Decoder => (spec.latent, spec.data),
         ModelKind::Encoder => (spec.data, spec.latent),
-        _ => return Err(Error::InvalidShape),
+        _ => return Err(Error::InvalidShape(Shape::PartKind)),
     };
     if first.inputs != input || last.outputs != output {
-        return Err(Error::InvalidShape);
+        return Err(Error::InvalidShape(Shape::NetworkEnds));
     }
     let mut parameters = 0usize;
     let mut hidden_width = 0usize;
     for (i, layer) in layers.iter().enumerate() {
         if layer.inputs == 0 || layer.outputs == 0 {
-            return Err(Error::InvalidShape);
+            return Err(Error::InvalidShape(Shape::Empty));
         }
         if let Some(next) = layers.get(i + 1) {
             if next.inputs != layer.outputs {
-                return Err(Error::InvalidShape);
+                return Err(Error::InvalidShape(Shape::LayerWidths));
             }
             hidden_width = hidden_width.max(usize::from(layer.outputs));
         }
         parameters = parameters
             .checked_add(layer.parameters())
-            .ok_or(Error::InvalidShape)?;
+            .ok_or(DATA_LENGTH)?;
     }
     let latent = usize::from(spec.latent);
-    let prior_values = spec
-        .prior
-        .stored_values(latent)
-        .ok_or(Error::InvalidShape)?;
+    let prior_values = spec.prior.stored_values(latent).ok_or(DATA_LENGTH)?;
     if parameters.checked_add(prior_values) != Some(data.len()) {
-        return Err(Error::InvalidShape);
+        return Err(DATA_LENGTH);
     }
-    let (weights, prior_params) = data
-        .split_at_checked(parameters)
-        .ok_or(Error::InvalidShape)?;
+    let (weights, prior_params) = data.split_at_checked(parameters).ok_or(DATA_LENGTH)?;
     if weights.iter().any(|v| !v.is_finite()) {
         return Err(Error::NonFiniteParameter);
     }

@@ -48,7 +48,9 @@
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Error, Shape};
+
+const DATA_LENGTH: Error = Error::InvalidShape(Shape::DataLength);
 
 /// The kind of latent prior a network file stores (its spec part; a
 /// mixture's parameters are in the file's data).
@@ -122,19 +124,20 @@ impl<'a> LatentPrior<'a> {
     /// parameters (empty except for a mixture: weights, means, Cholesky
     /// factors, as laid out in the module docs).
     ///
-    /// Errors: `InvalidShape` for a zero dimension, a circle or ring whose
-    /// dimension is not 2, a mixture with no components, or a parameter
-    /// count that does not match; `NonFiniteParameter`; `ParameterOutOfRange`
+    /// Errors: `InvalidShape` for a zero dimension or a mixture with no
+    /// components (`Shape::Empty`), a circle or ring whose dimension is
+    /// not 2 (`PriorDimension`), or a parameter count that does not match
+    /// (`DataLength`); `NonFiniteParameter`; `ParameterOutOfRange`
     /// for a negative noise, a mixture weight that is not positive (or
     /// weights whose sum overflows), or a non-zero entry above a Cholesky
     /// factor's diagonal.
     pub fn from_parts(prior: Prior, dim: usize, params: &'a [f32]) -> Result<Self, Error> {
         if dim == 0 {
-            return Err(Error::InvalidShape);
+            return Err(Error::InvalidShape(Shape::Empty));
         }
-        let expected = prior.stored_values(dim).ok_or(Error::InvalidShape)?;
+        let expected = prior.stored_values(dim).ok_or(DATA_LENGTH)?;
         if params.len() != expected {
-            return Err(Error::InvalidShape);
+            return Err(DATA_LENGTH);
         }
         if params.iter().any(|v| !v.is_finite()) {
             return Err(Error::NonFiniteParameter);
@@ -149,7 +152,9 @@ impl<'a> LatentPrior<'a> {
         };
         match prior {
             Prior::None | Prior::Gaussian | Prior::Uniform => {}
-            Prior::Circle | Prior::Ring { .. } if dim != 2 => return Err(Error::InvalidShape),
+            Prior::Circle | Prior::Ring { .. } if dim != 2 => {
+                return Err(Error::InvalidShape(Shape::PriorDimension));
+            }
             Prior::Circle => {}
             Prior::Ring { noise } => {
                 if !noise.is_finite() {
@@ -162,11 +167,11 @@ impl<'a> LatentPrior<'a> {
             Prior::Mixture { components } => {
                 let k = usize::from(components);
                 if k == 0 {
-                    return Err(Error::InvalidShape);
+                    return Err(Error::InvalidShape(Shape::Empty));
                 }
-                let kd = k.checked_mul(dim).ok_or(Error::InvalidShape)?;
-                let (weights, rest) = params.split_at_checked(k).ok_or(Error::InvalidShape)?;
-                let (means, cholesky) = rest.split_at_checked(kd).ok_or(Error::InvalidShape)?;
+                let kd = k.checked_mul(dim).ok_or(DATA_LENGTH)?;
+                let (weights, rest) = params.split_at_checked(k).ok_or(DATA_LENGTH)?;
+                let (means, cholesky) = rest.split_at_checked(kd).ok_or(DATA_LENGTH)?;
                 let mut total = 0.0f32;
                 for &w in weights {
                     if w <= 0.0 {

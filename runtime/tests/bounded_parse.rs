@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tinygen_runtime::{Aligned, Decoder, Detector, Error, Gmm, Network, format};
+use tinygen_runtime::{Aligned, Decoder, Detector, Error, Gmm, Network, Shape, format};
 
 /// The 32-byte GMM file a fuzzer found: it claims a dimension near 2.8e9
 /// and about 147,000 components, passes the header and CRC checks, and
@@ -165,6 +165,6 @@ fn the_fuzzers_file_is_an_invalid_shape() {
     let buf = aligned(&bytes);
     assert_eq!(
         Gmm::from_bytes(&buf.0[..bytes.len()]).err(),
-        Some(Error::InvalidShape)
+        Some(Error::InvalidShape(Shape::DataLength))
     );
 }

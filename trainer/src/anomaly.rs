@@ -201,9 +201,11 @@ pub fn run_detector(file: &[u8], inputs: &[f32], output: Output) -> anyhow::Resu
                 match output {
                     Output::Score => o[0] = detector.score_in(x, &mut scratch)?,
                     Output::Terms => {
-                        let t = detector
-                            .terms_in(x, &mut scratch)?
-                            .ok_or(tinygen_runtime::Error::InvalidShape)?;
+                        let t = detector.terms_in(x, &mut scratch)?.ok_or(
+                            tinygen_runtime::Error::InvalidShape(
+                                tinygen_runtime::Shape::NeuralPart,
+                            ),
+                        )?;
                         o.copy_from_slice(&t);
                     }
                 }

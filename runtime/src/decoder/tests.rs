@@ -16,6 +16,7 @@ fn rng(seed: u64) -> Xoshiro128PlusPlus {
     Xoshiro128PlusPlus::seed_from_u64(seed)
 }
 use crate::activation::Activation;
+use crate::error::Shape;
 use crate::format::{self, reseal};
 use crate::network::{
     DecoderParams, Layer, LayerParams, MAX_LAYERS, PriorParams, Role, SCHEMA_KEY,
@@ -490,32 +491,38 @@ fn parsing_validates_shapes_and_values() {
         parse(raw(&[(2, 3), (3, 1)], 2, 1, Prior::Gaussian, &[0.5; 13])),
         Ok(())
     );
-    let shape = Err(Error::InvalidShape);
-    assert_eq!(parse(raw(&[], 2, 1, Prior::Gaussian, &[])), shape);
+    let shape = |s| Err(Error::InvalidShape(s));
+    assert_eq!(
+        parse(raw(&[], 2, 1, Prior::Gaussian, &[])),
+        shape(Shape::Empty)
+    );
     assert_eq!(
         parse(raw(&[(2, 3), (4, 1)], 2, 1, Prior::Gaussian, &[0.5; 16])),
-        shape
+        shape(Shape::LayerWidths)
     );
     assert_eq!(
         parse(raw(&[(2, 3), (3, 1)], 3, 1, Prior::Gaussian, &[0.5; 13])),
-        shape
+        shape(Shape::NetworkEnds)
     );
     assert_eq!(
         parse(raw(&[(2, 3), (3, 1)], 2, 2, Prior::Gaussian, &[0.5; 13])),
-        shape
+        shape(Shape::NetworkEnds)
     );
     assert_eq!(
         parse(raw(&[(2, 3), (3, 1)], 2, 1, Prior::Gaussian, &[0.5; 12])),
-        shape
+        shape(Shape::DataLength)
     );
     assert_eq!(
         parse(raw(&[(2, 3), (3, 1)], 2, 1, Prior::Gaussian, &[0.5; 14])),
-        shape
+        shape(Shape::DataLength)
     );
-    assert_eq!(parse(raw(&[(0, 0)], 0, 0, Prior::Gaussian, &[])), shape);
+    assert_eq!(
+        parse(raw(&[(0, 0)], 0, 0, Prior::Gaussian, &[])),
+        shape(Shape::Empty)
+    );
     assert_eq!(
         parse(raw(&[(2, 0), (0, 1)], 2, 1, Prior::Gaussian, &[0.5; 1])),
-        shape
+        shape(Shape::Empty)
     );
     assert_eq!(
         parse(raw(&[(2, 3), (3, 1)], 2, 1, Prior::Circle, &[0.5; 13])),
@@ -523,7 +530,7 @@ fn parsing_validates_shapes_and_values() {
     );
     assert_eq!(
         parse(raw(&[(3, 3), (3, 1)], 3, 1, Prior::Circle, &[0.5; 16])),
-        shape
+        shape(Shape::PriorDimension)
     );
     let mixture = Prior::Mixture { components: 2 };
     // 13 network values + 2 weights + 4 means + 8 Cholesky entries.

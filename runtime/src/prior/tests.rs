@@ -9,6 +9,7 @@ use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
 
 use super::*;
+use crate::error::Shape;
 use crate::prior;
 
 fn rng(seed: u64) -> Xoshiro128PlusPlus {
@@ -275,16 +276,19 @@ fn priors_are_validated() {
     }
     assert_eq!(
         ok(Prior::Gaussian, 0, &[]).unwrap_err(),
-        Error::InvalidShape
+        Error::InvalidShape(Shape::Empty)
     );
     assert_eq!(
         ok(Prior::Gaussian, 2, &[1.0]).unwrap_err(),
-        Error::InvalidShape
+        Error::InvalidShape(Shape::DataLength)
     );
-    assert_eq!(ok(Prior::Circle, 3, &[]).unwrap_err(), Error::InvalidShape);
+    assert_eq!(
+        ok(Prior::Circle, 3, &[]).unwrap_err(),
+        Error::InvalidShape(Shape::PriorDimension)
+    );
     assert_eq!(
         ok(Prior::Ring { noise: 0.1 }, 1, &[]).unwrap_err(),
-        Error::InvalidShape
+        Error::InvalidShape(Shape::PriorDimension)
     );
     assert_eq!(
         ok(Prior::Ring { noise: -0.1 }, 2, &[]).unwrap_err(),
@@ -297,9 +301,12 @@ fn priors_are_validated() {
     let mix = Prior::Mixture { components: 1 };
     assert_eq!(
         ok(Prior::Mixture { components: 0 }, 1, &[]).unwrap_err(),
-        Error::InvalidShape
+        Error::InvalidShape(Shape::Empty)
     );
-    assert_eq!(ok(mix, 1, &[1.0, 0.0]).unwrap_err(), Error::InvalidShape);
+    assert_eq!(
+        ok(mix, 1, &[1.0, 0.0]).unwrap_err(),
+        Error::InvalidShape(Shape::DataLength)
+    );
     assert!(ok(mix, 1, &[1.0, 0.0, 1.0]).is_ok());
     assert_eq!(
         ok(mix, 1, &[0.0, 0.0, 1.0]).unwrap_err(),
