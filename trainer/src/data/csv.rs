@@ -30,7 +30,11 @@ pub(super) fn load(path: &Path, gzip: bool, opts: &LoadOptions) -> Result<Datase
 }
 
 /// Parses CSV text from `input`; `path` is only used in error messages.
-fn parse(path: &Path, input: impl Read, opts: &LoadOptions) -> Result<Dataset, DataError> {
+pub(super) fn parse(
+    path: &Path,
+    input: impl Read,
+    opts: &LoadOptions,
+) -> Result<Dataset, DataError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

@@ -32,16 +32,22 @@ fn real_values(data: &NumericData) -> Option<Vec<f64>> {
     }
 }
 
+/// Loads a MATLAB v5 `.mat` file.
 pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &bytes, opts)
+}
+
+/// Parses the bytes of a MATLAB v5 file; `path` is only used in error messages.
+pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dataset, DataError> {
     let malformed = |reason: String| DataError::MalformedMat {
         path: path.to_path_buf(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mat = MatFile::parse(std::io::BufReader::new(file))
+    let mat = MatFile::parse(bytes)
         .map_err(|e| malformed(format!("{e} (only MATLAB v5 files are supported)")))?;
     let names: Vec<&str> = mat.arrays().iter().map(|a| a.name()).collect();
     let x = mat.find_by_name("X").ok_or_else(|| {

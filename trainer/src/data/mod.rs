@@ -284,22 +284,55 @@ impl fmt::Display for LineSuffix {
 /// Loads a numeric table from `path`; the format is chosen by extension
 /// (`.csv`, `.csv.gz`, `.npy`).
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    if name.ends_with(".csv") {
-        csv::load(path, false, opts)
-    } else if name.ends_with(".csv.gz") {
-        csv::load(path, true, opts)
-    } else if name.ends_with(".npy") {
-        npy::load(path, opts)
-    } else if name.ends_with(".mat") {
-        mat::load(path, opts)
-    } else {
-        Err(DataError::UnsupportedFormat {
-            path: path.to_path_buf(),
-        })
+    match Format::of(path)? {
+        Format::Csv => csv::load(path, false, opts),
+        Format::CsvGz => csv::load(path, true, opts),
+        Format::Npy => npy::load(path, opts),
+        Format::Mat => mat::load(path, opts),
+    }
+}
+
+/// Parses the contents of a data file held in memory, exactly as [`load`]
+/// reads the file: the format is chosen by `path`'s extension, and `path`
+/// is otherwise only used in error messages.
+pub fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dataset, DataError> {
+    match Format::of(path)? {
+        Format::Csv => csv::parse(path, bytes, opts),
+        Format::CsvGz => csv::parse(path, flate2::read::MultiGzDecoder::new(bytes), opts),
+        Format::Npy => npy::parse(path, bytes, opts),
+        Format::Mat => mat::parse(path, bytes, opts),
+    }
+}
+
+/// The data formats [`load`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    CsvGz,
+    Npy,
+    Mat,
+}
+
+impl Format {
+    /// The format a file name's extension (case-insensitive) names.
+    fn of(path: &Path) -> Result<Self, DataError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if name.ends_with(".csv") {
+            Ok(Format::Csv)
+        } else if name.ends_with(".csv.gz") {
+            Ok(Format::CsvGz)
+        } else if name.ends_with(".npy") {
+            Ok(Format::Npy)
+        } else if name.ends_with(".mat") {
+            Ok(Format::Mat)
+        } else {
+            Err(DataError::UnsupportedFormat {
+                path: path.to_path_buf(),
+            })
+        }
     }
 }
 

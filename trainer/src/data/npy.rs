@@ -13,15 +13,20 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError
         path: path.to_path_buf(),
         source,
     })?;
+    parse(path, &bytes, opts)
+}
+
+/// Parses the bytes of a `.npy` file; `path` is only used in error messages.
+pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dataset, DataError> {
     let malformed = |reason: String| DataError::MalformedNpy {
         path: path.to_path_buf(),
         reason,
     };
 
-    if shape_overflows(&bytes) {
+    if shape_overflows(bytes) {
         return Err(malformed("array shape is too large".to_string()));
     }
-    let mut data: &[u8] = &bytes;
+    let mut data: &[u8] = bytes;
     let header =
         NpyHeader::from_reader(&mut data).map_err(|e| malformed(format!("bad header: {e}")))?;
     let (rows, cols) = match *header.shape() {

@@ -44,15 +44,26 @@ pub fn is_ts(path: &Path) -> bool {
     name.ends_with(".ts") || name.ends_with(".ts.gz")
 }
 
-/// Reads a `.ts` file of equal-length series with class labels.
+/// Reads a `.ts` file (gunzipped if its name ends in `.gz`) of equal-length
+/// series with class labels.
 pub fn load_ts(path: &Path) -> anyhow::Result<SeriesSet> {
-    let file =
+    let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    parse_ts(path, &bytes)
+}
+
+/// Parses the contents of a `.ts` file held in memory, as [`load_ts`] reads
+/// the file: gunzipped if `path` ends in `.gz`; `path` is otherwise only
+/// used in error messages.
+pub fn parse_ts(path: &Path, mut bytes: &[u8]) -> anyhow::Result<SeriesSet> {
     let mut text = String::new();
     if path.to_string_lossy().to_lowercase().ends_with(".gz") {
-        flate2::read::GzDecoder::new(file).read_to_string(&mut text)
+        flate2::read::GzDecoder::new(bytes).read_to_string(&mut text)
     } else {
-        std::io::BufReader::new(file).read_to_string(&mut text)
+        bytes.read_to_string(&mut text)
     }
     .with_context(|| format!("cannot read {}", path.display()))?;
 
