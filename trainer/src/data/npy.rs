@@ -23,6 +23,11 @@ pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dat
         reason,
     };
 
+    if let Some((claimed, present)) = header_overruns(bytes) {
+        return Err(malformed(format!(
+            "header claims {claimed} bytes, only {present} follow"
+        )));
+    }
     if shape_overflows(bytes) {
         return Err(malformed("array shape is too large".to_string()));
     }
@@ -69,6 +74,13 @@ pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dat
         )));
     }
     let (rows, cols) = (rows as usize, cols as usize); // fits: the data is in memory
+    if rows == 0 {
+        // Before naming the columns: with no rows, `cols` is not bounded by the data.
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+            reason: "no data rows (array has 0 rows)".to_string(),
+        });
+    }
 
     let order = header.order();
     let file = NpyFile::with_header(header, data);
@@ -97,6 +109,26 @@ pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dat
             Order::Fortran => flat[j * rows + i],
         },
     )
+}
+
+/// The header length a file claims and the bytes after the length field,
+/// if the claim is larger: npyz allocates the claimed length (up to 4 GiB
+/// in format versions 2 and 3) before reading, so such headers are rejected
+/// first. Anything else unexpected is left to npyz to report.
+fn header_overruns(bytes: &[u8]) -> Option<(usize, usize)> {
+    let (claimed, start) = match bytes.get(6..8)? {
+        [1, _] => (
+            usize::from(u16::from_le_bytes(bytes.get(8..10)?.try_into().ok()?)),
+            10,
+        ),
+        [2 | 3, _] => (
+            u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize,
+            12,
+        ),
+        _ => return None,
+    };
+    let present = bytes.len().saturating_sub(start);
+    (claimed > present).then_some((claimed, present))
 }
 
 /// Whether the header's `shape` has dimensions whose product overflows `u64`.
@@ -467,5 +499,38 @@ mod tests {
         );
         let err = load(&p, &default()).unwrap_err();
         assert!(matches!(err, DataError::MalformedNpy { .. }), "{err:?}");
+    }
+
+    /// Fuzzer finding (see FUZZING.md): a version 2 header whose u32 length
+    /// field claims 662 MB made npyz allocate that much before reading.
+    #[test]
+    fn rejects_a_header_longer_than_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = b"\x93NUMPY\x02\x00".to_vec();
+        bytes.extend_from_slice(&662_372_470u32.to_le_bytes());
+        bytes.extend_from_slice(b"{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }\n");
+        let p = dir.path().join("long_header.npy");
+        std::fs::write(&p, &bytes).unwrap();
+        assert_malformed(&p, "header claims 662372470 bytes, only 58 follow");
+        bytes[6] = 1; // version 1: a u16 length
+        bytes.drain(10..12);
+        bytes[8..10].copy_from_slice(&1000u16.to_le_bytes());
+        std::fs::write(&p, &bytes).unwrap();
+        assert_malformed(&p, "header claims 1000 bytes, only 58 follow");
+    }
+
+    /// No rows: the column count is not bounded by the data, so it must not
+    /// size anything (this once named 4e12 columns).
+    #[test]
+    fn rejects_no_rows_before_naming_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_raw(
+            dir.path(),
+            "no_rows.npy",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4000000000000), }",
+            &[],
+        );
+        let err = load(&p, &default()).unwrap_err();
+        assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
     }
 }
