@@ -1,0 +1,67 @@
+//! Inputs the fuzzers found (fuzz/, FUZZING.md), minimized with libFuzzer,
+//! read through the same in-memory entry points the fuzz targets use. Each
+//! once panicked or tried to allocate gigabytes; each must now be an error.
+
+use std::path::Path;
+
+use tinygen::data::{self, DataError, LoadOptions};
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn parse(name: &str, bytes: &[u8]) -> Result<data::Dataset, DataError> {
+    data::parse(Path::new(name), bytes, &LoadOptions::default())
+}
+
+/// `npy`: a version 3 header whose u32 length field claims 4 GiB; npyz
+/// allocated the claimed length before reading (12 bytes, minimized).
+const NPY_HEADER_LENGTH: &str = "934e554d505903007600ffff";
+
+#[test]
+fn npy_header_length_beyond_the_file() {
+    let err = parse("x.npy", &hex(NPY_HEADER_LENGTH)).unwrap_err();
+    assert!(matches!(err, DataError::MalformedNpy { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("header claims 4294901878 bytes"),
+        "{err}"
+    );
+}
+
+/// `mat`: a data element claiming 0xFFFFFFFF bytes, which matfile 0.5
+/// rounds up to a multiple of 8 in u32 (an overflow panic with overflow
+/// checks on; 136 bytes, minimized).
+const MAT_ELEMENT_SIZE: &str = concat!(
+    "4d41ffffffffffffff3f00ff2e6e70790000ffffffffffffff3f00f03f0001494d01000000000000",
+    "00ff3f0001494d0e000000ffffffffffffff3f00ff0e000000ffffffffffffff3f00ff2e6e707900",
+    "00ffffff0000ffffffffff3f002e6e70790000ffffffffffffff3f00f03f0001494d0e000000ffff",
+    "ffffff3f0001494d0e000000ffffffff",
+);
+
+/// `mat`: a matrix whose i32 dimensions matfile 0.5 multiplies with
+/// overflow (232 bytes, minimized as far as this crash goes).
+const MAT_DIMENSIONS: &str = concat!(
+    "4d41544c414220352e30204d41542d66696c6520506c6174666f726d3a20706f7369782c20437265",
+    "61746564206f6e3a20547565204e6f762032342031373a35343a313220303232360000000000007a",
+    "8000ffffffff00000000000000000000000000000000000000000000000000000005000000000000",
+    "000000000001494d0e00000060000000060000000800000006000000000000000500000008000000",
+    "0300000002000080010001005800000002000000300000000800000000000700001c4000000000c0",
+    "00000000000048000000060000000800000000000000f03f0000000000000000",
+);
+
+#[test]
+fn mat_sizes_matfile_would_overflow_on() {
+    for (name, input) in [
+        ("element size", MAT_ELEMENT_SIZE),
+        ("dimensions", MAT_DIMENSIONS),
+    ] {
+        let err = parse("x.mat", &hex(input)).unwrap_err();
+        assert!(
+            matches!(err, DataError::MalformedMat { .. }),
+            "{name}: {err:?}"
+        );
+    }
+}
