@@ -1,0 +1,100 @@
+//! `cargo xtask bench-host`: EM and scoring against scikit-learn in one run.
+
+use std::process::Command;
+
+use anyhow::{Context, ensure};
+use tinygen::density::gmm::{EmOptions, em_from_responsibilities};
+use tinygen_runtime::gmm::Covariance;
+use xtask::root;
+
+use crate::process::median_seconds;
+
+/// Host timings against scikit-learn on the same data, in one run: EM
+/// seconds per iteration, and runtime scoring throughput.
+pub(crate) fn bench_host() -> anyhow::Result<()> {
+    let dir = xtask::target_dir().join("bench-host");
+    let python = std::env::var("TINYGEN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .arg(root().join("scripts/bench_sklearn.py"))
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .with_context(|| format!("cannot run {python}"))?;
+    ensure!(
+        out.status.success(),
+        "scripts/bench_sklearn.py failed (needs numpy and scikit-learn; set TINYGEN_PYTHON):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sk = String::from_utf8(out.stdout)?;
+    let field = |name: &str| -> anyhow::Result<f64> {
+        let at = sk
+            .find(&format!("\"{name}\": "))
+            .with_context(|| format!("{name} missing in {sk}"))?;
+        let rest = &sk[at + name.len() + 4..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        Ok(rest[..end].trim().parse()?)
+    };
+    let load = |file: &str| tinygen::data::load(&dir.join(file), &Default::default());
+    let data = load("x.npy")?;
+    let labels = load("labels.npy")?;
+    let x = nalgebra::DMatrix::from_row_slice(data.rows, data.cols, &data.values);
+    let k = 8;
+    let mut resp = nalgebra::DMatrix::zeros(data.rows, k);
+    for (i, &l) in labels.values.iter().enumerate() {
+        resp[(i, l as usize)] = 1.0;
+    }
+    let points = data.to_f32();
+    println!(
+        "N = {}, D = {}, K = {k}; scikit-learn {}; speedup = scikit-learn time / tinygen time",
+        data.rows,
+        data.cols,
+        sk.split('"').nth(3).unwrap_or("?")
+    );
+    println!("| measure | covariance | tinygen | scikit-learn | speedup |");
+    println!("|---|---|---|---|---|");
+    for (name, covariance) in [("full", Covariance::Full), ("diag", Covariance::Diag)] {
+        let iters = 10;
+        let opts = EmOptions {
+            components: k,
+            covariance,
+            max_iter: iters,
+            tol: 0.0,
+            ..EmOptions::default()
+        };
+        let mut model = None;
+        let em = median_seconds(|| {
+            model =
+                Some(em_from_responsibilities(&x, &resp, &opts, &mut |_, _, _| {}).map(|m| m.0));
+        }) / iters as f64;
+        let model = model.context("no fit")??;
+        let sk_em = field(&format!("em_{name}_s_per_iter"))?;
+        println!(
+            "| EM time per iteration | {name} | {:.1} ms | {:.1} ms | {:.2} |",
+            em * 1e3,
+            sk_em * 1e3,
+            sk_em / em
+        );
+
+        let file = tinygen::io::AlignedBytes::new(&model.params(None).encode()?);
+        let gmm = tinygen_runtime::Gmm::from_bytes(file.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut scores = vec![0f32; data.rows];
+        let batch = median_seconds(|| gmm.log_density_batch(&points, &mut scores).unwrap());
+        let per_sample = batch / data.rows as f64;
+        let sk_batch = 1.0 / field(&format!("score_{name}_samples_per_s"))?;
+        println!(
+            "| scoring, batch of N, per sample | {name} | {:.3} us | {:.3} us | {:.2} |",
+            per_sample * 1e6,
+            sk_batch * 1e6,
+            sk_batch / per_sample
+        );
+        let sk_one = field(&format!("score_{name}_one_call_s"))?;
+        println!(
+            "| scoring, one sample per call | {name} | {:.3} us | {:.1} us | {:.0} |",
+            per_sample * 1e6,
+            sk_one * 1e6,
+            sk_one / per_sample
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! `cargo xtask models`: regenerate the example models in `models/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use xtask::{root, write_case};
+
+use crate::demo::{first_rows, fit_cardio};
+use crate::process::{cargo, run, tinygen};
+
+pub(crate) fn models() -> anyhow::Result<()> {
+    let dir = root().join("models").join("cardio-gmm");
+    std::fs::create_dir_all(&dir)?;
+    let model = dir.join("model.tgm");
+    fit_cardio(&model.to_string_lossy())?;
+    let points = first_rows(&root().join("data/cardio.csv.gz"), "label", 32)?;
+    write_case(&dir, &std::fs::read(&model)?, &points)?;
+    match mnist_dir() {
+        Ok(mnist) => mnist_decoder(&mnist),
+        Err(e) => {
+            eprintln!("models/mnist-vae-decoder not regenerated: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// The example MNIST decoder: a VAE with a 16-dimensional latent and one
+/// hidden layer of 128, trained for 10 epochs; its decoder as `.tgm` and
+/// ONNX, with 4 fixed latents from the prior (seeded) as test vectors.
+pub(crate) fn mnist_decoder(mnist: &Path) -> anyhow::Result<()> {
+    use rand::SeedableRng;
+
+    let run = xtask::target_dir().join("models-mnist-vae");
+    let _ = std::fs::remove_dir_all(&run);
+    let (run_s, mnist_s) = (run.to_string_lossy(), mnist.to_string_lossy());
+    tinygen(&[
+        "fit",
+        "vae",
+        "--data",
+        "mnist",
+        "--data-dir",
+        &mnist_s,
+        "--latent",
+        "16",
+        "--hidden",
+        "128",
+        "--epochs",
+        "10",
+        "--seed",
+        "0",
+        "--iw-samples",
+        "100",
+        "--log",
+        "quiet",
+        "--out",
+        &run_s,
+    ])?;
+    let dir = root().join("models").join("mnist-vae-decoder");
+    std::fs::create_dir_all(&dir)?;
+    let model = dir.join("model.tgm");
+    tinygen(&[
+        "export",
+        &run_s,
+        "--part",
+        "decoder",
+        "--out",
+        &model.to_string_lossy(),
+    ])?;
+    // The same decoder as ONNX (the `onnx` feature of the binary).
+    self::run(
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "tinygen",
+                "--features",
+                "onnx",
+                "--",
+            ])
+            .args([
+                "export", &run_s, "--part", "decoder", "--format", "onnx", "--out",
+            ])
+            .arg(dir.join("model.onnx")),
+    )?;
+    std::fs::copy(run.join("metrics.json"), dir.join("metrics.json"))?;
+    std::fs::copy(run.join("samples.png"), dir.join("samples.png"))?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
+    let latents = tinygen::nn::prior::Prior::Gaussian.sample(4, 16, None, &mut rng);
+    write_case(&dir, &std::fs::read(&model)?, &latents)
+}
+
+/// The folder holding the MNIST IDX files: data/mnist, or ../shared/data/mnist.
+pub(crate) fn mnist_dir() -> anyhow::Result<PathBuf> {
+    let shared =
+        std::env::var_os("TINYGEN_SHARED").map_or_else(|| root().join("../shared"), PathBuf::from);
+    [root().join("data/mnist"), shared.join("data/mnist")]
+        .into_iter()
+        .find(|d| d.join("train-images-idx3-ubyte.gz").exists())
+        .context(
+            "MNIST not found: run `tinygen data mnist` (writes data/mnist) or set TINYGEN_SHARED",
+        )
+}
