@@ -24,7 +24,9 @@ use libfuzzer_sys::fuzz_target;
 use tinygen_runtime::detector::DetectorScratch;
 use tinygen_runtime::format::{self, CRC_LEN, HEADER_LEN, ModelKind};
 use tinygen_runtime::rand_core::SeedableRng;
-use tinygen_runtime::{Decoder, Detector, Encoder, Gmm, Scratch, Xoshiro128PlusPlus};
+use tinygen_runtime::{
+    AnyModel, Decoder, Detector, Encoder, Gmm, Network, Scratch, Xoshiro128PlusPlus,
+};
 
 /// Largest input the harness allocates for one call (values). A parsed
 /// model's dimensions are bounded by its file, except a windowed
@@ -54,8 +56,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(detector) = Detector::from_bytes(bytes) {
         evaluate_detector(&detector, &mut values);
     }
-    if let Ok(network) = tinygen_runtime::Network::from_bytes(bytes) {
+    if let Ok(network) = Network::from_bytes(bytes) {
         evaluate_network(&network, &mut values);
+    }
+    if let Ok(model) = AnyModel::from_bytes(bytes) {
+        evaluate_any(&model, &mut values);
     }
     if let Ok(decoder) = Decoder::<4>::from_bytes(bytes) {
         evaluate_decoder(&decoder, &mut values);
@@ -211,7 +216,7 @@ fn evaluate_detector(detector: &Detector<'_>, values: &mut Values<'_>) {
     }
 }
 
-fn evaluate_network(network: &tinygen_runtime::Network<'_>, values: &mut Values<'_>) {
+fn evaluate_network(network: &Network<'_>, values: &mut Values<'_>) {
     let _ = (
         network.kind(),
         network.header(),
