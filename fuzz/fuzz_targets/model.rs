@@ -166,7 +166,13 @@ impl<'a> Values<'a> {
 }
 
 fn evaluate_gmm(gmm: &Gmm<'_>, values: &mut Values<'_>) {
-    let _ = (gmm.kind(), gmm.spec(), gmm.header(), gmm.stored_values(), gmm.macs());
+    let _ = (
+        gmm.kind(),
+        gmm.spec(),
+        gmm.header(),
+        gmm.stored_values(),
+        gmm.macs(),
+    );
     if let Some((mean, scale)) = gmm.standardizer() {
         assert_eq!((mean.len(), scale.len()), (gmm.dim(), gmm.dim()));
     }

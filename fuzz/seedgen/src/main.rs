@@ -6,11 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use tinygen_runtime::ModelKind;
 use tinygen_runtime::Activation;
-use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
+use tinygen_runtime::ModelKind;
 use tinygen_runtime::detector::{Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams, Standardizer};
+use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
 
 const COVARIANCES: [Covariance; 4] = [
     Covariance::Full,
@@ -70,7 +70,13 @@ struct Mixture {
 }
 
 impl Mixture {
-    fn new(v: &mut Values, covariance: Covariance, dim: usize, k: usize, standardized: bool) -> Self {
+    fn new(
+        v: &mut Values,
+        covariance: Covariance,
+        dim: usize,
+        k: usize,
+        standardized: bool,
+    ) -> Self {
         let precisions = match covariance {
             Covariance::Full => triangular(v, k, dim, true),
             Covariance::Tied => triangular(v, 1, dim, true),
@@ -167,13 +173,29 @@ fn main() {
     }
     for (dim, points) in [(2, 5), (4, 3), (6, 4)] {
         let m = Mixture::new(v, Covariance::Tied, dim, points, dim != 4);
-        write(&dir, &format!("kde-d{dim}-n{points}"), m.params().encode_as(ModelKind::Kde));
+        write(
+            &dir,
+            &format!("kde-d{dim}-n{points}"),
+            m.params().encode_as(ModelKind::Kde),
+        );
     }
 
     let features = [
         (Features::Identity, 3),
-        (Features::WindowStats { channels: 2, length: 5 }, 8),
-        (Features::RawWindow { channels: 2, length: 3 }, 6),
+        (
+            Features::WindowStats {
+                channels: 2,
+                length: 5,
+            },
+            8,
+        ),
+        (
+            Features::RawWindow {
+                channels: 2,
+                length: 3,
+            },
+            6,
+        ),
     ];
     for (i, (features, dim)) in features.into_iter().enumerate() {
         // The last one has a KDE (a tied mixture) as its density.
@@ -181,14 +203,25 @@ fn main() {
             let m = Mixture::new(v, Covariance::Tied, dim, 3, true);
             (ModelKind::Kde, m)
         } else {
-            (ModelKind::Gmm, Mixture::new(v, COVARIANCES[i], dim, 2, i != 1))
+            (
+                ModelKind::Gmm,
+                Mixture::new(v, COVARIANCES[i], dim, 2, i != 1),
+            )
         };
         let name = format!("detector-{i}");
         write(&dir, &name, m.params().encode_detector(kind, features, 1.5));
 
         let latent = 2;
-        let encoder = Mlp::new(v, &[dim, 4, latent], &[Activation::Relu, Activation::Identity]);
-        let decoder = Mlp::new(v, &[latent, 4, dim], &[Activation::Tanh, Activation::Sigmoid]);
+        let encoder = Mlp::new(
+            v,
+            &[dim, 4, latent],
+            &[Activation::Relu, Activation::Identity],
+        );
+        let decoder = Mlp::new(
+            v,
+            &[latent, 4, dim],
+            &[Activation::Tanh, Activation::Sigmoid],
+        );
         let latent_density = Mixture::new(v, COVARIANCES[(i + 1) % 4], latent, 2, false);
         let mean = v.many_f32(dim);
         let inv_scale: Vec<f32> = (0..dim).map(|_| 0.5 + v.next().abs() as f32).collect();
@@ -241,11 +274,26 @@ fn main() {
             _ => &[2, 6, 3, 7],
         };
         let mlp = Mlp::new(v, widths, &activations[i % 5..]);
-        write(&dir, &format!("decoder-{name}"), mlp.params(Role::Decoder, prior).encode());
+        write(
+            &dir,
+            &format!("decoder-{name}"),
+            mlp.params(Role::Decoder, prior).encode(),
+        );
     }
-    for (i, widths) in [&[3usize, 2][..], &[4, 6, 2], &[7, 5, 3, 2]].into_iter().enumerate() {
+    for (i, widths) in [&[3usize, 2][..], &[4, 6, 2], &[7, 5, 3, 2]]
+        .into_iter()
+        .enumerate()
+    {
         let mlp = Mlp::new(v, widths, &activations[i..]);
-        let prior = if i == 1 { PriorParams::Gaussian } else { PriorParams::None };
-        write(&dir, &format!("encoder-{i}"), mlp.params(Role::Encoder, prior).encode());
+        let prior = if i == 1 {
+            PriorParams::Gaussian
+        } else {
+            PriorParams::None
+        };
+        write(
+            &dir,
+            &format!("encoder-{i}"),
+            mlp.params(Role::Encoder, prior).encode(),
+        );
     }
 }
