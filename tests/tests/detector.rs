@@ -3,7 +3,7 @@
 
 use nalgebra::DMatrix;
 use tinygen::density::gmm::{EmOptions, fit_em};
-use tinygen::io::AlignedBytes;
+use tinygen::host::AlignedBytes;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::{Detector, Error, Gmm, ModelKind};

@@ -9,7 +9,7 @@
 use nalgebra::DMatrix;
 use serde_json::Value;
 use tinygen::density::kde::{Bandwidth, KdeOptions, fit_kde};
-use tinygen::io::AlignedBytes;
+use tinygen::host::AlignedBytes;
 use tinygen_runtime::{Gmm, ModelKind};
 
 fn fixtures() -> Vec<(String, Value)> {

@@ -13,7 +13,7 @@ use tinygen::data::{self, LoadOptions};
 use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
-use tinygen::io::AlignedBytes;
+use tinygen::host::AlignedBytes;
 use tinygen::neural_scores::NeuralOptions;
 use tinygen::nn::config::{Activation, ModelKind as NetKind, NetworkConfig, Reconstruction};
 use tinygen::nn::export::{Part, export_tgm, verify_tgm};

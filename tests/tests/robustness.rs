@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use tinygen::density::gmm::{EmOptions, GaussianMixture, em_from_responsibilities};
-use tinygen::io::AlignedBytes;
+use tinygen::host::AlignedBytes;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::format::reseal;
 use tinygen_runtime::gmm::Covariance;

@@ -8,7 +8,7 @@
 
 use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::standardize::Standardizer;
-use tinygen::io::AlignedBytes;
+use tinygen::host::AlignedBytes;
 use tinygen_runtime::Gmm;
 use tinygen_runtime::gmm::Covariance;
 

@@ -8,7 +8,7 @@
 use nalgebra::DMatrix;
 use serde_json::Value;
 use tinygen::density::gmm::{EmOptions, em_from_responsibilities};
-use tinygen::io::AlignedBytes;
+use tinygen::host::AlignedBytes;
 use tinygen_runtime::Gmm;
 use tinygen_runtime::gmm::Covariance;
 

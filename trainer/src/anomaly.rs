@@ -10,19 +10,17 @@ use std::path::Path;
 
 use anyhow::{Context, ensure};
 use nalgebra::DMatrix;
-use rayon::prelude::*;
-use tinygen_runtime::detector::{DetectorScratch, Features};
+use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::window_stats;
-use tinygen_runtime::{Detector, Gmm, ModelKind};
+use tinygen_runtime::{AnyModel, Detector, ModelKind};
 
 use crate::data::Dataset;
 use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
 use crate::density::kde::{KdeOptions, fit_kde};
 use crate::density::standardize::Standardizer;
 use crate::eval::{average_precision, roc_auc};
-use crate::io::AlignedBytes;
+use crate::host::{self, AlignedBytes};
 use crate::neural_scores::{NeuralOptions, fit_neural_part};
-use crate::nn::export::HOST_WIDTH;
 
 /// Regularisation added to a detector's covariance diagonal.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -153,69 +151,6 @@ impl Density {
     }
 }
 
-/// Log-densities of row-major `points` under a model file, computed by the
-/// runtime crate, in parallel over rows.
-pub fn log_densities(model: &[u8], points: &[f32]) -> anyhow::Result<Vec<f32>> {
-    let file = AlignedBytes::new(model);
-    let gmm = Gmm::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("model: {e}"))?;
-    let d = gmm.dim();
-    ensure!(
-        points.len().is_multiple_of(d),
-        "points are not whole rows of {d} values"
-    );
-    let mut out = vec![0f32; points.len() / d];
-    out.par_chunks_mut(256)
-        .zip(points.par_chunks(256 * d))
-        .try_for_each(|(scores, rows)| gmm.log_density_batch(rows, scores))
-        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
-    Ok(out)
-}
-
-/// What [`run_detector`] returns per input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// The detector's score.
-    Score,
-    /// The three terms of a neural detector's score.
-    Terms,
-}
-
-/// Runs a detector file with the runtime crate on row-major `inputs`
-/// (each [`Detector::input_len`] long), in parallel over rows: one score,
-/// or three terms, per input.
-pub fn run_detector(file: &[u8], inputs: &[f32], output: Output) -> anyhow::Result<Vec<f32>> {
-    let file = AlignedBytes::new(file);
-    let detector = Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let len = detector.input_len();
-    anyhow::ensure!(
-        len > 0 && inputs.len().is_multiple_of(len),
-        "inputs are not whole rows of {len}"
-    );
-    let per = if output == Output::Terms { 3 } else { 1 };
-    let mut out = vec![0f32; inputs.len() / len * per];
-    out.par_chunks_mut(256 * per)
-        .zip(inputs.par_chunks(256 * len))
-        .try_for_each(|(out, rows)| {
-            let mut scratch = Box::new(DetectorScratch::<HOST_WIDTH>::new());
-            for (o, x) in out.chunks_mut(per).zip(rows.chunks(len)) {
-                match output {
-                    Output::Score => o[0] = detector.score_in(x, &mut scratch)?,
-                    Output::Terms => {
-                        let t = detector.terms_in(x, &mut scratch)?.ok_or(
-                            tinygen_runtime::Error::InvalidShape(
-                                tinygen_runtime::Shape::NeuralPart,
-                            ),
-                        )?;
-                        o.copy_from_slice(&t);
-                    }
-                }
-            }
-            Ok::<_, tinygen_runtime::Error>(())
-        })
-        .map_err(|e| anyhow::anyhow!("scoring: {e}"))?;
-    Ok(out)
-}
-
 /// One split's result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SplitResult {
@@ -327,7 +262,7 @@ pub fn evaluate(
                     let model = detector
                         .fit(&train_x)
                         .with_context(|| format!("split {split}"))?;
-                    let scores = log_densities(&model, &test_x)?;
+                    let scores = host::run_file(&model, &test_x)?;
                     (model, scores.iter().map(|&s| -f64::from(s)).collect())
                 }
                 Some(opts) => {
@@ -340,7 +275,7 @@ pub fn evaluate(
                         f32::MAX,
                     )
                     .with_context(|| format!("split {split}"))?;
-                    let scores = run_detector(&model, &test_x, Output::Score)?;
+                    let scores = host::run_file(&model, &test_x)?;
                     (model, scores.iter().map(|&s| f64::from(s)).collect())
                 }
             };
@@ -528,7 +463,7 @@ pub fn fit_detector(
         .collect();
     let bytes = match &fit.neural {
         None => {
-            let held_scores: Vec<f32> = log_densities(&params.encode_as(kind)?, &held_points)?
+            let held_scores: Vec<f32> = host::run_file(&params.encode_as(kind)?, &held_points)?
                 .iter()
                 .map(|s| -s)
                 .collect();
@@ -546,7 +481,7 @@ pub fn fit_detector(
             let combination = part.calibrate(&params, kind, &train_f32)?;
             let on_features =
                 part.encode(&params, kind, Features::Identity, f32::MAX, combination)?;
-            let held_scores = run_detector(&on_features, &held_points, Output::Score)?;
+            let held_scores = host::run_file(&on_features, &held_points)?;
             let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
             part.encode(&params, kind, features, threshold, combination)?
         }
@@ -554,7 +489,7 @@ pub fn fit_detector(
     let file = AlignedBytes::new(&bytes);
     let detector = Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let threshold = detector.spec().threshold;
-    let flags: Vec<bool> = run_detector(&bytes, inputs, Output::Score)?
+    let flags: Vec<bool> = host::run_rows(&AnyModel::Detector(detector), inputs)?
         .into_iter()
         .map(|s| detector.alarm(s))
         .collect();

@@ -1,5 +1,5 @@
-//! File helpers: atomic writes, the cleanup of the temporary files an
-//! interrupted write leaves, and 4-byte aligned model buffers.
+//! File helpers: atomic writes, and the cleanup of the temporary files an
+//! interrupted write leaves.
 //!
 //! Every file the CLI writes (model files, CSV outputs, PNGs, a run's
 //! `config.json`, `checkpoint.safetensors` and `metrics.json`, downloaded
@@ -209,51 +209,9 @@ fn remove_stale(dir: &Path, only: Option<&OsStr>) -> std::io::Result<Vec<PathBuf
     Ok(removed)
 }
 
-/// Model file bytes held at a 4-byte aligned address, as the runtime needs
-/// to read weights in place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlignedBytes {
-    words: Vec<u32>,
-    len: usize,
-}
-
-impl AlignedBytes {
-    /// Copies `bytes` into an aligned buffer.
-    pub fn new(bytes: &[u8]) -> Self {
-        let mut words = vec![0u32; bytes.len().div_ceil(4)];
-        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        Self {
-            words,
-            len: bytes.len(),
-        }
-    }
-
-    /// Reads a whole file into an aligned buffer.
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read model file {}", path.display()))?;
-        Ok(Self::new(&bytes))
-    }
-
-    /// The bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<u32, u8>(&self.words)[..self.len]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn aligned_bytes_round_trip_and_alignment() {
-        for len in 0..9 {
-            let data: Vec<u8> = (0..len as u8).collect();
-            let a = AlignedBytes::new(&data);
-            assert_eq!(a.as_bytes(), &data[..]);
-            assert_eq!(a.as_bytes().as_ptr() as usize % 4, 0);
-        }
-    }
 
     #[cfg(unix)]
     #[test]

@@ -8,6 +8,7 @@ pub mod data;
 pub mod density;
 pub mod divergence;
 pub mod eval;
+pub mod host;
 pub mod io;
 pub mod neural_scores;
 pub mod nn;

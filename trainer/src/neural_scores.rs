@@ -19,10 +19,11 @@ use tinygen_runtime::detector::{Features, NeuralParams};
 use tinygen_runtime::gmm::GmmParams;
 use tinygen_runtime::network::{DecoderParams, PriorParams, Role};
 
-use crate::anomaly::{Output, RegCovar, run_detector};
+use crate::anomaly::RegCovar;
 use crate::data::images::Samples;
 use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
 use crate::density::standardize::Standardizer;
+use crate::host::{self, AlignedBytes};
 use crate::nn::config::{
     ModelKind as NetKind, NetworkConfig, Reconstruction, RunConfig, TrainConfig,
 };
@@ -227,7 +228,10 @@ impl NeuralPart {
             f32::MAX,
             Combination::RAW,
         )?;
-        let terms = run_detector(&raw, train_features, Output::Terms)?;
+        let raw = AlignedBytes::new(&raw);
+        let detector = tinygen_runtime::Detector::from_bytes(raw.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let terms = host::detector_terms(&detector, train_features)?;
         let mut combination = Combination::RAW;
         for i in 0..3 {
             let mut t: Vec<f64> = terms.chunks(3).map(|r| f64::from(r[i])).collect();

@@ -9,14 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use prost::Message;
-use tinygen::io::AlignedBytes;
+use tinygen::host::{AlignedBytes, run_rows};
 use tinygen::nn::config::{Activation, ModelKind, NetworkConfig, Reconstruction};
-use tinygen::nn::export::{
-    Part, check_close, dense_layers, export_tgm, reference_outputs, run_network,
-};
+use tinygen::nn::export::{Part, check_close, dense_layers, export_tgm, reference_outputs};
 use tinygen::nn::network::Network;
 use tinygen::nn::onnx::{IR_VERSION, OPSET_VERSION, export_onnx, run_tract};
-use tinygen_runtime::Network as RtNetwork;
+use tinygen_runtime::{AnyModel, Network as RtNetwork};
 use tract_onnx::pb;
 
 fn tinygen(args: &[&str]) -> Output {
@@ -85,7 +83,7 @@ fn every_activation_and_output_layer_runs_in_tract_like_candle_and_the_runtime()
                     check_close(&what, &tract, &candle, 1e-5).unwrap();
                     let tgm = AlignedBytes::new(&export_tgm(&net, part, None).unwrap());
                     let rt = RtNetwork::from_bytes(tgm.as_bytes()).unwrap();
-                    let runtime = run_network(&rt, &inputs).unwrap();
+                    let runtime = run_rows(&AnyModel::Network(rt), &inputs).unwrap();
                     check_close(&what, &tract, &runtime, 1e-5).unwrap();
                 }
             }

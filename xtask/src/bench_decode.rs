@@ -48,7 +48,7 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
             ..NetworkConfig::new(ModelKind::Vae, 784, vec![hidden], latent)
         };
         let net = Network::new(config, 0)?;
-        let bytes = tinygen::io::AlignedBytes::new(&export_tgm(&net, Part::Decoder, None)?);
+        let bytes = tinygen::host::AlignedBytes::new(&export_tgm(&net, Part::Decoder, None)?);
         let rt = RtNetwork::from_bytes(bytes.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let onnx = export_onnx(&dense_layers(&net, Part::Decoder)?, Part::Decoder, "bench")?;
         let tract = TractPlan::new(&onnx, 1, latent)?;

@@ -75,7 +75,7 @@ pub(crate) fn bench_host() -> anyhow::Result<()> {
             sk_em / em
         );
 
-        let file = tinygen::io::AlignedBytes::new(&model.params(None).encode()?);
+        let file = tinygen::host::AlignedBytes::new(&model.params(None).encode()?);
         let gmm = tinygen_runtime::Gmm::from_bytes(file.as_bytes())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut scores = vec![0f32; data.rows];

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
-use tinygen::io::{AlignedBytes, write_atomic};
+use tinygen::host::AlignedBytes;
+use tinygen::io::write_atomic;
 
 /// `n` points (row-major N x D) from `k` axis-aligned Gaussian-ish blobs
 /// (sums of uniforms), deterministic for a seed: test and benchmark data.
@@ -126,7 +127,7 @@ pub fn install_prerequisites() -> anyhow::Result<()> {
 /// `samples.csv`: its first two samples with the device generator seeded
 /// with 0 (`tinygen sample --seed 0`).
 pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()> {
-    use tinygen::nn::export::HOST_WIDTH;
+    use tinygen::host::{HOST_WIDTH, run_rows};
     use tinygen_runtime::rand_core::SeedableRng;
     use tinygen_runtime::{AnyModel, Decoder, ModelKind, Scratch};
 
@@ -140,11 +141,7 @@ pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()
         !points.is_empty() && points.len().is_multiple_of(d),
         "points must be whole rows of {d} values"
     );
-    let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
-    let mut outputs = vec![0f32; points.len() / d * o];
-    for (x, y) in points.chunks_exact(d).zip(outputs.chunks_exact_mut(o)) {
-        parsed.eval(x, y, &mut scratch).map_err(fail)?;
-    }
+    let outputs = run_rows(&parsed, points)?;
     let header = match parsed.kind() {
         ModelKind::Gmm | ModelKind::Kde => "log_density".to_string(),
         ModelKind::Detector => "score".to_string(),
@@ -156,6 +153,7 @@ pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()
     let mut samples = None;
     if parsed.kind() == ModelKind::Decoder {
         let decoder = Decoder::<HOST_WIDTH>::from_bytes(bytes).map_err(fail)?;
+        let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
         let mut rng = tinygen_runtime::Xoshiro128PlusPlus::seed_from_u64(0);
         let mut drawn = vec![0f32; 2 * o];
         for row in drawn.chunks_exact_mut(o) {

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use tinygen_runtime::Detector;
+use tinygen_runtime::{AnyModel, Detector};
 
-use crate::anomaly::{Output, run_detector};
 use tinygen_runtime::detector::Features;
 
 use super::DataArgs;
 use super::fit_detector::{DetectorInputs, detector_inputs};
-use crate::io::{AlignedBytes, write_output};
+use crate::host::{self, AlignedBytes};
+use crate::io::write_output;
 
 /// Arguments of `tinygen detect`.
 #[derive(Debug, Clone, Args)]
@@ -65,7 +65,8 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
         );
     }
     let mut csv = String::from("score,anomaly\n");
-    let scores = run_detector(file.as_bytes(), &inputs, Output::Score).context("scoring failed")?;
+    let scores =
+        host::run_rows(&AnyModel::Detector(detector), &inputs).context("scoring failed")?;
     for score in scores {
         csv.push_str(&format!("{score},{}\n", u8::from(detector.alarm(score))));
     }

@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use clap::Args;
 use tinygen_runtime::rand_core::SeedableRng;
-use tinygen_runtime::{Decoder, ModelKind, Network as RtNetwork, Scratch, Xoshiro128PlusPlus};
+use tinygen_runtime::{
+    AnyModel, Decoder, ModelKind, Network as RtNetwork, Scratch, Xoshiro128PlusPlus,
+};
 
 use super::DataArgs;
 use crate::data::images::{Split, load_samples};
-use crate::io::{AlignedBytes, write_atomic, write_output};
-use crate::nn::export::{
-    HOST_WIDTH, Part, export_tgm, read_latent_mixture, run_network, verify_tgm,
-};
+use crate::host::{self, AlignedBytes, HOST_WIDTH};
+use crate::io::{write_atomic, write_output};
+use crate::nn::export::{Part, export_tgm, read_latent_mixture, verify_tgm};
 use crate::nn::network::Network;
 use crate::nn::run::load_run;
 
@@ -193,7 +194,7 @@ pub fn run_decode(args: &DecodeArgs) -> anyhow::Result<()> {
             net.input_dim()
         );
     }
-    let out = run_network(&net, &data.to_f32())?;
+    let out = host::run_rows(&AnyModel::Network(net), &data.to_f32())?;
     let prefix = if net.kind() == ModelKind::Encoder {
         "z"
     } else {

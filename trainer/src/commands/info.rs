@@ -7,7 +7,7 @@ use tinygen_runtime::Gmm;
 use tinygen_runtime::format::{self, ModelKind};
 use tinygen_runtime::gmm::Covariance;
 
-use crate::io::AlignedBytes;
+use crate::host::AlignedBytes;
 
 /// Arguments of `tinygen info`.
 #[derive(Debug, Clone, Args)]

@@ -7,7 +7,8 @@ use clap::Args;
 use tinygen_runtime::Gmm;
 
 use super::DataArgs;
-use crate::io::{AlignedBytes, write_output};
+use crate::host::AlignedBytes;
+use crate::io::write_output;
 
 /// Arguments of `tinygen score`.
 #[derive(Debug, Clone, Args)]

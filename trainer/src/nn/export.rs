@@ -10,14 +10,15 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tinygen_runtime::Activation as RtActivation;
+use tinygen_runtime::AnyModel;
 use tinygen_runtime::network::{
-    DecoderParams, LayerParams, Network as RtNetwork, PriorParams, Role, Scratch,
+    DecoderParams, LayerParams, Network as RtNetwork, PriorParams, Role,
 };
 
 use super::config::{Activation, ModelKind, Reconstruction};
 use super::network::Network;
 use super::prior::{GMM_STD, Prior, RING_NOISE};
-use crate::io::AlignedBytes;
+use crate::host::{self, AlignedBytes};
 
 /// File name of the AE's latent mixture parameters (for sampling).
 pub const LATENT_GMM_JSON: &str = "latent_gmm.json";
@@ -211,25 +212,6 @@ pub fn export_tgm(
         .map_err(|e| anyhow::anyhow!("cannot encode the {part:?}: {e}"))
 }
 
-/// Largest activation width the host-side runtime calls support.
-pub const HOST_WIDTH: usize = 4096;
-
-/// Runs a runtime network (decoder or encoder) on each row of `inputs`, as
-/// the device does.
-pub fn run_network(net: &RtNetwork, inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
-    let (i, o) = (net.input_dim(), net.output_dim());
-    if !inputs.len().is_multiple_of(i) {
-        bail!("{} values are not rows of {i}", inputs.len());
-    }
-    let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
-    let mut out = vec![0f32; inputs.len() / i * o];
-    for (x, y) in inputs.chunks(i).zip(out.chunks_mut(o)) {
-        net.forward(x, y, &mut scratch)
-            .map_err(|e| anyhow::anyhow!("runtime: {e}"))?;
-    }
-    Ok(out)
-}
-
 /// The inputs an export is checked on and candle's outputs for them: 64
 /// prior draws for a decoder, the first (up to 64) rows of `data` for an
 /// encoder. Returns `(inputs, outputs)`, both row-major.
@@ -308,7 +290,7 @@ pub fn verify_tgm(
     let (inputs, expected) = reference_outputs(net, part, data)?;
     let aligned = AlignedBytes::new(file);
     let rt = RtNetwork::from_bytes(aligned.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let got = run_network(&rt, &inputs)?;
+    let got = host::run_rows(&AnyModel::Network(rt), &inputs)?;
     check_close(
         &format!("the exported {part:?}"),
         &got,

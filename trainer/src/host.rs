@@ -1,0 +1,130 @@
+//! The runtime on the host: model files held 4-byte aligned, as the runtime
+//! reads them in place, and the runtime's calls run over many rows (in
+//! parallel), each row giving exactly what the device computes for it.
+//! `tinygen score`, `decode` and `detect`, export checks, detector fits and
+//! the firmware's test cases all run the runtime through here.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow, ensure};
+use rayon::prelude::*;
+use tinygen_runtime::detector::DetectorScratch;
+use tinygen_runtime::{AnyModel, Detector, Error, Scratch, Shape};
+
+/// Largest activation width the host-side runtime calls support.
+pub const HOST_WIDTH: usize = 4096;
+
+/// Rows per parallel task.
+const ROWS_PER_TASK: usize = 256;
+
+/// Model file bytes held at a 4-byte aligned address, as the runtime needs
+/// to read weights in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlignedBytes {
+    words: Vec<u32>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// Copies `bytes` into an aligned buffer.
+    pub fn new(bytes: &[u8]) -> Self {
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Self {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    /// Reads a whole file into an aligned buffer.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read model file {}", path.display()))?;
+        Ok(Self::new(&bytes))
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u32, u8>(&self.words)[..self.len]
+    }
+}
+
+/// Runs a model on row-major `inputs` (rows of [`AnyModel::input_len`]):
+/// [`AnyModel::output_len`] values per row, the log-density of a density,
+/// the anomaly score of a detector (with buffers for neural parts up to
+/// [`HOST_WIDTH`] wide), a network's output.
+pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
+    let (i, o) = (model.input_len(), model.output_len());
+    ensure!(
+        i > 0 && inputs.len().is_multiple_of(i),
+        "{} values are not whole rows of {i}",
+        inputs.len()
+    );
+    let mut out = vec![0f32; inputs.len() / i * o];
+    out.par_chunks_mut(ROWS_PER_TASK * o)
+        .zip(inputs.par_chunks(ROWS_PER_TASK * i))
+        .try_for_each(|(out, rows)| match model {
+            AnyModel::Density(gmm) => gmm.log_density_batch(rows, out),
+            AnyModel::Detector(detector) => {
+                let mut scratch = Box::new(DetectorScratch::<HOST_WIDTH>::new());
+                for (y, x) in out.iter_mut().zip(rows.chunks_exact(i)) {
+                    *y = detector.score_in(x, &mut scratch)?;
+                }
+                Ok(())
+            }
+            AnyModel::Network(net) => {
+                let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
+                for (y, x) in out.chunks_exact_mut(o).zip(rows.chunks_exact(i)) {
+                    net.forward(x, y, &mut scratch)?;
+                }
+                Ok(())
+            }
+        })
+        .map_err(|e| anyhow!("runtime: {e}"))?;
+    Ok(out)
+}
+
+/// [`run_rows`] on a model file's bytes (any alignment).
+pub fn run_file(file: &[u8], inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
+    let file = AlignedBytes::new(file);
+    let model = AnyModel::from_bytes(file.as_bytes()).map_err(|e| anyhow!("model: {e}"))?;
+    run_rows(&model, inputs)
+}
+
+/// The three terms of a neural detector's score (density, reconstruction,
+/// latent; before centring and scaling) for each row of `inputs`.
+pub fn detector_terms(detector: &Detector<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
+    let len = detector.input_len();
+    ensure!(
+        detector.has_neural() && len > 0 && inputs.len().is_multiple_of(len),
+        "not a neural detector, or inputs are not whole rows of {len}"
+    );
+    let mut out = vec![0f32; inputs.len() / len * 3];
+    out.par_chunks_mut(ROWS_PER_TASK * 3)
+        .zip(inputs.par_chunks(ROWS_PER_TASK * len))
+        .try_for_each(|(out, rows)| {
+            let mut scratch = Box::new(DetectorScratch::<HOST_WIDTH>::new());
+            for (y, x) in out.chunks_exact_mut(3).zip(rows.chunks_exact(len)) {
+                let terms = detector.terms_in(x, &mut scratch)?;
+                y.copy_from_slice(&terms.ok_or(Error::InvalidShape(Shape::NeuralPart))?);
+            }
+            Ok::<_, Error>(())
+        })
+        .map_err(|e| anyhow!("runtime: {e}"))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_bytes_round_trip_and_alignment() {
+        for len in 0..9 {
+            let data: Vec<u8> = (0..len as u8).collect();
+            let a = AlignedBytes::new(&data);
+            assert_eq!(a.as_bytes(), &data[..]);
+            assert_eq!(a.as_bytes().as_ptr() as usize % 4, 0);
+        }
+    }
+}
