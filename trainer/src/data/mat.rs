@@ -158,10 +158,12 @@ fn check_elements(mut rest: &[u8], big_endian: bool, top: bool) -> Result<(), St
     Ok(())
 }
 
-/// Splits off the next data element: its type, its data and what follows
-/// its padding. `None` at the end or for a truncated element (which matfile
-/// reports).
-fn next_element(rest: &[u8], big_endian: bool) -> Result<Option<(u32, &[u8], &[u8])>, String> {
+/// A data element: its type, its data, and the bytes after its padding.
+type Element<'a> = (u32, &'a [u8], &'a [u8]);
+
+/// Splits off the next data element. `None` at the end or for a truncated
+/// element (which matfile reports).
+fn next_element(rest: &[u8], big_endian: bool) -> Result<Option<Element<'_>>, String> {
     let word = |at: usize| {
         let b: [u8; 4] = rest.get(at..at + 4)?.try_into().ok()?;
         Some(if big_endian {
