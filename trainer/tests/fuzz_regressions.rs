@@ -65,3 +65,24 @@ fn mat_sizes_matfile_would_overflow_on() {
         );
     }
 }
+
+/// `npy`: a header with a few hundred nested brackets, which npyz's header
+/// parser (py_literal) took over 2 seconds to reject (libFuzzer timeout;
+/// 253 bytes, not minimized).
+const NPY_NESTED_HEADER: &str = concat!(
+    "934e554d5059010076007b276a65733272273a20273c6637272c2027666f727472616e5f6f722465",
+    "72273a2046616c73652c20277368617065273a2028382c203231292c7b276a65736372273a205b5b",
+    "5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b",
+    "5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b",
+    "5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b",
+    "273c2737662c2027666f727372616e5f6f72646572273a2046616c732c7b276a65736372273a2027",
+    "3c6637272c2027666f72747273",
+);
+
+#[test]
+fn npy_nested_header_is_rejected_quickly() {
+    let start = std::time::Instant::now();
+    let err = parse("x.npy", &hex(NPY_NESTED_HEADER)).unwrap_err();
+    assert!(matches!(err, DataError::MalformedNpy { .. }), "{err:?}");
+    assert!(start.elapsed() < std::time::Duration::from_millis(100));
+}

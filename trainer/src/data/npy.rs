@@ -28,6 +28,11 @@ pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dat
             "header claims {claimed} bytes, only {present} follow"
         )));
     }
+    if header_nesting(bytes) > MAX_HEADER_NESTING {
+        return Err(malformed(format!(
+            "header nests brackets more than {MAX_HEADER_NESTING} deep"
+        )));
+    }
     if shape_overflows(bytes) {
         return Err(malformed("array shape is too large".to_string()));
     }
@@ -129,6 +134,29 @@ fn header_overruns(bytes: &[u8]) -> Option<(usize, usize)> {
     };
     let present = bytes.len().saturating_sub(start);
     (claimed > present).then_some((claimed, present))
+}
+
+/// Deepest bracket nesting accepted in a header (a structured dtype's
+/// `descr` nests about three deep).
+const MAX_HEADER_NESTING: usize = 8;
+
+/// How deep `(`, `[` and `{` nest in the header (the first 64 KiB): npyz
+/// parses the header with py_literal, whose backtracking takes seconds
+/// for a few hundred nested brackets, so deeper headers are rejected first.
+fn header_nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0);
+    for &b in bytes.iter().skip(8).take(1 << 16) {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'\n' => break,
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Whether the header's `shape` has dimensions whose product overflows `u64`.
@@ -532,5 +560,21 @@ mod tests {
         );
         let err = load(&p, &default()).unwrap_err();
         assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+    }
+
+    /// Fuzzer finding (see FUZZING.md): a 253-byte header with a few hundred
+    /// nested brackets took py_literal's parser over 2 seconds.
+    #[test]
+    fn rejects_deeply_nested_headers_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let dict = format!(
+            "{{'descr': {}0{}, 'fortran_order': False, 'shape': (1,), }}",
+            "[".repeat(300),
+            "]".repeat(300)
+        );
+        let p = write_raw(dir.path(), "nested.npy", &dict, &[0; 8]);
+        let start = std::time::Instant::now();
+        assert_malformed(&p, "nests brackets more than 8 deep");
+        assert!(start.elapsed() < std::time::Duration::from_millis(100));
     }
 }
