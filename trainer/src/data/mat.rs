@@ -49,7 +49,11 @@ pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dat
         reason,
     };
     check_sizes(bytes).map_err(malformed)?;
-    let mat = MatFile::parse(bytes)
+    // matfile 0.5 does unchecked arithmetic on sizes that `check_sizes`
+    // cannot all foresee (fuzzing finding F4): a panic inside it is a
+    // malformed file, not a crash.
+    let mat = std::panic::catch_unwind(|| MatFile::parse(bytes))
+        .map_err(|_| malformed("its sizes overflow the MATLAB parser".into()))?
         .map_err(|e| malformed(format!("{e} (only MATLAB v5 files are supported)")))?;
     let names: Vec<&str> = mat.arrays().iter().map(|a| a.name()).collect();
     let x = mat.find_by_name("X").ok_or_else(|| {
