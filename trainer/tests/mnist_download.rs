@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tinygen::commands::data::{Checksum, MNIST_FILES, Obtained, download, import, md5_hex};
+use tinygen::data::fetch::{Checksum, MNIST_FILES, Obtained, download, import, md5_hex};
 use tinygen::data::images::{Samples, Split, load_samples};
 
 /// MNIST's label counts, digits 0..9.

@@ -13,6 +13,7 @@
 //! columns can be dropped (see [`LoadOptions`]).
 
 mod csv;
+pub mod fetch;
 pub mod idx;
 pub mod images;
 mod mat;
