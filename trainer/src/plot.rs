@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{Context, bail, ensure};
-use nalgebra::{DMatrix, SymmetricEigen};
+use nalgebra::DMatrix;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
@@ -333,10 +333,8 @@ pub fn latent_scatter(
 
 /// Projects `n` latent codes of `dim` values each (row-major) to 2-D for
 /// [`latent_scatter`]: as they are for `dim == 2`, `(x, 0)` for `dim == 1`,
-/// and for `dim > 2` onto the top two principal components (eigenvectors
-/// of the covariance matrix with the largest eigenvalues, data centred on
-/// their mean). Each component's sign is fixed so that its largest entry
-/// is positive.
+/// and for `dim > 2` onto the top two principal components of the codes
+/// ([`crate::nn::pca::principal_components`]), centred on their mean.
 ///
 /// It is an error if `dim` is 0, if there is no code, if `latents.len()`
 /// is not a multiple of `dim`, or if a value is not finite.
@@ -366,25 +364,13 @@ pub fn project_2d(latents: &[f32], dim: usize) -> anyhow::Result<Vec<[f64; 2]>> 
         }
         _ => {}
     }
-    let mut x = DMatrix::from_row_iterator(n, dim, latents.iter().map(|&v| f64::from(v)));
-    let mean = x.row_mean();
-    for mut row in x.row_iter_mut() {
-        row -= &mean;
+    let x = DMatrix::from_row_iterator(n, dim, latents.iter().map(|&v| f64::from(v)));
+    let pca = crate::nn::pca::principal_components(x.clone(), 2);
+    let mut centred = x;
+    for (j, mut col) in centred.column_iter_mut().enumerate() {
+        col.add_scalar_mut(-pca.mean[j]);
     }
-    let cov = x.tr_mul(&x) / (n.max(2) - 1) as f64;
-    let eigen = SymmetricEigen::new(cov);
-    let mut order: Vec<usize> = (0..dim).collect();
-    order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
-    let mut basis = DMatrix::<f64>::zeros(dim, 2);
-    for (k, &j) in order.iter().take(2).enumerate() {
-        let v = eigen.eigenvectors.column(j);
-        let peak = v
-            .iter()
-            .fold(0.0f64, |p, &e| if e.abs() > p.abs() { e } else { p });
-        let sign = if peak < 0.0 { -1.0 } else { 1.0 };
-        basis.set_column(k, &(v * sign));
-    }
-    let projected = x * basis;
+    let projected = centred * pca.components.transpose();
     Ok(projected.row_iter().map(|r| [r[0], r[1]]).collect())
 }
 

@@ -44,16 +44,25 @@ pub fn fit_pca(samples: &Samples, k: usize) -> anyhow::Result<Pca> {
         bail!("PCA needs at least 2 rows, {} has {n}", samples.name);
     }
     let x = DMatrix::from_row_iterator(n, d, samples.x.iter().map(|&v| v as f64));
+    Ok(principal_components(x, k))
+}
+
+/// The top `k` (at most the column count) principal components of the rows
+/// of `x`, signed as described in the module docs. With fewer than two rows
+/// the covariance is zero and the components are the axes.
+pub fn principal_components(x: DMatrix<f64>, k: usize) -> Pca {
+    let (n, d) = x.shape();
     let mean: Vec<f64> = x.column_iter().map(|c| c.mean()).collect();
     let mut centred = x;
     for (j, mut col) in centred.column_iter_mut().enumerate() {
         col.add_scalar_mut(-mean[j]);
     }
-    let cov = centred.tr_mul(&centred) / (n as f64 - 1.0);
+    let cov = centred.tr_mul(&centred) / (n.max(2) - 1) as f64;
     let total: f64 = cov.diagonal().sum();
     let eig = SymmetricEigen::new(cov);
     let mut order: Vec<usize> = (0..d).collect();
     order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+    let k = k.min(d);
     let mut components = DMatrix::zeros(k, d);
     let mut explained_variance = Vec::with_capacity(k);
     for (r, &i) in order.iter().take(k).enumerate() {
@@ -72,12 +81,12 @@ pub fn fit_pca(samples: &Samples, k: usize) -> anyhow::Result<Pca> {
         .iter()
         .map(|v| if total > 0.0 { v / total } else { 0.0 })
         .collect();
-    Ok(Pca {
+    Pca {
         mean,
         components,
         explained_variance,
         explained_variance_ratio,
-    })
+    }
 }
 
 impl Pca {
