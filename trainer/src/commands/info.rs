@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tinygen_runtime::Gmm;
-use tinygen_runtime::format::{self, ModelKind};
+use tinygen_runtime::AnyModel;
+use tinygen_runtime::format::ModelKind;
 use tinygen_runtime::gmm::Covariance;
 
 use crate::host::AlignedBytes;
@@ -20,8 +20,9 @@ pub struct InfoArgs {
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     let file = AlignedBytes::read(&args.model)?;
     let bytes = file.as_bytes();
-    let header =
-        format::read_header(bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let model = AnyModel::from_bytes(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let header = model.header();
     println!("file        {}", args.model.display());
     println!("kind        {}", header.kind);
     println!(
@@ -30,10 +31,8 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     );
     println!("bytes       {}", bytes.len());
     println!("crc32       {:#010x}", header.crc);
-    match header.kind {
-        ModelKind::Detector => {
-            let detector = tinygen_runtime::Detector::from_bytes(bytes)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    match model {
+        AnyModel::Detector(detector) => {
             let spec = detector.spec();
             match spec.features {
                 tinygen_runtime::detector::Features::Identity => {
@@ -93,9 +92,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
             println!("parameters  {} f32 values", detector.stored_values());
             println!("macs        {} per score", detector.macs());
         }
-        ModelKind::Decoder | ModelKind::Encoder => {
-            let net = tinygen_runtime::Network::from_bytes(bytes)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+        AnyModel::Network(net) => {
             let mut layers = net.input_dim().to_string();
             for layer in net.layers() {
                 layers += &format!(" -> {} {}", layer.outputs, layer.activation.name());
@@ -128,9 +125,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
             );
             println!("macs        {} per sample", net.macs());
         }
-        ModelKind::Gmm | ModelKind::Kde => {
-            let gmm = Gmm::from_bytes(bytes)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+        AnyModel::Density(gmm) => {
             let spec = gmm.spec();
             let kde = header.kind == ModelKind::Kde;
             println!("dimensions  {}", spec.dim);
