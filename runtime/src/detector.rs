@@ -178,8 +178,13 @@ pub struct Detector<'a> {
 impl<'a> Detector<'a> {
     /// Parses and validates a detector file (4-byte aligned, as every model).
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::from_file(format::open(bytes)?)
+    }
+
+    /// Parses a checked file (see [`format::File`]).
+    pub(crate) fn from_file(file: format::File<'a>) -> Result<Self, Error> {
         let (header, spec, data): (Header, DetectorSpec, _) =
-            format::read_body(bytes, &[ModelKind::Detector], SCHEMA_KEY)?;
+            file.read_body(&[ModelKind::Detector], SCHEMA_KEY)?;
         let density_len = spec.density.stored_values().ok_or(DATA_LENGTH)?;
         let (density_data, rest) = data.split_at_checked(density_len).ok_or(DATA_LENGTH)?;
         let density = Gmm::from_parts(header, spec.density_kind, spec.density, density_data)?;

@@ -144,6 +144,20 @@ fn split(bytes: &[u8]) -> Result<(&[u8; HEADER_LEN], &[u8], u32), Error> {
 /// Checks the header, length and CRC of a model file without decoding its
 /// body (the schema key is checked by the kind's parser, which knows it).
 pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
+    open(bytes).map(|file| file.header())
+}
+
+/// A model file whose header, length and CRC have been checked, with its
+/// body not yet decoded: what [`crate::AnyModel`] hands to the kind's
+/// parser, so that the CRC is computed once.
+#[derive(Debug, Clone, Copy)]
+pub struct File<'a> {
+    header: Header,
+    body: &'a [u8],
+}
+
+/// Checks the header, length and CRC of a model file (see [`read_header`]).
+pub fn open(bytes: &[u8]) -> Result<File<'_>, Error> {
     let (h, body, stored) = split(bytes)?;
     if h[0..4] != MAGIC {
         return Err(Error::BadMagic);
@@ -163,44 +177,51 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, Error> {
     if stored != computed {
         return Err(Error::CrcMismatch { stored, computed });
     }
-    Ok(Header {
+    let header = Header {
         version,
         kind,
         schema,
         body_len,
         crc: stored,
-    })
+    };
+    Ok(File { header, body })
 }
 
-/// Parses a file of one of the `accepted` kinds (the first is the one named
-/// in errors) whose body carries `schema`, into its spec and its weights,
-/// borrowed in place.
-pub(crate) fn read_body<'a, S: Deserialize<'a>>(
-    bytes: &'a [u8],
-    accepted: &[ModelKind],
-    schema: u32,
-) -> Result<(Header, S, &'a [f32]), Error> {
-    let header = read_header(bytes)?;
-    if !accepted.contains(&header.kind) {
-        return Err(Error::WrongKind {
-            expected: accepted.first().copied().unwrap_or(header.kind),
-            found: header.kind,
-        });
+impl<'a> File<'a> {
+    /// The checked header.
+    pub fn header(&self) -> Header {
+        self.header
     }
-    if header.schema != schema {
-        return Err(Error::SchemaMismatch);
+
+    /// Decodes the body of a file of one of the `accepted` kinds (the first
+    /// is the one named in errors) whose body carries `schema`, into its
+    /// spec and its weights, borrowed in place.
+    pub(crate) fn read_body<S: Deserialize<'a>>(
+        self,
+        accepted: &[ModelKind],
+        schema: u32,
+    ) -> Result<(Header, S, &'a [f32]), Error> {
+        let header = self.header;
+        if !accepted.contains(&header.kind) {
+            return Err(Error::WrongKind {
+                expected: accepted.first().copied().unwrap_or(header.kind),
+                found: header.kind,
+            });
+        }
+        if header.schema != schema {
+            return Err(Error::SchemaMismatch);
+        }
+        let (decoded, rest): (Body<'a, S>, _) =
+            postcard::take_from_bytes(self.body).map_err(|_| Error::Malformed)?;
+        if !rest.is_empty() || decoded.pad.len() > 3 {
+            return Err(Error::Malformed);
+        }
+        if decoded.data.len() % 4 != 0 {
+            return Err(Error::InvalidShape(Shape::PartialValue));
+        }
+        let data: &[f32] = bytemuck::try_cast_slice(decoded.data).map_err(|_| Error::Misaligned)?;
+        Ok((header, decoded.spec, data))
     }
-    let (_, body, _) = split(bytes)?;
-    let (decoded, rest): (Body<'a, S>, _) =
-        postcard::take_from_bytes(body).map_err(|_| Error::Malformed)?;
-    if !rest.is_empty() || decoded.pad.len() > 3 {
-        return Err(Error::Malformed);
-    }
-    if decoded.data.len() % 4 != 0 {
-        return Err(Error::InvalidShape(Shape::PartialValue));
-    }
-    let data: &[f32] = bytemuck::try_cast_slice(decoded.data).map_err(|_| Error::Misaligned)?;
-    Ok((header, decoded.spec, data))
 }
 
 /// Encodes a model file: header, postcard body with aligned weights, CRC.

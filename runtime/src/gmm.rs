@@ -183,8 +183,13 @@ impl<'a> Gmm<'a> {
     ///
     /// The bytes must start at a 4-byte aligned address (see [`crate::Aligned`]).
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::from_file(format::open(bytes)?)
+    }
+
+    /// Parses a checked file (see [`format::File`]).
+    pub(crate) fn from_file(file: format::File<'a>) -> Result<Self, Error> {
         let (header, spec, data) =
-            format::read_body::<GmmSpec>(bytes, &[ModelKind::Gmm, ModelKind::Kde], SCHEMA_KEY)?;
+            file.read_body::<GmmSpec>(&[ModelKind::Gmm, ModelKind::Kde], SCHEMA_KEY)?;
         Self::from_parts(header, header.kind, spec, data)
     }
 

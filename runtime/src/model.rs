@@ -39,11 +39,12 @@ impl<'a> AnyModel<'a> {
     /// Parses and validates a model file of any kind (4-byte aligned, see
     /// [`crate::Aligned`]), as that kind's own `from_bytes` does.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
-        match format::read_header(bytes)?.kind {
-            ModelKind::Gmm | ModelKind::Kde => Gmm::from_bytes(bytes).map(Self::Density),
-            ModelKind::Detector => Detector::from_bytes(bytes).map(Self::Detector),
-            ModelKind::Decoder | ModelKind::Encoder => {
-                Network::from_bytes(bytes).map(Self::Network)
+        let file = format::open(bytes)?;
+        match file.header().kind {
+            ModelKind::Gmm | ModelKind::Kde => Gmm::from_file(file).map(Self::Density),
+            ModelKind::Detector => Detector::from_file(file).map(Self::Detector),
+            kind @ (ModelKind::Decoder | ModelKind::Encoder) => {
+                Network::from_file(file, &[kind]).map(Self::Network)
             }
         }
     }

@@ -258,8 +258,14 @@ impl<'a> Network<'a> {
         Self::parse(bytes, &[ModelKind::Decoder, ModelKind::Encoder])
     }
 
+    /// Parses a file of one of `kinds`.
     pub(crate) fn parse(bytes: &'a [u8], kinds: &[ModelKind]) -> Result<Self, Error> {
-        let (header, spec, data) = format::read_body::<NetworkSpec>(bytes, kinds, SCHEMA_KEY)?;
+        Self::from_file(format::open(bytes)?, kinds)
+    }
+
+    /// Parses a checked file of one of `kinds` (see [`format::File`]).
+    pub(crate) fn from_file(file: format::File<'a>, kinds: &[ModelKind]) -> Result<Self, Error> {
+        let (header, spec, data) = file.read_body::<NetworkSpec>(kinds, SCHEMA_KEY)?;
         Self::from_parts(header, header.kind, spec, data)
     }
 
