@@ -35,22 +35,35 @@ fn floats(path: &Path, skip_header: bool) -> Vec<Vec<String>> {
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    // The memory map: QEMU's mps2-an386 by default, an nRF52840's with the
-    // `nrf52840` feature (whose `board` program also needs defmt's linker
-    // script).
+    // The memory map of the core built for (QEMU's machine for it), or an
+    // nRF52840's with the `nrf52840` feature (whose `board` program also
+    // needs defmt's linker script).
+    let target = env::var("TARGET").unwrap();
     let board = env::var_os("CARGO_FEATURE_NRF52840").is_some();
-    let memory = if board {
-        "memory-nrf52840.x"
-    } else {
-        "memory.x"
+    let memory = match target.as_str() {
+        _ if board => "nrf52840",
+        "thumbv6m-none-eabi" => "cortex-m0",
+        "thumbv7m-none-eabi" => "cortex-m3",
+        "thumbv7em-none-eabihf" => "cortex-m4f",
+        "thumbv8m.main-none-eabihf" => "cortex-m33",
+        "riscv32imac-unknown-none-elf" => "riscv32",
+        other => panic!("no memory map for {other} (see firmware/memory/)"),
     };
-    fs::copy(memory, out.join("memory.x")).unwrap();
-    println!("cargo:rerun-if-changed=memory-nrf52840.x");
+    let memory = Path::new("memory").join(format!("{memory}.x"));
+    fs::copy(&memory, out.join("memory.x")).unwrap();
+    println!("cargo:rerun-if-changed=memory");
+    println!("cargo:rustc-link-search={}", out.display());
+    // The runtime crates' linker scripts (cortex-m-rt's and riscv-rt's
+    // `link.x` include `memory.x`).
+    println!("cargo:rustc-link-arg=-Tlink.x");
     if board {
         println!("cargo:rustc-link-arg-bin=board=-Tdefmt.x");
     }
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    // The Cortex-M0 part has 16 KiB of RAM: smaller buffers (see main.rs).
+    println!("cargo::rustc-check-cfg=cfg(small_ram)");
+    if target.starts_with("thumbv6m") {
+        println!("cargo:rustc-cfg=small_ram");
+    }
     println!("cargo:rerun-if-env-changed=TINYGEN_FW_CASES");
 
     let root = env::var_os("TINYGEN_FW_CASES")

@@ -1,4 +1,5 @@
-//! tinygen on a Cortex-M4F (QEMU mps2-an386): scores (or decodes) every
+//! tinygen on a microcontroller under QEMU (Cortex-M0, M3, M4F, M33 or
+//! RISC-V rv32imac; see `xtask::Core`): scores (or decodes) every
 //! embedded test case with the runtime, compares with the host's values,
 //! samples from decoders' priors like the host, checks that corrupted or
 //! too-wide models are rejected, and exits non-zero on any mismatch.
@@ -13,9 +14,11 @@
 
 use core::hint::black_box;
 
+#[cfg(target_arch = "arm")]
 use cortex_m as _;
-use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+use semihosting::println;
+mod platform;
+
 use tinygen_runtime::format::read_header;
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
@@ -38,11 +41,11 @@ struct Case {
 }
 
 /// Widest layer a decoder may have on this firmware: the two activation
-/// buffers take 8 x MAX_WIDTH bytes (4 KiB).
-const MAX_WIDTH: usize = 512;
+/// buffers take 8 x MAX_WIDTH bytes (4 KiB; 1 KiB on the 16 KiB Cortex-M0).
+const MAX_WIDTH: usize = if cfg!(small_ram) { 128 } else { 512 };
 
 /// Largest decoder output the firmware handles.
-const MAX_OUTPUT: usize = 1024;
+const MAX_OUTPUT: usize = if cfg!(small_ram) { 256 } else { 1024 };
 
 include!(concat!(env!("OUT_DIR"), "/cases.rs"));
 
@@ -56,8 +59,9 @@ const TOLERANCE: f32 = if cfg!(feature = "micromath") {
     1e-6
 };
 
-/// Largest model the corruption check copies to RAM.
-const CORRUPT_BUF: usize = 16 * 1024;
+/// Largest model the corruption check copies to RAM (it corrupts the
+/// smallest case's model).
+const CORRUPT_BUF: usize = if cfg!(small_ram) { 6 } else { 16 } * 1024;
 
 #[unsafe(no_mangle)]
 #[inline(never)]
@@ -77,7 +81,7 @@ fn check_case(case: &Case) -> usize {
     let model = match AnyModel::from_bytes(case.model) {
         Ok(m) if m.scratch_width() <= MAX_WIDTH => m,
         Ok(m) => {
-            hprintln!(
+            println!(
                 "case {}: model needs {} wide buffers, the firmware has {}",
                 case.name,
                 m.scratch_width(),
@@ -86,13 +90,13 @@ fn check_case(case: &Case) -> usize {
             return 1;
         }
         Err(e) => {
-            hprintln!("case {}: model rejected: {}", case.name, e);
+            println!("case {}: model rejected: {}", case.name, e);
             return 1;
         }
     };
     let out_len = model.output_len();
     if model.input_len() != case.dim || out_len != case.out_dim || out_len > MAX_OUTPUT {
-        hprintln!(
+        println!(
             "case {}: model maps {} -> {} values, the case {} -> {}",
             case.name,
             model.input_len(),
@@ -120,7 +124,7 @@ fn check_case(case: &Case) -> usize {
     let rows = case.inputs.chunks_exact(case.dim);
     for (x, want) in rows.zip(case.expected.chunks_exact(out_len)) {
         if let Err(e) = model.eval(x, out, &mut scratch) {
-            hprintln!("case {}: evaluation failed: {}", case.name, e);
+            println!("case {}: evaluation failed: {}", case.name, e);
             mismatches += 1;
             continue;
         }
@@ -138,7 +142,7 @@ fn check_case(case: &Case) -> usize {
         mismatches += match Decoder::from_bytes(case.model) {
             Ok(decoder) => check_samples(case, &decoder, out, &mut scratch),
             Err(e) => {
-                hprintln!("case {}: decoder rejected: {}", case.name, e);
+                println!("case {}: decoder rejected: {}", case.name, e);
                 1
             }
         };
@@ -146,16 +150,43 @@ fn check_case(case: &Case) -> usize {
     if let (AnyModel::Detector(detector), false) = (&model, case.labels.is_empty()) {
         report_alarms(case, detector);
     }
-    hprintln!(
-        "case {}: {} values, {} bit-exact, {} mismatches, max rel err {:e}, stack {} bytes",
+    println!(
+        "case {}: {} values, {} bit-exact, {} mismatches, max rel err {}, stack {} bytes",
         case.name,
         case.expected.len(),
         bit_exact,
         mismatches,
-        max_rel,
+        Sci(max_rel),
         stack
     );
     mismatches
+}
+
+/// A non-negative error in scientific notation with three digits, without
+/// core's float formatting (about 20 KB of flash, a tenth of a Cortex-M0's).
+struct Sci(f32);
+
+impl core::fmt::Display for Sci {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut v = self.0;
+        if v == 0.0 {
+            return f.write_str("0e0");
+        }
+        if !(v.is_finite() && v > 0.0) {
+            return f.write_str("NaN");
+        }
+        let mut exponent = 0i32;
+        while v >= 10.0 {
+            v /= 10.0;
+            exponent += 1;
+        }
+        while v < 1.0 {
+            v *= 10.0;
+            exponent -= 1;
+        }
+        let digits = ((v * 100.0 + 0.5) as u32).min(999);
+        write!(f, "{}.{:02}e{}", digits / 100, digits % 100, exponent)
+    }
 }
 
 /// Samples from a decoder's prior with the generator seeded with 0, compares
@@ -173,7 +204,7 @@ fn check_samples(
     let count = (case.samples.len() / n).max(1);
     for i in 0..count {
         if let Err(e) = decoder.sample(&mut rng, out, scratch) {
-            hprintln!("case {}: sampling failed: {}", case.name, e);
+            println!("case {}: sampling failed: {}", case.name, e);
             return 1;
         }
         if let Some(want) = case.samples.get(i * n..(i + 1) * n) {
@@ -187,11 +218,9 @@ fn check_samples(
             draw(out);
         }
     }
-    hprintln!(
+    println!(
         "case {}: {} samples from the prior, {} values differ from the host",
-        case.name,
-        count,
-        mismatches
+        case.name, count, mismatches
     );
     mismatches
 }
@@ -209,7 +238,7 @@ fn draw(image: &[f32]) {
             let level = ((v.clamp(0.0, 1.0) * 4.0) + 0.5) as usize;
             line[2 * j..2 * j + 2].copy_from_slice(SHADES[level.min(4)].as_bytes());
         }
-        hprintln!("{}", core::str::from_utf8(&line[..2 * side]).unwrap_or(""));
+        println!("{}", core::str::from_utf8(&line[..2 * side]).unwrap_or(""));
     }
 }
 
@@ -218,13 +247,13 @@ fn draw(image: &[f32]) {
 #[inline(never)]
 fn stack_used(f: impl FnOnce()) -> usize {
     const PAINT: u32 = 0xC0DE_CAFE;
-    const WORDS: usize = 1024;
+    const WORDS: usize = if cfg!(small_ram) { 768 } else { 1024 };
     // Nothing lives below the stack pointer: this function's frame is above it.
-    let top = cortex_m::register::msp::read() as usize & !3;
+    let top = platform::stack_pointer() & !3;
     let bottom = top - 4 * WORDS;
     for addr in (bottom..top).step_by(4) {
-        // SAFETY: the region lies below the live stack, which the 192 KiB of
-        // RAM leaves free; nothing else runs (no interrupts are enabled).
+        // SAFETY: the region lies below the live stack, which every memory
+        // map leaves free; nothing else runs (no interrupts are enabled).
         unsafe { core::ptr::write_volatile(addr as *mut u32, PAINT) };
     }
     f();
@@ -233,7 +262,7 @@ fn stack_used(f: impl FnOnce()) -> usize {
         // SAFETY: as above, the painted region is ordinary RAM.
         .find(|&addr| unsafe { core::ptr::read_volatile(addr as *const u32) } != PAINT)
         .unwrap_or(top);
-    cortex_m::register::msp::read() as usize - deepest
+    platform::stack_pointer() - deepest
 }
 
 /// Streams a detector case's inputs and prints its hit and false-alarm counts.
@@ -249,28 +278,26 @@ fn report_alarms(case: &Case, detector: &Detector) {
             false_alarms += usize::from(alarm);
         }
     }
-    hprintln!(
+    println!(
         "case {}: detector flagged {} of {} anomalous windows, {} false alarms in {} normal windows",
-        case.name,
-        hits,
-        anomalies,
-        false_alarms,
-        normal
+        case.name, hits, anomalies, false_alarms, normal
     );
 }
 
 #[repr(C, align(4))]
 struct Buffer([u8; CORRUPT_BUF]);
 
-/// Corrupts copies of a model in RAM and checks each is rejected with the right error.
+/// Corrupts copies of a model in RAM and checks each is rejected with the
+/// right error. Never inlined: its buffer must not add to the frame that
+/// runs the cases (the Cortex-M0 has 16 KiB of RAM).
+#[inline(never)]
 fn check_corruption(model: &[u8]) -> usize {
     let mut buf = Buffer([0; CORRUPT_BUF]);
     let n = model.len();
     if n >= CORRUPT_BUF {
-        hprintln!(
+        println!(
             "corruption check skipped: model of {} bytes > {} byte buffer",
-            n,
-            CORRUPT_BUF
+            n, CORRUPT_BUF
         );
         return 1;
     }
@@ -278,13 +305,13 @@ fn check_corruption(model: &[u8]) -> usize {
     let mut expect = |what: &str, bytes: &[u8], want: fn(&Error) -> bool| {
         let result = AnyModel::from_bytes(bytes);
         match result {
-            Err(ref e) if want(e) => hprintln!("corrupted model ({}) rejected: {}", what, e),
+            Err(ref e) if want(e) => println!("corrupted model ({}) rejected: {}", what, e),
             Err(e) => {
-                hprintln!("corrupted model ({}): wrong error {}", what, e);
+                println!("corrupted model ({}): wrong error {}", what, e);
                 failures += 1;
             }
             Ok(_) => {
-                hprintln!("corrupted model ({}) was ACCEPTED", what);
+                println!("corrupted model ({}) was ACCEPTED", what);
                 failures += 1;
             }
         }
@@ -328,21 +355,22 @@ fn check_hostile() -> usize {
     tinygen_bench_end();
     match result {
         Err(e @ Error::InvalidShape(Shape::DataLength)) => {
-            hprintln!("hostile 32-byte model rejected: {}", e);
+            println!("hostile 32-byte model rejected: {}", e);
             0
         }
         Err(e) => {
-            hprintln!("hostile 32-byte model: wrong error {}", e);
+            println!("hostile 32-byte model: wrong error {}", e);
             1
         }
         Ok(_) => {
-            hprintln!("hostile 32-byte model was ACCEPTED");
+            println!("hostile 32-byte model was ACCEPTED");
             1
         }
     }
 }
 
-#[entry]
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     // An empty measured region: the marker overhead the counts include.
     tinygen_bench_start();
@@ -351,7 +379,7 @@ fn main() -> ! {
     for case in CASES {
         failures += check_case(case);
     }
-    if let Some(case) = CASES.first() {
+    if let Some(case) = CASES.iter().min_by_key(|c| c.model.len()) {
         failures += check_corruption(case.model);
     }
     failures += check_hostile();
@@ -362,10 +390,10 @@ fn main() -> ! {
     if let Some(case) = decoder {
         match Decoder::<2>::from_bytes(case.model) {
             Err(e @ Error::TooWide { .. }) => {
-                hprintln!("decoder {} with 2-value buffers rejected: {}", case.name, e)
+                println!("decoder {} with 2-value buffers rejected: {}", case.name, e)
             }
             other => {
-                hprintln!(
+                println!(
                     "decoder {} with 2-value buffers: {:?}",
                     case.name,
                     other.err()
@@ -375,22 +403,15 @@ fn main() -> ! {
         }
     }
     if failures == 0 {
-        hprintln!("firmware: all checks passed");
-        debug::exit(debug::EXIT_SUCCESS);
+        println!("firmware: all checks passed");
     } else {
-        hprintln!("firmware: {} checks FAILED", failures);
-        debug::exit(debug::EXIT_FAILURE);
+        println!("firmware: {} checks FAILED", failures);
     }
-    loop {
-        cortex_m::asm::wfi();
-    }
+    platform::exit(failures == 0)
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("panic: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
+    println!("panic: {}", info);
+    platform::exit(false)
 }

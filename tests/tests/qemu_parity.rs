@@ -1,11 +1,13 @@
-//! Host vs Cortex-M4F: mixtures of every covariance type are fitted here,
-//! scored by the runtime on the host, and scored again by the firmware on
-//! an emulated Cortex-M4F (QEMU mps2-an386). Every log-density must be
-//! bit-identical, and corrupted model files must be rejected on the device.
+//! Host vs every class of microcontroller core: mixtures of every
+//! covariance type, KDEs, detectors and decoders are built here, evaluated
+//! by the runtime on the host, and evaluated again by the firmware under
+//! QEMU on a Cortex-M0, M3, M4F and M33 and a RISC-V rv32imac (soft-float
+//! cores included; see `xtask::Core`). Every value must be bit-identical,
+//! and corrupted model files must be rejected on the device.
 //!
-//! Needs qemu-system-arm and the thumbv7em-none-eabihf target; without them
-//! the test skips with a message, unless TINYGEN_REQUIRE_QEMU=1 (CI), which
-//! turns the skip into a failure.
+//! Needs qemu-system-arm, qemu-system-riscv32 and the five Rust targets;
+//! without them the test skips with a message, unless
+//! TINYGEN_REQUIRE_QEMU=1 (CI), which turns the skip into a failure.
 
 use nalgebra::DMatrix;
 use tinygen::anomaly::{Density, DetectorFit, GmmDensity, fit_detector, series_windows};
@@ -275,33 +277,29 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         xtask::write_case(&dir.join(name), &bytes, &z).unwrap();
     }
 
-    let elf = xtask::build_firmware(&dir, &[]).unwrap();
     let plugin = xtask::build_icount_plugin().unwrap();
-    let run = xtask::run_qemu(&elf, Some(&plugin)).unwrap();
-    println!("{}", run.stdout);
-    assert!(
-        run.success,
-        "firmware failed:\n{}\n{}",
-        run.stdout, run.stderr
-    );
-    // The last measured region is the rejection of the hostile 32-byte file
-    // (it once looped over a claimed dimension of 2.8e9); the first is the
-    // markers' own overhead.
-    let counts = xtask::icounts(&run.stderr);
-    let (Some(overhead), Some(hostile)) = (counts.first(), counts.last()) else {
-        panic!("no instruction counts in:\n{}", run.stderr);
-    };
-    let rejection = hostile - overhead;
-    println!("rejecting the hostile 32-byte model: {rejection} instructions");
-    assert!(
-        run.stdout.contains("hostile 32-byte model rejected: "),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        rejection < xtask::HOSTILE_REJECTION_BUDGET,
-        "rejecting the hostile model took {rejection} instructions"
-    );
+    for core in xtask::Core::ALL {
+        check_core(core, &dir, &plugin, &stream_report);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Runs the cases in `dir` on `core` and checks every line of the report.
+fn check_core(
+    core: xtask::Core,
+    dir: &std::path::Path,
+    plugin: &std::path::Path,
+    stream_report: &str,
+) {
+    // The suite runs as several images where it does not fit the flash at
+    // once (the Cortex-M0); every image checks its cases, the corruption
+    // and the hostile file.
+    let runs = xtask::run_suite(dir, core, &[], Some(plugin)).unwrap();
+    for run in &runs {
+        check_image(core, run);
+    }
+    let stdout: String = runs.iter().map(|r| r.stdout.as_str()).collect();
+    println!("{} ({} image(s)):\n{stdout}", core.name(), runs.len());
     for name in [
         "full_k8_d16",
         "diag_k8_d16",
@@ -314,27 +312,27 @@ fn firmware_scores_are_bit_identical_to_the_host() {
     ] {
         let line = format!("case {name}: 64 values, 64 bit-exact, 0 mismatches");
         assert!(
-            run.stdout.contains(&line),
-            "missing {line:?} in:\n{}",
-            run.stdout
+            stdout.contains(&line),
+            "missing {line:?} on the {core:?}:\n{}",
+            stdout
         );
     }
     assert!(
-        run.stdout.contains(&stream_report),
+        stdout.contains(stream_report),
         "missing {stream_report:?} in:\n{}",
-        run.stdout
+        stdout
     );
     let line = "case basicmotions_stream: 360 values, 360 bit-exact, 0 mismatches";
     assert!(
-        run.stdout.contains(line),
-        "missing {line:?} in:\n{}",
-        run.stdout
+        stdout.contains(line),
+        "missing {line:?} on the {core:?}:\n{}",
+        stdout
     );
     let line = "case detector_windows_3x10: 64 values, 64 bit-exact, 0 mismatches";
     assert!(
-        run.stdout.contains(line),
-        "missing {line:?} in:\n{}",
-        run.stdout
+        stdout.contains(line),
+        "missing {line:?} on the {core:?}:\n{}",
+        stdout
     );
     for name in [
         "decoder_vae_gaussian",
@@ -346,16 +344,16 @@ fn firmware_scores_are_bit_identical_to_the_host() {
             format!("case {name}: 2 samples from the prior, 0 values differ from the host"),
         ] {
             assert!(
-                run.stdout.contains(&line),
-                "missing {line:?} in:\n{}",
-                run.stdout
+                stdout.contains(&line),
+                "missing {line:?} on the {core:?}:\n{}",
+                stdout
             );
         }
     }
     assert!(
-        run.stdout.contains("with 2-value buffers rejected: "),
+        stdout.contains("with 2-value buffers rejected: "),
         "a too-wide decoder was not rejected:\n{}",
-        run.stdout
+        stdout
     );
     for what in [
         "one bit flipped",
@@ -365,12 +363,44 @@ fn firmware_scores_are_bit_identical_to_the_host() {
     ] {
         let line = format!("corrupted model ({what}) rejected");
         assert!(
-            run.stdout.contains(&line),
-            "missing {line:?} in:\n{}",
-            run.stdout
+            stdout.contains(&line),
+            "missing {line:?} on the {core:?}:\n{}",
+            stdout
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Checks one image's run: success, and the hostile file's rejection
+/// within its instruction budget.
+fn check_image(core: xtask::Core, run: &xtask::QemuRun) {
+    assert!(
+        run.success,
+        "firmware failed on the {}:\n{}\n{}",
+        core.name(),
+        run.stdout,
+        run.stderr
+    );
+    // The last measured region is the rejection of the hostile 32-byte file
+    // (it once looped over a claimed dimension of 2.8e9); the first is the
+    // markers' own overhead.
+    let counts = xtask::icounts(&run.stderr);
+    let (Some(overhead), Some(hostile)) = (counts.first(), counts.last()) else {
+        panic!("no instruction counts in:\n{}", run.stderr);
+    };
+    let rejection = hostile - overhead;
+    println!(
+        "{}: rejecting the hostile 32-byte model: {rejection} instructions",
+        core.name()
+    );
+    assert!(
+        run.stdout.contains("hostile 32-byte model rejected: "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        rejection < xtask::HOSTILE_REJECTION_BUDGET,
+        "rejecting the hostile model took {rejection} instructions on the {core:?}"
+    );
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
@@ -410,7 +440,7 @@ fn a_decoder_over_the_flash_budget_fails_the_link() {
             "build",
             "--release",
             "--target",
-            xtask::TARGET,
+            xtask::Core::MAIN.target(),
             "--bin",
             "tinygen-firmware",
         ])

@@ -1,14 +1,17 @@
-//! `cargo xtask bench-mcu`: exact instruction counts on the emulated Cortex-M4F.
+//! `cargo xtask bench-mcu`: exact instruction counts on every emulated core.
+
+use std::path::Path;
 
 use anyhow::ensure;
 use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen_runtime::gmm::Covariance;
-use xtask::{build_firmware, run_qemu, write_case};
+use xtask::{Core, build_firmware, run_qemu, write_case};
 
-/// Instructions per `log_density` call on the Cortex-M4F, exact (QEMU
-/// plugin): K = 8, D = 16 mixtures (diag, full), a 256-point KDE in
-/// D = 16, and a stream detector scoring one 6 x 20 window, with libm and
-/// with micromath.
+/// Instructions per call, exact (QEMU plugin): K = 8, D = 16 mixtures
+/// (diag, full), a 256-point KDE in D = 16, a stream detector scoring one
+/// 6 x 20 window (with and without autoencoder scores) and an MNIST-sized
+/// decoder; on the Cortex-M4F with libm and with micromath, then on every
+/// core with libm.
 pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     use tinygen::density::kde::{KdeOptions, fit_kde};
 
@@ -32,8 +35,7 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
             }
         })
         .collect();
-    // Case directories are embedded in name order; the first is also the
-    // one the firmware corrupts, so it must be small.
+    // Case directories are embedded (and measured) in name order.
     let mut names = Vec::new();
     for (name, covariance) in [
         ("a_diag_k8_d16", Covariance::Diag),
@@ -118,55 +120,41 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
 
     let plugin = xtask::build_icount_plugin()?;
     println!(
-        "| build | {} | flash (B) | static RAM (B) |",
+        "{}, libm and micromath:\n\n| build | {} | flash (B) | static RAM (B) |",
+        Core::MAIN.name(),
         names.join(" | ")
     );
     println!("|{}", "---|".repeat(names.len() + 3));
     let mut accuracy = Vec::new();
     let mut per_mac = Vec::new();
     for features in [&[][..], &["micromath"][..]] {
-        let elf = build_firmware(&cases, features)?;
-        let run = run_qemu(&elf, Some(&plugin))?;
-        ensure!(
-            run.success,
-            "firmware failed:\n{}{}",
-            run.stdout,
-            run.stderr
-        );
-        let counts = xtask::icounts(&run.stderr);
-        // First region: the empty start/end pair (marker overhead); then one
-        // per case; last, the rejection of the hostile model file.
-        ensure!(
-            counts.len() == names.len() + 2,
-            "expected {} icount lines:\n{}",
-            names.len() + 2,
-            run.stderr
-        );
-        let (flash, ram) = xtask::elf_size(&elf)?;
         let label = if features.is_empty() {
             "libm (default)"
         } else {
             "micromath"
         };
+        let run = measure(&cases, Core::MAIN, features, &plugin, names.len())?;
         accuracy.extend(
             run.stdout
                 .lines()
                 .filter(|l| l.starts_with("case "))
                 .map(|l| format!("{label}: {l}")),
         );
-        let per_case: Vec<String> = counts[1..=names.len()]
-            .iter()
-            .map(|c| (c - counts[0]).to_string())
-            .collect();
-        println!("| {label} | {} | {flash} | {ram} |", per_case.join(" | "));
-        let decode = counts[names.len()] - counts[0];
+        let counts: Vec<String> = run.calls.iter().map(u64::to_string).collect();
+        println!(
+            "| {label} | {} | {} | {} |",
+            counts.join(" | "),
+            run.flash,
+            run.ram
+        );
+        let decode = run.calls[names.len() - 1];
         per_mac.push(format!(
             "{label}: {decode} instructions per decode, {macs} multiply-accumulates, {:.2} instructions per MAC",
             decode as f64 / macs as f64
         ));
-        let hostile = counts[names.len() + 1] - counts[0];
         per_mac.push(format!(
-            "{label}: {hostile} instructions to reject the hostile 32-byte model (budget {})",
+            "{label}: {} instructions to reject the hostile 32-byte model (budget {})",
+            run.hostile,
             xtask::HOSTILE_REJECTION_BUDGET
         ));
     }
@@ -174,9 +162,105 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     for line in per_mac {
         println!("- {line}");
     }
+
+    // Every core with libm; the Cortex-M0's 256 KiB of flash cannot hold
+    // the 413 KB decoder, so its build leaves that case out.
+    let small = xtask::target_dir().join("bench-mcu-cases-small");
+    std::fs::remove_dir_all(&small).ok();
+    std::fs::create_dir_all(&small)?;
+    let decoder_case = names.len() - 1;
+    for name in &names[..decoder_case] {
+        copy_case(&cases.join(name), &small.join(name))?;
+    }
+    println!(
+        "\nEvery core, libm (instructions per call; the M0 build without the decoder):\n\n| core | {} | hostile file | flash (B) | static RAM (B) |",
+        names.join(" | ")
+    );
+    println!("|{}", "---|".repeat(names.len() + 4));
+    for core in Core::ALL {
+        let (dir, measured) = if core == Core::M0 {
+            (&small, decoder_case)
+        } else {
+            (&cases, names.len())
+        };
+        let run = measure(dir, core, &[], &plugin, measured)?;
+        let mut cells: Vec<String> = run.calls.iter().map(u64::to_string).collect();
+        cells.resize(names.len(), "does not fit".into());
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            core.name(),
+            cells.join(" | "),
+            run.hostile,
+            run.flash,
+            run.ram
+        );
+        accuracy.extend(
+            run.stdout
+                .lines()
+                .filter(|l| l.starts_with("case ") && l.contains("mismatches"))
+                .map(|l| format!("{}: {l}", core.name())),
+        );
+    }
     println!("\nDevice vs host (host values computed with libm):");
     for line in accuracy {
         println!("- {line}");
+    }
+    Ok(())
+}
+
+/// One firmware build's exact counts: instructions per case's first call
+/// (marker overhead subtracted), for the hostile file's rejection, and the
+/// image's flash and static RAM.
+struct Measured {
+    calls: Vec<u64>,
+    hostile: u64,
+    flash: u64,
+    ram: u64,
+    stdout: String,
+}
+
+fn measure(
+    cases: &Path,
+    core: Core,
+    features: &[&str],
+    plugin: &Path,
+    count: usize,
+) -> anyhow::Result<Measured> {
+    let elf = build_firmware(cases, core, features)?;
+    let run = run_qemu(&elf, core, Some(plugin))?;
+    ensure!(
+        run.success,
+        "firmware failed on the {}:\n{}{}",
+        core.name(),
+        run.stdout,
+        run.stderr
+    );
+    let counts = xtask::icounts(&run.stderr);
+    // First region: the empty start/end pair (marker overhead); then one
+    // per case; last, the rejection of the hostile model file.
+    ensure!(
+        counts.len() == count + 2,
+        "expected {} icount lines on the {}:\n{}",
+        count + 2,
+        core.name(),
+        run.stderr
+    );
+    let (flash, ram) = xtask::elf_size(&elf)?;
+    Ok(Measured {
+        calls: counts[1..=count].iter().map(|c| c - counts[0]).collect(),
+        hostile: counts[count + 1] - counts[0],
+        flash,
+        ram,
+        stdout: run.stdout,
+    })
+}
+
+/// Copies a case directory's files.
+fn copy_case(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let path = entry?.path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap_or_default()))?;
     }
     Ok(())
 }

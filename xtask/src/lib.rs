@@ -21,10 +21,72 @@ pub fn blobs(n: usize, d: usize, k: usize, seed: u64) -> nalgebra::DMatrix<f64> 
     })
 }
 
-/// The firmware's Rust target.
-pub const TARGET: &str = "thumbv7em-none-eabihf";
-/// The QEMU machine: an MPS2 board with a Cortex-M4F.
-pub const MACHINE: &str = "mps2-an386";
+/// A class of core the firmware runs on, each under its QEMU machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Core {
+    /// Cortex-M0 (Armv6-M, no FPU): the BBC micro:bit, 256 KiB flash, 16 KiB RAM.
+    M0,
+    /// Cortex-M3 (Armv7-M, no FPU): MPS2 AN385.
+    M3,
+    /// Cortex-M4F (Armv7E-M, DSP and single-precision FPU): MPS2 AN386.
+    M4f,
+    /// Cortex-M33 (Armv8-M mainline, FPU): MPS2 AN505, running Secure.
+    M33,
+    /// RISC-V rv32imac (no FPU): QEMU's `virt` board.
+    Rv32,
+}
+
+impl Core {
+    /// Every core, smallest first.
+    pub const ALL: [Core; 5] = [Core::M0, Core::M3, Core::M4f, Core::M33, Core::Rv32];
+
+    /// The core `cargo xtask qemu`, the demo and bench-mcu's main table use.
+    pub const MAIN: Core = Core::M4f;
+
+    /// Its name, as in the reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Core::M0 => "Cortex-M0",
+            Core::M3 => "Cortex-M3",
+            Core::M4f => "Cortex-M4F",
+            Core::M33 => "Cortex-M33",
+            Core::Rv32 => "RISC-V rv32imac",
+        }
+    }
+
+    /// The Rust target (memory maps in `firmware/memory/`).
+    pub fn target(self) -> &'static str {
+        match self {
+            Core::M0 => "thumbv6m-none-eabi",
+            Core::M3 => "thumbv7m-none-eabi",
+            Core::M4f => "thumbv7em-none-eabihf",
+            Core::M33 => "thumbv8m.main-none-eabihf",
+            Core::Rv32 => "riscv32imac-unknown-none-elf",
+        }
+    }
+
+    /// Flash of its memory map (`firmware/memory/`).
+    pub fn flash_bytes(self) -> u64 {
+        match self {
+            Core::M0 => 256 << 10,
+            _ => 1024 << 10,
+        }
+    }
+
+    /// The QEMU program, and its arguments before `-kernel`.
+    fn qemu(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Core::M0 => ("qemu-system-arm", &["-machine", "microbit"]),
+            Core::M3 => ("qemu-system-arm", &["-machine", "mps2-an385"]),
+            Core::M4f => ("qemu-system-arm", &["-machine", "mps2-an386"]),
+            Core::M33 => ("qemu-system-arm", &["-machine", "mps2-an505"]),
+            Core::Rv32 => (
+                "qemu-system-riscv32",
+                &["-machine", "virt", "-bios", "none"],
+            ),
+        }
+    }
+}
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -49,26 +111,42 @@ pub fn has_program(name: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn target_installed() -> bool {
+fn installed_targets() -> Vec<String> {
     Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .is_ok_and(|o| {
+        .map(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .lines()
-                .any(|t| t.trim() == TARGET)
+                .map(|t| t.trim().to_string())
+                .collect()
         })
+        .unwrap_or_default()
 }
 
-/// What is missing to build and run the firmware, if anything.
+/// The Debian packages holding the QEMU programs.
+const QEMU_PACKAGES: [(&str, &str); 2] = [
+    ("qemu-system-arm", "qemu-system-arm"),
+    ("qemu-system-riscv32", "qemu-system-misc"),
+];
+
+/// What is missing to build and run the firmware on every core, if anything.
 pub fn qemu_missing() -> Option<String> {
-    if !has_program("qemu-system-arm") {
-        return Some("qemu-system-arm is not installed (apt-get install qemu-system-arm)".into());
+    for (program, package) in QEMU_PACKAGES {
+        if !has_program(program) {
+            return Some(format!(
+                "{program} is not installed (apt-get install {package})"
+            ));
+        }
     }
-    if !target_installed() {
-        return Some(format!(
-            "the Rust target is missing (rustup target add {TARGET})"
-        ));
+    let installed = installed_targets();
+    for core in Core::ALL {
+        if !installed.iter().any(|t| t == core.target()) {
+            return Some(format!(
+                "the Rust target is missing (rustup target add {})",
+                core.target()
+            ));
+        }
     }
     if llvm_tool("llvm-nm").is_err() {
         return Some("the LLVM tools are missing (rustup component add llvm-tools)".into());
@@ -76,18 +154,24 @@ pub fn qemu_missing() -> Option<String> {
     None
 }
 
-/// Installs what the firmware needs: the Rust target and LLVM tools with
+/// Installs what the firmware needs: the Rust targets and LLVM tools with
 /// rustup, and QEMU with apt-get when running as root (otherwise says how).
+/// apt-get is told never to remove a package; if installing would need
+/// that, it stops and the error gives the command to run by hand.
 pub fn install_prerequisites() -> anyhow::Result<()> {
-    if !target_installed() {
-        eprintln!("installing the Rust target {TARGET}");
-        ensure!(
-            Command::new("rustup")
-                .args(["target", "add", TARGET])
-                .status()?
-                .success(),
-            "rustup target add {TARGET} failed"
-        );
+    let installed = installed_targets();
+    for core in Core::ALL {
+        let target = core.target();
+        if !installed.iter().any(|t| t == target) {
+            eprintln!("installing the Rust target {target}");
+            ensure!(
+                Command::new("rustup")
+                    .args(["target", "add", target])
+                    .status()?
+                    .success(),
+                "rustup target add {target} failed"
+            );
+        }
     }
     if llvm_tool("llvm-nm").is_err() {
         eprintln!("installing the LLVM tools");
@@ -99,23 +183,41 @@ pub fn install_prerequisites() -> anyhow::Result<()> {
             "rustup component add llvm-tools failed"
         );
     }
-    if !has_program("qemu-system-arm") {
+    let packages: Vec<&str> = QEMU_PACKAGES
+        .iter()
+        .filter(|(program, _)| !has_program(program))
+        .map(|&(_, package)| package)
+        .collect();
+    if !packages.is_empty() {
+        let by_hand = format!(
+            "sudo apt-get install --no-install-recommends {}",
+            packages.join(" ")
+        );
         let root_user = Command::new("id")
             .arg("-u")
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
         ensure!(
             root_user && has_program("apt-get"),
-            "qemu-system-arm is missing: install it (Debian/Ubuntu: sudo apt-get install qemu-system-arm)"
+            "QEMU is missing: install it (Debian/Ubuntu: {by_hand})"
         );
-        eprintln!("installing qemu-system-arm with apt-get");
+        eprintln!("installing {} with apt-get", packages.join(" "));
         let status = Command::new("sh")
             .args([
                 "-c",
-                "apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-system-arm",
+                &format!(
+                    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                     --no-install-recommends --no-remove {}",
+                    packages.join(" ")
+                ),
             ])
             .status()?;
-        ensure!(status.success(), "apt-get install qemu-system-arm failed");
+        ensure!(
+            status.success(),
+            "apt-get could not install {} without removing other packages (or failed); \
+             nothing was removed. Install it yourself, checking what apt proposes: {by_hand}",
+            packages.join(" ")
+        );
     }
     Ok(())
 }
@@ -217,8 +319,9 @@ pub fn basicmotions_stream_case(dir: &Path, detector: &[u8]) -> anyhow::Result<(
     write_labels(dir, &labels)
 }
 
-/// Builds the firmware (release) embedding the cases under `cases`; returns the ELF path.
-pub fn build_firmware(cases: &Path, features: &[&str]) -> anyhow::Result<PathBuf> {
+/// Builds the firmware (release) for `core`, embedding the cases under
+/// `cases`; returns the ELF path.
+pub fn build_firmware(cases: &Path, core: Core, features: &[&str]) -> anyhow::Result<PathBuf> {
     let firmware = root().join("firmware");
     let target_dir = target_dir().join("firmware");
     let cases = cases
@@ -226,7 +329,7 @@ pub fn build_firmware(cases: &Path, features: &[&str]) -> anyhow::Result<PathBuf
         .with_context(|| format!("no case directory {}", cases.display()))?;
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(&firmware)
-        .args(["build", "--release", "--quiet", "--target", TARGET])
+        .args(["build", "--release", "--quiet", "--target", core.target()])
         .arg("--target-dir")
         .arg(&target_dir)
         .env("TINYGEN_FW_CASES", &cases)
@@ -237,9 +340,13 @@ pub fn build_firmware(cases: &Path, features: &[&str]) -> anyhow::Result<PathBuf
         cmd.arg("--features").arg(features.join(","));
     }
     let status = cmd.status().context("cannot run cargo for the firmware")?;
-    ensure!(status.success(), "firmware build failed");
+    ensure!(
+        status.success(),
+        "firmware build for the {} failed",
+        core.name()
+    );
     Ok(target_dir
-        .join(TARGET)
+        .join(core.target())
         .join("release")
         .join("tinygen-firmware"))
 }
@@ -255,12 +362,19 @@ pub struct QemuRun {
     pub stderr: String,
 }
 
-/// Runs an ELF on the emulated Cortex-M4F, optionally with the instruction
-/// counting plugin between the firmware's marker functions.
-pub fn run_qemu(elf: &Path, icount: Option<&Path>) -> anyhow::Result<QemuRun> {
+/// Runs an ELF built for `core` on its emulated machine, optionally with
+/// the instruction counting plugin between the firmware's marker functions.
+pub fn run_qemu(elf: &Path, core: Core, icount: Option<&Path>) -> anyhow::Result<QemuRun> {
+    let (qemu, machine) = core.qemu();
     let mut cmd = Command::new("timeout");
-    cmd.args(["60", "qemu-system-arm", "-machine", MACHINE, "-nographic"])
-        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+    cmd.args(["120", qemu])
+        .args(machine)
+        .args([
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+        ])
+        .arg("-kernel")
         .arg(elf);
     if let Some(plugin) = icount {
         let start = symbol_address(elf, "tinygen_bench_start")?;
@@ -272,12 +386,96 @@ pub fn run_qemu(elf: &Path, icount: Option<&Path>) -> anyhow::Result<QemuRun> {
             ))
             .args(["-d", "plugin"]);
     }
-    let out = cmd.output().context("cannot run qemu-system-arm")?;
+    let out = cmd.output().with_context(|| format!("cannot run {qemu}"))?;
     Ok(QemuRun {
         success: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// Flash reserved for the firmware's own code when a suite is split into
+/// images (about 66 KB on the Cortex-M0, whose soft-float code is the
+/// largest).
+const CODE_RESERVE: u64 = 80 << 10;
+
+/// Flash a case directory takes in the firmware, estimated: the model
+/// file, 4 bytes per value of the CSV files, 1 per label.
+fn case_bytes(case: &Path) -> anyhow::Result<u64> {
+    let mut bytes = std::fs::metadata(case.join("model.tgm"))?.len();
+    for (name, width) in [
+        ("inputs.csv", 4),
+        ("expected.csv", 4),
+        ("samples.csv", 4),
+        ("labels.csv", 1),
+    ] {
+        if let Ok(text) = std::fs::read_to_string(case.join(name)) {
+            let values: usize = text.lines().map(|l| l.split(',').count()).sum();
+            bytes += width * values as u64;
+        }
+    }
+    Ok(bytes)
+}
+
+/// Splits the cases under `dir` into firmware images that fit `core`'s
+/// flash: `dir` itself when everything fits, otherwise directories of
+/// links to the cases, packed largest first into the first image with room.
+/// A case too big for any image gets one of its own, whose link then fails
+/// with the linker's message.
+pub fn case_images(dir: &Path, core: Core) -> anyhow::Result<Vec<PathBuf>> {
+    let budget = core.flash_bytes().saturating_sub(CODE_RESERVE);
+    let mut cases = Vec::new();
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("no case directory {}", dir.display()))?
+    {
+        let path = entry?.path();
+        if path.join("model.tgm").is_file() {
+            let bytes = case_bytes(&path)?;
+            cases.push((path, bytes));
+        }
+    }
+    if cases.iter().map(|(_, b)| b).sum::<u64>() <= budget {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    cases.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut images: Vec<(Vec<PathBuf>, u64)> = Vec::new();
+    for (case, bytes) in cases {
+        match images.iter_mut().find(|(_, used)| used + bytes <= budget) {
+            Some((members, used)) => {
+                members.push(case);
+                *used += bytes;
+            }
+            None => images.push((vec![case], bytes)),
+        }
+    }
+    let root = target_dir().join("case-images").join(core.target());
+    std::fs::remove_dir_all(&root).ok();
+    let mut dirs = Vec::new();
+    for (i, (members, _)) in images.iter().enumerate() {
+        let image = root.join(format!("image-{i}"));
+        std::fs::create_dir_all(&image)?;
+        for case in members {
+            let case = case.canonicalize()?;
+            let name = case.file_name().context("case without a name")?;
+            std::os::unix::fs::symlink(&case, image.join(name))?;
+        }
+        dirs.push(image);
+    }
+    Ok(dirs)
+}
+
+/// Builds and runs the cases under `dir` on `core`, split into images that
+/// fit its flash ([`case_images`]); one run per image, in order.
+pub fn run_suite(
+    dir: &Path,
+    core: Core,
+    features: &[&str],
+    icount: Option<&Path>,
+) -> anyhow::Result<Vec<QemuRun>> {
+    case_images(dir, core)?
+        .iter()
+        .map(|image| run_qemu(&build_firmware(image, core, features)?, core, icount))
+        .collect()
 }
 
 /// Directory of the LLVM tools that `rustup component add llvm-tools` installs.
@@ -311,8 +509,8 @@ pub fn symbol_address(elf: &Path, symbol: &str) -> anyhow::Result<u64> {
     bail!("symbol {symbol} not found in {}", elf.display())
 }
 
-/// Instructions the Cortex-M4F may spend rejecting the firmware's hostile
-/// 32-byte model file (header, CRC and spec checks: 743 measured):
+/// Instructions any core may spend rejecting the firmware's hostile 32-byte
+/// model file (header, CRC and spec checks; see BENCHMARKS.md):
 /// parsing does work bounded by the file's length, not by the counts it claims.
 pub const HOSTILE_REJECTION_BUDGET: u64 = 5_000;
 

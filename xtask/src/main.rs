@@ -6,8 +6,9 @@
 //!   also samples digits and prints one): the main job, end to end.
 //! * `test`   every test: the workspace's tests (QEMU parity included) and a
 //!   no_std build of the runtime for the Cortex-M4F.
-//! * `qemu [CASES_DIR]`  build the firmware with the cases in CASES_DIR
-//!   (default `models/`) and run it under QEMU.
+//! * `qemu [CASES_DIR] [--core CORE..]`  build the firmware with the cases
+//!   in CASES_DIR (default `models/`) and run it under QEMU on each core
+//!   (default the Cortex-M4F; `--core m0,m3,m4f,m33,rv32` for every core).
 //! * `bench-mcu`  exact instructions per log-density call on the
 //!   Cortex-M4F (K = 8, D = 16, full and diag) and firmware size.
 //! * `bench-host` EM time per iteration and scoring throughput against
@@ -57,6 +58,9 @@ enum Task {
     Qemu {
         /// Directory of cases (model.tgm, inputs.csv, expected.csv each); default `models/`.
         cases: Option<PathBuf>,
+        /// Cores to run on (repeat, or comma-separated); default m4f.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "m4f")]
+        core: Vec<xtask::Core>,
     },
     /// Exact instructions per call on the Cortex-M4F, and firmware size.
     BenchMcu,
@@ -80,7 +84,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Demo => demo::demo(),
         Task::Test => test_all::test(),
-        Task::Qemu { cases } => qemu::qemu(&cases.unwrap_or_else(|| xtask::root().join("models"))),
+        Task::Qemu { cases, core } => qemu::qemu(
+            &cases.unwrap_or_else(|| xtask::root().join("models")),
+            &core,
+        ),
         Task::BenchMcu => bench_mcu::bench_mcu(),
         Task::BenchHost => bench_host::bench_host(),
         Task::BenchAnomaly => bench_anomaly::bench_anomaly(),

@@ -7,13 +7,17 @@ use crate::process::{cargo, describe, run};
 
 pub(crate) fn test() -> anyhow::Result<()> {
     xtask::install_prerequisites()?;
-    run(cargo().args(["build", "-p", "tinygen-runtime", "--target", xtask::TARGET]))?;
+    // The runtime builds no_std for every core, with and without its
+    // optional features.
+    for core in xtask::Core::ALL {
+        run(cargo().args(["build", "-p", "tinygen-runtime", "--target", core.target()]))?;
+    }
     run(cargo().args([
         "build",
         "-p",
         "tinygen-runtime",
         "--target",
-        xtask::TARGET,
+        xtask::Core::MAIN.target(),
         "--features",
         "defmt,micromath",
     ]))?;

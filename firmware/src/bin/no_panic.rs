@@ -9,9 +9,8 @@
 
 use core::hint::black_box;
 
+#[cfg(target_arch = "arm")]
 use cortex_m as _;
-use cortex_m_rt::entry;
-use cortex_m_semihosting::debug;
 use tinygen_runtime::detector::DetectorScratch;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::rand_core::SeedableRng;
@@ -22,7 +21,12 @@ use tinygen_runtime::{
 static FILE: Aligned<[u8; 4096]> = Aligned([0; 4096]);
 static INPUT: [f32; 64] = [0.0; 64];
 
-#[entry]
+#[path = "../platform.rs"]
+#[allow(dead_code)] // the stack pointer is for the test firmware
+mod platform;
+
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
     let bytes = &FILE.0[..black_box(4096usize).min(4096)];
     let bytes = black_box(bytes);
@@ -61,10 +65,7 @@ fn main() -> ! {
     let channels = black_box(4usize);
     black_box(window_stats(input, channels, out).ok());
     black_box(tinygen_runtime::format::read_header(bytes).ok());
-    debug::exit(debug::EXIT_SUCCESS);
-    loop {
-        cortex_m::asm::wfi();
-    }
+    platform::exit(true)
 }
 
 #[panic_handler]
