@@ -10,7 +10,7 @@ use tinygen_runtime::{AnyModel, Detector};
 use tinygen_runtime::detector::Features;
 
 use super::DataArgs;
-use super::fit_detector::{DetectorInputs, detector_inputs};
+use crate::detector::inputs::{DetectorInputs, detector_inputs};
 use crate::host::{self, AlignedBytes};
 use crate::io::write_output;
 
@@ -46,7 +46,8 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
         inputs,
         ..
     } = detector_inputs(
-        &args.data,
+        &args.data.data,
+        &args.data.load_options(),
         window,
         args.stride,
         &[],
