@@ -102,18 +102,10 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         fitted.held_out
     );
     if let Some(labels) = &labels {
-        let (mut hits, mut anomalies, mut false_alarms) = (0, 0, 0);
-        for (flag, &label) in fitted.flags.iter().zip(labels) {
-            if label != 0.0 {
-                anomalies += 1;
-                hits += usize::from(*flag);
-            } else {
-                false_alarms += usize::from(*flag);
-            }
-        }
+        let counts = fitted.alarm_counts(labels);
         println!(
-            "on all labelled rows: {hits} of {anomalies} anomalies flagged, {false_alarms} of {} normal rows flagged",
-            fitted.flags.len() - anomalies
+            "on all labelled rows: {} of {} anomalies flagged, {} of {} normal rows flagged",
+            counts.flagged_anomalies, counts.anomalies, counts.flagged_normal, counts.normal
         );
     }
     let bytes = fitted.bytes;

@@ -4,6 +4,7 @@
 
 use nalgebra::DMatrix;
 use tinygen_runtime::ModelKind;
+use tinygen_runtime::gmm::GmmParams;
 
 use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
 use crate::density::kde::{KdeOptions, fit_kde};
@@ -106,12 +107,8 @@ pub enum Density {
 }
 
 impl Density {
-    /// Standardizes `train` (rows are points) and fits the density on it;
-    /// returns the density, the standardization and the density's file kind.
-    pub fn fit_density(
-        &self,
-        train: &DMatrix<f64>,
-    ) -> anyhow::Result<(GaussianMixture, Standardizer, ModelKind)> {
+    /// Standardizes `train` (rows are points) and fits the density on it.
+    pub fn fit_density(&self, train: &DMatrix<f64>) -> anyhow::Result<FittedDensity> {
         let standardizer = Standardizer::fit(train);
         let x = standardizer.apply(train);
         let (mixture, kind) = match self {
@@ -125,16 +122,41 @@ impl Density {
             }
             Density::Kde(opts) => (fit_kde(&x, None, opts)?.mixture, ModelKind::Kde),
         };
-        Ok((mixture, standardizer, kind))
+        Ok(FittedDensity {
+            mixture,
+            standardizer,
+            kind,
+        })
     }
 
     /// Fits the density (see [`Density::fit_density`]) and returns its
-    /// `.tgm` file (standardization folded in, so it scores raw rows).
+    /// `.tgm` file (see [`FittedDensity::encode`]).
     pub fn fit(&self, train: &DMatrix<f64>) -> anyhow::Result<Vec<u8>> {
-        let (mixture, standardizer, kind) = self.fit_density(train)?;
-        Ok(mixture
-            .params(Some(standardizer.encoded()))
-            .encode_as(kind)?)
+        self.fit_density(train)?.encode()
+    }
+}
+
+/// A density fitted on standardized training rows.
+#[derive(Debug, Clone)]
+pub struct FittedDensity {
+    /// The density of the standardized rows.
+    pub mixture: GaussianMixture,
+    /// The standardization of the training rows.
+    pub standardizer: Standardizer,
+    /// The density's file kind (`Gmm` or `Kde`).
+    pub kind: ModelKind,
+}
+
+impl FittedDensity {
+    /// The density's parameters with the standardization folded in, so
+    /// they score raw rows.
+    pub fn params(&self) -> GmmParams<'_> {
+        self.mixture.params(Some(self.standardizer.encoded()))
+    }
+
+    /// The `.tgm` density file (scores `ln p` of raw rows).
+    pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
+        Ok(self.params().encode_as(self.kind)?)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Fitting a detector: features, standardization and density on the normal
-//! inputs, the autoencoder part if asked for, and the alarm threshold
-//! calibrated on a held-out part of the normal inputs.
+//! inputs, the autoencoder part if asked for (together a [`Scorer`]), and
+//! the alarm threshold calibrated on a held-out part of the normal inputs.
 
 use anyhow::ensure;
 use nalgebra::DMatrix;
@@ -9,26 +9,72 @@ use tinygen_runtime::features::window_stats;
 use tinygen_runtime::{AnyModel, Detector};
 
 use super::calibrate::calibrate_threshold;
-use super::density::Density;
-use super::neural::{NeuralOptions, fit_neural_part};
+use super::density::{Density, FittedDensity};
+use super::neural::{Combination, NeuralOptions, NeuralPart, fit_neural_part};
 use crate::host::{self, AlignedBytes};
 
-/// Fits the density and the neural part on `train_x` (feature rows) and
-/// encodes a detector with `features` and `threshold`; `train_f32` is
-/// `train_x` as the runtime sees it, for the combination's constants.
-pub(crate) fn fit_neural_detector(
-    density: &Density,
-    opts: &NeuralOptions,
-    train_x: &DMatrix<f64>,
-    train_f32: &[f32],
-    features: Features,
-    threshold: f32,
-) -> anyhow::Result<Vec<u8>> {
-    let (mixture, standardizer, kind) = density.fit_density(train_x)?;
-    let params = mixture.params(Some(standardizer.encoded()));
-    let part = fit_neural_part(train_x, &standardizer, opts)?;
-    let combination = part.calibrate(&params, kind, train_f32)?;
-    part.encode(&params, kind, features, threshold, combination)
+/// The scoring part of a detector fitted on feature rows: the density, and
+/// the autoencoder part with its calibrated combination when asked for.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    /// The density and its standardization.
+    pub density: FittedDensity,
+    /// The neural part and the constants of the combined score, if any.
+    pub neural: Option<(NeuralPart, Combination)>,
+}
+
+impl Scorer {
+    /// Fits `density`, and the neural part when `neural` is given, on
+    /// `train_x` (feature rows); the combination's constants come from the
+    /// runtime's terms on the same rows.
+    pub fn fit(
+        density: &Density,
+        neural: Option<&NeuralOptions>,
+        train_x: &DMatrix<f64>,
+    ) -> anyhow::Result<Self> {
+        let density = density.fit_density(train_x)?;
+        let neural = neural
+            .map(|opts| {
+                let part = fit_neural_part(train_x, &density.standardizer, opts)?;
+                let train_f32: Vec<f32> = (0..train_x.nrows())
+                    .flat_map(|i| (0..train_x.ncols()).map(move |j| train_x[(i, j)] as f32))
+                    .collect();
+                let combination = part.calibrate(&density.params(), density.kind, &train_f32)?;
+                anyhow::Ok((part, combination))
+            })
+            .transpose()?;
+        Ok(Self { density, neural })
+    }
+
+    /// A file that scores feature rows (the density file, or a detector on
+    /// identity features without threshold) and the anomaly scores it
+    /// gives `rows` (feature rows, row-major; higher = more anomalous:
+    /// `-ln p` or the combined score), computed by the runtime crate.
+    pub fn score(&self, rows: &[f32]) -> anyhow::Result<(Vec<u8>, Vec<f32>)> {
+        Ok(match &self.neural {
+            None => {
+                let file = self.density.encode()?;
+                let scores = host::run_file(&file, rows)?.iter().map(|s| -s).collect();
+                (file, scores)
+            }
+            Some(_) => {
+                let file = self.encode(Features::Identity, f32::MAX)?;
+                let scores = host::run_file(&file, rows)?;
+                (file, scores)
+            }
+        })
+    }
+
+    /// The detector file with input `features` and alarm `threshold`.
+    pub fn encode(&self, features: Features, threshold: f32) -> anyhow::Result<Vec<u8>> {
+        let (params, kind) = (self.density.params(), self.density.kind);
+        match &self.neural {
+            None => Ok(params.encode_detector(kind, features, threshold)?),
+            Some((part, combination)) => {
+                part.encode(&params, kind, features, threshold, *combination)
+            }
+        }
+    }
 }
 
 /// How to fit a detector.
@@ -61,6 +107,36 @@ pub struct FittedDetector {
     pub held_alarms: usize,
     /// The runtime's alarm for every input, in order.
     pub flags: Vec<bool>,
+}
+
+impl FittedDetector {
+    /// How its alarms fall on `labels` (one per input, 0 = normal).
+    pub fn alarm_counts(&self, labels: &[f64]) -> AlarmCounts {
+        let mut counts = AlarmCounts::default();
+        for (&flag, &label) in self.flags.iter().zip(labels) {
+            let (inputs, flagged) = if label != 0.0 {
+                (&mut counts.anomalies, &mut counts.flagged_anomalies)
+            } else {
+                (&mut counts.normal, &mut counts.flagged_normal)
+            };
+            *inputs += 1;
+            *flagged += usize::from(flag);
+        }
+        counts
+    }
+}
+
+/// A detector's alarms on labelled inputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlarmCounts {
+    /// Anomalous inputs (label != 0).
+    pub anomalies: usize,
+    /// Anomalous inputs that raise an alarm.
+    pub flagged_anomalies: usize,
+    /// Normal inputs (label 0).
+    pub normal: usize,
+    /// Normal inputs that raise an alarm (false alarms).
+    pub flagged_normal: usize,
 }
 
 /// Fits a detector on `inputs` (points, or windows for window features):
@@ -111,37 +187,16 @@ pub fn fit_detector(
     );
     let (calibration, train) = normal.split_at(held);
     let train_x = DMatrix::from_fn(train.len(), dim, |r, j| f64::from(rows[train[r]][j]));
-    let (mixture, standardizer, kind) = fit.density.fit_density(&train_x)?;
-    let params = mixture.params(Some(standardizer.encoded()));
+    let scorer = Scorer::fit(&fit.density, fit.neural.as_ref(), &train_x)?;
     let held_points: Vec<f32> = calibration
         .iter()
         .flat_map(|&i| rows[i].iter().copied())
         .collect();
-    let bytes = match &fit.neural {
-        None => {
-            let held_scores: Vec<f32> = host::run_file(&params.encode_as(kind)?, &held_points)?
-                .iter()
-                .map(|s| -s)
-                .collect();
-            let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
-            params.encode_detector(kind, features, threshold)?
-        }
-        Some(opts) => {
-            // The scores do not depend on the input features or the
-            // threshold: calibrate on feature rows, then write the file.
-            let part = fit_neural_part(&train_x, &standardizer, opts)?;
-            let train_f32: Vec<f32> = train
-                .iter()
-                .flat_map(|&i| rows[i].iter().copied())
-                .collect();
-            let combination = part.calibrate(&params, kind, &train_f32)?;
-            let on_features =
-                part.encode(&params, kind, Features::Identity, f32::MAX, combination)?;
-            let held_scores = host::run_file(&on_features, &held_points)?;
-            let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
-            part.encode(&params, kind, features, threshold, combination)?
-        }
-    };
+    // The scores do not depend on the input features or the threshold:
+    // calibrate on feature rows, then write the file.
+    let (_, held_scores) = scorer.score(&held_points)?;
+    let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
+    let bytes = scorer.encode(features, threshold)?;
     let file = AlignedBytes::new(&bytes);
     let detector = Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let threshold = detector.spec().threshold;

@@ -1,10 +1,12 @@
 //! A detector's inputs read from a data file: points (a table's rows), or
 //! windows of a time series or of each series of a `.ts` collection, with
-//! the features that turn them into the density's input.
+//! the features that turn them into the density's input; and the inputs
+//! a fitted detector expects.
 
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{Context, ensure};
+use tinygen_runtime::Detector;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::STATS;
 
@@ -88,4 +90,46 @@ pub fn detector_inputs(
             }
         }
     })
+}
+
+/// Reads the inputs `detector` scores from the file `data` (tables loaded
+/// with `load`): windows of its length every `stride` rows (default: the
+/// window length) for a windowed detector, else points; fails when the
+/// file's channels or feature columns are not the detector's.
+pub fn inputs_for(
+    detector: &Detector<'_>,
+    data: &Path,
+    load: &LoadOptions,
+    stride: Option<usize>,
+) -> anyhow::Result<Vec<f32>> {
+    let spec_features = detector.spec().features;
+    let (window, channels) = match spec_features.window() {
+        None => (None, detector.input_len()),
+        Some((channels, length)) => (Some(length), channels),
+    };
+    let DetectorInputs {
+        features,
+        dim,
+        inputs,
+        ..
+    } = detector_inputs(
+        data,
+        load,
+        window,
+        stride,
+        &[],
+        matches!(spec_features, Features::RawWindow { .. }),
+    )?;
+    let given = features.window().map_or(dim, |(channels, _)| channels);
+    ensure!(
+        given == channels,
+        "{} has {given} {} but the detector expects {channels}",
+        data.display(),
+        if window.is_some() {
+            "channels"
+        } else {
+            "feature columns"
+        }
+    );
+    Ok(inputs)
 }

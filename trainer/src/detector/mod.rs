@@ -18,7 +18,8 @@
 //! - [`windows`]: windows of time series as inputs.
 //! - [`inputs`]: a detector's inputs read from a data file.
 //! - [`calibrate`]: the alarm threshold from held-out scores.
-//! - [`fit`]: fitting a whole detector ([`fit::fit_detector`]).
+//! - [`fit`]: the fitted scoring part ([`fit::Scorer`]) and a whole
+//!   detector with its threshold ([`fit::fit_detector`]).
 //! - [`protocol`]: the PyOD evaluation protocol over train/test splits.
 pub mod calibrate;
 pub mod density;

@@ -9,14 +9,12 @@ use std::path::Path;
 
 use anyhow::{Context, ensure};
 use nalgebra::DMatrix;
-use tinygen_runtime::detector::Features;
 
 use super::density::Density;
-use super::fit::fit_neural_detector;
+use super::fit::Scorer;
 use super::metrics::{average_precision, roc_auc};
 use super::neural::NeuralOptions;
 use crate::data::Dataset;
-use crate::host;
 
 /// One split's result.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,28 +122,10 @@ pub fn evaluate(
             let train = set.select_rows(train_idx);
             let train_x = DMatrix::from_row_slice(train.rows, train.cols, &train.values);
             let test_x = set.select_rows(&test_idx).to_f32();
-            let (model, outlier_score): (Vec<u8>, Vec<f64>) = match neural {
-                None => {
-                    let model = detector
-                        .fit(&train_x)
-                        .with_context(|| format!("split {split}"))?;
-                    let scores = host::run_file(&model, &test_x)?;
-                    (model, scores.iter().map(|&s| -f64::from(s)).collect())
-                }
-                Some(opts) => {
-                    let model = fit_neural_detector(
-                        detector,
-                        opts,
-                        &train_x,
-                        &train.to_f32(),
-                        Features::Identity,
-                        f32::MAX,
-                    )
-                    .with_context(|| format!("split {split}"))?;
-                    let scores = host::run_file(&model, &test_x)?;
-                    (model, scores.iter().map(|&s| f64::from(s)).collect())
-                }
-            };
+            let (model, scores) = Scorer::fit(detector, neural, &train_x)
+                .and_then(|scorer| scorer.score(&test_x))
+                .with_context(|| format!("split {split}"))?;
+            let outlier_score: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
             let is_outlier: Vec<bool> = test_idx.iter().map(|&i| labels[i] != 0.0).collect();
             Ok(SplitResult {
                 split,

@@ -5,6 +5,7 @@
 use anyhow::ensure;
 
 use crate::data::Dataset;
+use crate::data::ts::SeriesSet;
 
 /// Consecutive windows of `length` rows every `stride` rows of a time series
 /// (rows = samples, columns = channels), each flattened time-major, with the
@@ -14,10 +15,7 @@ pub fn windows(
     length: usize,
     stride: usize,
 ) -> anyhow::Result<(Vec<f32>, Option<Vec<f64>>)> {
-    ensure!(
-        length > 0 && stride > 0,
-        "--window and --stride must be positive"
-    );
+    check_window(length, stride)?;
     ensure!(
         set.rows >= length,
         "the series has {} rows, shorter than one window of {length}",
@@ -48,15 +46,12 @@ pub fn windows(
 /// across two), flattened time-major, labelled 0 when the series' class is
 /// one of `normal` (or when `normal` is empty) and 1 otherwise.
 pub fn series_windows(
-    set: &crate::data::ts::SeriesSet,
+    set: &SeriesSet,
     length: usize,
     stride: usize,
     normal: &[String],
 ) -> anyhow::Result<(Vec<f32>, Vec<f64>)> {
-    ensure!(
-        length > 0 && stride > 0,
-        "--window and --stride must be positive"
-    );
+    check_window(length, stride)?;
     ensure!(
         length <= set.length,
         "windows of {length} are longer than the series ({})",
@@ -77,6 +72,15 @@ pub fn series_windows(
         }
     }
     Ok((points, labels))
+}
+
+/// Fails unless the window length and the stride are positive.
+fn check_window(length: usize, stride: usize) -> anyhow::Result<()> {
+    ensure!(
+        length > 0 && stride > 0,
+        "--window and --stride must be positive"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
