@@ -9,8 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tinygen::anomaly::{Density, GmmDensity, evaluate, read_splits};
 use tinygen::data::{self, LoadOptions};
+use tinygen::detector::density::{Density, GmmDensity};
+use tinygen::detector::protocol::{evaluate, read_splits};
 
 fn odds_dir() -> Option<PathBuf> {
     let base = std::env::var_os("TINYGEN_SHARED")

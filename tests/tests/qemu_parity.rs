@@ -10,13 +10,15 @@
 //! TINYGEN_REQUIRE_QEMU=1 (CI), which turns the skip into a failure.
 
 use nalgebra::DMatrix;
-use tinygen::anomaly::{Density, DetectorFit, GmmDensity, fit_detector, series_windows};
 use tinygen::data::{self, LoadOptions};
 use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
+use tinygen::detector::density::{Density, GmmDensity};
+use tinygen::detector::fit::{DetectorFit, fit_detector};
+use tinygen::detector::neural::NeuralOptions;
+use tinygen::detector::windows::series_windows;
 use tinygen::host::AlignedBytes;
-use tinygen::neural_scores::NeuralOptions;
 use tinygen::nn::config::{Activation, ModelKind as NetKind, NetworkConfig, Reconstruction};
 use tinygen::nn::export::{Part, export_tgm, verify_tgm};
 use tinygen::nn::network::Network;

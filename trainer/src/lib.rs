@@ -2,14 +2,12 @@
 //!
 //! The `tinygen` binary (see `main.rs`) drives these modules; the model file
 //! format itself lives in the runtime crate (`tinygen_runtime::format`).
-pub mod anomaly;
 pub mod commands;
 pub mod data;
 pub mod density;
+pub mod detector;
 pub mod divergence;
-pub mod eval;
 pub mod host;
 pub mod io;
-pub mod neural_scores;
 pub mod nn;
 pub mod plot;

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use tinygen::detector::density::{Density, GmmDensity};
+use tinygen::detector::protocol::{evaluate, read_splits};
+
 fn tinygen(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tinygen"))
         .args(args)
@@ -341,11 +344,11 @@ fn eval_anomaly_on_the_bundled_cardio_splits() {
         },
     )
     .unwrap();
-    let split_rows = tinygen::anomaly::read_splits(&splits, set.rows).unwrap();
-    let expected = tinygen::anomaly::evaluate(
+    let split_rows = read_splits(&splits, set.rows).unwrap();
+    let expected = evaluate(
         &set,
         &split_rows,
-        &tinygen::anomaly::Density::Gmm(tinygen::anomaly::GmmDensity::smoothed(0)),
+        &Density::Gmm(GmmDensity::smoothed(0)),
         None,
     )
     .unwrap();

@@ -8,8 +8,9 @@ use xtask::root;
 /// Mean ROC-AUC over PyOD's 10 splits for every ODDS set, per detector,
 /// next to the published GMM and KDE columns.
 pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
-    use tinygen::anomaly::{Density, GmmDensity, evaluate, read_splits};
     use tinygen::density::kde::KdeOptions;
+    use tinygen::detector::density::{Density, GmmDensity};
+    use tinygen::detector::protocol::{evaluate, read_splits};
 
     let shared = std::env::var_os("TINYGEN_SHARED")
         .map(PathBuf::from)
@@ -28,7 +29,7 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
         column("GMM").context("no GMM column")?,
         column("KDE").context("no KDE column")?,
     );
-    let ae = tinygen::neural_scores::NeuralOptions::default();
+    let ae = tinygen::detector::neural::NeuralOptions::default();
     let detectors = [
         ("GMM K=1 full", Density::Gmm(GmmDensity::pyod()), None),
         (
@@ -76,7 +77,7 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
             .map(|(_, d, neural)| evaluate(&set, &splits, d, *neural))
             .collect::<anyhow::Result<_>>()?;
         let ours: Vec<f64> = reports.iter().map(|r| r.roc_auc()).collect();
-        let bytes = |r: &tinygen::anomaly::Report| {
+        let bytes = |r: &tinygen::detector::protocol::Report| {
             r.per_split.iter().map(|s| s.model_bytes).max().unwrap_or(0)
         };
         let published: Vec<f64> = [gmm_col, kde_col, inne_col]

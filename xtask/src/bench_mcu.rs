@@ -4,6 +4,10 @@ use std::path::Path;
 
 use anyhow::ensure;
 use tinygen::density::gmm::{EmOptions, fit_em};
+use tinygen::detector::density::{Density, GmmDensity};
+use tinygen::detector::fit::{DetectorFit, fit_detector};
+use tinygen::detector::neural::NeuralOptions;
+use tinygen::detector::windows::series_windows;
 use tinygen_runtime::gmm::Covariance;
 use xtask::{Core, build_firmware, run_qemu, write_case};
 
@@ -66,9 +70,9 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     let normal: Vec<String> = xtask::BASICMOTIONS_NORMAL.map(String::from).to_vec();
     let (length, stride) = xtask::BASICMOTIONS_WINDOW;
     let train = xtask::basicmotions("TRAIN")?;
-    let (windows, labels) = tinygen::anomaly::series_windows(&train, length, stride, &normal)?;
-    let fit = tinygen::anomaly::DetectorFit {
-        density: tinygen::anomaly::Density::Gmm(tinygen::anomaly::GmmDensity::smoothed(0)),
+    let (windows, labels) = series_windows(&train, length, stride, &normal)?;
+    let fit = DetectorFit {
+        density: Density::Gmm(GmmDensity::smoothed(0)),
         alarm_rate: 0.01,
         holdout: 0.2,
         seed: 0,
@@ -78,17 +82,16 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
         channels: 6,
         length: length as u32,
     };
-    let fitted = tinygen::anomaly::fit_detector(features, 24, &windows, Some(&labels), &fit)?;
+    let fitted = fit_detector(features, 24, &windows, Some(&labels), &fit)?;
     xtask::basicmotions_stream_case(&cases.join("d_detector_6x20"), &fitted.bytes)?;
     names.push("d_detector_6x20");
     // The same detector with autoencoder scores (`--neural ae` defaults:
     // 24 -> 32 -> 6 -> 32 -> 24 and a Gaussian on the codes).
-    let neural_fit = tinygen::anomaly::DetectorFit {
-        neural: Some(tinygen::neural_scores::NeuralOptions::default()),
+    let neural_fit = DetectorFit {
+        neural: Some(NeuralOptions::default()),
         ..fit
     };
-    let neural =
-        tinygen::anomaly::fit_detector(features, 24, &windows, Some(&labels), &neural_fit)?;
+    let neural = fit_detector(features, 24, &windows, Some(&labels), &neural_fit)?;
     xtask::basicmotions_stream_case(&cases.join("d_detector_ae_6x20"), &neural.bytes)?;
     names.push("d_detector_ae_6x20");
     // An MNIST-sized decoder: latent 16 -> 128 relu -> 784 sigmoid (the

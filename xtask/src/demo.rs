@@ -174,5 +174,5 @@ pub(crate) fn roc_auc_of_scores(scores: &Path, data: &Path) -> anyhow::Result<f6
         .labels
         .context("no labels")?;
     let is_outlier: Vec<bool> = labels.iter().map(|&l| l == 1.0).collect();
-    tinygen::eval::roc_auc(&outlier_score, &is_outlier).context("ROC-AUC undefined")
+    tinygen::detector::metrics::roc_auc(&outlier_score, &is_outlier).context("ROC-AUC undefined")
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
+use tinygen::detector::windows::series_windows;
 use tinygen::host::AlignedBytes;
 use tinygen::io::write_atomic;
 
@@ -313,8 +314,7 @@ pub const BASICMOTIONS_WINDOW: (usize, usize) = (20, 10);
 pub fn basicmotions_stream_case(dir: &Path, detector: &[u8]) -> anyhow::Result<()> {
     let normal: Vec<String> = BASICMOTIONS_NORMAL.map(String::from).to_vec();
     let (length, stride) = BASICMOTIONS_WINDOW;
-    let (windows, labels) =
-        tinygen::anomaly::series_windows(&basicmotions("TEST")?, length, stride, &normal)?;
+    let (windows, labels) = series_windows(&basicmotions("TEST")?, length, stride, &normal)?;
     write_case(dir, detector, &windows)?;
     write_labels(dir, &labels)
 }

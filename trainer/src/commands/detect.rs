@@ -3,14 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use tinygen_runtime::{AnyModel, Detector};
 
-use tinygen_runtime::detector::Features;
-
 use super::DataArgs;
-use super::fit_detector::{DetectorInputs, detector_inputs};
+use crate::detector::inputs::inputs_for;
 use crate::host::{self, AlignedBytes};
 use crate::io::write_output;
 
@@ -35,35 +33,12 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     let file = AlignedBytes::read(&args.model)?;
     let detector = Detector::from_bytes(file.as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
-    let spec_features = detector.spec().features;
-    let (window, channels) = match spec_features.window() {
-        None => (None, detector.input_len()),
-        Some((channels, length)) => (Some(length), channels),
-    };
-    let DetectorInputs {
-        features,
-        dim,
-        inputs,
-        ..
-    } = detector_inputs(
-        &args.data,
-        window,
+    let inputs = inputs_for(
+        &detector,
+        &args.data.data,
+        &args.data.load_options(),
         args.stride,
-        &[],
-        matches!(spec_features, Features::RawWindow { .. }),
     )?;
-    let given = features.window().map_or(dim, |(channels, _)| channels);
-    if given != channels {
-        bail!(
-            "{} has {given} {} but the detector expects {channels}",
-            args.data.data.display(),
-            if window.is_some() {
-                "channels"
-            } else {
-                "feature columns"
-            }
-        );
-    }
     let mut csv = String::from("score,anomaly\n");
     let scores =
         host::run_rows(&AnyModel::Detector(detector), &inputs).context("scoring failed")?;

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::{DataArgs, MixtureArgs, NeuralArgs};
-use crate::anomaly::{Density, evaluate, read_splits};
 use crate::density::kde::{Bandwidth, KdeOptions};
+use crate::detector::density::Density;
+use crate::detector::protocol::{evaluate, read_splits};
 
 /// The density that scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use tinygen_runtime::detector::Features;
-use tinygen_runtime::features::STATS;
 
 use super::{DataArgs, MixtureArgs, NeuralArgs};
-use crate::anomaly::{Density, DetectorFit, fit_detector, series_windows, windows};
-use crate::data::ts::{is_ts, load_ts};
+use crate::detector::density::Density;
+use crate::detector::fit::{DetectorFit, fit_detector};
+use crate::detector::inputs::{DetectorInputs, detector_inputs};
 use crate::io::write_atomic;
 
 /// Arguments of `tinygen fit detector`.
@@ -67,7 +66,8 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         inputs,
         labels,
     } = detector_inputs(
-        &args.data,
+        &args.data.data,
+        &args.data.load_options(),
         args.window,
         args.stride,
         &args.normal_classes,
@@ -102,98 +102,14 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         fitted.held_out
     );
     if let Some(labels) = &labels {
-        let (mut hits, mut anomalies, mut false_alarms) = (0, 0, 0);
-        for (flag, &label) in fitted.flags.iter().zip(labels) {
-            if label != 0.0 {
-                anomalies += 1;
-                hits += usize::from(*flag);
-            } else {
-                false_alarms += usize::from(*flag);
-            }
-        }
+        let counts = fitted.alarm_counts(labels);
         println!(
-            "on all labelled rows: {hits} of {anomalies} anomalies flagged, {false_alarms} of {} normal rows flagged",
-            fitted.flags.len() - anomalies
+            "on all labelled rows: {} of {} anomalies flagged, {} of {} normal rows flagged",
+            counts.flagged_anomalies, counts.anomalies, counts.flagged_normal, counts.normal
         );
     }
     let bytes = fitted.bytes;
     write_atomic(&args.out, &bytes).context("cannot write the detector")?;
     println!("wrote {} ({} bytes)", args.out.display(), bytes.len());
     Ok(())
-}
-
-/// What a detector is fitted on or scores.
-#[derive(Debug, Clone)]
-pub struct DetectorInputs {
-    /// How an input becomes the density's input.
-    pub features: Features,
-    /// The density's dimension.
-    pub dim: usize,
-    /// The inputs (points, or windows time-major), one after another.
-    pub inputs: Vec<f32>,
-    /// A label per input (0 = normal), when the data has them.
-    pub labels: Option<Vec<f64>>,
-}
-
-/// Reads a detector's inputs: rows of a table are points, or a time series
-/// when `window` is given; a `.ts` collection is windowed inside each series.
-pub fn detector_inputs(
-    data: &DataArgs,
-    window: Option<usize>,
-    stride: Option<usize>,
-    normal_classes: &[String],
-    raw: bool,
-) -> anyhow::Result<DetectorInputs> {
-    let window_features = |channels: usize, length: usize| -> anyhow::Result<(Features, usize)> {
-        let (c, l) = (u32::try_from(channels)?, u32::try_from(length)?);
-        Ok(if raw {
-            (
-                Features::RawWindow {
-                    channels: c,
-                    length: l,
-                },
-                channels * length,
-            )
-        } else {
-            (
-                Features::WindowStats {
-                    channels: c,
-                    length: l,
-                },
-                STATS.len() * channels,
-            )
-        })
-    };
-    if is_ts(&data.data) {
-        let set = load_ts(&data.data)?;
-        let length = window.context("a .ts collection needs --window (samples per window)")?;
-        let (inputs, labels) =
-            series_windows(&set, length, stride.unwrap_or(length), normal_classes)?;
-        let (features, dim) = window_features(set.channels, length)?;
-        return Ok(DetectorInputs {
-            features,
-            dim,
-            inputs,
-            labels: Some(labels),
-        });
-    }
-    let set = data.load()?;
-    Ok(match window {
-        None => DetectorInputs {
-            features: Features::Identity,
-            dim: set.cols,
-            inputs: set.to_f32(),
-            labels: set.labels.clone(),
-        },
-        Some(length) => {
-            let (inputs, labels) = windows(&set, length, stride.unwrap_or(length))?;
-            let (features, dim) = window_features(set.cols, length)?;
-            DetectorInputs {
-                features,
-                dim,
-                inputs,
-                labels,
-            }
-        }
-    })
 }

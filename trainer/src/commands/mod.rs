@@ -16,9 +16,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::anomaly::{GmmDensity, RegCovar};
 use crate::data::{Dataset, LoadOptions};
 use crate::density::gmm::{Components, EmOptions};
+use crate::detector::density::{GmmDensity, RegCovar};
+use crate::detector::neural::NeuralOptions;
 use fit_gmm::CovarianceArg;
 
 /// Where the data comes from and which columns to use.
@@ -37,13 +38,17 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// Loads and checks the data set.
-    pub fn load(&self) -> anyhow::Result<Dataset> {
-        let opts = LoadOptions {
+    /// How tables are loaded: the label column and the dropped columns.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
             label_column: self.label_column.clone(),
             drop_columns: self.drop_columns.clone(),
-        };
-        Ok(crate::data::load(&self.data, &opts)?)
+        }
+    }
+
+    /// Loads and checks the data set.
+    pub fn load(&self) -> anyhow::Result<Dataset> {
+        Ok(crate::data::load(&self.data, &self.load_options())?)
     }
 }
 
@@ -139,9 +144,9 @@ pub struct NeuralArgs {
 
 impl NeuralArgs {
     /// The options, if `--neural` was given.
-    pub fn options(&self, seed: u64) -> Option<crate::neural_scores::NeuralOptions> {
+    pub fn options(&self, seed: u64) -> Option<NeuralOptions> {
         use crate::nn::config::ModelKind;
-        self.neural.map(|kind| crate::neural_scores::NeuralOptions {
+        self.neural.map(|kind| NeuralOptions {
             kind: match kind {
                 NeuralKind::Ae => ModelKind::Ae,
                 NeuralKind::Vae => ModelKind::Vae,

@@ -1,4 +1,4 @@
-//! Autoencoder scores for anomaly detectors: an AE or VAE trained on the
+//! The neural part of a detector: an AE or VAE trained on the
 //! standardized normal features, a Gaussian mixture over its latent codes,
 //! and the combination with the density score that the runtime computes
 //! (`tinygen_runtime::detector`, module docs):
@@ -19,7 +19,7 @@ use tinygen_runtime::detector::{Features, NeuralParams};
 use tinygen_runtime::gmm::GmmParams;
 use tinygen_runtime::network::{DecoderParams, PriorParams, Role};
 
-use crate::anomaly::RegCovar;
+use super::density::RegCovar;
 use crate::data::images::Samples;
 use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
 use crate::density::standardize::Standardizer;

@@ -1,4 +1,5 @@
-//! Evaluation metrics.
+//! Detection metrics: how well anomaly scores rank labelled outliers
+//! above normal points.
 
 /// Area under the ROC curve of `scores` (higher = more anomalous) against
 /// binary `labels` (true = positive), with ties counted as one half: the
@@ -6,7 +7,7 @@
 /// pairs. `None` when either class is empty or a score is NaN.
 ///
 /// ```
-/// use tinygen::eval::roc_auc;
+/// use tinygen::detector::metrics::roc_auc;
 /// assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]), Some(0.75));
 /// ```
 pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
@@ -40,7 +41,7 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
 /// score thresholds, from the highest down. `None` without positives.
 ///
 /// ```
-/// use tinygen::eval::average_precision;
+/// use tinygen::detector::metrics::average_precision;
 /// // sklearn: average_precision_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) = 0.8333...
 /// let ap = average_precision(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap();
 /// assert!((ap - 5.0 / 6.0).abs() < 1e-12);

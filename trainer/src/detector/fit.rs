@@ -1,0 +1,216 @@
+//! Fitting a detector: features, standardization and density on the normal
+//! inputs, the autoencoder part if asked for (together a [`Scorer`]), and
+//! the alarm threshold calibrated on a held-out part of the normal inputs.
+
+use anyhow::ensure;
+use nalgebra::DMatrix;
+use tinygen_runtime::detector::Features;
+use tinygen_runtime::features::window_stats;
+use tinygen_runtime::{AnyModel, Detector};
+
+use super::calibrate::calibrate_threshold;
+use super::density::{Density, FittedDensity};
+use super::neural::{Combination, NeuralOptions, NeuralPart, fit_neural_part};
+use crate::host::{self, AlignedBytes};
+
+/// The scoring part of a detector fitted on feature rows: the density, and
+/// the autoencoder part with its calibrated combination when asked for.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    /// The density and its standardization.
+    pub density: FittedDensity,
+    /// The neural part and the constants of the combined score, if any.
+    pub neural: Option<(NeuralPart, Combination)>,
+}
+
+impl Scorer {
+    /// Fits `density`, and the neural part when `neural` is given, on
+    /// `train_x` (feature rows); the combination's constants come from the
+    /// runtime's terms on the same rows.
+    pub fn fit(
+        density: &Density,
+        neural: Option<&NeuralOptions>,
+        train_x: &DMatrix<f64>,
+    ) -> anyhow::Result<Self> {
+        let density = density.fit_density(train_x)?;
+        let neural = neural
+            .map(|opts| {
+                let part = fit_neural_part(train_x, &density.standardizer, opts)?;
+                let train_f32: Vec<f32> = (0..train_x.nrows())
+                    .flat_map(|i| (0..train_x.ncols()).map(move |j| train_x[(i, j)] as f32))
+                    .collect();
+                let combination = part.calibrate(&density.params(), density.kind, &train_f32)?;
+                anyhow::Ok((part, combination))
+            })
+            .transpose()?;
+        Ok(Self { density, neural })
+    }
+
+    /// A file that scores feature rows (the density file, or a detector on
+    /// identity features without threshold) and the anomaly scores it
+    /// gives `rows` (feature rows, row-major; higher = more anomalous:
+    /// `-ln p` or the combined score), computed by the runtime crate.
+    pub fn score(&self, rows: &[f32]) -> anyhow::Result<(Vec<u8>, Vec<f32>)> {
+        Ok(match &self.neural {
+            None => {
+                let file = self.density.encode()?;
+                let scores = host::run_file(&file, rows)?.iter().map(|s| -s).collect();
+                (file, scores)
+            }
+            Some(_) => {
+                let file = self.encode(Features::Identity, f32::MAX)?;
+                let scores = host::run_file(&file, rows)?;
+                (file, scores)
+            }
+        })
+    }
+
+    /// The detector file with input `features` and alarm `threshold`.
+    pub fn encode(&self, features: Features, threshold: f32) -> anyhow::Result<Vec<u8>> {
+        let (params, kind) = (self.density.params(), self.density.kind);
+        match &self.neural {
+            None => Ok(params.encode_detector(kind, features, threshold)?),
+            Some((part, combination)) => {
+                part.encode(&params, kind, features, threshold, *combination)
+            }
+        }
+    }
+}
+
+/// How to fit a detector.
+#[derive(Debug, Clone)]
+pub struct DetectorFit {
+    /// The density fitted to the standardized features of normal inputs.
+    pub density: Density,
+    /// Fraction of held-out normal inputs allowed to raise an alarm.
+    pub alarm_rate: f64,
+    /// Fraction of the normal inputs held out to calibrate the threshold.
+    pub holdout: f64,
+    /// Seed of the hold-out split.
+    pub seed: u64,
+    /// Autoencoder scores added to the density's, if any.
+    pub neural: Option<NeuralOptions>,
+}
+
+/// A fitted detector file and what it does on its own data.
+#[derive(Debug, Clone)]
+pub struct FittedDetector {
+    /// The `.tgm` detector file.
+    pub bytes: Vec<u8>,
+    /// Its alarm threshold on `-ln p`.
+    pub threshold: f32,
+    /// Normal inputs it was fitted on.
+    pub train: usize,
+    /// Normal inputs held out for calibration.
+    pub held_out: usize,
+    /// Held-out inputs that raise an alarm.
+    pub held_alarms: usize,
+    /// The runtime's alarm for every input, in order.
+    pub flags: Vec<bool>,
+}
+
+impl FittedDetector {
+    /// How its alarms fall on `labels` (one per input, 0 = normal).
+    pub fn alarm_counts(&self, labels: &[f64]) -> AlarmCounts {
+        let mut counts = AlarmCounts::default();
+        for (&flag, &label) in self.flags.iter().zip(labels) {
+            let (inputs, flagged) = if label != 0.0 {
+                (&mut counts.anomalies, &mut counts.flagged_anomalies)
+            } else {
+                (&mut counts.normal, &mut counts.flagged_normal)
+            };
+            *inputs += 1;
+            *flagged += usize::from(flag);
+        }
+        counts
+    }
+}
+
+/// A detector's alarms on labelled inputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlarmCounts {
+    /// Anomalous inputs (label != 0).
+    pub anomalies: usize,
+    /// Anomalous inputs that raise an alarm.
+    pub flagged_anomalies: usize,
+    /// Normal inputs (label 0).
+    pub normal: usize,
+    /// Normal inputs that raise an alarm (false alarms).
+    pub flagged_normal: usize,
+}
+
+/// Fits a detector on `inputs` (points, or windows for window features):
+/// features, standardization and a mixture on the normal inputs (label 0,
+/// or all when unlabelled) minus a held-out part, whose scores set the
+/// threshold at `alarm_rate`. Scores are computed by the runtime crate.
+pub fn fit_detector(
+    features: Features,
+    dim: usize,
+    inputs: &[f32],
+    labels: Option<&[f64]>,
+    fit: &DetectorFit,
+) -> anyhow::Result<FittedDetector> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+
+    ensure!(
+        fit.holdout > 0.0 && fit.holdout < 1.0,
+        "--holdout must be in (0, 1)"
+    );
+    let input_len = features
+        .window()
+        .map_or(dim, |(channels, length)| channels * length);
+    ensure!(
+        input_len > 0 && inputs.len().is_multiple_of(input_len),
+        "inputs are not whole points or windows"
+    );
+    let rows: Vec<Vec<f32>> = inputs
+        .chunks_exact(input_len)
+        .map(|x| match features {
+            Features::Identity | Features::RawWindow { .. } => Ok(x.to_vec()),
+            Features::WindowStats { channels, .. } => {
+                let mut out = vec![0.0; dim];
+                window_stats(x, channels as usize, &mut out).map(|()| out)
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("window features: {e}"))?;
+    let mut normal: Vec<usize> = (0..rows.len())
+        .filter(|&i| labels.is_none_or(|l| l[i] == 0.0))
+        .collect();
+    normal.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(fit.seed));
+    let held = ((normal.len() as f64) * fit.holdout).round() as usize;
+    ensure!(
+        held >= 1 && normal.len() - held >= 2,
+        "too few normal points ({}) to fit and hold out",
+        normal.len()
+    );
+    let (calibration, train) = normal.split_at(held);
+    let train_x = DMatrix::from_fn(train.len(), dim, |r, j| f64::from(rows[train[r]][j]));
+    let scorer = Scorer::fit(&fit.density, fit.neural.as_ref(), &train_x)?;
+    let held_points: Vec<f32> = calibration
+        .iter()
+        .flat_map(|&i| rows[i].iter().copied())
+        .collect();
+    // The scores do not depend on the input features or the threshold:
+    // calibrate on feature rows, then write the file.
+    let (_, held_scores) = scorer.score(&held_points)?;
+    let threshold = calibrate_threshold(&held_scores, fit.alarm_rate)?;
+    let bytes = scorer.encode(features, threshold)?;
+    let file = AlignedBytes::new(&bytes);
+    let detector = Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let threshold = detector.spec().threshold;
+    let flags: Vec<bool> = host::run_rows(&AnyModel::Detector(detector), inputs)?
+        .into_iter()
+        .map(|s| detector.alarm(s))
+        .collect();
+    let held_alarms = calibration.iter().filter(|&&i| flags[i]).count();
+    Ok(FittedDetector {
+        bytes,
+        threshold,
+        train: train.len(),
+        held_out: calibration.len(),
+        held_alarms,
+        flags,
+    })
+}

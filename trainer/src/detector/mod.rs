@@ -1,0 +1,31 @@
+//! Anomaly detectors. A detector is one `.tgm` file that the device runs as
+//! `tinygen_runtime::Detector`: input features (the point itself, or a
+//! window's raw values or per-channel statistics), a standardization, a
+//! density whose `-ln p` is the anomaly score (optionally combined with an
+//! autoencoder's reconstruction error and latent log-density), and an alarm
+//! threshold.
+//!
+//! The pipeline: **fit** the density (and neural part) on normal inputs,
+//! **calibrate** the threshold on held-out normal inputs, **export** the
+//! file, **detect** with the runtime crate (on the host: `tinygen detect`,
+//! through [`crate::host`]).
+//!
+//! Submodules, each depending only on those listed before it:
+//!
+//! - [`metrics`]: ROC-AUC and average precision of anomaly scores.
+//! - [`density`]: the density options ([`density::Density`]) and fitting them.
+//! - [`neural`]: the autoencoder part and its combination with the density.
+//! - [`windows`]: windows of time series as inputs.
+//! - [`inputs`]: a detector's inputs read from a data file.
+//! - [`calibrate`]: the alarm threshold from held-out scores.
+//! - [`fit`]: the fitted scoring part ([`fit::Scorer`]) and a whole
+//!   detector with its threshold ([`fit::fit_detector`]).
+//! - [`protocol`]: the PyOD evaluation protocol over train/test splits.
+pub mod calibrate;
+pub mod density;
+pub mod fit;
+pub mod inputs;
+pub mod metrics;
+pub mod neural;
+pub mod protocol;
+pub mod windows;

@@ -1,0 +1,141 @@
+//! The PyOD evaluation protocol: for each given train/test split,
+//! standardize with the train part's mean and population standard
+//! deviation, fit on the (unlabelled) train part, score the test part with
+//! the runtime crate (f32, the device's code), and measure ROC-AUC and
+//! average precision of the anomaly score (`-log p`, or the combined score
+//! with autoencoder terms, see [`super::neural`]) against the labels.
+
+use std::path::Path;
+
+use anyhow::{Context, ensure};
+use nalgebra::DMatrix;
+
+use super::density::Density;
+use super::fit::Scorer;
+use super::metrics::{average_precision, roc_auc};
+use super::neural::NeuralOptions;
+use crate::data::Dataset;
+
+/// One split's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitResult {
+    /// Index of the split in the splits file.
+    pub split: usize,
+    /// ROC-AUC of the anomaly score on the test part.
+    pub roc_auc: f64,
+    /// Average precision of the anomaly score on the test part.
+    pub average_precision: f64,
+    /// Size of the fitted model file in bytes.
+    pub model_bytes: usize,
+}
+
+/// Results over all splits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Per split, in file order.
+    pub per_split: Vec<SplitResult>,
+}
+
+impl Report {
+    /// Mean ROC-AUC over the splits.
+    pub fn roc_auc(&self) -> f64 {
+        self.per_split.iter().map(|s| s.roc_auc).sum::<f64>() / self.per_split.len() as f64
+    }
+
+    /// Mean average precision over the splits.
+    pub fn average_precision(&self) -> f64 {
+        self.per_split
+            .iter()
+            .map(|s| s.average_precision)
+            .sum::<f64>()
+            / self.per_split.len() as f64
+    }
+
+    /// `{"roc_auc": mean, "average_precision": mean, "per_split": [...]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "roc_auc": self.roc_auc(),
+            "average_precision": self.average_precision(),
+            "per_split": self.per_split.iter().map(|s| serde_json::json!({
+                "split": s.split,
+                "roc_auc": s.roc_auc,
+                "average_precision": s.average_precision,
+                "model_bytes": s.model_bytes,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Reads a splits file: one line per split, the 0-based train row indices.
+pub fn read_splits(path: &Path, rows: usize) -> anyhow::Result<Vec<Vec<usize>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read splits file {}", path.display()))?;
+    let splits: Vec<Vec<usize>> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            l.split_whitespace()
+                .map(|v| {
+                    let i: usize = v.parse().with_context(|| {
+                        format!(
+                            "{} line {}: {v:?} is not a row index",
+                            path.display(),
+                            n + 1
+                        )
+                    })?;
+                    ensure!(
+                        i < rows,
+                        "{} line {}: row {i} out of range (data has {rows} rows)",
+                        path.display(),
+                        n + 1
+                    );
+                    Ok(i)
+                })
+                .collect()
+        })
+        .collect::<anyhow::Result<_>>()?;
+    ensure!(!splits.is_empty(), "{} holds no splits", path.display());
+    Ok(splits)
+}
+
+/// Runs the protocol on a labelled data set (label != 0 marks an outlier)
+/// with the density `detector`, and the autoencoder terms when `neural` is
+/// given.
+pub fn evaluate(
+    set: &Dataset,
+    splits: &[Vec<usize>],
+    detector: &Density,
+    neural: Option<&NeuralOptions>,
+) -> anyhow::Result<Report> {
+    let labels = set
+        .labels
+        .as_ref()
+        .context("the data set needs a label column (--label-column)")?;
+    let per_split = splits
+        .iter()
+        .enumerate()
+        .map(|(split, train_idx)| {
+            let mut is_train = vec![false; set.rows];
+            train_idx.iter().for_each(|&i| is_train[i] = true);
+            let test_idx: Vec<usize> = (0..set.rows).filter(|&i| !is_train[i]).collect();
+            let train = set.select_rows(train_idx);
+            let train_x = DMatrix::from_row_slice(train.rows, train.cols, &train.values);
+            let test_x = set.select_rows(&test_idx).to_f32();
+            let (model, scores) = Scorer::fit(detector, neural, &train_x)
+                .and_then(|scorer| scorer.score(&test_x))
+                .with_context(|| format!("split {split}"))?;
+            let outlier_score: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
+            let is_outlier: Vec<bool> = test_idx.iter().map(|&i| labels[i] != 0.0).collect();
+            Ok(SplitResult {
+                split,
+                roc_auc: roc_auc(&outlier_score, &is_outlier)
+                    .context("a test part has only one class")?,
+                average_precision: average_precision(&outlier_score, &is_outlier)
+                    .context("a test part has no outliers")?,
+                model_bytes: model.len(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Report { per_split })
+}
