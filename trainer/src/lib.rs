@@ -1,7 +1,4 @@
-//! tinygen's trainer: data loading, model fitting, evaluation and export.
-//!
-//! The `tinygen` binary (see `main.rs`) drives these modules; the model file
-//! format itself lives in the runtime crate (`tinygen_runtime::format`).
+#![doc = include_str!("../README.md")]
 pub mod commands;
 pub mod data;
 pub mod density;

@@ -2,15 +2,15 @@
 //!
 //! * `demo`   fit a mixture and a stream detector on bundled data, inspect
 //!   and score with them, train a VAE on the bundled digits and export its
-//!   decoder, and check all of it on the emulated Cortex-M4F (the device
+//!   decoder, and check all of it on the five emulated cores (the device
 //!   also samples digits and prints one): the main job, end to end.
-//! * `test`   every test: the workspace's tests (QEMU parity included) and a
-//!   no_std build of the runtime for the Cortex-M4F.
+//! * `test`   every test: the workspace's tests (QEMU parity on every core
+//!   included) and a no_std build of the runtime for each core's target.
 //! * `qemu [CASES_DIR] [--core CORE..]`  build the firmware with the cases
 //!   in CASES_DIR (default `models/`) and run it under QEMU on each core
 //!   (default the Cortex-M4F; `--core m0,m3,m4f,m33,rv32` for every core).
-//! * `bench-mcu`  exact instructions per log-density call on the
-//!   Cortex-M4F (K = 8, D = 16, full and diag) and firmware size.
+//! * `bench-mcu`  exact instructions per call (mixtures, KDE, detectors,
+//!   decoder) on the Cortex-M4F and on every other core, and firmware size.
 //! * `bench-host` EM time per iteration and scoring throughput against
 //!   scikit-learn on the same data, in one run.
 //! * `bench-anomaly` mean ROC-AUC of tinygen's detectors over the 17 ODDS
@@ -50,7 +50,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Fit, score, detect, train a VAE, and check it all on an emulated Cortex-M4F.
+    /// Fit, score, detect, train a VAE, and check it all on five emulated cores.
     Demo,
     /// Every test, including the QEMU firmware parity test.
     Test,
@@ -62,7 +62,7 @@ enum Task {
         #[arg(long, value_enum, value_delimiter = ',', default_value = "m4f")]
         core: Vec<xtask::Core>,
     },
-    /// Exact instructions per call on the Cortex-M4F, and firmware size.
+    /// Exact instructions per call on every emulated core, and firmware size.
     BenchMcu,
     /// EM and scoring speed against scikit-learn, in one run.
     BenchHost,
