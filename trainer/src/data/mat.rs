@@ -33,15 +33,6 @@ fn real_values(data: &NumericData) -> Option<Vec<f64>> {
     }
 }
 
-/// Loads a MATLAB v5 `.mat` file.
-pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(path, &bytes, opts)
-}
-
 /// Parses the bytes of a MATLAB v5 file; `path` is only used in error messages.
 pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dataset, DataError> {
     let malformed = |reason: String| DataError::MalformedMat {
@@ -232,6 +223,7 @@ fn check_matrix(body: &[u8], big_endian: bool) -> Result<(), String> {
 mod tests {
     use std::path::PathBuf;
 
+    use super::super::load;
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {

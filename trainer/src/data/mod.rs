@@ -283,13 +283,19 @@ impl fmt::Display for LineSuffix {
 }
 
 /// Loads a numeric table from `path`; the format is chosen by extension
-/// (`.csv`, `.csv.gz`, `.npy`).
+/// (`.csv`, `.csv.gz`, `.npy`, `.mat`). CSV is streamed; the binary formats
+/// are read whole, then parsed as by [`parse`].
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     match Format::of(path)? {
         Format::Csv => csv::load(path, false, opts),
         Format::CsvGz => csv::load(path, true, opts),
-        Format::Npy => npy::load(path, opts),
-        Format::Mat => mat::load(path, opts),
+        Format::Npy | Format::Mat => {
+            let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            parse(path, &bytes, opts)
+        }
     }
 }
 

@@ -7,15 +7,6 @@ use npyz::{DType, NpyFile, NpyHeader, Order, TypeChar};
 
 use super::{DataError, Dataset, LoadOptions, default_names, from_array};
 
-/// Loads a `.npy` file.
-pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(path, &bytes, opts)
-}
-
 /// Parses the bytes of a `.npy` file; `path` is only used in error messages.
 pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dataset, DataError> {
     let malformed = |reason: String| DataError::MalformedNpy {
