@@ -59,8 +59,12 @@ const TOLERANCE: f32 = if cfg!(feature = "micromath") {
     1e-6
 };
 
+/// A small valid model file of the runtime's golden set.
+static GOLDEN_DETECTOR: &[u8] =
+    tinygen_runtime::include_model!("../../runtime/tests/golden/detector.tgm");
+
 /// Largest model the corruption check copies to RAM (it corrupts the
-/// smallest case's model).
+/// smallest case's model that fits).
 const CORRUPT_BUF: usize = if cfg!(small_ram) { 6 } else { 16 } * 1024;
 
 #[unsafe(no_mangle)]
@@ -379,9 +383,16 @@ fn main() -> ! {
     for case in CASES {
         failures += check_case(case);
     }
-    if let Some(case) = CASES.iter().min_by_key(|c| c.model.len()) {
-        failures += check_corruption(case.model);
-    }
+    // Corrupt the smallest case's model, or where even that does not fit
+    // the RAM buffer (a Cortex-M0 image of one big case), the runtime's
+    // golden detector file.
+    let corrupted = CASES
+        .iter()
+        .map(|c| c.model)
+        .filter(|m| m.len() < CORRUPT_BUF)
+        .min_by_key(|m| m.len())
+        .unwrap_or(GOLDEN_DETECTOR);
+    failures += check_corruption(corrupted);
     failures += check_hostile();
     // A decoder wider than the firmware's buffers is refused at parse time.
     let decoder = CASES

@@ -136,7 +136,7 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
         } else {
             "micromath"
         };
-        let run = measure(&cases, Core::MAIN, features, &plugin, names.len())?;
+        let run = measure(&cases, Core::MAIN, features, &plugin)?;
         accuracy.extend(
             run.stdout
                 .lines()
@@ -166,8 +166,9 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
         println!("- {line}");
     }
 
-    // Every core with libm; the Cortex-M0's 256 KiB of flash cannot hold
-    // the 413 KB decoder, so its build leaves that case out.
+    // Every core with libm. The Cortex-M0's 256 KiB of flash cannot hold
+    // the 413 KB decoder, so its build leaves that case out, and runs the
+    // rest as several images.
     let small = xtask::target_dir().join("bench-mcu-cases-small");
     std::fs::remove_dir_all(&small).ok();
     std::fs::create_dir_all(&small)?;
@@ -176,32 +177,37 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
         copy_case(&cases.join(name), &small.join(name))?;
     }
     println!(
-        "\nEvery core, libm (instructions per call; the M0 build without the decoder):\n\n| core | {} | hostile file | flash (B) | static RAM (B) |",
+        "\nEvery core, libm (instructions per call):\n\n| core | {} | hostile file | flash (B) | static RAM (B) | images |",
         names.join(" | ")
     );
-    println!("|{}", "---|".repeat(names.len() + 4));
+    println!("|{}", "---|".repeat(names.len() + 5));
     for core in Core::ALL {
-        let (dir, measured) = if core == Core::M0 {
-            (&small, decoder_case)
-        } else {
-            (&cases, names.len())
-        };
-        let run = measure(dir, core, &[], &plugin, measured)?;
-        let mut cells: Vec<String> = run.calls.iter().map(u64::to_string).collect();
-        cells.resize(names.len(), "does not fit".into());
+        let dir = if core == Core::M0 { &small } else { &cases };
+        let images = xtask::case_images(dir, core)?;
+        let mut cells = vec!["does not fit".to_string(); names.len()];
+        let (mut hostile, mut flash, mut ram) = (0, 0, 0);
+        for image in &images {
+            let run = measure(image, core, &[], &plugin)?;
+            for (name, count) in run.cases.iter().zip(&run.calls) {
+                if let Some(i) = names.iter().position(|n| n == name) {
+                    cells[i] = count.to_string();
+                }
+            }
+            hostile = hostile.max(run.hostile);
+            flash = flash.max(run.flash);
+            ram = ram.max(run.ram);
+            accuracy.extend(
+                run.stdout
+                    .lines()
+                    .filter(|l| l.starts_with("case ") && l.contains("mismatches"))
+                    .map(|l| format!("{}: {l}", core.name())),
+            );
+        }
         println!(
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {hostile} | {flash} | {ram} | {} |",
             core.name(),
             cells.join(" | "),
-            run.hostile,
-            run.flash,
-            run.ram
-        );
-        accuracy.extend(
-            run.stdout
-                .lines()
-                .filter(|l| l.starts_with("case ") && l.contains("mismatches"))
-                .map(|l| format!("{}: {l}", core.name())),
+            images.len()
         );
     }
     println!("\nDevice vs host (host values computed with libm):");
@@ -212,9 +218,10 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
 }
 
 /// One firmware build's exact counts: instructions per case's first call
-/// (marker overhead subtracted), for the hostile file's rejection, and the
-/// image's flash and static RAM.
+/// (marker overhead subtracted; cases in name order), for the hostile
+/// file's rejection, and the image's flash and static RAM.
 struct Measured {
+    cases: Vec<String>,
     calls: Vec<u64>,
     hostile: u64,
     flash: u64,
@@ -222,13 +229,14 @@ struct Measured {
     stdout: String,
 }
 
-fn measure(
-    cases: &Path,
-    core: Core,
-    features: &[&str],
-    plugin: &Path,
-    count: usize,
-) -> anyhow::Result<Measured> {
+fn measure(cases: &Path, core: Core, features: &[&str], plugin: &Path) -> anyhow::Result<Measured> {
+    let mut names: Vec<String> = std::fs::read_dir(cases)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("model.tgm").is_file())
+        .filter_map(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    let count = names.len();
     let elf = build_firmware(cases, core, features)?;
     let run = run_qemu(&elf, core, Some(plugin))?;
     ensure!(
@@ -250,6 +258,7 @@ fn measure(
     );
     let (flash, ram) = xtask::elf_size(&elf)?;
     Ok(Measured {
+        cases: names,
         calls: counts[1..=count].iter().map(|c| c - counts[0]).collect(),
         hostile: counts[count + 1] - counts[0],
         flash,
