@@ -92,8 +92,23 @@ pub fn write_all(
     if let Some(z) = draws {
         let z = Tensor::from_vec(z, (SAMPLES, d), &Device::Cpu)?;
         let images = net.decode(&z)?.flatten_all()?.to_vec1::<f32>()?;
-        let images: Vec<f32> = images.into_iter().map(|v| v.clamp(0.0, 1.0)).collect();
-        plot::image_grid(&out.join("samples.png"), &images, h, w, 8)?;
+        sample_grid(&out.join("samples.png"), &images, h, w)?;
     }
     Ok(())
+}
+
+/// Writes `h x w` images (values clamped to [0, 1]) as a PNG grid 8 wide.
+fn sample_grid(path: &Path, images: &[f32], h: usize, w: usize) -> anyhow::Result<()> {
+    let images: Vec<f32> = images.iter().map(|v| v.clamp(0.0, 1.0)).collect();
+    plot::image_grid(path, &images, h, w, 8)
+}
+
+/// Writes samples of `d` values each, square images, as a PNG grid 8 wide
+/// (values clamped to [0, 1]); an error if `d` is not a square.
+pub fn square_image_grid(path: &Path, samples: &[f32], d: usize) -> anyhow::Result<()> {
+    let side = (d as f64).sqrt().round() as usize;
+    if side * side != d {
+        anyhow::bail!("{d} outputs are not a square image; write CSV instead");
+    }
+    sample_grid(path, samples, side, side)
 }
