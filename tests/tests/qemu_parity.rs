@@ -15,7 +15,9 @@ use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
 use tinygen::host::AlignedBytes;
 use tinygen::neural_scores::NeuralOptions;
-use tinygen::nn::config::{Activation, ModelKind as NetKind, NetworkConfig, Reconstruction};
+use tinygen::nn::config::{
+    Activation, ModelKind as NetKind, NetworkConfig, Objective, Reconstruction,
+};
 use tinygen::nn::export::{Part, export_tgm, verify_tgm};
 use tinygen::nn::network::Network;
 use tinygen::nn::prior::Prior;
@@ -256,14 +258,20 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         ),
     ] {
         let latent = if kind == NetKind::Vae { 4 } else { 2 };
+        let objective = match kind {
+            NetKind::Vae => Objective::VAE,
+            _ => Objective::Swae {
+                prior,
+                lambda: 1.0,
+                projections: 10,
+                semi_supervised: None,
+            },
+        };
         let config = NetworkConfig {
             image: Some((8, 8)),
             activation,
             reconstruction,
-            lambda: 1.0,
-            projections: 10,
-            prior: Some(prior),
-            ..NetworkConfig::new(kind, 64, hidden, latent)
+            ..NetworkConfig::new(objective, 64, hidden, latent)
         };
         let net = Network::new(config, 5).unwrap();
         let bytes = export_tgm(&net, Part::Decoder, None).unwrap();
@@ -398,8 +406,7 @@ fn a_decoder_over_the_flash_budget_fails_the_link() {
     // 16 -> 512 -> 784: about 411,000 f32 parameters, 1.6 MB.
     let config = NetworkConfig {
         image: Some((28, 28)),
-        prior: Some(Prior::Gaussian),
-        ..NetworkConfig::new(NetKind::Vae, 784, vec![512], 16)
+        ..NetworkConfig::new(Objective::VAE, 784, vec![512], 16)
     };
     let bytes = export_tgm(&Network::new(config, 0).unwrap(), Part::Decoder, None).unwrap();
     assert!(bytes.len() > 1 << 20);

@@ -7,7 +7,10 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::data::images::Samples;
-use crate::nn::config::{Activation, ModelKind, NetworkConfig, Reconstruction, TrainConfig};
+use crate::nn::config::{
+    Activation, Classifier, ModelKind, NetworkConfig, Objective, Reconstruction, SemiSupervision,
+    TrainConfig,
+};
 use crate::nn::fit::{
     DataSource, FinishOptions, FitOptions, class_count, default_run_folder, fit as fit_run,
 };
@@ -154,8 +157,9 @@ fn parse_gmm_spec(spec: &str) -> anyhow::Result<usize> {
     }
 }
 
-fn base_config(kind: ModelKind, a: &TrainArgs, train: &Samples) -> NetworkConfig {
-    let latent = a.latent.unwrap_or(match kind {
+/// The network of `objective` for the training data `train`.
+fn network(a: &TrainArgs, train: &Samples, objective: Objective) -> NetworkConfig {
+    let latent = a.latent.unwrap_or(match objective.kind() {
         ModelKind::Vae => 20,
         ModelKind::Swae => 2,
         _ => 16,
@@ -164,45 +168,45 @@ fn base_config(kind: ModelKind, a: &TrainArgs, train: &Samples) -> NetworkConfig
         image: train.image,
         activation: a.activation,
         reconstruction: a.reconstruction,
-        ..NetworkConfig::new(kind, train.dim, a.hidden.clone(), latent)
+        ..NetworkConfig::new(objective, train.dim, a.hidden.clone(), latent)
     }
 }
 
 /// Runs `tinygen fit ae`.
 pub fn run_ae(args: &FitAeArgs) -> anyhow::Result<()> {
     fit(ModelKind::Ae, &args.train, 0, |train| {
-        let mut cfg = base_config(ModelKind::Ae, &args.train, train);
-        if args.supervised {
-            cfg.classes = Some(class_count(train)?);
-            cfg.class_weight = args.class_weight;
-        }
-        cfg.latent_density = args
+        let classifier = match args.supervised {
+            true => Some(Classifier {
+                classes: class_count(train)?,
+                weight: args.class_weight,
+            }),
+            false => None,
+        };
+        let latent_density = args
             .latent_density
             .as_deref()
             .map(parse_gmm_spec)
             .transpose()?;
-        Ok(cfg)
+        let objective = Objective::Ae {
+            classifier,
+            latent_density,
+        };
+        Ok(network(&args.train, train, objective))
     })
 }
 
 /// Runs `tinygen fit vae`.
 pub fn run_vae(args: &FitVaeArgs) -> anyhow::Result<()> {
     fit(ModelKind::Vae, &args.train, args.iw_samples, |train| {
-        let mut cfg = base_config(ModelKind::Vae, &args.train, train);
-        cfg.beta = args.beta;
-        cfg.prior = Some(Prior::Gaussian);
-        Ok(cfg)
+        let objective = Objective::Vae { beta: args.beta };
+        Ok(network(&args.train, train, objective))
     })
 }
 
 /// Runs `tinygen fit swae`.
 pub fn run_swae(args: &FitSwaeArgs) -> anyhow::Result<()> {
     fit(ModelKind::Swae, &args.train, 0, |train| {
-        let mut cfg = base_config(ModelKind::Swae, &args.train, train);
-        cfg.prior = Some(args.prior);
-        cfg.lambda = args.lambda;
-        cfg.projections = args.projections;
-        if args.semi_supervised {
+        let semi_supervised = if args.semi_supervised {
             let classes = class_count(train)?;
             match args.prior {
                 Prior::Gmm(k) if k == classes => {}
@@ -213,10 +217,20 @@ pub fn run_swae(args: &FitSwaeArgs) -> anyhow::Result<()> {
                     "the semi-supervised SWAE needs a class-conditional prior: --prior gmm:{classes}"
                 ),
             }
-            cfg.classes = Some(classes);
-            cfg.labelled_fraction = Some(args.labelled_fraction);
-        }
-        Ok(cfg)
+            Some(SemiSupervision {
+                classes,
+                labelled_fraction: args.labelled_fraction,
+            })
+        } else {
+            None
+        };
+        let objective = Objective::Swae {
+            prior: args.prior,
+            lambda: args.lambda,
+            projections: args.projections,
+            semi_supervised,
+        };
+        Ok(network(&args.train, train, objective))
     })
 }
 

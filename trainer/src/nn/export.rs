@@ -15,7 +15,7 @@ use tinygen_runtime::network::{
     DecoderParams, LayerParams, Network as RtNetwork, PriorParams, Role,
 };
 
-use super::config::{Activation, ModelKind, Reconstruction};
+use super::config::{Activation, Reconstruction};
 use super::network::Network;
 use super::prior::{GMM_STD, Prior, RING_NOISE};
 use crate::host::{self, AlignedBytes};
@@ -164,7 +164,7 @@ pub fn export_tgm(
     let dense = dense_layers(net, part)?;
     let layers: Vec<LayerParams> = dense.iter().map(DenseLayer::params).collect();
     let d = cfg.latent;
-    let k = cfg.prior.map_or(0, |p| p.components());
+    let k = cfg.prior().map_or(0, |p| p.components());
     let gmm_weights = vec![1.0 / k.max(1) as f64; k];
     let gmm_means: Vec<f64> = (0..k)
         .flat_map(|c| Prior::component_mean(c, k, d))
@@ -176,24 +176,24 @@ pub fn export_tgm(
         Some(m) => m.cholesky(d)?,
         None => Vec::new(),
     };
-    let prior = match (cfg.kind, cfg.prior, latent) {
-        (ModelKind::Vae, _, _) | (_, Some(Prior::Gaussian), _) => PriorParams::Gaussian,
-        (_, Some(Prior::Uniform), _) => PriorParams::Uniform,
-        (_, Some(Prior::Circle), _) => PriorParams::Circle,
-        (_, Some(Prior::Ring), _) => PriorParams::Ring {
+    let prior = match (cfg.prior(), latent) {
+        (Some(Prior::Gaussian), _) => PriorParams::Gaussian,
+        (Some(Prior::Uniform), _) => PriorParams::Uniform,
+        (Some(Prior::Circle), _) => PriorParams::Circle,
+        (Some(Prior::Ring), _) => PriorParams::Ring {
             noise: RING_NOISE as f32,
         },
-        (_, Some(Prior::Gmm(_)), _) => PriorParams::Mixture {
+        (Some(Prior::Gmm(_)), _) => PriorParams::Mixture {
             weights: &gmm_weights,
             means: &gmm_means,
             cholesky: &gmm_chol,
         },
-        (_, None, Some(m)) => PriorParams::Mixture {
+        (None, Some(m)) => PriorParams::Mixture {
             weights: &m.weights,
             means: &m.means,
             cholesky: &latent_chol,
         },
-        (_, None, None) => PriorParams::None,
+        (None, None) => PriorParams::None,
     };
     let params = DecoderParams {
         role: match part {
@@ -224,7 +224,7 @@ pub fn reference_outputs(
     let (inputs, width) = match part {
         Part::Decoder => {
             let mut rng = ChaCha8Rng::seed_from_u64(7);
-            let prior = cfg.prior.unwrap_or(Prior::Gaussian);
+            let prior = cfg.prior().unwrap_or(Prior::Gaussian);
             (prior.sample(64, cfg.latent, None, &mut rng), cfg.latent)
         }
         Part::Encoder => {

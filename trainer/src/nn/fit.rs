@@ -150,11 +150,11 @@ pub fn fit(
     }
     let (config, net, state, train_set, test_set) = if opts.resume {
         let (mut config, net, state) = run::load_run_to_resume(out)?;
-        if config.network.kind != kind {
+        if config.network.kind() != kind {
             bail!(
                 "{} holds a {} run, not {}",
                 out.display(),
-                config.network.kind.name(),
+                config.network.kind().name(),
                 kind.name()
             );
         }
@@ -279,7 +279,7 @@ pub fn finish(
     (train_set, test_set): (&Samples, Option<&Samples>),
     opts: FinishOptions,
 ) -> anyhow::Result<Value> {
-    let latent_gmm = match net.config.latent_density {
+    let latent_gmm = match net.config.latent_density() {
         Some(k) => Some(fit_latent_density(out, net, train_set, k)?),
         None => None,
     };
@@ -357,7 +357,7 @@ fn fit_latent_density(
 /// the per-epoch history.
 fn metrics_json(net: &Network, state: &TrainState, split: &str, m: &Metrics) -> Value {
     let mut map = Map::new();
-    map.insert("model".into(), json!(net.config.kind.name()));
+    map.insert("model".into(), json!(net.config.kind().name()));
     map.insert("parameters".into(), json!(net.parameter_count()));
     map.insert("epochs".into(), json!(state.epochs_done()));
     let last = state.history.last();

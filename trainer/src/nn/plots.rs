@@ -32,7 +32,7 @@ pub fn write_all(
     eval: &Samples,
     latent_gmm: Option<&GaussianMixture>,
 ) -> anyhow::Result<()> {
-    let kind = net.config.kind.name();
+    let kind = net.config.kind().name();
     if !state.history.is_empty() {
         let train: Vec<f64> = state.history.iter().map(|r| r.train_loss).collect();
         let test: Option<Vec<f64>> = state.history.iter().map(|r| r.test_loss).collect();
@@ -78,7 +78,7 @@ pub fn write_all(
     plot::reconstruction_grid(&out.join("reconstructions.png"), inputs, &recons, h, w)?;
     let d = net.config.latent;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let draws: Option<Vec<f32>> = match (net.config.prior, latent_gmm) {
+    let draws: Option<Vec<f32>> = match (net.config.prior(), latent_gmm) {
         (Some(prior), _) => Some(prior.sample(SAMPLES, d, None, &mut rng)),
         (None, Some(gmm)) => Some(
             gmm.sample(SAMPLES, &mut rng)
