@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use candle_core::{Device, Tensor};
+use candle_nn::Linear;
 use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -107,41 +108,29 @@ impl DenseLayer {
 /// none on the encoder's last layer (the mean for a VAE).
 pub fn dense_layers(net: &Network, part: Part) -> anyhow::Result<Vec<DenseLayer>> {
     let cfg = &net.config;
-    let hidden = cfg.hidden.len();
-    let (names, last_act): (Vec<String>, RtActivation) = match part {
+    let (layers, last_act): (Vec<&Linear>, RtActivation) = match part {
         Part::Decoder => (
-            (0..=hidden).map(|i| format!("decoder.{i}")).collect(),
+            net.decoder_layers().iter().collect(),
             match cfg.reconstruction {
                 Reconstruction::Bce => RtActivation::Sigmoid,
                 Reconstruction::Mse => RtActivation::Identity,
             },
         ),
-        Part::Encoder => (
-            (0..hidden)
-                .map(|i| format!("encoder.{i}"))
-                .chain(std::iter::once("encoder.out".to_string()))
-                .collect(),
-            RtActivation::Identity,
-        ),
+        Part::Encoder => (net.encoder_layers(), RtActivation::Identity),
     };
-    let data = net.varmap.data().lock().expect("varmap lock");
-    let count = names.len();
-    names
+    let count = layers.len();
+    layers
         .iter()
         .enumerate()
-        .map(|(i, n)| {
-            let w = data
-                .get(&format!("{n}.weight"))
-                .with_context(|| format!("no parameter {n}.weight"))?;
-            let b = data
-                .get(&format!("{n}.bias"))
-                .with_context(|| format!("no parameter {n}.bias"))?;
+        .map(|(i, layer)| {
+            let w = layer.weight();
+            let b = layer.bias().context("an exported layer has no bias")?;
             let (outputs, inputs) = w.dims2()?;
             Ok(DenseLayer {
                 inputs,
                 outputs,
-                weight: w.as_tensor().flatten_all()?.to_vec1::<f32>()?,
-                bias: b.as_tensor().to_vec1::<f32>()?,
+                weight: w.flatten_all()?.to_vec1::<f32>()?,
+                bias: b.to_vec1::<f32>()?,
                 activation: if i + 1 == count {
                     last_act
                 } else {

@@ -199,6 +199,21 @@ impl Network {
         })
     }
 
+    /// The encoder's dense layers in order: the hidden layers, then the one
+    /// giving the latent code (its mean for the VAE; the VAE's
+    /// log-variance layer is not part of the deployed encoder).
+    pub fn encoder_layers(&self) -> Vec<&Linear> {
+        self.trunk
+            .iter()
+            .chain(std::iter::once(&self.out))
+            .collect()
+    }
+
+    /// The decoder's dense layers in order; the last produces the output.
+    pub fn decoder_layers(&self) -> &[Linear] {
+        &self.decoder
+    }
+
     /// Number of trainable parameters.
     pub fn parameter_count(&self) -> usize {
         self.varmap.all_vars().iter().map(|v| v.elem_count()).sum()
