@@ -15,16 +15,14 @@ use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
 use tinygen::host::AlignedBytes;
 use tinygen::neural_scores::NeuralOptions;
-use tinygen::nn::config::{
-    Activation, ModelKind as NetKind, NetworkConfig, Objective, Reconstruction,
-};
+use tinygen::nn::config::{NetworkConfig, NetworkKind as NetKind, Objective, Reconstruction};
 use tinygen::nn::export::{Part, export_tgm, verify_tgm};
 use tinygen::nn::network::Network;
 use tinygen::nn::prior::Prior;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::gmm::Covariance;
-use tinygen_runtime::{Detector, ModelKind};
+use tinygen_runtime::{Activation, Detector, ModelKind};
 
 /// Fits a mixture and writes it with test points (in-distribution rows and far-away ones).
 fn case(dir: &std::path::Path, name: &str, x: &DMatrix<f64>, opts: &EmOptions, standardize: bool) {

@@ -25,7 +25,7 @@ use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select}
 use crate::density::standardize::Standardizer;
 use crate::host::{self, AlignedBytes};
 use crate::nn::config::{
-    ModelKind as NetKind, NetworkConfig, Objective, Reconstruction, RunConfig, TrainConfig,
+    NetworkConfig, NetworkKind as NetKind, Objective, Reconstruction, RunConfig, TrainConfig,
 };
 use crate::nn::export::{DenseLayer, Part, dense_layers};
 use crate::nn::network::Network;

@@ -10,11 +10,11 @@ use std::process::{Command, Output};
 
 use prost::Message;
 use tinygen::host::{AlignedBytes, run_rows};
-use tinygen::nn::config::{Activation, NetworkConfig, Objective, Reconstruction};
+use tinygen::nn::config::{NetworkConfig, Objective, Reconstruction};
 use tinygen::nn::export::{Part, check_close, dense_layers, export_tgm, reference_outputs};
 use tinygen::nn::network::Network;
 use tinygen::nn::onnx::{IR_VERSION, OPSET_VERSION, export_onnx, run_tract};
-use tinygen_runtime::{AnyModel, Network as RtNetwork};
+use tinygen_runtime::{Activation, AnyModel, Network as RtNetwork};
 use tract_onnx::pb;
 
 fn tinygen(args: &[&str]) -> Output {

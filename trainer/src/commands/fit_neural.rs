@@ -4,12 +4,13 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use serde_json::Value;
+use tinygen_runtime::Activation;
 
 use crate::data::images::Samples;
 use crate::nn::config::{
-    Activation, Classifier, ModelKind, NetworkConfig, Objective, Reconstruction, SemiSupervision,
-    TrainConfig,
+    Classifier, NetworkConfig, NetworkKind, Objective, Reconstruction, SemiSupervision, TrainConfig,
 };
 use crate::nn::fit::{
     DataSource, FinishOptions, FitOptions, class_count, default_run_folder, fit as fit_run,
@@ -63,7 +64,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub latent: Option<usize>,
     /// Activation between hidden layers.
-    #[arg(long, value_enum, default_value_t = Activation::Relu)]
+    #[arg(long, value_parser = hidden_activation(), default_value = "relu")]
     pub activation: Activation,
     /// Reconstruction term: binary cross-entropy (sigmoid output) or squared error.
     #[arg(long, value_enum, default_value_t = Reconstruction::Bce)]
@@ -150,6 +151,29 @@ pub struct FitSwaeArgs {
     pub labelled_fraction: f64,
 }
 
+/// The activations `--activation` offers (the runtime's but identity),
+/// with their help.
+const HIDDEN_ACTIVATIONS: [(Activation, &str); 4] = [
+    (Activation::Relu, "max(0, x)"),
+    (Activation::LeakyRelu, "max(0.01 x, x)"),
+    (Activation::Tanh, "Hyperbolic tangent"),
+    (Activation::Sigmoid, "Logistic function"),
+];
+
+/// Parses `--activation` by the runtime's names (`relu`, `leaky-relu`, ..).
+fn hidden_activation() -> impl TypedValueParser<Value = Activation> {
+    PossibleValuesParser::new(
+        HIDDEN_ACTIVATIONS.map(|(a, help)| PossibleValue::new(a.name()).help(help)),
+    )
+    .map(|name| {
+        HIDDEN_ACTIVATIONS
+            .iter()
+            .find(|(a, _)| a.name() == name)
+            .expect("a possible value")
+            .0
+    })
+}
+
 fn parse_gmm_spec(spec: &str) -> anyhow::Result<usize> {
     match spec.strip_prefix("gmm:").map(str::parse::<usize>) {
         Some(Ok(k)) if k >= 1 => Ok(k),
@@ -160,8 +184,8 @@ fn parse_gmm_spec(spec: &str) -> anyhow::Result<usize> {
 /// The network of `objective` for the training data `train`.
 fn network(a: &TrainArgs, train: &Samples, objective: Objective) -> NetworkConfig {
     let latent = a.latent.unwrap_or(match objective.kind() {
-        ModelKind::Vae => 20,
-        ModelKind::Swae => 2,
+        NetworkKind::Vae => 20,
+        NetworkKind::Swae => 2,
         _ => 16,
     });
     NetworkConfig {
@@ -174,7 +198,7 @@ fn network(a: &TrainArgs, train: &Samples, objective: Objective) -> NetworkConfi
 
 /// Runs `tinygen fit ae`.
 pub fn run_ae(args: &FitAeArgs) -> anyhow::Result<()> {
-    fit(ModelKind::Ae, &args.train, 0, |train| {
+    fit(NetworkKind::Ae, &args.train, 0, |train| {
         let classifier = match args.supervised {
             true => Some(Classifier {
                 classes: class_count(train)?,
@@ -197,7 +221,7 @@ pub fn run_ae(args: &FitAeArgs) -> anyhow::Result<()> {
 
 /// Runs `tinygen fit vae`.
 pub fn run_vae(args: &FitVaeArgs) -> anyhow::Result<()> {
-    fit(ModelKind::Vae, &args.train, args.iw_samples, |train| {
+    fit(NetworkKind::Vae, &args.train, args.iw_samples, |train| {
         let objective = Objective::Vae { beta: args.beta };
         Ok(network(&args.train, train, objective))
     })
@@ -205,7 +229,7 @@ pub fn run_vae(args: &FitVaeArgs) -> anyhow::Result<()> {
 
 /// Runs `tinygen fit swae`.
 pub fn run_swae(args: &FitSwaeArgs) -> anyhow::Result<()> {
-    fit(ModelKind::Swae, &args.train, 0, |train| {
+    fit(NetworkKind::Swae, &args.train, 0, |train| {
         let semi_supervised = if args.semi_supervised {
             let classes = class_count(train)?;
             match args.prior {
@@ -236,7 +260,7 @@ pub fn run_swae(args: &FitSwaeArgs) -> anyhow::Result<()> {
 
 /// Trains (or resumes) a run and prints its metrics.
 fn fit(
-    kind: ModelKind,
+    kind: NetworkKind,
     a: &TrainArgs,
     iw_samples: usize,
     network: impl FnOnce(&Samples) -> anyhow::Result<NetworkConfig>,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::fit_neural::{NeuralDataArgs, print_metrics};
-use crate::nn::config::ModelKind;
+use crate::nn::config::NetworkKind;
 use crate::nn::fit::{default_run_folder, fit_pca_run};
 
 /// Arguments of `tinygen fit pca`.
@@ -30,7 +30,7 @@ pub fn run(args: &FitPcaArgs) -> anyhow::Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| default_run_folder(ModelKind::Pca));
+        .unwrap_or_else(|| default_run_folder(NetworkKind::Pca));
     let metrics = fit_pca_run(&args.data.source(), args.components, &out, !args.no_plots)?;
     print_metrics(&metrics)
 }

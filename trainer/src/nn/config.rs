@@ -6,13 +6,15 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+use tinygen_runtime::Activation;
 
 use super::prior::Prior;
 
-/// The kind of model.
+/// The kind of neural network a run trains (not to be confused with
+/// `tinygen_runtime::ModelKind`, the kind of a model file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ModelKind {
+pub enum NetworkKind {
     /// Principal component analysis (closed form; a linear encoder/decoder pair).
     Pca,
     /// Autoencoder, optionally with a classifier head on the latent code.
@@ -23,7 +25,7 @@ pub enum ModelKind {
     Swae,
 }
 
-impl ModelKind {
+impl NetworkKind {
     /// The lower-case name used on the command line and in files.
     pub fn name(self) -> &'static str {
         match self {
@@ -33,20 +35,6 @@ impl ModelKind {
             Self::Swae => "swae",
         }
     }
-}
-
-/// Activation between hidden layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    /// max(0, x).
-    Relu,
-    /// max(0.01 x, x).
-    LeakyRelu,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Logistic function.
-    Sigmoid,
 }
 
 /// Reconstruction term of the objective.
@@ -79,7 +67,8 @@ pub struct NetworkConfig {
     pub hidden: Vec<usize>,
     /// Latent dimension.
     pub latent: usize,
-    /// Activation between hidden layers.
+    /// Activation between hidden layers (any but identity on the command
+    /// line).
     pub activation: Activation,
     /// Reconstruction term.
     pub reconstruction: Reconstruction,
@@ -133,22 +122,22 @@ impl Objective {
     /// The objective of `kind` when it needs no settings, with the command
     /// line's defaults: PCA, the plain AE, the VAE at beta = 1 (`None` for
     /// the SWAE, which needs a prior).
-    pub fn plain(kind: ModelKind) -> Option<Self> {
+    pub fn plain(kind: NetworkKind) -> Option<Self> {
         match kind {
-            ModelKind::Pca => Some(Self::Pca),
-            ModelKind::Ae => Some(Self::AE),
-            ModelKind::Vae => Some(Self::VAE),
-            ModelKind::Swae => None,
+            NetworkKind::Pca => Some(Self::Pca),
+            NetworkKind::Ae => Some(Self::AE),
+            NetworkKind::Vae => Some(Self::VAE),
+            NetworkKind::Swae => None,
         }
     }
 
     /// The kind of model.
-    pub fn kind(&self) -> ModelKind {
+    pub fn kind(&self) -> NetworkKind {
         match self {
-            Self::Pca => ModelKind::Pca,
-            Self::Ae { .. } => ModelKind::Ae,
-            Self::Vae { .. } => ModelKind::Vae,
-            Self::Swae { .. } => ModelKind::Swae,
+            Self::Pca => NetworkKind::Pca,
+            Self::Ae { .. } => NetworkKind::Ae,
+            Self::Vae { .. } => NetworkKind::Vae,
+            Self::Swae { .. } => NetworkKind::Swae,
         }
     }
 }
@@ -191,7 +180,7 @@ impl NetworkConfig {
     }
 
     /// The kind of model.
-    pub fn kind(&self) -> ModelKind {
+    pub fn kind(&self) -> NetworkKind {
         self.objective.kind()
     }
 
@@ -297,7 +286,7 @@ impl NetworkConfig {
 /// their defaults when written, ignored when read).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct NetworkConfigFile {
-    kind: ModelKind,
+    kind: NetworkKind,
     input_dim: usize,
     image: Option<(usize, usize)>,
     hidden: Vec<usize>,
@@ -361,16 +350,16 @@ impl TryFrom<NetworkConfigFile> for NetworkConfig {
 
     fn try_from(f: NetworkConfigFile) -> Result<Self, String> {
         let objective = match f.kind {
-            ModelKind::Pca => Objective::Pca,
-            ModelKind::Ae => Objective::Ae {
+            NetworkKind::Pca => Objective::Pca,
+            NetworkKind::Ae => Objective::Ae {
                 classifier: f.classes.map(|classes| Classifier {
                     classes,
                     weight: f.class_weight,
                 }),
                 latent_density: f.latent_density,
             },
-            ModelKind::Vae => Objective::Vae { beta: f.beta },
-            ModelKind::Swae => Objective::Swae {
+            NetworkKind::Vae => Objective::Vae { beta: f.beta },
+            NetworkKind::Swae => Objective::Swae {
                 prior: f.prior.ok_or("the SWAE needs a prior")?,
                 lambda: f.lambda,
                 projections: f.projections,

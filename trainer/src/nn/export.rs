@@ -10,13 +10,13 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tinygen_runtime::Activation as RtActivation;
+use tinygen_runtime::Activation;
 use tinygen_runtime::AnyModel;
 use tinygen_runtime::network::{
     DecoderParams, LayerParams, Network as RtNetwork, PriorParams, Role,
 };
 
-use super::config::{Activation, Reconstruction};
+use super::config::Reconstruction;
 use super::network::Network;
 use super::prior::{GMM_STD, Prior, RING_NOISE};
 use crate::host::{self, AlignedBytes};
@@ -64,15 +64,6 @@ impl LatentMixture {
     }
 }
 
-fn activation(a: Activation) -> RtActivation {
-    match a {
-        Activation::Relu => RtActivation::Relu,
-        Activation::LeakyRelu => RtActivation::LeakyRelu,
-        Activation::Tanh => RtActivation::Tanh,
-        Activation::Sigmoid => RtActivation::Sigmoid,
-    }
-}
-
 /// One dense layer of an exported network, as the runtime runs it:
 /// `y = activation(W x + b)` with `W` row-major, `outputs x inputs`.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +77,7 @@ pub struct DenseLayer {
     /// Biases (`outputs`).
     pub bias: Vec<f32>,
     /// Activation after the affine map.
-    pub activation: RtActivation,
+    pub activation: Activation,
 }
 
 impl DenseLayer {
@@ -108,15 +99,15 @@ impl DenseLayer {
 /// none on the encoder's last layer (the mean for a VAE).
 pub fn dense_layers(net: &Network, part: Part) -> anyhow::Result<Vec<DenseLayer>> {
     let cfg = &net.config;
-    let (layers, last_act): (Vec<&Linear>, RtActivation) = match part {
+    let (layers, last_act): (Vec<&Linear>, Activation) = match part {
         Part::Decoder => (
             net.decoder_layers().iter().collect(),
             match cfg.reconstruction {
-                Reconstruction::Bce => RtActivation::Sigmoid,
-                Reconstruction::Mse => RtActivation::Identity,
+                Reconstruction::Bce => Activation::Sigmoid,
+                Reconstruction::Mse => Activation::Identity,
             },
         ),
-        Part::Encoder => (net.encoder_layers(), RtActivation::Identity),
+        Part::Encoder => (net.encoder_layers(), Activation::Identity),
     };
     let count = layers.len();
     layers
@@ -134,7 +125,7 @@ pub fn dense_layers(net: &Network, part: Part) -> anyhow::Result<Vec<DenseLayer>
                 activation: if i + 1 == count {
                     last_act
                 } else {
-                    activation(cfg.activation)
+                    cfg.activation
                 },
             })
         })

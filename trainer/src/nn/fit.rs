@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
 
-use super::config::{ModelKind, NetworkConfig, RunConfig, TrainConfig};
+use super::config::{NetworkConfig, NetworkKind, RunConfig, TrainConfig};
 use super::export::{LATENT_GMM_JSON, LatentMixture};
 use super::metrics::{EvalOptions, Metrics, evaluate, latents};
 use super::network::Network;
@@ -97,7 +97,7 @@ pub fn class_count(samples: &Samples) -> anyhow::Result<usize> {
 }
 
 /// The run folder a fit of `kind` writes unless told otherwise: `runs/<kind>`.
-pub fn default_run_folder(kind: ModelKind) -> PathBuf {
+pub fn default_run_folder(kind: NetworkKind) -> PathBuf {
     PathBuf::from("runs").join(kind.name())
 }
 
@@ -116,7 +116,7 @@ pub struct FinishOptions {
 #[derive(Debug, Clone)]
 pub struct FitOptions {
     /// The model the run holds.
-    pub kind: ModelKind,
+    pub kind: NetworkKind,
     /// Run folder.
     pub out: PathBuf,
     /// Training (and test) data of a new run.

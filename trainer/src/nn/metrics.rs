@@ -21,7 +21,7 @@ use candle_core::{DType, Device, Tensor};
 use nalgebra::DMatrix;
 use serde::Serialize;
 
-use super::config::{ModelKind, Objective, Reconstruction};
+use super::config::{NetworkKind, Objective, Reconstruction};
 use super::network::{Batch, Draws, Network, kl_to_standard_normal};
 use crate::data::images::Samples;
 use crate::divergence::sliced_wasserstein;
@@ -97,7 +97,7 @@ pub fn check_data(net: &Network, samples: &Samples) -> anyhow::Result<()> {
         anyhow::bail!(
             "{} has no labels, which the {} needs (give --label-column for CSV/NPY data)",
             samples.name,
-            if cfg.kind() == ModelKind::Swae {
+            if cfg.kind() == NetworkKind::Swae {
                 "semi-supervised SWAE"
             } else {
                 "class-supervised AE"
@@ -167,7 +167,7 @@ pub fn evaluate(net: &Network, samples: &Samples, opts: EvalOptions) -> anyhow::
         }
     }
     let n = samples.n as f64;
-    let is_vae = cfg.kind() == ModelKind::Vae;
+    let is_vae = cfg.kind() == NetworkKind::Vae;
     let mut latent_accuracy = cfg.classes().map(|_| correct as f64 / n);
     if let (
         Objective::Swae {

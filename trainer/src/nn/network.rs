@@ -13,7 +13,9 @@ use candle_nn::{Linear, Module, VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::{Activation, Classifier, NetworkConfig, Objective, Reconstruction};
+use tinygen_runtime::Activation;
+
+use super::config::{Classifier, NetworkConfig, Objective, Reconstruction};
 use super::prior::Prior;
 use crate::density::sample::fill_standard_normal;
 
@@ -221,6 +223,7 @@ impl Network {
 
     fn activate(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self.config.activation {
+            Activation::Identity => Ok(x.clone()),
             Activation::Relu => x.relu(),
             Activation::LeakyRelu => candle_nn::ops::leaky_relu(x, 0.01),
             Activation::Tanh => x.tanh(),
