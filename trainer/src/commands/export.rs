@@ -109,7 +109,7 @@ fn export_onnx_file(args: &ExportArgs, net: &Network, data: &[f32]) -> anyhow::R
     };
     let doc = format!(
         "tinygen {} {part} {}{prior}",
-        net.config.kind.name(),
+        net.config.kind().name(),
         widths.join("-"),
     );
     let bytes = export_onnx(&layers, args.part, &doc)?;

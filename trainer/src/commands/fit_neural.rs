@@ -199,12 +199,13 @@ fn network(a: &TrainArgs, train: &Samples, objective: Objective) -> NetworkConfi
 /// Runs `tinygen fit ae`.
 pub fn run_ae(args: &FitAeArgs) -> anyhow::Result<()> {
     fit(NetworkKind::Ae, &args.train, 0, |train| {
-        let classifier = match args.supervised {
-            true => Some(Classifier {
+        let classifier = if args.supervised {
+            Some(Classifier {
                 classes: class_count(train)?,
                 weight: args.class_weight,
-            }),
-            false => None,
+            })
+        } else {
+            None
         };
         let latent_density = args
             .latent_density
