@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 use crate::math;
 
 /// The activation applied after a layer.
+///
+/// Self-describing formats name the variants in snake case (`leaky_relu`),
+/// as the trainer's `config.json` does; model files store their index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Activation {
     /// `x`.

@@ -19,14 +19,14 @@ use tinygen::detector::fit::{DetectorFit, fit_detector};
 use tinygen::detector::neural::NeuralOptions;
 use tinygen::detector::windows::series_windows;
 use tinygen::host::AlignedBytes;
-use tinygen::nn::config::{Activation, ModelKind as NetKind, NetworkConfig, Reconstruction};
+use tinygen::nn::config::{NetworkConfig, NetworkKind as NetKind, Objective, Reconstruction};
 use tinygen::nn::export::{Part, export_tgm, verify_tgm};
 use tinygen::nn::network::Network;
 use tinygen::nn::prior::Prior;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::gmm::Covariance;
-use tinygen_runtime::{Detector, ModelKind};
+use tinygen_runtime::{Activation, Detector, ModelKind};
 
 /// Fits a mixture and writes it with test points (in-distribution rows and far-away ones).
 fn case(dir: &std::path::Path, name: &str, x: &DMatrix<f64>, opts: &EmOptions, standardize: bool) {
@@ -260,14 +260,20 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         ),
     ] {
         let latent = if kind == NetKind::Vae { 4 } else { 2 };
+        let objective = match kind {
+            NetKind::Vae => Objective::VAE,
+            _ => Objective::Swae {
+                prior,
+                lambda: 1.0,
+                projections: 10,
+                semi_supervised: None,
+            },
+        };
         let config = NetworkConfig {
             image: Some((8, 8)),
             activation,
             reconstruction,
-            lambda: 1.0,
-            projections: 10,
-            prior: Some(prior),
-            ..NetworkConfig::new(kind, 64, hidden, latent)
+            ..NetworkConfig::new(objective, 64, hidden, latent)
         };
         let net = Network::new(config, 5).unwrap();
         let bytes = export_tgm(&net, Part::Decoder, None).unwrap();
@@ -430,8 +436,7 @@ fn a_decoder_over_the_flash_budget_fails_the_link() {
     // 16 -> 512 -> 784: about 411,000 f32 parameters, 1.6 MB.
     let config = NetworkConfig {
         image: Some((28, 28)),
-        prior: Some(Prior::Gaussian),
-        ..NetworkConfig::new(NetKind::Vae, 784, vec![512], 16)
+        ..NetworkConfig::new(Objective::VAE, 784, vec![512], 16)
     };
     let bytes = export_tgm(&Network::new(config, 0).unwrap(), Part::Decoder, None).unwrap();
     assert!(bytes.len() > 1 << 20);

@@ -1,15 +1,20 @@
 //! The runtime on the host: model files held 4-byte aligned, as the runtime
 //! reads them in place, and the runtime's calls run over many rows (in
 //! parallel), each row giving exactly what the device computes for it.
-//! `tinygen score`, `decode` and `detect`, export checks, detector fits and
-//! the firmware's test cases all run the runtime through here.
+//! `tinygen score`, `decode`, `sample` and `detect`, export checks, detector
+//! fits and the firmware's test cases all run the runtime through here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow, ensure};
+use anyhow::{Context, anyhow, bail, ensure};
 use rayon::prelude::*;
 use tinygen_runtime::detector::DetectorScratch;
-use tinygen_runtime::{AnyModel, Detector, Error, Scratch, Shape};
+use tinygen_runtime::rand_core::SeedableRng;
+use tinygen_runtime::{
+    AnyModel, Decoder, Detector, Error, ModelKind, Network, Scratch, Shape, Xoshiro128PlusPlus,
+};
+
+use crate::data::Dataset;
 
 /// Largest activation width the host-side runtime calls support.
 pub const HOST_WIDTH: usize = 4096;
@@ -112,6 +117,82 @@ pub fn detector_terms(detector: &Detector<'_>, inputs: &[f32]) -> anyhow::Result
         })
         .map_err(|e| anyhow!("runtime: {e}"))?;
     Ok(out)
+}
+
+/// Rows a network model file computed: `width` values per row, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkRows {
+    /// The outputs, row-major.
+    pub values: Vec<f32>,
+    /// Values per row.
+    pub width: usize,
+    /// [`ModelKind::Decoder`] or [`ModelKind::Encoder`].
+    pub kind: ModelKind,
+}
+
+/// A decoder or encoder model file, read and checked.
+#[derive(Debug, Clone)]
+pub struct NetworkFile {
+    path: PathBuf,
+    bytes: AlignedBytes,
+}
+
+impl NetworkFile {
+    /// Reads the model file at `path`; an error if it is not a network.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let file = Self {
+            path: path.to_path_buf(),
+            bytes: AlignedBytes::read(path)?,
+        };
+        file.network()?;
+        Ok(file)
+    }
+
+    fn network(&self) -> anyhow::Result<Network<'_>> {
+        Network::from_bytes(self.bytes.as_bytes())
+            .map_err(|e| anyhow!("{}: {e}", self.path.display()))
+    }
+
+    /// The network's output for each row of `data` (`data_name` names it
+    /// in errors), as the device computes it.
+    pub fn run(&self, data: &Dataset, data_name: &Path) -> anyhow::Result<NetworkRows> {
+        let net = self.network()?;
+        if data.cols != net.input_dim() {
+            bail!(
+                "{} has {} columns but the model takes {} values per row",
+                data_name.display(),
+                data.cols,
+                net.input_dim()
+            );
+        }
+        Ok(NetworkRows {
+            values: run_rows(&AnyModel::Network(net), &data.to_f32())?,
+            width: net.output_dim(),
+            kind: net.kind(),
+        })
+    }
+}
+
+/// `n` draws from the latent prior of the decoder model file at `path`,
+/// decoded: the same draws a board makes whose Xoshiro128++ generator is
+/// seeded with `seed`.
+pub fn sample_file(path: &Path, n: usize, seed: u64) -> anyhow::Result<NetworkRows> {
+    let file = AlignedBytes::read(path)?;
+    let dec = Decoder::<HOST_WIDTH>::from_bytes(file.as_bytes())
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let width = dec.output_dim();
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(seed);
+    let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
+    let mut values = vec![0f32; n * width];
+    for row in values.chunks_mut(width) {
+        dec.sample(&mut rng, row, &mut scratch)
+            .map_err(|e| anyhow!("sampling failed: {e}"))?;
+    }
+    Ok(NetworkRows {
+        values,
+        width,
+        kind: ModelKind::Decoder,
+    })
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@ use std::process::{Command, Output};
 
 use prost::Message;
 use tinygen::host::{AlignedBytes, run_rows};
-use tinygen::nn::config::{Activation, ModelKind, NetworkConfig, Reconstruction};
+use tinygen::nn::config::{NetworkConfig, Objective, Reconstruction};
 use tinygen::nn::export::{Part, check_close, dense_layers, export_tgm, reference_outputs};
 use tinygen::nn::network::Network;
 use tinygen::nn::onnx::{IR_VERSION, OPSET_VERSION, export_onnx, run_tract};
-use tinygen_runtime::{AnyModel, Network as RtNetwork};
+use tinygen_runtime::{Activation, AnyModel, Network as RtNetwork};
 use tract_onnx::pb;
 
 fn tinygen(args: &[&str]) -> Output {
@@ -58,7 +58,7 @@ fn every_activation_and_output_layer_runs_in_tract_like_candle_and_the_runtime()
                 let config = NetworkConfig {
                     activation,
                     reconstruction,
-                    ..NetworkConfig::new(ModelKind::Vae, 12, hidden.clone(), 3)
+                    ..NetworkConfig::new(Objective::VAE, 12, hidden.clone(), 3)
                 };
                 let net = Network::new(config, seed as u64).unwrap();
                 let data: Vec<f32> = (0..40 * 12).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
@@ -93,7 +93,7 @@ fn every_activation_and_output_layer_runs_in_tract_like_candle_and_the_runtime()
 
 #[test]
 fn a_damaged_onnx_file_is_an_error_not_a_panic() {
-    let config = NetworkConfig::new(ModelKind::Ae, 8, vec![6], 2);
+    let config = NetworkConfig::new(Objective::AE, 8, vec![6], 2);
     let net = Network::new(config, 0).unwrap();
     let layers = dense_layers(&net, Part::Decoder).unwrap();
     let file = export_onnx(&layers, Part::Decoder, "").unwrap();

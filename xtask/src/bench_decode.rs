@@ -30,11 +30,10 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
 #[cfg(feature = "onnx")]
 pub(crate) fn bench_decode() -> anyhow::Result<()> {
     use candle_core::{Device, Tensor};
-    use tinygen::nn::config::{ModelKind, NetworkConfig};
+    use tinygen::nn::config::{NetworkConfig, Objective};
     use tinygen::nn::export::{Part, dense_layers, export_tgm};
     use tinygen::nn::network::Network;
     use tinygen::nn::onnx::{TractPlan, export_onnx};
-    use tinygen::nn::prior::Prior;
     use tinygen_runtime::{Network as RtNetwork, Scratch};
 
     println!(
@@ -44,8 +43,7 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
     for (latent, hidden) in [(16, 128), (20, 400)] {
         let config = NetworkConfig {
             image: Some((28, 28)),
-            prior: Some(Prior::Gaussian),
-            ..NetworkConfig::new(ModelKind::Vae, 784, vec![hidden], latent)
+            ..NetworkConfig::new(Objective::VAE, 784, vec![hidden], latent)
         };
         let net = Network::new(config, 0)?;
         let bytes = tinygen::host::AlignedBytes::new(&export_tgm(&net, Part::Decoder, None)?);

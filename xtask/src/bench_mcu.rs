@@ -99,9 +99,8 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     let decoder = tinygen::nn::network::Network::new(
         tinygen::nn::config::NetworkConfig {
             image: Some((28, 28)),
-            prior: Some(tinygen::nn::prior::Prior::Gaussian),
             ..tinygen::nn::config::NetworkConfig::new(
-                tinygen::nn::config::ModelKind::Vae,
+                tinygen::nn::config::Objective::VAE,
                 784,
                 vec![128],
                 16,

@@ -1,10 +1,11 @@
 //! `tinygen eval RUN`: recompute a run's metrics on any data set.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::data::images::{Split, load_samples};
+use crate::data::images::Split;
+use crate::nn::fit::DataSource;
 use crate::nn::metrics::{EvalOptions, evaluate};
 use crate::nn::run::load_run;
 
@@ -46,22 +47,17 @@ pub enum SplitArg {
 /// Runs `tinygen eval RUN`: prints the metrics as one JSON object.
 pub fn run(args: &EvalRunArgs) -> anyhow::Result<()> {
     let (config, net, _) = load_run(&args.run)?;
-    let spec = args.data.clone().unwrap_or_else(|| config.data.clone());
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or_else(|| config.data_dir.as_ref().map(PathBuf::from));
-    let label_column = args.label_column.clone().or(config.label_column.clone());
-    let split = match args.split {
+    let run_data = DataSource::of_run(&config);
+    let source = DataSource {
+        data: args.data.clone().unwrap_or(run_data.data),
+        data_dir: args.data_dir.clone().or(run_data.data_dir),
+        label_column: args.label_column.clone().or(run_data.label_column),
+        test_data: None,
+    };
+    let samples = source.load_split(match args.split {
         SplitArg::Train => Split::Train,
         SplitArg::Test => Split::Test,
-    };
-    let samples = load_samples(
-        &spec,
-        data_dir.as_deref().map(Path::new),
-        split,
-        label_column.as_deref(),
-    )?;
+    })?;
     let metrics = evaluate(
         &net,
         &samples,

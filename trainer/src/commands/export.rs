@@ -3,19 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
 use clap::Args;
-use tinygen_runtime::rand_core::SeedableRng;
-use tinygen_runtime::{
-    AnyModel, Decoder, ModelKind, Network as RtNetwork, Scratch, Xoshiro128PlusPlus,
-};
+use tinygen_runtime::{ModelKind, Network as RtNetwork};
 
 use super::DataArgs;
-use crate::data::images::{Split, load_samples};
-use crate::host::{self, AlignedBytes, HOST_WIDTH};
+use crate::data::images::Split;
+use crate::host::{self, AlignedBytes, NetworkFile, NetworkRows};
 use crate::io::{write_atomic, write_output};
 use crate::nn::export::{Part, export_tgm, read_latent_mixture, verify_tgm};
+use crate::nn::fit::DataSource;
 use crate::nn::network::Network;
+use crate::nn::plots::square_image_grid;
 use crate::nn::run::load_run;
 
 /// Output format of an export.
@@ -53,15 +51,7 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     let (config, net, _) = load_run(&args.run)?;
     let data = match args.part {
         Part::Decoder => Vec::new(),
-        Part::Encoder => {
-            load_samples(
-                &config.data,
-                config.data_dir.as_deref().map(Path::new),
-                Split::Test,
-                config.label_column.as_deref(),
-            )?
-            .x
-        }
+        Part::Encoder => DataSource::of_run(&config).load_split(Split::Test)?.x,
     };
     match args.format {
         Format::Tgm => export_runtime_file(args, &net, &data),
@@ -119,7 +109,7 @@ fn export_onnx_file(args: &ExportArgs, net: &Network, data: &[f32]) -> anyhow::R
     };
     let doc = format!(
         "tinygen {} {part} {}{prior}",
-        net.config.kind.name(),
+        net.config.kind().name(),
         widths.join("-"),
     );
     let bytes = export_onnx(&layers, args.part, &doc)?;
@@ -147,7 +137,7 @@ fn export_onnx_file(args: &ExportArgs, net: &Network, data: &[f32]) -> anyhow::R
 
 #[cfg(not(feature = "onnx"))]
 fn export_onnx_file(_: &ExportArgs, _: &Network, _: &[f32]) -> anyhow::Result<()> {
-    bail!(
+    anyhow::bail!(
         "this tinygen was built without ONNX export; rebuild with the `onnx` feature \
          (cargo install --path trainer --features onnx, or cargo run -p tinygen --features onnx -- export ...)"
     )
@@ -166,13 +156,18 @@ pub struct DecodeArgs {
     pub out: Option<PathBuf>,
 }
 
-fn write_rows(out: Option<&Path>, prefix: &str, dim: usize, values: &[f32]) -> anyhow::Result<()> {
-    let mut csv = (0..dim)
+fn write_rows(out: Option<&Path>, rows: &NetworkRows) -> anyhow::Result<()> {
+    let prefix = if rows.kind == ModelKind::Encoder {
+        "z"
+    } else {
+        "x"
+    };
+    let mut csv = (0..rows.width)
         .map(|j| format!("{prefix}{j}"))
         .collect::<Vec<_>>()
         .join(",");
     csv.push('\n');
-    for row in values.chunks(dim) {
+    for row in rows.values.chunks(rows.width) {
         let line: Vec<String> = row.iter().map(|v| v.to_string()).collect();
         csv.push_str(&line.join(","));
         csv.push('\n');
@@ -182,25 +177,9 @@ fn write_rows(out: Option<&Path>, prefix: &str, dim: usize, values: &[f32]) -> a
 
 /// Runs `tinygen decode`: one output row per input row, as CSV with a header.
 pub fn run_decode(args: &DecodeArgs) -> anyhow::Result<()> {
-    let file = AlignedBytes::read(&args.model)?;
-    let net = RtNetwork::from_bytes(file.as_bytes())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
-    let data = args.data.load()?;
-    if data.cols != net.input_dim() {
-        bail!(
-            "{} has {} columns but the model takes {} values per row",
-            args.data.data.display(),
-            data.cols,
-            net.input_dim()
-        );
-    }
-    let out = host::run_rows(&AnyModel::Network(net), &data.to_f32())?;
-    let prefix = if net.kind() == ModelKind::Encoder {
-        "z"
-    } else {
-        "x"
-    };
-    write_rows(args.out.as_deref(), prefix, net.output_dim(), &out)
+    let model = NetworkFile::read(&args.model)?;
+    let rows = model.run(&args.data.load()?, &args.data.data)?;
+    write_rows(args.out.as_deref(), &rows)
 }
 
 /// Arguments of `tinygen sample`.
@@ -223,31 +202,16 @@ pub struct SampleArgs {
 /// Runs `tinygen sample`: draws from the prior and decodes with the runtime
 /// crate, the same draws a board seeded alike makes.
 pub fn run_sample(args: &SampleArgs) -> anyhow::Result<()> {
-    let file = AlignedBytes::read(&args.model)?;
-    let dec = Decoder::<HOST_WIDTH>::from_bytes(file.as_bytes())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
-    let d = dec.output_dim();
-    let mut rng = Xoshiro128PlusPlus::seed_from_u64(args.seed);
-    let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
-    let mut out = vec![0f32; args.n * d];
-    for row in out.chunks_mut(d) {
-        dec.sample(&mut rng, row, &mut scratch)
-            .map_err(|e| anyhow::anyhow!("sampling failed: {e}"))?;
-    }
+    let samples = host::sample_file(&args.model, args.n, args.seed)?;
     let is_png = args
         .out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));
     if is_png {
-        let side = (d as f64).sqrt().round() as usize;
-        if side * side != d {
-            bail!("{d} outputs are not a square image; write CSV instead");
-        }
-        let images: Vec<f32> = out.iter().map(|v| v.clamp(0.0, 1.0)).collect();
-        crate::plot::image_grid(&args.out, &images, side, side, 8)?;
+        square_image_grid(&args.out, &samples.values, samples.width)?;
         println!("wrote {} samples to {}", args.n, args.out.display());
         Ok(())
     } else {
-        write_rows(Some(&args.out), "x", d, &out)
+        write_rows(Some(&args.out), &samples)
     }
 }

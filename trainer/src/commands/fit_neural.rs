@@ -1,26 +1,22 @@
 //! `tinygen fit ae|vae|swae`: train a neural generative model into a run folder.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
-use serde_json::{Map, Value, json};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use serde_json::Value;
+use tinygen_runtime::Activation;
 
-use crate::data::images::{Samples, Split, load_samples};
-use crate::density::gmm::{EmOptions, GaussianMixture, fit_em};
-use crate::io::write_atomic;
+use crate::data::images::Samples;
 use crate::nn::config::{
-    Activation, ModelKind, NetworkConfig, Reconstruction, RunConfig, TrainConfig,
+    Classifier, NetworkConfig, NetworkKind, Objective, Reconstruction, SemiSupervision, TrainConfig,
 };
-use crate::nn::export::{LATENT_GMM_JSON, LatentMixture};
-use crate::nn::metrics::{EvalOptions, Metrics, evaluate, latents};
-use crate::nn::network::Network;
+use crate::nn::fit::{
+    DataSource, FinishOptions, FitOptions, class_count, default_run_folder, fit as fit_run,
+};
 use crate::nn::prior::Prior;
-use crate::nn::run::{self, LATENT_GMM, METRICS, TrainState};
-use crate::nn::train::{LogMode, train};
-
-/// Named data sets with their own train/test split.
-const NAMED_SETS: [&str; 2] = ["digits", "mnist"];
+use crate::nn::train::LogMode;
 
 /// Where the training (and test) data come from.
 #[derive(Debug, Clone, Args)]
@@ -41,33 +37,15 @@ pub struct NeuralDataArgs {
 }
 
 impl NeuralDataArgs {
-    /// Loads the training split and, if there is one, the test split.
-    pub fn load(&self) -> anyhow::Result<(Samples, Option<Samples>)> {
-        load_split_pair(
-            &self.data,
-            self.data_dir.as_deref(),
-            self.label_column.as_deref(),
-            self.test_data.as_deref(),
-        )
-    }
-}
-
-/// Loads `data`'s training split and its test split (named sets) or `test`.
-pub fn load_split_pair(
-    data: &str,
-    data_dir: Option<&Path>,
-    label_column: Option<&str>,
-    test: Option<&str>,
-) -> anyhow::Result<(Samples, Option<Samples>)> {
-    let train = load_samples(data, data_dir, Split::Train, label_column)?;
-    let test = match test {
-        Some(t) => Some(load_samples(t, data_dir, Split::Test, label_column)?),
-        None if NAMED_SETS.contains(&data) => {
-            Some(load_samples(data, data_dir, Split::Test, label_column)?)
+    /// The data source these arguments name.
+    pub fn source(&self) -> DataSource {
+        DataSource {
+            data: self.data.clone(),
+            data_dir: self.data_dir.clone(),
+            label_column: self.label_column.clone(),
+            test_data: self.test_data.clone(),
         }
-        None => None,
-    };
-    Ok((train, test))
+    }
 }
 
 /// Options shared by every neural model.
@@ -86,7 +64,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub latent: Option<usize>,
     /// Activation between hidden layers.
-    #[arg(long, value_enum, default_value_t = Activation::Relu)]
+    #[arg(long, value_parser = hidden_activation(), default_value = "relu")]
     pub activation: Activation,
     /// Reconstruction term: binary cross-entropy (sigmoid output) or squared error.
     #[arg(long, value_enum, default_value_t = Reconstruction::Bce)]
@@ -173,6 +151,29 @@ pub struct FitSwaeArgs {
     pub labelled_fraction: f64,
 }
 
+/// The activations `--activation` offers (the runtime's but identity),
+/// with their help.
+const HIDDEN_ACTIVATIONS: [(Activation, &str); 4] = [
+    (Activation::Relu, "max(0, x)"),
+    (Activation::LeakyRelu, "max(0.01 x, x)"),
+    (Activation::Tanh, "Hyperbolic tangent"),
+    (Activation::Sigmoid, "Logistic function"),
+];
+
+/// Parses `--activation` by the runtime's names (`relu`, `leaky-relu`, ..).
+fn hidden_activation() -> impl TypedValueParser<Value = Activation> {
+    PossibleValuesParser::new(
+        HIDDEN_ACTIVATIONS.map(|(a, help)| PossibleValue::new(a.name()).help(help)),
+    )
+    .map(|name| {
+        HIDDEN_ACTIVATIONS
+            .iter()
+            .find(|(a, _)| a.name() == name)
+            .expect("a possible value")
+            .0
+    })
+}
+
 fn parse_gmm_spec(spec: &str) -> anyhow::Result<usize> {
     match spec.strip_prefix("gmm:").map(str::parse::<usize>) {
         Some(Ok(k)) if k >= 1 => Ok(k),
@@ -180,65 +181,57 @@ fn parse_gmm_spec(spec: &str) -> anyhow::Result<usize> {
     }
 }
 
-fn class_count(samples: &Samples) -> anyhow::Result<usize> {
-    let labels = samples.labels.as_ref().with_context(|| {
-        format!(
-            "{} has no labels (give --label-column for CSV/NPY data)",
-            samples.name
-        )
-    })?;
-    Ok(labels.iter().max().map_or(0, |&m| m as usize + 1))
-}
-
-fn base_config(kind: ModelKind, a: &TrainArgs, train: &Samples) -> NetworkConfig {
-    let latent = a.latent.unwrap_or(match kind {
-        ModelKind::Vae => 20,
-        ModelKind::Swae => 2,
+/// The network of `objective` for the training data `train`.
+fn network(a: &TrainArgs, train: &Samples, objective: Objective) -> NetworkConfig {
+    let latent = a.latent.unwrap_or(match objective.kind() {
+        NetworkKind::Vae => 20,
+        NetworkKind::Swae => 2,
         _ => 16,
     });
     NetworkConfig {
         image: train.image,
         activation: a.activation,
         reconstruction: a.reconstruction,
-        ..NetworkConfig::new(kind, train.dim, a.hidden.clone(), latent)
+        ..NetworkConfig::new(objective, train.dim, a.hidden.clone(), latent)
     }
 }
 
 /// Runs `tinygen fit ae`.
 pub fn run_ae(args: &FitAeArgs) -> anyhow::Result<()> {
-    fit(ModelKind::Ae, &args.train, 0, |train| {
-        let mut cfg = base_config(ModelKind::Ae, &args.train, train);
-        if args.supervised {
-            cfg.classes = Some(class_count(train)?);
-            cfg.class_weight = args.class_weight;
-        }
-        cfg.latent_density = args
+    fit(NetworkKind::Ae, &args.train, 0, |train| {
+        let classifier = if args.supervised {
+            Some(Classifier {
+                classes: class_count(train)?,
+                weight: args.class_weight,
+            })
+        } else {
+            None
+        };
+        let latent_density = args
             .latent_density
             .as_deref()
             .map(parse_gmm_spec)
             .transpose()?;
-        Ok(cfg)
+        let objective = Objective::Ae {
+            classifier,
+            latent_density,
+        };
+        Ok(network(&args.train, train, objective))
     })
 }
 
 /// Runs `tinygen fit vae`.
 pub fn run_vae(args: &FitVaeArgs) -> anyhow::Result<()> {
-    fit(ModelKind::Vae, &args.train, args.iw_samples, |train| {
-        let mut cfg = base_config(ModelKind::Vae, &args.train, train);
-        cfg.beta = args.beta;
-        cfg.prior = Some(Prior::Gaussian);
-        Ok(cfg)
+    fit(NetworkKind::Vae, &args.train, args.iw_samples, |train| {
+        let objective = Objective::Vae { beta: args.beta };
+        Ok(network(&args.train, train, objective))
     })
 }
 
 /// Runs `tinygen fit swae`.
 pub fn run_swae(args: &FitSwaeArgs) -> anyhow::Result<()> {
-    fit(ModelKind::Swae, &args.train, 0, |train| {
-        let mut cfg = base_config(ModelKind::Swae, &args.train, train);
-        cfg.prior = Some(args.prior);
-        cfg.lambda = args.lambda;
-        cfg.projections = args.projections;
-        if args.semi_supervised {
+    fit(NetworkKind::Swae, &args.train, 0, |train| {
+        let semi_supervised = if args.semi_supervised {
             let classes = class_count(train)?;
             match args.prior {
                 Prior::Gmm(k) if k == classes => {}
@@ -249,242 +242,54 @@ pub fn run_swae(args: &FitSwaeArgs) -> anyhow::Result<()> {
                     "the semi-supervised SWAE needs a class-conditional prior: --prior gmm:{classes}"
                 ),
             }
-            cfg.classes = Some(classes);
-            cfg.labelled_fraction = Some(args.labelled_fraction);
-        }
-        Ok(cfg)
+            Some(SemiSupervision {
+                classes,
+                labelled_fraction: args.labelled_fraction,
+            })
+        } else {
+            None
+        };
+        let objective = Objective::Swae {
+            prior: args.prior,
+            lambda: args.lambda,
+            projections: args.projections,
+            semi_supervised,
+        };
+        Ok(network(&args.train, train, objective))
     })
 }
 
-/// Trains (or resumes) a run, then writes its metrics and plots.
+/// Trains (or resumes) a run and prints its metrics.
 fn fit(
-    kind: ModelKind,
+    kind: NetworkKind,
     a: &TrainArgs,
     iw_samples: usize,
     network: impl FnOnce(&Samples) -> anyhow::Result<NetworkConfig>,
 ) -> anyhow::Result<()> {
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(kind.name()));
-    let removed = run::clean_run_folder(&out)?;
-    if a.log == LogMode::Bar && !removed.is_empty() {
-        eprintln!(
-            "removed {} temporary file(s) an interrupted run left in {}",
-            removed.len(),
-            out.display()
-        );
-    }
-    let (config, net, state, train_set, test_set) = if a.resume {
-        let (mut config, net, state) = run::load_run_to_resume(&out)?;
-        if config.network.kind != kind {
-            bail!(
-                "{} holds a {} run, not {}",
-                out.display(),
-                config.network.kind.name(),
-                kind.name()
-            );
-        }
-        config.train.epochs = a.epochs;
-        config.train.lr = a.lr;
-        config.train.validate()?;
-        config.write(&out)?;
-        let (train_set, test_set) = load_split_pair(
-            &config.data,
-            config.data_dir.as_deref().map(Path::new),
-            config.label_column.as_deref(),
-            None,
-        )?;
-        (config, net, state, train_set, test_set)
-    } else {
-        if out.join(run::CHECKPOINT).exists() {
-            bail!(
-                "{} already holds a run; use --resume to continue it or choose another --out",
-                out.display()
-            );
-        }
-        let (train_set, test_set) = a.data.load()?;
-        let config = RunConfig {
-            data: a.data.data.clone(),
-            data_dir: a.data.data_dir.as_ref().map(|p| p.display().to_string()),
-            label_column: a.data.label_column.clone(),
-            network: network(&train_set)?,
-            train: TrainConfig {
-                epochs: a.epochs,
-                batch_size: a.batch_size,
-                lr: a.lr,
-                weight_decay: a.weight_decay,
-                seed: a.seed,
-            },
-        };
-        config.train.validate()?;
-        let net = Network::new(config.network.clone(), config.train.seed)?;
-        std::fs::create_dir_all(&out)
-            .with_context(|| format!("cannot create {}", out.display()))?;
-        config.write(&out)?;
-        (config, net, TrainState::default(), train_set, test_set)
-    };
-    if a.log == LogMode::Bar {
-        eprintln!(
-            "{}: {} parameters, {} training rows{}; run folder {}",
-            kind.name(),
-            net.parameter_count(),
-            train_set.n,
-            test_set
-                .as_ref()
-                .map(|t| format!(", {} test rows", t.n))
-                .unwrap_or_default(),
-            out.display()
-        );
-    }
-    let state = train(
-        Some(&out),
-        &config,
-        &net,
-        state,
-        &train_set,
-        test_set.as_ref(),
-        a.log,
-    )?;
-    finish(
-        &out,
-        &net,
-        &state,
-        (&train_set, test_set.as_ref()),
-        FinishOptions {
+    let opts = FitOptions {
+        kind,
+        out: a.out.clone().unwrap_or_else(|| default_run_folder(kind)),
+        data: a.data.source(),
+        train: TrainConfig {
+            epochs: a.epochs,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            weight_decay: a.weight_decay,
+            seed: a.seed,
+        },
+        resume: a.resume,
+        log: a.log,
+        finish: FinishOptions {
             iw_samples,
             plots: !a.no_plots,
-            extra: Map::new(),
+            ..FinishOptions::default()
         },
-    )
+    };
+    print_metrics(&fit_run(opts, network)?)
 }
 
-/// What [`finish`] writes besides the metrics.
-#[derive(Debug, Clone, Default)]
-pub struct FinishOptions {
-    /// Importance samples per row for the VAE's log-likelihood (0: skip).
-    pub iw_samples: usize,
-    /// Whether to write the PNG plots.
-    pub plots: bool,
-    /// Extra entries for metrics.json (e.g. PCA's explained variance).
-    pub extra: Map<String, Value>,
-}
-
-/// After training: the latent density (AE), metrics.json and plots.
-pub fn finish(
-    out: &Path,
-    net: &Network,
-    state: &TrainState,
-    (train_set, test_set): (&Samples, Option<&Samples>),
-    opts: FinishOptions,
-) -> anyhow::Result<()> {
-    let latent_gmm = match net.config.latent_density {
-        Some(k) => Some(fit_latent_density(out, net, train_set, k)?),
-        None => None,
-    };
-    let (split, eval_set) = match test_set {
-        Some(t) => ("test", t),
-        None => ("train", train_set),
-    };
-    let metrics = evaluate(
-        net,
-        eval_set,
-        EvalOptions {
-            iw_samples: opts.iw_samples,
-            seed: 1,
-        },
-    )?;
-    let mut json = metrics_json(net, state, split, &metrics);
-    if let Value::Object(map) = &mut json {
-        map.extend(opts.extra);
-    }
-    write_atomic(
-        &out.join(METRICS),
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
-    println!("{}", serde_json::to_string(&json)?);
-    if opts.plots {
-        crate::nn::plots::write_all(out, net, state, eval_set, latent_gmm.as_ref())?;
-    }
+/// Prints a run's metrics as one line of JSON.
+pub fn print_metrics(metrics: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(metrics)?);
     Ok(())
-}
-
-/// Fits a full-covariance GMM with `k` components to the training latents
-/// and writes it as a runtime model file into the run folder.
-fn fit_latent_density(
-    out: &Path,
-    net: &Network,
-    train: &Samples,
-    k: usize,
-) -> anyhow::Result<GaussianMixture> {
-    let z = latents(net, train)?;
-    let d = net.config.latent;
-    let x = nalgebra::DMatrix::from_row_iterator(train.n, d, z.iter().map(|&v| v as f64));
-    let opts = EmOptions {
-        components: k,
-        seed: 0,
-        ..EmOptions::default()
-    };
-    let (gmm, report) =
-        fit_em(&x, &opts, &mut |_, _, _| {}).context("fitting the latent GMM failed")?;
-    let bytes = gmm
-        .params(None)
-        .encode()
-        .context("encoding the latent GMM")?;
-    write_atomic(&out.join(LATENT_GMM), &bytes)?;
-    let mixture = LatentMixture {
-        weights: gmm.weights.clone(),
-        means: gmm.means.clone(),
-        covariances: gmm.covariances.clone(),
-    };
-    write_atomic(
-        &out.join(LATENT_GMM_JSON),
-        serde_json::to_string(&mixture)?.as_bytes(),
-    )?;
-    eprintln!(
-        "latent density: GMM with {k} components, mean log-likelihood {:.4} ({} EM iterations) -> {}",
-        report.lower_bound,
-        report.n_iter,
-        out.join(LATENT_GMM).display()
-    );
-    Ok(gmm)
-}
-
-/// `metrics.json`: the last epoch's training loss per row, the test loss
-/// per row (null without a test split), then the model's own metrics on the
-/// evaluation split (`eval_split`, the test split when there is one):
-/// `{split}_reconstruction`, `{split}_elbo`, `iw_log_likelihood`,
-/// `iw_samples`, `sw_distance`, `latent_accuracy` (those that apply), and
-/// the per-epoch history.
-fn metrics_json(net: &Network, state: &TrainState, split: &str, m: &Metrics) -> Value {
-    let mut map = Map::new();
-    map.insert("model".into(), json!(net.config.kind.name()));
-    map.insert("parameters".into(), json!(net.parameter_count()));
-    map.insert("epochs".into(), json!(state.epochs_done()));
-    let last = state.history.last();
-    map.insert("train_loss".into(), json!(last.map(|r| r.train_loss)));
-    map.insert(
-        "test_loss".into(),
-        json!((split == "test").then_some(m.loss)),
-    );
-    map.insert("eval_split".into(), json!(split));
-    map.insert("eval_rows".into(), json!(m.rows));
-    if let Value::Object(fields) = serde_json::to_value(m).expect("metrics serialise") {
-        for (k, v) in fields {
-            match k.as_str() {
-                "rows" | "loss" => {}
-                "reconstruction" | "elbo" => {
-                    map.insert(format!("{split}_{k}"), v);
-                }
-                _ => {
-                    map.insert(k, v);
-                }
-            }
-        }
-    }
-    map.insert(
-        "history".into(),
-        serde_json::to_value(&state.history).expect("history"),
-    );
-    Value::Object(map)
 }

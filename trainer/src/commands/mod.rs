@@ -145,11 +145,11 @@ pub struct NeuralArgs {
 impl NeuralArgs {
     /// The options, if `--neural` was given.
     pub fn options(&self, seed: u64) -> Option<NeuralOptions> {
-        use crate::nn::config::ModelKind;
+        use crate::nn::config::NetworkKind;
         self.neural.map(|kind| NeuralOptions {
             kind: match kind {
-                NeuralKind::Ae => ModelKind::Ae,
-                NeuralKind::Vae => ModelKind::Vae,
+                NeuralKind::Ae => NetworkKind::Ae,
+                NeuralKind::Vae => NetworkKind::Vae,
             },
             hidden: self.neural_hidden.clone(),
             latent: self.neural_latent,

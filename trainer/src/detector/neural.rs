@@ -25,7 +25,7 @@ use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select}
 use crate::density::standardize::Standardizer;
 use crate::host::{self, AlignedBytes};
 use crate::nn::config::{
-    ModelKind as NetKind, NetworkConfig, Reconstruction, RunConfig, TrainConfig,
+    NetworkConfig, NetworkKind as NetKind, Objective, Reconstruction, RunConfig, TrainConfig,
 };
 use crate::nn::export::{DenseLayer, Part, dense_layers};
 use crate::nn::network::Network;
@@ -94,9 +94,11 @@ pub fn fit_neural_part(
         .map(|(i, j)| u[(i, j)] as f32)
         .collect();
     let latent = opts.latent.unwrap_or((d / 4).clamp(2, 16));
+    let objective =
+        Objective::plain(opts.kind).context("a detector's autoencoder is an AE or a VAE")?;
     let network = NetworkConfig {
         reconstruction: Reconstruction::Mse,
-        ..NetworkConfig::new(opts.kind, d, opts.hidden.clone(), latent)
+        ..NetworkConfig::new(objective, d, opts.hidden.clone(), latent)
     };
     network.validate()?;
     let batch_size = opts.batch_size.min(n);

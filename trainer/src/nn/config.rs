@@ -6,13 +6,15 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+use tinygen_runtime::Activation;
 
 use super::prior::Prior;
 
-/// The kind of model.
+/// The kind of neural network a run trains (not to be confused with
+/// `tinygen_runtime::ModelKind`, the kind of a model file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ModelKind {
+pub enum NetworkKind {
     /// Principal component analysis (closed form; a linear encoder/decoder pair).
     Pca,
     /// Autoencoder, optionally with a classifier head on the latent code.
@@ -23,7 +25,7 @@ pub enum ModelKind {
     Swae,
 }
 
-impl ModelKind {
+impl NetworkKind {
     /// The lower-case name used on the command line and in files.
     pub fn name(self) -> &'static str {
         match self {
@@ -33,20 +35,6 @@ impl ModelKind {
             Self::Swae => "swae",
         }
     }
-}
-
-/// Activation between hidden layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    /// max(0, x).
-    Relu,
-    /// max(0.01 x, x).
-    LeakyRelu,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Logistic function.
-    Sigmoid,
 }
 
 /// Reconstruction term of the objective.
@@ -62,11 +50,15 @@ pub enum Reconstruction {
     Mse,
 }
 
-/// The architecture and objective of a network.
+/// The architecture and objective of a network: the layers every kind
+/// shares, and the kind with exactly its own settings.
+///
+/// `config.json` keeps the flat format of earlier versions (see
+/// [`NetworkConfigFile`]): every setting of every kind, the irrelevant ones
+/// at their defaults, and ignored when read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "NetworkConfigFile", try_from = "NetworkConfigFile")]
 pub struct NetworkConfig {
-    /// Model kind.
-    pub kind: ModelKind,
     /// Number of input (and output) features.
     pub input_dim: usize,
     /// (height, width) when the rows are images.
@@ -75,51 +67,153 @@ pub struct NetworkConfig {
     pub hidden: Vec<usize>,
     /// Latent dimension.
     pub latent: usize,
-    /// Activation between hidden layers.
+    /// Activation between hidden layers (any but identity on the command
+    /// line).
     pub activation: Activation,
     /// Reconstruction term.
     pub reconstruction: Reconstruction,
-    /// Classes of the classifier head on the latent code (class-supervised
-    /// AE), or of the class-conditional prior (semi-supervised SWAE).
-    pub classes: Option<usize>,
-    /// Weight of the classifier's cross-entropy (supervised AE).
-    pub class_weight: f64,
-    /// Weight of the KL term (VAE; 1 is the ELBO).
-    pub beta: f64,
-    /// Weight of the sliced-Wasserstein term (SWAE).
-    pub lambda: f64,
-    /// Random directions per sliced-Wasserstein estimate (SWAE).
-    pub projections: usize,
-    /// Latent prior (N(0, I) for the VAE; chosen for the SWAE; none for AE and PCA).
-    pub prior: Option<Prior>,
-    /// Fraction of training rows whose label the semi-supervised SWAE sees.
-    pub labelled_fraction: Option<f64>,
-    /// Components of the GMM fitted to the training latents after training (AE).
-    pub latent_density: Option<usize>,
+    /// The kind of model and its own settings.
+    pub objective: Objective,
+}
+
+/// The kind of model with the settings only it has.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Objective {
+    /// Principal component analysis (closed form).
+    Pca,
+    /// Autoencoder: reconstruction, optionally plus a classifier's
+    /// cross-entropy.
+    Ae {
+        /// The classifier head on the latent code (class-supervised AE).
+        classifier: Option<Classifier>,
+        /// Components of the GMM fitted to the training latents after
+        /// training, so the AE can generate.
+        latent_density: Option<usize>,
+    },
+    /// Variational autoencoder: the negative ELBO with a weighted KL term
+    /// (prior N(0, I)).
+    Vae {
+        /// Weight of the KL term (1 is the ELBO).
+        beta: f64,
+    },
+    /// Sliced-Wasserstein autoencoder: reconstruction plus the weighted
+    /// sliced-Wasserstein distance between the codes and prior draws.
+    Swae {
+        /// Latent prior.
+        prior: Prior,
+        /// Weight of the sliced-Wasserstein term.
+        lambda: f64,
+        /// Random directions per sliced-Wasserstein estimate.
+        projections: usize,
+        /// Class-conditional prior matching (semi-supervised SWAE).
+        semi_supervised: Option<SemiSupervision>,
+    },
+}
+
+impl Objective {
+    /// The plain autoencoder: no classifier, no latent density.
+    pub const AE: Self = Self::Ae {
+        classifier: None,
+        latent_density: None,
+    };
+    /// The VAE of the ELBO (beta = 1).
+    pub const VAE: Self = Self::Vae { beta: 1.0 };
+
+    /// The objective of `kind` when it needs no settings, with the command
+    /// line's defaults: PCA, the plain AE, the VAE at beta = 1 (`None` for
+    /// the SWAE, which needs a prior).
+    pub fn plain(kind: NetworkKind) -> Option<Self> {
+        match kind {
+            NetworkKind::Pca => Some(Self::Pca),
+            NetworkKind::Ae => Some(Self::AE),
+            NetworkKind::Vae => Some(Self::VAE),
+            NetworkKind::Swae => None,
+        }
+    }
+
+    /// The kind of model.
+    pub fn kind(&self) -> NetworkKind {
+        match self {
+            Self::Pca => NetworkKind::Pca,
+            Self::Ae { .. } => NetworkKind::Ae,
+            Self::Vae { .. } => NetworkKind::Vae,
+            Self::Swae { .. } => NetworkKind::Swae,
+        }
+    }
+}
+
+/// The classifier head of a class-supervised AE.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Classifier {
+    /// Number of classes.
+    pub classes: usize,
+    /// Weight of the cross-entropy (per row, beside a reconstruction loss
+    /// summed over features).
+    pub weight: f64,
+}
+
+/// The labels a semi-supervised SWAE uses: labelled rows of class c are
+/// matched to component c of its `gmm:K` prior.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SemiSupervision {
+    /// Number of classes (the prior's components).
+    pub classes: usize,
+    /// Fraction of training rows whose label is seen.
+    pub labelled_fraction: f64,
 }
 
 impl NetworkConfig {
-    /// A network of `kind` from `input_dim` features through the encoder's
-    /// `hidden` widths to a `latent` code, with the command line's
-    /// defaults for everything else: relu, binary cross-entropy, no image
-    /// shape, no classes, no prior, unit weights, no SW term.
-    pub fn new(kind: ModelKind, input_dim: usize, hidden: Vec<usize>, latent: usize) -> Self {
+    /// A network with `objective` from `input_dim` features through the
+    /// encoder's `hidden` widths to a `latent` code, with the command
+    /// line's defaults for the rest: relu, binary cross-entropy, no image
+    /// shape.
+    pub fn new(objective: Objective, input_dim: usize, hidden: Vec<usize>, latent: usize) -> Self {
         Self {
-            kind,
             input_dim,
             image: None,
             hidden,
             latent,
             activation: Activation::Relu,
             reconstruction: Reconstruction::Bce,
-            classes: None,
-            class_weight: 1.0,
-            beta: 1.0,
-            lambda: 0.0,
-            projections: 0,
-            prior: None,
-            labelled_fraction: None,
-            latent_density: None,
+            objective,
+        }
+    }
+
+    /// The kind of model.
+    pub fn kind(&self) -> NetworkKind {
+        self.objective.kind()
+    }
+
+    /// The latent prior: N(0, I) for the VAE, the SWAE's, none for AE and PCA.
+    pub fn prior(&self) -> Option<Prior> {
+        match self.objective {
+            Objective::Vae { .. } => Some(Prior::Gaussian),
+            Objective::Swae { prior, .. } => Some(prior),
+            Objective::Pca | Objective::Ae { .. } => None,
+        }
+    }
+
+    /// Classes of the classifier head (class-supervised AE) or of the
+    /// class-conditional prior (semi-supervised SWAE).
+    pub fn classes(&self) -> Option<usize> {
+        match self.objective {
+            Objective::Ae {
+                classifier: Some(c),
+                ..
+            } => Some(c.classes),
+            Objective::Swae {
+                semi_supervised: Some(s),
+                ..
+            } => Some(s.classes),
+            _ => None,
+        }
+    }
+
+    /// Components of the latent GMM fitted after training (AE).
+    pub fn latent_density(&self) -> Option<usize> {
+        match self.objective {
+            Objective::Ae { latent_density, .. } => latent_density,
+            _ => None,
         }
     }
 
@@ -134,36 +228,45 @@ impl NetworkConfig {
         if let Some(&0) = self.hidden.iter().find(|&&h| h == 0) {
             bail!("hidden layer widths must be at least 1");
         }
-        if self.kind == ModelKind::Pca && self.latent > self.input_dim {
-            bail!(
+        match self.objective {
+            Objective::Pca if self.latent > self.input_dim => bail!(
                 "PCA: {} components requested but the data has {} features",
                 self.latent,
                 self.input_dim
-            );
+            ),
+            Objective::Vae { beta } if !(beta.is_finite() && beta >= 0.0) => {
+                bail!("--beta must be a non-negative number")
+            }
+            Objective::Swae { lambda, .. } if !(lambda.is_finite() && lambda >= 0.0) => {
+                bail!("--lambda must be a non-negative number")
+            }
+            Objective::Ae {
+                classifier: Some(Classifier { weight, .. }),
+                ..
+            } if !(weight.is_finite() && weight >= 0.0) => {
+                bail!("--class-weight must be a non-negative number")
+            }
+            Objective::Swae { projections: 0, .. } => bail!("--projections must be at least 1"),
+            _ => {}
         }
-        if !(self.beta.is_finite() && self.beta >= 0.0) {
-            bail!("--beta must be a non-negative number");
-        }
-        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            bail!("--lambda must be a non-negative number");
-        }
-        if !(self.class_weight.is_finite() && self.class_weight >= 0.0) {
-            bail!("--class-weight must be a non-negative number");
-        }
-        if self.kind == ModelKind::Swae && self.projections == 0 {
-            bail!("--projections must be at least 1");
-        }
-        if let Some(c) = self.classes
+        if let Some(c) = self.classes()
             && c < 2
         {
             bail!("a classifier needs at least 2 classes, the labels have {c}");
         }
-        if let Some(f) = self.labelled_fraction
+        if let Objective::Swae {
+            semi_supervised:
+                Some(SemiSupervision {
+                    labelled_fraction: f,
+                    ..
+                }),
+            ..
+        } = self.objective
             && !(f > 0.0 && f <= 1.0)
         {
             bail!("--labelled-fraction must lie in (0, 1]");
         }
-        if let Some(prior) = &self.prior {
+        if let Some(prior) = &self.prior() {
             prior.check_dim(self.latent)?;
         }
         Ok(())
@@ -175,6 +278,112 @@ impl NetworkConfig {
         w.extend(self.hidden.iter().rev());
         w.push(self.input_dim);
         w
+    }
+}
+
+/// A [`NetworkConfig`] as `config.json` holds it: the flat format of
+/// earlier versions, with every kind's settings (the irrelevant ones at
+/// their defaults when written, ignored when read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct NetworkConfigFile {
+    kind: NetworkKind,
+    input_dim: usize,
+    image: Option<(usize, usize)>,
+    hidden: Vec<usize>,
+    latent: usize,
+    activation: Activation,
+    reconstruction: Reconstruction,
+    classes: Option<usize>,
+    class_weight: f64,
+    beta: f64,
+    lambda: f64,
+    projections: usize,
+    prior: Option<Prior>,
+    labelled_fraction: Option<f64>,
+    latent_density: Option<usize>,
+}
+
+impl From<NetworkConfig> for NetworkConfigFile {
+    fn from(c: NetworkConfig) -> Self {
+        let (class_weight, beta, lambda, projections, labelled_fraction) = match c.objective {
+            Objective::Ae {
+                classifier: Some(Classifier { weight, .. }),
+                ..
+            } => (weight, 1.0, 0.0, 0, None),
+            Objective::Vae { beta } => (1.0, beta, 0.0, 0, None),
+            Objective::Swae {
+                lambda,
+                projections,
+                semi_supervised,
+                ..
+            } => (
+                1.0,
+                1.0,
+                lambda,
+                projections,
+                semi_supervised.map(|s| s.labelled_fraction),
+            ),
+            Objective::Pca | Objective::Ae { .. } => (1.0, 1.0, 0.0, 0, None),
+        };
+        Self {
+            kind: c.kind(),
+            classes: c.classes(),
+            prior: c.prior(),
+            latent_density: c.latent_density(),
+            input_dim: c.input_dim,
+            image: c.image,
+            hidden: c.hidden,
+            latent: c.latent,
+            activation: c.activation,
+            reconstruction: c.reconstruction,
+            class_weight,
+            beta,
+            lambda,
+            projections,
+            labelled_fraction,
+        }
+    }
+}
+
+impl TryFrom<NetworkConfigFile> for NetworkConfig {
+    type Error = String;
+
+    fn try_from(f: NetworkConfigFile) -> Result<Self, String> {
+        let objective = match f.kind {
+            NetworkKind::Pca => Objective::Pca,
+            NetworkKind::Ae => Objective::Ae {
+                classifier: f.classes.map(|classes| Classifier {
+                    classes,
+                    weight: f.class_weight,
+                }),
+                latent_density: f.latent_density,
+            },
+            NetworkKind::Vae => Objective::Vae { beta: f.beta },
+            NetworkKind::Swae => Objective::Swae {
+                prior: f.prior.ok_or("the SWAE needs a prior")?,
+                lambda: f.lambda,
+                projections: f.projections,
+                semi_supervised: match (f.classes, f.labelled_fraction) {
+                    (Some(classes), Some(labelled_fraction)) => Some(SemiSupervision {
+                        classes,
+                        labelled_fraction,
+                    }),
+                    (None, _) => None,
+                    (Some(_), None) => {
+                        return Err("the semi-supervised SWAE needs a labelled_fraction".into());
+                    }
+                },
+            },
+        };
+        Ok(Self {
+            input_dim: f.input_dim,
+            image: f.image,
+            hidden: f.hidden,
+            latent: f.latent,
+            activation: f.activation,
+            reconstruction: f.reconstruction,
+            objective,
+        })
     }
 }
 
@@ -242,5 +451,113 @@ impl RunConfig {
     pub fn write(&self, run: &Path) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(self)?;
         crate::io::write_atomic(&run.join(super::run::CONFIG), text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `config.json` of runs written before the configuration had one
+    /// variant per kind (`tinygen fit ... --epochs 1` on digits).
+    const FIXTURES: [(&str, &str); 6] = [
+        ("pca", include_str!("../../tests/fixtures/config/pca.json")),
+        ("ae", include_str!("../../tests/fixtures/config/ae.json")),
+        (
+            "ae_sup",
+            include_str!("../../tests/fixtures/config/ae_sup.json"),
+        ),
+        ("vae", include_str!("../../tests/fixtures/config/vae.json")),
+        (
+            "swae",
+            include_str!("../../tests/fixtures/config/swae.json"),
+        ),
+        (
+            "swae_semi",
+            include_str!("../../tests/fixtures/config/swae_semi.json"),
+        ),
+    ];
+
+    fn fixture(name: &str) -> RunConfig {
+        let (_, text) = FIXTURES.iter().find(|(n, _)| *n == name).unwrap();
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn config_json_of_earlier_runs_loads_with_each_kinds_settings() {
+        assert_eq!(fixture("pca").network.objective, Objective::Pca);
+        assert_eq!(fixture("pca").network.reconstruction, Reconstruction::Mse);
+        assert_eq!(fixture("ae").network.objective, Objective::AE);
+        assert_eq!(
+            fixture("ae_sup").network.objective,
+            Objective::Ae {
+                classifier: Some(Classifier {
+                    classes: 10,
+                    weight: 3.0
+                }),
+                latent_density: Some(2),
+            }
+        );
+        assert_eq!(
+            fixture("vae").network.objective,
+            Objective::Vae { beta: 0.5 }
+        );
+        let swae = fixture("swae").network;
+        assert_eq!(
+            swae.objective,
+            Objective::Swae {
+                prior: Prior::Ring,
+                lambda: 100.0,
+                projections: 50,
+                semi_supervised: None,
+            }
+        );
+        assert_eq!(swae.activation, Activation::Tanh);
+        assert_eq!(swae.reconstruction, Reconstruction::Mse);
+        let semi = fixture("swae_semi").network;
+        assert_eq!(
+            semi.objective,
+            Objective::Swae {
+                prior: Prior::Gmm(10),
+                lambda: 100.0,
+                projections: 50,
+                semi_supervised: Some(SemiSupervision {
+                    classes: 10,
+                    labelled_fraction: 0.2
+                }),
+            }
+        );
+        assert_eq!(semi.activation, Activation::LeakyRelu);
+        assert_eq!((semi.input_dim, semi.image), (64, Some((8, 8))));
+        assert_eq!((semi.hidden, semi.latent), (vec![8], 2));
+        for (name, _) in FIXTURES {
+            fixture(name).network.validate().unwrap();
+        }
+    }
+
+    /// Written again, every configuration is the same file byte for byte.
+    #[test]
+    fn config_json_round_trips_byte_for_byte() {
+        for (name, text) in FIXTURES {
+            let config = fixture(name);
+            let written = serde_json::to_string_pretty(&config).unwrap();
+            assert_eq!(written, text.trim_end(), "{name}");
+            let again: RunConfig = serde_json::from_str(&written).unwrap();
+            assert_eq!(again, config, "{name}");
+        }
+    }
+
+    #[test]
+    fn settings_of_other_kinds_are_ignored_and_a_swae_needs_its_own() {
+        let text = include_str!("../../tests/fixtures/config/vae.json")
+            .replace("\"beta\": 0.5", "\"beta\": 0.25")
+            .replace("\"classes\": null", "\"classes\": 3")
+            .replace("\"lambda\": 0.0", "\"lambda\": 7.0");
+        let vae: RunConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(vae.network.objective, Objective::Vae { beta: 0.25 });
+        let text = include_str!("../../tests/fixtures/config/swae.json")
+            .replace("\"prior\": \"ring\"", "\"prior\": null");
+        let err = serde_json::from_str::<RunConfig>(&text).unwrap_err();
+        assert!(err.to_string().contains("needs a prior"), "{err}");
     }
 }

@@ -5,17 +5,18 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use candle_core::{Device, Tensor};
+use candle_nn::Linear;
 use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tinygen_runtime::Activation as RtActivation;
+use tinygen_runtime::Activation;
 use tinygen_runtime::AnyModel;
 use tinygen_runtime::network::{
     DecoderParams, LayerParams, Network as RtNetwork, PriorParams, Role,
 };
 
-use super::config::{Activation, ModelKind, Reconstruction};
+use super::config::Reconstruction;
 use super::network::Network;
 use super::prior::{GMM_STD, Prior, RING_NOISE};
 use crate::host::{self, AlignedBytes};
@@ -63,15 +64,6 @@ impl LatentMixture {
     }
 }
 
-fn activation(a: Activation) -> RtActivation {
-    match a {
-        Activation::Relu => RtActivation::Relu,
-        Activation::LeakyRelu => RtActivation::LeakyRelu,
-        Activation::Tanh => RtActivation::Tanh,
-        Activation::Sigmoid => RtActivation::Sigmoid,
-    }
-}
-
 /// One dense layer of an exported network, as the runtime runs it:
 /// `y = activation(W x + b)` with `W` row-major, `outputs x inputs`.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +77,7 @@ pub struct DenseLayer {
     /// Biases (`outputs`).
     pub bias: Vec<f32>,
     /// Activation after the affine map.
-    pub activation: RtActivation,
+    pub activation: Activation,
 }
 
 impl DenseLayer {
@@ -107,45 +99,33 @@ impl DenseLayer {
 /// none on the encoder's last layer (the mean for a VAE).
 pub fn dense_layers(net: &Network, part: Part) -> anyhow::Result<Vec<DenseLayer>> {
     let cfg = &net.config;
-    let hidden = cfg.hidden.len();
-    let (names, last_act): (Vec<String>, RtActivation) = match part {
+    let (layers, last_act): (Vec<&Linear>, Activation) = match part {
         Part::Decoder => (
-            (0..=hidden).map(|i| format!("decoder.{i}")).collect(),
+            net.decoder_layers().iter().collect(),
             match cfg.reconstruction {
-                Reconstruction::Bce => RtActivation::Sigmoid,
-                Reconstruction::Mse => RtActivation::Identity,
+                Reconstruction::Bce => Activation::Sigmoid,
+                Reconstruction::Mse => Activation::Identity,
             },
         ),
-        Part::Encoder => (
-            (0..hidden)
-                .map(|i| format!("encoder.{i}"))
-                .chain(std::iter::once("encoder.out".to_string()))
-                .collect(),
-            RtActivation::Identity,
-        ),
+        Part::Encoder => (net.encoder_layers(), Activation::Identity),
     };
-    let data = net.varmap.data().lock().expect("varmap lock");
-    let count = names.len();
-    names
+    let count = layers.len();
+    layers
         .iter()
         .enumerate()
-        .map(|(i, n)| {
-            let w = data
-                .get(&format!("{n}.weight"))
-                .with_context(|| format!("no parameter {n}.weight"))?;
-            let b = data
-                .get(&format!("{n}.bias"))
-                .with_context(|| format!("no parameter {n}.bias"))?;
+        .map(|(i, layer)| {
+            let w = layer.weight();
+            let b = layer.bias().context("an exported layer has no bias")?;
             let (outputs, inputs) = w.dims2()?;
             Ok(DenseLayer {
                 inputs,
                 outputs,
-                weight: w.as_tensor().flatten_all()?.to_vec1::<f32>()?,
-                bias: b.as_tensor().to_vec1::<f32>()?,
+                weight: w.flatten_all()?.to_vec1::<f32>()?,
+                bias: b.to_vec1::<f32>()?,
                 activation: if i + 1 == count {
                     last_act
                 } else {
-                    activation(cfg.activation)
+                    cfg.activation
                 },
             })
         })
@@ -164,7 +144,7 @@ pub fn export_tgm(
     let dense = dense_layers(net, part)?;
     let layers: Vec<LayerParams> = dense.iter().map(DenseLayer::params).collect();
     let d = cfg.latent;
-    let k = cfg.prior.map_or(0, |p| p.components());
+    let k = cfg.prior().map_or(0, |p| p.components());
     let gmm_weights = vec![1.0 / k.max(1) as f64; k];
     let gmm_means: Vec<f64> = (0..k)
         .flat_map(|c| Prior::component_mean(c, k, d))
@@ -176,24 +156,24 @@ pub fn export_tgm(
         Some(m) => m.cholesky(d)?,
         None => Vec::new(),
     };
-    let prior = match (cfg.kind, cfg.prior, latent) {
-        (ModelKind::Vae, _, _) | (_, Some(Prior::Gaussian), _) => PriorParams::Gaussian,
-        (_, Some(Prior::Uniform), _) => PriorParams::Uniform,
-        (_, Some(Prior::Circle), _) => PriorParams::Circle,
-        (_, Some(Prior::Ring), _) => PriorParams::Ring {
+    let prior = match (cfg.prior(), latent) {
+        (Some(Prior::Gaussian), _) => PriorParams::Gaussian,
+        (Some(Prior::Uniform), _) => PriorParams::Uniform,
+        (Some(Prior::Circle), _) => PriorParams::Circle,
+        (Some(Prior::Ring), _) => PriorParams::Ring {
             noise: RING_NOISE as f32,
         },
-        (_, Some(Prior::Gmm(_)), _) => PriorParams::Mixture {
+        (Some(Prior::Gmm(_)), _) => PriorParams::Mixture {
             weights: &gmm_weights,
             means: &gmm_means,
             cholesky: &gmm_chol,
         },
-        (_, None, Some(m)) => PriorParams::Mixture {
+        (None, Some(m)) => PriorParams::Mixture {
             weights: &m.weights,
             means: &m.means,
             cholesky: &latent_chol,
         },
-        (_, None, None) => PriorParams::None,
+        (None, None) => PriorParams::None,
     };
     let params = DecoderParams {
         role: match part {
@@ -224,7 +204,7 @@ pub fn reference_outputs(
     let (inputs, width) = match part {
         Part::Decoder => {
             let mut rng = ChaCha8Rng::seed_from_u64(7);
-            let prior = cfg.prior.unwrap_or(Prior::Gaussian);
+            let prior = cfg.prior().unwrap_or(Prior::Gaussian);
             (prior.sample(64, cfg.latent, None, &mut rng), cfg.latent)
         }
         Part::Encoder => {

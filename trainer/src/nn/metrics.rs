@@ -21,7 +21,7 @@ use candle_core::{DType, Device, Tensor};
 use nalgebra::DMatrix;
 use serde::Serialize;
 
-use super::config::{ModelKind, Reconstruction};
+use super::config::{NetworkKind, Objective, Reconstruction};
 use super::network::{Batch, Draws, Network, kl_to_standard_normal};
 use crate::data::images::Samples;
 use crate::divergence::sliced_wasserstein;
@@ -93,11 +93,11 @@ pub fn check_data(net: &Network, samples: &Samples) -> anyhow::Result<()> {
             samples.name
         );
     }
-    if cfg.classes.is_some() && samples.labels.is_none() {
+    if cfg.classes().is_some() && samples.labels.is_none() {
         anyhow::bail!(
             "{} has no labels, which the {} needs (give --label-column for CSV/NPY data)",
             samples.name,
-            if cfg.kind == ModelKind::Swae {
+            if cfg.kind() == NetworkKind::Swae {
                 "semi-supervised SWAE"
             } else {
                 "class-supervised AE"
@@ -167,16 +167,22 @@ pub fn evaluate(net: &Network, samples: &Samples, opts: EvalOptions) -> anyhow::
         }
     }
     let n = samples.n as f64;
-    let is_vae = cfg.kind == ModelKind::Vae;
-    let mut latent_accuracy = cfg.classes.map(|_| correct as f64 / n);
-    if let (ModelKind::Swae, Some(prior), Some(labels)) = (cfg.kind, cfg.prior, &samples.labels)
-        && cfg.classes.is_some()
+    let is_vae = cfg.kind() == NetworkKind::Vae;
+    let mut latent_accuracy = cfg.classes().map(|_| correct as f64 / n);
+    if let (
+        Objective::Swae {
+            prior,
+            semi_supervised: Some(_),
+            ..
+        },
+        Some(labels),
+    ) = (cfg.objective, &samples.labels)
     {
         let pred = prior.nearest_component(&codes, cfg.latent);
         let hits = pred.iter().zip(labels).filter(|(p, t)| p == t).count();
         latent_accuracy = Some(hits as f64 / n);
     }
-    let sw_distance = match cfg.prior {
+    let sw_distance = match cfg.prior() {
         Some(prior) => {
             let p = prior.sample(samples.n, cfg.latent, None, draws.rng());
             let a =

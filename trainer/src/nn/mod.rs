@@ -3,11 +3,12 @@
 //! semi-supervised), plus PCA as their linear closed-form relative.
 //!
 //! A run lives in a folder (see [`run`]): its configuration, checkpoint,
-//! metrics and plots.
+//! metrics and plots; [`fit`] creates, trains and finishes it.
 
 pub mod adam;
 pub mod config;
 pub mod export;
+pub mod fit;
 pub mod metrics;
 pub mod network;
 #[cfg(feature = "onnx")]

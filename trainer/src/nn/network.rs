@@ -13,7 +13,9 @@ use candle_nn::{Linear, Module, VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::{Activation, ModelKind, NetworkConfig, Reconstruction};
+use tinygen_runtime::Activation;
+
+use super::config::{Classifier, NetworkConfig, Objective, Reconstruction};
 use super::prior::Prior;
 use crate::density::sample::fill_standard_normal;
 
@@ -170,15 +172,22 @@ impl Network {
         let enc = vb.pp("encoder");
         let trunk = linear_stack(&enc, &enc_widths)?;
         let out = candle_nn::linear(last, config.latent, enc.pp("out"))?;
-        let logvar = match config.kind {
-            ModelKind::Vae => Some(candle_nn::linear(last, config.latent, enc.pp("logvar"))?),
+        let logvar = match config.objective {
+            Objective::Vae { .. } => {
+                Some(candle_nn::linear(last, config.latent, enc.pp("logvar"))?)
+            }
             _ => None,
         };
         let decoder = linear_stack(&vb.pp("decoder"), &config.decoder_widths())?;
-        let classifier = match (config.kind, config.classes) {
-            (ModelKind::Ae, Some(c)) => {
-                Some(candle_nn::linear(config.latent, c, vb.pp("classifier"))?)
-            }
+        let classifier = match config.objective {
+            Objective::Ae {
+                classifier: Some(Classifier { classes, .. }),
+                ..
+            } => Some(candle_nn::linear(
+                config.latent,
+                classes,
+                vb.pp("classifier"),
+            )?),
             _ => None,
         };
         Ok(Self {
@@ -192,6 +201,21 @@ impl Network {
         })
     }
 
+    /// The encoder's dense layers in order: the hidden layers, then the one
+    /// giving the latent code (its mean for the VAE; the VAE's
+    /// log-variance layer is not part of the deployed encoder).
+    pub fn encoder_layers(&self) -> Vec<&Linear> {
+        self.trunk
+            .iter()
+            .chain(std::iter::once(&self.out))
+            .collect()
+    }
+
+    /// The decoder's dense layers in order; the last produces the output.
+    pub fn decoder_layers(&self) -> &[Linear] {
+        &self.decoder
+    }
+
     /// Number of trainable parameters.
     pub fn parameter_count(&self) -> usize {
         self.varmap.all_vars().iter().map(|v| v.elem_count()).sum()
@@ -199,6 +223,7 @@ impl Network {
 
     fn activate(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self.config.activation {
+            Activation::Identity => Ok(x.clone()),
             Activation::Relu => x.relu(),
             Activation::LeakyRelu => candle_nn::ops::leaky_relu(x, 0.01),
             Activation::Tanh => x.tanh(),
@@ -272,33 +297,48 @@ impl Network {
             None => mu.clone(),
         };
         let raw = self.decode_raw(&z)?;
-        let mut loss = self.reconstruction_loss(&raw, &batch.x)?.mean_all()?;
-        if let Some(lv) = &logvar {
-            loss = (loss + (kl_to_standard_normal(&mu, lv)?.mean_all()? * cfg.beta)?)?;
-        }
-        if let Some(logits) = self.classify(&z)? {
-            let labels = batch
-                .labels
-                .as_ref()
-                .context("the class-supervised AE needs labels")?;
-            let targets = Tensor::new(labels.as_slice(), &Device::Cpu)?;
-            let ce = candle_nn::loss::cross_entropy(&logits, &targets)?;
-            loss = (loss + (ce * cfg.class_weight)?)?;
-        }
-        if cfg.kind == ModelKind::Swae {
-            let prior = cfg.prior.context("the SWAE needs a prior")?;
-            let sw = match (&batch.labelled, &batch.labels) {
-                (Some(labelled), Some(labels)) => {
-                    semi_supervised_sw(&z, &prior, labels, labelled, cfg.projections, draws)?
-                }
-                _ => {
-                    let p = draws.prior(&prior, rows, cfg.latent, None)?;
-                    let theta = draws.directions(cfg.latent, cfg.projections)?;
-                    sliced_wasserstein2(&z, &p, &theta)?
-                }
-            };
-            loss = (loss + (sw * cfg.lambda)?)?;
-        }
+        let loss = self.reconstruction_loss(&raw, &batch.x)?.mean_all()?;
+        let loss = match cfg.objective {
+            Objective::Pca
+            | Objective::Ae {
+                classifier: None, ..
+            } => loss,
+            Objective::Vae { beta } => {
+                let lv = logvar.as_ref().expect("a VAE's encoder has a log-variance");
+                (loss + (kl_to_standard_normal(&mu, lv)?.mean_all()? * beta)?)?
+            }
+            Objective::Ae {
+                classifier: Some(Classifier { weight, .. }),
+                ..
+            } => {
+                let logits = self.classify(&z)?.expect("a classifier head");
+                let labels = batch
+                    .labels
+                    .as_ref()
+                    .context("the class-supervised AE needs labels")?;
+                let targets = Tensor::new(labels.as_slice(), &Device::Cpu)?;
+                let ce = candle_nn::loss::cross_entropy(&logits, &targets)?;
+                (loss + (ce * weight)?)?
+            }
+            Objective::Swae {
+                prior,
+                lambda,
+                projections,
+                ..
+            } => {
+                let sw = match (&batch.labelled, &batch.labels) {
+                    (Some(labelled), Some(labels)) => {
+                        semi_supervised_sw(&z, &prior, labels, labelled, projections, draws)?
+                    }
+                    _ => {
+                        let p = draws.prior(&prior, rows, cfg.latent, None)?;
+                        let theta = draws.directions(cfg.latent, projections)?;
+                        sliced_wasserstein2(&z, &p, &theta)?
+                    }
+                };
+                (loss + (sw * lambda)?)?
+            }
+        };
         Ok(loss)
     }
 }
@@ -365,13 +405,8 @@ fn semi_supervised_sw(
 mod tests {
     use super::*;
 
-    fn config(kind: ModelKind, prior: Option<Prior>) -> NetworkConfig {
-        NetworkConfig {
-            lambda: 10.0,
-            projections: 20,
-            prior,
-            ..NetworkConfig::new(kind, 6, vec![5], 2)
-        }
+    fn config(objective: Objective) -> NetworkConfig {
+        NetworkConfig::new(objective, 6, vec![5], 2)
     }
 
     /// KL(N(mu, s^2) || N(0, 1)) by the trapezoid rule on a wide grid.
@@ -446,11 +481,15 @@ mod tests {
     /// sliced-Wasserstein term (SWAE; checked on that term alone too).
     #[test]
     fn gradients_reach_the_encoder() {
-        for (kind, prior) in [
-            (ModelKind::Vae, Some(Prior::Gaussian)),
-            (ModelKind::Swae, Some(Prior::Ring)),
-        ] {
-            let net = Network::new(config(kind, prior), 3).unwrap();
+        let swae = Objective::Swae {
+            prior: Prior::Ring,
+            lambda: 10.0,
+            projections: 20,
+            semi_supervised: None,
+        };
+        for objective in [Objective::VAE, swae] {
+            let kind = objective.kind();
+            let net = Network::new(config(objective), 3).unwrap();
             let mut draws = Draws::new(1);
             let x = Tensor::rand(0f32, 1.0, (16, 6), &Device::Cpu).unwrap();
             let batch = Batch {
@@ -472,7 +511,7 @@ mod tests {
                     .unwrap();
                 assert!(norm > 0.0, "{kind:?}: no gradient reaches {name}");
             }
-            if kind == ModelKind::Swae {
+            if objective == swae {
                 // The SW term alone also sends a gradient to the encoder.
                 let (z, _) = net.encode(&batch.x).unwrap();
                 let p = draws.prior(&Prior::Ring, 16, 2, None).unwrap();

@@ -16,7 +16,7 @@ use tract_onnx::prelude::{
 };
 
 use super::export::{DenseLayer, Part};
-use tinygen_runtime::Activation as RtActivation;
+use tinygen_runtime::Activation;
 
 /// ONNX intermediate-representation version of the files (ONNX 1.10+).
 pub const IR_VERSION: i64 = 8;
@@ -97,7 +97,7 @@ pub fn export_onnx(layers: &[DenseLayer], part: Part, doc: &str) -> anyhow::Resu
         initializers.push(float_tensor(&w, &[l.outputs, l.inputs], &l.weight));
         initializers.push(float_tensor(&b, &[l.outputs], &l.bias));
         let is_last = i + 1 == layers.len();
-        let linear = if is_last && l.activation == RtActivation::Identity {
+        let linear = if is_last && l.activation == Activation::Identity {
             output.to_string()
         } else {
             format!("layer{i}.linear")
@@ -115,19 +115,19 @@ pub fn export_onnx(layers: &[DenseLayer], part: Part, doc: &str) -> anyhow::Resu
             format!("layer{i}.out")
         };
         let act = match l.activation {
-            RtActivation::Identity => None,
-            RtActivation::Relu => Some(("Relu", vec![])),
-            RtActivation::LeakyRelu => Some((
+            Activation::Identity => None,
+            Activation::Relu => Some(("Relu", vec![])),
+            Activation::LeakyRelu => Some((
                 "LeakyRelu",
                 vec![pb::AttributeProto {
                     name: "alpha".into(),
                     r#type: AttributeType::Float as i32,
-                    f: RtActivation::LEAKY_RELU_SLOPE,
+                    f: Activation::LEAKY_RELU_SLOPE,
                     ..Default::default()
                 }],
             )),
-            RtActivation::Tanh => Some(("Tanh", vec![])),
-            RtActivation::Sigmoid => Some(("Sigmoid", vec![])),
+            Activation::Tanh => Some(("Tanh", vec![])),
+            Activation::Sigmoid => Some(("Sigmoid", vec![])),
         };
         h = match act {
             Some((op, attrs)) => {

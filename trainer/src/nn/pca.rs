@@ -14,7 +14,7 @@ use anyhow::bail;
 use candle_core::{Device, Tensor};
 use nalgebra::{DMatrix, SymmetricEigen};
 
-use super::config::{ModelKind, NetworkConfig, Reconstruction};
+use super::config::{NetworkConfig, Objective, Reconstruction};
 use super::network::Network;
 use crate::data::images::Samples;
 
@@ -100,7 +100,7 @@ impl Pca {
         NetworkConfig {
             image: samples.image,
             reconstruction: Reconstruction::Mse,
-            ..NetworkConfig::new(ModelKind::Pca, self.mean.len(), Vec::new(), self.k())
+            ..NetworkConfig::new(Objective::Pca, self.mean.len(), Vec::new(), self.k())
         }
     }
 

@@ -32,7 +32,7 @@ pub fn write_all(
     eval: &Samples,
     latent_gmm: Option<&GaussianMixture>,
 ) -> anyhow::Result<()> {
-    let kind = net.config.kind.name();
+    let kind = net.config.kind().name();
     if !state.history.is_empty() {
         let train: Vec<f64> = state.history.iter().map(|r| r.train_loss).collect();
         let test: Option<Vec<f64>> = state.history.iter().map(|r| r.test_loss).collect();
@@ -78,7 +78,7 @@ pub fn write_all(
     plot::reconstruction_grid(&out.join("reconstructions.png"), inputs, &recons, h, w)?;
     let d = net.config.latent;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let draws: Option<Vec<f32>> = match (net.config.prior, latent_gmm) {
+    let draws: Option<Vec<f32>> = match (net.config.prior(), latent_gmm) {
         (Some(prior), _) => Some(prior.sample(SAMPLES, d, None, &mut rng)),
         (None, Some(gmm)) => Some(
             gmm.sample(SAMPLES, &mut rng)
@@ -92,8 +92,23 @@ pub fn write_all(
     if let Some(z) = draws {
         let z = Tensor::from_vec(z, (SAMPLES, d), &Device::Cpu)?;
         let images = net.decode(&z)?.flatten_all()?.to_vec1::<f32>()?;
-        let images: Vec<f32> = images.into_iter().map(|v| v.clamp(0.0, 1.0)).collect();
-        plot::image_grid(&out.join("samples.png"), &images, h, w, 8)?;
+        sample_grid(&out.join("samples.png"), &images, h, w)?;
     }
     Ok(())
+}
+
+/// Writes `h x w` images (values clamped to [0, 1]) as a PNG grid 8 wide.
+fn sample_grid(path: &Path, images: &[f32], h: usize, w: usize) -> anyhow::Result<()> {
+    let images: Vec<f32> = images.iter().map(|v| v.clamp(0.0, 1.0)).collect();
+    plot::image_grid(path, &images, h, w, 8)
+}
+
+/// Writes samples of `d` values each, square images, as a PNG grid 8 wide
+/// (values clamped to [0, 1]); an error if `d` is not a square.
+pub fn square_image_grid(path: &Path, samples: &[f32], d: usize) -> anyhow::Result<()> {
+    let side = (d as f64).sqrt().round() as usize;
+    if side * side != d {
+        anyhow::bail!("{d} outputs are not a square image; write CSV instead");
+    }
+    sample_grid(path, samples, side, side)
 }

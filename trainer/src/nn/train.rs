@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::adam::Adam;
-use super::config::{ModelKind, RunConfig};
+use super::config::{Objective, RunConfig};
 use super::metrics::{EvalOptions, check_data, evaluate, samples_tensor};
 use super::network::{Batch, Draws, Network};
 use super::run::{EpochRecord, TrainState, save_checkpoint};
@@ -74,12 +74,13 @@ pub fn train(
     if let Some(t) = test {
         check_data(net, t)?;
     }
-    let semi = net.config.kind == ModelKind::Swae && net.config.classes.is_some();
-    let labelled = net
-        .config
-        .labelled_fraction
-        .filter(|_| semi)
-        .map(|f| labelled_rows(train.n, f, cfg.seed));
+    let labelled = match net.config.objective {
+        Objective::Swae {
+            semi_supervised: Some(s),
+            ..
+        } => Some(labelled_rows(train.n, s.labelled_fraction, cfg.seed)),
+        _ => None,
+    };
     let x = samples_tensor(train)?;
     let mut adam = Adam::new(
         net.varmap.all_vars(),
