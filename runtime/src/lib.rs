@@ -23,6 +23,7 @@ pub mod math;
 pub mod model;
 pub mod network;
 pub mod prior;
+pub mod quant;
 
 pub use activation::Activation;
 pub use decoder::{Decoder, Encoder};

@@ -1,0 +1,123 @@
+//! Integer arithmetic of TensorFlow Lite's int8 scheme, bit for bit.
+//!
+//! A real value `r` is stored as `q` with `r = scale * (q - zero_point)`.
+//! A layer's real rescale factor `input_scale * weight_scale / output_scale`
+//! is stored as a Q0.31 multiplier and a power-of-two shift
+//! ([`quantize_multiplier`]) and applied to the `i32` accumulator with
+//! gemmlowp's two roundings ([`multiply_by_quantized_multiplier`]): the
+//! default TFLite build (`TFLITE_SINGLE_ROUNDING` unset) and its reference
+//! kernels.
+//!
+//! Where TFLite's C++ is undefined (signed overflow, shifts out of range,
+//! NaN casts) these functions still return a value and never panic; each
+//! documents which.
+
+/// gemmlowp's `SaturatingRoundingDoublingHighMul` (ARM `VQRDMULH`):
+/// `a * b / 2^31` rounded to nearest, ties toward +∞; the one overflow,
+/// `i32::MIN * i32::MIN`, gives `i32::MAX`.
+#[inline]
+#[must_use]
+pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = i64::from(a) * i64::from(b);
+    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // Truncating division, as C++ `/`; |ab + nudge| / 2^31 < 2^31, so the
+    // quotient always fits.
+    let high = (ab + nudge) / (1i64 << 31);
+    i32::try_from(high).unwrap_or(i32::MAX)
+}
+
+/// gemmlowp's `RoundingDivideByPOT`: `x / 2^exponent` rounded to nearest,
+/// ties away from zero (the mask, remainder and threshold, with the extra
+/// one in the threshold for negative `x`).
+///
+/// gemmlowp takes `exponent` in `0..=31`; outside that range it is clamped.
+#[inline]
+#[must_use]
+pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
+    let exponent = exponent.clamp(0, 31).unsigned_abs();
+    let mask = i32::try_from((1i64 << exponent) - 1).unwrap_or(i32::MAX);
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    (x >> exponent) + i32::from(remainder > threshold)
+}
+
+/// TFLite's `MultiplyByQuantizedMultiplier(int32_t x, int32_t multiplier,
+/// int shift)` (double rounding): `x * 2^max(shift, 0)`, then
+/// [`saturating_rounding_doubling_high_mul`] by `multiplier`, then
+/// [`rounding_divide_by_pot`] by `max(-shift, 0)`.
+///
+/// Where the left shift overflows `i32` (undefined in C++, never the case
+/// for multipliers from [`quantize_multiplier`] and accumulators in range)
+/// it wraps, as two's-complement hardware does; left shifts above 31 are
+/// clamped to 31.
+#[inline]
+#[must_use]
+pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let left_shift = shift.clamp(0, 31).unsigned_abs();
+    let right_shift = shift.saturating_neg().max(0);
+    rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(x.wrapping_shl(left_shift), multiplier),
+        right_shift,
+    )
+}
+
+/// TFLite's `QuantizeMultiplier`: `real ≈ multiplier * 2^(shift - 31)` with
+/// `multiplier` a Q0.31 value in `[2^30, 2^31)` (negative for negative
+/// `real`).
+///
+/// `frexp` splits `real` into `q * 2^shift`, `q` in `[0.5, 1)`;
+/// `q * 2^31` is rounded half away from zero (`std::round`); a result of
+/// `2^31` becomes `2^30` with `shift + 1`; a shift below -31 (`real`
+/// below about `2^-32`) and `real == 0` give `(0, 0)`. Non-finite `real`,
+/// where TFLite aborts, also gives `(0, 0)`.
+#[must_use]
+pub fn quantize_multiplier(real: f64) -> (i32, i32) {
+    if real == 0.0 || !real.is_finite() {
+        return (0, 0);
+    }
+    let (q, mut shift) = libm::frexp(real);
+    // |q * 2^31| <= 2^31, an integer after rounding: the cast is exact.
+    let mut q_fixed = libm::round(q * 2_147_483_648.0) as i64;
+    if q_fixed == 1i64 << 31 {
+        q_fixed /= 2;
+        shift += 1;
+    }
+    if shift < -31 {
+        return (0, 0);
+    }
+    (i32::try_from(q_fixed).unwrap_or(i32::MAX), shift)
+}
+
+/// TFLite's reference `AffineQuantize` to int8: `round(x / scale) +
+/// zero_point` clamped to `[-128, 127]`, the division in `f32` and the
+/// rounding half away from zero (`TfLiteRound`, `std::round`).
+///
+/// ±∞ (or a zero `scale`) saturates; NaN, undefined in TFLite, gives the
+/// zero point (clamped).
+#[must_use]
+pub fn quantize(x: f32, scale: f32, zero_point: i32) -> i8 {
+    let rounded = libm::roundf(x / scale);
+    let rounded = if rounded.is_nan() {
+        0.0
+    } else {
+        f64::from(rounded)
+    };
+    let clamped = (rounded + f64::from(zero_point)).clamp(-128.0, 127.0);
+    // An integer in [-128, 127]: the cast is exact.
+    clamped as i8
+}
+
+/// TFLite's reference `Dequantize` from int8: `scale * (q - zero_point)`,
+/// the product in `f64` (TFLite's `double` scale) and rounded once to `f32`.
+#[must_use]
+pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
+    let centred = i64::from(q) - i64::from(zero_point);
+    // |centred| < 2^33 is exact in f64, as TFLite's `int32` to `double`.
+    (f64::from(scale) * centred as f64) as f32
+}
+
+#[cfg(test)]
+mod tests;
