@@ -12,6 +12,8 @@
 //! NaN casts) these functions still return a value and never panic; each
 //! documents which.
 
+use crate::Error;
+
 /// gemmlowp's `SaturatingRoundingDoublingHighMul` (ARM `VQRDMULH`):
 /// `a * b / 2^31` rounded to nearest, ties toward +∞; the one overflow,
 /// `i32::MIN * i32::MIN`, gives `i32::MAX`.
@@ -117,6 +119,115 @@ pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
     let centred = i64::from(q) - i64::from(zero_point);
     // |centred| < 2^33 is exact in f64, as TFLite's `int32` to `double`.
     (f64::from(scale) * centred as f64) as f32
+}
+
+/// How a fully connected layer's `i32` accumulators become int8 outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requant<'a> {
+    /// Q0.31 multipliers from [`quantize_multiplier`]: one (per-tensor) or
+    /// one per output (per-channel).
+    pub multiplier: &'a [i32],
+    /// The shifts that go with `multiplier`, as many.
+    pub shift: &'a [i32],
+    /// The output zero point (TFLite's `output_offset`).
+    pub output_zero_point: i32,
+    /// The lowest output; a fused ReLU is `max(-128, output_zero_point)`.
+    pub act_min: i8,
+    /// The highest output (127 without activation).
+    pub act_max: i8,
+}
+
+/// An int8 fully connected layer, as TFLite's reference
+/// `reference_integer_ops::FullyConnected` (one multiplier) and
+/// `FullyConnectedPerChannel` (one per output), for one input vector.
+///
+/// `out[o] = clamp(MBQM(bias[o] + Σ_i w[o][i] (input[i] - input_zero_point),
+/// multiplier[o], shift[o]) + output_zero_point, act_min, act_max)`, with
+/// `weights` int8 symmetric (zero point 0) and row-major `[out.len() x
+/// input.len()]`, `bias` (if any) one `i32` per output, and MBQM
+/// [`multiply_by_quantized_multiplier`]. The sum is computed as
+/// `Σ w x - input_zero_point Σ w`, equal in `i32` (wrapping, where TFLite
+/// overflows) to TFLite's `Σ w (x + input_offset)`.
+///
+/// # Errors
+///
+/// [`Error::DimensionMismatch`] if `weights`, `bias`, `multiplier` or
+/// `shift` (1 or `out.len()` values, as many shifts as multipliers) have the
+/// wrong length; [`Error::InvalidParameters`] if `act_min > act_max`.
+pub fn dense_i8(
+    input: &[i8],
+    input_zero_point: i32,
+    weights: &[i8],
+    bias: Option<&[i32]>,
+    requant: &Requant<'_>,
+    out: &mut [i8],
+) -> Result<(), Error> {
+    let inputs = input.len();
+    let outputs = out.len();
+    let expected = outputs
+        .checked_mul(inputs)
+        .ok_or(Error::DimensionMismatch {
+            expected: usize::MAX,
+            found: weights.len(),
+        })?;
+    check_len(expected, weights.len())?;
+    if let Some(bias) = bias {
+        check_len(outputs, bias.len())?;
+    }
+    let per_channel = requant.multiplier.len() != 1;
+    if per_channel {
+        check_len(outputs, requant.multiplier.len())?;
+    }
+    check_len(requant.multiplier.len(), requant.shift.len())?;
+    if requant.act_min > requant.act_max {
+        return Err(Error::InvalidParameters);
+    }
+    // `inputs == 0` has no rows to chunk; every sum is then zero.
+    let rows = weights.chunks(inputs.max(1));
+    let mut multipliers = requant.multiplier.iter().zip(requant.shift).cycle();
+    let mut biases = bias.unwrap_or(&[]).iter();
+    for (slot, row) in out.iter_mut().zip(rows.chain(core::iter::repeat(&[][..]))) {
+        let (dot, row_sum) = dot_i8(input, row);
+        let acc = dot
+            .wrapping_sub(input_zero_point.wrapping_mul(row_sum))
+            .wrapping_add(biases.next().copied().unwrap_or(0));
+        let (&multiplier, &shift) = multipliers.next().unwrap_or((&0, &0));
+        let scaled = multiply_by_quantized_multiplier(acc, multiplier, shift)
+            .saturating_add(requant.output_zero_point)
+            .clamp(i32::from(requant.act_min), i32::from(requant.act_max));
+        *slot = i8::try_from(scaled).unwrap_or(requant.act_max);
+    }
+    Ok(())
+}
+
+fn check_len(expected: usize, found: usize) -> Result<(), Error> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::DimensionMismatch { expected, found })
+    }
+}
+
+/// `(Σ x_i w_i, Σ w_i)` in wrapping `i32`, four values at a time: four i8
+/// of each operand per word and two independent accumulators, the shape of
+/// the Cortex-M4's `SXTB16` + `SMLAD` dual multiply-accumulate.
+#[inline]
+fn dot_i8(x: &[i8], w: &[i8]) -> (i32, i32) {
+    let (x4, x_rest) = x.as_chunks::<4>();
+    let (w4, w_rest) = w.as_chunks::<4>();
+    let (mut even, mut odd, mut sum) = (0i32, 0i32, 0i32);
+    for (&[x0, x1, x2, x3], &[w0, w1, w2, w3]) in x4.iter().zip(w4) {
+        // Each product is at most 2^14 in magnitude; a pair fits an i32.
+        let p = |a: i8, b: i8| i32::from(a) * i32::from(b);
+        even = even.wrapping_add(p(x0, w0) + p(x2, w2));
+        odd = odd.wrapping_add(p(x1, w1) + p(x3, w3));
+        sum = sum.wrapping_add(i32::from(w0) + i32::from(w1) + i32::from(w2) + i32::from(w3));
+    }
+    for (&xi, &wi) in x_rest.iter().zip(w_rest) {
+        even = even.wrapping_add(i32::from(xi) * i32::from(wi));
+        sum = sum.wrapping_add(i32::from(wi));
+    }
+    (even.wrapping_add(odd), sum)
 }
 
 #[cfg(test)]

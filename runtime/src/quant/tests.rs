@@ -1,6 +1,10 @@
 //! Known values written from TFLite's and gemmlowp's definitions, and
 //! properties against exact `i128` references of those definitions.
 
+extern crate std;
+
+use std::vec::Vec;
+
 use proptest::prelude::*;
 
 use super::*;
@@ -81,6 +85,37 @@ fn quantize_ref(x: f32, scale: f32, zero_point: i32) -> i8 {
     let rounded = (v.abs() + 0.5).floor().copysign(v);
     let q = (rounded + f64::from(zero_point)).clamp(-128.0, 127.0);
     i8::try_from(q as i32).unwrap()
+}
+
+/// TFLite's reference fully connected layer, summed in `i64` (and checked
+/// to fit TFLite's `i32`), requantized by [`mbqm_ref`].
+#[allow(clippy::too_many_arguments)]
+fn dense_ref(
+    outputs: usize,
+    input: &[i8],
+    input_zero_point: i32,
+    weights: &[i8],
+    bias: Option<&[i32]>,
+    multiplier: &[i32],
+    shift: &[i32],
+    output_zero_point: i32,
+    (act_min, act_max): (i8, i8),
+) -> Vec<i8> {
+    (0..outputs)
+        .map(|o| {
+            let mut acc = bias.map_or(0, |b| i64::from(b[o]));
+            for (i, &x) in input.iter().enumerate() {
+                let w = i64::from(weights[o * input.len() + i]);
+                acc += w * (i64::from(x) - i64::from(input_zero_point));
+            }
+            let acc = i32::try_from(acc).unwrap();
+            let c = if multiplier.len() == 1 { 0 } else { o };
+            let scaled = i64::from(mbqm_ref(acc, multiplier[c], shift[c]));
+            let q = (scaled + i64::from(output_zero_point))
+                .clamp(i64::from(act_min), i64::from(act_max));
+            i8::try_from(q).unwrap()
+        })
+        .collect()
 }
 
 // ---- known values ----
@@ -255,6 +290,147 @@ fn dequantize_known_values() {
     assert_eq!(dequantize(0, 1.0, i32::MIN), 2_147_483_648.0);
 }
 
+#[test]
+fn dense_known_values() {
+    // x - zp = [15, -15]; sums 100 + 15 - 30 = 85 and -50 - 45 - 60 = -155.
+    let input = [10, -20];
+    let weights = [1, 2, -3, 4];
+    let bias = [100, -50];
+    let mut out = [0i8; 2];
+    let half = Requant {
+        multiplier: &[1 << 30],
+        shift: &[0],
+        output_zero_point: 3,
+        act_min: -128,
+        act_max: 127,
+    };
+    // 42.5 -> 43 and -77.5 -> -77 (ties toward +inf), plus 3.
+    dense_i8(&input, -5, &weights, Some(&bias), &half, &mut out).unwrap();
+    assert_eq!(out, [46, -74]);
+    // Fused ReLU: clamp at the output zero point.
+    let relu = Requant { act_min: 3, ..half };
+    dense_i8(&input, -5, &weights, Some(&bias), &relu, &mut out).unwrap();
+    assert_eq!(out, [46, 3]);
+    // Per channel: 0.5 and 0.25; -77 / 2 = -38.5 -> -39 (away from zero).
+    let per_channel = Requant {
+        multiplier: &[1 << 30, 1 << 30],
+        shift: &[0, -1],
+        ..half
+    };
+    dense_i8(&input, -5, &weights, Some(&bias), &per_channel, &mut out).unwrap();
+    assert_eq!(out, [46, -36]);
+    // No bias: 15 - 30 = -15 -> -7.5 -> -7; -45 - 60 = -105 -> -52.5 -> -52.
+    dense_i8(&input, -5, &weights, None, &half, &mut out).unwrap();
+    assert_eq!(out, [-4, -49]);
+    // No inputs: the bias alone.
+    dense_i8(&[], 0, &[], Some(&bias), &half, &mut out).unwrap();
+    assert_eq!(out, [53, -22]);
+    // Saturation at both ends.
+    let big = Requant {
+        multiplier: &[1 << 30],
+        shift: &[8],
+        ..half
+    };
+    dense_i8(&input, -5, &weights, Some(&bias), &big, &mut out).unwrap();
+    assert_eq!(out, [127, -128]);
+}
+
+#[test]
+fn dense_extreme_operands() {
+    // Every term (-128) (-128 - 127) = 32640, 64 of them.
+    let input = [-128i8; 64];
+    let weights = [-128i8; 64 * 3];
+    let requant = Requant {
+        multiplier: &[1 << 30],
+        shift: &[-14],
+        output_zero_point: -100,
+        act_min: -128,
+        act_max: 127,
+    };
+    let mut out = [0i8; 3];
+    dense_i8(
+        &input,
+        127,
+        &weights,
+        Some(&[0, -2_088_960, 1]),
+        &requant,
+        &mut out,
+    )
+    .unwrap();
+    // 2088960 / 2^15 = 63.75 -> 64; 0; 63.75003 -> 64.
+    assert_eq!(out, [-36, -100, -36]);
+}
+
+#[test]
+fn dense_rejects_bad_lengths() {
+    let input = [1i8, 2, 3];
+    let weights = [0i8; 6];
+    let mut out = [0i8; 2];
+    let ok = Requant {
+        multiplier: &[1 << 30],
+        shift: &[0],
+        output_zero_point: 0,
+        act_min: -128,
+        act_max: 127,
+    };
+    let mismatch = |expected, found| Err(Error::DimensionMismatch { expected, found });
+    assert_eq!(dense_i8(&input, 0, &weights, None, &ok, &mut out), Ok(()));
+    let written = out;
+    assert_eq!(
+        dense_i8(&input, 0, &weights[..5], None, &ok, &mut out),
+        mismatch(6, 5)
+    );
+    assert_eq!(
+        dense_i8(&input[..2], 0, &weights, None, &ok, &mut out),
+        mismatch(4, 6)
+    );
+    assert_eq!(
+        dense_i8(&input, 0, &weights, None, &ok, &mut [0; 3]),
+        mismatch(9, 6)
+    );
+    assert_eq!(
+        dense_i8(&input, 0, &weights, Some(&[1, 2, 3]), &ok, &mut out),
+        mismatch(2, 3)
+    );
+    let three = Requant {
+        multiplier: &[1, 2, 3],
+        shift: &[0, 0, 0],
+        ..ok
+    };
+    assert_eq!(
+        dense_i8(&input, 0, &weights, None, &three, &mut out),
+        mismatch(2, 3)
+    );
+    let none = Requant {
+        multiplier: &[],
+        shift: &[],
+        ..ok
+    };
+    assert_eq!(
+        dense_i8(&input, 0, &weights, None, &none, &mut out),
+        mismatch(2, 0)
+    );
+    let shifts = Requant {
+        shift: &[0, 0],
+        ..ok
+    };
+    assert_eq!(
+        dense_i8(&input, 0, &weights, None, &shifts, &mut out),
+        mismatch(1, 2)
+    );
+    let inverted = Requant {
+        act_min: 1,
+        act_max: 0,
+        ..ok
+    };
+    assert_eq!(
+        dense_i8(&input, 0, &weights, None, &inverted, &mut out),
+        Err(Error::InvalidParameters)
+    );
+    // The failed calls wrote nothing.
+    assert_eq!(out, written);
+}
+
 // ---- properties against the references ----
 
 fn any_i32() -> impl Strategy<Value = i32> {
@@ -366,4 +542,69 @@ proptest! {
         let want = scale * (i32::from(q) - zp) as f32;
         prop_assert_eq!(dequantize(q, scale, zp).to_bits(), want.to_bits());
     }
+
+    #[test]
+    fn dense_matches_reference(case in dense_case()) {
+        let (n_out, input, izp, weights, bias, multiplier, shift, ozp, act) = case;
+        let requant = Requant {
+            multiplier: &multiplier,
+            shift: &shift,
+            output_zero_point: ozp,
+            act_min: act.0,
+            act_max: act.1,
+        };
+        let want = dense_ref(n_out, &input, izp, &weights, bias.as_deref(), &multiplier, &shift, ozp, act);
+        let mut out = std::vec![0x55i8; want.len()];
+        prop_assert_eq!(dense_i8(&input, izp, &weights, bias.as_deref(), &requant, &mut out), Ok(()));
+        prop_assert_eq!(out, want);
+    }
+}
+
+type DenseCase = (
+    usize,
+    Vec<i8>,
+    i32,
+    Vec<i8>,
+    Option<Vec<i32>>,
+    Vec<i32>,
+    Vec<i32>,
+    i32,
+    (i8, i8),
+);
+
+/// Random shapes (0..=40 inputs, 1..=20 outputs), zero points, biases,
+/// per-tensor or per-channel multipliers of reals in `[2^-20, 4)` and
+/// activation ranges.
+fn dense_case() -> impl Strategy<Value = DenseCase> {
+    (0..=40usize, 1..=20usize, any::<bool>()).prop_flat_map(|(n_in, n_out, per_channel)| {
+        let channels = if per_channel { n_out } else { 1 };
+        let reals = proptest::collection::vec(
+            prop_oneof![(-20.0f64..2.0).prop_map(f64::exp2), Just(0.5), Just(1.0)],
+            channels,
+        );
+        let extremes = prop_oneof![Just(-128i8), Just(127i8), any::<i8>()];
+        (
+            proptest::collection::vec(extremes.clone(), n_in),
+            -128i32..=127,
+            proptest::collection::vec(extremes, n_in * n_out),
+            proptest::option::of(proptest::collection::vec(-(1i32 << 20)..(1 << 20), n_out)),
+            reals,
+            -128i32..=127,
+            (any::<i8>(), any::<i8>(), any::<bool>()),
+        )
+            .prop_map(
+                move |(input, izp, weights, bias, reals, ozp, (a, b, relu))| {
+                    let (multiplier, shift): (Vec<i32>, Vec<i32>) =
+                        reals.iter().map(|&r| quantize_multiplier(r)).unzip();
+                    let act = if relu {
+                        (i8::try_from(ozp).unwrap(), 127)
+                    } else {
+                        (a.min(b), a.max(b))
+                    };
+                    (
+                        n_out, input, izp, weights, bias, multiplier, shift, ozp, act,
+                    )
+                },
+            )
+    })
 }
