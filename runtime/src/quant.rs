@@ -3,10 +3,13 @@
 //! A real value `r` is stored as `q` with `r = scale * (q - zero_point)`.
 //! A layer's real rescale factor `input_scale * weight_scale / output_scale`
 //! is stored as a Q0.31 multiplier and a power-of-two shift
-//! ([`quantize_multiplier`]) and applied to the `i32` accumulator with
-//! gemmlowp's two roundings ([`multiply_by_quantized_multiplier`]): the
-//! default TFLite build (`TFLITE_SINGLE_ROUNDING` unset) and its reference
-//! kernels.
+//! ([`quantize_multiplier`]) and applied to the `i32` accumulator in one of
+//! TFLite's two builds ([`Rounding`]): gemmlowp's two roundings
+//! ([`multiply_by_quantized_multiplier`], `TFLITE_SINGLE_ROUNDING` unset,
+//! the source default), or one rounding
+//! ([`multiply_by_quantized_multiplier_single_rounding`],
+//! `TFLITE_SINGLE_ROUNDING=1`, what the LiteRT 2.3 Python wheel's reference
+//! and optimized int8 kernels compute). They differ by one on rare ties.
 //!
 //! Where TFLite's C++ is undefined (signed overflow, shifts out of range,
 //! NaN casts) these functions still return a value and never panic; each
@@ -66,6 +69,28 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     )
 }
 
+/// TFLite's `MultiplyByQuantizedMultiplier` built with
+/// `TFLITE_SINGLE_ROUNDING` (and ruy's): `x * multiplier / 2^(31 - shift)`
+/// rounded once, to nearest with ties toward +∞, as
+/// `(x * multiplier + 2^(30 - shift)) >> (31 - shift)` in `i64`.
+///
+/// TFLite takes `shift` in `-31..=30` (see
+/// [`quantize_multiplier_single_rounding`]); it is clamped to that range, and
+/// a result outside `i32` (never the case in range) saturates.
+#[inline]
+#[must_use]
+pub fn multiply_by_quantized_multiplier_single_rounding(
+    x: i32,
+    multiplier: i32,
+    shift: i32,
+) -> i32 {
+    let total_shift = (31 - shift.clamp(-31, 30)).unsigned_abs();
+    let round = 1i64 << (total_shift - 1);
+    // |x * multiplier| <= 2^62 and round <= 2^61: no overflow.
+    let result = (i64::from(x) * i64::from(multiplier) + round) >> total_shift;
+    i32::try_from(result).unwrap_or(if result < 0 { i32::MIN } else { i32::MAX })
+}
+
 /// TFLite's `QuantizeMultiplier`: `real ≈ multiplier * 2^(shift - 31)` with
 /// `multiplier` a Q0.31 value in `[2^30, 2^31)` (negative for negative
 /// `real`).
@@ -91,6 +116,16 @@ pub fn quantize_multiplier(real: f64) -> (i32, i32) {
         return (0, 0);
     }
     (i32::try_from(q_fixed).unwrap_or(i32::MAX), shift)
+}
+
+/// [`quantize_multiplier`] as TFLite builds it with `TFLITE_SINGLE_ROUNDING`:
+/// a shift above 30 (`real >= 2^30`) saturates to `(i32::MAX, 30)`.
+#[must_use]
+pub fn quantize_multiplier_single_rounding(real: f64) -> (i32, i32) {
+    match quantize_multiplier(real) {
+        (_, shift) if shift > 30 => (i32::MAX, 30),
+        quantized => quantized,
+    }
 }
 
 /// TFLite's reference `AffineQuantize` to int8: `round(x / scale) +
@@ -121,6 +156,33 @@ pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
     (f64::from(scale) * centred as f64) as f32
 }
 
+/// Which of TFLite's two `MultiplyByQuantizedMultiplier` a kernel applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Rounding {
+    /// gemmlowp's two roundings, [`multiply_by_quantized_multiplier`]
+    /// (TFLite built without `TFLITE_SINGLE_ROUNDING`).
+    #[default]
+    Double,
+    /// One rounding, [`multiply_by_quantized_multiplier_single_rounding`]
+    /// (`TFLITE_SINGLE_ROUNDING=1`: the LiteRT Python wheel).
+    Single,
+}
+
+impl Rounding {
+    /// `x` times the quantized multiplier `(multiplier, shift)`.
+    #[inline]
+    #[must_use]
+    pub fn apply(self, x: i32, multiplier: i32, shift: i32) -> i32 {
+        match self {
+            Rounding::Double => multiply_by_quantized_multiplier(x, multiplier, shift),
+            Rounding::Single => {
+                multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift)
+            }
+        }
+    }
+}
+
 /// How a fully connected layer's `i32` accumulators become int8 outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Requant<'a> {
@@ -135,6 +197,8 @@ pub struct Requant<'a> {
     pub act_min: i8,
     /// The highest output (127 without activation).
     pub act_max: i8,
+    /// Which `MultiplyByQuantizedMultiplier` requantizes.
+    pub rounding: Rounding,
 }
 
 /// An int8 fully connected layer, as TFLite's reference
@@ -145,7 +209,7 @@ pub struct Requant<'a> {
 /// multiplier[o], shift[o]) + output_zero_point, act_min, act_max)`, with
 /// `weights` int8 symmetric (zero point 0) and row-major `[out.len() x
 /// input.len()]`, `bias` (if any) one `i32` per output, and MBQM
-/// [`multiply_by_quantized_multiplier`]. The sum is computed as
+/// [`Requant::rounding`]'s `MultiplyByQuantizedMultiplier`. The sum is computed as
 /// `Σ w x - input_zero_point Σ w`, equal in `i32` (wrapping, where TFLite
 /// overflows) to TFLite's `Σ w (x + input_offset)`.
 ///
@@ -192,7 +256,9 @@ pub fn dense_i8(
             .wrapping_sub(input_zero_point.wrapping_mul(row_sum))
             .wrapping_add(biases.next().copied().unwrap_or(0));
         let (&multiplier, &shift) = multipliers.next().unwrap_or((&0, &0));
-        let scaled = multiply_by_quantized_multiplier(acc, multiplier, shift)
+        let scaled = requant
+            .rounding
+            .apply(acc, multiplier, shift)
             .saturating_add(requant.output_zero_point)
             .clamp(i32::from(requant.act_min), i32::from(requant.act_max));
         *slot = i8::try_from(scaled).unwrap_or(requant.act_max);

@@ -45,6 +45,12 @@ fn mbqm_ref(x: i32, m: i32, shift: i32) -> i32 {
     i32::try_from(div_round_half_away(high, 1 << r)).unwrap()
 }
 
+/// The single rounding: `x m / 2^(31 - shift)` rounded half up, saturated.
+fn mbqm_single_ref(x: i32, m: i32, shift: i32) -> i32 {
+    let exact = div_round_half_up(i128::from(x) * i128::from(m), 1 << (31 - shift));
+    i32::try_from(exact.clamp(i128::from(MIN), i128::from(MAX))).unwrap()
+}
+
 /// `QuantizeMultiplier` from the bits of `real = mant 2^e`: `frexp` gives
 /// `q = mant / 2^bits(mant)` and `shift = bits(mant) + e`.
 fn quantize_multiplier_ref(real: f64) -> (i32, i32) {
@@ -100,6 +106,7 @@ fn dense_ref(
     shift: &[i32],
     output_zero_point: i32,
     (act_min, act_max): (i8, i8),
+    rounding: Rounding,
 ) -> Vec<i8> {
     (0..outputs)
         .map(|o| {
@@ -110,7 +117,10 @@ fn dense_ref(
             }
             let acc = i32::try_from(acc).unwrap();
             let c = if multiplier.len() == 1 { 0 } else { o };
-            let scaled = i64::from(mbqm_ref(acc, multiplier[c], shift[c]));
+            let scaled = i64::from(match rounding {
+                Rounding::Double => mbqm_ref(acc, multiplier[c], shift[c]),
+                Rounding::Single => mbqm_single_ref(acc, multiplier[c], shift[c]),
+            });
             let q = (scaled + i64::from(output_zero_point))
                 .clamp(i64::from(act_min), i64::from(act_max));
             i8::try_from(q).unwrap()
@@ -215,6 +225,87 @@ fn mbqm_known_values() {
 }
 
 #[test]
+fn mbqm_single_rounding_known_values() {
+    let half = 1 << 30;
+    // 5 * 0.25 = 1.25 -> 1 (double rounding gives 2); -1.25 -> -1.
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(5, half, -1),
+        1
+    );
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(-5, half, -1),
+        -1
+    );
+    // Ties go toward +inf: 1.5 -> 2, -1.5 -> -1 (double rounding: -2).
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(6, half, -1),
+        2
+    );
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(-6, half, -1),
+        -1
+    );
+    assert_eq!(multiply_by_quantized_multiplier(-6, half, -1), -2);
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(100, half, 0),
+        50
+    );
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(3, half, 2),
+        6
+    );
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(-3, half, 0),
+        -1
+    );
+    // (2^31 - 1)^2 / 2^31 = 2^31 - 2 + 2^-31, and -2^31 (2^31 - 1) / 2^31.
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(MAX, MAX, 0),
+        MAX - 1
+    );
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(MIN, MAX, 0),
+        -MAX
+    );
+    // (2^31 - 1)^2 / 2^62 = 0.99999... -> 1.
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(MAX, MAX, -31),
+        1
+    );
+    // Out of range: the shift is clamped to 30 and the result saturates.
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(MAX, MAX, 40),
+        MAX
+    );
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(MIN, MAX, 30),
+        MIN
+    );
+    // A LiteRT case (dense_8_5_relu): 4735 * 1095659355 / 2^36 = 75.4946 -> 75,
+    // where double rounding's 2415.83 -> 2416 and 2416 / 32 = 75.5 -> 76.
+    assert_eq!(
+        multiply_by_quantized_multiplier_single_rounding(4735, 1_095_659_355, -5),
+        75
+    );
+    assert_eq!(
+        multiply_by_quantized_multiplier(4735, 1_095_659_355, -5),
+        76
+    );
+    assert_eq!(
+        quantize_multiplier_single_rounding(2f64.powi(40)),
+        (MAX, 30)
+    );
+    assert_eq!(
+        quantize_multiplier_single_rounding(2f64.powi(29)),
+        (1 << 30, 30)
+    );
+    assert_eq!(
+        quantize_multiplier_single_rounding(0.1),
+        (1_717_986_918, -3)
+    );
+}
+
+#[test]
 fn quantize_multiplier_known_values() {
     let cases = [
         (0.0, (0, 0)),
@@ -303,6 +394,7 @@ fn dense_known_values() {
         output_zero_point: 3,
         act_min: -128,
         act_max: 127,
+        rounding: Rounding::Double,
     };
     // 42.5 -> 43 and -77.5 -> -77 (ties toward +inf), plus 3.
     dense_i8(&input, -5, &weights, Some(&bias), &half, &mut out).unwrap();
@@ -322,6 +414,20 @@ fn dense_known_values() {
     // No bias: 15 - 30 = -15 -> -7.5 -> -7; -45 - 60 = -105 -> -52.5 -> -52.
     dense_i8(&input, -5, &weights, None, &half, &mut out).unwrap();
     assert_eq!(out, [-4, -49]);
+    // Single rounding: -155 * 0.25 = -38.75 -> -39 as well.
+    let single = Requant {
+        rounding: Rounding::Single,
+        ..per_channel
+    };
+    dense_i8(&input, -5, &weights, Some(&bias), &single, &mut out).unwrap();
+    assert_eq!(out, [46, -36]);
+    // 42.5 -> 43 and -77.5 -> -77 with either rounding at shift 0.
+    let single_half = Requant {
+        rounding: Rounding::Single,
+        ..half
+    };
+    dense_i8(&input, -5, &weights, Some(&bias), &single_half, &mut out).unwrap();
+    assert_eq!(out, [46, -74]);
     // No inputs: the bias alone.
     dense_i8(&[], 0, &[], Some(&bias), &half, &mut out).unwrap();
     assert_eq!(out, [53, -22]);
@@ -346,6 +452,7 @@ fn dense_extreme_operands() {
         output_zero_point: -100,
         act_min: -128,
         act_max: 127,
+        rounding: Rounding::Double,
     };
     let mut out = [0i8; 3];
     dense_i8(
@@ -372,6 +479,7 @@ fn dense_rejects_bad_lengths() {
         output_zero_point: 0,
         act_min: -128,
         act_max: 127,
+        rounding: Rounding::Double,
     };
     let mismatch = |expected, found| Err(Error::DimensionMismatch { expected, found });
     assert_eq!(dense_i8(&input, 0, &weights, None, &ok, &mut out), Ok(()));
@@ -489,6 +597,33 @@ proptest! {
     }
 
     #[test]
+    fn mbqm_single_matches_reference(x in any_i32(), m in any_i32(), shift in -31..=30i32) {
+        prop_assert_eq!(
+            multiply_by_quantized_multiplier_single_rounding(x, m, shift),
+            mbqm_single_ref(x, m, shift)
+        );
+    }
+
+    #[test]
+    fn mbqm_single_ties(q in -(1i32 << 20)..(1i32 << 20), r in 1..=10i32) {
+        // x 2^30 / 2^(31 + r) = x / 2^(r + 1): a tie for odd x, rounded up.
+        let x = 2 * q + 1;
+        let got = multiply_by_quantized_multiplier_single_rounding(x, 1 << 30, -r);
+        prop_assert_eq!(got, (x + (1 << r)) >> (r + 1));
+    }
+
+    #[test]
+    fn mbqm_roundings_differ_by_at_most_one(
+        acc in -(1i32 << 24)..(1i32 << 24),
+        real in 1e-6f64..0.99,
+    ) {
+        let (m, shift) = quantize_multiplier(real);
+        let double = multiply_by_quantized_multiplier(acc, m, shift);
+        let single = multiply_by_quantized_multiplier_single_rounding(acc, m, shift);
+        prop_assert!((double - single).abs() <= 1);
+    }
+
+    #[test]
     fn mbqm_accumulators(acc in -(1i32 << 24)..(1i32 << 24), real in 1e-6f64..0.99) {
         let (m, shift) = quantize_multiplier(real);
         prop_assert_eq!(multiply_by_quantized_multiplier(acc, m, shift), mbqm_ref(acc, m, shift));
@@ -544,16 +679,20 @@ proptest! {
     }
 
     #[test]
-    fn dense_matches_reference(case in dense_case()) {
+    fn dense_matches_reference(case in dense_case(), single in any::<bool>()) {
         let (n_out, input, izp, weights, bias, multiplier, shift, ozp, act) = case;
+        let rounding = if single { Rounding::Single } else { Rounding::Double };
         let requant = Requant {
             multiplier: &multiplier,
             shift: &shift,
             output_zero_point: ozp,
             act_min: act.0,
             act_max: act.1,
+            rounding,
         };
-        let want = dense_ref(n_out, &input, izp, &weights, bias.as_deref(), &multiplier, &shift, ozp, act);
+        let want = dense_ref(
+            n_out, &input, izp, &weights, bias.as_deref(), &multiplier, &shift, ozp, act, rounding,
+        );
         let mut out = std::vec![0x55i8; want.len()];
         prop_assert_eq!(dense_i8(&input, izp, &weights, bias.as_deref(), &requant, &mut out), Ok(()));
         prop_assert_eq!(out, want);
