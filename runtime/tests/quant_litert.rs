@@ -1,0 +1,227 @@
+//! int8 fully connected layers as LiteRT runs them: the fixture holds what
+//! TensorFlow Lite's converter stored for small Keras Dense models (int8
+//! weights, int32 bias, scales, zero points) and what its interpreter output
+//! for int8 inputs, with the reference kernels and the default optimized
+//! ones. `dense_i8` with `Rounding::Single` must agree bit for bit, from
+//! multipliers that `quantize_multiplier` derives from the stored scales as
+//! TFLite's Prepare does: the LiteRT wheel is built with
+//! `TFLITE_SINGLE_ROUNDING`, and gemmlowp's double rounding is one off on a
+//! few of its outputs. Regenerate with
+//! `python scripts/litert_int8_fixtures.py`.
+
+use serde::Deserialize;
+use tinygen_runtime::quant::{
+    Requant, Rounding, dense_i8, dequantize, quantize, quantize_multiplier,
+    quantize_multiplier_single_rounding,
+};
+
+#[derive(Deserialize)]
+struct Fixture {
+    tensorflow: String,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    inputs_len: usize,
+    outputs_len: usize,
+    activation: String,
+    input_scale: f64,
+    input_scale_bits: u32,
+    input_zero_point: i32,
+    output_scale: f64,
+    output_scale_bits: u32,
+    output_zero_point: i32,
+    weight_scales: Vec<f64>,
+    weight_scales_bits: Vec<u32>,
+    bias_scales: Vec<f64>,
+    weights: Vec<i8>,
+    bias: Vec<i32>,
+    multipliers: Vec<i32>,
+    shifts: Vec<i32>,
+    act_min: i8,
+    act_max: i8,
+    inputs: Vec<Vec<i8>>,
+    outputs_reference: Vec<Vec<i8>>,
+    outputs_builtin: Vec<Vec<i8>>,
+}
+
+fn fixture() -> Fixture {
+    let text = include_str!("fixtures/litert_fc_int8.json");
+    serde_json::from_str(text).expect("fixture parses")
+}
+
+/// The `float32` scales from their bit patterns, checked against the
+/// decimals next to them (which serde_json need not round exactly).
+fn scale(bits: u32, decimal: f64) -> f32 {
+    let x = f32::from_bits(bits);
+    assert!(
+        (f64::from(x) - decimal).abs() <= 1e-15 * decimal,
+        "{x} vs {decimal}"
+    );
+    x
+}
+
+impl Case {
+    fn input_scale(&self) -> f32 {
+        scale(self.input_scale_bits, self.input_scale)
+    }
+
+    fn output_scale(&self) -> f32 {
+        scale(self.output_scale_bits, self.output_scale)
+    }
+
+    fn weight_scales(&self) -> Vec<f32> {
+        assert_eq!(self.weight_scales.len(), self.weight_scales_bits.len());
+        let pairs = self.weight_scales_bits.iter().zip(&self.weight_scales);
+        pairs.map(|(&b, &d)| scale(b, d)).collect()
+    }
+
+    /// TFLite's Prepare: `double(input_scale) * double(weight_scale) /
+    /// double(output_scale)`, then `QuantizeMultiplier`.
+    fn multipliers(&self) -> (Vec<i32>, Vec<i32>) {
+        let input_scale = f64::from(self.input_scale());
+        let output_scale = f64::from(self.output_scale());
+        let real = |w: f32| input_scale * f64::from(w) / output_scale;
+        self.weight_scales()
+            .into_iter()
+            .map(|w| quantize_multiplier(real(w)))
+            .unzip()
+    }
+}
+
+#[test]
+fn fixture_covers_both_kinds() {
+    let fixture = fixture();
+    assert!(!fixture.tensorflow.is_empty());
+    let per_channel = fixture.cases.iter().filter(|c| c.weight_scales.len() > 1);
+    let per_tensor = fixture.cases.iter().filter(|c| c.weight_scales.len() == 1);
+    assert!(per_channel.count() >= 2);
+    assert!(per_tensor.count() >= 2);
+    assert!(fixture.cases.iter().any(|c| c.activation == "relu"));
+    assert!(fixture.cases.iter().any(|c| c.inputs_len % 4 != 0));
+}
+
+#[test]
+fn multipliers_match_tflite_prepare() {
+    for case in fixture().cases {
+        let (multiplier, shift) = case.multipliers();
+        assert_eq!(multiplier, case.multipliers, "{}", case.name);
+        assert_eq!(shift, case.shifts, "{}", case.name);
+        // Multipliers below one: the single-rounding build stores the same.
+        let input_scale = f64::from(case.input_scale());
+        let output_scale = f64::from(case.output_scale());
+        for (w, (&m, &s)) in case
+            .weight_scales()
+            .into_iter()
+            .zip(multiplier.iter().zip(&shift))
+        {
+            let real = input_scale * f64::from(w) / output_scale;
+            assert_eq!(quantize_multiplier_single_rounding(real), (m, s));
+        }
+        // The converter's bias scale is input scale times weight scale.
+        assert_eq!(case.bias_scales.len(), case.weight_scales.len());
+        for (&b, w) in case.bias_scales.iter().zip(case.weight_scales()) {
+            let product = f64::from(case.input_scale()) * f64::from(w);
+            assert!((product - b).abs() <= 1e-6 * b, "{}", case.name);
+        }
+    }
+}
+
+/// Runs every fixture input through `dense_i8` with `rounding`; returns
+/// the outputs compared and the mismatches with LiteRT (both of its kernels,
+/// which the fixture shows agree), each `(case, got, want)`.
+fn run_fixture(rounding: Rounding) -> (usize, Vec<(String, i8, i8)>) {
+    let mut compared = 0;
+    let mut mismatches = Vec::new();
+    for case in fixture().cases {
+        assert_eq!(case.weights.len(), case.inputs_len * case.outputs_len);
+        assert_eq!(
+            case.outputs_reference, case.outputs_builtin,
+            "{}",
+            case.name
+        );
+        let (multiplier, shift) = case.multipliers();
+        // TFLite's CalculateActivationRangeQuantized: ReLU clamps at the
+        // quantized 0.0, the output zero point.
+        let act_min = if case.activation == "relu" {
+            i8::try_from(case.output_zero_point.max(-128)).unwrap()
+        } else {
+            -128
+        };
+        assert_eq!(
+            (act_min, 127),
+            (case.act_min, case.act_max),
+            "{}",
+            case.name
+        );
+        let requant = Requant {
+            multiplier: &multiplier,
+            shift: &shift,
+            output_zero_point: case.output_zero_point,
+            act_min,
+            act_max: 127,
+            rounding,
+        };
+        let mut out = vec![0i8; case.outputs_len];
+        for (x, want) in case.inputs.iter().zip(&case.outputs_reference) {
+            dense_i8(
+                x,
+                case.input_zero_point,
+                &case.weights,
+                Some(&case.bias),
+                &requant,
+                &mut out,
+            )
+            .unwrap();
+            assert_eq!(want.len(), out.len());
+            for (&got, &want) in out.iter().zip(want) {
+                compared += 1;
+                if got != want {
+                    mismatches.push((case.name.clone(), got, want));
+                }
+            }
+        }
+    }
+    (compared, mismatches)
+}
+
+#[test]
+fn dense_i8_single_rounding_matches_litert_bit_for_bit() {
+    let (compared, mismatches) = run_fixture(Rounding::Single);
+    assert!(compared >= 2700, "{compared} outputs");
+    assert_eq!(mismatches, [], "of {compared} outputs");
+}
+
+#[test]
+fn dense_i8_double_rounding_is_one_off_on_a_few_litert_outputs() {
+    // gemmlowp's two roundings agree except on rare near-ties, and then by
+    // one; the fixture holds some, so it tells the two builds apart.
+    let (compared, mismatches) = run_fixture(Rounding::Double);
+    assert!(!mismatches.is_empty());
+    assert!(
+        mismatches.len() * 100 < compared,
+        "{} of {compared}",
+        mismatches.len()
+    );
+    for (case, got, want) in &mismatches {
+        assert_eq!((i32::from(*got) - i32::from(*want)).abs(), 1, "{case}");
+    }
+}
+
+#[test]
+fn quantize_round_trips_the_fixture_scales() {
+    // Dequantize-then-quantize is the identity on every int8 value at the
+    // converter's scales and zero points.
+    for case in fixture().cases {
+        for (scale, zp) in [
+            (case.input_scale(), case.input_zero_point),
+            (case.output_scale(), case.output_zero_point),
+        ] {
+            for q in i8::MIN..=i8::MAX {
+                assert_eq!(quantize(dequantize(q, scale, zp), scale, zp), q);
+            }
+        }
+    }
+}
