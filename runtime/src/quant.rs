@@ -3,13 +3,14 @@
 //! A real value `r` is stored as `q` with `r = scale * (q - zero_point)`.
 //! A layer's real rescale factor `input_scale * weight_scale / output_scale`
 //! is stored as a Q0.31 multiplier and a power-of-two shift
-//! ([`quantize_multiplier`]) and applied to the `i32` accumulator in one of
-//! TFLite's two builds ([`Rounding`]): gemmlowp's two roundings
-//! ([`multiply_by_quantized_multiplier`], `TFLITE_SINGLE_ROUNDING` unset,
-//! the source default), or one rounding
-//! ([`multiply_by_quantized_multiplier_single_rounding`],
-//! `TFLITE_SINGLE_ROUNDING=1`, what the LiteRT 2.3 Python wheel's reference
-//! and optimized int8 kernels compute). They differ by one on rare ties.
+//! ([`quantize_multiplier`]) and applied to the `i32` accumulator as one of
+//! TFLite's two builds does ([`Rounding`]): gemmlowp's two roundings
+//! ([`multiply_by_quantized_multiplier`], `TFLITE_SINGLE_ROUNDING` unset),
+//! or one rounding ([`multiply_by_quantized_multiplier_single_rounding`],
+//! `TFLITE_SINGLE_ROUNDING=1`: the ai-edge-litert 2.3 wheel's int8 fully
+//! connected kernels, reference and optimized, agree with it on every output
+//! of `runtime/tests/fixtures/litert_fc_int8.json`). The two differ by one
+//! on rare near-ties.
 //!
 //! Where TFLite's C++ is undefined (signed overflow, shifts out of range,
 //! NaN casts) these functions still return a value and never panic; each
@@ -165,7 +166,7 @@ pub enum Rounding {
     #[default]
     Double,
     /// One rounding, [`multiply_by_quantized_multiplier_single_rounding`]
-    /// (`TFLITE_SINGLE_ROUNDING=1`: the LiteRT Python wheel).
+    /// (`TFLITE_SINGLE_ROUNDING=1`, as the ai-edge-litert wheel computes).
     Single,
 }
 
@@ -208,10 +209,10 @@ pub struct Requant<'a> {
 /// `out[o] = clamp(MBQM(bias[o] + Σ_i w[o][i] (input[i] - input_zero_point),
 /// multiplier[o], shift[o]) + output_zero_point, act_min, act_max)`, with
 /// `weights` int8 symmetric (zero point 0) and row-major `[out.len() x
-/// input.len()]`, `bias` (if any) one `i32` per output, and MBQM
-/// [`Requant::rounding`]'s `MultiplyByQuantizedMultiplier`. The sum is computed as
-/// `Σ w x - input_zero_point Σ w`, equal in `i32` (wrapping, where TFLite
-/// overflows) to TFLite's `Σ w (x + input_offset)`.
+/// input.len()]`, `bias` (if any) one `i32` per output, and MBQM the
+/// `MultiplyByQuantizedMultiplier` of [`Requant::rounding`]. The sum is
+/// computed as `Σ w x - input_zero_point Σ w`, equal in `i32` (wrapping,
+/// where TFLite overflows) to TFLite's `Σ w (x + input_offset)`.
 ///
 /// # Errors
 ///
