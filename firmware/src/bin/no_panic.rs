@@ -1,7 +1,7 @@
 //! Proof that the runtime has no reachable panic: this program parses
 //! bytes the optimiser knows nothing about and calls every public entry
 //! point (parse, score, decode, encode, forward, sample, window
-//! statistics, the any-kind dispatch), and its panic handler calls a function that does not exist. It
+//! statistics, the any-kind dispatch, the int8 arithmetic), and its panic handler calls a function that does not exist. It
 //! links only if no panic path survives optimisation; it is built with the
 //! firmware, and never run.
 #![no_std]
@@ -20,6 +20,9 @@ use tinygen_runtime::{
 
 static FILE: Aligned<[u8; 4096]> = Aligned([0; 4096]);
 static INPUT: [f32; 64] = [0.0; 64];
+static INTS: [i8; 64] = [0; 64];
+static WORDS: [i32; 16] = [0; 16];
+static SHIFTS: [i32; 16] = [0; 16];
 
 #[path = "../platform.rs"]
 #[allow(dead_code)] // the stack pointer is for the test firmware
@@ -65,6 +68,42 @@ fn main() -> ! {
     let channels = black_box(4usize);
     black_box(window_stats(input, channels, out).ok());
     black_box(tinygen_runtime::format::read_header(bytes).ok());
+    // The int8 arithmetic, on lengths and parameters the optimiser cannot see.
+    {
+        use tinygen_runtime::quant::{self, Requant, Rounding};
+        let ints = black_box(&INTS[..black_box(48usize).min(64)]);
+        let inputs = black_box(&ints[..black_box(8usize).min(ints.len())]);
+        let mut int_out = [0i8; 16];
+        let int_out = &mut int_out[..black_box(6usize).min(16)];
+        let words = black_box(&WORDS[..black_box(6usize).min(16)]);
+        for rounding in [Rounding::Double, Rounding::Single] {
+            let requant = Requant {
+                multiplier: words,
+                shift: black_box(&SHIFTS[..black_box(6usize).min(16)]),
+                output_zero_point: black_box(3),
+                act_min: black_box(-128),
+                act_max: black_box(127),
+                rounding,
+            };
+            black_box(
+                quant::dense_i8(inputs, black_box(-2), ints, Some(words), &requant, int_out).ok(),
+            );
+        }
+        let (m, shift) = quant::quantize_multiplier(f64::from(black_box(0.3f32)));
+        black_box(quant::multiply_by_quantized_multiplier(
+            black_box(7),
+            m,
+            shift,
+        ));
+        black_box(quant::quantize_multiplier_single_rounding(f64::from(
+            black_box(1e-9f32),
+        )));
+        black_box(quant::dequantize(
+            quant::quantize(input.iter().take(1).sum(), 0.1, 4),
+            0.1,
+            4,
+        ));
+    }
     platform::exit(true)
 }
 
