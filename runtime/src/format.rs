@@ -39,6 +39,11 @@ pub enum ModelKind {
     /// Encoder network: an MLP from a data point to its latent code (for a
     /// VAE, the mean head); same body as [`ModelKind::Decoder`].
     Encoder = 5,
+    /// Int8 generative network: a [`ModelKind::Decoder`] whose layers run
+    /// TFLite's int8 arithmetic (see [`crate::qnetwork`]).
+    DecoderInt8 = 6,
+    /// Int8 encoder network; same body as [`ModelKind::DecoderInt8`].
+    EncoderInt8 = 7,
 }
 
 impl ModelKind {
@@ -50,6 +55,8 @@ impl ModelKind {
             3 => Some(ModelKind::Detector),
             4 => Some(ModelKind::Decoder),
             5 => Some(ModelKind::Encoder),
+            6 => Some(ModelKind::DecoderInt8),
+            7 => Some(ModelKind::EncoderInt8),
             _ => None,
         }
     }
@@ -62,6 +69,8 @@ impl ModelKind {
             ModelKind::Detector => "detector",
             ModelKind::Decoder => "decoder",
             ModelKind::Encoder => "encoder",
+            ModelKind::DecoderInt8 => "decoder-int8",
+            ModelKind::EncoderInt8 => "encoder-int8",
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod math;
 pub mod model;
 pub mod network;
 pub mod prior;
+pub mod qnetwork;
 pub mod quant;
 
 pub use activation::Activation;
@@ -33,6 +34,7 @@ pub use format::{Aligned, ModelKind};
 pub use gmm::Gmm;
 pub use model::AnyModel;
 pub use network::{Network, Scratch};
+pub use qnetwork::{QNetwork, QScratch};
 /// The random-number traits sampling takes (`rand_core` 0.9).
 pub use rand_core;
 /// The recommended generator for sampling: xoshiro128++ from `rand_xoshiro`

@@ -8,6 +8,7 @@
 
 use crate::format::{self, Header, ModelKind};
 use crate::network::{self, Network, Scratch};
+use crate::qnetwork::{self, QNetwork, QScratch};
 use crate::{Detector, Error, Gmm, detector, gmm};
 
 impl ModelKind {
@@ -18,6 +19,7 @@ impl ModelKind {
             ModelKind::Gmm | ModelKind::Kde => gmm::SCHEMA_KEY,
             ModelKind::Detector => detector::SCHEMA_KEY,
             ModelKind::Decoder | ModelKind::Encoder => network::SCHEMA_KEY,
+            ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => qnetwork::SCHEMA_KEY,
         }
     }
 }
@@ -33,6 +35,9 @@ pub enum AnyModel<'a> {
     Detector(Detector<'a>),
     /// A decoder or an encoder: one input vector in, one output vector out.
     Network(Network<'a>),
+    /// An int8 decoder or encoder: one f32 input vector in (quantized on
+    /// entry), one f32 output vector out (dequantized).
+    QNetwork(QNetwork<'a>),
 }
 
 impl<'a> AnyModel<'a> {
@@ -45,6 +50,9 @@ impl<'a> AnyModel<'a> {
             ModelKind::Detector => Detector::from_file(file).map(Self::Detector),
             kind @ (ModelKind::Decoder | ModelKind::Encoder) => {
                 Network::from_file(file, &[kind]).map(Self::Network)
+            }
+            ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => {
+                QNetwork::from_file(file).map(Self::QNetwork)
             }
         }
     }
@@ -60,6 +68,7 @@ impl<'a> AnyModel<'a> {
             AnyModel::Density(g) => g.header(),
             AnyModel::Detector(d) => d.density().header(),
             AnyModel::Network(n) => n.header(),
+            AnyModel::QNetwork(n) => n.header(),
         }
     }
 
@@ -69,6 +78,7 @@ impl<'a> AnyModel<'a> {
             AnyModel::Density(g) => g.dim(),
             AnyModel::Detector(d) => d.input_len(),
             AnyModel::Network(n) => n.input_dim(),
+            AnyModel::QNetwork(n) => n.input_dim(),
         }
     }
 
@@ -76,16 +86,19 @@ impl<'a> AnyModel<'a> {
     pub fn output_len(&self) -> usize {
         match self {
             AnyModel::Network(n) => n.output_dim(),
+            AnyModel::QNetwork(n) => n.output_dim(),
             _ => 1,
         }
     }
 
     /// The width [`Self::eval`]'s [`Scratch`] must hold: a network's widest
-    /// hidden layer, 0 for the other kinds (a detector's neural part uses
+    /// hidden layer (an int8 network's widest tensor, input and output
+    /// included: [`QNetwork::hidden_width`]), 0 for the other kinds (a detector's neural part uses
     /// its own buffers, see [`Detector::score`]).
     pub fn scratch_width(&self) -> usize {
         match self {
             AnyModel::Network(n) => n.hidden_width(),
+            AnyModel::QNetwork(n) => n.hidden_width(),
             _ => 0,
         }
     }
@@ -96,15 +109,18 @@ impl<'a> AnyModel<'a> {
             AnyModel::Density(g) => g.macs(),
             AnyModel::Detector(d) => d.macs(),
             AnyModel::Network(n) => n.macs(),
+            AnyModel::QNetwork(n) => n.macs(),
         }
     }
 
-    /// Number of `f32` values the file stores.
+    /// Number of `f32` values the file stores (for an int8 network, of
+    /// 4-byte words: [`QNetwork::stored_words`]).
     pub fn stored_values(&self) -> usize {
         match self {
             AnyModel::Density(g) => g.stored_values(),
             AnyModel::Detector(d) => d.stored_values(),
             AnyModel::Network(n) => n.stored_values(),
+            AnyModel::QNetwork(n) => n.stored_words(),
         }
     }
 
@@ -124,6 +140,8 @@ impl<'a> AnyModel<'a> {
     ) -> Result<(), Error> {
         match self {
             AnyModel::Network(n) => n.forward(input, output, scratch),
+            // Int8 buffers of the same width, on the stack (2 N bytes).
+            AnyModel::QNetwork(n) => n.forward(input, output, &mut QScratch::<N>::new()),
             AnyModel::Density(g) => {
                 *single(output)? = g.log_density(input)?;
                 Ok(())
@@ -156,6 +174,7 @@ mod tests {
     use super::*;
     use crate::gmm::{Covariance, GmmParams};
     use crate::network::{DecoderParams, LayerParams, PriorParams, Role};
+    use crate::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
     use crate::{Activation, detector::Features};
 
     fn aligned(bytes: &[u8]) -> std::vec::Vec<u32> {
@@ -190,6 +209,31 @@ mod tests {
             }],
             prior: PriorParams::None,
         };
+        let qnetwork = |role| QNetworkParams {
+            role,
+            input: QuantParams {
+                scale: 0.01,
+                zero_point: 3,
+            },
+            layers: vec![QLayerParams {
+                inputs: if role == Role::Decoder { 1 } else { 2 },
+                outputs: if role == Role::Decoder { 2 } else { 1 },
+                activation: Activation::Tanh,
+                weight: &[50, -100],
+                bias: if role == Role::Decoder {
+                    &[25, 0]
+                } else {
+                    &[25]
+                },
+                multiplier: &[1 << 30],
+                shift: &[-3],
+                output: QuantParams {
+                    scale: 0.05,
+                    zero_point: -1,
+                },
+            }],
+            prior: PriorParams::None,
+        };
         let files = [
             (ModelKind::Gmm, normal.encode().unwrap()),
             (ModelKind::Kde, normal.encode_as(ModelKind::Kde).unwrap()),
@@ -201,8 +245,17 @@ mod tests {
             ),
             (ModelKind::Decoder, network(Role::Decoder).encode().unwrap()),
             (ModelKind::Encoder, network(Role::Encoder).encode().unwrap()),
+            (
+                ModelKind::DecoderInt8,
+                qnetwork(Role::Decoder).encode().unwrap(),
+            ),
+            (
+                ModelKind::EncoderInt8,
+                qnetwork(Role::Encoder).encode().unwrap(),
+            ),
         ];
         let mut scratch = Scratch::<4>::new();
+        let mut qscratch = QScratch::<4>::new();
         for (kind, bytes) in files {
             let words = aligned(&bytes);
             let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
@@ -224,6 +277,12 @@ mod tests {
                     let net = Network::from_bytes(file).unwrap();
                     net.forward(&x, &mut want, &mut scratch).unwrap();
                     assert_eq!(model.macs(), 2);
+                }
+                ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => {
+                    let net = QNetwork::from_bytes(file).unwrap();
+                    net.forward(&x, &mut want, &mut qscratch).unwrap();
+                    assert_eq!(model.macs(), 2);
+                    assert_eq!(model.scratch_width(), 2);
                 }
             }
             assert_eq!(got, want, "{kind}");

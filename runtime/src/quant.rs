@@ -16,6 +16,8 @@
 //! NaN casts) these functions still return a value and never panic; each
 //! documents which.
 
+use serde::{Deserialize, Serialize};
+
 use crate::Error;
 
 /// gemmlowp's `SaturatingRoundingDoublingHighMul` (ARM `VQRDMULH`):
@@ -158,7 +160,9 @@ pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
 }
 
 /// Which of TFLite's two `MultiplyByQuantizedMultiplier` a kernel applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// Int8 model files store it (postcard variant index: 0 double, 1 single).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Rounding {
     /// gemmlowp's two roundings, [`multiply_by_quantized_multiplier`]

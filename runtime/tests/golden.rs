@@ -16,6 +16,7 @@ use tinygen_runtime::Activation;
 use tinygen_runtime::detector::{Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams};
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
+use tinygen_runtime::qnetwork::{QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
     Decoder, Detector, Encoder, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus, format,
@@ -50,6 +51,74 @@ fn linear<'p>(weight: &'p [f32], bias: &'p [f32]) -> LayerParams<'p> {
         activation: Activation::Identity,
         weight,
         bias,
+    }
+}
+
+/// Pinned schema key of the int8 networks (`mlp-int8/1`).
+const INT8_KEY: u32 = 0x611d_6137;
+
+const SIXTEENTH: QuantParams = QuantParams {
+    scale: 1.0 / 16.0,
+    zero_point: 0,
+};
+
+/// Int8 decoder 2 -> 3 (relu) -> 1 (sigmoid), the f32 golden decoder's
+/// weights quantized: input and tensors at scale 1/16, weights at 1/64
+/// (per-tensor in the first layer, per-channel in the second), a standard
+/// normal prior.
+fn decoder_int8() -> QNetworkParams<'static> {
+    QNetworkParams {
+        role: Role::Decoder,
+        input: SIXTEENTH,
+        layers: vec![
+            QLayerParams {
+                inputs: 2,
+                outputs: 3,
+                activation: Activation::Relu,
+                weight: &[64, 0, 0, 64, 64, 64],
+                bias: &[0, 0, -1024],
+                multiplier: &[1 << 30],
+                shift: &[-5],
+                output: SIXTEENTH,
+            },
+            QLayerParams {
+                inputs: 3,
+                outputs: 1,
+                activation: Activation::Sigmoid,
+                weight: &[64, -64, 32],
+                bias: &[0],
+                multiplier: &[1 << 30],
+                shift: &[-5],
+                output: SIXTEENTH,
+            },
+        ],
+        prior: PriorParams::Gaussian,
+    }
+}
+
+/// Int8 encoder 2 -> 1: z = x0 - x1 + 0.5, input zero point 2, output
+/// zero point -5.
+fn encoder_int8() -> QNetworkParams<'static> {
+    QNetworkParams {
+        role: Role::Encoder,
+        input: QuantParams {
+            scale: 1.0 / 16.0,
+            zero_point: 2,
+        },
+        layers: vec![QLayerParams {
+            inputs: 2,
+            outputs: 1,
+            activation: Activation::Identity,
+            weight: &[64, -64],
+            bias: &[512],
+            multiplier: &[1 << 30],
+            shift: &[-5],
+            output: QuantParams {
+                scale: 1.0 / 16.0,
+                zero_point: -5,
+            },
+        }],
+        prior: PriorParams::None,
     }
 }
 
@@ -138,6 +207,16 @@ fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
         ),
         ("decoder.tgm", ModelKind::Decoder, decoder.encode().unwrap()),
         ("encoder.tgm", ModelKind::Encoder, encoder.encode().unwrap()),
+        (
+            "decoder_int8.tgm",
+            ModelKind::DecoderInt8,
+            decoder_int8().encode().unwrap(),
+        ),
+        (
+            "encoder_int8.tgm",
+            ModelKind::EncoderInt8,
+            encoder_int8().encode().unwrap(),
+        ),
     ]
 }
 
@@ -187,6 +266,7 @@ fn golden_headers_carry_the_pinned_kinds_and_schema_keys() {
             ModelKind::Gmm | ModelKind::Kde => 0x0be4_268f,
             ModelKind::Detector => 0xbfa4_6c95,
             ModelKind::Decoder | ModelKind::Encoder => 0x9ea2_7bc7,
+            ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => INT8_KEY,
         };
         assert_eq!((header.version, header.kind), (1, kind), "{name}");
         assert_eq!(header.schema, key, "{name}: schema key");
@@ -260,4 +340,43 @@ fn golden_files_give_their_closed_form_outputs() {
     let mut z = [0.0f32];
     encoder.encode(&[3.0, 1.0], &mut z, &mut scratch).unwrap();
     assert_eq!(z[0], 2.5);
+
+    // Int8 decoder at z = (2, 1): input (32, 16), hidden (32, 16, 32) = (2,
+    // 1, 2), pre-activation 32 = 2.0, sigmoid(2) = 0.8808 -> 225 - 128 = 97,
+    // which stands for 225 / 256.
+    let (words, len) = committed("decoder_int8.tgm");
+    let decoder = QNetwork::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    let mut qscratch = QScratch::<4>::new();
+    decoder
+        .forward(&[2.0, 1.0], &mut out, &mut qscratch)
+        .unwrap();
+    assert_eq!(out[0], 225.0 / 256.0);
+    let mut q = [0i8];
+    decoder
+        .forward_i8(&[32, 16], &mut q, &mut qscratch)
+        .unwrap();
+    assert_eq!(q, [97]);
+    // Sampling draws the code as an f32 decoder does, then runs forward.
+    let mut qscratch = QScratch::<8>::new();
+    let (mut a, mut b) = (
+        Xoshiro128PlusPlus::seed_from_u64(3),
+        Xoshiro128PlusPlus::seed_from_u64(3),
+    );
+    for _ in 0..8 {
+        decoder.sample(&mut a, &mut out, &mut qscratch).unwrap();
+        decoder.prior().sample(&mut b, &mut code).unwrap();
+        let mut want = [0.0f32];
+        decoder.forward(&code, &mut want, &mut qscratch).unwrap();
+        assert_eq!(out[0].to_bits(), want[0].to_bits());
+    }
+
+    // Int8 encoder at x = (1, 0.25): input (18, 6), accumulator 1280, 20 - 5.
+    let (words, len) = committed("encoder_int8.tgm");
+    let encoder = QNetwork::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    encoder
+        .forward(&[1.0, 0.25], &mut z, &mut qscratch)
+        .unwrap();
+    assert_eq!(z[0], 1.25);
+    encoder.forward_i8(&[18, 6], &mut q, &mut qscratch).unwrap();
+    assert_eq!(q, [15]);
 }

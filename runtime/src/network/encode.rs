@@ -60,6 +60,44 @@ pub enum PriorParams<'p> {
     },
 }
 
+impl PriorParams<'_> {
+    /// Appends the prior's stored values (a mixture's, normalised weights
+    /// first) to `data`; the prior as a spec stores it. `InvalidParameters`
+    /// for mixture lengths that do not match `latent` or a weight that is
+    /// not positive and finite.
+    pub(crate) fn store(&self, latent: usize, data: &mut Vec<f32>) -> Result<Prior, Error> {
+        let bad = |_| Error::InvalidParameters;
+        Ok(match *self {
+            PriorParams::None => Prior::None,
+            PriorParams::Gaussian => Prior::Gaussian,
+            PriorParams::Uniform => Prior::Uniform,
+            PriorParams::Circle => Prior::Circle,
+            PriorParams::Ring { noise } => Prior::Ring { noise },
+            PriorParams::Mixture {
+                weights,
+                means,
+                cholesky,
+            } => {
+                let d = latent;
+                let k = weights.len();
+                if Some(means.len()) != k.checked_mul(d)
+                    || Some(cholesky.len()) != k.checked_mul(d).and_then(|kd| kd.checked_mul(d))
+                    || weights.iter().any(|&w| !(w > 0.0 && w.is_finite()))
+                {
+                    return Err(Error::InvalidParameters);
+                }
+                let total: f64 = weights.iter().sum();
+                data.extend(weights.iter().map(|&w| (w / total) as f32));
+                data.extend(means.iter().map(|&v| v as f32));
+                data.extend(cholesky.iter().map(|&v| v as f32));
+                Prior::Mixture {
+                    components: u16::try_from(k).map_err(bad)?,
+                }
+            }
+        })
+    }
+}
+
 /// A trained decoder or encoder, ready to encode as a model file.
 #[derive(Debug, Clone)]
 pub struct DecoderParams<'p> {
@@ -124,34 +162,7 @@ impl DecoderParams<'_> {
             data.extend_from_slice(layer.weight);
             data.extend_from_slice(layer.bias);
         }
-        let prior = match self.prior {
-            PriorParams::None => Prior::None,
-            PriorParams::Gaussian => Prior::Gaussian,
-            PriorParams::Uniform => Prior::Uniform,
-            PriorParams::Circle => Prior::Circle,
-            PriorParams::Ring { noise } => Prior::Ring { noise },
-            PriorParams::Mixture {
-                weights,
-                means,
-                cholesky,
-            } => {
-                let d = self.latent;
-                let k = weights.len();
-                if means.len() != k * d
-                    || cholesky.len() != k * d * d
-                    || weights.iter().any(|&w| !(w > 0.0 && w.is_finite()))
-                {
-                    return Err(Error::InvalidParameters);
-                }
-                let total: f64 = weights.iter().sum();
-                data.extend(weights.iter().map(|&w| (w / total) as f32));
-                data.extend(means.iter().map(|&v| v as f32));
-                data.extend(cholesky.iter().map(|&v| v as f32));
-                Prior::Mixture {
-                    components: u16::try_from(k).map_err(bad)?,
-                }
-            }
-        };
+        let prior = self.prior.store(self.latent, &mut data)?;
         let spec = NetworkSpec {
             latent: width(self.latent)?,
             data: width(data_dim)?,

@@ -1,0 +1,746 @@
+//! Int8 networks read in place from a model file: decoders and encoders
+//! whose layers run TensorFlow Lite's int8 fully connected arithmetic
+//! ([`crate::quant::dense_i8`]) bit for bit, on the host and on the device.
+//!
+//! Two kinds share one body: [`ModelKind::DecoderInt8`] (latent code ->
+//! data point, with the prior to sample codes from, as an f32
+//! [`crate::network`] decoder) and [`ModelKind::EncoderInt8`] (data point
+//! -> latent code). The bytes are specified in `runtime/FORMAT.md`.
+//!
+//! # Numerics
+//!
+//! A tensor of int8 values `q` with [`QuantParams`] `(scale, zero_point)`
+//! stands for the reals `scale * (q - zero_point)`.
+//!
+//! - [`QNetwork::forward`] quantizes the f32 input with the file's input
+//!   params ([`crate::quant::quantize`]), runs the layers, and dequantizes
+//!   the last tensor with its params ([`crate::quant::dequantize`]).
+//!   [`QNetwork::forward_i8`] takes and returns the int8 tensors themselves.
+//! - Layer `i` reads the tensor of layer `i - 1` (the first, the quantized
+//!   input) and computes [`crate::quant::dense_i8`] with `input_zero_point`
+//!   that tensor's zero point, its int8 weights (symmetric, zero point 0),
+//!   its `i32` bias, and [`Requant`] `{ multiplier, shift,
+//!   output_zero_point: output.zero_point, act_min, act_max, rounding }`
+//!   with the file's [`Rounding`] (one for the whole network; writers
+//!   default to [`Rounding::Single`], what LiteRT computes). The
+//!   multipliers and shifts are one (per-tensor) or one per output
+//!   (per-channel).
+//! - `identity`: `[act_min, act_max] = [-128, 127]`; `relu` is fused as
+//!   TFLite fuses it, `act_min = max(-128, output.zero_point)`. The layer's
+//!   output tensor has the layer's `output` params.
+//! - `sigmoid` and `tanh`: the fully connected part writes the
+//!   pre-activation with the layer's `output` params (range `[-128,
+//!   127]`), then each value `q` becomes `quantize(f(dequantize(q,
+//!   output)), fixed)`, with `f` the runtime's own f32 activation
+//!   ([`Activation::apply`]) and TFLite's fixed int8 output params: sigmoid
+//!   `(1/256, -128)`, tanh `(1/128, 0)`. The next layer reads the tensor
+//!   with those fixed params. Because `f` is the runtime's, host and device
+//!   agree bit for bit; LiteRT's integer `LOGISTIC` and `TANH` kernels may
+//!   differ from it by one step on some values (not verified).
+//! - `leaky_relu` is not supported in int8 files.
+//!
+//! # Memory
+//!
+//! No heap and no copies of the weights: a pass ping-pongs between two
+//! int8 buffers of `N` values ([`QScratch`], `2 N` bytes). Every tensor of
+//! the pass lives there, the (quantized) input and the last output
+//! included, so `N` must be at least [`QNetwork::hidden_width`], checked at
+//! each call; [`QNetwork::sample`] also keeps the f32 latent code in one
+//! buffer and needs [`QNetwork::sample_width`].
+
+use core::fmt;
+
+use rand_core::RngCore;
+use serde::de::{SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::activation::Activation;
+use crate::format::{self, Header, ModelKind};
+use crate::network::{MAX_LAYERS, check_len};
+use crate::prior::{LatentPrior, Prior};
+use crate::quant::{self, Requant, Rounding};
+use crate::{Error, Shape};
+
+const DATA_LENGTH: Error = Error::InvalidShape(Shape::DataLength);
+const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
+
+/// Schema key of the int8 network body, shared by int8 decoders and encoders.
+pub const SCHEMA_KEY: u32 = format::schema_key(
+    "mlp-int8/1 spec{latent:u16 data:u16 input:{scale:f32 zero_point:i8} \
+     rounding:{double,single} layers:seq{inputs:u16 outputs:u16 \
+     activation:{identity,relu,leaky_relu(rejected),tanh,sigmoid} per_channel:bool \
+     output:{scale:f32 zero_point:i8}} \
+     prior:{none,gaussian,uniform,circle,ring{noise:f32},mixture{components:u16}}} \
+     data:4-byte words[per layer: weight i8 outputs*inputs row-major zero-padded to a \
+     multiple of 4 bytes, bias i32 outputs, multiplier i32 m, shift i32 m \
+     (m = outputs if per_channel else 1); if mixture: f32 weights K, means K*latent, \
+     cholesky K*latent*latent lower row-major]",
+);
+
+/// TFLite's fixed int8 output params of `LOGISTIC`: scale 1/256, zero point -128.
+pub const SIGMOID_OUTPUT: QuantParams = QuantParams {
+    scale: 1.0 / 256.0,
+    zero_point: -128,
+};
+
+/// TFLite's fixed int8 output params of `TANH`: scale 1/128, zero point 0.
+pub const TANH_OUTPUT: QuantParams = QuantParams {
+    scale: 1.0 / 128.0,
+    zero_point: 0,
+};
+
+/// How an int8 tensor stands for reals: `real = scale * (q - zero_point)`;
+/// `scale` finite and > 0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QuantParams {
+    /// The real step between consecutive int8 values.
+    pub scale: f32,
+    /// The int8 value that stands for 0.
+    pub zero_point: i8,
+}
+
+impl QuantParams {
+    /// `Ok` if the scale is finite and positive: `NonFiniteParameter` for
+    /// NaN or infinity, `ParameterOutOfRange` for zero or a negative scale.
+    fn check(self) -> Result<(), Error> {
+        if !self.scale.is_finite() {
+            Err(Error::NonFiniteParameter)
+        } else if self.scale > 0.0 {
+            Ok(())
+        } else {
+            Err(Error::ParameterOutOfRange)
+        }
+    }
+
+    /// `quant::quantize` with these params.
+    #[inline]
+    pub fn quantize(self, x: f32) -> i8 {
+        quant::quantize(x, self.scale, i32::from(self.zero_point))
+    }
+
+    /// `quant::dequantize` with these params.
+    #[inline]
+    pub fn dequantize(self, q: i8) -> f32 {
+        quant::dequantize(q, self.scale, i32::from(self.zero_point))
+    }
+}
+
+/// One int8 fully connected layer as the spec stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QLayer {
+    /// Width of the layer's input.
+    pub inputs: u16,
+    /// Width of the layer's output.
+    pub outputs: u16,
+    /// Activation applied to the output (not `LeakyRelu`).
+    pub activation: Activation,
+    /// One multiplier and shift per output (else one for the layer).
+    pub per_channel: bool,
+    /// Params of the tensor the fully connected part writes.
+    pub output: QuantParams,
+}
+
+impl QLayer {
+    const EMPTY: QLayer = QLayer {
+        inputs: 0,
+        outputs: 0,
+        activation: Activation::Identity,
+        per_channel: false,
+        output: QuantParams {
+            scale: 1.0,
+            zero_point: 0,
+        },
+    };
+
+    /// Multiply-accumulates of one pass: `inputs * outputs`.
+    pub fn macs(&self) -> usize {
+        usize::from(self.inputs) * usize::from(self.outputs)
+    }
+
+    /// Number of multipliers (and of shifts).
+    pub fn multipliers(&self) -> usize {
+        if self.per_channel {
+            usize::from(self.outputs)
+        } else {
+            1
+        }
+    }
+
+    /// 4-byte words of the weights, padded to a multiple of 4 bytes.
+    fn weight_words(&self) -> usize {
+        self.macs().div_ceil(4)
+    }
+
+    /// 4-byte words the layer stores: weights (padded), bias, multipliers, shifts.
+    pub fn words(&self) -> usize {
+        // At most 65535^2 / 4 + 3 * 65535 < 2^31: no overflow on 32 bits.
+        self.weight_words() + usize::from(self.outputs) + 2 * self.multipliers()
+    }
+
+    /// Params of the tensor the layer hands on: `output` for identity and
+    /// relu, the fixed ones for sigmoid and tanh.
+    pub fn activated(&self) -> QuantParams {
+        match self.activation {
+            Activation::Sigmoid => SIGMOID_OUTPUT,
+            Activation::Tanh => TANH_OUTPUT,
+            _ => self.output,
+        }
+    }
+
+    /// The fully connected part's clamp range.
+    fn act_range(&self) -> (i8, i8) {
+        match self.activation {
+            Activation::Relu => (self.output.zero_point, 127),
+            _ => (-128, 127),
+        }
+    }
+}
+
+/// What [`QNetwork::layers`] reports for one layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QLayerInfo {
+    /// Width of the layer's input.
+    pub inputs: usize,
+    /// Width of the layer's output.
+    pub outputs: usize,
+    /// Activation applied to the output.
+    pub activation: Activation,
+    /// Params of the tensor the fully connected part writes (as stored).
+    pub output: QuantParams,
+    /// Params of the tensor the layer hands on (`output`, or the fixed
+    /// sigmoid and tanh params).
+    pub activated: QuantParams,
+    /// One multiplier per output (else one for the layer).
+    pub per_channel: bool,
+}
+
+/// The layers of an int8 network: up to [`MAX_LAYERS`], kept inline.
+///
+/// Encoded as a postcard sequence; a decoded list may say it has more than
+/// [`MAX_LAYERS`] layers (only the first are kept, and parsing rejects the
+/// file with [`Error::TooManyLayers`]).
+#[derive(Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QLayers {
+    layers: [QLayer; MAX_LAYERS],
+    count: usize,
+}
+
+impl QLayers {
+    /// The layers, or `TooManyLayers` if there are more than [`MAX_LAYERS`].
+    pub fn new(layers: &[QLayer]) -> Result<Self, Error> {
+        if layers.len() > MAX_LAYERS {
+            return Err(Error::TooManyLayers {
+                layers: layers.len(),
+                max: MAX_LAYERS,
+            });
+        }
+        let mut out = QLayers {
+            layers: [QLayer::EMPTY; MAX_LAYERS],
+            count: layers.len(),
+        };
+        for (slot, layer) in out.layers.iter_mut().zip(layers) {
+            *slot = *layer;
+        }
+        Ok(out)
+    }
+
+    /// The layers kept.
+    pub fn as_slice(&self) -> &[QLayer] {
+        self.layers.get(..self.count).unwrap_or(&self.layers)
+    }
+
+    /// Number of layers the list declared.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl fmt::Debug for QLayers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl Serialize for QLayers {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let layers = self.as_slice();
+        let mut seq = serializer.serialize_seq(Some(layers.len()))?;
+        for layer in layers {
+            seq.serialize_element(layer)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for QLayers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LayersVisitor;
+
+        impl<'de> Visitor<'de> for LayersVisitor {
+            type Value = QLayers;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence of int8 layers")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<QLayers, A::Error> {
+                let mut layers = QLayers {
+                    layers: [QLayer::EMPTY; MAX_LAYERS],
+                    count: 0,
+                };
+                while let Some(layer) = seq.next_element::<QLayer>()? {
+                    if let Some(slot) = layers.layers.get_mut(layers.count) {
+                        *slot = layer;
+                    }
+                    layers.count = layers.count.saturating_add(1);
+                }
+                Ok(layers)
+            }
+        }
+
+        deserializer.deserialize_seq(LayersVisitor)
+    }
+}
+
+/// Metadata of an int8 network file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QNetworkSpec {
+    /// Dimension of a latent code.
+    pub latent: u16,
+    /// Dimension of a data point.
+    pub data: u16,
+    /// How the f32 input is quantized on entry.
+    pub input: QuantParams,
+    /// Which `MultiplyByQuantizedMultiplier` every layer applies.
+    pub rounding: Rounding,
+    /// The layers, input to output.
+    pub layers: QLayers,
+    /// The prior over latent codes.
+    pub prior: Prior,
+}
+
+/// Two int8 activation buffers of `N` values each (`2 N` bytes), 4-byte
+/// aligned, for a pass of a [`QNetwork`].
+#[derive(Debug, Clone)]
+pub struct QScratch<const N: usize> {
+    a: Buffer<N>,
+    b: Buffer<N>,
+}
+
+#[derive(Debug, Clone)]
+#[repr(C, align(4))]
+struct Buffer<const N: usize>([i8; N]);
+
+impl<const N: usize> QScratch<N> {
+    /// Zeroed buffers.
+    pub const fn new() -> Self {
+        Self {
+            a: Buffer([0; N]),
+            b: Buffer([0; N]),
+        }
+    }
+
+    /// Bytes the two buffers hold.
+    pub const BYTES: usize = 2 * N;
+}
+
+impl<const N: usize> Default for QScratch<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An int8 decoder or encoder borrowed from a model file.
+#[derive(Debug, Clone, Copy)]
+pub struct QNetwork<'a> {
+    header: Header,
+    spec: QNetworkSpec,
+    /// The layers' words (weights, biases, multipliers, shifts), in file order.
+    words: &'a [f32],
+    prior: LatentPrior<'a>,
+    /// Widest tensor of a pass (input and every layer's output).
+    hidden_width: usize,
+}
+
+impl<'a> QNetwork<'a> {
+    /// Parses and validates an int8 decoder or encoder file without copying
+    /// its weights (4-byte aligned, see [`crate::Aligned`]).
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::from_file(format::open(bytes)?)
+    }
+
+    /// Parses a checked file (see [`format::File`]).
+    pub(crate) fn from_file(file: format::File<'a>) -> Result<Self, Error> {
+        let (header, spec, data) = file.read_body::<QNetworkSpec>(
+            &[ModelKind::DecoderInt8, ModelKind::EncoderInt8],
+            SCHEMA_KEY,
+        )?;
+        let (words, prior, hidden_width) = validate(header.kind, &spec, data)?;
+        Ok(Self {
+            header,
+            spec,
+            words,
+            prior,
+            hidden_width,
+        })
+    }
+
+    /// The checked header.
+    pub fn header(&self) -> Header {
+        self.header
+    }
+
+    /// Int8 decoder or int8 encoder.
+    pub fn kind(&self) -> ModelKind {
+        self.header.kind
+    }
+
+    /// The network's metadata.
+    pub fn spec(&self) -> QNetworkSpec {
+        self.spec
+    }
+
+    /// The stored layers.
+    pub fn spec_layers(&self) -> &[QLayer] {
+        self.spec.layers.as_slice()
+    }
+
+    /// The layers, input to output.
+    pub fn layers(&self) -> impl Iterator<Item = QLayerInfo> + '_ {
+        self.spec_layers().iter().map(|l| QLayerInfo {
+            inputs: usize::from(l.inputs),
+            outputs: usize::from(l.outputs),
+            activation: l.activation,
+            output: l.output,
+            activated: l.activated(),
+            per_channel: l.per_channel,
+        })
+    }
+
+    /// Width of the first layer's input.
+    pub fn input_dim(&self) -> usize {
+        self.spec_layers()
+            .first()
+            .map_or(0, |l| usize::from(l.inputs))
+    }
+
+    /// Width of the last layer's output.
+    pub fn output_dim(&self) -> usize {
+        self.spec_layers()
+            .last()
+            .map_or(0, |l| usize::from(l.outputs))
+    }
+
+    /// Dimension of a latent code.
+    pub fn latent_dim(&self) -> usize {
+        usize::from(self.spec.latent)
+    }
+
+    /// The widest tensor of a pass (the input and every layer's output),
+    /// the width [`QScratch`] must hold.
+    pub fn hidden_width(&self) -> usize {
+        self.hidden_width
+    }
+
+    /// The width [`Self::sample`]'s [`QScratch`] must hold: also the f32
+    /// latent code, 4 bytes a value.
+    pub fn sample_width(&self) -> usize {
+        self.hidden_width.max(self.latent_dim().saturating_mul(4))
+    }
+
+    /// Multiply-accumulates of one pass: Σ inputs × outputs.
+    pub fn macs(&self) -> usize {
+        self.spec_layers().iter().map(QLayer::macs).sum()
+    }
+
+    /// Bytes of the file's `data`: the layers' words and the prior's values.
+    pub fn stored_bytes(&self) -> usize {
+        self.stored_words().saturating_mul(4)
+    }
+
+    /// 4-byte words of the file's `data` (see [`Self::stored_bytes`]).
+    pub fn stored_words(&self) -> usize {
+        self.words.len()
+            + self
+                .prior
+                .prior()
+                .stored_values(self.latent_dim())
+                .unwrap_or(0)
+    }
+
+    /// Params of the quantized input.
+    pub fn input_params(&self) -> QuantParams {
+        self.spec.input
+    }
+
+    /// Params of the last tensor (what [`Self::forward`] dequantizes).
+    pub fn output_params(&self) -> QuantParams {
+        self.spec_layers()
+            .last()
+            .map_or(self.spec.input, QLayer::activated)
+    }
+
+    /// The multiplier rounding of every layer.
+    pub fn rounding(&self) -> Rounding {
+        self.spec.rounding
+    }
+
+    /// The latent prior (possibly [`Prior::None`]).
+    pub fn prior(&self) -> &LatentPrior<'a> {
+        &self.prior
+    }
+
+    fn check_width<const N: usize>(&self) -> Result<(), Error> {
+        if self.hidden_width > N {
+            return Err(Error::TooWide {
+                width: self.hidden_width,
+                max: N,
+            });
+        }
+        Ok(())
+    }
+
+    /// `output = dequantize(network(quantize(input)))` with the numerics of
+    /// the module docs.
+    ///
+    /// Errors: `DimensionMismatch` for a wrong `input` or `output` length,
+    /// `NonFiniteInput`, `TooWide` if `N` is under [`Self::hidden_width`].
+    pub fn forward<const N: usize>(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        scratch: &mut QScratch<N>,
+    ) -> Result<(), Error> {
+        check_len(self.input_dim(), input.len())?;
+        check_len(self.output_dim(), output.len())?;
+        if input.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteInput);
+        }
+        self.check_width::<N>()?;
+        let QScratch { a, b } = scratch;
+        let x = b.0.get_mut(..input.len()).ok_or(INTERNAL)?;
+        let params = self.spec.input;
+        for (q, &v) in x.iter_mut().zip(input) {
+            *q = params.quantize(v);
+        }
+        let y = self.run(&mut b.0, &mut a.0)?;
+        let params = self.output_params();
+        for (o, &q) in output.iter_mut().zip(y) {
+            *o = params.dequantize(q);
+        }
+        Ok(())
+    }
+
+    /// The int8 pass proper: `output = network(input)` on int8 tensors
+    /// (`input` with [`Self::input_params`], `output` with
+    /// [`Self::output_params`]).
+    ///
+    /// Errors: `DimensionMismatch` for a wrong length, `TooWide` if `N` is
+    /// under [`Self::hidden_width`].
+    pub fn forward_i8<const N: usize>(
+        &self,
+        input: &[i8],
+        output: &mut [i8],
+        scratch: &mut QScratch<N>,
+    ) -> Result<(), Error> {
+        check_len(self.input_dim(), input.len())?;
+        check_len(self.output_dim(), output.len())?;
+        self.check_width::<N>()?;
+        let QScratch { a, b } = scratch;
+        b.0.get_mut(..input.len())
+            .ok_or(INTERNAL)?
+            .copy_from_slice(input);
+        let y = self.run(&mut b.0, &mut a.0)?;
+        if y.len() != output.len() {
+            return Err(INTERNAL);
+        }
+        output.copy_from_slice(y);
+        Ok(())
+    }
+
+    /// Draws a latent code from the prior exactly as an f32 decoder does
+    /// (`prior().sample(rng, z)`, the same code and the same draws), then
+    /// runs [`Self::forward`] on it into `out`.
+    ///
+    /// Errors: `DimensionMismatch` for a wrong `out` length, `WrongKind`
+    /// for an encoder, `TooWide` if `N` is under [`Self::sample_width`],
+    /// `NoPrior`; nothing is drawn from `rng` then.
+    pub fn sample<R: RngCore + ?Sized, const N: usize>(
+        &self,
+        rng: &mut R,
+        out: &mut [f32],
+        scratch: &mut QScratch<N>,
+    ) -> Result<(), Error> {
+        check_len(self.output_dim(), out.len())?;
+        if self.kind() != ModelKind::DecoderInt8 {
+            return Err(Error::WrongKind {
+                expected: ModelKind::DecoderInt8,
+                found: self.kind(),
+            });
+        }
+        let width = self.sample_width();
+        if width > N {
+            return Err(Error::TooWide { width, max: N });
+        }
+        let latent = self.latent_dim();
+        let QScratch { a, b } = scratch;
+        let z_bytes = a.0.get_mut(..latent.saturating_mul(4)).ok_or(INTERNAL)?;
+        let z: &mut [f32] = bytemuck::try_cast_slice_mut(z_bytes).map_err(|_| INTERNAL)?;
+        self.prior.sample(rng, z)?;
+        let x = b.0.get_mut(..latent).ok_or(INTERNAL)?;
+        let params = self.spec.input;
+        for (q, &v) in x.iter_mut().zip(z.iter()) {
+            *q = params.quantize(v);
+        }
+        let y = self.run(&mut b.0, &mut a.0)?;
+        let params = self.output_params();
+        for (o, &q) in out.iter_mut().zip(y) {
+            *o = params.dequantize(q);
+        }
+        Ok(())
+    }
+
+    /// Runs every layer: the input is the first [`Self::input_dim`] values
+    /// of `src`; returns the last tensor (in `src` or `dst`).
+    fn run<'s>(&self, mut src: &'s mut [i8], mut dst: &'s mut [i8]) -> Result<&'s [i8], Error> {
+        let mut words = self.words;
+        let mut params = self.spec.input;
+        let mut width = self.input_dim();
+        for layer in self.spec_layers() {
+            let (n_in, n_out) = (usize::from(layer.inputs), usize::from(layer.outputs));
+            let m = layer.multipliers();
+            // Lengths were validated at parse time: the errors are unreachable.
+            let (w, rest) = words
+                .split_at_checked(layer.weight_words())
+                .ok_or(INTERNAL)?;
+            let (bias, rest) = rest.split_at_checked(n_out).ok_or(INTERNAL)?;
+            let (multiplier, rest) = rest.split_at_checked(m).ok_or(INTERNAL)?;
+            let (shift, rest) = rest.split_at_checked(m).ok_or(INTERNAL)?;
+            words = rest;
+            let w: &[u8] = bytemuck::try_cast_slice(w).map_err(|_| INTERNAL)?;
+            let w: &[i8] = bytemuck::try_cast_slice(w).map_err(|_| INTERNAL)?;
+            let w = w.get(..layer.macs()).ok_or(INTERNAL)?;
+            let as_i32 = |v: &'a [f32]| -> Result<&'a [i32], Error> {
+                bytemuck::try_cast_slice(v).map_err(|_| INTERNAL)
+            };
+            let (act_min, act_max) = layer.act_range();
+            let requant = Requant {
+                multiplier: as_i32(multiplier)?,
+                shift: as_i32(shift)?,
+                output_zero_point: i32::from(layer.output.zero_point),
+                act_min,
+                act_max,
+                rounding: self.spec.rounding,
+            };
+            if width != n_in {
+                return Err(INTERNAL);
+            }
+            let x = src.get(..n_in).ok_or(INTERNAL)?;
+            let y = dst.get_mut(..n_out).ok_or(INTERNAL)?;
+            quant::dense_i8(
+                x,
+                i32::from(params.zero_point),
+                w,
+                Some(as_i32(bias)?),
+                &requant,
+                y,
+            )?;
+            let fixed = layer.activated();
+            if matches!(layer.activation, Activation::Sigmoid | Activation::Tanh) {
+                for q in y.iter_mut() {
+                    *q = fixed.quantize(layer.activation.apply(layer.output.dequantize(*q)));
+                }
+            }
+            params = fixed;
+            width = n_out;
+            core::mem::swap(&mut src, &mut dst);
+        }
+        let src: &'s [i8] = src;
+        src.get(..width).ok_or(INTERNAL)
+    }
+}
+
+/// Checks a spec against its data; returns the layers' words, the prior and
+/// the widest tensor.
+fn validate<'a>(
+    kind: ModelKind,
+    spec: &QNetworkSpec,
+    data: &'a [f32],
+) -> Result<(&'a [f32], LatentPrior<'a>, usize), Error> {
+    let count = spec.layers.count();
+    if count > MAX_LAYERS {
+        return Err(Error::TooManyLayers {
+            layers: count,
+            max: MAX_LAYERS,
+        });
+    }
+    let layers = spec.layers.as_slice();
+    let (first, last) = match (layers.first(), layers.last()) {
+        (Some(first), Some(last)) => (first, last),
+        _ => return Err(Error::InvalidShape(Shape::Empty)),
+    };
+    let (input, output) = match kind {
+        ModelKind::DecoderInt8 => (spec.latent, spec.data),
+        ModelKind::EncoderInt8 => (spec.data, spec.latent),
+        _ => return Err(Error::InvalidShape(Shape::PartKind)),
+    };
+    if first.inputs != input || last.outputs != output {
+        return Err(Error::InvalidShape(Shape::NetworkEnds));
+    }
+    let mut words = 0usize;
+    let mut hidden_width = usize::from(first.inputs);
+    for (i, layer) in layers.iter().enumerate() {
+        if layer.inputs == 0 || layer.outputs == 0 {
+            return Err(Error::InvalidShape(Shape::Empty));
+        }
+        if let Some(next) = layers.get(i + 1)
+            && next.inputs != layer.outputs
+        {
+            return Err(Error::InvalidShape(Shape::LayerWidths));
+        }
+        hidden_width = hidden_width.max(usize::from(layer.outputs));
+        words = words.checked_add(layer.words()).ok_or(DATA_LENGTH)?;
+    }
+    let latent = usize::from(spec.latent);
+    let prior_values = spec.prior.stored_values(latent).ok_or(DATA_LENGTH)?;
+    if words.checked_add(prior_values) != Some(data.len()) {
+        return Err(DATA_LENGTH);
+    }
+    let (layer_words, prior_params) = data.split_at_checked(words).ok_or(DATA_LENGTH)?;
+    // Every count matches the data: now the values, each read once.
+    spec.input.check()?;
+    let mut rest = layer_words;
+    for layer in layers {
+        layer.output.check()?;
+        if layer.activation == Activation::LeakyRelu {
+            return Err(Error::ParameterOutOfRange);
+        }
+        let m = layer.multipliers();
+        let skip = layer.weight_words() + usize::from(layer.outputs);
+        let (_, tail) = rest.split_at_checked(skip).ok_or(DATA_LENGTH)?;
+        let (multiplier, tail) = tail.split_at_checked(m).ok_or(DATA_LENGTH)?;
+        let (shift, tail) = tail.split_at_checked(m).ok_or(DATA_LENGTH)?;
+        rest = tail;
+        let multiplier: &[i32] = bytemuck::try_cast_slice(multiplier).map_err(|_| INTERNAL)?;
+        let shift: &[i32] = bytemuck::try_cast_slice(shift).map_err(|_| INTERNAL)?;
+        if multiplier.iter().any(|&v| v < 0) || shift.iter().any(|&s| !(-31..=30).contains(&s)) {
+            return Err(Error::ParameterOutOfRange);
+        }
+    }
+    let prior = LatentPrior::from_parts(spec.prior, latent, prior_params)?;
+    Ok((layer_words, prior, hidden_width))
+}
+
+#[cfg(feature = "alloc")]
+mod encode;
+#[cfg(feature = "alloc")]
+pub use encode::{QLayerParams, QNetworkParams};
+
+#[cfg(test)]
+mod tests;
