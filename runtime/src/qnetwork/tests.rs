@@ -1,1 +1,671 @@
+//! Unit tests of int8 network files: hand-computed passes, an i64
+//! reference, validation and typed errors, mutated files, bounded parsing.
+#![cfg(feature = "alloc")]
 
+extern crate std;
+
+use std::vec;
+use std::vec::Vec;
+
+use proptest::prelude::*;
+use rand_core::SeedableRng;
+use rand_xoshiro::Xoshiro128PlusPlus;
+
+use super::*;
+use crate::format::reseal;
+use crate::network::{PriorParams, Role};
+use crate::quant::quantize_multiplier_single_rounding;
+
+/// A copy of `bytes` at a 4-aligned address.
+struct AlignedBuf {
+    words: Vec<u32>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn new(bytes: &[u8]) -> Self {
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Self {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u32, u8>(&self.words)[..self.len]
+    }
+}
+
+fn qp(scale: f32, zero_point: i8) -> QuantParams {
+    QuantParams { scale, zero_point }
+}
+
+/// 2 -> 3 (relu) -> 2 (identity), weights at scale 1/64, tensors at 1/16
+/// with zero points: input 4, hidden -8, output 10.
+fn two_layers<'p>(multiplier: &'p [i32], shift: &'p [i32]) -> QNetworkParams<'p> {
+    QNetworkParams {
+        role: Role::Encoder,
+        input: qp(1.0 / 16.0, 4),
+        layers: vec![
+            QLayerParams {
+                inputs: 2,
+                outputs: 3,
+                activation: Activation::Relu,
+                weight: &[64, 0, 0, 64, 64, 64],
+                bias: &[0, 0, -1024],
+                multiplier: &[1 << 30],
+                shift: &[-5],
+                output: qp(1.0 / 16.0, -8),
+            },
+            QLayerParams {
+                inputs: 3,
+                outputs: 2,
+                activation: Activation::Identity,
+                weight: &[64, -64, 32, -32, 16, 8],
+                bias: &[100, -100],
+                multiplier,
+                shift,
+                output: qp(1.0 / 16.0, 10),
+            },
+        ],
+        prior: PriorParams::None,
+    }
+}
+
+fn parse(buf: &AlignedBuf) -> Result<QNetwork<'_>, Error> {
+    QNetwork::from_bytes(buf.bytes())
+}
+
+#[test]
+fn two_layer_relu_identity_by_hand_per_tensor_and_per_channel() {
+    // x = (2, -1): q = (32 + 4, -16 + 4) = (36, -12); x - zp = (32, -16).
+    // Layer 1: acc = (2048, -1024, 2048 - 1024 - 1024 = 0); times 2^-6 =
+    // (32, -16, 0); + zp -8 = (24, -24, -8); relu clamps at the zero point
+    // -8: (24, -8, -8), the reals (2, 0, 0).
+    // Layer 2: x - zp = (32, 0, 0); acc = (2048 + 100, -1024 - 100).
+    // Per-tensor (2^30, -5), times 2^-6: 33.56 -> 34 and -17.56 -> -18;
+    // + 10 = (44, -8). Per-channel, second row (2^30, -4), times 2^-5:
+    // -35.125 -> -35, + 10 = -25.
+    for (multiplier, shift, want) in [
+        (&[1 << 30][..], &[-5][..], [44i8, -8]),
+        (&[1 << 30, 1 << 30][..], &[-5, -4][..], [44, -25]),
+    ] {
+        let bytes = two_layers(multiplier, shift).encode().unwrap();
+        let buf = AlignedBuf::new(&bytes);
+        let net = parse(&buf).unwrap();
+        assert_eq!(net.kind(), ModelKind::EncoderInt8);
+        assert_eq!((net.input_dim(), net.output_dim()), (2, 2));
+        assert_eq!((net.hidden_width(), net.macs()), (3, 12));
+        assert_eq!(
+            net.layers().map(|l| l.per_channel).collect::<Vec<_>>(),
+            [false, multiplier.len() == 2]
+        );
+        let mut scratch = QScratch::<3>::new();
+        let mut q = [0i8; 2];
+        net.forward_i8(&[36, -12], &mut q, &mut scratch).unwrap();
+        assert_eq!(q, want);
+        let mut y = [0f32; 2];
+        net.forward(&[2.0, -1.0], &mut y, &mut scratch).unwrap();
+        assert_eq!(
+            y,
+            [
+                f32::from(want[0] - 10) / 16.0,
+                f32::from(want[1] - 10) / 16.0
+            ]
+        );
+        assert_eq!(net.output_params(), qp(1.0 / 16.0, 10));
+        // Words: layer 1: 2 (6 weights padded) + 3 + 2; layer 2: 2 + 2 + 2m.
+        assert_eq!(net.stored_bytes(), 4 * (7 + 4 + 2 * multiplier.len()));
+    }
+}
+
+#[test]
+fn sigmoid_and_tanh_map_through_the_fixed_output_params() {
+    for activation in [Activation::Sigmoid, Activation::Tanh] {
+        let params = QNetworkParams {
+            role: Role::Decoder,
+            input: qp(1.0 / 16.0, 0),
+            layers: vec![
+                QLayerParams {
+                    inputs: 1,
+                    outputs: 2,
+                    activation,
+                    weight: &[64, -64],
+                    bias: &[0, 0],
+                    multiplier: &[1 << 30],
+                    shift: &[-5],
+                    output: qp(1.0 / 16.0, 0),
+                },
+                QLayerParams {
+                    inputs: 2,
+                    outputs: 1,
+                    activation: Activation::Identity,
+                    weight: &[64, 0],
+                    bias: &[0],
+                    multiplier: &[1 << 30],
+                    shift: &[-5],
+                    output: qp(1.0 / 16.0, 0),
+                },
+            ],
+            prior: PriorParams::Gaussian,
+        };
+        let bytes = params.encode().unwrap();
+        let buf = AlignedBuf::new(&bytes);
+        let net = parse(&buf).unwrap();
+        let fixed = if activation == Activation::Sigmoid {
+            qp(1.0 / 256.0, -128)
+        } else {
+            qp(1.0 / 128.0, 0)
+        };
+        assert_eq!(net.layers().next().unwrap().activated, fixed);
+        let mut scratch = QScratch::<2>::new();
+        let mut out = [0i8];
+        // z = 1: pre-activation (16, -16) = (1, -1).
+        net.forward_i8(&[16], &mut out, &mut scratch).unwrap();
+        let h = fixed.quantize(activation.apply(1.0));
+        assert_eq!(
+            h,
+            if activation == Activation::Sigmoid {
+                // sigmoid(1) * 256 = 187.15 -> 187 - 128.
+                59
+            } else {
+                // tanh(1) * 128 = 97.48 -> 97.
+                97
+            }
+        );
+        // Layer 2 reads h with the fixed params: acc = 64 (h - zp), / 64,
+        // so its output is h - zp (the identity, clamped to 127).
+        let want = (i32::from(h) - i32::from(fixed.zero_point)).min(127);
+        assert_eq!(i32::from(out[0]), want);
+    }
+}
+
+/// A straightforward int8 pass: i64 sums, i128 single-rounding rescale.
+fn reference(params: &QNetworkParams<'_>, input: &[i8]) -> Vec<i8> {
+    let mut x: Vec<i8> = input.to_vec();
+    let mut zp = i64::from(params.input.zero_point);
+    for layer in &params.layers {
+        let mut y = vec![0i8; layer.outputs];
+        for (o, slot) in y.iter_mut().enumerate() {
+            let mut acc = i64::from(layer.bias[o]);
+            for (i, &xi) in x.iter().enumerate() {
+                acc += i64::from(layer.weight[o * layer.inputs + i]) * (i64::from(xi) - zp);
+            }
+            let c = if layer.multiplier.len() == 1 { 0 } else { o };
+            let (m, s) = (i128::from(layer.multiplier[c]), layer.shift[c]);
+            let total = 31 - s;
+            let scaled = (i128::from(acc) * m + (1i128 << (total - 1))) >> total;
+            let lo = match layer.activation {
+                Activation::Relu => i128::from(layer.output.zero_point),
+                _ => -128,
+            };
+            let q = (scaled + i128::from(layer.output.zero_point)).clamp(lo, 127) as i8;
+            *slot = match layer.activation {
+                Activation::Sigmoid => {
+                    SIGMOID_OUTPUT.quantize(Activation::Sigmoid.apply(layer.output.dequantize(q)))
+                }
+                Activation::Tanh => {
+                    TANH_OUTPUT.quantize(Activation::Tanh.apply(layer.output.dequantize(q)))
+                }
+                _ => q,
+            };
+        }
+        zp = i64::from(match layer.activation {
+            Activation::Sigmoid => SIGMOID_OUTPUT.zero_point,
+            Activation::Tanh => TANH_OUTPUT.zero_point,
+            _ => layer.output.zero_point,
+        });
+        x = y;
+    }
+    x
+}
+
+/// Owned parameters of a random network.
+#[derive(Debug, Clone)]
+struct Owned {
+    widths: Vec<usize>,
+    activations: Vec<Activation>,
+    weights: Vec<Vec<i8>>,
+    biases: Vec<Vec<i32>>,
+    multipliers: Vec<Vec<i32>>,
+    shifts: Vec<Vec<i32>>,
+    outputs: Vec<QuantParams>,
+    input: QuantParams,
+}
+
+impl Owned {
+    fn params(&self) -> QNetworkParams<'_> {
+        QNetworkParams {
+            role: Role::Encoder,
+            input: self.input,
+            layers: (0..self.activations.len())
+                .map(|l| QLayerParams {
+                    inputs: self.widths[l],
+                    outputs: self.widths[l + 1],
+                    activation: self.activations[l],
+                    weight: &self.weights[l],
+                    bias: &self.biases[l],
+                    multiplier: &self.multipliers[l],
+                    shift: &self.shifts[l],
+                    output: self.outputs[l],
+                })
+                .collect(),
+            prior: PriorParams::None,
+        }
+    }
+}
+
+fn random_network(seed: u64) -> Owned {
+    use rand_core::RngCore;
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(seed);
+    let mut next = |n: u32| rng.next_u32() % n;
+    let layers = 1 + next(4) as usize;
+    let widths: Vec<usize> = (0..=layers).map(|_| 1 + next(9) as usize).collect();
+    let acts = [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+    ];
+    let mut owned = Owned {
+        widths: widths.clone(),
+        activations: vec![],
+        weights: vec![],
+        biases: vec![],
+        multipliers: vec![],
+        shifts: vec![],
+        outputs: vec![],
+        input: qp(0.01 + next(100) as f32 / 100.0, next(256) as u8 as i8),
+    };
+    for l in 0..layers {
+        let (i, o) = (widths[l], widths[l + 1]);
+        owned.activations.push(acts[next(4) as usize]);
+        owned
+            .weights
+            .push((0..i * o).map(|_| next(256) as u8 as i8).collect());
+        owned
+            .biases
+            .push((0..o).map(|_| next(1 << 16) as i32 - (1 << 15)).collect());
+        let m = if next(2) == 0 { 1 } else { o };
+        let (mut ms, mut ss) = (vec![], vec![]);
+        for _ in 0..m {
+            let real = f64::from(1 + next(1000)) * 1e-5;
+            let (mq, sq) = quantize_multiplier_single_rounding(real);
+            ms.push(mq);
+            ss.push(sq);
+        }
+        owned.multipliers.push(ms);
+        owned.shifts.push(ss);
+        owned
+            .outputs
+            .push(qp(0.01 + next(100) as f32 / 50.0, next(256) as u8 as i8));
+    }
+    owned
+}
+
+#[test]
+fn random_networks_agree_with_the_i64_reference_and_forward_is_forward_i8() {
+    let mut scratch = QScratch::<16>::new();
+    for seed in 0..300 {
+        let owned = random_network(seed);
+        let params = owned.params();
+        let bytes = params.encode().unwrap();
+        let buf = AlignedBuf::new(&bytes);
+        let net = parse(&buf).unwrap();
+        let n_in = owned.widths[0];
+        let n_out = *owned.widths.last().unwrap();
+        let input: Vec<i8> = (0..n_in)
+            .map(|i| ((seed as usize * 37 + i * 101) % 256) as u8 as i8)
+            .collect();
+        let mut got = vec![0i8; n_out];
+        net.forward_i8(&input, &mut got, &mut scratch).unwrap();
+        assert_eq!(got, reference(&params, &input), "seed {seed}");
+
+        // forward == dequantize(forward_i8(quantize(x))).
+        let x: Vec<f32> = (0..n_in)
+            .map(|i| ((seed as f32) * 0.37 + i as f32 * 1.3).sin() * 3.0)
+            .collect();
+        let q: Vec<i8> = x.iter().map(|&v| net.input_params().quantize(v)).collect();
+        net.forward_i8(&q, &mut got, &mut scratch).unwrap();
+        let mut y = vec![0f32; n_out];
+        net.forward(&x, &mut y, &mut scratch).unwrap();
+        let out = net.output_params();
+        let want: Vec<f32> = got.iter().map(|&v| out.dequantize(v)).collect();
+        assert_eq!(y, want, "seed {seed}");
+    }
+}
+
+#[test]
+fn double_rounding_is_stored_and_used() {
+    let owned = random_network(11);
+    let params = owned.params();
+    let bytes = params.encode_with(Rounding::Double).unwrap();
+    let buf = AlignedBuf::new(&bytes);
+    let net = parse(&buf).unwrap();
+    assert_eq!(net.rounding(), Rounding::Double);
+    let single = params.encode().unwrap();
+    let single = AlignedBuf::new(&single);
+    assert_eq!(parse(&single).unwrap().rounding(), Rounding::Single);
+}
+
+#[test]
+fn calls_check_lengths_inputs_and_widths() {
+    let bytes = two_layers(&[1 << 30], &[-5]).encode().unwrap();
+    let buf = AlignedBuf::new(&bytes);
+    let net = parse(&buf).unwrap();
+    let mut scratch = QScratch::<3>::new();
+    let mut y = [0f32; 2];
+    assert!(matches!(
+        net.forward(&[1.0], &mut y, &mut scratch),
+        Err(Error::DimensionMismatch {
+            expected: 2,
+            found: 1
+        })
+    ));
+    assert!(matches!(
+        net.forward(&[1.0, 2.0], &mut [0.0; 3], &mut scratch),
+        Err(Error::DimensionMismatch { .. })
+    ));
+    assert_eq!(
+        net.forward(&[f32::NAN, 0.0], &mut y, &mut scratch),
+        Err(Error::NonFiniteInput)
+    );
+    assert_eq!(
+        net.forward(&[1.0, 0.0], &mut y, &mut QScratch::<2>::new()),
+        Err(Error::TooWide { width: 3, max: 2 })
+    );
+    assert_eq!(
+        net.forward_i8(&[1, 0], &mut [0; 2], &mut QScratch::<2>::new()),
+        Err(Error::TooWide { width: 3, max: 2 })
+    );
+    // An encoder does not sample; a decoder without a prior cannot.
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(1);
+    assert!(matches!(
+        net.sample(&mut rng, &mut y, &mut scratch),
+        Err(Error::WrongKind { .. })
+    ));
+    let mut decoder = two_layers(&[1 << 30], &[-5]);
+    decoder.role = Role::Decoder;
+    let bytes = decoder.encode().unwrap();
+    let buf = AlignedBuf::new(&bytes);
+    let net = parse(&buf).unwrap();
+    assert_eq!(
+        net.sample(&mut rng, &mut y, &mut QScratch::<8>::new()),
+        Err(Error::NoPrior)
+    );
+    // The f32 code takes 4 bytes a value.
+    assert_eq!(net.sample_width(), 8);
+    assert_eq!(
+        net.sample(&mut rng, &mut y, &mut QScratch::<7>::new()),
+        Err(Error::TooWide { width: 8, max: 7 })
+    );
+}
+
+#[test]
+fn the_writer_rejects_inconsistent_parameters() {
+    let mut p = two_layers(&[1 << 30], &[-5]);
+    p.layers[0].activation = Activation::LeakyRelu;
+    assert_eq!(p.encode(), Err(Error::InvalidParameters));
+    let mut p = two_layers(&[1 << 30, 1], &[-5]);
+    assert_eq!(p.encode(), Err(Error::InvalidParameters));
+    p = two_layers(&[1 << 30], &[31]);
+    assert_eq!(p.encode(), Err(Error::InvalidParameters));
+    p = two_layers(&[-1], &[0]);
+    assert_eq!(p.encode(), Err(Error::InvalidParameters));
+    p = two_layers(&[1 << 30], &[-5]);
+    p.layers[1].inputs = 2;
+    assert_eq!(p.encode(), Err(Error::InvalidParameters));
+    p = two_layers(&[1 << 30], &[-5]);
+    p.input.scale = 0.0;
+    assert_eq!(p.encode(), Err(Error::InvalidParameters));
+}
+
+/// A valid spec and its data words, to break one thing at a time.
+fn parts() -> (QNetworkSpec, Vec<f32>) {
+    let bytes = two_layers(&[1 << 30, 1 << 29], &[-5, -4]).encode().unwrap();
+    let buf = AlignedBuf::new(&bytes);
+    let file = format::open(buf.bytes()).unwrap();
+    let (_, spec, data) = file
+        .read_body::<QNetworkSpec>(&[ModelKind::EncoderInt8], SCHEMA_KEY)
+        .unwrap();
+    (spec, data.to_vec())
+}
+
+fn write(spec: &QNetworkSpec, data: &[f32]) -> AlignedBuf {
+    AlignedBuf::new(&format::write(ModelKind::EncoderInt8, SCHEMA_KEY, spec, data).unwrap())
+}
+
+fn with_layer(spec: &QNetworkSpec, i: usize, f: impl Fn(&mut QLayer)) -> QNetworkSpec {
+    let mut layers: Vec<QLayer> = spec.layers.as_slice().to_vec();
+    f(&mut layers[i]);
+    QNetworkSpec {
+        layers: QLayers::new(&layers).unwrap(),
+        ..*spec
+    }
+}
+
+#[test]
+fn every_validation_failure_is_a_typed_error() {
+    let (spec, data) = parts();
+    assert!(parse(&write(&spec, &data)).is_ok());
+    let shape = |s| Err(Error::InvalidShape(s));
+
+    // Truncated or extended data.
+    assert_eq!(
+        parse(&write(&spec, &data[..data.len() - 1])).map(|_| ()),
+        shape(Shape::DataLength)
+    );
+    let mut longer = data.clone();
+    longer.push(0.0);
+    assert_eq!(
+        parse(&write(&spec, &longer)).map(|_| ()),
+        shape(Shape::DataLength)
+    );
+    // Wrong widths: a chain that breaks, ends that do not match, a zero.
+    let broken = with_layer(&spec, 1, |l| l.inputs = 4);
+    assert_eq!(
+        parse(&write(&broken, &data)).map(|_| ()),
+        shape(Shape::LayerWidths)
+    );
+    let ends = QNetworkSpec { data: 3, ..spec };
+    assert_eq!(
+        parse(&write(&ends, &data)).map(|_| ()),
+        shape(Shape::NetworkEnds)
+    );
+    let zero = with_layer(&spec, 0, |l| l.outputs = 0);
+    let zero = with_layer(&zero, 1, |l| l.inputs = 0);
+    assert_eq!(parse(&write(&zero, &data)).map(|_| ()), shape(Shape::Empty));
+    let none = QNetworkSpec {
+        layers: QLayers::new(&[]).unwrap(),
+        ..spec
+    };
+    assert_eq!(parse(&write(&none, &[])).map(|_| ()), shape(Shape::Empty));
+    // Too many layers: 17 layers 2 -> 2.
+    let layer = QLayer {
+        inputs: 2,
+        outputs: 2,
+        ..spec.layers.as_slice()[0]
+    };
+    #[derive(Serialize)]
+    struct ManySpec {
+        latent: u16,
+        data: u16,
+        input: QuantParams,
+        rounding: Rounding,
+        layers: Vec<QLayer>,
+        prior: Prior,
+    }
+    let many = ManySpec {
+        latent: 2,
+        data: 2,
+        input: spec.input,
+        rounding: spec.rounding,
+        layers: vec![layer; MAX_LAYERS + 1],
+        prior: Prior::None,
+    };
+    let bytes = format::write(ModelKind::EncoderInt8, SCHEMA_KEY, &many, &data).unwrap();
+    assert_eq!(
+        parse(&AlignedBuf::new(&bytes)).map(|_| ()),
+        Err(Error::TooManyLayers {
+            layers: MAX_LAYERS + 1,
+            max: MAX_LAYERS
+        })
+    );
+    let mut seventeen = Vec::new();
+    for _ in 0..=MAX_LAYERS {
+        seventeen.push(layer);
+    }
+    assert_eq!(
+        QLayers::new(&seventeen),
+        Err(Error::TooManyLayers {
+            layers: 17,
+            max: MAX_LAYERS
+        })
+    );
+    // Scales: zero, negative, NaN, infinite; input and layer output.
+    for (scale, error) in [
+        (0.0, Error::ParameterOutOfRange),
+        (-1.0, Error::ParameterOutOfRange),
+        (f32::NAN, Error::NonFiniteParameter),
+        (f32::INFINITY, Error::NonFiniteParameter),
+    ] {
+        let bad = QNetworkSpec {
+            input: qp(scale, 0),
+            ..spec
+        };
+        assert_eq!(parse(&write(&bad, &data)).map(|_| ()), Err(error));
+        let bad = with_layer(&spec, 1, |l| l.output.scale = scale);
+        assert_eq!(parse(&write(&bad, &data)).map(|_| ()), Err(error));
+    }
+    // LeakyRelu is not an int8 activation.
+    let leaky = with_layer(&spec, 0, |l| l.activation = Activation::LeakyRelu);
+    assert_eq!(
+        parse(&write(&leaky, &data)).map(|_| ()),
+        Err(Error::ParameterOutOfRange)
+    );
+    // Shifts out of [-31, 30] and negative multipliers. Layer 1's words:
+    // 2 weight words, 3 bias, multiplier, shift; layer 2: 2, 2, 2 m, 2 s.
+    let (m1, s1, m2, s2) = (5, 6, 11, 13);
+    for (at, value) in [
+        (s1, 31),
+        (s1, -32),
+        (s2 + 1, i32::MAX),
+        (m1, -1),
+        (m2, i32::MIN),
+    ] {
+        let mut bad = data.clone();
+        bad[at] = f32::from_bits(value as u32);
+        assert_eq!(
+            parse(&write(&spec, &bad)).map(|_| ()),
+            Err(Error::ParameterOutOfRange),
+            "word {at} = {value}"
+        );
+    }
+    for (at, value) in [(s1, 30), (s1, -31), (m2 + 1, 0), (m1, i32::MAX)] {
+        let mut ok = data.clone();
+        ok[at] = f32::from_bits(value as u32);
+        assert!(parse(&write(&spec, &ok)).is_ok(), "word {at} = {value}");
+    }
+    // The other kinds' parsers reject int8 files, and this one theirs.
+    let buf = write(&spec, &data);
+    assert!(matches!(
+        crate::Network::from_bytes(buf.bytes()),
+        Err(Error::WrongKind { .. })
+    ));
+    let f32_file = crate::network::DecoderParams {
+        role: Role::Encoder,
+        latent: 1,
+        layers: vec![crate::network::LayerParams {
+            inputs: 1,
+            outputs: 1,
+            activation: Activation::Identity,
+            weight: &[1.0],
+            bias: &[0.0],
+        }],
+        prior: PriorParams::None,
+    }
+    .encode()
+    .unwrap();
+    assert!(matches!(
+        QNetwork::from_bytes(AlignedBuf::new(&f32_file).bytes()),
+        Err(Error::WrongKind { .. })
+    ));
+}
+
+#[test]
+fn a_spec_claiming_huge_widths_is_rejected_fast() {
+    // 16 layers of 65535 x 65535, per channel, and four data bytes: the
+    // reader compares counts before any loop over values.
+    let layer = QLayer {
+        inputs: u16::MAX,
+        outputs: u16::MAX,
+        activation: Activation::Relu,
+        per_channel: true,
+        output: qp(1.0, 0),
+    };
+    let spec = QNetworkSpec {
+        latent: u16::MAX,
+        data: u16::MAX,
+        input: qp(1.0, 0),
+        rounding: Rounding::Single,
+        layers: QLayers::new(&[layer; MAX_LAYERS]).unwrap(),
+        prior: Prior::Mixture {
+            components: u16::MAX,
+        },
+    };
+    let buf = write(&spec, &[0.0]);
+    let start = std::time::Instant::now();
+    for _ in 0..1000 {
+        assert_eq!(
+            parse(&buf).map(|_| ()),
+            Err(Error::InvalidShape(Shape::DataLength))
+        );
+    }
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn mutated_files_never_panic(
+        seed in 0u64..64,
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        cut in proptest::option::of(any::<usize>()),
+        x in proptest::collection::vec(-10.0f32..10.0, 16),
+    ) {
+        let owned = random_network(seed);
+        let mut params = owned.params();
+        if seed % 2 == 0 {
+            params.role = Role::Decoder;
+            params.prior = PriorParams::Gaussian;
+        }
+        let mut bytes = params.encode().unwrap();
+        for (at, value) in edits {
+            let at = at % bytes.len();
+            bytes[at] = value;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut % (bytes.len() + 1));
+        }
+        reseal(&mut bytes);
+        let buf = AlignedBuf::new(&bytes);
+        if let Ok(net) = parse(&buf) {
+            let mut scratch = QScratch::<64>::new();
+            let mut out = vec![0f32; net.output_dim()];
+            let input = x.get(..net.input_dim()).map(<[f32]>::to_vec)
+                .unwrap_or_else(|| vec![0.5; net.input_dim()]);
+            let _ = net.forward(&input, &mut out, &mut scratch);
+            let q = vec![7i8; net.input_dim()];
+            let mut qo = vec![0i8; net.output_dim()];
+            let _ = net.forward_i8(&q, &mut qo, &mut scratch);
+            let mut rng = Xoshiro128PlusPlus::seed_from_u64(seed);
+            let _ = net.sample(&mut rng, &mut out, &mut scratch);
+            let _ = (net.macs(), net.stored_bytes(), net.layers().count());
+            if let Ok(any) = crate::AnyModel::from_bytes(buf.bytes()) {
+                let _ = any.eval(&input, &mut out, &mut crate::Scratch::<64>::new());
+            }
+        }
+    }
+}
