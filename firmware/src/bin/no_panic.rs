@@ -1,7 +1,8 @@
 //! Proof that the runtime has no reachable panic: this program parses
 //! bytes the optimiser knows nothing about and calls every public entry
 //! point (parse, score, decode, encode, forward, sample, window
-//! statistics, the any-kind dispatch, the int8 arithmetic), and its panic handler calls a function that does not exist. It
+//! statistics, the any-kind dispatch, the int8 arithmetic and int8
+//! networks), and its panic handler calls a function that does not exist. It
 //! links only if no panic path survives optimisation; it is built with the
 //! firmware, and never run.
 #![no_std]
@@ -15,7 +16,8 @@ use tinygen_runtime::detector::DetectorScratch;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    Aligned, AnyModel, Decoder, Detector, Encoder, Gmm, Network, Scratch, Xoshiro128PlusPlus,
+    Aligned, AnyModel, Decoder, Detector, Encoder, Gmm, Network, QNetwork, QScratch, Scratch,
+    Xoshiro128PlusPlus,
 };
 
 static FILE: Aligned<[u8; 4096]> = Aligned([0; 4096]);
@@ -64,6 +66,22 @@ fn main() -> ! {
     }
     if let Ok(model) = AnyModel::from_bytes(bytes) {
         black_box(model.eval(input, out, &mut scratch).ok());
+        // An int8 network inside the dispatch (its own int8 buffers).
+        if let AnyModel::QNetwork(net) = model {
+            black_box(net.macs());
+        }
+    }
+    let mut qscratch = QScratch::<64>::new();
+    if let Ok(net) = QNetwork::from_bytes(bytes) {
+        black_box(net.forward(input, out, &mut qscratch).ok());
+        let mut int_out = [0i8; 64];
+        let int_out = &mut int_out[..black_box(8usize).min(64)];
+        let ints = black_box(&INTS[..black_box(16usize).min(64)]);
+        black_box(net.forward_i8(ints, int_out, &mut qscratch).ok());
+        black_box(net.sample(&mut rng, out, &mut qscratch).ok());
+        black_box(net.prior().sample(&mut rng, out).ok());
+        black_box((net.input_params(), net.output_params(), net.stored_bytes()));
+        black_box(net.layers().map(|l| l.outputs).sum::<usize>());
     }
     let channels = black_box(4usize);
     black_box(window_stats(input, channels, out).ok());
