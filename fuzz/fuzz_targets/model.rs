@@ -3,9 +3,10 @@
 //! Input layout: one control byte, then a model file, then (optionally)
 //! bytes that choose the evaluation inputs.
 //!
-//! * Control bits 0..=2: 1..=5 overwrite the header's kind code (1 gmm,
-//!   2 kde, 3 detector, 4 decoder, 5 encoder) and its schema key with that
-//!   kind's; 0, 6 and 7 keep the header as it is.
+//! * Control bits 0..=2: 1..=7 overwrite the header's kind code (1 gmm,
+//!   2 kde, 3 detector, 4 decoder, 5 encoder, 6 decoder-int8, 7
+//!   encoder-int8) and its schema key with that kind's; 0 keeps the header
+//!   as it is.
 //! * Control bit 3: no fix-ups at all (the file is tried as it is, so the
 //!   length and CRC checks are exercised too).
 //! * The file is `HEADER_LEN + claimed body length + CRC_LEN` bytes long if
@@ -25,7 +26,8 @@ use tinygen_runtime::detector::DetectorScratch;
 use tinygen_runtime::format::{self, CRC_LEN, HEADER_LEN, ModelKind};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    AnyModel, Decoder, Detector, Encoder, Gmm, Network, Scratch, Xoshiro128PlusPlus,
+    AnyModel, Decoder, Detector, Encoder, Gmm, Network, QNetwork, QScratch, Scratch,
+    Xoshiro128PlusPlus,
 };
 
 /// Largest input the harness allocates for one call (values). A parsed
@@ -58,6 +60,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(network) = Network::from_bytes(bytes) {
         evaluate_network(&network, &mut values);
+    }
+    if let Ok(network) = QNetwork::from_bytes(bytes) {
+        evaluate_qnetwork(&network, &mut values);
     }
     if let Ok(model) = AnyModel::from_bytes(bytes) {
         evaluate_any(&model, &mut values);
@@ -246,6 +251,46 @@ fn evaluate_network(network: &Network<'_>, values: &mut Values<'_>) {
         let _ = network.prior().sample(&mut rng, &mut z);
         let _ = network.prior().mixture();
     }
+}
+
+fn evaluate_qnetwork(network: &QNetwork<'_>, values: &mut Values<'_>) {
+    let _ = (
+        network.kind(),
+        network.header(),
+        network.spec(),
+        network.layers().count(),
+        network.input_params(),
+        network.output_params(),
+        network.hidden_width(),
+        network.sample_width(),
+        network.stored_bytes(),
+        network.macs(),
+    );
+    let (Some(input), Some(mut output)) = (
+        values.vector(network.input_dim()),
+        values.vector(network.output_dim()),
+    ) else {
+        return;
+    };
+    let _ = network.forward(&input, &mut output, &mut QScratch::<4>::new());
+    let mut wide = Box::new(QScratch::<2048>::new());
+    let forward = network.forward(&input, &mut output, &mut wide);
+    // forward is forward_i8 between quantize and dequantize.
+    let q: Vec<i8> = input
+        .iter()
+        .map(|&v| network.input_params().quantize(v))
+        .collect();
+    let mut q_out = vec![0i8; output.len()];
+    let forward_i8 = network.forward_i8(&q, &mut q_out, &mut wide);
+    if forward.is_ok() {
+        assert!(forward_i8.is_ok());
+        let params = network.output_params();
+        for (y, &v) in output.iter().zip(&q_out) {
+            assert_eq!(y.to_bits(), params.dequantize(v).to_bits());
+        }
+    }
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(u64::from(values.state));
+    let _ = network.sample(&mut rng, &mut output, &mut wide);
 }
 
 fn evaluate_decoder<const N: usize>(decoder: &Decoder<'_, N>, values: &mut Values<'_>) {
