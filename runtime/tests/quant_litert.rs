@@ -225,3 +225,62 @@ fn quantize_round_trips_the_fixture_scales() {
         }
     }
 }
+
+/// Each fixture case written as a one-layer int8 encoder file and read
+/// back: `QNetwork::forward_i8` gives LiteRT's outputs bit for bit.
+#[cfg(feature = "alloc")]
+#[test]
+fn int8_network_files_match_litert_bit_for_bit() {
+    use tinygen_runtime::network::{PriorParams, Role};
+    use tinygen_runtime::qnetwork::{
+        QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams,
+    };
+    use tinygen_runtime::{Activation, Aligned};
+
+    let mut compared = 0;
+    for case in fixture().cases {
+        let (multiplier, shift) = case.multipliers();
+        let zero_point = |z: i32| i8::try_from(z).unwrap();
+        let params = QNetworkParams {
+            role: Role::Encoder,
+            input: QuantParams {
+                scale: case.input_scale(),
+                zero_point: zero_point(case.input_zero_point),
+            },
+            layers: vec![QLayerParams {
+                inputs: case.inputs_len,
+                outputs: case.outputs_len,
+                activation: if case.activation == "relu" {
+                    Activation::Relu
+                } else {
+                    Activation::Identity
+                },
+                weight: &case.weights,
+                bias: &case.bias,
+                multiplier: &multiplier,
+                shift: &shift,
+                output: QuantParams {
+                    scale: case.output_scale(),
+                    zero_point: zero_point(case.output_zero_point),
+                },
+            }],
+            prior: PriorParams::None,
+        };
+        let bytes = params.encode().unwrap();
+        let mut flash = Box::new(Aligned([0u8; 4096]));
+        flash.0[..bytes.len()].copy_from_slice(&bytes);
+        let net = QNetwork::from_bytes(&flash.0[..bytes.len()]).unwrap();
+        assert_eq!(
+            net.layers().next().unwrap().per_channel,
+            multiplier.len() > 1
+        );
+        let mut scratch = QScratch::<64>::new();
+        let mut out = vec![0i8; case.outputs_len];
+        for (x, want) in case.inputs.iter().zip(&case.outputs_reference) {
+            net.forward_i8(x, &mut out, &mut scratch).unwrap();
+            assert_eq!(&out, want, "{}", case.name);
+            compared += out.len();
+        }
+    }
+    assert!(compared >= 2700, "{compared} outputs");
+}

@@ -182,7 +182,7 @@ fn sigmoid_and_tanh_map_through_the_fixed_output_params() {
 }
 
 /// A straightforward int8 pass: i64 sums, i128 single-rounding rescale.
-fn reference(params: &QNetworkParams<'_>, input: &[i8]) -> Vec<i8> {
+fn reference(params: &QNetworkParams<'_>, rounding: Rounding, input: &[i8]) -> Vec<i8> {
     let mut x: Vec<i8> = input.to_vec();
     let mut zp = i64::from(params.input.zero_point);
     for layer in &params.layers {
@@ -195,7 +195,15 @@ fn reference(params: &QNetworkParams<'_>, input: &[i8]) -> Vec<i8> {
             let c = if layer.multiplier.len() == 1 { 0 } else { o };
             let (m, s) = (i128::from(layer.multiplier[c]), layer.shift[c]);
             let total = 31 - s;
-            let scaled = (i128::from(acc) * m + (1i128 << (total - 1))) >> total;
+            let scaled = match rounding {
+                Rounding::Single => (i128::from(acc) * m + (1i128 << (total - 1))) >> total,
+                // gemmlowp's two roundings: the crate's own function.
+                Rounding::Double => i128::from(quant::multiply_by_quantized_multiplier(
+                    i32::try_from(acc).unwrap(),
+                    layer.multiplier[c],
+                    s,
+                )),
+            };
             let lo = match layer.activation {
                 Activation::Relu => i128::from(layer.output.zero_point),
                 _ => -128,
@@ -320,7 +328,11 @@ fn random_networks_agree_with_the_i64_reference_and_forward_is_forward_i8() {
             .collect();
         let mut got = vec![0i8; n_out];
         net.forward_i8(&input, &mut got, &mut scratch).unwrap();
-        assert_eq!(got, reference(&params, &input), "seed {seed}");
+        assert_eq!(
+            got,
+            reference(&params, Rounding::Single, &input),
+            "seed {seed}"
+        );
 
         // forward == dequantize(forward_i8(quantize(x))).
         let x: Vec<f32> = (0..n_in)
@@ -338,12 +350,23 @@ fn random_networks_agree_with_the_i64_reference_and_forward_is_forward_i8() {
 
 #[test]
 fn double_rounding_is_stored_and_used() {
+    let mut scratch = QScratch::<16>::new();
+    for seed in 0..100 {
+        let owned = random_network(seed);
+        let params = owned.params();
+        let bytes = params.encode_with(Rounding::Double).unwrap();
+        let buf = AlignedBuf::new(&bytes);
+        let net = parse(&buf).unwrap();
+        assert_eq!(net.rounding(), Rounding::Double);
+        let input: Vec<i8> = (0..owned.widths[0])
+            .map(|i| ((seed as usize * 53 + i * 29) % 256) as u8 as i8)
+            .collect();
+        let mut got = vec![0i8; *owned.widths.last().unwrap()];
+        net.forward_i8(&input, &mut got, &mut scratch).unwrap();
+        assert_eq!(got, reference(&params, Rounding::Double, &input));
+    }
     let owned = random_network(11);
     let params = owned.params();
-    let bytes = params.encode_with(Rounding::Double).unwrap();
-    let buf = AlignedBuf::new(&bytes);
-    let net = parse(&buf).unwrap();
-    assert_eq!(net.rounding(), Rounding::Double);
     let single = params.encode().unwrap();
     let single = AlignedBuf::new(&single);
     assert_eq!(parse(&single).unwrap().rounding(), Rounding::Single);
