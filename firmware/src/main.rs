@@ -20,6 +20,7 @@ use semihosting::println;
 mod platform;
 
 use tinygen_runtime::format::read_header;
+use tinygen_runtime::qnetwork::QScratch;
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
     Aligned, AnyModel, Decoder, Detector, Error, ModelKind, Scratch, Shape, Xoshiro128PlusPlus,
@@ -142,14 +143,25 @@ fn check_case(case: &Case) -> usize {
             }
         }
     }
-    if model.kind() == ModelKind::Decoder {
-        mismatches += match Decoder::from_bytes(case.model) {
-            Ok(decoder) => check_samples(case, &decoder, out, &mut scratch),
-            Err(e) => {
-                println!("case {}: decoder rejected: {}", case.name, e);
-                1
-            }
-        };
+    match (&model, model.kind()) {
+        (AnyModel::Network(_), ModelKind::Decoder) => {
+            mismatches += match Decoder::<MAX_WIDTH>::from_bytes(case.model) {
+                Ok(decoder) => check_samples(case, out, |rng, out| {
+                    decoder.sample(rng, out, &mut scratch)
+                }),
+                Err(e) => {
+                    println!("case {}: decoder rejected: {}", case.name, e);
+                    1
+                }
+            };
+        }
+        (AnyModel::QNetwork(decoder), ModelKind::DecoderInt8) => {
+            let mut scratch = QScratch::<MAX_WIDTH>::new();
+            mismatches += check_samples(case, out, |rng, out| {
+                decoder.sample(rng, out, &mut scratch)
+            });
+        }
+        _ => {}
     }
     if let (AnyModel::Detector(detector), false) = (&model, case.labels.is_empty()) {
         report_alarms(case, detector);
@@ -198,16 +210,15 @@ impl core::fmt::Display for Sci {
 /// sample as text when it is a square image. Returns the mismatches.
 fn check_samples(
     case: &Case,
-    decoder: &Decoder<MAX_WIDTH>,
     out: &mut [f32],
-    scratch: &mut Scratch<MAX_WIDTH>,
+    mut sample: impl FnMut(&mut Xoshiro128PlusPlus, &mut [f32]) -> Result<(), Error>,
 ) -> usize {
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(0);
     let n = out.len();
     let mut mismatches = 0;
     let count = (case.samples.len() / n).max(1);
     for i in 0..count {
-        if let Err(e) = decoder.sample(&mut rng, out, scratch) {
+        if let Err(e) = sample(&mut rng, out) {
             println!("case {}: sampling failed: {}", case.name, e);
             return 1;
         }

@@ -20,7 +20,7 @@ use tinygen::detector::neural::NeuralOptions;
 use tinygen::detector::windows::series_windows;
 use tinygen::host::AlignedBytes;
 use tinygen::nn::config::{NetworkConfig, NetworkKind as NetKind, Objective, Reconstruction};
-use tinygen::nn::export::{Part, export_tgm, verify_tgm};
+use tinygen::nn::export::{Part, export_int8, export_tgm, verify_tgm};
 use tinygen::nn::network::Network;
 use tinygen::nn::prior::Prior;
 use tinygen_runtime::detector::Features;
@@ -283,6 +283,25 @@ fn firmware_scores_are_bit_identical_to_the_host() {
             .map(|i| ((i * 37 % 23) as f32 - 11.0) / 5.0)
             .collect();
         xtask::write_case(&dir.join(name), &bytes, &z).unwrap();
+        // The same network in int8, both halves, calibrated on the inputs
+        // they are checked on: the device must give the host's integers
+        // (compared as the dequantized floats, bit for bit).
+        let x: Vec<f32> = (0..16 * 64)
+            .map(|i| ((i * 53 % 97) as f32) / 96.0)
+            .collect();
+        // (int8 networks have no leaky ReLU.)
+        let int8_parts = if activation == tinygen_runtime::Activation::LeakyRelu {
+            vec![]
+        } else {
+            vec![
+                (Part::Decoder, &z, "int8"),
+                (Part::Encoder, &x, "int8_encoder"),
+            ]
+        };
+        for (part, inputs, suffix) in int8_parts {
+            let (int8, _) = export_int8(&net, part, None, inputs).unwrap();
+            xtask::write_case(&dir.join(format!("{name}_{suffix}")), &int8, inputs).unwrap();
+        }
     }
 
     let plugin = xtask::build_icount_plugin().unwrap();
@@ -347,10 +366,27 @@ fn check_core(
         "decoder_swae_ring",
         "decoder_swae_gmm",
     ] {
-        for line in [
+        let mut lines = vec![
             format!("case {name}: 1024 values, 1024 bit-exact, 0 mismatches"),
             format!("case {name}: 2 samples from the prior, 0 values differ from the host"),
-        ] {
+        ];
+        if name != "decoder_swae_gmm" {
+            let encoded = if name == "decoder_vae_gaussian" {
+                64
+            } else {
+                32
+            };
+            lines.extend([
+                format!("case {name}_int8: 1024 values, 1024 bit-exact, 0 mismatches"),
+                format!(
+                    "case {name}_int8: 2 samples from the prior, 0 values differ from the host"
+                ),
+                format!(
+                    "case {name}_int8_encoder: {encoded} values, {encoded} bit-exact, 0 mismatches"
+                ),
+            ]);
+        }
+        for line in lines {
             assert!(
                 stdout.contains(&line),
                 "missing {line:?} on the {core:?}:\n{}",

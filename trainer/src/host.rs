@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail, ensure};
 use rayon::prelude::*;
 use tinygen_runtime::detector::DetectorScratch;
+use tinygen_runtime::qnetwork::QScratch;
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    AnyModel, Decoder, Detector, Error, ModelKind, Network, Scratch, Shape, Xoshiro128PlusPlus,
+    AnyModel, Decoder, Detector, Error, ModelKind, Scratch, Shape, Xoshiro128PlusPlus,
 };
 
 use crate::data::Dataset;
@@ -84,6 +85,13 @@ pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>
                 }
                 Ok(())
             }
+            AnyModel::QNetwork(net) => {
+                let mut scratch = Box::new(QScratch::<HOST_WIDTH>::new());
+                for (y, x) in out.chunks_exact_mut(o).zip(rows.chunks_exact(i)) {
+                    net.forward(x, y, &mut scratch)?;
+                }
+                Ok(())
+            }
         })
         .map_err(|e| anyhow!("runtime: {e}"))?;
     Ok(out)
@@ -126,7 +134,7 @@ pub struct NetworkRows {
     pub values: Vec<f32>,
     /// Values per row.
     pub width: usize,
-    /// [`ModelKind::Decoder`] or [`ModelKind::Encoder`].
+    /// The file's kind: a decoder or an encoder, f32 or int8.
     pub kind: ModelKind,
 }
 
@@ -148,26 +156,34 @@ impl NetworkFile {
         Ok(file)
     }
 
-    fn network(&self) -> anyhow::Result<Network<'_>> {
-        Network::from_bytes(self.bytes.as_bytes())
-            .map_err(|e| anyhow!("{}: {e}", self.path.display()))
+    /// The network, f32 or int8.
+    fn network(&self) -> anyhow::Result<AnyModel<'_>> {
+        let fail = |e: Error| anyhow!("{}: {e}", self.path.display());
+        match AnyModel::from_bytes(self.bytes.as_bytes()).map_err(fail)? {
+            model @ (AnyModel::Network(_) | AnyModel::QNetwork(_)) => Ok(model),
+            other => bail!(
+                "{} is a {} model, not a decoder or an encoder",
+                self.path.display(),
+                other.kind()
+            ),
+        }
     }
 
     /// The network's output for each row of `data` (`data_name` names it
     /// in errors), as the device computes it.
     pub fn run(&self, data: &Dataset, data_name: &Path) -> anyhow::Result<NetworkRows> {
         let net = self.network()?;
-        if data.cols != net.input_dim() {
+        if data.cols != net.input_len() {
             bail!(
                 "{} has {} columns but the model takes {} values per row",
                 data_name.display(),
                 data.cols,
-                net.input_dim()
+                net.input_len()
             );
         }
         Ok(NetworkRows {
-            values: run_rows(&AnyModel::Network(net), &data.to_f32())?,
-            width: net.output_dim(),
+            values: run_rows(&net, &data.to_f32())?,
+            width: net.output_len(),
             kind: net.kind(),
         })
     }
@@ -178,20 +194,32 @@ impl NetworkFile {
 /// seeded with `seed`.
 pub fn sample_file(path: &Path, n: usize, seed: u64) -> anyhow::Result<NetworkRows> {
     let file = AlignedBytes::read(path)?;
-    let dec = Decoder::<HOST_WIDTH>::from_bytes(file.as_bytes())
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let width = dec.output_dim();
+    let fail = |e: Error| anyhow!("{}: {e}", path.display());
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(seed);
-    let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
+    let model = AnyModel::from_bytes(file.as_bytes()).map_err(fail)?;
+    let width = model.output_len();
     let mut values = vec![0f32; n * width];
-    for row in values.chunks_mut(width) {
-        dec.sample(&mut rng, row, &mut scratch)
-            .map_err(|e| anyhow!("sampling failed: {e}"))?;
+    match model {
+        AnyModel::QNetwork(q) if model.kind() == ModelKind::DecoderInt8 => {
+            let mut scratch = Box::new(QScratch::<HOST_WIDTH>::new());
+            for row in values.chunks_mut(width) {
+                q.sample(&mut rng, row, &mut scratch)
+                    .map_err(|e| anyhow!("sampling failed: {e}"))?;
+            }
+        }
+        _ => {
+            let dec = Decoder::<HOST_WIDTH>::from_bytes(file.as_bytes()).map_err(fail)?;
+            let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
+            for row in values.chunks_mut(width) {
+                dec.sample(&mut rng, row, &mut scratch)
+                    .map_err(|e| anyhow!("sampling failed: {e}"))?;
+            }
+        }
     }
     Ok(NetworkRows {
         values,
         width,
-        kind: ModelKind::Decoder,
+        kind: model.kind(),
     })
 }
 

@@ -245,24 +245,34 @@ pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()
         "points must be whole rows of {d} values"
     );
     let outputs = run_rows(&parsed, points)?;
-    let header = match parsed.kind() {
-        ModelKind::Gmm | ModelKind::Kde => "log_density".to_string(),
-        ModelKind::Detector => "score".to_string(),
-        ModelKind::Decoder | ModelKind::Encoder => (0..o)
+    let header = match parsed {
+        AnyModel::Density(_) => "log_density".to_string(),
+        AnyModel::Detector(_) => "score".to_string(),
+        AnyModel::Network(_) | AnyModel::QNetwork(_) => (0..o)
             .map(|j| format!("x{j}"))
             .collect::<Vec<_>>()
             .join(","),
     };
     let mut samples = None;
-    if parsed.kind() == ModelKind::Decoder {
-        let decoder = Decoder::<HOST_WIDTH>::from_bytes(bytes).map_err(fail)?;
-        let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
-        let mut rng = tinygen_runtime::Xoshiro128PlusPlus::seed_from_u64(0);
-        let mut drawn = vec![0f32; 2 * o];
-        for row in drawn.chunks_exact_mut(o) {
-            decoder.sample(&mut rng, row, &mut scratch).map_err(fail)?;
+    let mut rng = tinygen_runtime::Xoshiro128PlusPlus::seed_from_u64(0);
+    let mut drawn = vec![0f32; 2 * o];
+    match (parsed, parsed.kind()) {
+        (AnyModel::Network(_), ModelKind::Decoder) => {
+            let decoder = Decoder::<HOST_WIDTH>::from_bytes(bytes).map_err(fail)?;
+            let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
+            for row in drawn.chunks_exact_mut(o) {
+                decoder.sample(&mut rng, row, &mut scratch).map_err(fail)?;
+            }
+            samples = Some(drawn);
         }
-        samples = Some(drawn);
+        (AnyModel::QNetwork(decoder), ModelKind::DecoderInt8) => {
+            let mut scratch = Box::new(tinygen_runtime::qnetwork::QScratch::<HOST_WIDTH>::new());
+            for row in drawn.chunks_exact_mut(o) {
+                decoder.sample(&mut rng, row, &mut scratch).map_err(fail)?;
+            }
+            samples = Some(drawn);
+        }
+        _ => {}
     }
     let rows = |values: &[f32], width: usize| -> String {
         values

@@ -4,13 +4,17 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use tinygen_runtime::qnetwork::QNetwork;
 use tinygen_runtime::{ModelKind, Network as RtNetwork};
 
 use super::DataArgs;
 use crate::data::images::Split;
 use crate::host::{self, AlignedBytes, NetworkFile, NetworkRows};
 use crate::io::{write_atomic, write_output};
-use crate::nn::export::{Part, export_tgm, read_latent_mixture, verify_tgm};
+use crate::nn::export::{
+    Part, calibration_rows, error_against_f32, export_int8, export_tgm, read_latent_mixture,
+    verify_tgm,
+};
 use crate::nn::fit::DataSource;
 use crate::nn::network::Network;
 use crate::nn::plots::square_image_grid;
@@ -39,6 +43,22 @@ pub struct ExportArgs {
     /// Output file.
     #[arg(long)]
     pub out: PathBuf,
+    /// Quantize the network: int8 (TensorFlow Lite's scheme: per-channel
+    /// symmetric weights, per-tensor activations calibrated by min/max on
+    /// the run's training data); `.tgm` only.
+    #[arg(long, value_enum)]
+    pub quantize: Option<Quantize>,
+    /// Training rows the int8 activation ranges are measured on (the first
+    /// rows of the run's training data).
+    #[arg(long, default_value_t = 1000, requires = "quantize")]
+    pub calibration_rows: usize,
+}
+
+/// Number formats a network can be quantized to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Quantize {
+    /// 8-bit integers.
+    Int8,
 }
 
 /// Largest absolute difference allowed between the export and candle.
@@ -53,10 +73,59 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
         Part::Decoder => Vec::new(),
         Part::Encoder => DataSource::of_run(&config).load_split(Split::Test)?.x,
     };
-    match args.format {
-        Format::Tgm => export_runtime_file(args, &net, &data),
-        Format::Onnx => export_onnx_file(args, &net, &data),
+    match (args.format, args.quantize) {
+        (Format::Tgm, None) => export_runtime_file(args, &net, &data),
+        (Format::Tgm, Some(Quantize::Int8)) => {
+            let train = DataSource::of_run(&config).load_split(Split::Train)?.x;
+            export_int8_file(args, &net, &data, &train)
+        }
+        (Format::Onnx, None) => export_onnx_file(args, &net, &data),
+        (Format::Onnx, Some(_)) => {
+            anyhow::bail!("--quantize writes .tgm files only (--format tgm)")
+        }
     }
+}
+
+fn export_int8_file(
+    args: &ExportArgs,
+    net: &Network,
+    data: &[f32],
+    train: &[f32],
+) -> anyhow::Result<()> {
+    let latent = read_latent_mixture(&args.run)?;
+    let calibration = calibration_rows(net, args.part, train, args.calibration_rows)?;
+    let (bytes, quantized) = export_int8(net, args.part, latent.as_ref(), &calibration)?;
+    let (worst, mean) = error_against_f32(net, args.part, &bytes, data)?;
+    if !(worst.is_finite() && mean.is_finite()) {
+        anyhow::bail!("the int8 network's outputs are not finite; nothing written");
+    }
+    write_atomic(&args.out, &bytes)?;
+    let f32_bytes = export_tgm(net, args.part, latent.as_ref())?.len();
+    let file = AlignedBytes::new(&bytes);
+    let rt = QNetwork::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let calibrated = match args.part {
+        Part::Decoder => format!(
+            "{} latent codes of training rows and as many prior draws",
+            quantized.calibration_rows / 2
+        ),
+        Part::Encoder => format!("{} training rows", quantized.calibration_rows),
+    };
+    println!(
+        "wrote {} ({} bytes, {:.1}x smaller than f32's {f32_bytes}): int8 {} {} -> {}, {} layers, \
+         {} multiply-accumulates per call, activation buffers 2 x {} bytes; ranges calibrated \
+         (min/max) on {calibrated}; against candle's f32 on the check inputs: max abs error \
+         {worst:.4}, mean {mean:.5}",
+        args.out.display(),
+        bytes.len(),
+        f32_bytes as f64 / bytes.len() as f64,
+        format!("{:?}", args.part).to_lowercase(),
+        rt.input_dim(),
+        rt.output_dim(),
+        quantized.layers.len(),
+        rt.macs(),
+        rt.hidden_width(),
+    );
+    Ok(())
 }
 
 fn export_runtime_file(args: &ExportArgs, net: &Network, data: &[f32]) -> anyhow::Result<()> {
@@ -157,7 +226,7 @@ pub struct DecodeArgs {
 }
 
 fn write_rows(out: Option<&Path>, rows: &NetworkRows) -> anyhow::Result<()> {
-    let prefix = if rows.kind == ModelKind::Encoder {
+    let prefix = if matches!(rows.kind, ModelKind::Encoder | ModelKind::EncoderInt8) {
         "z"
     } else {
         "x"

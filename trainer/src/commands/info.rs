@@ -125,6 +125,45 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
             );
             println!("macs        {} per sample", net.macs());
         }
+        AnyModel::QNetwork(net) => {
+            let input = net.input_params();
+            println!(
+                "scheme      int8 (TensorFlow Lite's): symmetric weights, asymmetric activations, \
+                 int32 accumulators, fixed-point requantization"
+            );
+            println!(
+                "input       {} values, quantized with scale {:e}, zero point {}",
+                net.input_dim(),
+                input.scale,
+                input.zero_point
+            );
+            for (i, layer) in net.layers().enumerate() {
+                println!(
+                    "layer {i}     {} -> {} {}, {} weight scales, output scale {:e}, zero point {}",
+                    layer.inputs,
+                    layer.outputs,
+                    layer.activation.name(),
+                    if layer.per_channel {
+                        "per-channel"
+                    } else {
+                        "one"
+                    },
+                    layer.output.scale,
+                    layer.output.zero_point
+                );
+            }
+            println!(
+                "flash       {} bytes (the file, read in place; {} bytes of weights and parameters)",
+                bytes.len(),
+                net.stored_bytes()
+            );
+            let width = net.hidden_width();
+            println!(
+                "ram         no heap; 2 x {width} bytes of int8 activation buffers (QScratch<{width}>), \
+                 plus the call's stack"
+            );
+            println!("macs        {} per call (int8 x int8 -> int32)", net.macs());
+        }
         AnyModel::Density(gmm) => {
             let spec = gmm.spec();
             let kde = header.kind == ModelKind::Kde;

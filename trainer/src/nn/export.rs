@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use candle_core::{Device, Tensor};
 use candle_nn::Linear;
 use nalgebra::DMatrix;
@@ -31,6 +31,16 @@ pub enum Part {
     Decoder,
     /// Data point -> latent code (the mean for a VAE).
     Encoder,
+}
+
+impl Part {
+    /// The runtime's role of this part.
+    pub fn role(self) -> Role {
+        match self {
+            Part::Decoder => Role::Decoder,
+            Part::Encoder => Role::Encoder,
+        }
+    }
 }
 
 /// A full-covariance latent mixture: what an AE samples from.
@@ -132,6 +142,63 @@ pub fn dense_layers(net: &Network, part: Part) -> anyhow::Result<Vec<DenseLayer>
         .collect()
 }
 
+/// The latent prior a decoder file carries, with the values it borrows:
+/// N(0, I) for the VAE, the SWAE's prior, the AE's fitted latent mixture,
+/// none otherwise.
+pub struct PriorData {
+    prior: Option<Prior>,
+    ring_noise: f32,
+    /// Mixture weights, means and Cholesky factors (a GMM prior or the AE's mixture).
+    mixture: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+}
+
+impl PriorData {
+    /// The prior of `net`'s decoder (`latent`: the AE's fitted mixture).
+    pub fn new(net: &Network, latent: Option<&LatentMixture>) -> anyhow::Result<Self> {
+        let cfg = &net.config;
+        let d = cfg.latent;
+        let mixture = match (cfg.prior(), latent) {
+            (Some(Prior::Gmm(k)), _) => Some((
+                vec![1.0 / k.max(1) as f64; k],
+                (0..k)
+                    .flat_map(|c| Prior::component_mean(c, k, d))
+                    .collect(),
+                (0..k)
+                    .flat_map(|_| (0..d * d).map(|i| if i % (d + 1) == 0 { GMM_STD } else { 0.0 }))
+                    .collect(),
+            )),
+            (None, Some(m)) => Some((m.weights.clone(), m.means.clone(), m.cholesky(d)?)),
+            _ => None,
+        };
+        Ok(Self {
+            prior: cfg.prior(),
+            ring_noise: RING_NOISE as f32,
+            mixture,
+        })
+    }
+
+    /// The runtime writer's view; an encoder carries none.
+    pub fn params(&self, part: Part) -> PriorParams<'_> {
+        if part == Part::Encoder {
+            return PriorParams::None;
+        }
+        match (self.prior, &self.mixture) {
+            (Some(Prior::Gaussian), _) => PriorParams::Gaussian,
+            (Some(Prior::Uniform), _) => PriorParams::Uniform,
+            (Some(Prior::Circle), _) => PriorParams::Circle,
+            (Some(Prior::Ring), _) => PriorParams::Ring {
+                noise: self.ring_noise,
+            },
+            (_, Some((weights, means, cholesky))) => PriorParams::Mixture {
+                weights,
+                means,
+                cholesky,
+            },
+            _ => PriorParams::None,
+        }
+    }
+}
+
 /// Encodes the decoder or encoder of `net` as a `.tgm` file. The decoder
 /// carries the latent prior: N(0, I) for the VAE, the SWAE's prior, the
 /// AE's fitted latent mixture (`latent`), none otherwise.
@@ -143,49 +210,12 @@ pub fn export_tgm(
     let cfg = &net.config;
     let dense = dense_layers(net, part)?;
     let layers: Vec<LayerParams> = dense.iter().map(DenseLayer::params).collect();
-    let d = cfg.latent;
-    let k = cfg.prior().map_or(0, |p| p.components());
-    let gmm_weights = vec![1.0 / k.max(1) as f64; k];
-    let gmm_means: Vec<f64> = (0..k)
-        .flat_map(|c| Prior::component_mean(c, k, d))
-        .collect();
-    let gmm_chol: Vec<f64> = (0..k)
-        .flat_map(|_| (0..d * d).map(|i| if i % (d + 1) == 0 { GMM_STD } else { 0.0 }))
-        .collect();
-    let latent_chol = match latent {
-        Some(m) => m.cholesky(d)?,
-        None => Vec::new(),
-    };
-    let prior = match (cfg.prior(), latent) {
-        (Some(Prior::Gaussian), _) => PriorParams::Gaussian,
-        (Some(Prior::Uniform), _) => PriorParams::Uniform,
-        (Some(Prior::Circle), _) => PriorParams::Circle,
-        (Some(Prior::Ring), _) => PriorParams::Ring {
-            noise: RING_NOISE as f32,
-        },
-        (Some(Prior::Gmm(_)), _) => PriorParams::Mixture {
-            weights: &gmm_weights,
-            means: &gmm_means,
-            cholesky: &gmm_chol,
-        },
-        (None, Some(m)) => PriorParams::Mixture {
-            weights: &m.weights,
-            means: &m.means,
-            cholesky: &latent_chol,
-        },
-        (None, None) => PriorParams::None,
-    };
+    let prior = PriorData::new(net, latent)?;
     let params = DecoderParams {
-        role: match part {
-            Part::Decoder => Role::Decoder,
-            Part::Encoder => Role::Encoder,
-        },
-        latent: d,
+        role: part.role(),
+        latent: cfg.latent,
         layers,
-        prior: match part {
-            Part::Decoder => prior,
-            Part::Encoder => PriorParams::None,
-        },
+        prior: prior.params(part),
     };
     params
         .encode()
@@ -277,6 +307,78 @@ pub fn verify_tgm(
         &expected,
         tolerance,
     )
+}
+
+/// Rows an int8 export is calibrated on, from the first (up to) `rows` rows
+/// of `train` (the run's training data): the rows themselves for an
+/// encoder; for a decoder their codes (the encoder's mean), which it
+/// reconstructs from, and as many draws from the prior (seeded), which it
+/// generates from.
+pub fn calibration_rows(
+    net: &Network,
+    part: Part,
+    train: &[f32],
+    rows: usize,
+) -> anyhow::Result<Vec<f32>> {
+    let d = net.config.input_dim;
+    let n = (train.len() / d).min(rows);
+    if n == 0 {
+        bail!("no training rows to calibrate the int8 {part:?} on");
+    }
+    let x = &train[..n * d];
+    Ok(match part {
+        Part::Encoder => x.to_vec(),
+        Part::Decoder => {
+            let x = Tensor::from_slice(x, (n, d), &Device::Cpu)?;
+            let mut codes = net.encode(&x)?.0.flatten_all()?.to_vec1::<f32>()?;
+            let prior = net.config.prior().unwrap_or(Prior::Gaussian);
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            codes.extend(prior.sample(n, net.config.latent, None, &mut rng));
+            codes
+        }
+    })
+}
+
+/// Encodes the decoder or encoder of `net` as an int8 file (TFLite's
+/// scheme, see [`super::quantize`]) calibrated on `calibration` (rows of the
+/// part's input, see [`calibration_rows`]).
+pub fn export_int8(
+    net: &Network,
+    part: Part,
+    latent: Option<&LatentMixture>,
+    calibration: &[f32],
+) -> anyhow::Result<(Vec<u8>, super::quantize::QuantNetwork)> {
+    let quantized = super::quantize::quantize(&dense_layers(net, part)?, calibration)?;
+    let prior = PriorData::new(net, latent)?;
+    let bytes = quantized
+        .params(part.role(), prior.params(part))
+        .encode()
+        .map_err(|e| anyhow::anyhow!("cannot encode the int8 {part:?}: {e}"))?;
+    Ok((bytes, quantized))
+}
+
+/// How far a model file's outputs are from candle's on the inputs of
+/// [`reference_outputs`]: `(largest, mean)` absolute difference.
+pub fn error_against_f32(
+    net: &Network,
+    part: Part,
+    file: &[u8],
+    data: &[f32],
+) -> anyhow::Result<(f32, f32)> {
+    let (inputs, expected) = reference_outputs(net, part, data)?;
+    let aligned = AlignedBytes::new(file);
+    let model = AnyModel::from_bytes(aligned.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let got = host::run_rows(&model, &inputs)?;
+    ensure!(
+        got.len() == expected.len(),
+        "the file gives {} values, candle {}",
+        got.len(),
+        expected.len()
+    );
+    let diffs = got.iter().zip(&expected).map(|(a, b)| (a - b).abs());
+    let worst = diffs.clone().fold(0f32, f32::max);
+    let mean = diffs.map(f64::from).sum::<f64>() / expected.len().max(1) as f64;
+    Ok((worst, mean as f32))
 }
 
 /// Reads the AE's latent mixture from a run folder, if there is one.

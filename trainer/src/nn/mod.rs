@@ -16,5 +16,6 @@ pub mod onnx;
 pub mod pca;
 pub mod plots;
 pub mod prior;
+pub mod quantize;
 pub mod run;
 pub mod train;

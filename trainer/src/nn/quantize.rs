@@ -1,0 +1,343 @@
+//! Post-training int8 quantization of an exported network, in TensorFlow
+//! Lite's scheme (the runtime's `quant` and `qnetwork` modules run it bit
+//! for bit on every core).
+//!
+//! - Weights: symmetric int8, one scale per output channel,
+//!   `s_w[o] = max_i |W[o][i]| / 127`, values rounded to nearest (ties away
+//!   from zero) and clamped to [-127, 127].
+//! - Activations: asymmetric int8, one scale and zero point per tensor, from
+//!   the tensor's minimum and maximum over the calibration rows (the range
+//!   widened to contain 0, as TFLite requires): `scale = (max - min) / 255`,
+//!   `zero_point = round(-128 - min / scale)`.
+//! - Bias: int32 at scale `s_in * s_w[o]`; requantization by the fixed-point
+//!   multiplier and shift of `s_in * s_w[o] / s_out`.
+//! - A layer with ReLU or no activation writes its output tensor directly
+//!   (ReLU fused as a clamp); a sigmoid or tanh layer writes its
+//!   pre-activation tensor, calibrated as such, and the activation maps it
+//!   to TFLite's fixed output scale (1/256 for sigmoid, 1/128 for tanh).
+//!
+//! Calibration runs the f32 layers over rows the caller chooses and takes
+//! plain minimum and maximum (`tinygen export --quantize int8`: the first
+//! 1,000 training rows for an encoder; for a decoder their latent codes
+//! plus as many prior draws, see `nn::export::calibration_rows`). Inputs
+//! outside the calibrated range saturate.
+
+use anyhow::{bail, ensure};
+use tinygen_runtime::Activation;
+use tinygen_runtime::network::{PriorParams, Role};
+use tinygen_runtime::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
+use tinygen_runtime::quant::quantize_multiplier_single_rounding;
+
+use super::export::DenseLayer;
+
+/// The int8 parameters of one layer, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantLayer {
+    /// Input width.
+    pub inputs: usize,
+    /// Output width.
+    pub outputs: usize,
+    /// Activation after the layer.
+    pub activation: Activation,
+    /// Weights, `outputs x inputs` row-major.
+    pub weight: Vec<i8>,
+    /// Bias at scale `s_in * s_w[o]`.
+    pub bias: Vec<i32>,
+    /// Requantization multipliers (one per output).
+    pub multiplier: Vec<i32>,
+    /// Requantization shifts (one per output).
+    pub shift: Vec<i32>,
+    /// The tensor the layer's fully connected part writes.
+    pub output: QuantParams,
+}
+
+/// A quantized network: the input's parameters and its layers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantNetwork {
+    /// How the f32 input is quantized.
+    pub input: QuantParams,
+    /// The layers, in order.
+    pub layers: Vec<QuantLayer>,
+    /// Calibration rows used.
+    pub calibration_rows: usize,
+}
+
+impl QuantNetwork {
+    /// The runtime writer's view, with `role` and `prior`.
+    pub fn params<'a>(&'a self, role: Role, prior: PriorParams<'a>) -> QNetworkParams<'a> {
+        QNetworkParams {
+            role,
+            input: self.input,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| QLayerParams {
+                    inputs: l.inputs,
+                    outputs: l.outputs,
+                    activation: l.activation,
+                    weight: &l.weight,
+                    bias: &l.bias,
+                    multiplier: &l.multiplier,
+                    shift: &l.shift,
+                    output: l.output,
+                })
+                .collect(),
+            prior,
+        }
+    }
+
+    /// Bytes of weights, biases and requantization parameters.
+    pub fn parameter_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.weight.len() + 4 * (l.bias.len() + l.multiplier.len() + l.shift.len()))
+            .sum()
+    }
+}
+
+/// TFLite's fixed output parameters of an int8 sigmoid.
+pub const SIGMOID_OUTPUT: QuantParams = QuantParams {
+    scale: 1.0 / 256.0,
+    zero_point: -128,
+};
+
+/// TFLite's fixed output parameters of an int8 tanh.
+pub const TANH_OUTPUT: QuantParams = QuantParams {
+    scale: 1.0 / 128.0,
+    zero_point: 0,
+};
+
+/// Quantizes `layers` with activation ranges measured on `rows` (row-major,
+/// `layers[0].inputs` values each).
+pub fn quantize(layers: &[DenseLayer], rows: &[f32]) -> anyhow::Result<QuantNetwork> {
+    let Some(first) = layers.first() else {
+        bail!("no layers to quantize");
+    };
+    let width = first.inputs;
+    ensure!(
+        width > 0 && !rows.is_empty() && rows.len().is_multiple_of(width),
+        "calibration needs whole rows of {width} values"
+    );
+    if let Some(bad) = rows.iter().find(|v| !v.is_finite()) {
+        bail!("a calibration value is not finite ({bad})");
+    }
+    for layer in layers {
+        if layer.activation == Activation::LeakyRelu {
+            bail!("int8 networks support relu, tanh and sigmoid between layers, not leaky-relu");
+        }
+    }
+    // Ranges: the input, then each layer's written tensor.
+    let mut ranges = vec![Range::default(); layers.len() + 1];
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for row in rows.chunks_exact(width) {
+        x.clear();
+        x.extend_from_slice(row);
+        ranges[0].add_all(&x);
+        for (i, layer) in layers.iter().enumerate() {
+            affine(layer, &x, &mut y);
+            match layer.activation {
+                Activation::Sigmoid | Activation::Tanh => {
+                    ranges[i + 1].add_all(&y);
+                    y.iter_mut().for_each(|v| *v = layer.activation.apply(*v));
+                }
+                act => {
+                    y.iter_mut().for_each(|v| *v = act.apply(*v));
+                    ranges[i + 1].add_all(&y);
+                }
+            }
+            std::mem::swap(&mut x, &mut y);
+        }
+    }
+    let input = ranges[0].params();
+    let mut s_in = input;
+    let mut out = Vec::with_capacity(layers.len());
+    for (layer, range) in layers.iter().zip(&ranges[1..]) {
+        let output = range.params();
+        let mut weight = Vec::with_capacity(layer.weight.len());
+        let mut bias = Vec::with_capacity(layer.outputs);
+        let mut multiplier = Vec::with_capacity(layer.outputs);
+        let mut shift = Vec::with_capacity(layer.outputs);
+        for (row, &b) in layer.weight.chunks_exact(layer.inputs).zip(&layer.bias) {
+            let peak = row.iter().fold(0f32, |m, w| m.max(w.abs()));
+            let s_w = if peak > 0.0 { peak / 127.0 } else { 1.0 };
+            weight.extend(
+                row.iter()
+                    .map(|w| (w / s_w).round().clamp(-127.0, 127.0) as i8),
+            );
+            let s_acc = f64::from(s_in.scale) * f64::from(s_w);
+            bias.push(
+                (f64::from(b) / s_acc)
+                    .round()
+                    .clamp(i32::MIN as f64, i32::MAX as f64) as i32,
+            );
+            let (m, s) = quantize_multiplier_single_rounding(s_acc / f64::from(output.scale));
+            multiplier.push(m);
+            shift.push(s);
+        }
+        s_in = match layer.activation {
+            Activation::Sigmoid => SIGMOID_OUTPUT,
+            Activation::Tanh => TANH_OUTPUT,
+            _ => output,
+        };
+        out.push(QuantLayer {
+            inputs: layer.inputs,
+            outputs: layer.outputs,
+            activation: layer.activation,
+            weight,
+            bias,
+            multiplier,
+            shift,
+            output,
+        });
+    }
+    Ok(QuantNetwork {
+        input,
+        layers: out,
+        calibration_rows: rows.len() / width,
+    })
+}
+
+/// `y = W x + b` in f32.
+fn affine(layer: &DenseLayer, x: &[f32], y: &mut Vec<f32>) {
+    y.clear();
+    y.extend(
+        layer
+            .weight
+            .chunks_exact(layer.inputs)
+            .zip(&layer.bias)
+            .map(|(w, b)| w.iter().zip(x).map(|(w, x)| w * x).sum::<f32>() + b),
+    );
+}
+
+/// The smallest and largest value a tensor took.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    min: f32,
+    max: f32,
+}
+
+impl Default for Range {
+    fn default() -> Self {
+        Self { min: 0.0, max: 0.0 }
+    }
+}
+
+impl Range {
+    fn add_all(&mut self, values: &[f32]) {
+        for &v in values {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+        }
+    }
+
+    /// Asymmetric int8 parameters covering the range (which contains 0).
+    fn params(self) -> QuantParams {
+        let span = self.max - self.min;
+        if span.is_nan() || span <= 0.0 {
+            return QuantParams {
+                scale: 1.0,
+                zero_point: 0,
+            };
+        }
+        let scale = span / 255.0;
+        let zero_point = (-128.0 - self.min / scale).round().clamp(-128.0, 127.0) as i8;
+        QuantParams { scale, zero_point }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(inputs: usize, outputs: usize, activation: Activation, seed: u32) -> DenseLayer {
+        let value =
+            |i: usize| (((i as u32).wrapping_mul(2654435761) ^ seed) % 2001) as f32 / 1000.0 - 1.0;
+        DenseLayer {
+            inputs,
+            outputs,
+            weight: (0..inputs * outputs).map(value).collect(),
+            bias: (0..outputs).map(|i| value(i + 7) * 0.1).collect(),
+            activation,
+        }
+    }
+
+    #[test]
+    fn ranges_give_tflite_parameters() {
+        let p = Range {
+            min: -1.0,
+            max: 3.0,
+        }
+        .params();
+        assert_eq!(p.scale, 4.0 / 255.0);
+        // -128 - (-1) / (4/255) = -64.25 -> -64
+        assert_eq!(p.zero_point, -64);
+        let relu = Range { min: 0.0, max: 2.0 }.params();
+        assert_eq!(relu.zero_point, -128);
+    }
+
+    #[test]
+    fn weights_are_symmetric_per_channel_and_biases_at_the_accumulator_scale() {
+        let l = DenseLayer {
+            inputs: 2,
+            outputs: 2,
+            weight: vec![0.6, -1.0, 0.25, 0.1],
+            bias: vec![0.1, -0.2],
+            activation: Activation::Identity,
+        };
+        let rows = [1.0, -1.0, 0.0, 0.5];
+        let q = quantize(&[l], &rows).unwrap();
+        let layer = &q.layers[0];
+        // 0.6 * 127 = 76.2, 0.1 / 0.25 * 127 = 50.8
+        assert_eq!(layer.weight, vec![76, -127, 127, 51]);
+        let s_in = f64::from(q.input.scale);
+        let s_w0 = f64::from(1.0f32 / 127.0);
+        assert_eq!(
+            layer.bias[0],
+            (0.1f32 as f64 / (s_in * s_w0)).round() as i32
+        );
+        assert_eq!(q.calibration_rows, 2);
+    }
+
+    #[test]
+    fn dequantized_network_is_close_to_f32() {
+        let layers = [
+            layer(6, 16, Activation::Relu, 1),
+            layer(16, 8, Activation::Tanh, 2),
+            layer(8, 5, Activation::Sigmoid, 3),
+        ];
+        let rows: Vec<f32> = (0..6 * 200)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+            .collect();
+        let q = quantize(&layers, &rows).unwrap();
+        let bytes = q.params(Role::Encoder, PriorParams::None).encode().unwrap();
+        let file = crate::host::AlignedBytes::new(&bytes);
+        let net = tinygen_runtime::qnetwork::QNetwork::from_bytes(file.as_bytes()).unwrap();
+        let mut scratch = tinygen_runtime::qnetwork::QScratch::<32>::new();
+        let (mut worst, mut y, mut out) = (0f32, Vec::new(), [0f32; 5]);
+        for row in rows.chunks_exact(6) {
+            let mut x = row.to_vec();
+            for l in &layers {
+                affine(l, &x, &mut y);
+                y.iter_mut().for_each(|v| *v = l.activation.apply(*v));
+                std::mem::swap(&mut x, &mut y);
+            }
+            net.forward(row, &mut out, &mut scratch).unwrap();
+            for (a, b) in out.iter().zip(&x) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        // Sigmoid outputs in steps of 1/256; a few steps of error at most.
+        assert!(worst < 0.03, "int8 differs from f32 by {worst}");
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        let l = layer(2, 2, Activation::Relu, 0);
+        assert!(quantize(&[], &[1.0]).is_err());
+        assert!(quantize(std::slice::from_ref(&l), &[1.0, 2.0, 3.0]).is_err());
+        assert!(quantize(std::slice::from_ref(&l), &[1.0, f32::NAN]).is_err());
+        let leaky = layer(2, 2, Activation::LeakyRelu, 0);
+        assert!(quantize(&[leaky], &[1.0, 2.0]).is_err());
+    }
+}
