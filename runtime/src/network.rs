@@ -29,17 +29,15 @@
 //! so only the hidden activations need to fit: [`Network::forward`] checks
 //! the width at each call, the wrappers once at parse time.
 
-use core::fmt;
-
-use serde::de::{SeqAccess, Visitor};
-use serde::ser::SerializeSeq;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::dense::dense;
 use crate::format::{self, Header, ModelKind};
 use crate::prior::{LatentPrior, Prior};
 use crate::{Error, Shape};
+
+pub use layers::{LayerList, ListedLayer};
 
 const DATA_LENGTH: Error = Error::InvalidShape(Shape::DataLength);
 const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
@@ -87,96 +85,10 @@ impl Layer {
 }
 
 /// The layers of a network: up to [`MAX_LAYERS`], kept inline (no heap).
-///
-/// Encoded as a postcard sequence (a varint count, then each [`Layer`]). A
-/// decoded list may say it has more than [`MAX_LAYERS`] layers (then only
-/// the first ones are kept and parsing rejects the file with
-/// [`Error::TooManyLayers`]).
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Layers {
-    layers: [Layer; MAX_LAYERS],
-    /// Number of layers in the file, possibly more than `MAX_LAYERS`.
-    count: usize,
-}
+pub type Layers = LayerList<Layer>;
 
-impl Layers {
-    /// The layers, or `TooManyLayers` if there are more than [`MAX_LAYERS`].
-    pub fn new(layers: &[Layer]) -> Result<Self, Error> {
-        let mut out = Layers {
-            layers: [Layer::EMPTY; MAX_LAYERS],
-            count: layers.len(),
-        };
-        if layers.len() > MAX_LAYERS {
-            return Err(Error::TooManyLayers {
-                layers: layers.len(),
-                max: MAX_LAYERS,
-            });
-        }
-        for (slot, layer) in out.layers.iter_mut().zip(layers) {
-            *slot = *layer;
-        }
-        Ok(out)
-    }
-
-    /// The layers kept (all of them when there are at most [`MAX_LAYERS`]).
-    pub fn as_slice(&self) -> &[Layer] {
-        self.layers.get(..self.count).unwrap_or(&self.layers)
-    }
-
-    /// Number of layers the list declared.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-}
-
-impl fmt::Debug for Layers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.as_slice()).finish()
-    }
-}
-
-impl Serialize for Layers {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let layers = self.as_slice();
-        let mut seq = serializer.serialize_seq(Some(layers.len()))?;
-        for layer in layers {
-            seq.serialize_element(layer)?;
-        }
-        seq.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Layers {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct LayersVisitor;
-
-        impl<'de> Visitor<'de> for LayersVisitor {
-            type Value = Layers;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a sequence of layers")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Layers, A::Error> {
-                let mut layers = Layers {
-                    layers: [Layer::EMPTY; MAX_LAYERS],
-                    count: 0,
-                };
-                // Read every element (so the rest of the body stays in
-                // step), keep the first MAX_LAYERS, count them all.
-                while let Some(layer) = seq.next_element::<Layer>()? {
-                    if let Some(slot) = layers.layers.get_mut(layers.count) {
-                        *slot = layer;
-                    }
-                    layers.count = layers.count.saturating_add(1);
-                }
-                Ok(layers)
-            }
-        }
-
-        deserializer.deserialize_seq(LayersVisitor)
-    }
+impl ListedLayer for Layer {
+    const EMPTY: Self = Layer::EMPTY;
 }
 
 /// Metadata of a network file (decoder or encoder).
@@ -485,5 +397,6 @@ fn validate<'a>(
 
 #[cfg(feature = "alloc")]
 mod encode;
+mod layers;
 #[cfg(feature = "alloc")]
 pub use encode::{DecoderParams, LayerParams, PriorParams, Role};

@@ -48,16 +48,12 @@
 //! each call; [`QNetwork::sample`] also keeps the f32 latent code in one
 //! buffer and needs [`QNetwork::sample_width`].
 
-use core::fmt;
-
 use rand_core::RngCore;
-use serde::de::{SeqAccess, Visitor};
-use serde::ser::SerializeSeq;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::format::{self, Header, ModelKind};
-use crate::network::{MAX_LAYERS, check_len};
+use crate::network::{LayerList, ListedLayer, MAX_LAYERS, check_len};
 use crate::prior::{LatentPrior, Prior};
 use crate::quant::{self, Requant, Rounding};
 use crate::{Error, Shape};
@@ -219,92 +215,10 @@ pub struct QLayerInfo {
 }
 
 /// The layers of an int8 network: up to [`MAX_LAYERS`], kept inline.
-///
-/// Encoded as a postcard sequence; a decoded list may say it has more than
-/// [`MAX_LAYERS`] layers (only the first are kept, and parsing rejects the
-/// file with [`Error::TooManyLayers`]).
-#[derive(Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct QLayers {
-    layers: [QLayer; MAX_LAYERS],
-    count: usize,
-}
+pub type QLayers = LayerList<QLayer>;
 
-impl QLayers {
-    /// The layers, or `TooManyLayers` if there are more than [`MAX_LAYERS`].
-    pub fn new(layers: &[QLayer]) -> Result<Self, Error> {
-        if layers.len() > MAX_LAYERS {
-            return Err(Error::TooManyLayers {
-                layers: layers.len(),
-                max: MAX_LAYERS,
-            });
-        }
-        let mut out = QLayers {
-            layers: [QLayer::EMPTY; MAX_LAYERS],
-            count: layers.len(),
-        };
-        for (slot, layer) in out.layers.iter_mut().zip(layers) {
-            *slot = *layer;
-        }
-        Ok(out)
-    }
-
-    /// The layers kept.
-    pub fn as_slice(&self) -> &[QLayer] {
-        self.layers.get(..self.count).unwrap_or(&self.layers)
-    }
-
-    /// Number of layers the list declared.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-}
-
-impl fmt::Debug for QLayers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.as_slice()).finish()
-    }
-}
-
-impl Serialize for QLayers {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let layers = self.as_slice();
-        let mut seq = serializer.serialize_seq(Some(layers.len()))?;
-        for layer in layers {
-            seq.serialize_element(layer)?;
-        }
-        seq.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for QLayers {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct LayersVisitor;
-
-        impl<'de> Visitor<'de> for LayersVisitor {
-            type Value = QLayers;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a sequence of int8 layers")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<QLayers, A::Error> {
-                let mut layers = QLayers {
-                    layers: [QLayer::EMPTY; MAX_LAYERS],
-                    count: 0,
-                };
-                while let Some(layer) = seq.next_element::<QLayer>()? {
-                    if let Some(slot) = layers.layers.get_mut(layers.count) {
-                        *slot = layer;
-                    }
-                    layers.count = layers.count.saturating_add(1);
-                }
-                Ok(layers)
-            }
-        }
-
-        deserializer.deserialize_seq(LayersVisitor)
-    }
+impl ListedLayer for QLayer {
+    const EMPTY: Self = QLayer::EMPTY;
 }
 
 /// Metadata of an int8 network file.

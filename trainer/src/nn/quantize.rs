@@ -25,7 +25,9 @@
 use anyhow::{bail, ensure};
 use tinygen_runtime::Activation;
 use tinygen_runtime::network::{PriorParams, Role};
-use tinygen_runtime::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
+use tinygen_runtime::qnetwork::{
+    QLayerParams, QNetworkParams, QuantParams, SIGMOID_OUTPUT, TANH_OUTPUT,
+};
 use tinygen_runtime::quant::quantize_multiplier_single_rounding;
 
 use super::export::DenseLayer;
@@ -94,18 +96,6 @@ impl QuantNetwork {
             .sum()
     }
 }
-
-/// TFLite's fixed output parameters of an int8 sigmoid.
-pub const SIGMOID_OUTPUT: QuantParams = QuantParams {
-    scale: 1.0 / 256.0,
-    zero_point: -128,
-};
-
-/// TFLite's fixed output parameters of an int8 tanh.
-pub const TANH_OUTPUT: QuantParams = QuantParams {
-    scale: 1.0 / 128.0,
-    zero_point: 0,
-};
 
 /// Quantizes `layers` with activation ranges measured on `rows` (row-major,
 /// `layers[0].inputs` values each).
