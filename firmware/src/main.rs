@@ -146,9 +146,9 @@ fn check_case(case: &Case) -> usize {
     match (&model, model.kind()) {
         (AnyModel::Network(_), ModelKind::Decoder) => {
             mismatches += match Decoder::<MAX_WIDTH>::from_bytes(case.model) {
-                Ok(decoder) => check_samples(case, out, |rng, out| {
-                    decoder.sample(rng, out, &mut scratch)
-                }),
+                Ok(decoder) => {
+                    check_samples(case, out, |rng, out| decoder.sample(rng, out, &mut scratch))
+                }
                 Err(e) => {
                     println!("case {}: decoder rejected: {}", case.name, e);
                     1
@@ -157,9 +157,8 @@ fn check_case(case: &Case) -> usize {
         }
         (AnyModel::QNetwork(decoder), ModelKind::DecoderInt8) => {
             let mut scratch = QScratch::<MAX_WIDTH>::new();
-            mismatches += check_samples(case, out, |rng, out| {
-                decoder.sample(rng, out, &mut scratch)
-            });
+            mismatches +=
+                check_samples(case, out, |rng, out| decoder.sample(rng, out, &mut scratch));
         }
         _ => {}
     }
