@@ -8,7 +8,7 @@
 
 use crate::format::{self, Header, ModelKind};
 use crate::network::{self, Network, Scratch};
-use crate::qnetwork::{self, QNetwork, QScratch};
+use crate::qnetwork::{self, QNetwork};
 use crate::{Detector, Error, Gmm, detector, gmm};
 
 impl ModelKind {
@@ -92,13 +92,14 @@ impl<'a> AnyModel<'a> {
     }
 
     /// The width [`Self::eval`]'s [`Scratch`] must hold: a network's widest
-    /// hidden layer (an int8 network's widest tensor, input and output
-    /// included: [`QNetwork::hidden_width`]), 0 for the other kinds (a detector's neural part uses
-    /// its own buffers, see [`Detector::score`]).
+    /// hidden layer; for an int8 network its widest tensor (input and
+    /// output included, [`QNetwork::hidden_width`]) in bytes over four, as
+    /// it runs in the f32 buffers' memory; 0 for the other kinds (a
+    /// detector's neural part uses its own buffers, see [`Detector::score`]).
     pub fn scratch_width(&self) -> usize {
         match self {
             AnyModel::Network(n) => n.hidden_width(),
-            AnyModel::QNetwork(n) => n.hidden_width(),
+            AnyModel::QNetwork(n) => n.hidden_width().div_ceil(4),
             _ => 0,
         }
     }
@@ -141,7 +142,10 @@ impl<'a> AnyModel<'a> {
         match self {
             AnyModel::Network(n) => n.forward(input, output, scratch),
             // Int8 buffers of the same width, on the stack (2 N bytes).
-            AnyModel::QNetwork(n) => n.forward(input, output, &mut QScratch::<N>::new()),
+            AnyModel::QNetwork(n) => {
+                let (a, b) = scratch.as_int8();
+                n.forward_in(input, output, a, b)
+            }
             AnyModel::Density(g) => {
                 *single(output)? = g.log_density(input)?;
                 Ok(())
@@ -255,7 +259,7 @@ mod tests {
             ),
         ];
         let mut scratch = Scratch::<4>::new();
-        let mut qscratch = QScratch::<4>::new();
+        let mut qscratch = crate::qnetwork::QScratch::<4>::new();
         for (kind, bytes) in files {
             let words = aligned(&bytes);
             let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
@@ -282,7 +286,8 @@ mod tests {
                     let net = QNetwork::from_bytes(file).unwrap();
                     net.forward(&x, &mut want, &mut qscratch).unwrap();
                     assert_eq!(model.macs(), 2);
-                    assert_eq!(model.scratch_width(), 2);
+                    // Two 2-byte tensors fit one f32 word of each buffer.
+                    assert_eq!(model.scratch_width(), 1);
                 }
             }
             assert_eq!(got, want, "{kind}");

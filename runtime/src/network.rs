@@ -140,6 +140,14 @@ impl<const N: usize> Scratch<N> {
 
     /// Bytes the two buffers take.
     pub const BYTES: usize = 2 * N * core::mem::size_of::<f32>();
+
+    /// The two buffers' memory as bytes (4N each), for an int8 network.
+    pub(crate) fn as_int8(&mut self) -> (&mut [i8], &mut [i8]) {
+        (
+            bytemuck::cast_slice_mut(&mut self.a),
+            bytemuck::cast_slice_mut(&mut self.b),
+        )
+    }
 }
 
 impl<const N: usize> Default for Scratch<N> {

@@ -431,19 +431,39 @@ impl<'a> QNetwork<'a> {
         output: &mut [f32],
         scratch: &mut QScratch<N>,
     ) -> Result<(), Error> {
+        self.check_width::<N>()?;
+        let QScratch { a, b } = scratch;
+        self.forward_in(input, output, &mut a.0, &mut b.0)
+    }
+
+    /// [`Self::forward`] in two caller buffers of at least
+    /// [`Self::hidden_width`] bytes each (`TooWide` otherwise): what
+    /// [`crate::AnyModel::eval`] runs in an f32 [`crate::Scratch`]'s memory.
+    pub fn forward_in(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        a: &mut [i8],
+        b: &mut [i8],
+    ) -> Result<(), Error> {
         check_len(self.input_dim(), input.len())?;
         check_len(self.output_dim(), output.len())?;
         if input.iter().any(|v| !v.is_finite()) {
             return Err(Error::NonFiniteInput);
         }
-        self.check_width::<N>()?;
-        let QScratch { a, b } = scratch;
-        let x = b.0.get_mut(..input.len()).ok_or(INTERNAL)?;
+        let room = a.len().min(b.len());
+        if self.hidden_width > room {
+            return Err(Error::TooWide {
+                width: self.hidden_width,
+                max: room,
+            });
+        }
+        let x = b.get_mut(..input.len()).ok_or(INTERNAL)?;
         let params = self.spec.input;
         for (q, &v) in x.iter_mut().zip(input) {
             *q = params.quantize(v);
         }
-        let y = self.run(&mut b.0, &mut a.0)?;
+        let y = self.run(b, a)?;
         let params = self.output_params();
         for (o, &q) in output.iter_mut().zip(y) {
             *o = params.dequantize(q);

@@ -117,8 +117,23 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
         None,
         &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3),
     );
-    write_case(&cases.join("e_decoder_16_128_784"), &decoder_file, &latents)?;
-    names.push("e_decoder_16_128_784");
+    write_case(&cases.join(F32_DECODER), &decoder_file, &latents)?;
+    names.push(F32_DECODER);
+    // The same decoder in int8, calibrated on 1,000 prior draws.
+    let calibration = tinygen::nn::prior::Prior::Gaussian.sample(
+        1000,
+        16,
+        None,
+        &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(4),
+    );
+    let (int8_file, _) = tinygen::nn::export::export_int8(
+        &decoder,
+        tinygen::nn::export::Part::Decoder,
+        None,
+        &calibration,
+    )?;
+    write_case(&cases.join(INT8_DECODER), &int8_file, &latents)?;
+    names.push(INT8_DECODER);
 
     let plugin = xtask::build_icount_plugin()?;
     println!(
@@ -149,11 +164,7 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
             run.flash,
             run.ram
         );
-        let decode = run.calls[names.len() - 1];
-        per_mac.push(format!(
-            "{label}: {decode} instructions per decode, {macs} multiply-accumulates, {:.2} instructions per MAC",
-            decode as f64 / macs as f64
-        ));
+        per_mac.extend(per_mac_lines(label, &run, macs));
         per_mac.push(format!(
             "{label}: {} instructions to reject the hostile 32-byte model (budget {})",
             run.hostile,
@@ -166,15 +177,15 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     }
 
     // Every core with libm. The Cortex-M0's 256 KiB of flash cannot hold
-    // the 413 KB decoder, so its build leaves that case out, and runs the
-    // rest as several images.
+    // the 413 KB f32 decoder, so its build leaves that case out, and runs
+    // the rest as several images.
     let small = xtask::target_dir().join("bench-mcu-cases-small");
     std::fs::remove_dir_all(&small).ok();
     std::fs::create_dir_all(&small)?;
-    let decoder_case = names.len() - 1;
-    for name in &names[..decoder_case] {
+    for name in names.iter().filter(|&&n| n != F32_DECODER) {
         copy_case(&cases.join(name), &small.join(name))?;
     }
+    let mut core_macs = Vec::new();
     println!(
         "\nEvery core, libm (instructions per call):\n\n| core | {} | hostile file | flash (B) | static RAM (B) | images |",
         names.join(" | ")
@@ -192,6 +203,7 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
                     cells[i] = count.to_string();
                 }
             }
+            core_macs.extend(per_mac_lines(core.name(), &run, macs));
             hostile = hostile.max(run.hostile);
             flash = flash.max(run.flash);
             ram = ram.max(run.ram);
@@ -209,11 +221,35 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
             images.len()
         );
     }
+    println!();
+    for line in core_macs {
+        println!("- {line}");
+    }
     println!("\nDevice vs host (host values computed with libm):");
     for line in accuracy {
         println!("- {line}");
     }
     Ok(())
+}
+
+/// The MNIST-sized decoder's cases, f32 and int8.
+const F32_DECODER: &str = "e_decoder_16_128_784";
+const INT8_DECODER: &str = "f_decoder_int8_16_128_784";
+
+/// Instructions per decode and per multiply-accumulate of the decoder
+/// cases a run measured.
+fn per_mac_lines(label: &str, run: &Measured, macs: usize) -> Vec<String> {
+    run.cases
+        .iter()
+        .zip(&run.calls)
+        .filter(|(name, _)| *name == F32_DECODER || *name == INT8_DECODER)
+        .map(|(name, &decode)| {
+            format!(
+                "{label}: {name}: {decode} instructions per decode, {macs} multiply-accumulates, {:.2} instructions per MAC",
+                decode as f64 / macs as f64
+            )
+        })
+        .collect()
 }
 
 /// One firmware build's exact counts: instructions per case's first call
