@@ -89,6 +89,14 @@ pub type Layers = LayerList<Layer>;
 
 impl ListedLayer for Layer {
     const EMPTY: Self = Layer::EMPTY;
+
+    fn inputs(&self) -> u16 {
+        self.inputs
+    }
+
+    fn outputs(&self) -> u16 {
+        self.outputs
+    }
 }
 
 /// Metadata of a network file (decoder or encoder).
@@ -354,26 +362,12 @@ fn validate<'a>(
     spec: &NetworkSpec,
     data: &'a [f32],
 ) -> Result<(&'a [f32], LatentPrior<'a>, usize), Error> {
-    let count = spec.layers.count();
-    if count > MAX_LAYERS {
-        return Err(Error::TooManyLayers {
-            layers: count,
-            max: MAX_LAYERS,
-        });
-    }
-    let layers = spec.layers.as_slice();
-    let (first, last) = match (layers.first(), layers.last()) {
-        (Some(first), Some(last)) => (first, last),
-        _ => return Err(Error::InvalidShape(Shape::Empty)),
-    };
     let (input, output) = match kind {
         ModelKind::Decoder => (spec.latent, spec.data),
         ModelKind::Encoder => (spec.data, spec.latent),
         _ => return Err(Error::InvalidShape(Shape::PartKind)),
     };
-    if first.inputs != input || last.outputs != output {
-        return Err(Error::InvalidShape(Shape::NetworkEnds));
-    }
+    let layers = spec.layers.between(input, output)?;
     let mut parameters = 0usize;
     let mut hidden_width = 0usize;
     for (i, layer) in layers.iter().enumerate() {

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::format::{self, Header, ModelKind};
-use crate::network::{LayerList, ListedLayer, MAX_LAYERS, check_len};
+use crate::network::{LayerList, ListedLayer, check_len};
 use crate::prior::{LatentPrior, Prior};
 use crate::quant::{self, Requant, Rounding};
 use crate::{Error, Shape};
@@ -214,11 +214,19 @@ pub struct QLayerInfo {
     pub per_channel: bool,
 }
 
-/// The layers of an int8 network: up to [`MAX_LAYERS`], kept inline.
+/// The layers of an int8 network: up to [`crate::network::MAX_LAYERS`], kept inline.
 pub type QLayers = LayerList<QLayer>;
 
 impl ListedLayer for QLayer {
     const EMPTY: Self = QLayer::EMPTY;
+
+    fn inputs(&self) -> u16 {
+        self.inputs
+    }
+
+    fn outputs(&self) -> u16 {
+        self.outputs
+    }
 }
 
 /// Metadata of an int8 network file.
@@ -607,28 +615,14 @@ fn validate<'a>(
     spec: &QNetworkSpec,
     data: &'a [f32],
 ) -> Result<(&'a [f32], LatentPrior<'a>, usize), Error> {
-    let count = spec.layers.count();
-    if count > MAX_LAYERS {
-        return Err(Error::TooManyLayers {
-            layers: count,
-            max: MAX_LAYERS,
-        });
-    }
-    let layers = spec.layers.as_slice();
-    let (first, last) = match (layers.first(), layers.last()) {
-        (Some(first), Some(last)) => (first, last),
-        _ => return Err(Error::InvalidShape(Shape::Empty)),
-    };
     let (input, output) = match kind {
         ModelKind::DecoderInt8 => (spec.latent, spec.data),
         ModelKind::EncoderInt8 => (spec.data, spec.latent),
         _ => return Err(Error::InvalidShape(Shape::PartKind)),
     };
-    if first.inputs != input || last.outputs != output {
-        return Err(Error::InvalidShape(Shape::NetworkEnds));
-    }
+    let layers = spec.layers.between(input, output)?;
     let mut words = 0usize;
-    let mut hidden_width = usize::from(first.inputs);
+    let mut hidden_width = usize::from(input);
     for (i, layer) in layers.iter().enumerate() {
         if layer.inputs == 0 || layer.outputs == 0 {
             return Err(Error::InvalidShape(Shape::Empty));

@@ -8,12 +8,16 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::MAX_LAYERS;
-use crate::Error;
+use crate::{Error, Shape};
 
 /// A layer type a [`LayerList`] holds.
 pub trait ListedLayer: Copy {
     /// What unused slots hold.
     const EMPTY: Self;
+    /// Width of the layer's input.
+    fn inputs(&self) -> u16;
+    /// Width of the layer's output.
+    fn outputs(&self) -> u16;
 }
 
 /// Up to [`MAX_LAYERS`] layers, kept inline.
@@ -57,6 +61,26 @@ impl<L: ListedLayer> LayerList<L> {
     /// Number of layers the list declared.
     pub fn count(&self) -> usize {
         self.count
+    }
+
+    /// The layers of a network that maps `input` to `output` values: at
+    /// most [`MAX_LAYERS`] (`TooManyLayers`), at least one (`Empty`), the
+    /// first reading `input` and the last writing `output` (`NetworkEnds`).
+    pub fn between(&self, input: u16, output: u16) -> Result<&[L], Error> {
+        if self.count > MAX_LAYERS {
+            return Err(Error::TooManyLayers {
+                layers: self.count,
+                max: MAX_LAYERS,
+            });
+        }
+        let layers = self.as_slice();
+        let (Some(first), Some(last)) = (layers.first(), layers.last()) else {
+            return Err(Error::InvalidShape(Shape::Empty));
+        };
+        if first.inputs() != input || last.outputs() != output {
+            return Err(Error::InvalidShape(Shape::NetworkEnds));
+        }
+        Ok(layers)
     }
 }
 

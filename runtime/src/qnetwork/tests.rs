@@ -13,6 +13,7 @@ use rand_xoshiro::Xoshiro128PlusPlus;
 
 use super::*;
 use crate::format::reseal;
+use crate::network::MAX_LAYERS;
 use crate::network::{PriorParams, Role};
 use crate::quant::quantize_multiplier_single_rounding;
 
