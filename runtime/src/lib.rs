@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
-#![forbid(unsafe_code)]
+// No unsafe code, except the DSP instructions' `asm!` (`quant/dsp.rs`).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(not(target_endian = "little"))]

@@ -63,13 +63,14 @@ const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
 
 /// Schema key of the int8 network body, shared by int8 decoders and encoders.
 pub const SCHEMA_KEY: u32 = format::schema_key(
-    "mlp-int8/1 spec{latent:u16 data:u16 input:{scale:f32 zero_point:i8} \
+    "mlp-int8/2 spec{latent:u16 data:u16 input:{scale:f32 zero_point:i8} \
      rounding:{double,single} layers:seq{inputs:u16 outputs:u16 \
      activation:{identity,relu,leaky_relu(rejected),tanh,sigmoid} per_channel:bool \
      output:{scale:f32 zero_point:i8}} \
      prior:{none,gaussian,uniform,circle,ring{noise:f32},mixture{components:u16}}} \
-     data:4-byte words[per layer: weight i8 outputs*inputs row-major zero-padded to a \
-     multiple of 4 bytes, bias i32 outputs, multiplier i32 m, shift i32 m \
+     data:4-byte words[per layer: weight i8 outputs*inputs in blocks of 4 rows \
+     (per block: per 4-column group each row's 4, then each row's inputs%4 rest) \
+     zero-padded to a multiple of 4 bytes, bias i32 outputs, multiplier i32 m, shift i32 m \
      (m = outputs if per_channel else 1); if mixture: f32 weights K, means K*latent, \
      cholesky K*latent*latent lower row-major]",
 );

@@ -140,12 +140,16 @@ pub fn quantize_multiplier_single_rounding(real: f64) -> (i32, i32) {
 #[must_use]
 pub fn quantize(x: f32, scale: f32, zero_point: i32) -> i8 {
     let rounded = libm::roundf(x / scale);
-    let rounded = if rounded.is_nan() {
-        0.0
-    } else {
-        f64::from(rounded)
-    };
-    let clamped = (rounded + f64::from(zero_point)).clamp(-128.0, 127.0);
+    let rounded = if rounded.is_nan() { 0.0 } else { rounded };
+    if let Ok(zero_point) = i8::try_from(zero_point) {
+        // An int8 zero point (every model's): integer arithmetic, no f64
+        // (a library call on cores without a double-precision FPU). Past
+        // ±384 the sum saturates either way, so clamping first is exact.
+        let centred = rounded.clamp(-384.0, 384.0) as i32;
+        let q = (centred + i32::from(zero_point)).clamp(-128, 127);
+        return i8::try_from(q).unwrap_or(0);
+    }
+    let clamped = (f64::from(rounded) + f64::from(zero_point)).clamp(-128.0, 127.0);
     // An integer in [-128, 127]: the cast is exact.
     clamped as i8
 }
@@ -155,6 +159,12 @@ pub fn quantize(x: f32, scale: f32, zero_point: i32) -> i8 {
 #[must_use]
 pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
     let centred = i64::from(q) - i64::from(zero_point);
+    if centred.unsigned_abs() < 1 << 24 {
+        // `centred` is exact in f32, and the f64 product below is exact, so
+        // one f32 multiply rounds it identically (without a library call on
+        // cores that have no double-precision FPU).
+        return scale * centred as f32;
+    }
     // |centred| < 2^33 is exact in f64, as TFLite's `int32` to `double`.
     (f64::from(scale) * centred as f64) as f32
 }
@@ -215,17 +225,22 @@ pub struct Requant<'a> {
 ///
 /// `out[o] = clamp(MBQM(bias[o] + Σ_i w[o][i] (input[i] - input_zero_point),
 /// multiplier[o], shift[o]) + output_zero_point, act_min, act_max)`, with
-/// `weights` int8 symmetric (zero point 0) and row-major `[out.len() x
-/// input.len()]`, `bias` (if any) one `i32` per output, and MBQM the
-/// `MultiplyByQuantizedMultiplier` of [`Requant::rounding`]. The sum is
-/// computed as `Σ w x - input_zero_point Σ w`, equal in `i32` (wrapping,
-/// where TFLite overflows) to TFLite's `Σ w (x + input_offset)`.
+/// `w` the `[out.len() x input.len()]` int8 weights (symmetric, zero point
+/// 0), `bias` (if any) one `i32` per output, and MBQM the
+/// `MultiplyByQuantizedMultiplier` of [`Requant::rounding`]. The sums are
+/// TFLite's `Σ w (x + input_offset)` in wrapping `i32` (where TFLite
+/// overflows).
+///
+/// `weights` holds `w` in blocks of four rows ([`kernel`]'s layout;
+/// [`kernel::interleave`] converts row-major weights, TFLite's), so that one
+/// pass over the input serves four outputs.
 ///
 /// # Errors
 ///
 /// [`Error::DimensionMismatch`] if `weights`, `bias`, `multiplier` or
 /// `shift` (1 or `out.len()` values, as many shifts as multipliers) have the
-/// wrong length; [`Error::InvalidParameters`] if `act_min > act_max`.
+/// wrong length; [`Error::InvalidParameters`] if `act_min > act_max` or
+/// `input_zero_point` is outside the int8 range.
 pub fn dense_i8(
     input: &[i8],
     input_zero_point: i32,
@@ -251,25 +266,45 @@ pub fn dense_i8(
         check_len(outputs, requant.multiplier.len())?;
     }
     check_len(requant.multiplier.len(), requant.shift.len())?;
-    if requant.act_min > requant.act_max {
+    if requant.act_min > requant.act_max || i8::try_from(input_zero_point).is_err() {
         return Err(Error::InvalidParameters);
     }
-    // `inputs == 0` has no rows to chunk; every sum is then zero.
-    let rows = weights.chunks(inputs.max(1));
     let mut multipliers = requant.multiplier.iter().zip(requant.shift).cycle();
     let mut biases = bias.unwrap_or(&[]).iter();
-    for (slot, row) in out.iter_mut().zip(rows.chain(core::iter::repeat(&[][..]))) {
-        let (dot, row_sum) = dot_i8(input, row);
-        let acc = dot
-            .wrapping_sub(input_zero_point.wrapping_mul(row_sum))
-            .wrapping_add(biases.next().copied().unwrap_or(0));
+    let mut write = |slot: &mut i8, dot: i32| {
+        let acc = dot.wrapping_add(biases.next().copied().unwrap_or(0));
         let (&multiplier, &shift) = multipliers.next().unwrap_or((&0, &0));
         let scaled = requant
             .rounding
             .apply(acc, multiplier, shift)
             .saturating_add(requant.output_zero_point)
-            .clamp(i32::from(requant.act_min), i32::from(requant.act_max));
+            // Not `clamp`, whose `min <= max` assertion LLVM cannot see
+            // was checked above once this closure is not inlined.
+            .max(i32::from(requant.act_min))
+            .min(i32::from(requant.act_max));
         *slot = i8::try_from(scaled).unwrap_or(requant.act_max);
+    };
+    if inputs == 0 {
+        // No weights: every sum is zero.
+        out.iter_mut().for_each(|slot| write(slot, 0));
+        return Ok(());
+    }
+    // Blocks of four rows, split off with checked slicing (chunk iterators
+    // divide by their chunk size, which the no-panic proof cannot see past).
+    let (mut weights, mut out) = (weights, out);
+    while !out.is_empty() {
+        let rows = out.len().min(kernel::BLOCK_ROWS);
+        let Some((slots, rest)) = out.split_at_mut_checked(rows) else {
+            break;
+        };
+        let (block, w_rest) = weights
+            .split_at_checked(rows * inputs)
+            .unwrap_or((weights, &[]));
+        let dots = kernel::dot_block::<kernel::Native>(input, input_zero_point, block);
+        for (slot, dot) in slots.iter_mut().zip(dots) {
+            write(slot, dot);
+        }
+        (weights, out) = (w_rest, rest);
     }
     Ok(())
 }
@@ -282,27 +317,9 @@ fn check_len(expected: usize, found: usize) -> Result<(), Error> {
     }
 }
 
-/// `(Σ x_i w_i, Σ w_i)` in wrapping `i32`, four values at a time: four i8
-/// of each operand per word and two independent accumulators, the shape of
-/// the Cortex-M4's `SXTB16` + `SMLAD` dual multiply-accumulate.
-#[inline]
-fn dot_i8(x: &[i8], w: &[i8]) -> (i32, i32) {
-    let (x4, x_rest) = x.as_chunks::<4>();
-    let (w4, w_rest) = w.as_chunks::<4>();
-    let (mut even, mut odd, mut sum) = (0i32, 0i32, 0i32);
-    for (&[x0, x1, x2, x3], &[w0, w1, w2, w3]) in x4.iter().zip(w4) {
-        // Each product is at most 2^14 in magnitude; a pair fits an i32.
-        let p = |a: i8, b: i8| i32::from(a) * i32::from(b);
-        even = even.wrapping_add(p(x0, w0) + p(x2, w2));
-        odd = odd.wrapping_add(p(x1, w1) + p(x3, w3));
-        sum = sum.wrapping_add(i32::from(w0) + i32::from(w1) + i32::from(w2) + i32::from(w3));
-    }
-    for (&xi, &wi) in x_rest.iter().zip(w_rest) {
-        even = even.wrapping_add(i32::from(xi) * i32::from(wi));
-        sum = sum.wrapping_add(i32::from(wi));
-    }
-    (even.wrapping_add(odd), sum)
-}
+#[cfg(tinygen_dsp)]
+mod dsp;
+pub mod kernel;
 
 #[cfg(test)]
 mod tests;

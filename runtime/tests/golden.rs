@@ -54,8 +54,8 @@ fn linear<'p>(weight: &'p [f32], bias: &'p [f32]) -> LayerParams<'p> {
     }
 }
 
-/// Pinned schema key of the int8 networks (`mlp-int8/1`).
-const INT8_KEY: u32 = 0x611d_6137;
+/// Pinned schema key of the int8 networks (`mlp-int8/2`).
+const INT8_KEY: u32 = 0x1979_ed36;
 
 const SIXTEENTH: QuantParams = QuantParams {
     scale: 1.0 / 16.0,

@@ -11,7 +11,7 @@
 
 use serde::Deserialize;
 use tinygen_runtime::quant::{
-    Requant, Rounding, dense_i8, dequantize, quantize, quantize_multiplier,
+    Requant, Rounding, dense_i8, dequantize, kernel, quantize, quantize_multiplier,
     quantize_multiplier_single_rounding,
 };
 
@@ -165,11 +165,13 @@ fn run_fixture(rounding: Rounding) -> (usize, Vec<(String, i8, i8)>) {
             rounding,
         };
         let mut out = vec![0i8; case.outputs_len];
+        // TFLite's row-major weights in the runtime's layout.
+        let weights = kernel::interleave(&case.weights, case.inputs_len);
         for (x, want) in case.inputs.iter().zip(&case.outputs_reference) {
             dense_i8(
                 x,
                 case.input_zero_point,
-                &case.weights,
+                &weights,
                 Some(&case.bias),
                 &requant,
                 &mut out,

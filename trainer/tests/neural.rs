@@ -518,6 +518,33 @@ fn int8_exports_are_smaller_and_close_to_f32() {
         info.contains("int8") && info.contains("zero point"),
         "{info}"
     );
+    // `eval --decoder`: the f32 file reproduces candle's reconstruction loss
+    // (the same network run by the runtime); int8 stays within a few per cent.
+    let eval = |file: &Path| -> serde_json::Value {
+        let out = ok(&tinygen(&[
+            "eval",
+            run.to_str().unwrap(),
+            "--iw-samples",
+            "0",
+            "--decoder",
+            file.to_str().unwrap(),
+        ]));
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let (e32, e8) = (eval(&f32_file), eval(&int8_file));
+    let candle = e32["reconstruction"].as_f64().unwrap();
+    let (r32, r8) = (
+        e32["file_reconstruction"].as_f64().unwrap(),
+        e8["file_reconstruction"].as_f64().unwrap(),
+    );
+    assert!(
+        (r32 - candle).abs() < 1e-4 * candle,
+        "{r32} vs candle {candle}"
+    );
+    assert!(
+        r8 != r32 && (r8 - r32).abs() < 0.05 * r32,
+        "int8 {r8} vs f32 {r32}"
+    );
     // ONNX output cannot be quantized (yet): a clear error.
     fails(
         &tinygen(&[

@@ -1,6 +1,7 @@
 /*
  * icount.c - exact instruction counter between two marker functions, as a
- * QEMU TCG plugin (plugin API version 1, i.e. QEMU 7.2 as shipped by Debian).
+ * QEMU TCG plugin for QEMU 7.2 (as Debian 12 ships it; plugin API version 1)
+ * and later (API version 2 and up; QEMU 10 from Debian's backports checked).
  *
  * Build (needs only gcc; no glib, no qemu-plugin.h, which Debian does not ship):
  *   gcc -shared -fPIC -O2 -Wall -Wextra -o target/libicount.so xtask/icount/icount.c
@@ -45,15 +46,28 @@ typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userd
 void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
 void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_udata_cb_t cb,
                                             enum qemu_plugin_cb_flags flags, void *userdata);
-void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn, enum qemu_plugin_op op,
-                                                void *ptr, uint64_t imm);
+/* Gone since QEMU 9 (replaced by a per-vCPU scoreboard API): weak, so the
+ * plugin still loads there and counts with a callback per instruction. */
+__attribute__((weak)) void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn,
+                                                                      enum qemu_plugin_op op, void *ptr,
+                                                                      uint64_t imm);
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
 uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
 void qemu_plugin_outs(const char *string);
 
 #define EXPORT __attribute__((visibility("default")))
+/* The API version this plugin is written against: 1 (QEMU 7.2, which
+ * loads nothing newer), or 2 where the inline add is gone (QEMU >= 9, which
+ * loads nothing older); the functions used here are the same in both.
+ * QEMU reads it after loading the plugin, so after this constructor. */
 EXPORT int qemu_plugin_version = 1;
+
+__attribute__((constructor)) static void choose_version(void)
+{
+    if (!qemu_plugin_register_vcpu_insn_exec_inline)
+        qemu_plugin_version = 2;
+}
 
 static uint64_t count;            /* instructions executed so far */
 static uint64_t start_addr, end_addr;
@@ -79,6 +93,14 @@ static void on_marker(unsigned int vcpu, void *udata)
     count++;
 }
 
+/* The fallback of the inline add. */
+static void on_insn(unsigned int vcpu, void *udata)
+{
+    (void)vcpu;
+    (void)udata;
+    count++;
+}
+
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     (void)id;
@@ -89,8 +111,10 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         if (pc == start_addr || pc == end_addr)
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker, QEMU_PLUGIN_CB_NO_REGS,
                                                    (void *)(uintptr_t)pc);
-        else
+        else if (qemu_plugin_register_vcpu_insn_exec_inline)
             qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &count, 1);
+        else
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_insn, QEMU_PLUGIN_CB_NO_REGS, NULL);
     }
 }
 

@@ -110,7 +110,7 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     )?;
     let decoder_file =
         tinygen::nn::export::export_tgm(&decoder, tinygen::nn::export::Part::Decoder, None)?;
-    let macs = 16 * 128 + 128 * 784;
+    let decoder_macs = 16 * 128 + 128 * 784;
     let latents = tinygen::nn::prior::Prior::Gaussian.sample(
         4,
         16,
@@ -134,10 +134,38 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     )?;
     write_case(&cases.join(INT8_DECODER), &int8_file, &latents)?;
     names.push(INT8_DECODER);
+    // MLPerf Tiny's anomaly-detection autoencoder shape in int8.
+    let (ae_file, ae_points) = mlperf_tiny_autoencoder()?;
+    write_case(&cases.join(INT8_AE), &ae_file, &ae_points)?;
+    names.push(INT8_AE);
+    let macs = [
+        (F32_DECODER, decoder_macs),
+        (INT8_DECODER, decoder_macs),
+        (
+            INT8_AE,
+            MLPERF_AE_WIDTHS.windows(2).map(|w| w[0] * w[1]).sum(),
+        ),
+    ];
 
+    println!(
+        "Networks (the same on every core): | case | file (B) | activation buffers (B) | multiply-accumulates |"
+    );
+    for (name, _) in &macs {
+        let bytes = std::fs::read(cases.join(name).join("model.tgm"))?;
+        let file = tinygen::host::AlignedBytes::new(&bytes);
+        let model = tinygen_runtime::AnyModel::from_bytes(file.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        println!(
+            "| {name} | {} | {} | {} |",
+            bytes.len(),
+            8 * model.scratch_width(),
+            model.macs()
+        );
+    }
+    println!();
     let plugin = xtask::build_icount_plugin()?;
     println!(
-        "{}, libm and micromath:\n\n| build | {} | flash (B) | static RAM (B) |",
+        "{}, libm and micromath:\n\n| build | {} | largest image's flash (B) | static RAM (B) |",
         Core::MAIN.name(),
         names.join(" | ")
     );
@@ -150,7 +178,7 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
         } else {
             "micromath"
         };
-        let run = measure(&cases, Core::MAIN, features, &plugin)?;
+        let run = measure_images(&cases, Core::MAIN, features, &plugin)?;
         accuracy.extend(
             run.stdout
                 .lines()
@@ -164,7 +192,7 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
             run.flash,
             run.ram
         );
-        per_mac.extend(per_mac_lines(label, &run, macs));
+        per_mac.extend(per_mac_lines(label, &run, &macs));
         per_mac.push(format!(
             "{label}: {} instructions to reject the hostile 32-byte model (budget {})",
             run.hostile,
@@ -177,13 +205,15 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     }
 
     // Every core with libm. The Cortex-M0's 256 KiB of flash cannot hold
-    // the 413 KB f32 decoder, so its build leaves that case out, and runs
-    // the rest as several images.
+    // the 413 KB f32 decoder or the 265 KB autoencoder, so its build leaves
+    // out what does not fit, and runs the rest as several images.
     let small = xtask::target_dir().join("bench-mcu-cases-small");
     std::fs::remove_dir_all(&small).ok();
     std::fs::create_dir_all(&small)?;
-    for name in names.iter().filter(|&&n| n != F32_DECODER) {
-        copy_case(&cases.join(name), &small.join(name))?;
+    for name in &names {
+        if xtask::model_fits(&cases.join(name), Core::M0)? {
+            copy_case(&cases.join(name), &small.join(name))?;
+        }
     }
     let mut core_macs = Vec::new();
     println!(
@@ -193,32 +223,27 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     println!("|{}", "---|".repeat(names.len() + 5));
     for core in Core::ALL {
         let dir = if core == Core::M0 { &small } else { &cases };
-        let images = xtask::case_images(dir, core)?;
+        let images = xtask::case_images(dir, core)?.len();
+        let run = measure_images(dir, core, &[], &plugin)?;
         let mut cells = vec!["does not fit".to_string(); names.len()];
-        let (mut hostile, mut flash, mut ram) = (0, 0, 0);
-        for image in &images {
-            let run = measure(image, core, &[], &plugin)?;
-            for (name, count) in run.cases.iter().zip(&run.calls) {
-                if let Some(i) = names.iter().position(|n| n == name) {
-                    cells[i] = count.to_string();
-                }
+        for (name, count) in run.cases.iter().zip(&run.calls) {
+            if let Some(i) = names.iter().position(|n| n == name) {
+                cells[i] = count.to_string();
             }
-            core_macs.extend(per_mac_lines(core.name(), &run, macs));
-            hostile = hostile.max(run.hostile);
-            flash = flash.max(run.flash);
-            ram = ram.max(run.ram);
-            accuracy.extend(
-                run.stdout
-                    .lines()
-                    .filter(|l| l.starts_with("case ") && l.contains("mismatches"))
-                    .map(|l| format!("{}: {l}", core.name())),
-            );
         }
+        core_macs.extend(per_mac_lines(core.name(), &run, &macs));
+        let (hostile, flash, ram) = (run.hostile, run.flash, run.ram);
+        accuracy.extend(
+            run.stdout
+                .lines()
+                .filter(|l| l.starts_with("case ") && l.contains("mismatches"))
+                .map(|l| format!("{}: {l}", core.name())),
+        );
         println!(
             "| {} | {} | {hostile} | {flash} | {ram} | {} |",
             core.name(),
             cells.join(" | "),
-            images.len()
+            images
         );
     }
     println!();
@@ -236,18 +261,83 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
 const F32_DECODER: &str = "e_decoder_16_128_784";
 const INT8_DECODER: &str = "f_decoder_int8_16_128_784";
 
-/// Instructions per decode and per multiply-accumulate of the decoder
-/// cases a run measured.
-fn per_mac_lines(label: &str, run: &Measured, macs: usize) -> Vec<String> {
+/// MLPerf Tiny's anomaly-detection autoencoder (ToyADMOS), layer widths.
+const MLPERF_AE_WIDTHS: [usize; 11] = [640, 128, 128, 128, 128, 8, 128, 128, 128, 128, 640];
+const INT8_AE: &str = "g_ae_int8_mlperf_tiny";
+
+/// An int8 network of [`MLPERF_AE_WIDTHS`] (ReLU, the last layer linear)
+/// with random weights (the speed does not depend on them), as an encoder
+/// file, and four random input rows.
+fn mlperf_tiny_autoencoder() -> anyhow::Result<(Vec<u8>, Vec<f32>)> {
+    use rand::{Rng, SeedableRng};
+    use tinygen_runtime::Activation;
+    use tinygen_runtime::network::{PriorParams, Role};
+    use tinygen_runtime::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
+    use tinygen_runtime::quant::quantize_multiplier_single_rounding;
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let layers: Vec<(Vec<i8>, Vec<i32>)> = MLPERF_AE_WIDTHS
+        .windows(2)
+        .map(|w| {
+            let weights = (0..w[0] * w[1])
+                .map(|_| rng.random_range(-127..=127))
+                .collect();
+            let bias = (0..w[1]).map(|_| rng.random_range(-2000..=2000)).collect();
+            (weights, bias)
+        })
+        .collect();
+    let tensor = QuantParams {
+        scale: 0.05,
+        zero_point: -20,
+    };
+    // Roughly unit-variance sums of n products of int8 values.
+    let requant: Vec<(i32, i32)> = MLPERF_AE_WIDTHS
+        .iter()
+        .map(|&n| quantize_multiplier_single_rounding(1.0 / (40.0 * (n as f64).sqrt() * 60.0)))
+        .collect();
+    let last = layers.len() - 1;
+    let params = QNetworkParams {
+        role: Role::Encoder,
+        input: tensor,
+        layers: layers
+            .iter()
+            .enumerate()
+            .map(|(i, (weights, bias))| QLayerParams {
+                inputs: MLPERF_AE_WIDTHS[i],
+                outputs: MLPERF_AE_WIDTHS[i + 1],
+                activation: if i == last {
+                    Activation::Identity
+                } else {
+                    Activation::Relu
+                },
+                weight: weights,
+                bias,
+                multiplier: std::slice::from_ref(&requant[i].0),
+                shift: std::slice::from_ref(&requant[i].1),
+                output: tensor,
+            })
+            .collect(),
+        prior: PriorParams::None,
+    };
+    let bytes = params.encode()?;
+    let points = (0..4 * MLPERF_AE_WIDTHS[0])
+        .map(|_| rng.random_range(-3.0f32..3.0))
+        .collect();
+    Ok((bytes, points))
+}
+
+/// Instructions per call and per multiply-accumulate of the network cases
+/// (`macs`: name, multiply-accumulates per call) a run measured.
+fn per_mac_lines(label: &str, run: &Measured, macs: &[(&str, usize)]) -> Vec<String> {
     run.cases
         .iter()
         .zip(&run.calls)
-        .filter(|(name, _)| *name == F32_DECODER || *name == INT8_DECODER)
-        .map(|(name, &decode)| {
-            format!(
-                "{label}: {name}: {decode} instructions per decode, {macs} multiply-accumulates, {:.2} instructions per MAC",
-                decode as f64 / macs as f64
-            )
+        .filter_map(|(name, &call)| {
+            let &(_, macs) = macs.iter().find(|(n, _)| n == name)?;
+            Some(format!(
+                "{label}: {name}: {call} instructions per call, {macs} multiply-accumulates, {:.2} instructions per MAC",
+                call as f64 / macs as f64
+            ))
         })
         .collect()
 }
@@ -262,6 +352,39 @@ struct Measured {
     flash: u64,
     ram: u64,
     stdout: String,
+}
+
+/// [`measure`] over the images [`xtask::case_images`] splits `cases` into:
+/// the cases in name order, the largest flash and RAM, the slowest
+/// rejection of the hostile file.
+fn measure_images(
+    cases: &Path,
+    core: Core,
+    features: &[&str],
+    plugin: &Path,
+) -> anyhow::Result<Measured> {
+    let mut all = Measured {
+        cases: vec![],
+        calls: vec![],
+        hostile: 0,
+        flash: 0,
+        ram: 0,
+        stdout: String::new(),
+    };
+    for image in xtask::case_images(cases, core)? {
+        let run = measure(&image, core, features, plugin)?;
+        all.cases.extend(run.cases);
+        all.calls.extend(run.calls);
+        all.hostile = all.hostile.max(run.hostile);
+        all.flash = all.flash.max(run.flash);
+        all.ram = all.ram.max(run.ram);
+        all.stdout.push_str(&run.stdout);
+    }
+    let mut order: Vec<usize> = (0..all.cases.len()).collect();
+    order.sort_by(|&a, &b| all.cases[a].cmp(&all.cases[b]));
+    all.cases = order.iter().map(|&i| all.cases[i].clone()).collect();
+    all.calls = order.iter().map(|&i| all.calls[i]).collect();
+    Ok(all)
 }
 
 fn measure(cases: &Path, core: Core, features: &[&str], plugin: &Path) -> anyhow::Result<Measured> {

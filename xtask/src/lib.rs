@@ -157,8 +157,10 @@ pub fn qemu_missing() -> Option<String> {
 
 /// Installs what the firmware needs: the Rust targets and LLVM tools with
 /// rustup, and QEMU with apt-get when running as root (otherwise says how).
-/// apt-get is told never to remove a package; if installing would need
-/// that, it stops and the error gives the command to run by hand.
+/// apt-get is told never to remove a package (`scripts/install-qemu.sh`:
+/// where the release's QEMU conflicts with a newer one from backports, it
+/// installs from backports); if installing would still need a removal, it
+/// stops and the error gives the command to run by hand.
 pub fn install_prerequisites() -> anyhow::Result<()> {
     let installed = installed_targets();
     for core in Core::ALL {
@@ -204,14 +206,8 @@ pub fn install_prerequisites() -> anyhow::Result<()> {
         );
         eprintln!("installing {} with apt-get", packages.join(" "));
         let status = Command::new("sh")
-            .args([
-                "-c",
-                &format!(
-                    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-                     --no-install-recommends --no-remove {}",
-                    packages.join(" ")
-                ),
-            ])
+            .arg(root().join("scripts/install-qemu.sh"))
+            .args(&packages)
             .status()?;
         ensure!(
             status.success(),
@@ -425,6 +421,14 @@ fn case_bytes(case: &Path) -> anyhow::Result<u64> {
         }
     }
     Ok(bytes)
+}
+
+/// Whether the model of the case directory `case` can fit `core`'s flash
+/// beside the firmware's code (its test vectors may still need an image of
+/// their own, and the link has the last word).
+pub fn model_fits(case: &Path, core: Core) -> anyhow::Result<bool> {
+    let model = std::fs::metadata(case.join("model.tgm"))?.len();
+    Ok(model <= core.flash_bytes().saturating_sub(CODE_RESERVE))
 }
 
 /// Splits the cases under `dir` into firmware images that fit `core`'s

@@ -6,7 +6,7 @@ use anyhow::Context;
 use xtask::{root, write_case};
 
 use crate::demo::{first_rows, fit_cardio};
-use crate::process::{cargo, run, tinygen};
+use crate::process::{cargo, run, tinygen, tinygen_output};
 
 pub(crate) fn models() -> anyhow::Result<()> {
     let dir = root().join("models").join("cardio-gmm");
@@ -88,7 +88,76 @@ pub(crate) fn mnist_decoder(mnist: &Path) -> anyhow::Result<()> {
     std::fs::copy(run.join("samples.png"), dir.join("samples.png"))?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
     let latents = tinygen::nn::prior::Prior::Gaussian.sample(4, 16, None, &mut rng);
-    write_case(&dir, &std::fs::read(&model)?, &latents)
+    write_case(&dir, &std::fs::read(&model)?, &latents)?;
+    int8_decoder(&run_s, &mnist_s, &model, &latents)
+}
+
+/// The same decoder quantized to int8 (`--quantize int8`, calibrated on
+/// the default 1,000 training rows), with the same test latents; the MNIST
+/// test reconstruction loss through the run's encoder and each decoder
+/// file (`quality.json`), and 64 samples of each from the same prior draws.
+fn int8_decoder(run: &str, mnist: &str, f32_model: &Path, latents: &[f32]) -> anyhow::Result<()> {
+    let dir = root().join("models").join("mnist-vae-int8-decoder");
+    std::fs::create_dir_all(&dir)?;
+    let model = dir.join("model.tgm");
+    let model_s = model.to_string_lossy();
+    let f32_s = f32_model.to_string_lossy();
+    let report = tinygen_output(&[
+        "export",
+        run,
+        "--part",
+        "decoder",
+        "--quantize",
+        "int8",
+        "--out",
+        &model_s,
+    ])?;
+    std::fs::write(dir.join("export.txt"), &report)?;
+    let eval = |file: &str| -> anyhow::Result<serde_json::Value> {
+        let out = tinygen_output(&[
+            "eval",
+            run,
+            "--data",
+            "mnist",
+            "--data-dir",
+            mnist,
+            "--split",
+            "test",
+            "--iw-samples",
+            "0",
+            "--decoder",
+            file,
+        ])?;
+        Ok(serde_json::from_str(out.trim())?)
+    };
+    let (f32_eval, int8_eval) = (eval(&f32_s)?, eval(&model_s)?);
+    let loss = |v: &serde_json::Value| v["file_reconstruction"].as_f64().unwrap_or(f64::NAN);
+    let quality = serde_json::json!({
+        "split": "test",
+        "f32_decoder_reconstruction": loss(&f32_eval),
+        "int8_decoder_reconstruction": loss(&int8_eval),
+        "relative_change": loss(&int8_eval) / loss(&f32_eval) - 1.0,
+        "candle_reconstruction": f32_eval["reconstruction"],
+    });
+    std::fs::write(
+        dir.join("quality.json"),
+        serde_json::to_string_pretty(&quality)? + "\n",
+    )?;
+    for (file, png) in [(&*model_s, "samples.png"), (&*f32_s, "samples-f32.png")] {
+        let out = dir.join(png);
+        tinygen(&[
+            "sample",
+            "--model",
+            file,
+            "-n",
+            "64",
+            "--seed",
+            "0",
+            "--out",
+            &out.to_string_lossy(),
+        ])?;
+    }
+    write_case(&dir, &std::fs::read(&model)?, latents)
 }
 
 /// The folder holding the MNIST IDX files: data/mnist, or ../shared/data/mnist.

@@ -19,7 +19,8 @@ pub struct QLayerParams<'p> {
     /// Identity, Relu (fused as a clamp), Sigmoid or Tanh; LeakyRelu is
     /// rejected.
     pub activation: Activation,
-    /// Int8 weights, `outputs x inputs` row-major, symmetric (zero point 0).
+    /// Int8 weights, `outputs x inputs` row-major, symmetric (zero point 0);
+    /// the file stores them in [`crate::quant::kernel`]'s layout.
     pub weight: &'p [i8],
     /// Bias (length `outputs`), at scale `input_scale * weight_scale[o]`.
     pub bias: &'p [i32],
@@ -97,7 +98,8 @@ impl QNetworkParams<'_> {
                 per_channel,
                 output: layer.output,
             });
-            bytes.extend(layer.weight.iter().map(|&w| w.to_le_bytes()[0]));
+            let weights = crate::quant::kernel::interleave(layer.weight, layer.inputs);
+            bytes.extend(weights.iter().map(|&w| w.to_le_bytes()[0]));
             bytes.resize(bytes.len().next_multiple_of(4), 0);
             for values in [layer.bias, layer.multiplier, layer.shift] {
                 bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));

@@ -535,6 +535,13 @@ fn dense_rejects_bad_lengths() {
         dense_i8(&input, 0, &weights, None, &inverted, &mut out),
         Err(Error::InvalidParameters)
     );
+    // x - zero point must fit the kernels' 16-bit lanes.
+    for zero_point in [128, -129, i32::MIN] {
+        assert_eq!(
+            dense_i8(&input, zero_point, &weights, None, &ok, &mut out),
+            Err(Error::InvalidParameters)
+        );
+    }
     // The failed calls wrote nothing.
     assert_eq!(out, written);
 }
@@ -671,10 +678,14 @@ proptest! {
     }
 
     #[test]
-    fn dequantize_matches_reference(q in any::<i8>(), scale in 1e-6f32..100.0, zp in -128i32..=127) {
-        // Both products are single roundings of the exact value (24 + 9 bits
-        // fit an f64, and 9-bit integers are exact in f32).
-        let want = scale * (i32::from(q) - zp) as f32;
+    fn dequantize_matches_reference(
+        q in any::<i8>(),
+        scale in prop_oneof![1e-6f32..100.0, any::<f32>().prop_filter("finite", |s| s.is_finite())],
+        zp in prop_oneof![-128i32..=127, any::<i32>()],
+    ) {
+        // TFLite's product in f64, then rounded to f32: the runtime's f32
+        // shortcut (for |q - zp| < 2^24) must give the same bits.
+        let want = (f64::from(scale) * (i64::from(q) - i64::from(zp)) as f64) as f32;
         prop_assert_eq!(dequantize(q, scale, zp).to_bits(), want.to_bits());
     }
 
@@ -694,7 +705,8 @@ proptest! {
             n_out, &input, izp, &weights, bias.as_deref(), &multiplier, &shift, ozp, act, rounding,
         );
         let mut out = std::vec![0x55i8; want.len()];
-        prop_assert_eq!(dense_i8(&input, izp, &weights, bias.as_deref(), &requant, &mut out), Ok(()));
+        let blocked = super::kernel::interleave(&weights, input.len());
+        prop_assert_eq!(dense_i8(&input, izp, &blocked, bias.as_deref(), &requant, &mut out), Ok(()));
         prop_assert_eq!(out, want);
     }
 }

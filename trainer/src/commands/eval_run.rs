@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
 
 use crate::data::images::Split;
 use crate::nn::fit::DataSource;
-use crate::nn::metrics::{EvalOptions, evaluate};
+use crate::nn::metrics::{EvalOptions, evaluate, file_reconstruction};
 use crate::nn::run::load_run;
 
 /// Arguments of `tinygen eval RUN`.
@@ -33,6 +34,11 @@ pub struct EvalRunArgs {
     /// Seed of the random draws.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also report `file_reconstruction`: the reconstruction loss when the
+    /// run's encoder codes go through this decoder file, run by the runtime
+    /// (for example the run's `--quantize int8` export).
+    #[arg(long, value_name = "FILE")]
+    pub decoder: Option<PathBuf>,
 }
 
 /// A split of a named data set.
@@ -66,6 +72,14 @@ pub fn run(args: &EvalRunArgs) -> anyhow::Result<()> {
             seed: args.seed,
         },
     )?;
-    println!("{}", serde_json::to_string(&metrics)?);
+    let mut json = serde_json::to_value(&metrics)?;
+    if let Some(path) = &args.decoder {
+        let file = crate::host::AlignedBytes::read(path)?;
+        let loss = file_reconstruction(&net, &samples, file.as_bytes())
+            .with_context(|| format!("decoding with {}", path.display()))?;
+        json["file_reconstruction"] = loss.into();
+        json["decoder_file"] = path.display().to_string().into();
+    }
+    println!("{json}");
     Ok(())
 }

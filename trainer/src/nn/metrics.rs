@@ -119,6 +119,41 @@ pub fn latents(net: &Network, samples: &Samples) -> anyhow::Result<Vec<f32>> {
     Ok(out)
 }
 
+/// The reconstruction loss per row, as [`Metrics::reconstruction`], when
+/// the run's encoder codes (means) go through a decoder *file* run by the
+/// runtime (`file`: for example the run's f32 or int8 export), computed
+/// from the file's outputs: BCE of its output probabilities with each log
+/// clamped at -100 (as PyTorch's `BCELoss`; an int8 sigmoid can output
+/// exactly 0), or the squared error.
+pub fn file_reconstruction(net: &Network, samples: &Samples, file: &[u8]) -> anyhow::Result<f64> {
+    check_data(net, samples)?;
+    let codes = latents(net, samples)?;
+    let out = crate::host::run_file(file, &codes)?;
+    let d = net.config.input_dim;
+    anyhow::ensure!(
+        out.len() == samples.n * d,
+        "the decoder file writes {} values per code; the run's data has {d}",
+        out.len() / samples.n.max(1)
+    );
+    let ln = |p: f32| f64::from(p).ln().max(-100.0);
+    let total: f64 = out
+        .chunks_exact(d)
+        .zip(samples.x.chunks_exact(d))
+        .map(|(y, x)| {
+            y.iter()
+                .zip(x)
+                .map(|(&y, &x)| match net.config.reconstruction {
+                    Reconstruction::Bce => {
+                        -(f64::from(x) * ln(y) + (1.0 - f64::from(x)) * ln(1.0 - y))
+                    }
+                    Reconstruction::Mse => (f64::from(y) - f64::from(x)).powi(2),
+                })
+                .sum::<f64>()
+        })
+        .sum();
+    Ok(total / samples.n as f64)
+}
+
 /// Evaluates a network on a data set.
 pub fn evaluate(net: &Network, samples: &Samples, opts: EvalOptions) -> anyhow::Result<Metrics> {
     check_data(net, samples)?;
