@@ -15,7 +15,7 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use nalgebra::DMatrix;
 use tinygen_runtime::ModelKind;
-use tinygen_runtime::detector::{Features, NeuralParams};
+use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
 use tinygen_runtime::gmm::GmmParams;
 use tinygen_runtime::network::{DecoderParams, PriorParams, Role};
 
@@ -203,8 +203,10 @@ impl NeuralPart {
         let neural = NeuralParams {
             mean: &self.mean,
             inv_scale: &self.inv_scale,
-            encoder: network(Role::Encoder, latent, &self.encoder),
-            decoder: network(Role::Decoder, latent, &self.decoder),
+            autoencoder: AutoencoderParams::F32 {
+                encoder: network(Role::Encoder, latent, &self.encoder),
+                decoder: network(Role::Decoder, latent, &self.decoder),
+            },
             latent: self.latent.params(None),
             center: combination.center,
             scale: combination.scale,
