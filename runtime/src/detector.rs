@@ -135,6 +135,9 @@ pub struct NeuralSpec {
 /// The encoder (standardized features -> latent code) and the decoder
 /// (latent code -> reconstructed standardized features) of a neural part,
 /// neither with a prior: f32 or int8 networks.
+// No heap to box the larger variant into: both stay inline (an int8 spec
+// carries its layers' quantization params, a few hundred bytes more).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AutoencoderSpec {
@@ -237,6 +240,7 @@ struct Neural<'a> {
 }
 
 /// A validated encoder and decoder.
+#[allow(clippy::large_enum_variant)] // no heap: as for AutoencoderSpec
 #[derive(Debug, Clone, Copy)]
 enum Autoencoder<'a> {
     F32 {
@@ -1295,8 +1299,10 @@ mod tests {
             threshold: f32,
             density_kind: ModelKind,
             density: GmmSpec,
-            neural: Option<(NetworkSpec, NetworkSpec, GmmSpec, [f32; 3], [f32; 3])>,
+            neural: Option<NeuralV2>,
         }
+        /// The old neural part: encoder, decoder, latent, center, scale.
+        type NeuralV2 = (NetworkSpec, NetworkSpec, GmmSpec, [f32; 3], [f32; 3]);
         let v2 = V2 {
             features: spec.features,
             threshold: spec.threshold,
