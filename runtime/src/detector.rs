@@ -22,9 +22,27 @@
 //! score = sum_i (t_i - center_i) / scale_i
 //! ```
 //!
+//! The encoder and the decoder are either f32 networks ([`crate::network`])
+//! or int8 networks ([`crate::qnetwork`], TensorFlow Lite's int8 scheme),
+//! as [`AutoencoderSpec`] says. An int8 pair runs exactly as standalone
+//! int8 files do: `encode(u)` quantizes the f32 `u` with the encoder's
+//! input params and dequantizes the code to f32 (the latent mixture reads
+//! f32), `decode(z)` quantizes that code with the decoder's input params
+//! and dequantizes the reconstruction; the rest of the score is f32 as
+//! above. The writer measures `center` and `scale` on the detector it
+//! writes, int8 networks included (the trainer does), so the calibrated
+//! score is the one the device computes.
+//!
 //! The file's data: the density's values, then for a neural part the
 //! feature mean (D), inverse scale (D), the encoder's and the decoder's
-//! weights (in the decoder module's layout) and the latent mixture's values.
+//! data (f32 weights in the network module's layout, or int8 words in the
+//! int8 network's, without a prior) and the latent mixture's values.
+//!
+//! # Versions
+//!
+//! This is `detector/3` ([`SCHEMA_KEY`]): `detector/2` ([`SCHEMA_KEY_V2`])
+//! had f32 networks only and no [`AutoencoderSpec`] variant; such files are
+//! still read (as [`AutoencoderSpec::F32`]) but no longer written.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +50,7 @@ use crate::features::{STATS, window_stats};
 use crate::format::{self, Header, ModelKind};
 use crate::gmm::{Gmm, GmmSpec};
 use crate::network::{Network, NetworkSpec, Scratch};
+use crate::qnetwork::{QNetwork, QNetworkSpec};
 use crate::{Error, Shape};
 
 const DATA_LENGTH: Error = Error::InvalidShape(Shape::DataLength);
@@ -103,10 +122,8 @@ pub struct DetectorSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NeuralSpec {
-    /// Standardized features -> latent code (no prior).
-    pub encoder: NetworkSpec,
-    /// Latent code -> reconstructed standardized features (no prior).
-    pub decoder: NetworkSpec,
+    /// The encoder and the decoder, f32 or int8.
+    pub autoencoder: AutoencoderSpec,
     /// Density of the latent codes (not standardized).
     pub latent: GmmSpec,
     /// Subtracted from the terms (density, reconstruction, latent).
@@ -115,8 +132,52 @@ pub struct NeuralSpec {
     pub scale: [f32; 3],
 }
 
+/// The encoder (standardized features -> latent code) and the decoder
+/// (latent code -> reconstructed standardized features) of a neural part,
+/// neither with a prior: f32 or int8 networks.
+// No heap to box the larger variant into: both stay inline (an int8 spec
+// carries its layers' quantization params, a few hundred bytes more).
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AutoencoderSpec {
+    /// f32 networks ([`crate::network`]).
+    F32 {
+        /// Standardized features -> latent code.
+        encoder: NetworkSpec,
+        /// Latent code -> reconstructed standardized features.
+        decoder: NetworkSpec,
+    },
+    /// Int8 networks ([`crate::qnetwork`]).
+    Int8 {
+        /// Standardized features -> latent code.
+        encoder: QNetworkSpec,
+        /// Latent code -> reconstructed standardized features.
+        decoder: QNetworkSpec,
+    },
+}
+
+impl AutoencoderSpec {
+    /// Whether the networks are int8.
+    pub fn is_int8(&self) -> bool {
+        matches!(self, AutoencoderSpec::Int8 { .. })
+    }
+}
+
 /// Schema key of the detector body.
 pub const SCHEMA_KEY: u32 = format::schema_key(
+    "detector/3 spec{features:{identity, window_stats{channels:u32 length:u32}, \
+     raw_window{channels:u32 length:u32}} threshold:f32 \
+     density_kind:{gmm,kde} density:gmm/1 spec \
+     neural:option{autoencoder:{f32{encoder:mlp/1 spec decoder:mlp/1 spec}, \
+     int8{encoder:mlp-int8/2 spec decoder:mlp-int8/2 spec}} latent:gmm/1 spec \
+     center:[f32;3] scale:[f32;3]}} \
+     data: the density's data; if neural: mean D, inv_scale D, encoder data, decoder data \
+     (f32 values or int8 words as in their own kinds, no prior), latent data",
+);
+
+/// Schema key of `detector/2` files (f32 neural parts only), still read.
+pub const SCHEMA_KEY_V2: u32 = format::schema_key(
     "detector/2 spec{features:{identity, window_stats{channels:u32 length:u32}, \
      raw_window{channels:u32 length:u32}} threshold:f32 \
      density_kind:{gmm,kde} density:gmm/1 spec \
@@ -125,13 +186,52 @@ pub const SCHEMA_KEY: u32 = format::schema_key(
      data: the density's data; if neural: mean D, inv_scale D, encoder, decoder, latent data",
 );
 
+/// The spec of a `detector/2` file, as it was.
+#[derive(Deserialize)]
+struct DetectorSpecV2 {
+    features: Features,
+    threshold: f32,
+    density_kind: ModelKind,
+    density: GmmSpec,
+    neural: Option<NeuralSpecV2>,
+}
+
+/// The neural part of a `detector/2` file: f32 networks.
+#[derive(Deserialize)]
+struct NeuralSpecV2 {
+    encoder: NetworkSpec,
+    decoder: NetworkSpec,
+    latent: GmmSpec,
+    center: [f32; 3],
+    scale: [f32; 3],
+}
+
+impl From<DetectorSpecV2> for DetectorSpec {
+    fn from(v2: DetectorSpecV2) -> Self {
+        DetectorSpec {
+            features: v2.features,
+            threshold: v2.threshold,
+            density_kind: v2.density_kind,
+            density: v2.density,
+            neural: v2.neural.map(|n| NeuralSpec {
+                autoencoder: AutoencoderSpec::F32 {
+                    encoder: n.encoder,
+                    decoder: n.decoder,
+                },
+                latent: n.latent,
+                center: n.center,
+                scale: n.scale,
+            }),
+        }
+    }
+}
+
 /// A detector's neural part, validated.
 #[derive(Debug, Clone, Copy)]
 struct Neural<'a> {
     mean: &'a [f32],
     inv_scale: &'a [f32],
-    encoder: Network<'a>,
-    decoder: Network<'a>,
+    autoencoder: Autoencoder<'a>,
     latent: Gmm<'a>,
     center: [f32; 3],
     scale: [f32; 3],
@@ -139,8 +239,97 @@ struct Neural<'a> {
     width: usize,
 }
 
+/// A validated encoder and decoder.
+#[allow(clippy::large_enum_variant)] // no heap: as for AutoencoderSpec
+#[derive(Debug, Clone, Copy)]
+enum Autoencoder<'a> {
+    F32 {
+        encoder: Network<'a>,
+        decoder: Network<'a>,
+    },
+    Int8 {
+        encoder: QNetwork<'a>,
+        decoder: QNetwork<'a>,
+    },
+}
+
+impl Autoencoder<'_> {
+    /// Input and output widths: the encoder's, then the decoder's.
+    fn ends(&self) -> [usize; 4] {
+        match self {
+            Autoencoder::F32 { encoder, decoder } => [
+                encoder.input_dim(),
+                encoder.output_dim(),
+                decoder.input_dim(),
+                decoder.output_dim(),
+            ],
+            Autoencoder::Int8 { encoder, decoder } => [
+                encoder.input_dim(),
+                encoder.output_dim(),
+                decoder.input_dim(),
+                decoder.output_dim(),
+            ],
+        }
+    }
+
+    /// The widest buffer either network needs.
+    fn hidden_width(&self) -> usize {
+        match self {
+            Autoencoder::F32 { encoder, decoder } => {
+                encoder.hidden_width().max(decoder.hidden_width())
+            }
+            Autoencoder::Int8 { encoder, decoder } => {
+                encoder.hidden_width().max(decoder.hidden_width())
+            }
+        }
+    }
+
+    /// 4-byte values (f32 weights or int8 words) both networks store.
+    fn stored_values(&self) -> usize {
+        match self {
+            Autoencoder::F32 { encoder, decoder } => {
+                encoder.stored_values() + decoder.stored_values()
+            }
+            Autoencoder::Int8 { encoder, decoder } => {
+                encoder.stored_words() + decoder.stored_words()
+            }
+        }
+    }
+
+    /// Multiply-accumulates of both networks.
+    fn macs(&self) -> usize {
+        match self {
+            Autoencoder::F32 { encoder, decoder } => encoder.macs() + decoder.macs(),
+            Autoencoder::Int8 { encoder, decoder } => encoder.macs() + decoder.macs(),
+        }
+    }
+
+    /// `z = encode(u)`, `r = decode(z)`; int8 networks run in the f32
+    /// buffers' memory.
+    fn run<const N: usize>(
+        &self,
+        u: &[f32],
+        z: &mut [f32],
+        r: &mut [f32],
+        scratch: &mut Scratch<N>,
+    ) -> Result<(), Error> {
+        match self {
+            Autoencoder::F32 { encoder, decoder } => {
+                encoder.forward(u, z, scratch)?;
+                decoder.forward(z, r, scratch)
+            }
+            Autoencoder::Int8 { encoder, decoder } => {
+                let (a, b) = scratch.as_int8();
+                encoder.forward_in(u, z, a, b)?;
+                decoder.forward_in(z, r, a, b)
+            }
+        }
+    }
+}
+
 /// Buffers for scoring a detector with a neural part whose widths are at
-/// most `N` (see [`Detector::score_in`]): `20 N` bytes.
+/// most `N` (see [`Detector::score_in`]): `20 N` bytes (int8 networks run
+/// in the same memory).
 #[derive(Debug, Clone)]
 pub struct DetectorScratch<const N: usize> {
     network: Scratch<N>,
@@ -183,8 +372,15 @@ impl<'a> Detector<'a> {
 
     /// Parses a checked file (see [`format::File`]).
     pub(crate) fn from_file(file: format::File<'a>) -> Result<Self, Error> {
-        let (header, spec, data): (Header, DetectorSpec, _) =
-            file.read_body(&[ModelKind::Detector], SCHEMA_KEY)?;
+        let kinds = &[ModelKind::Detector];
+        let (header, spec, data): (Header, DetectorSpec, _) = if file.header().schema
+            == SCHEMA_KEY_V2
+        {
+            let (header, spec, data) = file.read_body::<DetectorSpecV2>(kinds, SCHEMA_KEY_V2)?;
+            (header, spec.into(), data)
+        } else {
+            file.read_body(kinds, SCHEMA_KEY)?
+        };
         let density_len = spec.density.stored_values().ok_or(DATA_LENGTH)?;
         let (density_data, rest) = data.split_at_checked(density_len).ok_or(DATA_LENGTH)?;
         let density = Gmm::from_parts(header, spec.density_kind, spec.density, density_data)?;
@@ -240,33 +436,38 @@ impl<'a> Detector<'a> {
         }
     }
 
-    /// Number of f32 values in the file (density and neural part).
+    /// Number of 4-byte values in the file's data (density and neural
+    /// part; an int8 network's words count as values).
     pub fn stored_values(&self) -> usize {
         self.density.stored_values()
             + self.neural.map_or(0, |n| {
                 n.mean.len()
                     + n.inv_scale.len()
-                    + n.encoder.stored_values()
-                    + n.decoder.stored_values()
+                    + n.autoencoder.stored_values()
                     + n.latent.stored_values()
             })
     }
 
     /// Multiply-accumulates of one [`Self::score`] call: the density's
     /// [`Gmm::macs`], plus for a neural part both networks' and the latent
-    /// mixture's, and `2 D` for standardizing the features and summing the
-    /// reconstruction error. Window statistics add `O(input_len)` and a
-    /// square root per channel.
+    /// mixture's (int8 ones count one each), and `2 D` for standardizing
+    /// the features and summing the reconstruction error. Window
+    /// statistics add `O(input_len)` and a square root per channel.
     pub fn macs(&self) -> usize {
         self.density.macs()
             + self.neural.map_or(0, |n| {
-                n.encoder.macs() + n.decoder.macs() + n.latent.macs() + 2 * self.density.dim()
+                n.autoencoder.macs() + n.latent.macs() + 2 * self.density.dim()
             })
     }
 
     /// Whether the detector has a neural part.
     pub fn has_neural(&self) -> bool {
         self.neural.is_some()
+    }
+
+    /// Whether the detector has a neural part with int8 networks.
+    pub fn has_int8_neural(&self) -> bool {
+        self.spec.neural.is_some_and(|n| n.autoencoder.is_int8())
     }
 
     /// The width [`DetectorScratch`] must hold for [`Self::score_in`]: the
@@ -402,19 +603,29 @@ impl<'a> Neural<'a> {
     ) -> Result<Self, Error> {
         let (mean, rest) = data.split_at_checked(dim).ok_or(DATA_LENGTH)?;
         let (inv_scale, rest) = rest.split_at_checked(dim).ok_or(DATA_LENGTH)?;
-        let encoder_len = spec.encoder.stored_values().ok_or(DATA_LENGTH)?;
-        let decoder_len = spec.decoder.stored_values().ok_or(DATA_LENGTH)?;
-        let (encoder, rest) = rest.split_at_checked(encoder_len).ok_or(DATA_LENGTH)?;
-        let (decoder, latent) = rest.split_at_checked(decoder_len).ok_or(DATA_LENGTH)?;
-        let encoder = Network::from_parts(header, ModelKind::Encoder, spec.encoder, encoder)?;
-        let decoder = Network::from_parts(header, ModelKind::Decoder, spec.decoder, decoder)?;
+        let (autoencoder, latent) = match spec.autoencoder {
+            AutoencoderSpec::F32 { encoder, decoder } => {
+                let encoder_len = encoder.stored_values().ok_or(DATA_LENGTH)?;
+                let decoder_len = decoder.stored_values().ok_or(DATA_LENGTH)?;
+                let (e, rest) = rest.split_at_checked(encoder_len).ok_or(DATA_LENGTH)?;
+                let (d, latent) = rest.split_at_checked(decoder_len).ok_or(DATA_LENGTH)?;
+                let encoder = Network::from_parts(header, ModelKind::Encoder, encoder, e)?;
+                let decoder = Network::from_parts(header, ModelKind::Decoder, decoder, d)?;
+                (Autoencoder::F32 { encoder, decoder }, latent)
+            }
+            AutoencoderSpec::Int8 { encoder, decoder } => {
+                let encoder_len = int8_words(&encoder)?;
+                let decoder_len = int8_words(&decoder)?;
+                let (e, rest) = rest.split_at_checked(encoder_len).ok_or(DATA_LENGTH)?;
+                let (d, latent) = rest.split_at_checked(decoder_len).ok_or(DATA_LENGTH)?;
+                let encoder = QNetwork::from_parts(header, ModelKind::EncoderInt8, encoder, e)?;
+                let decoder = QNetwork::from_parts(header, ModelKind::DecoderInt8, decoder, d)?;
+                (Autoencoder::Int8 { encoder, decoder }, latent)
+            }
+        };
         let latent = Gmm::from_parts(header, ModelKind::Gmm, spec.latent, latent)?;
         let z = latent.dim();
-        let consistent = encoder.input_dim() == dim
-            && encoder.output_dim() == z
-            && decoder.input_dim() == z
-            && decoder.output_dim() == dim
-            && latent.standardizer().is_none();
+        let consistent = autoencoder.ends() == [dim, z, z, dim] && latent.standardizer().is_none();
         if !consistent {
             return Err(Error::InvalidShape(Shape::NeuralPart));
         }
@@ -426,15 +637,11 @@ impl<'a> Neural<'a> {
         if spec.scale.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
             return Err(Error::ParameterOutOfRange);
         }
-        let width = dim
-            .max(z)
-            .max(encoder.hidden_width())
-            .max(decoder.hidden_width());
+        let width = dim.max(z).max(autoencoder.hidden_width());
         Ok(Self {
             mean,
             inv_scale,
-            encoder,
-            decoder,
+            autoencoder,
             latent,
             center: spec.center,
             scale: spec.scale,
@@ -456,9 +663,8 @@ impl<'a> Neural<'a> {
             *v = (*v - m) * s;
         }
         let z = latent.get_mut(..self.latent.dim()).ok_or(INTERNAL)?;
-        self.encoder.forward(u, z, scratch)?;
         let r = reconstruction.get_mut(..u.len()).ok_or(INTERNAL)?;
-        self.decoder.forward(z, r, scratch)?;
+        self.autoencoder.run(u, z, r, scratch)?;
         let error = u
             .iter()
             .zip(r.iter())
@@ -475,18 +681,93 @@ impl<'a> Neural<'a> {
     }
 }
 
+/// Words an int8 network's spec claims (layers and prior), with checked
+/// arithmetic, before any is read.
+fn int8_words(spec: &QNetworkSpec) -> Result<usize, Error> {
+    let layers = spec
+        .layers
+        .as_slice()
+        .iter()
+        .try_fold(0usize, |acc, l| acc.checked_add(l.words()));
+    let prior = spec.prior.stored_values(usize::from(spec.latent));
+    layers
+        .zip(prior)
+        .and_then(|(l, p)| l.checked_add(p))
+        .ok_or(DATA_LENGTH)
+}
+
 #[cfg(feature = "alloc")]
-pub use encode::NeuralParams;
+pub use encode::{AutoencoderParams, NeuralParams};
 
 #[cfg(feature = "alloc")]
 mod encode {
     use alloc::vec::Vec;
 
-    use super::{DetectorSpec, Features, NeuralSpec};
+    use super::{AutoencoderSpec, DetectorSpec, Features, NeuralSpec};
     use crate::Error;
     use crate::format::{self, ModelKind};
     use crate::gmm::GmmParams;
     use crate::network::{DecoderParams, PriorParams, Role};
+    use crate::qnetwork::QNetworkParams;
+    use crate::quant::Rounding;
+
+    /// A detector's encoder and decoder, ready to encode; their roles and
+    /// priors are ignored (written as encoder and decoder, no prior).
+    #[derive(Debug, Clone)]
+    pub enum AutoencoderParams<'p> {
+        /// f32 networks.
+        F32 {
+            /// Standardized features -> latent code.
+            encoder: DecoderParams<'p>,
+            /// Latent code -> standardized features.
+            decoder: DecoderParams<'p>,
+        },
+        /// Int8 networks, written with [`Rounding::Single`] (as
+        /// [`QNetworkParams::encode`]).
+        Int8 {
+            /// Standardized features -> latent code.
+            encoder: QNetworkParams<'p>,
+            /// Latent code -> standardized features.
+            decoder: QNetworkParams<'p>,
+        },
+    }
+
+    impl AutoencoderParams<'_> {
+        /// The spec and the data (encoder's, then decoder's).
+        fn stored(&self) -> Result<(AutoencoderSpec, Vec<f32>), Error> {
+            Ok(match self {
+                AutoencoderParams::F32 { encoder, decoder } => {
+                    let network = |p: &DecoderParams<'_>, role: Role| {
+                        let p = DecoderParams {
+                            role,
+                            prior: PriorParams::None,
+                            ..p.clone()
+                        };
+                        p.stored().map(|(_, spec, data)| (spec, data))
+                    };
+                    let (encoder, mut data) = network(encoder, Role::Encoder)?;
+                    let (decoder, decoder_data) = network(decoder, Role::Decoder)?;
+                    data.extend(decoder_data);
+                    (AutoencoderSpec::F32 { encoder, decoder }, data)
+                }
+                AutoencoderParams::Int8 { encoder, decoder } => {
+                    let network = |p: &QNetworkParams<'_>, role: Role| {
+                        let p = QNetworkParams {
+                            role,
+                            prior: PriorParams::None,
+                            ..p.clone()
+                        };
+                        p.stored(Rounding::Single)
+                            .map(|(_, spec, data)| (spec, data))
+                    };
+                    let (encoder, mut data) = network(encoder, Role::Encoder)?;
+                    let (decoder, decoder_data) = network(decoder, Role::Decoder)?;
+                    data.extend(decoder_data);
+                    (AutoencoderSpec::Int8 { encoder, decoder }, data)
+                }
+            })
+        }
+    }
 
     /// A detector's neural part, ready to encode (see the module docs).
     #[derive(Debug, Clone)]
@@ -495,10 +776,8 @@ mod encode {
         pub mean: &'p [f32],
         /// Multiplies the centred features (D).
         pub inv_scale: &'p [f32],
-        /// Standardized features -> latent code; its prior is ignored.
-        pub encoder: DecoderParams<'p>,
-        /// Latent code -> standardized features; its prior is ignored.
-        pub decoder: DecoderParams<'p>,
+        /// The encoder and the decoder, f32 or int8.
+        pub autoencoder: AutoencoderParams<'p>,
         /// Density of the latent codes (no standardizer).
         pub latent: GmmParams<'p>,
         /// Subtracted from the terms (density, reconstruction, latent).
@@ -535,25 +814,14 @@ mod encode {
             let neural = match neural {
                 None => None,
                 Some(n) => {
-                    let network = |p: &DecoderParams<'_>, role: Role| {
-                        let p = DecoderParams {
-                            role,
-                            prior: PriorParams::None,
-                            ..p.clone()
-                        };
-                        p.stored().map(|(_, spec, data)| (spec, data))
-                    };
-                    let (encoder, encoder_data) = network(&n.encoder, Role::Encoder)?;
-                    let (decoder, decoder_data) = network(&n.decoder, Role::Decoder)?;
+                    let (autoencoder, networks) = n.autoencoder.stored()?;
                     let (latent, latent_data) = n.latent.stored()?;
                     data.extend_from_slice(n.mean);
                     data.extend_from_slice(n.inv_scale);
-                    data.extend(encoder_data);
-                    data.extend(decoder_data);
+                    data.extend(networks);
                     data.extend(latent_data);
                     Some(NeuralSpec {
-                        encoder,
-                        decoder,
+                        autoencoder,
                         latent,
                         center: n.center,
                         scale: n.scale,
@@ -609,8 +877,10 @@ mod tests {
         let neural = NeuralParams {
             mean: &[1.0, 2.0],
             inv_scale: &[0.5, 0.25],
-            encoder: network(Role::Encoder, layer(2, 1, &[1.0, 0.0])),
-            decoder: network(Role::Decoder, layer(1, 2, &[1.0, 0.0])),
+            autoencoder: AutoencoderParams::F32 {
+                encoder: network(Role::Encoder, layer(2, 1, &[1.0, 0.0])),
+                decoder: network(Role::Decoder, layer(1, 2, &[1.0, 0.0])),
+            },
             latent: GmmParams {
                 covariance: Covariance::Diag,
                 dim: 1,
@@ -733,29 +1003,31 @@ mod tests {
         let neural = |scale| NeuralParams {
             mean: &[0.0, 0.0],
             inv_scale: &[1.0, 1.0],
-            encoder: DecoderParams {
-                role: Role::Encoder,
-                latent: 1,
-                layers: alloc::vec![LayerParams {
-                    inputs: 2,
-                    outputs: 1,
-                    activation: Activation::Relu,
-                    weight: &[1.0, 1.0],
-                    bias: &[0.0],
-                }],
-                prior: PriorParams::None,
-            },
-            decoder: DecoderParams {
-                role: Role::Decoder,
-                latent: 1,
-                layers: alloc::vec![LayerParams {
-                    inputs: 1,
-                    outputs: 2,
-                    activation: Activation::Identity,
-                    weight: &[1.0, 1.0],
-                    bias: &[0.0, 0.0],
-                }],
-                prior: PriorParams::None,
+            autoencoder: AutoencoderParams::F32 {
+                encoder: DecoderParams {
+                    role: Role::Encoder,
+                    latent: 1,
+                    layers: alloc::vec![LayerParams {
+                        inputs: 2,
+                        outputs: 1,
+                        activation: Activation::Relu,
+                        weight: &[1.0, 1.0],
+                        bias: &[0.0],
+                    }],
+                    prior: PriorParams::None,
+                },
+                decoder: DecoderParams {
+                    role: Role::Decoder,
+                    latent: 1,
+                    layers: alloc::vec![LayerParams {
+                        inputs: 1,
+                        outputs: 2,
+                        activation: Activation::Identity,
+                        weight: &[1.0, 1.0],
+                        bias: &[0.0, 0.0],
+                    }],
+                    prior: PriorParams::None,
+                },
             },
             latent: GmmParams {
                 dim: 1,
@@ -789,5 +1061,272 @@ mod tests {
         for cut in (0..bytes.len()).step_by(7) {
             assert!(Detector::from_bytes(&file[..cut]).is_err(), "cut {cut}");
         }
+    }
+
+    /// The int8 twin of [`detector_file`]'s neural part: tensors at scale
+    /// 1/16, weights 1 stored as 64 at scale 1/64, so that on inputs whose
+    /// standardized features are multiples of 1/16 (within [-8, 7.9375])
+    /// every int8 tensor is exact.
+    fn int8_networks() -> AutoencoderParams<'static> {
+        use crate::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
+        const SIXTEENTH: QuantParams = QuantParams {
+            scale: 1.0 / 16.0,
+            zero_point: 0,
+        };
+        let layer = |inputs, outputs, bias: &'static [i32]| QLayerParams {
+            inputs,
+            outputs,
+            activation: Activation::Identity,
+            weight: &[64, 0],
+            bias,
+            multiplier: &[1 << 30],
+            shift: &[-5],
+            output: SIXTEENTH,
+        };
+        let network = |role, layer| QNetworkParams {
+            role,
+            input: SIXTEENTH,
+            layers: alloc::vec![layer],
+            prior: PriorParams::None,
+        };
+        AutoencoderParams::Int8 {
+            encoder: network(Role::Encoder, layer(2, 1, &[0])),
+            decoder: network(Role::Decoder, layer(1, 2, &[0, 0])),
+        }
+    }
+
+    fn int8_detector_file() -> alloc::vec::Vec<u8> {
+        let density = GmmParams {
+            covariance: Covariance::Diag,
+            dim: 2,
+            weights: &[1.0],
+            means: &[0.0, 0.0],
+            precisions_cholesky: &[1.0, 1.0],
+            standardizer: None,
+        };
+        let neural = NeuralParams {
+            mean: &[1.0, 2.0],
+            inv_scale: &[0.5, 0.25],
+            autoencoder: int8_networks(),
+            latent: GmmParams {
+                covariance: Covariance::Diag,
+                dim: 1,
+                weights: &[1.0],
+                means: &[0.0],
+                precisions_cholesky: &[1.0],
+                standardizer: None,
+            },
+            center: [1.0, 0.5, -1.0],
+            scale: [2.0, 4.0, 0.5],
+        };
+        density
+            .encode_neural_detector(ModelKind::Gmm, Features::Identity, 7.0, Some(&neural))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_int8_neural_part_scores_as_the_f32_one_where_its_tensors_are_exact() {
+        let f32_bytes = detector_file([2.0, 4.0, 0.5], Features::Identity);
+        let int8_bytes = int8_detector_file();
+        let (a, b) = (aligned(&f32_bytes), aligned(&int8_bytes));
+        let f =
+            Detector::from_bytes(&bytemuck::cast_slice::<u32, u8>(&a)[..f32_bytes.len()]).unwrap();
+        let q =
+            Detector::from_bytes(&bytemuck::cast_slice::<u32, u8>(&b)[..int8_bytes.len()]).unwrap();
+        assert!(q.has_int8_neural() && !f.has_int8_neural());
+        assert_eq!(q.macs(), f.macs());
+        assert_eq!(q.neural_width(), 2);
+        // Density 3 (log_norm, precision 2, prec_mean 2 = 5), mean and
+        // inv_scale 4, each network 1 weight word + bias + multiplier + shift
+        // (4 and 5), latent 3.
+        assert_eq!(q.stored_values(), 5 + 4 + 4 + 5 + 3);
+        // u = ((x0 - 1) / 2, (x1 - 2) / 4) on the 1/16 grid: equal scores.
+        for x in [[3.0f32, -2.0], [1.0, 2.0], [-0.5, 9.0], [2.125, 3.5]] {
+            let (sf, sq) = (f.score(&x).unwrap(), q.score(&x).unwrap());
+            assert_eq!(sf.to_bits(), sq.to_bits(), "{x:?}: {sf} vs {sq}");
+        }
+        // Off the grid, u0 is rounded to the nearest 1/16: the latent term
+        // (u0^2 / 2, scaled by 1 / 0.5) moves by at most about |u0| / 8 + 1/256.
+        for x in [[3.01f32, -2.0], [1.3, 2.7], [-0.45, 5.1]] {
+            let (sf, sq) = (f.score(&x).unwrap(), q.score(&x).unwrap());
+            let u0 = (x[0] - 1.0) / 2.0;
+            assert!(
+                (sf - sq).abs() <= u0.abs() / 8.0 + 0.01,
+                "{x:?}: {sf} vs {sq}"
+            );
+        }
+        // Saturation: u0 = 20 is far outside the int8 range of [-8, 8).
+        let sq = q.score(&[41.0, 2.0]).unwrap();
+        let sf = f.score(&[41.0, 2.0]).unwrap();
+        assert!(sq.is_finite() && sq < sf);
+        assert_eq!(
+            q.score_in(&[0.0, 0.0], &mut DetectorScratch::<1>::new()),
+            Err(Error::TooWide { width: 2, max: 1 })
+        );
+        assert_eq!(q.score(&[f32::NAN, 0.0]), Err(Error::NonFiniteInput));
+    }
+
+    /// The int8 detector's spec and data, to corrupt and write directly.
+    fn int8_parts() -> (DetectorSpec, alloc::vec::Vec<f32>) {
+        let bytes = int8_detector_file();
+        let words = aligned(&bytes);
+        let file = format::open(&bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()]).unwrap();
+        let (_, spec, data): (Header, DetectorSpec, &[f32]) =
+            file.read_body(&[ModelKind::Detector], SCHEMA_KEY).unwrap();
+        (spec, data.to_vec())
+    }
+
+    fn parse(spec: &DetectorSpec, data: &[f32]) -> Result<(), Error> {
+        let bytes = format::write(ModelKind::Detector, SCHEMA_KEY, spec, data).unwrap();
+        let words = aligned(&bytes);
+        Detector::from_bytes(&bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()]).map(|_| ())
+    }
+
+    #[test]
+    fn malformed_int8_neural_parts_are_typed_errors() {
+        let (spec, data) = int8_parts();
+        assert_eq!(parse(&spec, &data), Ok(()));
+        let neural = spec.neural.unwrap();
+        let AutoencoderSpec::Int8 { encoder, decoder } = neural.autoencoder else {
+            panic!("not int8");
+        };
+        let with = |encoder, decoder| DetectorSpec {
+            neural: Some(NeuralSpec {
+                autoencoder: AutoencoderSpec::Int8 { encoder, decoder },
+                ..neural
+            }),
+            ..spec
+        };
+        // Data words: density 5, mean 2, inv_scale 2, then the encoder's
+        // weight word, bias, multiplier, shift (9..13), the decoder's (13..18).
+        let word = |i: usize, v: i32| {
+            let mut d = data.clone();
+            d[i] = f32::from_bits(v as u32);
+            d
+        };
+        assert_eq!(parse(&spec, &word(11, -1)), Err(Error::ParameterOutOfRange));
+        assert_eq!(parse(&spec, &word(12, 31)), Err(Error::ParameterOutOfRange));
+        assert_eq!(
+            parse(&spec, &word(17, -32)),
+            Err(Error::ParameterOutOfRange)
+        );
+        // Any int8 weight, bias (even a NaN pattern) is a valid value.
+        assert_eq!(parse(&spec, &word(9, -1)), Ok(()));
+        assert_eq!(parse(&spec, &word(10, 0x7fc0_0000)), Ok(()));
+        // Missing or extra words.
+        assert_eq!(
+            parse(&spec, &data[..data.len() - 1]),
+            Err(Error::InvalidShape(Shape::DataLength))
+        );
+        let mut longer = data.clone();
+        longer.push(0.0);
+        assert_eq!(
+            parse(&spec, &longer),
+            Err(Error::InvalidShape(Shape::DataLength))
+        );
+        // Zero and non-finite scales, a leaky relu layer.
+        let mut bad = encoder;
+        bad.input.scale = 0.0;
+        assert_eq!(
+            parse(&with(bad, decoder), &data),
+            Err(Error::ParameterOutOfRange)
+        );
+        let mut bad = decoder;
+        let mut layers = *bad.layers.as_slice().first().unwrap();
+        layers.output.scale = f32::INFINITY;
+        bad.layers = crate::qnetwork::QLayers::new(&[layers]).unwrap();
+        assert_eq!(
+            parse(&with(encoder, bad), &data),
+            Err(Error::NonFiniteParameter)
+        );
+        let mut layers = *decoder.layers.as_slice().first().unwrap();
+        layers.activation = Activation::LeakyRelu;
+        let bad = QNetworkSpec {
+            layers: crate::qnetwork::QLayers::new(&[layers]).unwrap(),
+            ..decoder
+        };
+        assert_eq!(
+            parse(&with(encoder, bad), &data),
+            Err(Error::ParameterOutOfRange)
+        );
+        // Encoder and decoder swapped: the ends do not fit the features.
+        assert!(parse(&with(decoder, encoder), &data).is_err());
+        // A latent of the wrong width (encoder 2 -> 1 claims latent 2).
+        let bad = QNetworkSpec {
+            latent: 2,
+            ..encoder
+        };
+        assert_eq!(
+            parse(&with(bad, decoder), &data),
+            Err(Error::InvalidShape(Shape::NetworkEnds))
+        );
+        // A spec that claims huge layers is rejected before reading data.
+        let mut layers = *encoder.layers.as_slice().first().unwrap();
+        layers.inputs = u16::MAX;
+        let bad = QNetworkSpec {
+            data: u16::MAX,
+            layers: crate::qnetwork::QLayers::new(&[layers]).unwrap(),
+            ..encoder
+        };
+        assert!(parse(&with(bad, decoder), &data).is_err());
+        // Truncations of the file.
+        let bytes = int8_detector_file();
+        let words = aligned(&bytes);
+        let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+        for cut in 0..bytes.len() {
+            assert!(Detector::from_bytes(&file[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn detector_2_files_are_read_as_f32_neural_parts() {
+        // The old spec's layout: the neural part without the variant tag.
+        let bytes = detector_file([2.0, 4.0, 0.5], Features::Identity);
+        let words = aligned(&bytes);
+        let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+        let new = Detector::from_bytes(file).unwrap();
+        let (_, spec, data): (Header, DetectorSpec, &[f32]) = format::open(file)
+            .unwrap()
+            .read_body(&[ModelKind::Detector], SCHEMA_KEY)
+            .unwrap();
+        let n = spec.neural.unwrap();
+        let AutoencoderSpec::F32 { encoder, decoder } = n.autoencoder else {
+            panic!("not f32");
+        };
+        #[derive(Serialize)]
+        struct V2 {
+            features: Features,
+            threshold: f32,
+            density_kind: ModelKind,
+            density: GmmSpec,
+            neural: Option<NeuralV2>,
+        }
+        /// The old neural part: encoder, decoder, latent, center, scale.
+        type NeuralV2 = (NetworkSpec, NetworkSpec, GmmSpec, [f32; 3], [f32; 3]);
+        let v2 = V2 {
+            features: spec.features,
+            threshold: spec.threshold,
+            density_kind: spec.density_kind,
+            density: spec.density,
+            neural: Some((encoder, decoder, n.latent, n.center, n.scale)),
+        };
+        let old = format::write(ModelKind::Detector, SCHEMA_KEY_V2, &v2, data).unwrap();
+        let old_words = aligned(&old);
+        let old_file = &bytemuck::cast_slice::<u32, u8>(&old_words)[..old.len()];
+        let read = Detector::from_bytes(old_file).unwrap();
+        assert_eq!(read.spec(), new.spec());
+        assert_eq!(read.score(&[3.0, -2.0]), new.score(&[3.0, -2.0]));
+        // The old key with the new layout, and the reverse, do not parse.
+        let mixed = format::write(ModelKind::Detector, SCHEMA_KEY_V2, &spec, data).unwrap();
+        let w = aligned(&mixed);
+        assert!(Detector::from_bytes(&bytemuck::cast_slice::<u32, u8>(&w)[..mixed.len()]).is_err());
+        let mixed = format::write(ModelKind::Detector, SCHEMA_KEY, &v2, data).unwrap();
+        let w = aligned(&mixed);
+        assert!(Detector::from_bytes(&bytemuck::cast_slice::<u32, u8>(&w)[..mixed.len()]).is_err());
+        assert_ne!(SCHEMA_KEY, SCHEMA_KEY_V2);
+        assert_eq!(
+            SCHEMA_KEY_V2, 0xbfa4_6c95,
+            "the detector/2 key as FORMAT.md lists it"
+        );
     }
 }

@@ -304,9 +304,21 @@ impl<'a> QNetwork<'a> {
             &[ModelKind::DecoderInt8, ModelKind::EncoderInt8],
             SCHEMA_KEY,
         )?;
-        let (words, prior, hidden_width) = validate(header.kind, &spec, data)?;
+        Self::from_parts(header, header.kind, spec, data)
+    }
+
+    /// Validates an int8 network (`kind` int8 decoder or int8 encoder)
+    /// whose spec and words were read from a file (its own, or a
+    /// detector's).
+    pub(crate) fn from_parts(
+        header: Header,
+        kind: ModelKind,
+        spec: QNetworkSpec,
+        data: &'a [f32],
+    ) -> Result<Self, Error> {
+        let (words, prior, hidden_width) = validate(kind, &spec, data)?;
         Ok(Self {
-            header,
+            header: Header { kind, ..header },
             spec,
             words,
             prior,
@@ -319,7 +331,8 @@ impl<'a> QNetwork<'a> {
         self.header
     }
 
-    /// Int8 decoder or int8 encoder.
+    /// Int8 decoder or int8 encoder, also for a network inside a detector
+    /// file.
     pub fn kind(&self) -> ModelKind {
         self.header.kind
     }

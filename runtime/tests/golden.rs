@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use tinygen_runtime::Activation;
-use tinygen_runtime::detector::{Features, NeuralParams};
+use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams};
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
 use tinygen_runtime::qnetwork::{QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams};
@@ -53,6 +53,13 @@ fn linear<'p>(weight: &'p [f32], bias: &'p [f32]) -> LayerParams<'p> {
         bias,
     }
 }
+
+/// Pinned schema key of detectors (`detector/3`).
+const DETECTOR_KEY: u32 = 0x9436_e365;
+
+/// Pinned schema key of `detector/2` files (`detector_v2.tgm`, the golden
+/// detector as committed before `detector/3`, still read, no longer written).
+const DETECTOR_V2_KEY: u32 = 0xbfa4_6c95;
 
 /// Pinned schema key of the int8 networks (`mlp-int8/2`).
 const INT8_KEY: u32 = 0x1979_ed36;
@@ -139,21 +146,48 @@ fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
     let neural = NeuralParams {
         mean: &[1.0, 2.0],
         inv_scale: &[0.5, 0.25],
-        encoder: DecoderParams {
-            role: Role::Encoder,
-            latent: 1,
-            layers: vec![linear(&[1.0, 0.0], &[0.0])],
-            prior: PriorParams::None,
-        },
-        decoder: DecoderParams {
-            role: Role::Decoder,
-            latent: 1,
-            layers: vec![linear(&[1.0, 0.0], &[0.0, 0.0])],
-            prior: PriorParams::None,
+        autoencoder: AutoencoderParams::F32 {
+            encoder: DecoderParams {
+                role: Role::Encoder,
+                latent: 1,
+                layers: vec![linear(&[1.0, 0.0], &[0.0])],
+                prior: PriorParams::None,
+            },
+            decoder: DecoderParams {
+                role: Role::Decoder,
+                latent: 1,
+                layers: vec![linear(&[1.0, 0.0], &[0.0, 0.0])],
+                prior: PriorParams::None,
+            },
         },
         latent: normal_1d(),
         center: [1.0, 0.5, -1.0],
         scale: [2.0, 4.0, 0.5],
+    };
+    // The same autoencoder in int8: tensors at scale 1/16, weights 1 as 64
+    // at scale 1/64 (multiplier 2^30, shift -5: 1/64).
+    let int8_layer = |inputs, outputs, bias: &'static [i32]| QLayerParams {
+        inputs,
+        outputs,
+        activation: Activation::Identity,
+        weight: &[64, 0],
+        bias,
+        multiplier: &[1 << 30],
+        shift: &[-5],
+        output: SIXTEENTH,
+    };
+    let int8_network = |role, layer| QNetworkParams {
+        role,
+        input: SIXTEENTH,
+        layers: vec![layer],
+        prior: PriorParams::None,
+    };
+    let neural_int8 = NeuralParams {
+        autoencoder: AutoencoderParams::Int8 {
+            encoder: int8_network(Role::Encoder, int8_layer(2, 1, &[0])),
+            decoder: int8_network(Role::Decoder, int8_layer(1, 2, &[0, 0])),
+        },
+        ..neural.clone()
     };
     let density = GmmParams {
         covariance: Covariance::Full,
@@ -203,6 +237,13 @@ fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
             ModelKind::Detector,
             density
                 .encode_neural_detector(ModelKind::Gmm, Features::Identity, 7.0, Some(&neural))
+                .unwrap(),
+        ),
+        (
+            "detector_int8.tgm",
+            ModelKind::Detector,
+            density
+                .encode_neural_detector(ModelKind::Gmm, Features::Identity, 7.0, Some(&neural_int8))
                 .unwrap(),
         ),
         ("decoder.tgm", ModelKind::Decoder, decoder.encode().unwrap()),
@@ -264,7 +305,7 @@ fn golden_headers_carry_the_pinned_kinds_and_schema_keys() {
         let header = format::read_header(&bytemuck::cast_slice(&words)[..len]).unwrap();
         let key = match kind {
             ModelKind::Gmm | ModelKind::Kde => 0x0be4_268f,
-            ModelKind::Detector => 0xbfa4_6c95,
+            ModelKind::Detector => DETECTOR_KEY,
             ModelKind::Decoder | ModelKind::Encoder => 0x9ea2_7bc7,
             ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => INT8_KEY,
         };
@@ -293,17 +334,31 @@ fn golden_files_give_their_closed_form_outputs() {
         close(kde.log_density(&[x as f32]).unwrap(), want, "kde");
     }
 
-    let (words, len) = committed("detector.tgm");
-    let detector = Detector::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
-    for x in [[3.0f32, -2.0], [1.0, 2.0], [-0.5, 9.0]] {
-        let (x0, x1) = (f64::from(x[0]), f64::from(x[1]));
-        let nll = 0.5 * (x0 * x0 + x1 * x1) + LN_2PI;
-        let (u0, u1) = ((x0 - 1.0) / 2.0, (x1 - 2.0) / 4.0);
-        let latent = 0.5 * u0 * u0 + 0.5 * LN_2PI;
-        let want = (nll - 1.0) / 2.0 + (u1 * u1 - 0.5) / 4.0 + (latent + 1.0) / 0.5;
-        let score = detector.score(&x).unwrap();
-        close(score, want, "detector");
-        assert_eq!(detector.is_anomaly(&x).unwrap(), score >= 7.0);
+    // The f32 and the int8 detector (whose tensors are exact on these
+    // points: the standardized features are multiples of 1/16), and the
+    // f32 one as detector/2 wrote it.
+    for name in ["detector.tgm", "detector_int8.tgm", "detector_v2.tgm"] {
+        let (words, len) = committed(name);
+        let bytes = &bytemuck::cast_slice(&words)[..len];
+        let detector = Detector::from_bytes(bytes).unwrap();
+        let key = format::read_header(bytes).unwrap().schema;
+        let want_key = if name == "detector_v2.tgm" {
+            DETECTOR_V2_KEY
+        } else {
+            DETECTOR_KEY
+        };
+        assert_eq!(key, want_key, "{name}: schema key");
+        assert_eq!(detector.has_int8_neural(), name == "detector_int8.tgm");
+        for x in [[3.0f32, -2.0], [1.0, 2.0], [-0.5, 9.0]] {
+            let (x0, x1) = (f64::from(x[0]), f64::from(x[1]));
+            let nll = 0.5 * (x0 * x0 + x1 * x1) + LN_2PI;
+            let (u0, u1) = ((x0 - 1.0) / 2.0, (x1 - 2.0) / 4.0);
+            let latent = 0.5 * u0 * u0 + 0.5 * LN_2PI;
+            let want = (nll - 1.0) / 2.0 + (u1 * u1 - 0.5) / 4.0 + (latent + 1.0) / 0.5;
+            let score = detector.score(&x).unwrap();
+            close(score, want, name);
+            assert_eq!(detector.is_anomaly(&x).unwrap(), score >= 7.0);
+        }
     }
 
     let (words, len) = committed("decoder.tgm");

@@ -226,6 +226,28 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         some_windows,
     )
     .unwrap();
+    // Its autoencoder in int8 (`--quantize int8`): int8 layers inside the
+    // detector, the same f32 rest, again bit for bit.
+    let int8_fit = DetectorFit {
+        neural: neural_fit
+            .neural
+            .clone()
+            .map(|n| NeuralOptions { int8: true, ..n }),
+        ..fit.clone()
+    };
+    let int8 = fit_detector(windowed, 24, &train_windows, Some(&train_labels), &int8_fit).unwrap();
+    let int8_host = AlignedBytes::new(&int8.bytes);
+    assert!(
+        Detector::from_bytes(int8_host.as_bytes())
+            .unwrap()
+            .has_int8_neural()
+    );
+    xtask::write_case(
+        &dir.join("basicmotions_neural_int8"),
+        &int8.bytes,
+        some_windows,
+    )
+    .unwrap();
 
     let stream_report = format!(
         "case basicmotions_stream: detector flagged {hits} of 180 anomalous windows, {false_alarms} false alarms in 180 normal windows"

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use tinygen::density::gmm::{EmOptions, GaussianMixture, em_from_responsibilities};
 use tinygen::host::AlignedBytes;
-use tinygen_runtime::detector::Features;
+use tinygen_runtime::detector::{DetectorScratch, Features};
 use tinygen_runtime::format::reseal;
 use tinygen_runtime::gmm::Covariance;
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
@@ -70,7 +70,20 @@ fn valid_models() -> Vec<Vec<u8>> {
         }),
     )
     .chain(network_models())
+    .chain(neural_detectors())
     .collect()
+}
+
+/// The golden detectors with a neural part: f32 (`detector/3` and as
+/// `detector/2` wrote it) and int8.
+fn neural_detectors() -> Vec<Vec<u8>> {
+    [
+        &include_bytes!("../../runtime/tests/golden/detector.tgm")[..],
+        &include_bytes!("../../runtime/tests/golden/detector_int8.tgm")[..],
+        &include_bytes!("../../runtime/tests/golden/detector_v2.tgm")[..],
+    ]
+    .map(<[u8]>::to_vec)
+    .into()
 }
 
 /// Decoders 3 -> 8 -> 4 with each kind of prior, and an encoder 4 -> 8 -> 3.
@@ -168,6 +181,8 @@ fn exercise(bytes: &[u8], input: &[f32]) {
         let _ = detector.score(&x);
         let _ = detector.is_anomaly(&x);
         let _ = detector.score(&x[..x.len() - 1]);
+        let _ = detector.score_in(&x, &mut DetectorScratch::<2>::new());
+        let _ = detector.terms_in(&x, &mut DetectorScratch::<8>::new());
     }
     let take = |n: usize| -> Vec<f32> { input.iter().cycle().take(n).copied().collect() };
     if let Ok(decoder) = Decoder::<16>::from_bytes(file.as_bytes()) {
@@ -261,13 +276,13 @@ proptest! {
 
     #[test]
     fn mutated_models_never_panic(
-        which in 0usize..10,
+        which in any::<usize>(),
         mutations in prop::collection::vec(mutation(), 1..6),
         fix in any::<bool>(),
         x in input(),
     ) {
         let models = valid_models();
-        let mut bytes = models[which].clone();
+        let mut bytes = models[which % models.len()].clone();
         for m in &mutations {
             apply(&mut bytes, m);
         }

@@ -687,6 +687,72 @@ fn neural_detector_flags_a_burst_and_evaluates() {
     assert!(auc > 0.75, "ROC-AUC {auc}");
     let bytes = |v: &serde_json::Value| v["per_split"][0]["model_bytes"].as_u64().unwrap();
     assert!(bytes(&neural) > bytes(&plain));
+    // The same with its autoencoder in int8: it still works, reports its
+    // error against f32 per split, and its file is smaller.
+    let int8 = eval_cardio(&[
+        "--neural",
+        "ae",
+        "--neural-steps",
+        "300",
+        "--quantize",
+        "int8",
+    ]);
+    let auc8 = int8["roc_auc"].as_f64().unwrap();
+    assert!(
+        (auc8 - auc).abs() < 0.02,
+        "ROC-AUC int8 {auc8} vs f32 {auc}"
+    );
+    assert!(bytes(&int8) < bytes(&neural) && bytes(&int8) > bytes(&plain));
+    let error = &int8["per_split"][0]["int8_error"];
+    assert!(error["codes_max"].as_f64().unwrap() > 0.0, "{error}");
+    assert!(neural["per_split"][0]["int8_error"].is_null());
+    // An int8 detector file: info names its format.
+    let fit = tinygen(&[
+        "fit",
+        "detector",
+        "--data",
+        d,
+        "--label-column",
+        "label",
+        "--window",
+        "20",
+        "--neural",
+        "ae",
+        "--neural-steps",
+        "100",
+        "--quantize",
+        "int8",
+        "--out",
+        m,
+    ]);
+    let out = String::from_utf8_lossy(&fit.stdout);
+    assert!(
+        fit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fit.stderr)
+    );
+    assert!(out.contains("int8 against f32"), "{out}");
+    let info = String::from_utf8_lossy(&tinygen(&["info", m]).stdout).into_owned();
+    assert!(info.contains("autoencoder int8"), "{info}");
+    // --quantize needs --neural, in both commands.
+    for command in ["fit", "eval"] {
+        let mut args = if command == "fit" {
+            vec!["fit", "detector", "--data", d, "--out", m]
+        } else {
+            vec![
+                "eval",
+                "anomaly",
+                "--data",
+                d,
+                "--label-column",
+                "label",
+                "--splits",
+                m,
+            ]
+        };
+        args.extend(["--quantize", "int8"]);
+        assert_fails(&tinygen(&args), &["--quantize int8", "--neural ae"]);
+    }
     // Autoencoder options need --neural.
     assert_fails(
         &tinygen(&[

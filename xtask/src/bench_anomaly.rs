@@ -6,7 +6,8 @@ use anyhow::Context;
 use xtask::root;
 
 /// Mean ROC-AUC over PyOD's 10 splits for every ODDS set, per detector,
-/// next to the published GMM and KDE columns.
+/// next to the published GMM and KDE columns; the autoencoder detector in
+/// f32 and with its networks in int8 (`--neural ae --quantize int8`).
 pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
     use tinygen::density::kde::KdeOptions;
     use tinygen::detector::density::{Density, GmmDensity};
@@ -30,6 +31,10 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
         column("KDE").context("no KDE column")?,
     );
     let ae = tinygen::detector::neural::NeuralOptions::default();
+    let ae_int8 = tinygen::detector::neural::NeuralOptions {
+        int8: true,
+        ..ae.clone()
+    };
     let detectors = [
         ("GMM K=1 full", Density::Gmm(GmmDensity::pyod()), None),
         (
@@ -50,14 +55,19 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
             Density::Gmm(GmmDensity::smoothed(0)),
             Some(&ae),
         ),
+        (
+            "tinygen default + AE scores, int8",
+            Density::Gmm(GmmDensity::smoothed(0)),
+            Some(&ae_int8),
+        ),
     ];
     let inne_col = column("INNE").context("no INNE column")?;
     println!(
-        "| data | features | published GMM | {} | published KDE | {} | published INNE | {} | {} | model bytes (max over splits) | with AE |",
-        detectors[0].0, detectors[1].0, detectors[2].0, detectors[3].0
+        "| data | features | published GMM | {} | published KDE | {} | published INNE | {} | {} | {} | model bytes (max over splits) | with AE | with AE int8 |",
+        detectors[0].0, detectors[1].0, detectors[2].0, detectors[3].0, detectors[4].0
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut sums = [0.0f64; 7];
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut sums = [0.0f64; 8];
     let mut n = 0;
     for line in published.lines().skip(1) {
         let fields: Vec<&str> = line.split(',').collect();
@@ -85,7 +95,7 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
             .map(|&c| fields[c].parse())
             .collect::<Result<_, _>>()?;
         println!(
-            "| {name} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {} |",
+            "| {name} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {} | {} |",
             set.cols,
             published[0],
             ours[0],
@@ -94,8 +104,10 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
             published[2],
             ours[2],
             ours[3],
+            ours[4],
             bytes(&reports[2]),
-            bytes(&reports[3])
+            bytes(&reports[3]),
+            bytes(&reports[4])
         );
         let row = [
             published[0],
@@ -105,6 +117,7 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
             published[2],
             ours[2],
             ours[3],
+            ours[4],
         ];
         for (s, v) in sums.iter_mut().zip(row) {
             *s += v;
@@ -113,8 +126,9 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
     }
     let m: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
     println!(
-        "| **mean of {n}** | | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | **{:.4}** | {:.4} | | |",
-        m[0], m[1], m[2], m[3], m[4], m[5], m[6]
+        "| **mean of {n}** | | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | **{:.4}** | {:.4} | {:.4} | | | |",
+        m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
     );
+    println!("\nint8 AE minus f32 AE, mean ROC-AUC: {:+.4}", m[7] - m[6]);
     Ok(())
 }

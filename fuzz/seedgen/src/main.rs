@@ -1,5 +1,6 @@
 //! Writes small, valid model files of every kind (GMMs of each covariance,
-//! KDEs, detectors with each feature map, with and without a neural part,
+//! KDEs, detectors with each feature map, with and without a neural part
+//! (f32 and int8),
 //! decoders with each prior and activation, encoders) into the directory
 //! given as the only argument, each prefixed with the `model` fuzz target's
 //! control byte 0 (keep the header, fix up length and CRC).
@@ -8,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use tinygen_runtime::Activation;
 use tinygen_runtime::ModelKind;
-use tinygen_runtime::detector::{Features, NeuralParams};
+use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams, Standardizer};
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
+use tinygen_runtime::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
 
 const COVARIANCES: [Covariance; 4] = [
     Covariance::Full,
@@ -116,6 +118,67 @@ struct Mlp {
     activations: Vec<Activation>,
     weights: Vec<Vec<f32>>,
     biases: Vec<Vec<f32>>,
+}
+
+/// An int8 network with deterministic weights, per-channel multipliers
+/// and tensors at scale 1/16 (zero point 3).
+struct QMlp {
+    widths: Vec<usize>,
+    activations: Vec<Activation>,
+    weights: Vec<Vec<i8>>,
+    biases: Vec<Vec<i32>>,
+    multipliers: Vec<Vec<i32>>,
+    shifts: Vec<Vec<i32>>,
+}
+
+impl QMlp {
+    fn new(v: &mut Values, widths: &[usize], activations: &[Activation]) -> Self {
+        let pairs = widths.windows(2);
+        let ints = |v: &mut Values, n: usize, scale: f64| -> Vec<f64> {
+            v.many(n).into_iter().map(|x| (x * scale).round()).collect()
+        };
+        Self {
+            widths: widths.to_vec(),
+            activations: activations.to_vec(),
+            weights: pairs
+                .clone()
+                .map(|w| ints(v, w[0] * w[1], 127.0).iter().map(|&x| x as i8).collect())
+                .collect(),
+            biases: pairs
+                .clone()
+                .map(|w| ints(v, w[1], 2000.0).iter().map(|&x| x as i32).collect())
+                .collect(),
+            multipliers: pairs
+                .clone()
+                .map(|w| vec![(1 << 30) + (1 << 28); w[1]])
+                .collect(),
+            shifts: pairs.map(|w| vec![-6; w[1]]).collect(),
+        }
+    }
+
+    fn params(&self, role: Role) -> QNetworkParams<'_> {
+        let params = QuantParams {
+            scale: 1.0 / 16.0,
+            zero_point: 3,
+        };
+        QNetworkParams {
+            role,
+            input: params,
+            layers: (0..self.widths.len() - 1)
+                .map(|i| QLayerParams {
+                    inputs: self.widths[i],
+                    outputs: self.widths[i + 1],
+                    activation: self.activations[i % self.activations.len()],
+                    weight: &self.weights[i],
+                    bias: &self.biases[i],
+                    multiplier: &self.multipliers[i],
+                    shift: &self.shifts[i],
+                    output: params,
+                })
+                .collect(),
+            prior: PriorParams::None,
+        }
+    }
 }
 
 impl Mlp {
@@ -228,8 +291,10 @@ fn main() {
         let neural = NeuralParams {
             mean: &mean,
             inv_scale: &inv_scale,
-            encoder: encoder.params(Role::Encoder, PriorParams::None),
-            decoder: decoder.params(Role::Decoder, PriorParams::None),
+            autoencoder: AutoencoderParams::F32 {
+                encoder: encoder.params(Role::Encoder, PriorParams::None),
+                decoder: decoder.params(Role::Decoder, PriorParams::None),
+            },
             latent: latent_density.params(),
             center: [0.1, 0.2, -0.3],
             scale: [1.0, 2.0, 0.5],
@@ -239,6 +304,29 @@ fn main() {
             &format!("detector-{i}-neural"),
             m.params()
                 .encode_neural_detector(kind, features, 0.5, Some(&neural)),
+        );
+        let qencoder = QMlp::new(
+            v,
+            &[dim, 4, latent],
+            &[Activation::Relu, Activation::Identity],
+        );
+        let qdecoder = QMlp::new(
+            v,
+            &[latent, 4, dim],
+            &[Activation::Tanh, Activation::Sigmoid],
+        );
+        let neural_int8 = NeuralParams {
+            autoencoder: AutoencoderParams::Int8 {
+                encoder: qencoder.params(Role::Encoder),
+                decoder: qdecoder.params(Role::Decoder),
+            },
+            ..neural.clone()
+        };
+        write(
+            &dir,
+            &format!("detector-{i}-neural-int8"),
+            m.params()
+                .encode_neural_detector(kind, features, 0.5, Some(&neural_int8)),
         );
     }
 

@@ -63,6 +63,17 @@ impl QNetworkParams<'_> {
 
     /// [`Self::encode`] with the given multiplier rounding.
     pub fn encode_with(&self, rounding: Rounding) -> Result<Vec<u8>, Error> {
+        let (kind, spec, data) = self.stored(rounding)?;
+        format::write(kind, super::SCHEMA_KEY, &spec, &data)
+    }
+
+    /// The file's kind, spec and data words (as `f32` bit patterns), checked
+    /// as [`Self::encode_with`] checks them: what a detector's int8 neural
+    /// part embeds.
+    pub(crate) fn stored(
+        &self,
+        rounding: Rounding,
+    ) -> Result<(ModelKind, QNetworkSpec, Vec<f32>), Error> {
         let bad = |_| Error::InvalidParameters;
         let width = |n: usize| u16::try_from(n).map_err(bad);
         let (first, last) = match (self.layers.first(), self.layers.last()) {
@@ -122,6 +133,6 @@ impl QNetworkParams<'_> {
         };
         // Exactly the runtime's checks, on exactly the values written.
         validate(kind, &spec, &data).map_err(|_| Error::InvalidParameters)?;
-        format::write(kind, super::SCHEMA_KEY, &spec, &data)
+        Ok((kind, spec, data))
     }
 }

@@ -61,6 +61,7 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
             "--label-column is required: it names the column that marks outliers (non-zero)"
         );
     }
+    let neural = args.neural.options(args.seed)?;
     let set = args.data.load()?;
     let splits = read_splits(&args.splits, set.rows)?;
     let detector = match args.detector {
@@ -74,7 +75,6 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
             ..KdeOptions::default()
         }),
     };
-    let neural = args.neural.options(args.seed);
     let report = evaluate(&set, &splits, &detector, neural.as_ref())?;
     if args.json {
         println!("{}", report.to_json());
@@ -85,6 +85,9 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
                 "{:>5}  {:.4}   {:.4}             {}",
                 s.split, s.roc_auc, s.average_precision, s.model_bytes
             );
+            if let Some(error) = s.int8_error {
+                println!("       {error}");
+            }
         }
         println!(
             "mean   {:.4}   {:.4}",

@@ -78,7 +78,7 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         alarm_rate: args.alarm_rate,
         holdout: args.holdout,
         seed: args.seed,
-        neural: args.neural.options(args.seed),
+        neural: args.neural.options(args.seed)?,
     };
     let fitted = fit_detector(features, dim, &inputs, labels.as_deref(), &fit)?;
     println!(
@@ -101,6 +101,9 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         fitted.held_alarms,
         fitted.held_out
     );
+    if let Some(error) = fitted.int8_error {
+        println!("{error}");
+    }
     if let Some(labels) = &labels {
         let counts = fitted.alarm_counts(labels);
         println!(

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use tinygen_runtime::AnyModel;
+use tinygen_runtime::detector::AutoencoderSpec;
 use tinygen_runtime::format::ModelKind;
 use tinygen_runtime::gmm::Covariance;
 
@@ -53,13 +54,26 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                 spec.density.components,
                 spec.density.covariance.name()
             );
-            let widths = |n: &tinygen_runtime::network::NetworkSpec| {
-                let layers = n.layers.as_slice();
-                let first = layers.first().map_or(0, |l| l.inputs);
+            fn widths(ends: impl Iterator<Item = (u16, u16)> + Clone) -> String {
+                let first = ends.clone().next().map_or(0, |(i, _)| i);
                 std::iter::once(first.to_string())
-                    .chain(layers.iter().map(|l| l.outputs.to_string()))
+                    .chain(ends.map(|(_, o)| o.to_string()))
                     .collect::<Vec<_>>()
                     .join("-")
+            }
+            let autoencoder = |a: &AutoencoderSpec| match a {
+                AutoencoderSpec::F32 { encoder, decoder } => {
+                    let w = |n: &tinygen_runtime::network::NetworkSpec| {
+                        widths(n.layers.as_slice().iter().map(|l| (l.inputs, l.outputs)))
+                    };
+                    (w(encoder), w(decoder), "f32")
+                }
+                AutoencoderSpec::Int8 { encoder, decoder } => {
+                    let w = |n: &tinygen_runtime::qnetwork::QNetworkSpec| {
+                        widths(n.layers.as_slice().iter().map(|l| (l.inputs, l.outputs)))
+                    };
+                    (w(encoder), w(decoder), "int8 (TFLite scheme)")
+                }
             };
             match &spec.neural {
                 None => println!(
@@ -67,15 +81,12 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                     spec.threshold
                 ),
                 Some(n) => {
+                    let (encoder, decoder, format) = autoencoder(&n.autoencoder);
                     println!(
-                        "autoencoder encoder {}, decoder {}, latent mixture of {} component(s); \
+                        "autoencoder {format} encoder {encoder}, decoder {decoder}, latent mixture of {} component(s); \
                          score = sum of (term - center) / scale over -log p, reconstruction \
                          error, latent -log q: center {:?}, scale {:?}",
-                        widths(&n.encoder),
-                        widths(&n.decoder),
-                        n.latent.components,
-                        n.center,
-                        n.scale
+                        n.latent.components, n.center, n.scale
                     );
                     println!(
                         "threshold   {} (alarm when the combined score >= threshold)",
@@ -89,7 +100,10 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                     );
                 }
             }
-            println!("parameters  {} f32 values", detector.stored_values());
+            println!(
+                "parameters  {} 4-byte values (f32, or int8 words)",
+                detector.stored_values()
+            );
             println!("macs        {} per score", detector.macs());
         }
         AnyModel::Network(net) => {

@@ -10,7 +10,7 @@ use tinygen_runtime::{AnyModel, Detector};
 
 use super::calibrate::calibrate_threshold;
 use super::density::{Density, FittedDensity};
-use super::neural::{Combination, NeuralOptions, NeuralPart, fit_neural_part};
+use super::neural::{Combination, Int8Error, NeuralOptions, NeuralPart, fit_neural_part};
 use crate::host::{self, AlignedBytes};
 
 /// The scoring part of a detector fitted on feature rows: the density, and
@@ -44,6 +44,14 @@ impl Scorer {
             })
             .transpose()?;
         Ok(Self { density, neural })
+    }
+
+    /// How far the int8 autoencoder is from the f32 one, if quantized.
+    pub fn int8_error(&self) -> Option<Int8Error> {
+        self.neural
+            .as_ref()
+            .and_then(|(part, _)| part.int8())
+            .map(|q| q.error)
     }
 
     /// A file that scores feature rows (the density file, or a detector on
@@ -107,6 +115,8 @@ pub struct FittedDetector {
     pub held_alarms: usize,
     /// The runtime's alarm for every input, in order.
     pub flags: Vec<bool>,
+    /// How far the int8 autoencoder is from the f32 one, if quantized.
+    pub int8_error: Option<Int8Error>,
 }
 
 impl FittedDetector {
@@ -212,5 +222,6 @@ pub fn fit_detector(
         held_out: calibration.len(),
         held_alarms,
         flags,
+        int8_error: scorer.int8_error(),
     })
 }

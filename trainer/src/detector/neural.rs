@@ -10,14 +10,23 @@
 //! with the medians and interquartile ranges measured by the runtime on the
 //! training rows, so each term counts as a robust z-score and none wins by
 //! its units.
+//!
+//! With [`NeuralOptions::int8`] the trained encoder and decoder are
+//! quantized to int8 (TensorFlow Lite's scheme, [`crate::nn::quantize`]):
+//! the encoder's activation ranges are the minimum and maximum over all
+//! standardized training rows, the decoder's over their codes (the f32
+//! encoder's, as the latent mixture is fitted on). The medians and IQRs are
+//! then measured by the runtime on the int8 detector itself, so the score
+//! the device computes is the one calibrated.
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use nalgebra::DMatrix;
 use tinygen_runtime::ModelKind;
-use tinygen_runtime::detector::{Features, NeuralParams};
+use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
 use tinygen_runtime::gmm::GmmParams;
 use tinygen_runtime::network::{DecoderParams, PriorParams, Role};
+use tinygen_runtime::qnetwork::QNetworkParams;
 
 use super::density::RegCovar;
 use crate::data::images::Samples;
@@ -27,8 +36,9 @@ use crate::host::{self, AlignedBytes};
 use crate::nn::config::{
     NetworkConfig, NetworkKind as NetKind, Objective, Reconstruction, RunConfig, TrainConfig,
 };
-use crate::nn::export::{DenseLayer, Part, dense_layers};
+use crate::nn::export::{DenseLayer, Part, abs_error, dense_layers};
 use crate::nn::network::Network;
+use crate::nn::quantize::{QuantNetwork, quantize};
 use crate::nn::run::TrainState;
 use crate::nn::train::{LogMode, train};
 
@@ -52,6 +62,8 @@ pub struct NeuralOptions {
     pub latent_components: usize,
     /// Seed of the weights, the batches and the latent mixture.
     pub seed: u64,
+    /// Quantize the encoder and the decoder to int8 (see the module docs).
+    pub int8: bool,
 }
 
 impl Default for NeuralOptions {
@@ -65,6 +77,7 @@ impl Default for NeuralOptions {
             lr: 1e-3,
             latent_components: 1,
             seed: 0,
+            int8: false,
         }
     }
 }
@@ -77,6 +90,88 @@ pub struct NeuralPart {
     encoder: Vec<DenseLayer>,
     decoder: Vec<DenseLayer>,
     latent: GaussianMixture,
+    int8: Option<Int8Part>,
+}
+
+/// The int8 encoder and decoder of a neural part, and how far they are
+/// from the f32 ones.
+#[derive(Debug, Clone)]
+pub struct Int8Part {
+    encoder: QuantNetwork,
+    decoder: QuantNetwork,
+    /// Their outputs against the f32 networks', on the calibration rows.
+    pub error: Int8Error,
+}
+
+/// How far int8 networks' outputs are from the f32 networks' (both run by
+/// the runtime) on the calibration rows: `(largest, mean)` absolute
+/// difference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Int8Error {
+    /// Training rows the ranges were measured on (and the errors).
+    pub rows: usize,
+    /// The encoder's codes (standardized rows in).
+    pub codes: (f32, f32),
+    /// The decoder's reconstructions (the f32 codes in).
+    pub reconstructions: (f32, f32),
+}
+
+impl std::fmt::Display for Int8Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "int8 against f32 on the {} training rows it was calibrated on: codes max {:.4} mean {:.5}, \
+             reconstructions max {:.4} mean {:.5} (standardized units)",
+            self.rows, self.codes.0, self.codes.1, self.reconstructions.0, self.reconstructions.1
+        )
+    }
+}
+
+fn f32_network(role: Role, latent: usize, layers: &[DenseLayer]) -> DecoderParams<'_> {
+    DecoderParams {
+        role,
+        latent,
+        layers: layers.iter().map(DenseLayer::params).collect(),
+        prior: PriorParams::None,
+    }
+}
+
+fn int8_network(role: Role, network: &QuantNetwork) -> QNetworkParams<'_> {
+    network.params(role, PriorParams::None)
+}
+
+/// Quantizes `encoder` on the standardized rows `u` and `decoder` on their
+/// f32 `codes`, and measures both against the f32 networks in the runtime.
+fn quantize_part(
+    encoder: &[DenseLayer],
+    decoder: &[DenseLayer],
+    latent: usize,
+    u: &[f32],
+    codes: &[f32],
+) -> anyhow::Result<Int8Part> {
+    let qencoder = quantize(encoder, u).context("quantizing the detector's encoder")?;
+    let qdecoder = quantize(decoder, codes).context("quantizing the detector's decoder")?;
+    let run = |bytes: Result<Vec<u8>, tinygen_runtime::Error>, rows: &[f32]| {
+        host::run_file(&bytes.map_err(|e| anyhow::anyhow!("{e}"))?, rows)
+    };
+    let f32_codes = run(f32_network(Role::Encoder, latent, encoder).encode(), u)?;
+    let int8_codes = run(int8_network(Role::Encoder, &qencoder).encode(), u)?;
+    let f32_rec = run(f32_network(Role::Decoder, latent, decoder).encode(), codes)?;
+    let int8_rec = run(int8_network(Role::Decoder, &qdecoder).encode(), codes)?;
+    let error = Int8Error {
+        rows: qencoder.calibration_rows,
+        codes: abs_error(&int8_codes, &f32_codes),
+        reconstructions: abs_error(&int8_rec, &f32_rec),
+    };
+    anyhow::ensure!(
+        int8_codes.iter().chain(&int8_rec).all(|v| v.is_finite()),
+        "the int8 autoencoder's outputs are not finite"
+    );
+    Ok(Int8Part {
+        encoder: qencoder,
+        decoder: qdecoder,
+        error,
+    })
 }
 
 /// Trains the autoencoder on the standardized rows of `train` (raw
@@ -138,6 +233,7 @@ pub fn fit_neural_part(
         .encode(&Tensor::from_slice(&samples.x, (n, d), &Device::Cpu)?)?
         .0
         .to_vec2::<f32>()?;
+    let flat_codes: Vec<f32> = codes.iter().flatten().copied().collect();
     let codes = DMatrix::from_fn(n, latent, |i, j| f64::from(codes[i][j]));
     let em = EmOptions {
         seed: opts.seed,
@@ -151,6 +247,19 @@ pub fn fit_neural_part(
         &mut |_, _, _| {},
     )
     .context("fitting the latent mixture")?;
+    let encoder = dense_layers(&net, Part::Encoder)?;
+    let decoder = dense_layers(&net, Part::Decoder)?;
+    let int8 = if opts.int8 {
+        Some(quantize_part(
+            &encoder,
+            &decoder,
+            latent,
+            &samples.x,
+            &flat_codes,
+        )?)
+    } else {
+        None
+    };
     Ok(NeuralPart {
         mean: standardizer.mean.iter().map(|&m| m as f32).collect(),
         inv_scale: standardizer
@@ -158,9 +267,10 @@ pub fn fit_neural_part(
             .iter()
             .map(|&s| (1.0 / s) as f32)
             .collect(),
-        encoder: dense_layers(&net, Part::Encoder)?,
-        decoder: dense_layers(&net, Part::Decoder)?,
+        encoder,
+        decoder,
         latent: mixture,
+        int8,
     })
 }
 
@@ -182,6 +292,11 @@ impl Combination {
 }
 
 impl NeuralPart {
+    /// The int8 networks and their error against f32, if quantized.
+    pub fn int8(&self) -> Option<&Int8Part> {
+        self.int8.as_ref()
+    }
+
     /// Encodes a detector around `density` with this neural part.
     pub fn encode(
         &self,
@@ -191,20 +306,21 @@ impl NeuralPart {
         threshold: f32,
         combination: Combination,
     ) -> anyhow::Result<Vec<u8>> {
-        fn network(role: Role, latent: usize, layers: &[DenseLayer]) -> DecoderParams<'_> {
-            DecoderParams {
-                role,
-                latent,
-                layers: layers.iter().map(DenseLayer::params).collect(),
-                prior: PriorParams::None,
-            }
-        }
         let latent = self.latent.dim();
+        let autoencoder = match &self.int8 {
+            None => AutoencoderParams::F32 {
+                encoder: f32_network(Role::Encoder, latent, &self.encoder),
+                decoder: f32_network(Role::Decoder, latent, &self.decoder),
+            },
+            Some(q) => AutoencoderParams::Int8 {
+                encoder: int8_network(Role::Encoder, &q.encoder),
+                decoder: int8_network(Role::Decoder, &q.decoder),
+            },
+        };
         let neural = NeuralParams {
             mean: &self.mean,
             inv_scale: &self.inv_scale,
-            encoder: network(Role::Encoder, latent, &self.encoder),
-            decoder: network(Role::Decoder, latent, &self.decoder),
+            autoencoder,
             latent: self.latent.params(None),
             center: combination.center,
             scale: combination.scale,

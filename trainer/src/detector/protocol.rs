@@ -13,7 +13,7 @@ use nalgebra::DMatrix;
 use super::density::Density;
 use super::fit::Scorer;
 use super::metrics::{average_precision, roc_auc};
-use super::neural::NeuralOptions;
+use super::neural::{Int8Error, NeuralOptions};
 use crate::data::Dataset;
 
 /// One split's result.
@@ -27,6 +27,8 @@ pub struct SplitResult {
     pub average_precision: f64,
     /// Size of the fitted model file in bytes.
     pub model_bytes: usize,
+    /// How far the int8 autoencoder is from the f32 one, if quantized.
+    pub int8_error: Option<Int8Error>,
 }
 
 /// Results over all splits.
@@ -61,6 +63,13 @@ impl Report {
                 "roc_auc": s.roc_auc,
                 "average_precision": s.average_precision,
                 "model_bytes": s.model_bytes,
+                "int8_error": s.int8_error.map(|e| serde_json::json!({
+                    "rows": e.rows,
+                    "codes_max": e.codes.0,
+                    "codes_mean": e.codes.1,
+                    "reconstructions_max": e.reconstructions.0,
+                    "reconstructions_mean": e.reconstructions.1,
+                })),
             })).collect::<Vec<_>>(),
         })
     }
@@ -122,8 +131,10 @@ pub fn evaluate(
             let train = set.select_rows(train_idx);
             let train_x = DMatrix::from_row_slice(train.rows, train.cols, &train.values);
             let test_x = set.select_rows(&test_idx).to_f32();
-            let (model, scores) = Scorer::fit(detector, neural, &train_x)
-                .and_then(|scorer| scorer.score(&test_x))
+            let scorer = Scorer::fit(detector, neural, &train_x)
+                .with_context(|| format!("split {split}"))?;
+            let (model, scores) = scorer
+                .score(&test_x)
                 .with_context(|| format!("split {split}"))?;
             let outlier_score: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
             let is_outlier: Vec<bool> = test_idx.iter().map(|&i| labels[i] != 0.0).collect();
@@ -134,6 +145,7 @@ pub fn evaluate(
                 average_precision: average_precision(&outlier_score, &is_outlier)
                     .context("a test part has no outliers")?,
                 model_bytes: model.len(),
+                int8_error: scorer.int8_error(),
             })
         })
         .collect::<anyhow::Result<_>>()?;

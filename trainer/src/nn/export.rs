@@ -375,10 +375,15 @@ pub fn error_against_f32(
         got.len(),
         expected.len()
     );
-    let diffs = got.iter().zip(&expected).map(|(a, b)| (a - b).abs());
+    Ok(abs_error(&got, &expected))
+}
+
+/// `(largest, mean)` absolute difference of two equally long outputs.
+pub fn abs_error(got: &[f32], expected: &[f32]) -> (f32, f32) {
+    let diffs = got.iter().zip(expected).map(|(a, b)| (a - b).abs());
     let worst = diffs.clone().fold(0f32, f32::max);
     let mean = diffs.map(f64::from).sum::<f64>() / expected.len().max(1) as f64;
-    Ok((worst, mean as f32))
+    (worst, mean as f32)
 }
 
 /// Reads the AE's latent mixture from a run folder, if there is one.
