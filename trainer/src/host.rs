@@ -187,6 +187,59 @@ impl NetworkFile {
             kind: net.kind(),
         })
     }
+
+    /// The int8 pass of an int8 network on already quantized rows: each
+    /// value of `data` must be an integer in `-128..=127`; the outputs are
+    /// the last int8 tensor's values ([`QNetwork::forward_i8`]).
+    pub fn run_i8(&self, data: &Dataset, data_name: &Path) -> anyhow::Result<NetworkRows> {
+        let name = data_name.display();
+        let AnyModel::QNetwork(net) = self.network()? else {
+            bail!(
+                "{} is an f32 network: int8 input and output need an int8 file \
+                 (tinygen export --quantize int8)",
+                self.path.display()
+            );
+        };
+        let (i, o) = (net.input_dim(), net.output_dim());
+        if data.cols != i {
+            bail!(
+                "{name} has {} columns but the model takes {i} values per row",
+                data.cols
+            );
+        }
+        let inputs = data
+            .values
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| {
+                if v.fract() == 0.0 && (-128.0..=127.0).contains(&v) {
+                    Ok(v as i8)
+                } else {
+                    Err(anyhow!(
+                        "{name}: row {}, column {}: {v} is not an int8 value (an integer in -128..=127)",
+                        k / i + 1,
+                        k % i + 1
+                    ))
+                }
+            })
+            .collect::<anyhow::Result<Vec<i8>>>()?;
+        let mut out = vec![0i8; inputs.len() / i.max(1) * o];
+        out.par_chunks_mut(ROWS_PER_TASK * o)
+            .zip(inputs.par_chunks(ROWS_PER_TASK * i))
+            .try_for_each(|(out, rows)| {
+                let mut scratch = Box::new(QScratch::<HOST_WIDTH>::new());
+                for (y, x) in out.chunks_exact_mut(o).zip(rows.chunks_exact(i)) {
+                    net.forward_i8(x, y, &mut scratch)?;
+                }
+                Ok::<(), Error>(())
+            })
+            .map_err(|e| anyhow!("runtime: {e}"))?;
+        Ok(NetworkRows {
+            values: out.into_iter().map(f32::from).collect(),
+            width: o,
+            kind: net.kind(),
+        })
+    }
 }
 
 /// `n` draws from the latent prior of the decoder model file at `path`,

@@ -499,6 +499,7 @@ fn int8_exports_are_smaller_and_close_to_f32() {
         worst > 0.0,
         "int8 and f32 decodes are identical: not quantized?"
     );
+    int8_in_and_out_is_the_quantized_pass(dir.path(), &int8_file, &f32_file);
     let samples = dir.path().join("s.csv");
     ok(&tinygen(&[
         "sample",
@@ -558,5 +559,88 @@ fn int8_exports_are_smaller_and_close_to_f32() {
             dir.path().join("x.onnx").to_str().unwrap(),
         ]),
         &["--quantize"],
+    );
+}
+
+/// `decode --int8` on quantized latents gives the int8 tensor whose
+/// dequantized values (sigmoid's fixed scale 1/256, zero point -128) are
+/// exactly what `decode` prints for the same latents as reals; bad values
+/// and f32 files are clear errors.
+fn int8_in_and_out_is_the_quantized_pass(dir: &Path, int8_file: &Path, f32_file: &Path) {
+    let info = ok(&tinygen(&["info", int8_file.to_str().unwrap()]));
+    let line = info.lines().find(|l| l.starts_with("input")).unwrap();
+    let number = |after: &str| -> f64 {
+        let rest = &line[line.find(after).unwrap() + after.len()..];
+        rest.split(|c: char| c == ',' || c.is_whitespace())
+            .find(|t| !t.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (scale, zero_point) = (number("scale "), number("zero point "));
+    let q = [[-128i32, -3, 0, 127], [5, 17, -40, 64], [0, 0, 0, 0]];
+    let ints: Vec<String> = q
+        .iter()
+        .map(|r| r.map(|v| v.to_string()).join(","))
+        .collect();
+    let reals: Vec<String> = q
+        .iter()
+        .map(|r| {
+            r.map(|v| (scale * (f64::from(v) - zero_point)).to_string())
+                .join(",")
+        })
+        .collect();
+    let qz = dir.join("qz.csv");
+    std::fs::write(&qz, format!("a,b,c,d\n{}\n", ints.join("\n"))).unwrap();
+    let z = dir.join("z.csv");
+    std::fs::write(&z, format!("a,b,c,d\n{}\n", reals.join("\n"))).unwrap();
+    let decode = |data: &Path, int8: &[&str]| -> Vec<f32> {
+        let (model, data) = (int8_file.to_str().unwrap(), data.to_str().unwrap());
+        let out = ok(&tinygen(
+            &[&["decode", "--model", model, "--data", data], int8].concat(),
+        ));
+        out.lines()
+            .skip(1)
+            .flat_map(|l| {
+                l.split(',')
+                    .map(|v| v.parse::<f32>().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let q_out = decode(&qz, &["--int8"]);
+    assert_eq!(q_out.len(), 3 * 64);
+    assert!(
+        q_out
+            .iter()
+            .all(|&v| v.fract() == 0.0 && (-128.0..=127.0).contains(&v))
+    );
+    let real_out = decode(&z, &[]);
+    for (k, (&qv, &rv)) in q_out.iter().zip(&real_out).enumerate() {
+        assert_eq!((qv + 128.0) / 256.0, rv, "value {k}");
+    }
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "a,b,c,d\n0,1.5,0,0\n").unwrap();
+    fails(
+        &tinygen(&[
+            "decode",
+            "--model",
+            int8_file.to_str().unwrap(),
+            "--data",
+            bad.to_str().unwrap(),
+            "--int8",
+        ]),
+        &["row 1, column 2", "not an int8 value"],
+    );
+    fails(
+        &tinygen(&[
+            "decode",
+            "--model",
+            f32_file.to_str().unwrap(),
+            "--data",
+            qz.to_str().unwrap(),
+            "--int8",
+        ]),
+        &["f32 network"],
     );
 }

@@ -223,6 +223,12 @@ pub struct DecodeArgs {
     /// Output CSV (default: standard output).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Int8 in and out (int8 files only): the data holds the network's
+    /// quantized input (integers in -128..=127, with the file's input scale
+    /// and zero point, `tinygen info` shows them) and the output is the last
+    /// int8 tensor, not dequantized.
+    #[arg(long)]
+    pub int8: bool,
 }
 
 fn write_rows(out: Option<&Path>, rows: &NetworkRows) -> anyhow::Result<()> {
@@ -247,7 +253,12 @@ fn write_rows(out: Option<&Path>, rows: &NetworkRows) -> anyhow::Result<()> {
 /// Runs `tinygen decode`: one output row per input row, as CSV with a header.
 pub fn run_decode(args: &DecodeArgs) -> anyhow::Result<()> {
     let model = NetworkFile::read(&args.model)?;
-    let rows = model.run(&args.data.load()?, &args.data.data)?;
+    let data = args.data.load()?;
+    let rows = if args.int8 {
+        model.run_i8(&data, &args.data.data)?
+    } else {
+        model.run(&data, &args.data.data)?
+    };
     write_rows(args.out.as_deref(), &rows)
 }
 
