@@ -508,11 +508,7 @@ pub unsafe extern "C" fn tg_macs(m: *const tg_model) -> usize {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tg_scratch_size(m: *const tg_model) -> usize {
     // SAFETY: the caller's promise.
-    match unsafe { model(m) } {
-        Ok(AnyModel::Network(n)) => 2 * size_of::<f32>() * n.sample_width(),
-        Ok(AnyModel::QNetwork(n)) => 2 * n.sample_width().next_multiple_of(4),
-        _ => 0,
-    }
+    unsafe { model(m) }.map_or(0, AnyModel::scratch_bytes)
 }
 
 /// The log-density of the point `x[0..n]`: for a mixture or a KDE, and for
