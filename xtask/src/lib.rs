@@ -810,3 +810,37 @@ pub fn run_c_suite(dir: &Path, core: Core) -> anyhow::Result<Vec<(PathBuf, QemuR
     }
     Ok(runs)
 }
+
+/// Builds the C API's static library (`cargo build -p tinygen-capi
+/// --profile capi`) for a Rust target, or the host when `None`, in
+/// `<target dir>/capi` (where the C firmware's CMake build puts it too);
+/// returns the archive's path.
+pub fn build_capi(target: Option<&str>) -> anyhow::Result<PathBuf> {
+    let dir = target_dir().join("capi");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root())
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "tinygen-capi",
+            "--profile",
+            "capi",
+        ])
+        .arg("--target-dir")
+        .arg(&dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    let mut lib = dir;
+    if let Some(target) = target {
+        cmd.args(["--target", target]);
+        lib = lib.join(target);
+    }
+    let status = cmd.status().context("cannot run cargo for the C API")?;
+    ensure!(
+        status.success(),
+        "the C API did not build for {}",
+        target.unwrap_or("the host")
+    );
+    Ok(lib.join("capi").join("libtinygen_capi.a"))
+}

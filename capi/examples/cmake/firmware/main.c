@@ -11,6 +11,11 @@
 #include "cases.h"
 #include "tinygen.h"
 
+#if defined(__arm__) && !defined(__linux__)
+#include "platform.h"
+#define TG_BARE_METAL 1
+#endif
+
 #ifndef TG_SCRATCH_BYTES
 #define TG_SCRATCH_BYTES 8192
 #endif
@@ -184,9 +189,15 @@ static int check_misuse(const struct tg_case *c) {
 }
 
 int main(void) {
+  /* A static line buffer: newlib would take one from the heap. */
+  static char line[128];
+  setvbuf(stdout, line, _IOLBF, sizeof line);
   int failures = 0;
   printf("tinygen %s C API, tg_model %u bytes, %u cases\n", tg_version(), (unsigned)sizeof(tg_model),
          (unsigned)tg_case_count);
+#ifdef TG_BARE_METAL
+  tg_platform_paint_stack();
+#endif
   const struct tg_case *smallest = NULL;
   for (size_t i = 0; i < tg_case_count; i++) {
     const struct tg_case *c = &tg_cases[i];
@@ -197,6 +208,9 @@ int main(void) {
     failures += check_corruption(smallest);
     failures += check_misuse(smallest);
   }
+#ifdef TG_BARE_METAL
+  printf("c firmware: peak stack %u bytes\n", tg_platform_stack_peak());
+#endif
   if (failures == 0) {
     printf("c firmware: all checks passed\n");
   } else {

@@ -3,12 +3,15 @@
    code to QEMU. */
 #include <stdint.h>
 #include <stdio.h>
+#include <stddef.h>
 
 #include "platform.h"
 
 extern uint32_t __data_start, __data_end, __data_load, __bss_start, __bss_end, __stack_top;
 extern int main(void);
 extern void initialise_monitor_handles(void);
+/* newlib (libgloss): the heap's end, moved by `incr` bytes. */
+extern void *_sbrk(ptrdiff_t incr);
 
 void Reset_Handler(void);
 static void fault(void);
@@ -46,4 +49,22 @@ void tg_platform_exit(int success) {
 static void fault(void) {
   fputs("c firmware: hard fault\n", stdout);
   tg_platform_exit(0);
+}
+
+#define PAINT 0xC0DECAFEu
+static uint32_t *painted;
+
+void tg_platform_paint_stack(void) {
+  uint32_t *sp;
+  __asm volatile("mov %0, sp" : "=r"(sp));
+  /* Above the heap as it is now (newlib's FILE structures). */
+  uintptr_t heap = ((uintptr_t)_sbrk(0) + 64) & ~(uintptr_t)3;
+  painted = (uint32_t *)heap;
+  for (uint32_t *p = painted; p < sp - 16; p++) *p = PAINT;
+}
+
+unsigned tg_platform_stack_peak(void) {
+  uint32_t *p = painted;
+  while (p < &__stack_top && *p == PAINT) p++;
+  return (unsigned)((char *)&__stack_top - (char *)p);
 }
