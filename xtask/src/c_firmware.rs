@@ -84,6 +84,32 @@ fn map_parts(map: &Path) -> anyhow::Result<Parts> {
     Ok(parts)
 }
 
+/// Flash of an ELF as (code, data): executable sections (the vector table
+/// and `.text`) and the rest that flash holds (`.rodata`, `.data`'s
+/// initial values, unwind tables), via llvm-size.
+fn code_and_data(elf: &Path) -> anyhow::Result<(u64, u64)> {
+    let out = std::process::Command::new(xtask::llvm_tool("llvm-size")?)
+        .arg("-A")
+        .arg(elf)
+        .output()?;
+    let (mut code, mut data) = (0, 0);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(name), Some(size)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(size) = size.parse::<u64>() else {
+            continue;
+        };
+        match name {
+            ".vectors" | ".vector_table" | ".text" => code += size,
+            ".rodata" | ".data" | ".ARM.exidx" => data += size,
+            _ => {}
+        }
+    }
+    Ok((code, data))
+}
+
 /// `cargo xtask c-firmware [CASES] [--core m4f,m0]`: builds and runs the C
 /// firmware on each core, builds the Rust firmware with the same case
 /// images, and prints both flash sizes.
@@ -93,7 +119,8 @@ pub(crate) fn c_firmware(cases: &Path, cores: &[Core]) -> anyhow::Result<()> {
         anyhow::bail!("the C firmware needs {missing}");
     }
     println!(
-        "| core | image | Rust firmware flash | C firmware flash | C - Rust | C: tinygen library | C: newlib, libgcc | C: firmware code and cases |"
+        "| core | image | Rust firmware flash (code + data) | C firmware flash (code + data) | \
+         C - Rust | C: tinygen library | C: newlib, libgcc | C: firmware and cases |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for &core in cores {
@@ -122,9 +149,12 @@ pub(crate) fn c_firmware(cases: &Path, cores: &[Core]) -> anyhow::Result<()> {
             );
             let (rust_flash, _) = elf_size(&rust_elf)?;
             let (c_flash, _) = elf_size(elf)?;
+            let (rust_code, rust_data) = code_and_data(&rust_elf)?;
+            let (c_code, c_data) = code_and_data(elf)?;
             let parts = map_parts(&elf.with_file_name("tinygen_cases.map"))?;
             println!(
-                "| {} | {i} | {rust_flash} | {c_flash} | {:+} | {} | {} | {} |",
+                "| {} | {i} | {rust_flash} ({rust_code} + {rust_data}) | {c_flash} ({c_code} + {c_data}) \
+                 | {:+} | {} | {} | {} |",
                 core.name(),
                 c_flash as i64 - rust_flash as i64,
                 parts.tinygen,
