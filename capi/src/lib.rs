@@ -27,8 +27,6 @@ use core::ffi::{c_char, c_void};
 use core::mem::{MaybeUninit, align_of, size_of};
 use core::ptr;
 
-use tinygen_runtime::detector::{Features, MAX_FEATURES};
-use tinygen_runtime::features::window_stats;
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{AnyModel, Error, ModelKind, Xoshiro128PlusPlus};
 
@@ -534,20 +532,7 @@ unsafe fn log_density(m: *const tg_model, x: *const f32, n: usize, out_: *mut f3
     let (model, x, out) = unsafe { (model(m)?, slice(x, n)?, out(out_)?) };
     let value = match model {
         AnyModel::Density(g) => g.log_density(x),
-        AnyModel::Detector(d) => {
-            if x.len() != d.input_len() {
-                return Err(TG_ERR_DIMENSION);
-            }
-            match d.spec().features {
-                Features::Identity | Features::RawWindow { .. } => d.density().log_density(x),
-                Features::WindowStats { channels, .. } => {
-                    let mut buffer = [0.0f32; MAX_FEATURES];
-                    let features = buffer.get_mut(..d.density().dim()).ok_or(TG_ERR_INTERNAL)?;
-                    window_stats(x, channels as usize, features)
-                        .and_then(|()| d.density().log_density(features))
-                }
-            }
-        }
+        AnyModel::Detector(d) => d.log_density(x),
         _ => return Err(TG_ERR_WRONG_KIND),
     };
     *out = value.map_err(status)?;

@@ -47,6 +47,7 @@ fn main() -> ! {
     if let Ok(detector) = Detector::from_bytes(bytes) {
         black_box(detector.score(input).ok());
         black_box(detector.is_anomaly(input).ok());
+        black_box(detector.log_density(input).ok());
         let mut buffers = DetectorScratch::<32>::new();
         black_box(detector.score_in(input, &mut buffers).ok());
         black_box(detector.terms_in(input, &mut buffers).ok());
