@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs Debian packages (QEMU for the firmware tests) without removing
-# any installed package. Usage (as root): scripts/install-qemu.sh PACKAGE...
+# Installs Debian packages (QEMU for the firmware tests, the C firmware's
+# toolchain) without removing any installed package. Usage (as root):
+# scripts/install-qemu.sh PACKAGE...
 #
 # If plain apt-get would have to remove a package, the usual cause is a
 # newer QEMU already installed from backports (for example qemu-utils from

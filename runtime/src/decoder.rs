@@ -47,7 +47,7 @@ use rand_core::RngCore;
 
 use crate::Error;
 use crate::format::ModelKind;
-use crate::network::{Network, Scratch, check_len};
+use crate::network::{Network, Scratch};
 
 /// A decoder (latent code -> data point) whose activations fit in buffers
 /// of `MAX_WIDTH` values, checked once at parse time.
@@ -66,7 +66,7 @@ impl<'a, const MAX_WIDTH: usize> Decoder<'a, MAX_WIDTH> {
     /// [`Self::max_width`] exceeds `MAX_WIDTH`, `WrongKind` for an encoder.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let network = Network::parse(bytes, &[ModelKind::Decoder])?;
-        let width = network.hidden_width().max(network.latent_dim());
+        let width = network.sample_width();
         if width > MAX_WIDTH {
             return Err(Error::TooWide {
                 width,
@@ -84,7 +84,7 @@ impl<'a, const MAX_WIDTH: usize> Decoder<'a, MAX_WIDTH> {
     /// The width the scratch buffers must hold: the latent dimension and
     /// every hidden layer's width, whichever is largest.
     pub fn max_width(&self) -> usize {
-        self.network.hidden_width().max(self.latent_dim())
+        self.network.sample_width()
     }
 
     /// Decodes the latent code `z` (length [`Network::latent_dim`]) into `out`
@@ -111,14 +111,8 @@ impl<'a, const MAX_WIDTH: usize> Decoder<'a, MAX_WIDTH> {
         out: &mut [f32],
         scratch: &mut Scratch<MAX_WIDTH>,
     ) -> Result<(), Error> {
-        check_len(self.output_dim(), out.len())?;
-        let latent = self.latent_dim();
-        let z = scratch.b.get_mut(..latent).ok_or(Error::TooWide {
-            width: latent,
-            max: MAX_WIDTH,
-        })?;
-        self.network.prior().sample(rng, z)?;
-        self.network.run(None, out, &mut scratch.a, &mut scratch.b)
+        self.network
+            .sample_in(rng, out, &mut scratch.a, &mut scratch.b)
     }
 }
 

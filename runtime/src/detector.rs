@@ -565,20 +565,28 @@ impl<'a> Detector<'a> {
 
     /// `-ln p(features(x))`.
     fn score_density(&self, x: &[f32]) -> Result<f32, Error> {
+        Ok(-self.log_density(x)?)
+    }
+
+    /// `ln p(features(x))`: the embedded density's log-density at the
+    /// features of `x` (the point itself, or a window's statistics). The
+    /// score of a detector without a neural part is its negation; a neural
+    /// detector's first term is too.
+    pub fn log_density(&self, x: &[f32]) -> Result<f32, Error> {
         self.check_input(x)?;
         match self.spec.features {
-            Features::Identity | Features::RawWindow { .. } => Ok(-self.density.log_density(x)?),
-            Features::WindowStats { channels, .. } => self.score_window(x, channels as usize),
+            Features::Identity | Features::RawWindow { .. } => self.density.log_density(x),
+            Features::WindowStats { channels, .. } => self.window_log_density(x, channels as usize),
         }
     }
 
     /// Kept out of line so that only windowed detectors pay for the buffer.
     #[inline(never)]
-    fn score_window(&self, x: &[f32], channels: usize) -> Result<f32, Error> {
+    fn window_log_density(&self, x: &[f32], channels: usize) -> Result<f32, Error> {
         let mut buffer = [0.0f32; MAX_FEATURES];
         let features = buffer.get_mut(..self.density.dim()).ok_or(INTERNAL)?;
         window_stats(x, channels, features)?;
-        Ok(-self.density.log_density(features)?)
+        self.density.log_density(features)
     }
 
     /// Whether `x` scores at or above the threshold.
@@ -937,6 +945,8 @@ mod tests {
             for (t, e) in terms.iter().zip([nll, error, latent]) {
                 assert!((f64::from(*t) - e).abs() < 1e-5, "{t} vs {e}");
             }
+            // The density's log-density is the first term, negated.
+            assert_eq!(detector.log_density(&x).unwrap(), -terms[0]);
             assert_eq!(detector.is_anomaly(&x).unwrap(), score >= 7.0);
         }
         // Buffers too small for the neural part: an error, not a panic.
@@ -947,6 +957,40 @@ mod tests {
         assert_eq!(detector.score(&[f32::NAN, 0.0]), Err(Error::NonFiniteInput));
         assert!(matches!(
             detector.score(&[0.0]),
+            Err(Error::DimensionMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_windowed_detectors_log_density_is_its_negated_score() {
+        // One channel, windows of 3: mean, std, min, max of N(0, I).
+        let density = GmmParams {
+            covariance: Covariance::Diag,
+            dim: 4,
+            weights: &[1.0],
+            means: &[0.0; 4],
+            precisions_cholesky: &[1.0; 4],
+            standardizer: None,
+        };
+        let windowed = Features::WindowStats {
+            channels: 1,
+            length: 3,
+        };
+        let bytes = density
+            .encode_detector(ModelKind::Gmm, windowed, 1.0)
+            .unwrap();
+        let words = aligned(&bytes);
+        let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+        let detector = Detector::from_bytes(file).unwrap();
+        for x in [[1.0f32, 2.0, 6.0], [0.0, 0.0, 0.0], [-1.0, 0.5, 0.25]] {
+            let log_p = detector.log_density(&x).unwrap();
+            assert_eq!(log_p.to_bits(), (-detector.score(&x).unwrap()).to_bits());
+            let mut features = [0.0f32; 4];
+            window_stats(&x, 1, &mut features).unwrap();
+            assert_eq!(log_p, detector.density().log_density(&features).unwrap());
+        }
+        assert!(matches!(
+            detector.log_density(&[0.0; 2]),
             Err(Error::DimensionMismatch { .. })
         ));
     }

@@ -104,6 +104,20 @@ impl<'a> AnyModel<'a> {
         }
     }
 
+    /// Bytes of the two buffers that every decode and sample call needs
+    /// when the caller sizes them at run time ([`Network::forward_in`] and
+    /// [`Network::sample_in`]: two of [`Network::sample_width`] f32 values;
+    /// [`QNetwork::forward_in`] and [`QNetwork::sample_in`]: two of
+    /// [`QNetwork::sample_width`] bytes, each rounded up to 4 bytes); 0 for
+    /// densities and detectors. The C API's `tg_scratch_size`.
+    pub fn scratch_bytes(&self) -> usize {
+        match self {
+            AnyModel::Network(n) => 2 * core::mem::size_of::<f32>() * n.sample_width(),
+            AnyModel::QNetwork(n) => 2 * n.sample_width().next_multiple_of(4),
+            _ => 0,
+        }
+    }
+
     /// Multiply-accumulates of one [`Self::eval`] call (each kind's `macs`).
     pub fn macs(&self) -> usize {
         match self {

@@ -29,6 +29,7 @@
 //! so only the hidden activations need to fit: [`Network::forward`] checks
 //! the width at each call, the wrappers once at parse time.
 
+use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
@@ -294,18 +295,70 @@ impl<'a> Network<'a> {
         output: &mut [f32],
         scratch: &mut Scratch<N>,
     ) -> Result<(), Error> {
+        self.forward_in(input, output, &mut scratch.a, &mut scratch.b)
+    }
+
+    /// [`Self::forward`] in two caller buffers of at least
+    /// [`Self::hidden_width`] values each (`TooWide` otherwise), for callers
+    /// whose buffers are sized at run time (the C API).
+    pub fn forward_in(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        a: &mut [f32],
+        b: &mut [f32],
+    ) -> Result<(), Error> {
         check_len(self.input_dim(), input.len())?;
         check_len(self.output_dim(), output.len())?;
         if input.iter().any(|v| !v.is_finite()) {
             return Err(Error::NonFiniteInput);
         }
-        if self.hidden_width > N {
+        let room = a.len().min(b.len());
+        if self.hidden_width > room {
             return Err(Error::TooWide {
                 width: self.hidden_width,
-                max: N,
+                max: room,
             });
         }
-        self.run(Some(input), output, &mut scratch.a, &mut scratch.b)
+        self.run(Some(input), output, a, b)
+    }
+
+    /// The width [`Self::sample_in`]'s buffers must hold: the latent code
+    /// and every hidden layer's width, whichever is largest.
+    pub fn sample_width(&self) -> usize {
+        self.hidden_width.max(self.latent_dim())
+    }
+
+    /// Draws a latent code from the prior and decodes it into `out`, in two
+    /// caller buffers of at least [`Self::sample_width`] values each: the
+    /// same as `prior().sample(rng, z)` then `forward(z, out)`
+    /// ([`crate::Decoder::sample`] runs this).
+    ///
+    /// Errors: `DimensionMismatch` for a wrong `out` length, `WrongKind`
+    /// for an encoder, `TooWide` for short buffers, `NoPrior`; nothing is
+    /// drawn from `rng` then.
+    pub fn sample_in<R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        out: &mut [f32],
+        a: &mut [f32],
+        b: &mut [f32],
+    ) -> Result<(), Error> {
+        check_len(self.output_dim(), out.len())?;
+        if self.kind() != ModelKind::Decoder {
+            return Err(Error::WrongKind {
+                expected: ModelKind::Decoder,
+                found: self.kind(),
+            });
+        }
+        let width = self.sample_width();
+        let room = a.len().min(b.len());
+        if width > room {
+            return Err(Error::TooWide { width, max: room });
+        }
+        let z = b.get_mut(..self.latent_dim()).ok_or(INTERNAL)?;
+        self.prior.sample(rng, z)?;
+        self.run(None, out, a, b)
     }
 
     /// The forward pass proper: the input is `input`, or when `None`, the

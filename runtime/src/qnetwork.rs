@@ -505,14 +505,33 @@ impl<'a> QNetwork<'a> {
         output: &mut [i8],
         scratch: &mut QScratch<N>,
     ) -> Result<(), Error> {
+        let QScratch { a, b } = scratch;
+        self.forward_i8_in(input, output, &mut a.0, &mut b.0)
+    }
+
+    /// [`Self::forward_i8`] in two caller buffers of at least
+    /// [`Self::hidden_width`] bytes each (`TooWide` otherwise), for callers
+    /// whose buffers are sized at run time (the C API).
+    pub fn forward_i8_in(
+        &self,
+        input: &[i8],
+        output: &mut [i8],
+        a: &mut [i8],
+        b: &mut [i8],
+    ) -> Result<(), Error> {
         check_len(self.input_dim(), input.len())?;
         check_len(self.output_dim(), output.len())?;
-        self.check_width::<N>()?;
-        let QScratch { a, b } = scratch;
-        b.0.get_mut(..input.len())
+        let room = a.len().min(b.len());
+        if self.hidden_width > room {
+            return Err(Error::TooWide {
+                width: self.hidden_width,
+                max: room,
+            });
+        }
+        b.get_mut(..input.len())
             .ok_or(INTERNAL)?
             .copy_from_slice(input);
-        let y = self.run(&mut b.0, &mut a.0)?;
+        let y = self.run(b, a)?;
         if y.len() != output.len() {
             return Err(INTERNAL);
         }
@@ -533,6 +552,21 @@ impl<'a> QNetwork<'a> {
         out: &mut [f32],
         scratch: &mut QScratch<N>,
     ) -> Result<(), Error> {
+        let QScratch { a, b } = scratch;
+        self.sample_in(rng, out, &mut a.0, &mut b.0)
+    }
+
+    /// [`Self::sample`] in two caller buffers of at least
+    /// [`Self::sample_width`] bytes each (`TooWide` otherwise), the first
+    /// 4-byte aligned (`Misaligned` otherwise: it holds the f32 latent
+    /// code), for callers whose buffers are sized at run time (the C API).
+    pub fn sample_in<R: RngCore + ?Sized>(
+        &self,
+        rng: &mut R,
+        out: &mut [f32],
+        a: &mut [i8],
+        b: &mut [i8],
+    ) -> Result<(), Error> {
         check_len(self.output_dim(), out.len())?;
         if self.kind() != ModelKind::DecoderInt8 {
             return Err(Error::WrongKind {
@@ -541,20 +575,20 @@ impl<'a> QNetwork<'a> {
             });
         }
         let width = self.sample_width();
-        if width > N {
-            return Err(Error::TooWide { width, max: N });
+        let room = a.len().min(b.len());
+        if width > room {
+            return Err(Error::TooWide { width, max: room });
         }
         let latent = self.latent_dim();
-        let QScratch { a, b } = scratch;
-        let z_bytes = a.0.get_mut(..latent.saturating_mul(4)).ok_or(INTERNAL)?;
-        let z: &mut [f32] = bytemuck::try_cast_slice_mut(z_bytes).map_err(|_| INTERNAL)?;
+        let z_bytes = a.get_mut(..latent.saturating_mul(4)).ok_or(INTERNAL)?;
+        let z: &mut [f32] = bytemuck::try_cast_slice_mut(z_bytes).map_err(|_| Error::Misaligned)?;
         self.prior.sample(rng, z)?;
-        let x = b.0.get_mut(..latent).ok_or(INTERNAL)?;
+        let x = b.get_mut(..latent).ok_or(INTERNAL)?;
         let params = self.spec.input;
         for (q, &v) in x.iter_mut().zip(z.iter()) {
             *q = params.quantize(v);
         }
-        let y = self.run(&mut b.0, &mut a.0)?;
+        let y = self.run(b, a)?;
         let params = self.output_params();
         for (o, &q) in out.iter_mut().zip(y) {
             *o = params.dequantize(q);

@@ -50,16 +50,161 @@ fn case(dir: &std::path::Path, name: &str, x: &DMatrix<f64>, opts: &EmOptions, s
     xtask::write_case(&dir.join(name), &bytes, &points).unwrap();
 }
 
+/// The suite's case directories (built once, for the Rust firmware's test
+/// and the C firmware's), and the line the stream case must report.
+struct Suite {
+    dir: std::path::PathBuf,
+    stream_report: String,
+}
+
+fn suite() -> &'static Suite {
+    static SUITE: std::sync::OnceLock<Suite> = std::sync::OnceLock::new();
+    SUITE.get_or_init(build_suite)
+}
+
+/// Skips (returns true) when `missing` names something absent, unless
+/// TINYGEN_REQUIRE_QEMU=1, which makes it a failure.
+fn skip(missing: Option<String>) -> bool {
+    let Some(missing) = missing else {
+        return false;
+    };
+    assert!(
+        std::env::var_os("TINYGEN_REQUIRE_QEMU").is_none_or(|v| v != "1"),
+        "TINYGEN_REQUIRE_QEMU=1 but {missing}"
+    );
+    eprintln!("SKIPPED: {missing}");
+    true
+}
+
 #[test]
 fn firmware_scores_are_bit_identical_to_the_host() {
-    if let Some(missing) = xtask::qemu_missing() {
-        assert!(
-            std::env::var_os("TINYGEN_REQUIRE_QEMU").is_none_or(|v| v != "1"),
-            "TINYGEN_REQUIRE_QEMU=1 but {missing}"
-        );
-        eprintln!("SKIPPED: {missing}");
+    if skip(xtask::qemu_missing()) {
         return;
     }
+    let suite = suite();
+    let plugin = xtask::build_icount_plugin().unwrap();
+    for core in xtask::Core::ALL {
+        check_core(core, &suite.dir, &plugin, &suite.stream_report);
+    }
+}
+
+/// The same suite through the C API: the C firmware (capi/examples/cmake,
+/// built by CMake with Debian's gcc-arm-none-eabi and newlib-nano, the
+/// static library by cargo) on the Cortex-M4F and the Cortex-M0 must give
+/// every value of every case bit for bit, replay the decoders' samples,
+/// raise the host's alarms, and reject corrupted models and misuse with
+/// the right status codes.
+#[test]
+fn c_firmware_outputs_are_bit_identical_to_the_host() {
+    if skip(xtask::qemu_missing())
+        || skip(xtask::c_firmware_missing().map(|m| format!("the C firmware: {m}")))
+    {
+        return;
+    }
+    let suite = suite();
+    for core in [xtask::Core::M4f, xtask::Core::M0] {
+        let runs = xtask::run_c_suite(&suite.dir, core).unwrap();
+        let stdout: String = runs.iter().map(|(_, r)| r.stdout.as_str()).collect();
+        println!(
+            "C firmware on the {} ({} image(s)):\n{stdout}",
+            core.name(),
+            runs.len()
+        );
+        for (elf, run) in &runs {
+            let (flash, ram) = xtask::elf_size(elf).unwrap();
+            println!(
+                "{}: C firmware {}: {flash} bytes flash, {ram} bytes static RAM",
+                core.name(),
+                elf.display()
+            );
+            assert!(
+                run.success && run.stdout.contains("c firmware: all checks passed"),
+                "the C firmware failed on the {}:\n{}\n{}",
+                core.name(),
+                run.stdout,
+                run.stderr
+            );
+        }
+        check_c_report(core, &stdout, &suite.stream_report);
+    }
+}
+
+/// Every case's line, as for the Rust firmware, in the C firmware's report.
+fn check_c_report(core: xtask::Core, stdout: &str, stream_report: &str) {
+    let mut lines = vec![stream_report.to_string()];
+    for name in [
+        "full_k8_d16",
+        "diag_k8_d16",
+        "tied_k3_d5",
+        "spherical_k3_d4_std",
+        "full_k1_d7_std",
+        "cardio_full_k4_std",
+        "kde_scott_d3",
+        "detector_points_d3",
+        "detector_windows_3x10",
+    ] {
+        lines.push(format!(
+            "case {name}: 64 values, 64 bit-exact, 0 mismatches"
+        ));
+    }
+    lines.push("case basicmotions_stream: 360 values, 360 bit-exact, 0 mismatches".into());
+    lines.push("case basicmotions_neural: 40 values, 40 bit-exact, 0 mismatches".into());
+    lines.push("case basicmotions_neural_int8: 40 values, 40 bit-exact, 0 mismatches".into());
+    for name in [
+        "decoder_vae_gaussian",
+        "decoder_swae_ring",
+        "decoder_swae_gmm",
+    ] {
+        lines.push(format!(
+            "case {name}: 1024 values, 1024 bit-exact, 0 mismatches"
+        ));
+        lines.push(format!(
+            "case {name}: 2 samples from the prior, 0 values differ from the host"
+        ));
+        if name != "decoder_swae_gmm" {
+            let encoded = if name == "decoder_vae_gaussian" {
+                64
+            } else {
+                32
+            };
+            lines.push(format!(
+                "case {name}_int8: 1024 values, 1024 bit-exact, 0 mismatches"
+            ));
+            lines.push(format!(
+                "case {name}_int8: 2 samples from the prior, 0 values differ from the host"
+            ));
+            lines.push(format!(
+                "case {name}_int8_encoder: {encoded} values, {encoded} bit-exact, 0 mismatches"
+            ));
+        }
+    }
+    for what in [
+        "one bit flipped",
+        "bad magic",
+        "truncated",
+        "at an odd address",
+    ] {
+        lines.push(format!("corrupted model ({what}) rejected: "));
+    }
+    for what in [
+        "a closed model",
+        "a NULL model",
+        "NULL model bytes",
+        "a NULL input",
+        "a short input",
+        "a call for another kind",
+    ] {
+        lines.push(format!("{what} rejected: "));
+    }
+    for line in lines {
+        assert!(
+            stdout.contains(&line),
+            "missing {line:?} on the {core:?}:\n{stdout}"
+        );
+    }
+}
+
+fn build_suite() -> Suite {
     let dir = tempfile_dir();
     let opts = |components, covariance| EmOptions {
         components,
@@ -326,11 +471,7 @@ fn firmware_scores_are_bit_identical_to_the_host() {
         }
     }
 
-    let plugin = xtask::build_icount_plugin().unwrap();
-    for core in xtask::Core::ALL {
-        check_core(core, &dir, &plugin, &stream_report);
-    }
-    std::fs::remove_dir_all(&dir).ok();
+    Suite { dir, stream_report }
 }
 
 /// Runs the cases in `dir` on `core` and checks every line of the report.

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+pub mod c_source;
 pub mod commands;
 pub mod data;
 pub mod density;

@@ -460,6 +460,45 @@ fn int8_exports_are_smaller_and_close_to_f32() {
         report.contains("calibrated") && report.contains("max abs error"),
         "{report}"
     );
+    // `--format c`: the same bytes as a C array (named after the file, or
+    // by --name), for the f32 and the int8 export.
+    let array = |header: &Path| -> Vec<u8> {
+        let text = std::fs::read_to_string(header).unwrap();
+        let body = text
+            .split_once("= {")
+            .unwrap()
+            .1
+            .split_once("};")
+            .unwrap()
+            .0;
+        body.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| u8::from_str_radix(t.trim_start_matches("0x"), 16).unwrap())
+            .collect()
+    };
+    for (file, extra, name) in [
+        (&f32_file, vec![], "dec_f32"),
+        (
+            &int8_file,
+            vec!["--quantize", "int8", "--name", "decoder8"],
+            "decoder8",
+        ),
+    ] {
+        let header = dir.path().join("dec-f32.h");
+        let mut args = vec!["export", run.to_str().unwrap(), "--format", "c"];
+        args.extend(extra);
+        args.extend(["--out", header.to_str().unwrap()]);
+        ok(&tinygen(&args));
+        assert_eq!(array(&header), std::fs::read(file).unwrap(), "{name}");
+        let text = std::fs::read_to_string(&header).unwrap();
+        assert!(
+            text.contains(&format!("static const uint8_t {name}["))
+                && text.contains(&format!("#define {name}_LEN "))
+                && text.contains("tg_sample"),
+            "{text}"
+        );
+    }
     let (small, big) = (
         std::fs::metadata(&int8_file).unwrap().len(),
         std::fs::metadata(&f32_file).unwrap().len(),

@@ -437,6 +437,12 @@ pub fn model_fits(case: &Path, core: Core) -> anyhow::Result<bool> {
 /// A case too big for any image gets one of its own, whose link then fails
 /// with the linker's message.
 pub fn case_images(dir: &Path, core: Core) -> anyhow::Result<Vec<PathBuf>> {
+    case_images_in(dir, core, &target_dir().join("case-images"))
+}
+
+/// [`case_images`] with the images' directories under `under` (where
+/// they are made anew), so that two suites can be split at once.
+pub fn case_images_in(dir: &Path, core: Core, under: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let budget = core.flash_bytes().saturating_sub(CODE_RESERVE);
     let mut cases = Vec::new();
     for entry in
@@ -462,7 +468,7 @@ pub fn case_images(dir: &Path, core: Core) -> anyhow::Result<Vec<PathBuf>> {
             None => images.push((vec![case], bytes)),
         }
     }
-    let root = target_dir().join("case-images").join(core.target());
+    let root = under.join(core.target());
     std::fs::remove_dir_all(&root).ok();
     let mut dirs = Vec::new();
     for (i, (members, _)) in images.iter().enumerate() {
@@ -563,4 +569,278 @@ pub fn elf_size(elf: &Path) -> anyhow::Result<(u64, u64)> {
         .collect();
     ensure!(v.len() == 3, "unexpected llvm-size output: {text}");
     Ok((v[0] + v[1], v[1] + v[2]))
+}
+
+/// The C firmware's name of a core it runs on (`capi/examples/cmake`'s
+/// `TINYGEN_CORE`): the Cortex-M4F and the Cortex-M0.
+pub fn c_core(core: Core) -> Option<&'static str> {
+    match core {
+        Core::M4f => Some("m4f"),
+        Core::M0 => Some("m0"),
+        _ => None,
+    }
+}
+
+/// What is missing to build the C firmware (Debian's gcc-arm-none-eabi,
+/// libnewlib-arm-none-eabi and cmake), if anything.
+pub fn c_firmware_missing() -> Option<String> {
+    for (program, package) in [
+        ("arm-none-eabi-gcc", "gcc-arm-none-eabi"),
+        ("cmake", "cmake"),
+    ] {
+        if !has_program(program) {
+            return Some(format!(
+                "{program} is not installed (apt-get install {package})"
+            ));
+        }
+    }
+    let newlib = Command::new("arm-none-eabi-gcc")
+        .args([
+            "-mthumb",
+            "-mcpu=cortex-m0",
+            "-print-file-name=librdimon_nano.a",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if !Path::new(&newlib).is_absolute() {
+        return Some(
+            "newlib-nano is not installed (apt-get install libnewlib-arm-none-eabi)".into(),
+        );
+    }
+    None
+}
+
+/// A C99 hexadecimal floating literal that is exactly `v` (finite).
+fn c_float(v: f32) -> String {
+    let bits = v.to_bits();
+    let sign = if bits >> 31 == 1 { "-" } else { "" };
+    let exponent = ((bits >> 23) & 0xff) as i32;
+    let mantissa = (bits & 0x7f_ffff) << 1; // 24 bits, 6 hex digits
+    match exponent {
+        0 if mantissa == 0 => format!("{sign}0x0p+0f"),
+        0 => format!("{sign}0x0.{mantissa:06x}p-126f"),
+        _ => format!("{sign}0x1.{mantissa:06x}p{:+}f", exponent - 127),
+    }
+}
+
+/// The values of a case CSV file, row by row (`skip_header` drops the first line).
+fn csv_rows(path: &Path, skip_header: bool) -> anyhow::Result<Vec<Vec<f32>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .skip(usize::from(skip_header))
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse::<f32>()
+                        .with_context(|| format!("{}: {v:?}", path.display()))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Writes the C firmware's cases source (`capi/examples/cmake/firmware/
+/// cases.h`'s `tg_cases`) for every case directory under `dir` (as the Rust
+/// firmware embeds them: model.tgm, inputs.csv, expected.csv, optional
+/// samples.csv and labels.csv): models as aligned arrays (the trainer's
+/// `--format c` writer), inputs as exact hexadecimal floats, expected
+/// outputs and samples as f32 bit patterns.
+pub fn write_c_cases(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("no case directory {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    cases.retain(|p| p.join("model.tgm").is_file());
+    cases.sort();
+    ensure!(!cases.is_empty(), "no cases under {}", dir.display());
+    let mut src = String::from(
+        "/* Test cases for the C firmware, written by `cargo xtask c-cases`. */\n\
+         #include \"cases.h\"\n\n",
+    );
+    let mut table = String::new();
+    for (i, case) in cases.iter().enumerate() {
+        let name = case.file_name().context("case without a name")?;
+        let name = name.to_string_lossy();
+        let model = std::fs::read(case.join("model.tgm"))?;
+        let inputs = csv_rows(&case.join("inputs.csv"), false)?;
+        let expected = csv_rows(&case.join("expected.csv"), true)?;
+        ensure!(
+            inputs.len() == expected.len() && !inputs.is_empty(),
+            "{}: inputs and expected differ in length",
+            case.display()
+        );
+        let (dim, out_dim) = (inputs[0].len(), expected[0].len());
+        let samples = match case.join("samples.csv") {
+            p if p.is_file() => csv_rows(&p, true)?,
+            _ => Vec::new(),
+        };
+        let labels: Vec<u8> = match std::fs::read_to_string(case.join("labels.csv")) {
+            Ok(text) => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| u8::from(l.trim() != "0"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let flat = |rows: &[Vec<f32>], f: &dyn Fn(f32) -> String| -> String {
+            rows.iter()
+                .flatten()
+                .map(|&v| f(v))
+                .collect::<Vec<_>>()
+                .chunks(6)
+                .map(|c| format!("    {},\n", c.join(", ")))
+                .collect()
+        };
+        let hex_bits = |v: f32| format!("0x{:08x}u", v.to_bits());
+        src.push_str(&tinygen::c_source::model_array(
+            &format!("model_{i}"),
+            &model,
+        )?);
+        let _ = writeln!(
+            src,
+            "static const float inputs_{i}[] = {{\n{}}};",
+            flat(&inputs, &c_float)
+        );
+        let _ = writeln!(
+            src,
+            "static const uint32_t expected_{i}[] = {{\n{}}};",
+            flat(&expected, &hex_bits)
+        );
+        let samples_ref = if samples.is_empty() {
+            "NULL".to_string()
+        } else {
+            let _ = writeln!(
+                src,
+                "static const uint32_t samples_{i}[] = {{\n{}}};",
+                flat(&samples, &hex_bits)
+            );
+            format!("samples_{i}")
+        };
+        let labels_ref = if labels.is_empty() {
+            "NULL".to_string()
+        } else {
+            let text: Vec<String> = labels.iter().map(u8::to_string).collect();
+            let _ = writeln!(
+                src,
+                "static const uint8_t labels_{i}[] = {{{}}};",
+                text.join(", ")
+            );
+            format!("labels_{i}")
+        };
+        let _ = writeln!(
+            table,
+            "    {{{name:?}, model_{i}, sizeof model_{i}, {dim}, {out_dim}, {}, inputs_{i}, \
+             expected_{i}, {samples_ref}, {}, {labels_ref}, {}}},",
+            inputs.len(),
+            samples.len(),
+            labels.len()
+        );
+    }
+    let _ = write!(
+        src,
+        "\nconst struct tg_case tg_cases[] = {{\n{table}}};\n\
+         const size_t tg_case_count = sizeof tg_cases / sizeof tg_cases[0];\n"
+    );
+    write_atomic(out, src.as_bytes())
+}
+
+/// Builds the C firmware (`capi/examples/cmake`) for `core` with CMake,
+/// over the cases source `cases` (see [`write_c_cases`]); returns the ELF.
+/// The static library is built by cargo, called from CMake, in
+/// `<target dir>/capi`.
+pub fn build_c_firmware(cases: &Path, core: Core, build: &Path) -> anyhow::Result<PathBuf> {
+    let name = c_core(core).with_context(|| format!("no C firmware for the {}", core.name()))?;
+    let example = root().join("capi/examples/cmake");
+    let status = Command::new("cmake")
+        .arg("-S")
+        .arg(&example)
+        .arg("-B")
+        .arg(build)
+        .arg(format!(
+            "-DCMAKE_TOOLCHAIN_FILE={}",
+            example.join("toolchain-arm-none-eabi.cmake").display()
+        ))
+        .arg(format!("-DTINYGEN_CORE={name}"))
+        .arg(format!("-DTINYGEN_CASES={}", cases.display()))
+        .arg(format!(
+            "-DTINYGEN_CARGO_TARGET_DIR={}",
+            target_dir().join("capi").display()
+        ))
+        .arg("-DCMAKE_BUILD_TYPE=Release")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("cannot run cmake")?;
+    ensure!(status.success(), "cmake could not configure the C firmware");
+    let out = Command::new("cmake")
+        .arg("--build")
+        .arg(build)
+        .output()
+        .context("cannot run cmake --build")?;
+    ensure!(
+        out.status.success(),
+        "the C firmware for the {} did not build:\n{}{}",
+        core.name(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(build.join("tinygen_cases"))
+}
+
+/// Builds and runs the C firmware on `core` over the cases under `dir`,
+/// split into images that fit its flash as the Rust firmware's
+/// ([`case_images`]); one run per image, with each image's ELF.
+pub fn run_c_suite(dir: &Path, core: Core) -> anyhow::Result<Vec<(PathBuf, QemuRun)>> {
+    let mut runs = Vec::new();
+    let images = case_images_in(dir, core, &target_dir().join("c-case-images"))?;
+    for (i, image) in images.iter().enumerate() {
+        let build = target_dir()
+            .join("c-firmware")
+            .join(core.target())
+            .join(format!("image-{i}"));
+        std::fs::create_dir_all(&build)?;
+        let cases = build.join("cases.c");
+        write_c_cases(image, &cases)?;
+        let elf = build_c_firmware(&cases, core, &build)?;
+        runs.push((elf.clone(), run_qemu(&elf, core, None)?));
+    }
+    Ok(runs)
+}
+
+/// Builds the C API's static library (`cargo build -p tinygen-capi
+/// --profile capi`) for a Rust target, or the host when `None`, in
+/// `<target dir>/capi` (where the C firmware's CMake build puts it too);
+/// returns the archive's path.
+pub fn build_capi(target: Option<&str>) -> anyhow::Result<PathBuf> {
+    let dir = target_dir().join("capi");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root())
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "tinygen-capi",
+            "--profile",
+            "capi",
+        ])
+        .arg("--target-dir")
+        .arg(&dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    let mut lib = dir;
+    if let Some(target) = target {
+        cmd.args(["--target", target]);
+        lib = lib.join(target);
+    }
+    let status = cmd.status().context("cannot run cargo for the C API")?;
+    ensure!(
+        status.success(),
+        "the C API did not build for {}",
+        target.unwrap_or("the host")
+    );
+    Ok(lib.join("capi").join("libtinygen_capi.a"))
 }

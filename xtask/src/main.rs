@@ -24,12 +24,18 @@
 //!   (needs MNIST in data/mnist or ../shared, and torch for the python in
 //!   TINYGEN_TORCH_PYTHON).
 //! * `models` regenerate the example models in `models/`.
+//! * `c-cases DIR --out FILE`  write the C firmware's cases source for the
+//!   case directories in DIR.
+//! * `c-firmware [CASES_DIR] [--core m4f,m0]`  build the C firmware
+//!   (capi/examples/cmake, through CMake) with the cases, run it under QEMU,
+//!   and print its flash beside the Rust firmware's for the same cases.
 
 mod bench_anomaly;
 mod bench_decode;
 mod bench_host;
 mod bench_mcu;
 mod bench_neural;
+mod c_firmware;
 mod demo;
 mod models;
 mod process;
@@ -78,6 +84,23 @@ enum Task {
     },
     /// Regenerate the example models in `models/`.
     Models,
+    /// Write the C firmware's cases source for a directory of cases.
+    CCases {
+        /// Directory of cases (model.tgm, inputs.csv, expected.csv each).
+        cases: PathBuf,
+        /// The C source to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build the C firmware with the cases in a directory, run it under
+    /// QEMU, and compare its flash with the Rust firmware's.
+    CFirmware {
+        /// Directory of cases; default `models/`.
+        cases: Option<PathBuf>,
+        /// Cores to run on: m4f, m0 (comma-separated); default both.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "m4f,m0")]
+        core: Vec<xtask::Core>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,5 +117,10 @@ fn main() -> anyhow::Result<()> {
         Task::BenchDecode => bench_decode::bench_decode(),
         Task::BenchNeural { quality } => bench_neural::bench_neural(quality),
         Task::Models => models::models(),
+        Task::CCases { cases, out } => c_firmware::c_cases(&cases, &out),
+        Task::CFirmware { cases, core } => c_firmware::c_firmware(
+            &cases.unwrap_or_else(|| xtask::root().join("models")),
+            &core,
+        ),
     }
 }

@@ -47,6 +47,7 @@ fn main() -> ! {
     if let Ok(detector) = Detector::from_bytes(bytes) {
         black_box(detector.score(input).ok());
         black_box(detector.is_anomaly(input).ok());
+        black_box(detector.log_density(input).ok());
         let mut buffers = DetectorScratch::<32>::new();
         black_box(detector.score_in(input, &mut buffers).ok());
         black_box(detector.terms_in(input, &mut buffers).ok());
@@ -63,9 +64,17 @@ fn main() -> ! {
     }
     if let Ok(network) = Network::from_bytes(bytes) {
         black_box(network.forward(input, out, &mut scratch).ok());
+        // Buffers sized at run time (the C API's calls).
+        let mut words = [0f32; 64];
+        let (a, b) = words.split_at_mut(black_box(32usize).min(64));
+        let b_len = black_box(30usize).min(b.len());
+        let b = &mut b[..b_len];
+        black_box(network.forward_in(input, out, a, b).ok());
+        black_box(network.sample_in(&mut rng, out, a, b).ok());
     }
     if let Ok(model) = AnyModel::from_bytes(bytes) {
         black_box(model.eval(input, out, &mut scratch).ok());
+        black_box(model.scratch_bytes());
         // An int8 network inside the dispatch (its own int8 buffers).
         if let AnyModel::QNetwork(net) = model {
             black_box(net.macs());
@@ -79,6 +88,12 @@ fn main() -> ! {
         let ints = black_box(&INTS[..black_box(16usize).min(64)]);
         black_box(net.forward_i8(ints, int_out, &mut qscratch).ok());
         black_box(net.sample(&mut rng, out, &mut qscratch).ok());
+        let mut bytes = [0i8; 128];
+        let (a, b) = bytes.split_at_mut(black_box(64usize).min(128));
+        let b_len = black_box(60usize).min(b.len());
+        let b = &mut b[..b_len];
+        black_box(net.forward_i8_in(ints, int_out, a, b).ok());
+        black_box(net.sample_in(&mut rng, out, a, b).ok());
         black_box(net.prior().sample(&mut rng, out).ok());
         black_box((net.input_params(), net.output_params(), net.stored_bytes()));
         black_box(net.layers().map(|l| l.outputs).sum::<usize>());

@@ -764,3 +764,55 @@ proptest! {
         exercise(&bytes, &x);
     }
 }
+
+/// The run-time-sized calls (`Network::forward_in`, `sample_in`) give the
+/// const-generic calls' results and check their buffers: too short is
+/// `TooWide` (nothing drawn), an encoder does not sample.
+#[test]
+fn buffers_sized_at_run_time_give_the_same_results_and_are_checked() {
+    let file = AlignedBuf::new(&hand_network(PriorParams::Gaussian).encode().unwrap());
+    let net = Network::from_bytes(file.bytes()).unwrap();
+    // 2 -> 3 -> 2: the hidden layer is 3 wide, the latent 2.
+    assert_eq!((net.hidden_width(), net.sample_width()), (3, 3));
+    let z = [1.5f32, -0.5];
+    let (mut want, mut got) = ([0.0f32; 2], [0.0f32; 2]);
+    net.forward(&z, &mut want, &mut Scratch::<3>::new())
+        .unwrap();
+    let (mut a, mut b) = ([0.0f32; 3], [0.0f32; 3]);
+    net.forward_in(&z, &mut got, &mut a, &mut b).unwrap();
+    assert_eq!(got, want);
+    assert_eq!(
+        net.forward_in(&z, &mut got, &mut a[..2], &mut b),
+        Err(Error::TooWide { width: 3, max: 2 })
+    );
+    let mut host = rng(3);
+    decoder::<3>(&file)
+        .unwrap()
+        .sample(&mut host, &mut want, &mut Scratch::new())
+        .unwrap();
+    let mut device = rng(3);
+    // Too short: an error, and the generator untouched.
+    assert_eq!(
+        net.sample_in(&mut device, &mut got, &mut a, &mut b[..2]),
+        Err(Error::TooWide { width: 3, max: 2 })
+    );
+    net.sample_in(&mut device, &mut got, &mut a, &mut b)
+        .unwrap();
+    assert_eq!(got, want);
+    let mut encoder = hand_network(PriorParams::None);
+    encoder.role = Role::Encoder;
+    encoder.layers.reverse();
+    for l in &mut encoder.layers {
+        core::mem::swap(&mut l.inputs, &mut l.outputs);
+    }
+    encoder.layers[0].weight = &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+    encoder.layers[0].bias = &[0.0, 0.0, 0.0];
+    encoder.layers[1].weight = &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+    encoder.layers[1].bias = &[0.0, 0.0];
+    let file = AlignedBuf::new(&encoder.encode().unwrap());
+    let net = Network::from_bytes(file.bytes()).unwrap();
+    assert!(matches!(
+        net.sample_in(&mut device, &mut got, &mut a, &mut b),
+        Err(Error::WrongKind { .. })
+    ));
+}

@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Args;
 use tinygen_runtime::qnetwork::QNetwork;
 use tinygen_runtime::{ModelKind, Network as RtNetwork};
 
 use super::DataArgs;
+use crate::c_source;
 use crate::data::images::Split;
 use crate::host::{self, AlignedBytes, NetworkFile, NetworkRows};
 use crate::io::{write_atomic, write_output};
@@ -27,12 +29,16 @@ pub enum Format {
     Tgm,
     /// An ONNX graph (IR 8, opset 13); needs the `onnx` cargo feature.
     Onnx,
+    /// A C header holding the model file as a 4-byte aligned `const
+    /// uint8_t` array, for the C API (`tg_model_open`).
+    C,
 }
 
 /// Arguments of `tinygen export`.
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
-    /// Run folder written by `tinygen fit pca|ae|vae|swae`.
+    /// Run folder written by `tinygen fit pca|ae|vae|swae`, or a model
+    /// file (.tgm, any kind) to write as C (`--format c`).
     pub run: PathBuf,
     /// Which network to export.
     #[arg(long, value_enum, default_value_t = Part::Decoder)]
@@ -45,13 +51,17 @@ pub struct ExportArgs {
     pub out: PathBuf,
     /// Quantize the network: int8 (TensorFlow Lite's scheme: per-channel
     /// symmetric weights, per-tensor activations calibrated by min/max on
-    /// the run's training data); `.tgm` only.
+    /// the run's training data); `.tgm` or C only.
     #[arg(long, value_enum)]
     pub quantize: Option<Quantize>,
     /// Training rows the int8 activation ranges are measured on (the first
     /// rows of the run's training data).
     #[arg(long, default_value_t = 1000, requires = "quantize")]
     pub calibration_rows: usize,
+    /// Name of the C array (`--format c`; default: the output file's
+    /// name, made a C identifier).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// Number formats a network can be quantized to.
@@ -68,22 +78,80 @@ const TOLERANCE: f32 = 1e-5;
 /// outputs on 64 inputs to 1e-5 (the `.tgm` through the runtime crate, the
 /// ONNX file through tract-onnx).
 pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
+    if args.run.is_file() {
+        return export_model_file(args);
+    }
     let (config, net, _) = load_run(&args.run)?;
     let data = match args.part {
         Part::Decoder => Vec::new(),
         Part::Encoder => DataSource::of_run(&config).load_split(Split::Test)?.x,
     };
     match (args.format, args.quantize) {
-        (Format::Tgm, None) => export_runtime_file(args, &net, &data),
-        (Format::Tgm, Some(Quantize::Int8)) => {
+        (Format::Tgm | Format::C, None) => export_runtime_file(args, &net, &data),
+        (Format::Tgm | Format::C, Some(Quantize::Int8)) => {
             let train = DataSource::of_run(&config).load_split(Split::Train)?.x;
             export_int8_file(args, &net, &data, &train)
         }
         (Format::Onnx, None) => export_onnx_file(args, &net, &data),
         (Format::Onnx, Some(_)) => {
-            anyhow::bail!("--quantize writes .tgm files only (--format tgm)")
+            anyhow::bail!("--quantize writes .tgm files or C headers only (--format tgm or c)")
         }
     }
+}
+
+/// Writes the model file `bytes` as `--format` says: the file itself, or
+/// a C header holding it (named by `--name`, else after the output file).
+fn write_model(args: &ExportArgs, bytes: &[u8], source: &str) -> anyhow::Result<()> {
+    match args.format {
+        Format::C => {
+            let name = match &args.name {
+                Some(name) => name.clone(),
+                None => c_source::c_identifier(
+                    &args
+                        .out
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
+            };
+            anyhow::ensure!(
+                c_source::is_c_identifier(&name),
+                "--name {name:?} is not a C identifier"
+            );
+            let header = c_source::model_header(&name, bytes, source)?;
+            write_atomic(&args.out, header.as_bytes())
+        }
+        _ => write_atomic(&args.out, bytes),
+    }
+}
+
+/// `tinygen export MODEL.tgm --format c`: a model file of any kind as a C
+/// header, after the runtime has checked it.
+fn export_model_file(args: &ExportArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.format == Format::C,
+        "{} is a model file: only --format c converts one (a run folder exports a network)",
+        args.run.display()
+    );
+    anyhow::ensure!(
+        args.quantize.is_none(),
+        "--quantize applies to a run folder's network, not to a model file"
+    );
+    let bytes =
+        std::fs::read(&args.run).with_context(|| format!("cannot read {}", args.run.display()))?;
+    let source = args.run.file_name().map_or_else(
+        || args.run.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    write_model(args, &bytes, &source)?;
+    let summary = c_source::summary(&bytes)?;
+    println!(
+        "wrote {} ({} model bytes as a C array): {}",
+        args.out.display(),
+        bytes.len(),
+        summary.join("; ")
+    );
+    Ok(())
 }
 
 fn export_int8_file(
@@ -99,7 +167,7 @@ fn export_int8_file(
     if !(worst.is_finite() && mean.is_finite()) {
         anyhow::bail!("the int8 network's outputs are not finite; nothing written");
     }
-    write_atomic(&args.out, &bytes)?;
+    write_model(args, &bytes, &run_source(args))?;
     let f32_bytes = export_tgm(net, args.part, latent.as_ref())?.len();
     let file = AlignedBytes::new(&bytes);
     let rt = QNetwork::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -128,11 +196,21 @@ fn export_int8_file(
     Ok(())
 }
 
+/// What a run's export comes from, for the C header's comment.
+fn run_source(args: &ExportArgs) -> String {
+    let quantized = if args.quantize.is_some() { "int8 " } else { "" };
+    format!(
+        "the {quantized}{} of the run {}",
+        format!("{:?}", args.part).to_lowercase(),
+        args.run.display()
+    )
+}
+
 fn export_runtime_file(args: &ExportArgs, net: &Network, data: &[f32]) -> anyhow::Result<()> {
     let latent = read_latent_mixture(&args.run)?;
     let bytes = export_tgm(net, args.part, latent.as_ref())?;
     let worst = verify_tgm(net, args.part, &bytes, data, TOLERANCE)?;
-    write_atomic(&args.out, &bytes)?;
+    write_model(args, &bytes, &run_source(args))?;
     let file = AlignedBytes::new(&bytes);
     let rt = RtNetwork::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
