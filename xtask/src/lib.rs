@@ -756,6 +756,7 @@ pub fn write_c_cases(dir: &Path, out: &Path) -> anyhow::Result<()> {
 pub fn build_c_firmware(cases: &Path, core: Core, build: &Path) -> anyhow::Result<PathBuf> {
     let name = c_core(core).with_context(|| format!("no C firmware for the {}", core.name()))?;
     let example = root().join("capi/examples/cmake");
+    forget_other_checkouts_cache(build, &example)?;
     let status = Command::new("cmake")
         .arg("-S")
         .arg(&example)
@@ -789,6 +790,24 @@ pub fn build_c_firmware(cases: &Path, core: Core, build: &Path) -> anyhow::Resul
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(build.join("tinygen_cases"))
+}
+
+/// Removes `build`'s CMake cache when it was configured from another source
+/// directory (another checkout sharing the target directory), which CMake
+/// refuses to reconfigure.
+fn forget_other_checkouts_cache(build: &Path, source: &Path) -> anyhow::Result<()> {
+    let Ok(cache) = std::fs::read_to_string(build.join("CMakeCache.txt")) else {
+        return Ok(());
+    };
+    let ours = format!("CMAKE_HOME_DIRECTORY:INTERNAL={}", source.display());
+    if !cache.lines().any(|line| line == ours) {
+        std::fs::remove_file(build.join("CMakeCache.txt"))?;
+        let files = build.join("CMakeFiles");
+        if files.exists() {
+            std::fs::remove_dir_all(files)?;
+        }
+    }
+    Ok(())
 }
 
 /// Builds and runs the C firmware on `core` over the cases under `dir`,
