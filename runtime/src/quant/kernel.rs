@@ -42,8 +42,11 @@
 //!   (Cortex-M33/M35P/M55; `runtime/build.rs` selects) it runs as the
 //!   assembly loop of `quant/dsp.rs`; the host tests run the same loop
 //!   with the instructions emulated (`Emulated`).
-//! - `Portable`: the same sums in plain Rust (two multiplies per lane);
-//!   every other core and the host.
+//! - `Portable` and `PortableLanes`: the same sums in plain Rust (two
+//!   multiplies per lane), the lanes picked out of words or loaded as
+//!   halfwords and bytes, whichever the core runs in fewer instructions
+//!   (measured: the first on the Cortex-M0 and M3 and the host, the second
+//!   on RISC-V).
 
 #[cfg(feature = "alloc")]
 use crate::Error;
@@ -56,11 +59,12 @@ pub const BLOCK_ROWS: usize = 4;
 /// groups.
 pub const CHUNK: usize = 256;
 
-/// Words of this target's widened chunk: [`CHUNK`] inputs for the DSP loop
-/// (whose call and fixups cost about 75 instructions a chunk and block), 64
-/// on the other cores (whose loop costs more per input than a chunk costs:
-/// 384 fewer bytes of stack, for the Cortex-M0's 16 KiB of RAM).
-pub(super) const NATIVE_WIDE: usize = if cfg!(tinygen_dsp) { CHUNK / 2 } else { 32 };
+/// Words of this target's widened chunk: [`CHUNK`] inputs, 512 bytes of
+/// stack. (Chunks of 64 inputs, 384 bytes fewer, cost the Cortex-M3 9.6%
+/// more instructions on the MLPerf Tiny autoencoder than before packing,
+/// against 3.9% with 256: each chunk of each block costs a call and its
+/// fix-ups, about 65 instructions there.)
+pub(super) const NATIVE_WIDE: usize = CHUNK / 2;
 
 /// Rows whose totals are kept while the chunks of an input longer than
 /// [`CHUNK`] go by (each chunk is widened once per group of rows).
@@ -118,7 +122,7 @@ fn lanes(word: u32) -> [i32; 2] {
 }
 
 /// The groups of a chunk: two input words and four weight words each.
-#[cfg_attr(tinygen_dsp, allow(dead_code))]
+#[cfg_attr(any(tinygen_dsp, target_arch = "riscv32"), allow(dead_code))]
 #[inline(always)]
 fn groups<'a>(x: &'a [u32], w: &'a [u32]) -> impl Iterator<Item = (&'a [u32; 2], &'a [u32; 4])> {
     x.as_chunks::<2>()
@@ -128,8 +132,9 @@ fn groups<'a>(x: &'a [u32], w: &'a [u32]) -> impl Iterator<Item = (&'a [u32; 2],
         .take(CHUNK / 4)
 }
 
-/// Plain Rust: per lane `A += v x`, `S += (v as i8) x`.
-#[cfg_attr(tinygen_dsp, allow(dead_code))]
+/// Plain Rust: per lane `A += v x`, `S += (v as i8) x`, the lanes picked
+/// out of word loads. The Cortex-M0 and M3 kernel (and the host's).
+#[cfg_attr(any(tinygen_dsp, target_arch = "riscv32"), allow(dead_code))]
 pub(super) struct Portable;
 
 impl ChunkDot for Portable {
@@ -153,6 +158,41 @@ impl ChunkDot for Portable {
             let x23 = lanes(x23);
             mac(&mut a0, &mut s0, w1, x23);
             mac(&mut a1, &mut s1, w3, x23);
+        }
+        [a0, s0, a1, s1]
+    }
+}
+
+/// [`Portable`]'s sums with the lanes and their low bytes read by halfword
+/// and byte loads: the RISC-V kernel (rv32imac has no instruction to
+/// sign-extend a halfword or byte in a register; on the Cortex-M0 and M3
+/// this form costs 3% and 14% more instructions on the MLPerf Tiny
+/// autoencoder, on RISC-V 7% fewer).
+#[cfg_attr(not(any(test, target_arch = "riscv32")), allow(dead_code))]
+pub(super) struct PortableLanes;
+
+impl ChunkDot for PortableLanes {
+    #[inline(never)]
+    fn dot(x: &[u32], w: &[u32]) -> [i32; 4] {
+        let lanes16: &[i16] = bytemuck::cast_slice(w);
+        let bytes: &[[i8; 2]] = bytemuck::cast_slice(w);
+        let [mut a0, mut s0, mut a1, mut s1] = [0i32; 4];
+        let groups = x
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .zip(lanes16.as_chunks::<8>().0)
+            .zip(bytes.as_chunks::<8>().0)
+            .take(CHUNK / 4);
+        for ((&[x01, x23], v), lo) in groups {
+            let [x0, x1] = lanes(x01);
+            let [x2, x3] = lanes(x23);
+            for (k, x) in [x0, x1, x2, x3].into_iter().enumerate() {
+                a0 = a0.wrapping_add(i32::from(v[k]).wrapping_mul(x));
+                s0 = s0.wrapping_add(i32::from(lo[k][0]).wrapping_mul(x));
+                a1 = a1.wrapping_add(i32::from(v[4 + k]).wrapping_mul(x));
+                s1 = s1.wrapping_add(i32::from(lo[4 + k][0]).wrapping_mul(x));
+            }
         }
         [a0, s0, a1, s1]
     }
@@ -185,7 +225,10 @@ impl<D: DualMac> ChunkDot for Packed<D> {
 #[cfg(tinygen_dsp)]
 pub(super) type Native = super::dsp::Arm;
 /// The kernel of this target.
-#[cfg(not(tinygen_dsp))]
+#[cfg(all(not(tinygen_dsp), target_arch = "riscv32"))]
+pub(super) type Native = PortableLanes;
+/// The kernel of this target.
+#[cfg(all(not(tinygen_dsp), not(target_arch = "riscv32")))]
 pub(super) type Native = Portable;
 
 /// The DSP instructions [`Packed`] is written in (ARM ARM semantics).

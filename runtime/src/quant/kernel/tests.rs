@@ -36,13 +36,14 @@ fn run<K: ChunkDot>(x: &[i8], z: i32, words: &[u32], outputs: usize) -> Vec<i32>
     run_in::<K, NATIVE_WIDE>(x, z, words, outputs)
 }
 
-/// Both kernels' sums, with the DSP targets' chunks of 256 inputs and the
-/// other cores' of 64 (asserted equal).
-fn both(x: &[i8], z: i32, words: &[u32], outputs: usize) -> Vec<i32> {
+/// Every kernel's sums, in chunks of 256 inputs (every target's) and of 64
+/// (asserted equal).
+fn every_kernel(x: &[i8], z: i32, words: &[u32], outputs: usize) -> Vec<i32> {
     let dsp = run_in::<Packed<Emulated>, { CHUNK / 2 }>(x, z, words, outputs);
     for other in [
         run_in::<Portable, 32>(x, z, words, outputs),
         run_in::<Portable, { CHUNK / 2 }>(x, z, words, outputs),
+        run_in::<PortableLanes, { CHUNK / 2 }>(x, z, words, outputs),
         run_in::<Packed<Emulated>, 32>(x, z, words, outputs),
     ] {
         assert_eq!(other, dsp, "{} x {}, z {z}", x.len(), outputs);
@@ -171,7 +172,7 @@ fn pack_refuses_what_no_lane_holds_and_keeps_the_rest() {
     ));
 }
 
-/// Random layers of `inputs x outputs` against the reference, both kernels,
+/// Random layers of `inputs x outputs` against the reference, every kernel,
 /// at several zero points.
 fn check_shape(inputs: usize, outputs: usize) {
     for z in [-128, -1, 0, 37, 127] {
@@ -182,7 +183,7 @@ fn check_shape(inputs: usize, outputs: usize) {
         assert_eq!(unpack(&packed, inputs, outputs).unwrap(), widen_i16(&w));
         let want = wrapped(&reference(&x, z, &widen_i16(&w)));
         assert_eq!(
-            both(&x, z, &packed, outputs),
+            every_kernel(&x, z, &packed, outputs),
             want,
             "{inputs} x {outputs}, z {z}"
         );
@@ -190,7 +191,7 @@ fn check_shape(inputs: usize, outputs: usize) {
 }
 
 #[test]
-fn both_kernels_give_the_exact_sums_on_every_block_shape() {
+fn every_kernel_gives_the_exact_sums_on_every_block_shape() {
     for inputs in 1..=13 {
         for outputs in 1..=9 {
             check_shape(inputs, outputs);
@@ -199,7 +200,7 @@ fn both_kernels_give_the_exact_sums_on_every_block_shape() {
 }
 
 #[test]
-fn both_kernels_are_exact_across_chunk_and_row_group_boundaries() {
+fn every_kernel_is_exact_across_chunk_and_row_group_boundaries() {
     // Chunks of 256 (and 64) inputs; row groups of 32 rows.
     for inputs in (63..=66).chain(255..=260).chain(511..=513) {
         for outputs in [1, 3, 4, 6] {
@@ -228,7 +229,7 @@ fn extreme_values_are_exact() {
                 let w: Vec<i8> = row.iter().flat_map(|&v| vec![v; inputs]).collect();
                 let packed = pack(&w, inputs).unwrap();
                 let want = wrapped(&reference(&x, z, &widen_i16(&w)));
-                assert_eq!(both(&x, z, &packed, 4), want, "{inputs}, {row:?}");
+                assert_eq!(every_kernel(&x, z, &packed, 4), want, "{inputs}, {row:?}");
             }
         }
     }
@@ -252,7 +253,11 @@ fn any_words_give_the_sums_of_the_weights_they_decode_to() {
             let x = values(z as u64 + 5, inputs);
             let w = unpack(&words, inputs, outputs).unwrap();
             let want = wrapped(&reference(&x, z, &w));
-            assert_eq!(both(&x, z, &words, outputs), want, "{inputs} x {outputs}");
+            assert_eq!(
+                every_kernel(&x, z, &words, outputs),
+                want,
+                "{inputs} x {outputs}"
+            );
         }
     }
     // All 0x7fff lanes (hi 128, lo -1) against x - z = -255 over 513 inputs.
@@ -265,7 +270,7 @@ fn any_words_give_the_sums_of_the_weights_they_decode_to() {
         &unpack(&words, inputs, outputs).unwrap(),
     ));
     assert_eq!(want[1], 128 * -255 * 513);
-    assert_eq!(both(&x, 127, &words, outputs), want);
+    assert_eq!(every_kernel(&x, 127, &words, outputs), want);
 }
 
 #[test]
