@@ -339,8 +339,8 @@ fn firmware_scores_are_bit_identical_to_the_host() {
 const INT8_EDGES: &str = "int8_packed_edges";
 
 /// An int8 encoder 517 -> 37 -> 6 -> 3 whose sums reach the packed int8
-/// kernels' edges on the device: 517 inputs cross the DSP loop's chunks of
-/// 256 inputs and the other cores' of 64, and pad to 520 columns; 37 rows
+/// kernels' edges on the device: 517 inputs cross two chunks of 256
+/// inputs and pad to 520 columns; 37 rows
 /// cross a group of 32 rows and pad to 40; rows of +-127 (and -128 in the
 /// low row of a pair) meet inputs at x - z = 255 (the first row of inputs,
 /// input zero point -128), the largest sums a chunk holds; the second
