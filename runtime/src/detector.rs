@@ -40,9 +40,13 @@
 //!
 //! # Versions
 //!
-//! This is `detector/3` ([`SCHEMA_KEY`]): `detector/2` ([`SCHEMA_KEY_V2`])
-//! had f32 networks only and no [`AutoencoderSpec`] variant; such files are
-//! still read (as [`AutoencoderSpec::F32`]) but no longer written.
+//! This is `detector/4` ([`SCHEMA_KEY`]), whose int8 networks are
+//! `mlp-int8/3`'s. `detector/3` ([`SCHEMA_KEY_V3`]) is the same spec over
+//! `mlp-int8/2` networks: its files without an int8 part (the same bytes
+//! as `detector/4`'s) are still read, those with one are rejected with
+//! `SchemaMismatch`. `detector/2` ([`SCHEMA_KEY_V2`]) had f32 networks only
+//! and no [`AutoencoderSpec`] variant; such files are still read (as
+//! [`AutoencoderSpec::F32`]). Neither is written any more.
 
 use serde::{Deserialize, Serialize};
 
@@ -166,6 +170,19 @@ impl AutoencoderSpec {
 
 /// Schema key of the detector body.
 pub const SCHEMA_KEY: u32 = format::schema_key(
+    "detector/4 spec{features:{identity, window_stats{channels:u32 length:u32}, \
+     raw_window{channels:u32 length:u32}} threshold:f32 \
+     density_kind:{gmm,kde} density:gmm/1 spec \
+     neural:option{autoencoder:{f32{encoder:mlp/1 spec decoder:mlp/1 spec}, \
+     int8{encoder:mlp-int8/3 spec decoder:mlp-int8/3 spec}} latent:gmm/1 spec \
+     center:[f32;3] scale:[f32;3]}} \
+     data: the density's data; if neural: mean D, inv_scale D, encoder data, decoder data \
+     (f32 values or int8 words as in their own kinds, no prior), latent data",
+);
+
+/// Schema key of `detector/3` files (int8 networks in `mlp-int8/2`'s
+/// layout), still read when they hold no int8 network.
+pub const SCHEMA_KEY_V3: u32 = format::schema_key(
     "detector/3 spec{features:{identity, window_stats{channels:u32 length:u32}, \
      raw_window{channels:u32 length:u32}} threshold:f32 \
      density_kind:{gmm,kde} density:gmm/1 spec \
@@ -373,13 +390,25 @@ impl<'a> Detector<'a> {
     /// Parses a checked file (see [`format::File`]).
     pub(crate) fn from_file(file: format::File<'a>) -> Result<Self, Error> {
         let kinds = &[ModelKind::Detector];
-        let (header, spec, data): (Header, DetectorSpec, _) = if file.header().schema
-            == SCHEMA_KEY_V2
-        {
+        let schema = file.header().schema;
+        let (header, spec, data): (Header, DetectorSpec, _) = if schema == SCHEMA_KEY_V2 {
             let (header, spec, data) = file.read_body::<DetectorSpecV2>(kinds, SCHEMA_KEY_V2)?;
             (header, spec.into(), data)
         } else {
-            file.read_body(kinds, SCHEMA_KEY)?
+            // One call for both keys: the spec is large, and a second copy
+            // of it in this frame overflows a Cortex-M0's stack.
+            let key = if schema == SCHEMA_KEY_V3 {
+                SCHEMA_KEY_V3
+            } else {
+                SCHEMA_KEY
+            };
+            let body: (Header, DetectorSpec, _) = file.read_body(kinds, key)?;
+            // detector/3's int8 weights are in a layout this runtime no
+            // longer reads.
+            if key == SCHEMA_KEY_V3 && body.1.neural.is_some_and(|n| n.autoencoder.is_int8()) {
+                return Err(Error::SchemaMismatch);
+            }
+            body
         };
         let density_len = spec.density.stored_values().ok_or(DATA_LENGTH)?;
         let (density_data, rest) = data.split_at_checked(density_len).ok_or(DATA_LENGTH)?;
@@ -1181,9 +1210,9 @@ mod tests {
         assert_eq!(q.macs(), f.macs());
         assert_eq!(q.neural_width(), 2);
         // Density 3 (log_norm, precision 2, prec_mean 2 = 5), mean and
-        // inv_scale 4, each network 1 weight word + bias + multiplier + shift
-        // (4 and 5), latent 3.
-        assert_eq!(q.stored_values(), 5 + 4 + 4 + 5 + 3);
+        // inv_scale 4, each network 4 weight words (one padded 4 x 4 block)
+        // + bias + multiplier + shift (7 and 8), latent 3.
+        assert_eq!(q.stored_values(), 5 + 4 + 7 + 8 + 3);
         // u = ((x0 - 1) / 2, (x1 - 2) / 4) on the 1/16 grid: equal scores.
         for x in [[3.0f32, -2.0], [1.0, 2.0], [-0.5, 9.0], [2.125, 3.5]] {
             let (sf, sq) = (f.score(&x).unwrap(), q.score(&x).unwrap());
@@ -1242,21 +1271,24 @@ mod tests {
             ..spec
         };
         // Data words: density 5, mean 2, inv_scale 2, then the encoder's
-        // weight word, bias, multiplier, shift (9..13), the decoder's (13..18).
+        // 4 weight words, bias, multiplier, shift (9..16), the decoder's
+        // (16..24).
         let word = |i: usize, v: i32| {
             let mut d = data.clone();
             d[i] = f32::from_bits(v as u32);
             d
         };
-        assert_eq!(parse(&spec, &word(11, -1)), Err(Error::ParameterOutOfRange));
-        assert_eq!(parse(&spec, &word(12, 31)), Err(Error::ParameterOutOfRange));
+        assert_eq!(parse(&spec, &word(14, -1)), Err(Error::ParameterOutOfRange));
+        assert_eq!(parse(&spec, &word(15, 31)), Err(Error::ParameterOutOfRange));
         assert_eq!(
-            parse(&spec, &word(17, -32)),
+            parse(&spec, &word(23, -32)),
             Err(Error::ParameterOutOfRange)
         );
-        // Any int8 weight, bias (even a NaN pattern) is a valid value.
+        // Any weight word (padding included), bias (even a NaN pattern) is
+        // a valid value.
         assert_eq!(parse(&spec, &word(9, -1)), Ok(()));
-        assert_eq!(parse(&spec, &word(10, 0x7fc0_0000)), Ok(()));
+        assert_eq!(parse(&spec, &word(12, -1)), Ok(()));
+        assert_eq!(parse(&spec, &word(13, 0x7fc0_0000)), Ok(()));
         // Missing or extra words.
         assert_eq!(
             parse(&spec, &data[..data.len() - 1]),
@@ -1372,5 +1404,41 @@ mod tests {
             SCHEMA_KEY_V2, 0xbfa4_6c95,
             "the detector/2 key as FORMAT.md lists it"
         );
+    }
+
+    #[test]
+    fn detector_3_files_are_read_unless_they_hold_int8_networks() {
+        // detector/3 wrote the same bytes as detector/4 but for its int8
+        // networks' weight layout (mlp-int8/2).
+        assert_eq!(
+            SCHEMA_KEY_V3, 0x9436_e365,
+            "the detector/3 key as FORMAT.md lists it"
+        );
+        const { assert!(SCHEMA_KEY != SCHEMA_KEY_V3 && SCHEMA_KEY != SCHEMA_KEY_V2) };
+        let rekeyed = |bytes: &[u8]| {
+            let file = format::open(bytes).unwrap();
+            let (_, spec, data): (Header, DetectorSpec, &[f32]) =
+                file.read_body(&[ModelKind::Detector], SCHEMA_KEY).unwrap();
+            format::write(ModelKind::Detector, SCHEMA_KEY_V3, &spec, data).unwrap()
+        };
+        for (bytes, int8) in [
+            (detector_file([2.0, 4.0, 0.5], Features::Identity), false),
+            (int8_detector_file(), true),
+        ] {
+            let words = aligned(&bytes);
+            let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+            let new = Detector::from_bytes(file).unwrap();
+            let old = rekeyed(file);
+            let old_words = aligned(&old);
+            let read =
+                Detector::from_bytes(&bytemuck::cast_slice::<u32, u8>(&old_words)[..old.len()]);
+            if int8 {
+                assert_eq!(read.map(|_| ()), Err(Error::SchemaMismatch));
+            } else {
+                let read = read.unwrap();
+                assert_eq!(read.spec(), new.spec());
+                assert_eq!(read.score(&[3.0, -2.0]), new.score(&[3.0, -2.0]));
+            }
+        }
     }
 }

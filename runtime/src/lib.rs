@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
-// No unsafe code, except the DSP instructions' `asm!` (`quant/dsp.rs`).
+// No unsafe code, except the DSP inner loop's `asm!` (`quant/dsp.rs`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

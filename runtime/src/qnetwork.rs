@@ -63,14 +63,16 @@ const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
 
 /// Schema key of the int8 network body, shared by int8 decoders and encoders.
 pub const SCHEMA_KEY: u32 = format::schema_key(
-    "mlp-int8/2 spec{latent:u16 data:u16 input:{scale:f32 zero_point:i8} \
+    "mlp-int8/3 spec{latent:u16 data:u16 input:{scale:f32 zero_point:i8} \
      rounding:{double,single} layers:seq{inputs:u16 outputs:u16 \
      activation:{identity,relu,leaky_relu(rejected),tanh,sigmoid} per_channel:bool \
      output:{scale:f32 zero_point:i8}} \
      prior:{none,gaussian,uniform,circle,ring{noise:f32},mixture{components:u16}}} \
-     data:4-byte words[per layer: weight i8 outputs*inputs in blocks of 4 rows \
-     (per block: per 4-column group each row's 4, then each row's inputs%4 rest) \
-     zero-padded to a multiple of 4 bytes, bias i32 outputs, multiplier i32 m, shift i32 m \
+     data:4-byte words[per layer: weight i8 outputs*inputs, rows and columns zero-padded \
+     to multiples of 4, rows 2k (lo) and 2k+1 (hi) sharing i16 lanes 256*hi+lo, in blocks \
+     of 4 rows (per block: per 4-column group 4 words of 2 lanes: pair 0 columns 0-1, \
+     pair 0 columns 2-3, pair 1 columns 0-1, pair 1 columns 2-3), \
+     bias i32 outputs, multiplier i32 m, shift i32 m \
      (m = outputs if per_channel else 1); if mixture: f32 weights K, means K*latent, \
      cholesky K*latent*latent lower row-major]",
 );
@@ -166,14 +168,16 @@ impl QLayer {
         }
     }
 
-    /// 4-byte words of the weights, padded to a multiple of 4 bytes.
+    /// 4-byte words of the packed weights ([`quant::kernel::packed_words`]).
     fn weight_words(&self) -> usize {
-        self.macs().div_ceil(4)
+        // At most 65536^2 / 4 = 2^30: no overflow on 32 bits.
+        quant::kernel::packed_words(usize::from(self.inputs), usize::from(self.outputs))
+            .unwrap_or(usize::MAX)
     }
 
-    /// 4-byte words the layer stores: weights (padded), bias, multipliers, shifts.
+    /// 4-byte words the layer stores: weights (packed), bias, multipliers, shifts.
     pub fn words(&self) -> usize {
-        // At most 65535^2 / 4 + 3 * 65535 < 2^31: no overflow on 32 bits.
+        // At most 2^30 + 3 * 65535 < 2^31: no overflow on 32 bits.
         self.weight_words() + usize::from(self.outputs) + 2 * self.multipliers()
     }
 
@@ -613,9 +617,7 @@ impl<'a> QNetwork<'a> {
             let (multiplier, rest) = rest.split_at_checked(m).ok_or(INTERNAL)?;
             let (shift, rest) = rest.split_at_checked(m).ok_or(INTERNAL)?;
             words = rest;
-            let w: &[u8] = bytemuck::try_cast_slice(w).map_err(|_| INTERNAL)?;
-            let w: &[i8] = bytemuck::try_cast_slice(w).map_err(|_| INTERNAL)?;
-            let w = w.get(..layer.macs()).ok_or(INTERNAL)?;
+            let w: &[u32] = bytemuck::try_cast_slice(w).map_err(|_| INTERNAL)?;
             let as_i32 = |v: &'a [f32]| -> Result<&'a [i32], Error> {
                 bytemuck::try_cast_slice(v).map_err(|_| INTERNAL)
             };

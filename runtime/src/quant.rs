@@ -162,8 +162,9 @@ pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
     if centred.unsigned_abs() < 1 << 24 {
         // `centred` is exact in f32, and the f64 product below is exact, so
         // one f32 multiply rounds it identically (without a library call on
-        // cores that have no double-precision FPU).
-        return scale * centred as f32;
+        // cores that have no double-precision FPU; converted from `i32`,
+        // not `i64`, whose conversion is a library call too).
+        return scale * (centred as i32) as f32;
     }
     // |centred| < 2^33 is exact in f64, as TFLite's `int32` to `double`.
     (f64::from(scale) * centred as f64) as f32
@@ -231,9 +232,10 @@ pub struct Requant<'a> {
 /// TFLite's `Σ w (x + input_offset)` in wrapping `i32` (where TFLite
 /// overflows).
 ///
-/// `weights` holds `w` in blocks of four rows ([`kernel`]'s layout;
-/// [`kernel::interleave`] converts row-major weights, TFLite's), so that one
-/// pass over the input serves four outputs.
+/// `weights` holds `w` packed two rows to a 16-bit lane in blocks of four
+/// rows ([`kernel`]'s layout, [`kernel::packed_words`] words; [`kernel::pack`]
+/// converts row-major weights, TFLite's), so that one pass over the input
+/// serves four outputs.
 ///
 /// # Errors
 ///
@@ -244,19 +246,17 @@ pub struct Requant<'a> {
 pub fn dense_i8(
     input: &[i8],
     input_zero_point: i32,
-    weights: &[i8],
+    weights: &[u32],
     bias: Option<&[i32]>,
     requant: &Requant<'_>,
     out: &mut [i8],
 ) -> Result<(), Error> {
     let inputs = input.len();
     let outputs = out.len();
-    let expected = outputs
-        .checked_mul(inputs)
-        .ok_or(Error::DimensionMismatch {
-            expected: usize::MAX,
-            found: weights.len(),
-        })?;
+    let expected = kernel::packed_words(inputs, outputs).ok_or(Error::DimensionMismatch {
+        expected: usize::MAX,
+        found: weights.len(),
+    })?;
     check_len(expected, weights.len())?;
     if let Some(bias) = bias {
         check_len(outputs, bias.len())?;
@@ -269,11 +269,14 @@ pub fn dense_i8(
     if requant.act_min > requant.act_max || i8::try_from(input_zero_point).is_err() {
         return Err(Error::InvalidParameters);
     }
-    let mut multipliers = requant.multiplier.iter().zip(requant.shift).cycle();
-    let mut biases = bias.unwrap_or(&[]).iter();
-    let mut write = |slot: &mut i8, dot: i32| {
-        let acc = dot.wrapping_add(biases.next().copied().unwrap_or(0));
-        let (&multiplier, &shift) = multipliers.next().unwrap_or((&0, &0));
+    // Output `o`'s multiplier and shift are entry `o` (per-channel) or 0.
+    let (multipliers, shifts, biases) = (requant.multiplier, requant.shift, bias.unwrap_or(&[]));
+    let stride = usize::from(per_channel);
+    let write = |slot: &mut i8, o: usize, dot: i32| {
+        let acc = dot.wrapping_add(biases.get(o).copied().unwrap_or(0));
+        let c = o * stride;
+        let multiplier = multipliers.get(c).copied().unwrap_or(0);
+        let shift = shifts.get(c).copied().unwrap_or(0);
         let scaled = requant
             .rounding
             .apply(acc, multiplier, shift)
@@ -286,26 +289,29 @@ pub fn dense_i8(
     };
     if inputs == 0 {
         // No weights: every sum is zero.
-        out.iter_mut().for_each(|slot| write(slot, 0));
+        for (o, slot) in out.iter_mut().enumerate() {
+            write(slot, o, 0);
+        }
         return Ok(());
     }
-    // Blocks of four rows, split off with checked slicing (chunk iterators
-    // divide by their chunk size, which the no-panic proof cannot see past).
-    let (mut weights, mut out) = (weights, out);
-    while !out.is_empty() {
-        let rows = out.len().min(kernel::BLOCK_ROWS);
-        let Some((slots, rest)) = out.split_at_mut_checked(rows) else {
-            break;
-        };
-        let (block, w_rest) = weights
-            .split_at_checked(rows * inputs)
-            .unwrap_or((weights, &[]));
-        let dots = kernel::dot_block::<kernel::Native>(input, input_zero_point, block);
-        for (slot, dot) in slots.iter_mut().zip(dots) {
-            write(slot, dot);
-        }
-        (weights, out) = (w_rest, rest);
-    }
+    let mut rest = &mut *out;
+    let mut first = 0;
+    let dots = kernel::dots::<kernel::Native, { kernel::NATIVE_WIDE }>;
+    dots(
+        input,
+        input_zero_point,
+        weights,
+        outputs,
+        |dots: &[i32]| {
+            let n = dots.len().min(rest.len());
+            let (slots, tail) = core::mem::take(&mut rest).split_at_mut(n);
+            for (o, (slot, &dot)) in slots.iter_mut().zip(dots).enumerate() {
+                write(slot, first + o, dot);
+            }
+            first += slots.len();
+            rest = tail;
+        },
+    );
     Ok(())
 }
 

@@ -54,15 +54,20 @@ fn linear<'p>(weight: &'p [f32], bias: &'p [f32]) -> LayerParams<'p> {
     }
 }
 
-/// Pinned schema key of detectors (`detector/3`).
-const DETECTOR_KEY: u32 = 0x9436_e365;
+/// Pinned schema key of detectors (`detector/4`).
+const DETECTOR_KEY: u32 = 0x117c_c51e;
+
+/// Pinned schema key of `detector/3` files (`detector_v3.tgm`, the golden
+/// f32 detector as committed before `detector/4`, still read, no longer
+/// written; `detector/3` files with int8 networks are no longer read).
+const DETECTOR_V3_KEY: u32 = 0x9436_e365;
 
 /// Pinned schema key of `detector/2` files (`detector_v2.tgm`, the golden
 /// detector as committed before `detector/3`, still read, no longer written).
 const DETECTOR_V2_KEY: u32 = 0xbfa4_6c95;
 
-/// Pinned schema key of the int8 networks (`mlp-int8/2`).
-const INT8_KEY: u32 = 0x1979_ed36;
+/// Pinned schema key of the int8 networks (`mlp-int8/3`).
+const INT8_KEY: u32 = 0xe9de_07dc;
 
 const SIXTEENTH: QuantParams = QuantParams {
     scale: 1.0 / 16.0,
@@ -336,16 +341,21 @@ fn golden_files_give_their_closed_form_outputs() {
 
     // The f32 and the int8 detector (whose tensors are exact on these
     // points: the standardized features are multiples of 1/16), and the
-    // f32 one as detector/2 wrote it.
-    for name in ["detector.tgm", "detector_int8.tgm", "detector_v2.tgm"] {
+    // f32 one as detector/2 and detector/3 wrote it.
+    for name in [
+        "detector.tgm",
+        "detector_int8.tgm",
+        "detector_v2.tgm",
+        "detector_v3.tgm",
+    ] {
         let (words, len) = committed(name);
         let bytes = &bytemuck::cast_slice(&words)[..len];
         let detector = Detector::from_bytes(bytes).unwrap();
         let key = format::read_header(bytes).unwrap().schema;
-        let want_key = if name == "detector_v2.tgm" {
-            DETECTOR_V2_KEY
-        } else {
-            DETECTOR_KEY
+        let want_key = match name {
+            "detector_v2.tgm" => DETECTOR_V2_KEY,
+            "detector_v3.tgm" => DETECTOR_V3_KEY,
+            _ => DETECTOR_KEY,
         };
         assert_eq!(key, want_key, "{name}: schema key");
         assert_eq!(detector.has_int8_neural(), name == "detector_int8.tgm");

@@ -166,7 +166,7 @@ fn run_fixture(rounding: Rounding) -> (usize, Vec<(String, i8, i8)>) {
         };
         let mut out = vec![0i8; case.outputs_len];
         // TFLite's row-major weights in the runtime's layout.
-        let weights = kernel::interleave(&case.weights, case.inputs_len);
+        let weights = kernel::pack(&case.weights, case.inputs_len).unwrap();
         for (x, want) in case.inputs.iter().zip(&case.outputs_reference) {
             dense_i8(
                 x,

@@ -471,7 +471,104 @@ fn build_suite() -> Suite {
         }
     }
 
+    int8_edges_case(&dir.join(INT8_EDGES));
+
     Suite { dir, stream_report }
+}
+
+/// The int8 case at the packed kernels' edges.
+const INT8_EDGES: &str = "int8_packed_edges";
+
+/// An int8 encoder 517 -> 37 -> 6 -> 3 whose sums reach the packed int8
+/// kernels' edges on the device: 517 inputs cross two chunks of 256
+/// inputs and pad to 520 columns; 37 rows
+/// cross a group of 32 rows and pad to 40; rows of +-127 (and -128 in the
+/// low row of a pair) meet inputs at x - z = 255 (the first row of inputs,
+/// input zero point -128), the largest sums a chunk holds; the second
+/// layer's input zero point 127 makes its x - z negative; the other
+/// weights are pseudo-random in [-127, 127]. Eight input rows, 24 outputs.
+fn int8_edges_case(dir: &std::path::Path) {
+    use tinygen_runtime::network::{PriorParams, Role};
+    use tinygen_runtime::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
+    use tinygen_runtime::quant::quantize_multiplier_single_rounding;
+
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let widths = [517usize, 37, 6, 3];
+    let mut weights: Vec<Vec<i8>> = Vec::new();
+    for w in widths.windows(2) {
+        let (inputs, outputs) = (w[0], w[1]);
+        let mut layer: Vec<i8> = (0..inputs * outputs)
+            .map(|_| (next(255) as i32 - 127) as i8)
+            .collect();
+        if inputs == 517 {
+            for (row, value) in [127i8, -127, -128, 127].into_iter().enumerate() {
+                layer[row * inputs..(row + 1) * inputs].fill(value);
+            }
+        }
+        weights.push(layer);
+    }
+    let biases: Vec<Vec<i32>> = widths[1..]
+        .iter()
+        .map(|&n| (0..n).map(|_| next(40_001) as i32 - 20_000).collect())
+        .collect();
+    // Extreme rows: 517 * 127 * 255 to about 120 steps; random rows: about
+    // sqrt(n) * 73 * 150 to 60 steps.
+    let real = |extreme: bool, n: usize| {
+        if extreme {
+            120.0 / (n as f64 * 127.0 * 255.0)
+        } else {
+            60.0 / ((n as f64).sqrt() * 73.0 * 150.0)
+        }
+    };
+    let (m1, s1): (Vec<i32>, Vec<i32>) = (0..37)
+        .map(|o| quantize_multiplier_single_rounding(real(o < 4, 517) * (1.0 + o as f64 / 37.0)))
+        .unzip();
+    let (m2, s2) = quantize_multiplier_single_rounding(real(false, 37));
+    let (m3, s3) = quantize_multiplier_single_rounding(real(false, 6));
+    let tensor = |zero_point| QuantParams {
+        scale: 0.25,
+        zero_point,
+    };
+    let requant = [(m1, s1), (vec![m2], vec![s2]), (vec![m3], vec![s3])];
+    let zero_points = [127, 0, -3];
+    let params = QNetworkParams {
+        role: Role::Encoder,
+        input: QuantParams {
+            scale: 1.0,
+            zero_point: -128,
+        },
+        layers: (0..3)
+            .map(|l| QLayerParams {
+                inputs: widths[l],
+                outputs: widths[l + 1],
+                activation: Activation::Identity,
+                weight: &weights[l],
+                bias: &biases[l],
+                multiplier: &requant[l].0,
+                shift: &requant[l].1,
+                output: tensor(zero_points[l]),
+            })
+            .collect(),
+        prior: PriorParams::None,
+    };
+    let bytes = params.encode().unwrap();
+    // Row 0 saturates every input at 127 (x - z = 255), row 1 at -128.
+    let inputs: Vec<f32> = (0..8)
+        .flat_map(|row| {
+            (0..517).map(move |j| match row {
+                0 => 300.0,
+                1 => -300.0,
+                _ => ((row * 517 + j) * 37 % 255) as f32 - 127.0,
+            })
+        })
+        .collect();
+    xtask::write_case(dir, &bytes, &inputs).unwrap();
 }
 
 /// Runs the cases in `dir` on `core` and checks every line of the report.
@@ -557,6 +654,12 @@ fn check_core(
             );
         }
     }
+    let line = format!("case {INT8_EDGES}: 24 values, 24 bit-exact, 0 mismatches");
+    assert!(
+        stdout.contains(&line),
+        "missing {line:?} on the {core:?}:\n{}",
+        stdout
+    );
     assert!(
         stdout.contains("with 2-value buffers rejected: "),
         "a too-wide decoder was not rejected:\n{}",

@@ -74,13 +74,14 @@ fn valid_models() -> Vec<Vec<u8>> {
     .collect()
 }
 
-/// The golden detectors with a neural part: f32 (`detector/3` and as
-/// `detector/2` wrote it) and int8.
+/// The golden detectors with a neural part: f32 (`detector/4`, and as
+/// `detector/2` and `detector/3` wrote it) and int8.
 fn neural_detectors() -> Vec<Vec<u8>> {
     [
         &include_bytes!("../../runtime/tests/golden/detector.tgm")[..],
         &include_bytes!("../../runtime/tests/golden/detector_int8.tgm")[..],
         &include_bytes!("../../runtime/tests/golden/detector_v2.tgm")[..],
+        &include_bytes!("../../runtime/tests/golden/detector_v3.tgm")[..],
     ]
     .map(<[u8]>::to_vec)
     .into()

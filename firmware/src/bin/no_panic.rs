@@ -24,6 +24,7 @@ static FILE: Aligned<[u8; 4096]> = Aligned([0; 4096]);
 static INPUT: [f32; 64] = [0.0; 64];
 static INTS: [i8; 64] = [0; 64];
 static WORDS: [i32; 16] = [0; 16];
+static PACKED: [u32; 64] = [0; 64];
 static SHIFTS: [i32; 16] = [0; 16];
 
 #[path = "../platform.rs"]
@@ -109,6 +110,7 @@ fn main() -> ! {
         let mut int_out = [0i8; 16];
         let int_out = &mut int_out[..black_box(6usize).min(16)];
         let words = black_box(&WORDS[..black_box(6usize).min(16)]);
+        let packed = black_box(&PACKED[..black_box(16usize).min(64)]);
         for rounding in [Rounding::Double, Rounding::Single] {
             let requant = Requant {
                 multiplier: words,
@@ -119,7 +121,15 @@ fn main() -> ! {
                 rounding,
             };
             black_box(
-                quant::dense_i8(inputs, black_box(-2), ints, Some(words), &requant, int_out).ok(),
+                quant::dense_i8(
+                    inputs,
+                    black_box(-2),
+                    packed,
+                    Some(words),
+                    &requant,
+                    int_out,
+                )
+                .ok(),
             );
         }
         let (m, shift) = quant::quantize_multiplier(f64::from(black_box(0.3f32)));

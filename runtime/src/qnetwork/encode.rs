@@ -19,8 +19,10 @@ pub struct QLayerParams<'p> {
     /// Identity, Relu (fused as a clamp), Sigmoid or Tanh; LeakyRelu is
     /// rejected.
     pub activation: Activation,
-    /// Int8 weights, `outputs x inputs` row-major, symmetric (zero point 0);
-    /// the file stores them in [`crate::quant::kernel`]'s layout.
+    /// Int8 weights, `outputs x inputs` row-major, symmetric (zero point 0,
+    /// TFLite's range `[-127, 127]`); the file stores them packed in
+    /// [`crate::quant::kernel`]'s layout, which also holds `-128` except in
+    /// an odd row beside a negative weight of the row above.
     pub weight: &'p [i8],
     /// Bias (length `outputs`), at scale `input_scale * weight_scale[o]`.
     pub bias: &'p [i32],
@@ -56,7 +58,8 @@ impl QNetworkParams<'_> {
     /// shift lengths, at most [`crate::network::MAX_LAYERS`] layers), no
     /// layer is LeakyRelu, and the file passes every check of the reader
     /// (scales finite and positive, multipliers non-negative, shifts in
-    /// `-31..=30`, the prior's values).
+    /// `-31..=30`, the prior's values); `ParameterOutOfRange` for weights
+    /// the packed layout cannot hold ([`crate::quant::kernel::pack`]).
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         self.encode_with(Rounding::Single)
     }
@@ -109,9 +112,8 @@ impl QNetworkParams<'_> {
                 per_channel,
                 output: layer.output,
             });
-            let weights = crate::quant::kernel::interleave(layer.weight, layer.inputs);
-            bytes.extend(weights.iter().map(|&w| w.to_le_bytes()[0]));
-            bytes.resize(bytes.len().next_multiple_of(4), 0);
+            let weights = crate::quant::kernel::pack(layer.weight, layer.inputs)?;
+            bytes.extend(weights.iter().flat_map(|w| w.to_le_bytes()));
             for values in [layer.bias, layer.multiplier, layer.shift] {
                 bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
             }

@@ -116,8 +116,9 @@ fn two_layer_relu_identity_by_hand_per_tensor_and_per_channel() {
             ]
         );
         assert_eq!(net.output_params(), qp(1.0 / 16.0, 10));
-        // Words: layer 1: 2 (6 weights padded) + 3 + 2; layer 2: 2 + 2 + 2m.
-        assert_eq!(net.stored_bytes(), 4 * (7 + 4 + 2 * multiplier.len()));
+        // Words: layer 1: 4 (3 x 2 weights padded to 4 x 4) + 3 + 2; layer
+        // 2: 4 (2 x 3 padded) + 2 + 2m.
+        assert_eq!(net.stored_bytes(), 4 * (9 + 6 + 2 * multiplier.len()));
     }
 }
 
@@ -290,9 +291,17 @@ fn random_network(seed: u64) -> Owned {
     for l in 0..layers {
         let (i, o) = (widths[l], widths[l + 1]);
         owned.activations.push(acts[next(4) as usize]);
-        owned
-            .weights
-            .push((0..i * o).map(|_| next(256) as u8 as i8).collect());
+        let mut w: Vec<i8> = (0..i * o).map(|_| next(256) as u8 as i8).collect();
+        // -128 only where a packed lane holds it (not in an odd row below
+        // a negative weight): the writer refuses the rest.
+        for r in (1..o).step_by(2) {
+            for c in 0..i {
+                if w[r * i + c] == -128 && w[(r - 1) * i + c] < 0 {
+                    w[r * i + c] = -127;
+                }
+            }
+        }
+        owned.weights.push(w);
         owned
             .biases
             .push((0..o).map(|_| next(1 << 16) as i32 - (1 << 15)).collect());
@@ -569,8 +578,8 @@ fn every_validation_failure_is_a_typed_error() {
         Err(Error::ParameterOutOfRange)
     );
     // Shifts out of [-31, 30] and negative multipliers. Layer 1's words:
-    // 2 weight words, 3 bias, multiplier, shift; layer 2: 2, 2, 2 m, 2 s.
-    let (m1, s1, m2, s2) = (5, 6, 11, 13);
+    // 4 weight words, 3 bias, multiplier, shift; layer 2: 4, 2, 2 m, 2 s.
+    let (m1, s1, m2, s2) = (7, 8, 15, 17);
     for (at, value) in [
         (s1, 31),
         (s1, -32),

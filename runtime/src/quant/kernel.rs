@@ -1,132 +1,256 @@
-//! The int8 dot products of [`super::dense_i8`] and the weight layout they
-//! read.
+//! The int8 dot products of [`super::dense_i8`] and the packed weight layout
+//! they read (`mlp-int8/3`, `runtime/FORMAT.md`).
 //!
 //! # Layout
 //!
-//! A layer's `outputs x inputs` int8 weights are stored in blocks of
-//! [`BLOCK_ROWS`] consecutive rows (the last block holds the `outputs % 4`
-//! rows left, if any). Within a block of `R` rows: for each group of four
-//! columns `4g..4g+4` (`g < inputs / 4`), the `R` rows' four weights, row
-//! after row; then, if `t = inputs % 4 > 0`, each row's last `t` weights,
-//! row after row. [`interleave`] writes it from row-major weights. One pass
-//! over the input then serves four rows, and each row's four weights are one
-//! 32-bit word next to the other rows' (one pointer, sequential loads). This
-//! is the order of the `mlp-int8/2` files (`runtime/FORMAT.md`).
+//! Two rows' weights for the same input share one signed 16-bit *lane*,
+//! `v = 256 w_hi + w_lo`, so that one multiply of `v` by an input serves
+//! both rows and the pair still takes one byte per weight. A layer's
+//! `outputs x inputs` weights are padded with zero rows and columns to
+//! multiples of four ([`padded`]) and stored as 32-bit words ([`pack`]),
+//! block after block. Block `b` holds rows `4b .. 4b + 4` as two pairs:
+//! pair 0 is rows `4b` (lo) and `4b + 1` (hi), pair 1 rows `4b + 2` (lo)
+//! and `4b + 3` (hi). Within a block, each group of four columns `4g .. 4g
+//! + 4` takes four words, each two lanes (the first in the low halfword):
+//! pair 0 at columns `4g, 4g + 1`; pair 0 at `4g + 2, 4g + 3`; pair 1 at
+//! `4g, 4g + 1`; pair 1 at `4g + 2, 4g + 3`. A block is
+//! [`padded`]`(inputs)` words.
+//!
+//! Every lane decodes: `w_lo = v as i8` (its low byte) and `w_hi = (v -
+//! w_lo) / 256`, which lies in `[-128, 128]`. Writers store weights in
+//! `[-128, 127]` whose lane fits an `i16`, i.e. all but `w_hi = -128` with
+//! `w_lo < 0` ([`lane`]); TFLite's symmetric weights are in `[-127, 127]`,
+//! which always fit. A lane only a hand-made file holds (`w_hi = 128`) is
+//! still computed exactly, the same on every target.
 //!
 //! # Kernels
 //!
-//! Both compute `Σ_j w[r][j] (x[j] - z)` in wrapping `i32`, which is exact,
-//! so the order of the sum does not matter and host and device agree bit for
-//! bit:
+//! The input is first widened into `i16` lanes `x - z` (zero past the
+//! last input, so padded columns add nothing), two to a word, up to
+//! [`CHUNK`] inputs at a time. Per chunk, block and pair, a kernel (`ChunkDot`)
+//! returns `A = Σ v x` and `S = Σ w_lo x` in wrapping `i32`; then
+//! `Σ w_lo x = S` and `Σ w_hi x = (A - S) >> 8`. That is exact: `A - S =
+//! 256 Σ w_hi x` modulo 2^32, and within a chunk `|Σ w_hi x| <= 256 · 128 ·
+//! 255 < 2^23`, so `256 Σ w_hi x` fits an `i32`. The chunk sums are added
+//! into the row totals in wrapping `i32`: the totals are TFLite's
+//! accumulators bit for bit, whatever the order, on every target.
 //!
-//! - [`Dual`]: the input word widened once into two pairs of `i16` with the
-//!   zero point subtracted (`SXTAB16`), then per row one load, two
-//!   sign-extensions (`SXTB16`) and two dual multiply-accumulates
-//!   (`SMLAD`). Used on ARMv7E-M (Cortex-M4/M7), whose DSP extension has
-//!   these instructions (`quant/dsp.rs`), and on Armv8-M Mainline builds
-//!   with `-C target-feature=+dsp`, for cores that have the optional
-//!   extension (Cortex-M33/M35P/M55; `runtime/build.rs` selects).
-//! - [`Portable`]: the four inputs widened once, one multiply-accumulate per
-//!   weight; every other core and the host.
+//! - `Packed`: per word `A = SMLAD(w, x, A)`, `w' = SXTB16(w)` (the two
+//!   lanes' low bytes, `w_lo`, sign-extended), `S = SMLAD(w', x, S)`: three
+//!   instructions per four multiply-accumulates. On ARMv7E-M (Cortex-M4/M7)
+//!   and on Armv8-M Mainline built with `-C target-feature=+dsp`
+//!   (Cortex-M33/M35P/M55; `runtime/build.rs` selects) it runs as the
+//!   assembly loop of `quant/dsp.rs`; the host tests run the same loop
+//!   with the instructions emulated (`Emulated`).
+//! - `Portable` and `PortableLanes`: the same sums in plain Rust (two
+//!   multiplies per lane), the lanes picked out of words or loaded as
+//!   halfwords and bytes, whichever the core runs in fewer instructions
+//!   (measured: the first on the Cortex-M0 and M3 and the host, the second
+//!   on RISC-V).
 
-/// Rows per block of the weight layout.
+#[cfg(feature = "alloc")]
+use crate::Error;
+
+/// Rows per block of the layout.
 pub const BLOCK_ROWS: usize = 4;
 
-/// How one group of four columns is multiplied into one row's sum.
-pub(super) trait GroupMac {
-    /// The group's four inputs, widened with the zero point subtracted.
-    type Wide: Copy;
-    /// Widens four inputs (`z` an int8 zero point).
-    fn widen(x: &[i8; 4], z: i32) -> Self::Wide;
-    /// `acc + Σ_{i<4} w[i] x[i]`, wrapping.
-    fn mac(acc: i32, w: &[i8; 4], x: Self::Wide) -> i32;
+/// The most inputs widened at a time: the most for which the `S`/`A` split
+/// is exact (`256 · 128 · 255 < 2^23`). A multiple of 4, so chunks end on
+/// groups.
+pub const CHUNK: usize = 256;
+
+/// Words of this target's widened chunk: [`CHUNK`] inputs, 512 bytes of
+/// stack. (Chunks of 64 inputs, 384 bytes fewer, cost the Cortex-M3 9.6%
+/// more instructions on the MLPerf Tiny autoencoder than before packing,
+/// against 3.9% with 256: each chunk of each block costs a call and its
+/// fix-ups, about 65 instructions there.)
+pub(super) const NATIVE_WIDE: usize = CHUNK / 2;
+
+/// Rows whose totals are kept while the chunks of an input longer than
+/// [`CHUNK`] go by (each chunk is widened once per group of rows).
+const GROUP_ROWS: usize = 32;
+
+/// `n` rounded up to a multiple of 4: the stored rows and columns of a
+/// layer with `n` outputs or inputs. Saturates (no layer is that wide).
+#[must_use]
+pub const fn padded(n: usize) -> usize {
+    match n.checked_next_multiple_of(4) {
+        Some(p) => p,
+        None => usize::MAX - 3,
+    }
 }
 
-/// One multiply-accumulate per weight.
+/// Words of a packed `outputs x inputs` layer: `padded(outputs) / 4 ·
+/// padded(inputs)`, `None` on overflow.
+#[must_use]
+pub const fn packed_words(inputs: usize, outputs: usize) -> Option<usize> {
+    (padded(outputs) / BLOCK_ROWS).checked_mul(padded(inputs))
+}
+
+/// The lane of weights `lo` and `hi` (`256 hi + lo` as an `i16`'s bits), if
+/// it fits: not for `hi = -128` with `lo < 0`.
+#[must_use]
+pub fn lane(lo: i8, hi: i8) -> Option<u16> {
+    let v = 256 * i32::from(hi) + i32::from(lo);
+    i16::try_from(v).ok().map(|v| v as u16)
+}
+
+/// `(w_lo, w_hi)` of a lane, `w_hi` in `[-128, 128]`.
+#[must_use]
+pub fn unlane(v: u16) -> (i8, i16) {
+    let lo = v as i8;
+    (lo, (v as i16 as i32 - i32::from(lo)).div_euclid(256) as i16)
+}
+
+/// One chunk of one block: `[A0, S0, A1, S1]` for its two pairs (see the
+/// module docs).
+pub(super) trait ChunkDot {
+    /// `x`: the chunk's widened input, two lanes a word (its groups of four
+    /// inputs); `w`: the block's words for those columns, four per group.
+    /// At most `min(x.len() / 2, w.len() / 4, CHUNK / 4)` groups are read.
+    fn dot(x: &[u32], w: &[u32]) -> [i32; 4];
+}
+
+/// The lanes of a word, low first, sign-extended.
 #[cfg_attr(tinygen_dsp, allow(dead_code))]
+#[inline(always)]
+fn lanes(word: u32) -> [i32; 2] {
+    [
+        i32::from(word as u16 as i16),
+        i32::from((word >> 16) as u16 as i16),
+    ]
+}
+
+/// The groups of a chunk: two input words and four weight words each.
+#[cfg_attr(any(tinygen_dsp, target_arch = "riscv32"), allow(dead_code))]
+#[inline(always)]
+fn groups<'a>(x: &'a [u32], w: &'a [u32]) -> impl Iterator<Item = (&'a [u32; 2], &'a [u32; 4])> {
+    x.as_chunks::<2>()
+        .0
+        .iter()
+        .zip(w.as_chunks::<4>().0)
+        .take(CHUNK / 4)
+}
+
+/// Plain Rust: per lane `A += v x`, `S += (v as i8) x`, the lanes picked
+/// out of word loads. The Cortex-M0 and M3 kernel (and the host's).
+#[cfg_attr(any(tinygen_dsp, target_arch = "riscv32"), allow(dead_code))]
 pub(super) struct Portable;
 
-impl GroupMac for Portable {
-    type Wide = [i32; 4];
-    #[inline(always)]
-    fn widen(x: &[i8; 4], z: i32) -> [i32; 4] {
-        x.map(|v| i32::from(v).wrapping_sub(z))
-    }
-    #[inline(always)]
-    fn mac(acc: i32, w: &[i8; 4], x: [i32; 4]) -> i32 {
-        w.iter().zip(x).fold(acc, |a, (&w, x)| {
-            a.wrapping_add(i32::from(w).wrapping_mul(x))
-        })
+impl ChunkDot for Portable {
+    #[inline(never)]
+    fn dot(x: &[u32], w: &[u32]) -> [i32; 4] {
+        let [mut a0, mut s0, mut a1, mut s1] = [0i32; 4];
+        let mac = |a: &mut i32, s: &mut i32, word: u32, [xa, xb]: [i32; 2]| {
+            let [va, vb] = lanes(word);
+            *a = a
+                .wrapping_add(va.wrapping_mul(xa))
+                .wrapping_add(vb.wrapping_mul(xb));
+            let (la, lb) = (i32::from(va as i8), i32::from(vb as i8));
+            *s = s
+                .wrapping_add(la.wrapping_mul(xa))
+                .wrapping_add(lb.wrapping_mul(xb));
+        };
+        for (&[x01, x23], &[w0, w1, w2, w3]) in groups(x, w) {
+            let x01 = lanes(x01);
+            mac(&mut a0, &mut s0, w0, x01);
+            mac(&mut a1, &mut s1, w2, x01);
+            let x23 = lanes(x23);
+            mac(&mut a0, &mut s0, w1, x23);
+            mac(&mut a1, &mut s1, w3, x23);
+        }
+        [a0, s0, a1, s1]
     }
 }
 
-/// Two products per instruction with the DSP extension's [`DualMac`].
-#[cfg_attr(not(any(test, tinygen_dsp)), allow(dead_code))]
-pub(super) struct Dual<D>(core::marker::PhantomData<D>);
+/// [`Portable`]'s sums with the lanes and their low bytes read by halfword
+/// and byte loads: the RISC-V kernel (rv32imac has no instruction to
+/// sign-extend a halfword or byte in a register; on the Cortex-M0 and M3
+/// this form costs 3% and 14% more instructions on the MLPerf Tiny
+/// autoencoder, on RISC-V 7% fewer).
+#[cfg_attr(not(any(test, target_arch = "riscv32")), allow(dead_code))]
+pub(super) struct PortableLanes;
 
-impl<D: DualMac> GroupMac for Dual<D> {
-    /// Inputs 0 and 2, inputs 1 and 3, as halfword pairs.
-    type Wide = (u32, u32);
-    #[inline(always)]
-    fn widen(x: &[i8; 4], z: i32) -> (u32, u32) {
-        // (-z, -z) as two halfwords; x - z fits an i16.
-        let neg_z = u32::from((z as i16).wrapping_neg() as u16) * 0x0001_0001;
-        let x = word(x);
-        (D::sxtab16(neg_z, x), D::sxtab16_ror8(neg_z, x))
+impl ChunkDot for PortableLanes {
+    #[inline(never)]
+    fn dot(x: &[u32], w: &[u32]) -> [i32; 4] {
+        let lanes16: &[i16] = bytemuck::cast_slice(w);
+        let bytes: &[[i8; 2]] = bytemuck::cast_slice(w);
+        let [mut a0, mut s0, mut a1, mut s1] = [0i32; 4];
+        let groups = x
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .zip(lanes16.as_chunks::<8>().0)
+            .zip(bytes.as_chunks::<8>().0)
+            .take(CHUNK / 4);
+        for ((&[x01, x23], v), lo) in groups {
+            let [x0, x1] = lanes(x01);
+            let [x2, x3] = lanes(x23);
+            for (k, x) in [x0, x1, x2, x3].into_iter().enumerate() {
+                a0 = a0.wrapping_add(i32::from(v[k]).wrapping_mul(x));
+                s0 = s0.wrapping_add(i32::from(lo[k][0]).wrapping_mul(x));
+                a1 = a1.wrapping_add(i32::from(v[4 + k]).wrapping_mul(x));
+                s1 = s1.wrapping_add(i32::from(lo[4 + k][0]).wrapping_mul(x));
+            }
+        }
+        [a0, s0, a1, s1]
     }
-    #[inline(always)]
-    fn mac(acc: i32, w: &[i8; 4], (even, odd): (u32, u32)) -> i32 {
-        let w = word(w);
-        D::smlad(D::sxtb16_ror8(w), odd, D::smlad(D::sxtb16(w), even, acc))
+}
+
+/// The DSP loop of `quant/dsp.rs`, written with [`DualMac`]'s
+/// instructions (run on the host with [`Emulated`]).
+#[cfg(test)]
+pub(super) struct Packed<D>(core::marker::PhantomData<D>);
+
+#[cfg(test)]
+impl<D: DualMac> ChunkDot for Packed<D> {
+    fn dot(x: &[u32], w: &[u32]) -> [i32; 4] {
+        let [mut a0, mut s0, mut a1, mut s1] = [0i32; 4];
+        for (&[x01, x23], &[w0, w1, w2, w3]) in groups(x, w) {
+            a0 = D::smlad(w0, x01, a0);
+            s0 = D::smlad(D::sxtb16(w0), x01, s0);
+            a0 = D::smlad(w1, x23, a0);
+            s0 = D::smlad(D::sxtb16(w1), x23, s0);
+            a1 = D::smlad(w2, x01, a1);
+            s1 = D::smlad(D::sxtb16(w2), x01, s1);
+            a1 = D::smlad(w3, x23, a1);
+            s1 = D::smlad(D::sxtb16(w3), x23, s1);
+        }
+        [a0, s0, a1, s1]
     }
 }
 
 /// The kernel of this target.
 #[cfg(tinygen_dsp)]
-pub(super) type Native = Dual<super::dsp::Arm>;
+pub(super) type Native = super::dsp::Arm;
 /// The kernel of this target.
-#[cfg(not(tinygen_dsp))]
+#[cfg(all(not(tinygen_dsp), target_arch = "riscv32"))]
+pub(super) type Native = PortableLanes;
+/// The kernel of this target.
+#[cfg(all(not(tinygen_dsp), not(target_arch = "riscv32")))]
 pub(super) type Native = Portable;
 
-/// The instructions [`Dual`] is written in (ARM ARM semantics).
-#[cfg_attr(not(any(test, tinygen_dsp)), allow(dead_code))]
+/// The DSP instructions [`Packed`] is written in (ARM ARM semantics).
+#[cfg(test)]
 pub(super) trait DualMac {
     /// `SXTB16 w`: bytes 0 and 2 of `w`, sign-extended to two halfwords.
     fn sxtb16(w: u32) -> u32;
-    /// `SXTB16 w, ROR #8`: bytes 1 and 3.
-    fn sxtb16_ror8(w: u32) -> u32;
-    /// `SXTAB16 a, w`: `a`'s halfwords plus bytes 0 and 2 of `w`
-    /// (wrapping per halfword).
-    fn sxtab16(a: u32, w: u32) -> u32;
-    /// `SXTAB16 a, w, ROR #8`: `a`'s halfwords plus bytes 1 and 3.
-    fn sxtab16_ror8(a: u32, w: u32) -> u32;
     /// `SMLAD a, b, acc`: `acc + a.lo * b.lo + a.hi * b.hi` (signed
     /// halfwords, wrapping).
     fn smlad(a: u32, b: u32, acc: i32) -> i32;
 }
 
-/// [`DualMac`] in plain Rust: the specification the DSP instructions are
-/// checked against, and how the host tests [`Dual`].
-#[cfg_attr(not(test), allow(dead_code))]
+/// [`DualMac`] in plain Rust: how the host runs the DSP loop.
+#[cfg(test)]
 pub(super) struct Emulated;
 
+#[cfg(test)]
 impl DualMac for Emulated {
     fn sxtb16(w: u32) -> u32 {
         let lo = u32::from(i16::from(w as u8 as i8) as u16);
         let hi = u32::from(i16::from((w >> 16) as u8 as i8) as u16);
         lo | hi << 16
-    }
-    fn sxtb16_ror8(w: u32) -> u32 {
-        Self::sxtb16(w.rotate_right(8))
-    }
-    fn sxtab16(a: u32, w: u32) -> u32 {
-        let e = Self::sxtb16(w);
-        let lo = (a as u16).wrapping_add(e as u16);
-        let hi = ((a >> 16) as u16).wrapping_add((e >> 16) as u16);
-        u32::from(lo) | u32::from(hi) << 16
-    }
-    fn sxtab16_ror8(a: u32, w: u32) -> u32 {
-        Self::sxtab16(a, w.rotate_right(8))
     }
     fn smlad(a: u32, b: u32, acc: i32) -> i32 {
         let p = |a: u32, b: u32| i32::from(a as u16 as i16) * i32::from(b as u16 as i16);
@@ -134,195 +258,162 @@ impl DualMac for Emulated {
     }
 }
 
-/// `Σ_j w[r][j] (x[j] - z)` for the `R <= 4` rows of one block: `block`
-/// holds `R x x.len()` weights in the layout above. The sums past `R` are 0.
-///
-/// Not inlined: on its own the hot loop keeps its four sums, both pointers
-/// and the widened inputs in registers (inlined into the caller, LLVM
-/// spills some of them to the stack in the loop).
+/// Widens `x[start..start + 2 wide.len()]` into lanes `x - z` (0 past the
+/// end of `x`), two to a word.
 #[inline(never)]
-pub(super) fn dot_block<K: GroupMac>(x: &[i8], z: i32, block: &[i8]) -> [i32; BLOCK_ROWS] {
-    let mut acc = [0i32; BLOCK_ROWS];
-    let n = x.len();
-    let rows = block.len().checked_div(n).unwrap_or(0).min(BLOCK_ROWS);
-    let (x4, x_tail) = x.as_chunks::<4>();
-    let (groups, tails) = block
-        .split_at_checked(4 * rows * x4.len())
-        .unwrap_or((&[], &[]));
-    if rows == BLOCK_ROWS {
-        // Zipped iterators and fixed-size chunks: no bounds checks in the
-        // hot loop, and the four sums stay in registers. (Unrolled twice,
-        // LLVM interleaves the two groups and spills: slower on the M4.)
-        let [mut a0, mut a1, mut a2, mut a3] = acc;
-        for (xb, wb) in x4.iter().zip(groups.as_chunks::<16>().0) {
-            let x = K::widen(xb, z);
-            if let [w0, w1, w2, w3] = wb.as_chunks::<4>().0 {
-                a0 = K::mac(a0, w0, x);
-                a1 = K::mac(a1, w1, x);
-                a2 = K::mac(a2, w2, x);
-                a3 = K::mac(a3, w3, x);
-            }
-        }
-        acc = [a0, a1, a2, a3];
-    } else {
-        // The last block of a layer: checked slicing (no chunk iterators,
-        // whose length is a division the no-panic proof cannot see past).
-        let width = 4 * rows;
-        for (g, xb) in x4.iter().enumerate() {
-            let x = K::widen(xb, z);
-            let wb = groups.get(g * width..(g + 1) * width).unwrap_or(&[]);
-            for (a, w) in acc.iter_mut().zip(wb.as_chunks::<4>().0) {
-                *a = K::mac(*a, w, x);
-            }
-        }
+fn widen(x: &[i8], z: i32, start: usize, wide: &mut [u32]) {
+    let rest = x.get(start..).unwrap_or(&[]);
+    let (pairs, tail) = rest.as_chunks::<2>();
+    let lane = |v: i8| u32::from(i32::from(v).wrapping_sub(z) as u16);
+    let mut words = wide.iter_mut();
+    // `pairs` first: when it runs out, `zip` takes no word from `words`.
+    for (&[a, b], word) in pairs.iter().zip(words.by_ref()) {
+        *word = lane(a) | lane(b) << 16;
     }
-    let t = x_tail.len();
-    for (r, a) in acc.iter_mut().enumerate().take(rows) {
-        let w = tails.get(r * t..(r + 1) * t).unwrap_or(&[]);
-        for (&w, &x) in w.iter().zip(x_tail) {
-            *a = a.wrapping_add(i32::from(w).wrapping_mul(i32::from(x).wrapping_sub(z)));
-        }
+    if let (Some(word), [a]) = (words.next(), tail) {
+        *word = lane(*a);
     }
-    acc
+    words.for_each(|word| *word = 0);
 }
 
-/// Row-major `outputs x inputs` weights in the layout above (the inverse
-/// of [`row_major`]). Extra weights past `outputs x inputs` are dropped.
-#[cfg(feature = "alloc")]
-#[must_use]
-pub fn interleave(weights: &[i8], inputs: usize) -> alloc::vec::Vec<i8> {
-    let mut out = alloc::vec::Vec::with_capacity(weights.len());
-    for_each_position(weights.len(), inputs, |i| out.push(weights[i]));
-    out
-}
-
-/// Row-major weights from the layout above (the inverse of [`interleave`]).
-#[cfg(feature = "alloc")]
-#[must_use]
-pub fn row_major(blocked: &[i8], inputs: usize) -> alloc::vec::Vec<i8> {
-    let mut out = alloc::vec![0i8; blocked.len() - blocked.len() % inputs.max(1)];
-    let mut src = blocked.iter();
-    for_each_position(out.len(), inputs, |i| {
-        out[i] = src.next().copied().unwrap_or(0)
-    });
-    out
-}
-
-/// Calls `f` with the row-major index of each stored weight, in storage
-/// order, for `len / inputs` rows.
-#[cfg(feature = "alloc")]
-fn for_each_position(len: usize, inputs: usize, mut f: impl FnMut(usize)) {
-    if inputs == 0 {
+/// Calls `emit` with `Σ_j w[r][j] (x[j] - z)` (wrapping `i32`) for rows `r
+/// = 0 .. outputs`, in order, a group of up to 32 rows a call; `weights`
+/// holds the packed layer (at least `packed_words(x.len(), outputs)` words;
+/// the caller checks). The input is widened `2 WIDE` values at a time
+/// (`WIDE` even, at most `CHUNK / 2`). Nothing is emitted for an empty input.
+pub(super) fn dots<K: ChunkDot, const WIDE: usize>(
+    x: &[i8],
+    z: i32,
+    weights: &[u32],
+    outputs: usize,
+    mut emit: impl FnMut(&[i32]),
+) {
+    const { assert!(WIDE >= 2 && WIDE.is_multiple_of(2) && WIDE <= CHUNK / 2) };
+    let width = padded(x.len());
+    if x.is_empty() {
         return;
     }
-    let outputs = len / inputs;
-    let groups = inputs / 4;
-    for first in (0..outputs).step_by(BLOCK_ROWS) {
-        let rows = first..outputs.min(first + BLOCK_ROWS);
-        for g in 0..groups {
-            for r in rows.clone() {
-                (0..4).for_each(|c| f(r * inputs + 4 * g + c));
+    let chunk = 2 * WIDE;
+    let chunks = width.div_ceil(chunk);
+    let mut wide = [0u32; WIDE];
+    let mut rest = weights;
+    let mut left = outputs;
+    let mut widened = false;
+    while left > 0 {
+        let rows = left.min(GROUP_ROWS);
+        let blocks = rows.div_ceil(BLOCK_ROWS);
+        let Some((group, after)) = rest.split_at_checked(blocks * width) else {
+            return;
+        };
+        let mut totals = [0i32; GROUP_ROWS];
+        for c in 0..chunks {
+            let start = c * chunk;
+            let len = width.saturating_sub(start).min(chunk) / 2;
+            let xw = wide.get_mut(..len).unwrap_or(&mut []);
+            // One chunk stays widened for every group of rows.
+            if chunks > 1 || !widened {
+                widen(x, z, start, xw);
+                widened = true;
+            }
+            let xw: &[u32] = xw;
+            let mut ws = group;
+            for t in totals
+                .as_chunks_mut::<BLOCK_ROWS>()
+                .0
+                .iter_mut()
+                .take(blocks)
+            {
+                let (block, tail) = ws.split_at_checked(width).unwrap_or((ws, &[]));
+                ws = tail;
+                let w = block.get(start..).unwrap_or(&[]);
+                let [a0, s0, a1, s1] = K::dot(xw, w);
+                for (t, (a, s)) in t
+                    .as_chunks_mut::<2>()
+                    .0
+                    .iter_mut()
+                    .zip([(a0, s0), (a1, s1)])
+                {
+                    t[0] = t[0].wrapping_add(s);
+                    t[1] = t[1].wrapping_add(a.wrapping_sub(s) >> 8);
+                }
             }
         }
-        for r in rows {
-            (4 * groups..inputs).for_each(|c| f(r * inputs + c));
+        emit(totals.get(..rows).unwrap_or(&[]));
+        rest = after;
+        left -= rows;
+    }
+}
+
+/// Row-major `outputs x inputs` weights (`outputs = weights.len() /
+/// inputs`) in the packed layout.
+///
+/// # Errors
+///
+/// [`Error::DimensionMismatch`] unless `weights` holds whole rows (and
+/// `inputs > 0`); [`Error::ParameterOutOfRange`] for a pair of weights no
+/// lane holds ([`lane`]: `-128` in a pair's high row beside a negative
+/// low-row weight).
+#[cfg(feature = "alloc")]
+pub fn pack(weights: &[i8], inputs: usize) -> Result<alloc::vec::Vec<u32>, Error> {
+    if inputs == 0 || !weights.len().is_multiple_of(inputs) {
+        return Err(Error::DimensionMismatch {
+            expected: weights.len().next_multiple_of(inputs.max(1)),
+            found: weights.len(),
+        });
+    }
+    let outputs = weights.len() / inputs;
+    let w = |r: usize, c: usize| {
+        if r < outputs && c < inputs {
+            weights[r * inputs + c]
+        } else {
+            0
         }
-    }
-}
-
-/// Four int8 values as one little-endian word.
-#[cfg_attr(not(any(test, tinygen_dsp)), allow(dead_code))]
-#[inline(always)]
-fn word(b: &[i8; 4]) -> u32 {
-    u32::from_le_bytes(b.map(|v| v as u8))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::vec;
-    use alloc::vec::Vec;
-
-    /// `Σ_j w[r][j] (x[j] - z)` in `i64`, from row-major weights.
-    fn reference(x: &[i8], z: i32, rows: &[i8]) -> Vec<i64> {
-        rows.chunks(x.len())
-            .map(|row| {
-                row.iter()
-                    .zip(x)
-                    .map(|(&w, &x)| i64::from(w) * (i64::from(x) - i64::from(z)))
-                    .sum()
-            })
-            .collect()
-    }
-
-    fn values(seed: u64, n: usize) -> Vec<i8> {
-        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 24) as u8 as i8
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_emulated_dsp_instructions_follow_the_arm_arm() {
-        // Bytes 0x80 (-128) and 0x7f (127) in bytes 0 and 2, 0x01, 0xff in 1, 3.
-        let w = 0xff_7f_01_80_u32;
-        assert_eq!(Emulated::sxtb16(w), 0x007f_ff80);
-        assert_eq!(Emulated::sxtb16_ror8(w), 0xffff_0001);
-        assert_eq!(Emulated::sxtab16(0x0001_0001, w), 0x0080_ff81);
-        // Halfword wrap-around: 0x7fff + 127.
-        assert_eq!(Emulated::sxtab16(0x7fff_0000, w) >> 16, 0x807e);
-        assert_eq!(Emulated::smlad(0x0002_fffd, 0xfffe_0003, 10), 10 - 9 - 4);
-        assert_eq!(Emulated::smlad(0x8000_8000, 0x8000_8000, 0), i32::MIN);
-    }
-
-    #[test]
-    fn both_kernels_give_the_exact_sums_on_every_block_shape() {
-        for inputs in 1..=13 {
-            for rows in 1..=BLOCK_ROWS {
-                for z in [-128, -1, 0, 37, 127] {
-                    let seed = ((inputs * 100 + rows * 10) as u64).wrapping_add(z as u64);
-                    let x = values(seed, inputs);
-                    let w = values(seed + 1, rows * inputs);
-                    let mut want: Vec<i32> =
-                        reference(&x, z, &w).into_iter().map(|v| v as i32).collect();
-                    want.resize(BLOCK_ROWS, 0);
-                    let block = interleave(&w, inputs);
-                    assert_eq!(row_major(&block, inputs), w);
-                    let portable = dot_block::<Portable>(&x, z, &block);
-                    let dual = dot_block::<Dual<Emulated>>(&x, z, &block);
-                    assert_eq!(portable.to_vec(), want, "{inputs} x {rows}, z {z}");
-                    assert_eq!(dual.to_vec(), want, "{inputs} x {rows}, z {z}");
+    };
+    let lane_at = |r: usize, c: usize| lane(w(r, c), w(r + 1, c)).ok_or(Error::ParameterOutOfRange);
+    let mut out = alloc::vec::Vec::with_capacity(packed_words(inputs, outputs).unwrap_or(0));
+    for block in (0..outputs).step_by(BLOCK_ROWS) {
+        for g in (0..inputs).step_by(4) {
+            for pair in [block, block + 2] {
+                for c in [g, g + 2] {
+                    out.push(u32::from(lane_at(pair, c)?) | u32::from(lane_at(pair, c + 1)?) << 16);
                 }
             }
         }
     }
-
-    #[test]
-    fn the_layout_keeps_four_rows_word_by_word() {
-        // 5 rows of 6 inputs: block 0 holds rows 0-3, block 1 row 4.
-        let w: Vec<i8> = (0..30).collect();
-        let block = interleave(&w, 6);
-        assert_eq!(
-            &block[..16],
-            &[0, 1, 2, 3, 6, 7, 8, 9, 12, 13, 14, 15, 18, 19, 20, 21]
-        );
-        assert_eq!(&block[16..24], &[4, 5, 10, 11, 16, 17, 22, 23]);
-        assert_eq!(&block[24..], &[24, 25, 26, 27, 28, 29]);
-    }
-
-    #[test]
-    fn extreme_values_wrap_as_i32() {
-        // 4 rows of 64 inputs, all -128 against x - z = 255: the exact sums.
-        let x = vec![127i8; 64];
-        let w = vec![-128i8; 4 * 64];
-        let block = interleave(&w, 64);
-        let want = -128 * 255 * 64;
-        assert_eq!(dot_block::<Portable>(&x, -128, &block), [want; 4]);
-        assert_eq!(dot_block::<Dual<Emulated>>(&x, -128, &block), [want; 4]);
-    }
+    Ok(out)
 }
+
+/// The `outputs x inputs` weights a packed layer stands for, row-major (the
+/// inverse of [`pack`]; `i16` because a lane may decode to 128).
+/// `DimensionMismatch` if `words` is not `packed_words(inputs, outputs)`
+/// long.
+#[cfg(feature = "alloc")]
+pub fn unpack(words: &[u32], inputs: usize, outputs: usize) -> Result<alloc::vec::Vec<i16>, Error> {
+    let expected = packed_words(inputs, outputs).unwrap_or(usize::MAX);
+    if words.len() != expected {
+        return Err(Error::DimensionMismatch {
+            expected,
+            found: words.len(),
+        });
+    }
+    let width = padded(inputs);
+    let mut out = alloc::vec![0i16; inputs * outputs];
+    for (i, &word) in words.iter().enumerate() {
+        let (block, within) = (i / width, i % width);
+        let (g, k) = (within / 4, within % 4);
+        let row = BLOCK_ROWS * block + 2 * (k / 2);
+        for (h, v) in [word as u16, (word >> 16) as u16].into_iter().enumerate() {
+            let col = 4 * g + 2 * (k % 2) + h;
+            let (lo, hi) = unlane(v);
+            for (r, value) in [(row, i16::from(lo)), (row + 1, hi)] {
+                if r < outputs && col < inputs {
+                    out[r * inputs + col] = value;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

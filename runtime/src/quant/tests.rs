@@ -385,7 +385,7 @@ fn dequantize_known_values() {
 fn dense_known_values() {
     // x - zp = [15, -15]; sums 100 + 15 - 30 = 85 and -50 - 45 - 60 = -155.
     let input = [10, -20];
-    let weights = [1, 2, -3, 4];
+    let weights = kernel::pack(&[1, 2, -3, 4], 2).unwrap();
     let bias = [100, -50];
     let mut out = [0i8; 2];
     let half = Requant {
@@ -443,9 +443,11 @@ fn dense_known_values() {
 
 #[test]
 fn dense_extreme_operands() {
-    // Every term (-128) (-128 - 127) = 32640, 64 of them.
+    // Every term (-128) (-128 - 127) = 32640, 64 of them, in rows 0 and 2
+    // (low rows of their pairs); row 1 -127: 32385 a term.
     let input = [-128i8; 64];
-    let weights = [-128i8; 64 * 3];
+    let rows: Vec<i8> = [-128i8, -127, -128].iter().flat_map(|&w| [w; 64]).collect();
+    let weights = kernel::pack(&rows, 64).unwrap();
     let requant = Requant {
         multiplier: &[1 << 30],
         shift: &[-14],
@@ -459,7 +461,7 @@ fn dense_extreme_operands() {
         &input,
         127,
         &weights,
-        Some(&[0, -2_088_960, 1]),
+        Some(&[0, -2_072_640, 1]),
         &requant,
         &mut out,
     )
@@ -470,8 +472,9 @@ fn dense_extreme_operands() {
 
 #[test]
 fn dense_rejects_bad_lengths() {
+    // 2 outputs of 3 inputs: one block of 4 padded columns, 4 words.
     let input = [1i8, 2, 3];
-    let weights = [0i8; 6];
+    let weights = [0u32; 4];
     let mut out = [0i8; 2];
     let ok = Requant {
         multiplier: &[1 << 30],
@@ -485,16 +488,16 @@ fn dense_rejects_bad_lengths() {
     assert_eq!(dense_i8(&input, 0, &weights, None, &ok, &mut out), Ok(()));
     let written = out;
     assert_eq!(
-        dense_i8(&input, 0, &weights[..5], None, &ok, &mut out),
-        mismatch(6, 5)
+        dense_i8(&input, 0, &weights[..3], None, &ok, &mut out),
+        mismatch(4, 3)
     );
     assert_eq!(
-        dense_i8(&input[..2], 0, &weights, None, &ok, &mut out),
-        mismatch(4, 6)
+        dense_i8(&[1, 2, 3, 4, 5], 0, &weights, None, &ok, &mut out),
+        mismatch(8, 4)
     );
     assert_eq!(
-        dense_i8(&input, 0, &weights, None, &ok, &mut [0; 3]),
-        mismatch(9, 6)
+        dense_i8(&input, 0, &weights, None, &ok, &mut [0; 5]),
+        mismatch(8, 4)
     );
     assert_eq!(
         dense_i8(&input, 0, &weights, Some(&[1, 2, 3]), &ok, &mut out),
@@ -705,8 +708,12 @@ proptest! {
             n_out, &input, izp, &weights, bias.as_deref(), &multiplier, &shift, ozp, act, rounding,
         );
         let mut out = std::vec![0x55i8; want.len()];
-        let blocked = super::kernel::interleave(&weights, input.len());
-        prop_assert_eq!(dense_i8(&input, izp, &blocked, bias.as_deref(), &requant, &mut out), Ok(()));
+        let packed = if input.is_empty() {
+            Vec::new()
+        } else {
+            kernel::pack(&weights, input.len()).unwrap()
+        };
+        prop_assert_eq!(dense_i8(&input, izp, &packed, bias.as_deref(), &requant, &mut out), Ok(()));
         prop_assert_eq!(out, want);
     }
 }
@@ -744,7 +751,16 @@ fn dense_case() -> impl Strategy<Value = DenseCase> {
             (any::<i8>(), any::<i8>(), any::<bool>()),
         )
             .prop_map(
-                move |(input, izp, weights, bias, reals, ozp, (a, b, relu))| {
+                move |(input, izp, mut weights, bias, reals, ozp, (a, b, relu))| {
+                    // -128 only where a lane holds it (not in an odd row
+                    // below a negative weight).
+                    for r in (1..n_out).step_by(2) {
+                        for c in 0..n_in {
+                            if weights[r * n_in + c] == -128 && weights[(r - 1) * n_in + c] < 0 {
+                                weights[r * n_in + c] = -127;
+                            }
+                        }
+                    }
                     let (multiplier, shift): (Vec<i32>, Vec<i32>) =
                         reals.iter().map(|&r| quantize_multiplier(r)).unzip();
                     let act = if relu {

@@ -322,6 +322,26 @@ mod tests {
     }
 
     #[test]
+    fn weights_stay_in_tflites_range_so_every_pair_packs() {
+        // Rows whose peak is their most negative weight (and one of f32's
+        // extremes): w / s_w is -127 or a rounding error past it, never -128,
+        // so the runtime's packed layout holds every pair of rows.
+        let peaks = [-1.0f32, -3.0e-7, -1.0e30, 1.0];
+        let weight: Vec<f32> = peaks
+            .iter()
+            .flat_map(|&p| (0..9).map(move |i| p * (1.0 - i as f32 / 9.0)))
+            .collect();
+        let mut l = layer(9, 4, Activation::Identity, 5);
+        l.weight = weight;
+        let rows: Vec<f32> = (0..9 * 4).map(|i| (i % 7) as f32 - 3.0).collect();
+        let q = quantize(std::slice::from_ref(&l), &rows).unwrap();
+        let w = &q.layers[0].weight;
+        assert!(w.iter().all(|&v| (-127..=127).contains(&v)), "{w:?}");
+        assert_eq!(w.iter().filter(|&&v| v == -127).count(), 3);
+        q.params(Role::Encoder, PriorParams::None).encode().unwrap();
+    }
+
+    #[test]
     fn bad_input_is_refused() {
         let l = layer(2, 2, Activation::Relu, 0);
         assert!(quantize(&[], &[1.0]).is_err());
