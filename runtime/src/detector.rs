@@ -40,9 +40,13 @@
 //!
 //! # Versions
 //!
-//! This is `detector/3` ([`SCHEMA_KEY`]): `detector/2` ([`SCHEMA_KEY_V2`])
-//! had f32 networks only and no [`AutoencoderSpec`] variant; such files are
-//! still read (as [`AutoencoderSpec::F32`]) but no longer written.
+//! This is `detector/4` ([`SCHEMA_KEY`]). `detector/3` ([`SCHEMA_KEY_V3`])
+//! embedded `mlp-int8/2` networks, without the sigmoid and tanh tables of
+//! `mlp-int8/3`; its files without int8 networks have `detector/4`'s bytes
+//! and are still read, those with int8 networks are rejected
+//! (`SchemaMismatch`). `detector/2` ([`SCHEMA_KEY_V2`]) had f32 networks
+//! only and no [`AutoencoderSpec`] variant; such files are still read (as
+//! [`AutoencoderSpec::F32`]). Writers write `detector/4`.
 
 use serde::{Deserialize, Serialize};
 
@@ -166,6 +170,19 @@ impl AutoencoderSpec {
 
 /// Schema key of the detector body.
 pub const SCHEMA_KEY: u32 = format::schema_key(
+    "detector/4 spec{features:{identity, window_stats{channels:u32 length:u32}, \
+     raw_window{channels:u32 length:u32}} threshold:f32 \
+     density_kind:{gmm,kde} density:gmm/1 spec \
+     neural:option{autoencoder:{f32{encoder:mlp/1 spec decoder:mlp/1 spec}, \
+     int8{encoder:mlp-int8/3 spec decoder:mlp-int8/3 spec}} latent:gmm/1 spec \
+     center:[f32;3] scale:[f32;3]}} \
+     data: the density's data; if neural: mean D, inv_scale D, encoder data, decoder data \
+     (f32 values or int8 words as in their own kinds, no prior), latent data",
+);
+
+/// Schema key of `detector/3` files: still read unless their networks are
+/// int8 (`mlp-int8/2`, whose layout changed).
+pub const SCHEMA_KEY_V3: u32 = format::schema_key(
     "detector/3 spec{features:{identity, window_stats{channels:u32 length:u32}, \
      raw_window{channels:u32 length:u32}} threshold:f32 \
      density_kind:{gmm,kde} density:gmm/1 spec \
@@ -373,13 +390,20 @@ impl<'a> Detector<'a> {
     /// Parses a checked file (see [`format::File`]).
     pub(crate) fn from_file(file: format::File<'a>) -> Result<Self, Error> {
         let kinds = &[ModelKind::Detector];
-        let (header, spec, data): (Header, DetectorSpec, _) = if file.header().schema
-            == SCHEMA_KEY_V2
-        {
-            let (header, spec, data) = file.read_body::<DetectorSpecV2>(kinds, SCHEMA_KEY_V2)?;
-            (header, spec.into(), data)
-        } else {
-            file.read_body(kinds, SCHEMA_KEY)?
+        let (header, spec, data): (Header, DetectorSpec, _) = match file.header().schema {
+            SCHEMA_KEY_V2 => {
+                let (header, spec, data) =
+                    file.read_body::<DetectorSpecV2>(kinds, SCHEMA_KEY_V2)?;
+                (header, spec.into(), data)
+            }
+            SCHEMA_KEY_V3 => {
+                let (header, spec, data) = file.read_body::<DetectorSpec>(kinds, SCHEMA_KEY_V3)?;
+                if spec.neural.is_some_and(|n| n.autoencoder.is_int8()) {
+                    return Err(Error::SchemaMismatch);
+                }
+                (header, spec, data)
+            }
+            _ => file.read_body(kinds, SCHEMA_KEY)?,
         };
         let density_len = spec.density.stored_values().ok_or(DATA_LENGTH)?;
         let (density_data, rest) = data.split_at_checked(density_len).ok_or(DATA_LENGTH)?;
@@ -1276,6 +1300,40 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(Detector::from_bytes(&file[..cut]).is_err(), "cut {cut}");
         }
+    }
+
+    #[test]
+    fn detector_3_files_are_read_unless_their_networks_are_int8() {
+        // detector/3's spec is detector/4's: only the int8 networks' words
+        // changed (mlp-int8/3 stores sigmoid and tanh tables).
+        for (bytes, int8) in [
+            (detector_file([2.0, 4.0, 0.5], Features::Identity), false),
+            (int8_detector_file(), true),
+        ] {
+            let words = aligned(&bytes);
+            let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+            let new = Detector::from_bytes(file).unwrap();
+            let (_, spec, data): (Header, DetectorSpec, &[f32]) = format::open(file)
+                .unwrap()
+                .read_body(&[ModelKind::Detector], SCHEMA_KEY)
+                .unwrap();
+            let old = format::write(ModelKind::Detector, SCHEMA_KEY_V3, &spec, data).unwrap();
+            let old_words = aligned(&old);
+            let old_file = &bytemuck::cast_slice::<u32, u8>(&old_words)[..old.len()];
+            match Detector::from_bytes(old_file) {
+                Ok(read) => {
+                    assert!(!int8);
+                    assert_eq!(read.spec(), new.spec());
+                    assert_eq!(read.score(&[3.0, -2.0]), new.score(&[3.0, -2.0]));
+                }
+                Err(e) => assert_eq!((int8, e), (true, Error::SchemaMismatch)),
+            }
+        }
+        assert_ne!(SCHEMA_KEY, SCHEMA_KEY_V3);
+        assert_eq!(
+            SCHEMA_KEY_V3, 0x9436_e365,
+            "the detector/3 key as FORMAT.md lists it"
+        );
     }
 
     #[test]

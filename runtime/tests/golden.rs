@@ -16,10 +16,13 @@ use tinygen_runtime::Activation;
 use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams};
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
-use tinygen_runtime::qnetwork::{QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams};
+use tinygen_runtime::qnetwork::{
+    QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams, SIGMOID_OUTPUT,
+};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    Decoder, Detector, Encoder, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus, format,
+    AnyModel, Decoder, Detector, Encoder, Error, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus,
+    format, quant,
 };
 
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
@@ -54,15 +57,23 @@ fn linear<'p>(weight: &'p [f32], bias: &'p [f32]) -> LayerParams<'p> {
     }
 }
 
-/// Pinned schema key of detectors (`detector/3`).
-const DETECTOR_KEY: u32 = 0x9436_e365;
+/// Pinned schema key of detectors (`detector/4`).
+const DETECTOR_KEY: u32 = 0x117c_c51e;
+
+/// Pinned schema key of `detector/3` files (`detector_v3.tgm`, read;
+/// `detector_int8_v3.tgm`, whose int8 networks are `mlp-int8/2`, rejected).
+const DETECTOR_V3_KEY: u32 = 0x9436_e365;
 
 /// Pinned schema key of `detector/2` files (`detector_v2.tgm`, the golden
 /// detector as committed before `detector/3`, still read, no longer written).
 const DETECTOR_V2_KEY: u32 = 0xbfa4_6c95;
 
-/// Pinned schema key of the int8 networks (`mlp-int8/2`).
-const INT8_KEY: u32 = 0x1979_ed36;
+/// Pinned schema key of the int8 networks (`mlp-int8/3`).
+const INT8_KEY: u32 = 0xf11f_af78;
+
+/// Pinned schema key of `mlp-int8/2` files (`decoder_int8_v2.tgm`, the golden
+/// int8 decoder before sigmoid and tanh tables, rejected).
+const INT8_V2_KEY: u32 = 0x1979_ed36;
 
 const SIXTEENTH: QuantParams = QuantParams {
     scale: 1.0 / 16.0,
@@ -336,16 +347,21 @@ fn golden_files_give_their_closed_form_outputs() {
 
     // The f32 and the int8 detector (whose tensors are exact on these
     // points: the standardized features are multiples of 1/16), and the
-    // f32 one as detector/2 wrote it.
-    for name in ["detector.tgm", "detector_int8.tgm", "detector_v2.tgm"] {
+    // f32 one as detector/2 and detector/3 wrote it.
+    for name in [
+        "detector.tgm",
+        "detector_int8.tgm",
+        "detector_v2.tgm",
+        "detector_v3.tgm",
+    ] {
         let (words, len) = committed(name);
         let bytes = &bytemuck::cast_slice(&words)[..len];
         let detector = Detector::from_bytes(bytes).unwrap();
         let key = format::read_header(bytes).unwrap().schema;
-        let want_key = if name == "detector_v2.tgm" {
-            DETECTOR_V2_KEY
-        } else {
-            DETECTOR_KEY
+        let want_key = match name {
+            "detector_v2.tgm" => DETECTOR_V2_KEY,
+            "detector_v3.tgm" => DETECTOR_V3_KEY,
+            _ => DETECTOR_KEY,
         };
         assert_eq!(key, want_key, "{name}: schema key");
         assert_eq!(detector.has_int8_neural(), name == "detector_int8.tgm");
@@ -411,6 +427,11 @@ fn golden_files_give_their_closed_form_outputs() {
         .forward_i8(&[32, 16], &mut q, &mut qscratch)
         .unwrap();
     assert_eq!(q, [97]);
+    // The file stores the sigmoid layer's table, from its output params.
+    let table = quant::activation_table(Activation::Sigmoid, SIXTEENTH, SIGMOID_OUTPUT).unwrap();
+    assert_eq!(decoder.activation_table(1), Some(&table));
+    assert_eq!(decoder.activation_table(0), None);
+    assert_eq!(table[32], 97);
     // Sampling draws the code as an f32 decoder does, then runs forward.
     let mut qscratch = QScratch::<8>::new();
     let (mut a, mut b) = (
@@ -434,4 +455,27 @@ fn golden_files_give_their_closed_form_outputs() {
     assert_eq!(z[0], 1.25);
     encoder.forward_i8(&[18, 6], &mut q, &mut qscratch).unwrap();
     assert_eq!(q, [15]);
+}
+
+#[test]
+fn files_of_replaced_int8_layouts_are_rejected() {
+    // mlp-int8/2 (no sigmoid and tanh tables), alone or in a detector/3.
+    for (name, key) in [
+        ("decoder_int8_v2.tgm", INT8_V2_KEY),
+        ("detector_int8_v3.tgm", DETECTOR_V3_KEY),
+    ] {
+        let (words, len) = committed(name);
+        let bytes = &bytemuck::cast_slice(&words)[..len];
+        assert_eq!(format::read_header(bytes).unwrap().schema, key, "{name}");
+        let error = if name.starts_with("decoder") {
+            QNetwork::from_bytes(bytes).map(|_| ())
+        } else {
+            Detector::from_bytes(bytes).map(|_| ())
+        };
+        assert_eq!(error, Err(Error::SchemaMismatch), "{name}");
+        assert!(matches!(
+            AnyModel::from_bytes(bytes),
+            Err(Error::SchemaMismatch)
+        ));
+    }
 }
