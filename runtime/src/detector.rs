@@ -396,14 +396,17 @@ impl<'a> Detector<'a> {
                     file.read_body::<DetectorSpecV2>(kinds, SCHEMA_KEY_V2)?;
                 (header, spec.into(), data)
             }
-            SCHEMA_KEY_V3 => {
-                let (header, spec, data) = file.read_body::<DetectorSpec>(kinds, SCHEMA_KEY_V3)?;
-                if spec.neural.is_some_and(|n| n.autoencoder.is_int8()) {
+            // One read for both keys: a second inlined copy of the large
+            // spec overflowed the Cortex-M0's stack.
+            key => {
+                let v3 = key == SCHEMA_KEY_V3;
+                let (header, spec, data): (Header, DetectorSpec, _) =
+                    file.read_body(kinds, if v3 { SCHEMA_KEY_V3 } else { SCHEMA_KEY })?;
+                if v3 && spec.neural.is_some_and(|n| n.autoencoder.is_int8()) {
                     return Err(Error::SchemaMismatch);
                 }
                 (header, spec, data)
             }
-            _ => file.read_body(kinds, SCHEMA_KEY)?,
         };
         let density_len = spec.density.stored_values().ok_or(DATA_LENGTH)?;
         let (density_data, rest) = data.split_at_checked(density_len).ok_or(DATA_LENGTH)?;
