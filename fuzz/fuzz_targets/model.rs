@@ -26,7 +26,7 @@ use tinygen_runtime::detector::DetectorScratch;
 use tinygen_runtime::format::{self, CRC_LEN, HEADER_LEN, ModelKind};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    AnyModel, Decoder, Detector, Encoder, Gmm, Network, QNetwork, QScratch, Scratch,
+    Activation, AnyModel, Decoder, Detector, Encoder, Gmm, Network, QNetwork, QScratch, Scratch,
     Xoshiro128PlusPlus,
 };
 
@@ -266,6 +266,11 @@ fn evaluate_qnetwork(network: &QNetwork<'_>, values: &mut Values<'_>) {
         network.stored_bytes(),
         network.macs(),
     );
+    // Exactly the sigmoid and tanh layers carry a table.
+    for (i, layer) in network.layers().enumerate() {
+        let tabled = matches!(layer.activation, Activation::Sigmoid | Activation::Tanh);
+        assert_eq!(network.activation_table(i).is_some(), tabled);
+    }
     let (Some(input), Some(mut output)) = (
         values.vector(network.input_dim()),
         values.vector(network.output_dim()),

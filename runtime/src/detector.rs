@@ -41,12 +41,13 @@
 //! # Versions
 //!
 //! This is `detector/4` ([`SCHEMA_KEY`]), whose int8 networks are
-//! `mlp-int8/3`'s. `detector/3` ([`SCHEMA_KEY_V3`]) is the same spec over
-//! `mlp-int8/2` networks: its files without an int8 part (the same bytes
-//! as `detector/4`'s) are still read, those with one are rejected with
-//! `SchemaMismatch`. `detector/2` ([`SCHEMA_KEY_V2`]) had f32 networks only
-//! and no [`AutoencoderSpec`] variant; such files are still read (as
-//! [`AutoencoderSpec::F32`]). Neither is written any more.
+//! `mlp-int8/3`'s (packed weights, sigmoid and tanh tables). `detector/3`
+//! ([`SCHEMA_KEY_V3`]) is the same spec over `mlp-int8/2` networks: its
+//! files without an int8 part (the same bytes as `detector/4`'s) are still
+//! read, those with one are rejected with `SchemaMismatch`. `detector/2`
+//! ([`SCHEMA_KEY_V2`]) had f32 networks only and no [`AutoencoderSpec`]
+//! variant; such files are still read (as [`AutoencoderSpec::F32`]).
+//! Neither is written any more.
 
 use serde::{Deserialize, Serialize};
 
@@ -390,25 +391,23 @@ impl<'a> Detector<'a> {
     /// Parses a checked file (see [`format::File`]).
     pub(crate) fn from_file(file: format::File<'a>) -> Result<Self, Error> {
         let kinds = &[ModelKind::Detector];
-        let schema = file.header().schema;
-        let (header, spec, data): (Header, DetectorSpec, _) = if schema == SCHEMA_KEY_V2 {
-            let (header, spec, data) = file.read_body::<DetectorSpecV2>(kinds, SCHEMA_KEY_V2)?;
-            (header, spec.into(), data)
-        } else {
-            // One call for both keys: the spec is large, and a second copy
-            // of it in this frame overflows a Cortex-M0's stack.
-            let key = if schema == SCHEMA_KEY_V3 {
-                SCHEMA_KEY_V3
-            } else {
-                SCHEMA_KEY
-            };
-            let body: (Header, DetectorSpec, _) = file.read_body(kinds, key)?;
-            // detector/3's int8 weights are in a layout this runtime no
-            // longer reads.
-            if key == SCHEMA_KEY_V3 && body.1.neural.is_some_and(|n| n.autoencoder.is_int8()) {
-                return Err(Error::SchemaMismatch);
+        let (header, spec, data): (Header, DetectorSpec, _) = match file.header().schema {
+            SCHEMA_KEY_V2 => {
+                let (header, spec, data) =
+                    file.read_body::<DetectorSpecV2>(kinds, SCHEMA_KEY_V2)?;
+                (header, spec.into(), data)
             }
-            body
+            // One read for both keys: a second inlined copy of the large
+            // spec overflowed the Cortex-M0's stack.
+            key => {
+                let v3 = key == SCHEMA_KEY_V3;
+                let (header, spec, data): (Header, DetectorSpec, _) =
+                    file.read_body(kinds, if v3 { SCHEMA_KEY_V3 } else { SCHEMA_KEY })?;
+                if v3 && spec.neural.is_some_and(|n| n.autoencoder.is_int8()) {
+                    return Err(Error::SchemaMismatch);
+                }
+                (header, spec, data)
+            }
         };
         let density_len = spec.density.stored_values().ok_or(DATA_LENGTH)?;
         let (density_data, rest) = data.split_at_checked(density_len).ok_or(DATA_LENGTH)?;
@@ -1352,6 +1351,40 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(Detector::from_bytes(&file[..cut]).is_err(), "cut {cut}");
         }
+    }
+
+    #[test]
+    fn detector_3_files_are_read_unless_their_networks_are_int8() {
+        // detector/3's spec is detector/4's: only the int8 networks' words
+        // changed (mlp-int8/3 stores sigmoid and tanh tables).
+        for (bytes, int8) in [
+            (detector_file([2.0, 4.0, 0.5], Features::Identity), false),
+            (int8_detector_file(), true),
+        ] {
+            let words = aligned(&bytes);
+            let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
+            let new = Detector::from_bytes(file).unwrap();
+            let (_, spec, data): (Header, DetectorSpec, &[f32]) = format::open(file)
+                .unwrap()
+                .read_body(&[ModelKind::Detector], SCHEMA_KEY)
+                .unwrap();
+            let old = format::write(ModelKind::Detector, SCHEMA_KEY_V3, &spec, data).unwrap();
+            let old_words = aligned(&old);
+            let old_file = &bytemuck::cast_slice::<u32, u8>(&old_words)[..old.len()];
+            match Detector::from_bytes(old_file) {
+                Ok(read) => {
+                    assert!(!int8);
+                    assert_eq!(read.spec(), new.spec());
+                    assert_eq!(read.score(&[3.0, -2.0]), new.score(&[3.0, -2.0]));
+                }
+                Err(e) => assert_eq!((int8, e), (true, Error::SchemaMismatch)),
+            }
+        }
+        assert_ne!(SCHEMA_KEY, SCHEMA_KEY_V3);
+        assert_eq!(
+            SCHEMA_KEY_V3, 0x9436_e365,
+            "the detector/3 key as FORMAT.md lists it"
+        );
     }
 
     #[test]

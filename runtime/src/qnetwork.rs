@@ -30,13 +30,14 @@
 //!   output tensor has the layer's `output` params.
 //! - `sigmoid` and `tanh`: the fully connected part writes the
 //!   pre-activation with the layer's `output` params (range `[-128,
-//!   127]`), then each value `q` becomes `quantize(f(dequantize(q,
-//!   output)), fixed)`, with `f` the runtime's own f32 activation
-//!   ([`Activation::apply`]) and TFLite's fixed int8 output params: sigmoid
-//!   `(1/256, -128)`, tanh `(1/128, 0)`. The next layer reads the tensor
-//!   with those fixed params. Because `f` is the runtime's, host and device
-//!   agree bit for bit; LiteRT's integer `LOGISTIC` and `TANH` kernels may
-//!   differ from it by one step on some values (not verified).
+//!   127]`), then each value `q` becomes `table[q as u8]`, the layer's
+//!   256-entry table stored in the file: TFLite's int8 `LOGISTIC` and
+//!   `TANH`, which writers fill with [`crate::quant::activation_table`]
+//!   (LiteRT's reference kernels give the same on every value checked),
+//!   from the layer's `output` params to TFLite's fixed int8 output params:
+//!   sigmoid `(1/256, -128)`, tanh `(1/128, 0)`. The next layer reads the
+//!   tensor with those fixed params. A pass does no floating point between
+//!   its input and its output.
 //! - `leaky_relu` is not supported in int8 files.
 //!
 //! # Memory
@@ -73,9 +74,12 @@ pub const SCHEMA_KEY: u32 = format::schema_key(
      of 4 rows (per block: per 4-column group 4 words of 2 lanes: pair 0 columns 0-1, \
      pair 0 columns 2-3, pair 1 columns 0-1, pair 1 columns 2-3), \
      bias i32 outputs, multiplier i32 m, shift i32 m \
-     (m = outputs if per_channel else 1); if mixture: f32 weights K, means K*latent, \
-     cholesky K*latent*latent lower row-major]",
+     (m = outputs if per_channel else 1), if tanh or sigmoid: table i8 256 indexed by q as u8; \
+     if mixture: f32 weights K, means K*latent, cholesky K*latent*latent lower row-major]",
 );
+
+/// 4-byte words of a sigmoid or tanh layer's table: 256 int8 values.
+pub const TABLE_WORDS: usize = 64;
 
 /// TFLite's fixed int8 output params of `LOGISTIC`: scale 1/256, zero point -128.
 pub const SIGMOID_OUTPUT: QuantParams = QuantParams {
@@ -103,7 +107,7 @@ pub struct QuantParams {
 impl QuantParams {
     /// `Ok` if the scale is finite and positive: `NonFiniteParameter` for
     /// NaN or infinity, `ParameterOutOfRange` for zero or a negative scale.
-    fn check(self) -> Result<(), Error> {
+    pub(crate) fn check(self) -> Result<(), Error> {
         if !self.scale.is_finite() {
             Err(Error::NonFiniteParameter)
         } else if self.scale > 0.0 {
@@ -175,10 +179,42 @@ impl QLayer {
             .unwrap_or(usize::MAX)
     }
 
-    /// 4-byte words the layer stores: weights (packed), bias, multipliers, shifts.
+    /// Whether the layer stores an activation table (sigmoid and tanh).
+    pub fn has_table(&self) -> bool {
+        matches!(self.activation, Activation::Sigmoid | Activation::Tanh)
+    }
+
+    /// 4-byte words the layer stores: weights (packed), bias, multipliers,
+    /// shifts, and a sigmoid or tanh layer's table.
     pub fn words(&self) -> usize {
-        // At most 2^30 + 3 * 65535 < 2^31: no overflow on 32 bits.
-        self.weight_words() + usize::from(self.outputs) + 2 * self.multipliers()
+        // At most 2^30 + 3 * 65535 + 64 < 2^31: no overflow on 32 bits.
+        let table = if self.has_table() { TABLE_WORDS } else { 0 };
+        self.weight_words() + usize::from(self.outputs) + 2 * self.multipliers() + table
+    }
+
+    /// Splits the layer's words off the front of `words`; `None` if too few.
+    fn split<'w>(&self, words: &'w [f32]) -> Option<(LayerWords<'w>, &'w [f32])> {
+        let m = self.multipliers();
+        let (weights, rest) = words.split_at_checked(self.weight_words())?;
+        let (bias, rest) = rest.split_at_checked(usize::from(self.outputs))?;
+        let (multiplier, rest) = rest.split_at_checked(m)?;
+        let (shift, rest) = rest.split_at_checked(m)?;
+        let (table, rest) = if self.has_table() {
+            let (table, rest) = rest.split_at_checked(TABLE_WORDS)?;
+            let table: &[i8] = bytemuck::try_cast_slice(table).ok()?;
+            (Some(<&[i8; 256]>::try_from(table).ok()?), rest)
+        } else {
+            (None, rest)
+        };
+        let as_i32 = |v: &'w [f32]| bytemuck::try_cast_slice::<f32, i32>(v).ok();
+        let parts = LayerWords {
+            weights,
+            bias: as_i32(bias)?,
+            multiplier: as_i32(multiplier)?,
+            shift: as_i32(shift)?,
+            table,
+        };
+        Some((parts, rest))
     }
 
     /// Params of the tensor the layer hands on: `output` for identity and
@@ -198,6 +234,17 @@ impl QLayer {
             _ => (-128, 127),
         }
     }
+}
+
+/// One layer's stored words, split.
+struct LayerWords<'w> {
+    /// The weights, padded to whole words.
+    weights: &'w [f32],
+    bias: &'w [i32],
+    multiplier: &'w [i32],
+    shift: &'w [i32],
+    /// A sigmoid or tanh layer's table, indexed by `q as u8`.
+    table: Option<&'w [i8; 256]>,
 }
 
 /// What [`QNetwork::layers`] reports for one layer.
@@ -361,6 +408,18 @@ impl<'a> QNetwork<'a> {
             activated: l.activated(),
             per_channel: l.per_channel,
         })
+    }
+
+    /// The activation table of layer `index` (input to output, from 0), as
+    /// stored: `Some` for a sigmoid or tanh layer, `None` otherwise or past
+    /// the last layer.
+    pub fn activation_table(&self, index: usize) -> Option<&'a [i8; 256]> {
+        let layers = self.spec_layers();
+        let mut words = self.words;
+        for before in layers.get(..index)? {
+            words = before.split(words)?.1;
+        }
+        layers.get(index)?.split(words)?.0.table
     }
 
     /// Width of the first layer's input.
@@ -608,23 +667,14 @@ impl<'a> QNetwork<'a> {
         let mut width = self.input_dim();
         for layer in self.spec_layers() {
             let (n_in, n_out) = (usize::from(layer.inputs), usize::from(layer.outputs));
-            let m = layer.multipliers();
             // Lengths were validated at parse time: the errors are unreachable.
-            let (w, rest) = words
-                .split_at_checked(layer.weight_words())
-                .ok_or(INTERNAL)?;
-            let (bias, rest) = rest.split_at_checked(n_out).ok_or(INTERNAL)?;
-            let (multiplier, rest) = rest.split_at_checked(m).ok_or(INTERNAL)?;
-            let (shift, rest) = rest.split_at_checked(m).ok_or(INTERNAL)?;
+            let (parts, rest) = layer.split(words).ok_or(INTERNAL)?;
             words = rest;
-            let w: &[u32] = bytemuck::try_cast_slice(w).map_err(|_| INTERNAL)?;
-            let as_i32 = |v: &'a [f32]| -> Result<&'a [i32], Error> {
-                bytemuck::try_cast_slice(v).map_err(|_| INTERNAL)
-            };
+            let w: &[u32] = bytemuck::try_cast_slice(parts.weights).map_err(|_| INTERNAL)?;
             let (act_min, act_max) = layer.act_range();
             let requant = Requant {
-                multiplier: as_i32(multiplier)?,
-                shift: as_i32(shift)?,
+                multiplier: parts.multiplier,
+                shift: parts.shift,
                 output_zero_point: i32::from(layer.output.zero_point),
                 act_min,
                 act_max,
@@ -639,17 +689,16 @@ impl<'a> QNetwork<'a> {
                 x,
                 i32::from(params.zero_point),
                 w,
-                Some(as_i32(bias)?),
+                Some(parts.bias),
                 &requant,
                 y,
             )?;
-            let fixed = layer.activated();
-            if matches!(layer.activation, Activation::Sigmoid | Activation::Tanh) {
+            if let Some(table) = parts.table {
                 for q in y.iter_mut() {
-                    *q = fixed.quantize(layer.activation.apply(layer.output.dequantize(*q)));
+                    *q = table[usize::from(*q as u8)];
                 }
             }
-            params = fixed;
+            params = layer.activated();
             width = n_out;
             core::mem::swap(&mut src, &mut dst);
         }
@@ -699,15 +748,12 @@ fn validate<'a>(
         if layer.activation == Activation::LeakyRelu {
             return Err(Error::ParameterOutOfRange);
         }
-        let m = layer.multipliers();
-        let skip = layer.weight_words() + usize::from(layer.outputs);
-        let (_, tail) = rest.split_at_checked(skip).ok_or(DATA_LENGTH)?;
-        let (multiplier, tail) = tail.split_at_checked(m).ok_or(DATA_LENGTH)?;
-        let (shift, tail) = tail.split_at_checked(m).ok_or(DATA_LENGTH)?;
+        // Every int8 value of a table is a valid output: nothing to check.
+        let (parts, tail) = layer.split(rest).ok_or(DATA_LENGTH)?;
         rest = tail;
-        let multiplier: &[i32] = bytemuck::try_cast_slice(multiplier).map_err(|_| INTERNAL)?;
-        let shift: &[i32] = bytemuck::try_cast_slice(shift).map_err(|_| INTERNAL)?;
-        if multiplier.iter().any(|&v| v < 0) || shift.iter().any(|&s| !(-31..=30).contains(&s)) {
+        if parts.multiplier.iter().any(|&v| v < 0)
+            || parts.shift.iter().any(|&s| !(-31..=30).contains(&s))
+        {
             return Err(Error::ParameterOutOfRange);
         }
     }

@@ -170,6 +170,60 @@ pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
     (f64::from(scale) * centred as f64) as f32
 }
 
+/// TFLite's int8 `LOGISTIC` (`Sigmoid`) or `TANH` (`Tanh`) as the 256-entry
+/// table its kernels look values up in: entry `q as u8` (TFLite's order,
+/// `LUTLookup`) is the output for the int8 input `q`, read with `input`
+/// params and written with `output` params (TFLite requires sigmoid's
+/// `(1/256, -128)` and tanh's `(1/128, 0)`; any finite positive scale is
+/// computed alike).
+///
+/// As TFLite's `LUTPopulate<int8_t>` (`kernels/internal/common.h`, what
+/// `LOGISTIC` and `TANH` build in Prepare for their reference and generic
+/// optimized int8 kernels), every step in `f32`: `x = input.scale *
+/// (q - input.zero_point)`, `y = 1 / (1 + exp(-x))` or `tanh(x)`, then
+/// `round(y * (1 / output.scale))` (half away from zero) `+
+/// output.zero_point`, clamped to `[-128, 127]`. TFLite calls the C
+/// library's `expf` and `tanhf`; here they are correctly rounded (`libm`'s
+/// `exp` and `tanh` in `f64`, rounded once to `f32`), so every host writes
+/// the same table. LiteRT agrees on every value of
+/// `runtime/tests/fixtures/litert_activation_int8.json`.
+///
+/// `InvalidParameters` for another activation or a scale that is not
+/// finite and positive.
+#[cfg(feature = "alloc")]
+pub fn activation_table(
+    activation: crate::Activation,
+    input: crate::qnetwork::QuantParams,
+    output: crate::qnetwork::QuantParams,
+) -> Result<[i8; 256], Error> {
+    use crate::Activation;
+    let sigmoid = match activation {
+        Activation::Sigmoid => true,
+        Activation::Tanh => false,
+        _ => return Err(Error::InvalidParameters),
+    };
+    if input.check().is_err() || output.check().is_err() {
+        return Err(Error::InvalidParameters);
+    }
+    let inverse_scale = 1.0 / output.scale;
+    let mut table = [0i8; 256];
+    for q in i8::MIN..=i8::MAX {
+        // |q - zero point| <= 255: exact in f32, one rounding in the product.
+        let x = input.scale * (i32::from(q) - i32::from(input.zero_point)) as f32;
+        let y = if sigmoid {
+            let e = libm::exp(-f64::from(x)) as f32;
+            1.0 / (1.0 + e)
+        } else {
+            libm::tanh(f64::from(x)) as f32
+        };
+        let rescaled = libm::roundf(y * inverse_scale);
+        // C++'s float-to-int32 cast (saturating here) and clamp.
+        let quantized = (rescaled + f32::from(output.zero_point)) as i32;
+        table[usize::from(q as u8)] = quantized.clamp(-128, 127) as i8;
+    }
+    Ok(table)
+}
+
 /// Which of TFLite's two `MultiplyByQuantizedMultiplier` a kernel applies.
 ///
 /// Int8 model files store it (postcard variant index: 0 double, 1 single).

@@ -16,10 +16,13 @@ use tinygen_runtime::Activation;
 use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams};
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
-use tinygen_runtime::qnetwork::{QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams};
+use tinygen_runtime::qnetwork::{
+    QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams, SIGMOID_OUTPUT,
+};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    Decoder, Detector, Encoder, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus, format,
+    AnyModel, Decoder, Detector, Encoder, Error, Gmm, ModelKind, Scratch, Xoshiro128PlusPlus,
+    format, quant,
 };
 
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
@@ -57,9 +60,8 @@ fn linear<'p>(weight: &'p [f32], bias: &'p [f32]) -> LayerParams<'p> {
 /// Pinned schema key of detectors (`detector/4`).
 const DETECTOR_KEY: u32 = 0x117c_c51e;
 
-/// Pinned schema key of `detector/3` files (`detector_v3.tgm`, the golden
-/// f32 detector as committed before `detector/4`, still read, no longer
-/// written; `detector/3` files with int8 networks are no longer read).
+/// Pinned schema key of `detector/3` files (`detector_v3.tgm`, read;
+/// `detector_int8_v3.tgm`, whose int8 networks are `mlp-int8/2`, rejected).
 const DETECTOR_V3_KEY: u32 = 0x9436_e365;
 
 /// Pinned schema key of `detector/2` files (`detector_v2.tgm`, the golden
@@ -67,7 +69,11 @@ const DETECTOR_V3_KEY: u32 = 0x9436_e365;
 const DETECTOR_V2_KEY: u32 = 0xbfa4_6c95;
 
 /// Pinned schema key of the int8 networks (`mlp-int8/3`).
-const INT8_KEY: u32 = 0xe9de_07dc;
+const INT8_KEY: u32 = 0xf741_b213;
+
+/// Pinned schema key of `mlp-int8/2` files (`decoder_int8_v2.tgm`, the golden
+/// int8 decoder before sigmoid and tanh tables, rejected).
+const INT8_V2_KEY: u32 = 0x1979_ed36;
 
 const SIXTEENTH: QuantParams = QuantParams {
     scale: 1.0 / 16.0,
@@ -421,6 +427,11 @@ fn golden_files_give_their_closed_form_outputs() {
         .forward_i8(&[32, 16], &mut q, &mut qscratch)
         .unwrap();
     assert_eq!(q, [97]);
+    // The file stores the sigmoid layer's table, from its output params.
+    let table = quant::activation_table(Activation::Sigmoid, SIXTEENTH, SIGMOID_OUTPUT).unwrap();
+    assert_eq!(decoder.activation_table(1), Some(&table));
+    assert_eq!(decoder.activation_table(0), None);
+    assert_eq!(table[32], 97);
     // Sampling draws the code as an f32 decoder does, then runs forward.
     let mut qscratch = QScratch::<8>::new();
     let (mut a, mut b) = (
@@ -444,4 +455,27 @@ fn golden_files_give_their_closed_form_outputs() {
     assert_eq!(z[0], 1.25);
     encoder.forward_i8(&[18, 6], &mut q, &mut qscratch).unwrap();
     assert_eq!(q, [15]);
+}
+
+#[test]
+fn files_of_replaced_int8_layouts_are_rejected() {
+    // mlp-int8/2 (no sigmoid and tanh tables), alone or in a detector/3.
+    for (name, key) in [
+        ("decoder_int8_v2.tgm", INT8_V2_KEY),
+        ("detector_int8_v3.tgm", DETECTOR_V3_KEY),
+    ] {
+        let (words, len) = committed(name);
+        let bytes = &bytemuck::cast_slice(&words)[..len];
+        assert_eq!(format::read_header(bytes).unwrap().schema, key, "{name}");
+        let error = if name.starts_with("decoder") {
+            QNetwork::from_bytes(bytes).map(|_| ())
+        } else {
+            Detector::from_bytes(bytes).map(|_| ())
+        };
+        assert_eq!(error, Err(Error::SchemaMismatch), "{name}");
+        assert!(matches!(
+            AnyModel::from_bytes(bytes),
+            Err(Error::SchemaMismatch)
+        ));
+    }
 }

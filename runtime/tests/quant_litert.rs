@@ -8,6 +8,17 @@
 //! `TFLITE_SINGLE_ROUNDING`, and gemmlowp's double rounding is one off on a
 //! few of its outputs. Regenerate with
 //! `python scripts/litert_int8_fixtures.py`.
+//!
+//! Sigmoid and tanh: a second fixture holds LiteRT's int8 `LOGISTIC` and
+//! `TANH` (reference kernels) on all 256 inputs at 8 converter-chosen input
+//! params each plus input scales chosen to put a table entry at a near-tie,
+//! and small Keras Dense networks with sigmoid, tanh and relu converted to
+//! int8 and run on int8 inputs; `activation_table` and int8 network files
+//! must agree bit for bit, except where the fixture shows LiteRT's value
+//! came from a C library `tanhf` or `expf` that is not correctly rounded
+//! (glibc 2.36's `tanhf`; glibc 2.41's is correctly rounded), where the
+//! runtime's correctly rounded table is one step away. Regenerate with
+//! `python scripts/litert_activation_fixtures.py`.
 
 use serde::Deserialize;
 use tinygen_runtime::quant::{
@@ -285,4 +296,235 @@ fn int8_network_files_match_litert_bit_for_bit() {
         }
     }
     assert!(compared >= 2700, "{compared} outputs");
+}
+
+/// LiteRT's int8 sigmoid and tanh: `fixtures/litert_activation_int8.json`.
+#[cfg(feature = "alloc")]
+mod activations {
+    use serde::Deserialize;
+    use tinygen_runtime::network::{PriorParams, Role};
+    use tinygen_runtime::qnetwork::{
+        QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams, SIGMOID_OUTPUT, TANH_OUTPUT,
+    };
+    use tinygen_runtime::quant::{activation_table, quantize_multiplier};
+    use tinygen_runtime::{Activation, Aligned};
+
+    use super::scale;
+
+    #[derive(Deserialize)]
+    struct Fixture {
+        tensorflow: String,
+        ai_edge_litert: String,
+        ops: Vec<OpCase>,
+        networks: Vec<NetworkCase>,
+    }
+
+    /// One standalone `LOGISTIC` or `TANH` op run on the inputs -128..=127.
+    #[derive(Deserialize)]
+    struct OpCase {
+        name: String,
+        op: String,
+        input_scale: f64,
+        input_scale_bits: u32,
+        input_zero_point: i8,
+        output_scale: f64,
+        output_scale_bits: u32,
+        output_zero_point: i8,
+        outputs: Vec<i8>,
+        /// `[q, LiteRT's output]` where LUTPopulate with the generating
+        /// host's C library functions (which LiteRT's equal on every entry,
+        /// the script checks) differs from LUTPopulate with correctly
+        /// rounded ones.
+        libm_not_correctly_rounded: Vec<(i8, i8)>,
+    }
+
+    #[derive(Deserialize)]
+    struct NetworkCase {
+        name: String,
+        input_scale: f64,
+        input_scale_bits: u32,
+        input_zero_point: i8,
+        output_scale: f64,
+        output_scale_bits: u32,
+        output_zero_point: i8,
+        layers: Vec<LayerCase>,
+        inputs: Vec<Vec<i8>>,
+        outputs: Vec<Vec<i8>>,
+    }
+
+    /// One `FULLY_CONNECTED` (per-channel weights) and the activation after it.
+    #[derive(Deserialize)]
+    struct LayerCase {
+        inputs: usize,
+        outputs: usize,
+        activation: String,
+        weights: Vec<i8>,
+        bias: Vec<i32>,
+        weight_scales: Vec<f64>,
+        weight_scales_bits: Vec<u32>,
+        output_scale: f64,
+        output_scale_bits: u32,
+        output_zero_point: i8,
+    }
+
+    fn fixture() -> Fixture {
+        let text = include_str!("fixtures/litert_activation_int8.json");
+        serde_json::from_str(text).expect("fixture parses")
+    }
+
+    fn params(bits: u32, decimal: f64, zero_point: i8) -> QuantParams {
+        QuantParams {
+            scale: scale(bits, decimal),
+            zero_point,
+        }
+    }
+
+    fn activation(name: &str) -> Activation {
+        match name {
+            "sigmoid" | "LOGISTIC" => Activation::Sigmoid,
+            "tanh" | "TANH" => Activation::Tanh,
+            "relu" => Activation::Relu,
+            "none" => Activation::Identity,
+            other => panic!("activation {other}"),
+        }
+    }
+
+    #[test]
+    fn activation_tables_match_litert_on_every_input() {
+        let fixture = fixture();
+        assert!(!fixture.tensorflow.is_empty() && !fixture.ai_edge_litert.is_empty());
+        let (mut equal, mut libm) = (0, 0);
+        for case in &fixture.ops {
+            let kind = activation(&case.op);
+            let input = params(
+                case.input_scale_bits,
+                case.input_scale,
+                case.input_zero_point,
+            );
+            let output = params(
+                case.output_scale_bits,
+                case.output_scale,
+                case.output_zero_point,
+            );
+            // TFLite's fixed output params, which the runtime's tensors use.
+            let fixed = match kind {
+                Activation::Sigmoid => SIGMOID_OUTPUT,
+                _ => TANH_OUTPUT,
+            };
+            assert_eq!(output, fixed, "{}", case.name);
+            let table = activation_table(kind, input, output).unwrap();
+            assert_eq!(case.outputs.len(), 256, "{}", case.name);
+            for (q, &want) in (i8::MIN..=i8::MAX).zip(&case.outputs) {
+                let got = table[usize::from(q as u8)];
+                let host = case.libm_not_correctly_rounded.iter().find(|e| e.0 == q);
+                if let Some(&(_, host)) = host {
+                    // LiteRT rounded the C library's value; the correctly
+                    // rounded one is across the tie.
+                    assert_eq!(want, host, "{}: input {q}", case.name);
+                    assert_eq!((i32::from(got) - i32::from(want)).abs(), 1);
+                    libm += 1;
+                } else {
+                    assert_eq!(got, want, "{}: input {q}", case.name);
+                    equal += 1;
+                }
+            }
+        }
+        // At least 8 input params per op, both ops, and near-ties.
+        let ops = |op: &str| fixture.ops.iter().filter(|c| c.op == op).count();
+        assert!(ops("LOGISTIC") >= 8 && ops("TANH") >= 8);
+        assert!(fixture.ops.iter().any(|c| c.name.contains("tie")));
+        assert_eq!(equal + libm, fixture.ops.len() * 256);
+        assert!(libm * 500 < equal, "{libm} of {}", equal + libm);
+    }
+
+    #[test]
+    fn int8_networks_with_sigmoid_and_tanh_match_litert() {
+        let fixture = fixture();
+        let mut compared = 0;
+        for case in &fixture.networks {
+            let input = params(
+                case.input_scale_bits,
+                case.input_scale,
+                case.input_zero_point,
+            );
+            // TFLite's Prepare: double(input scale) * double(weight scale) /
+            // double(output scale), then QuantizeMultiplier; each layer's
+            // input scale is the tensor before it.
+            let mut x_scale = input.scale;
+            let mut requant = Vec::new();
+            for layer in &case.layers {
+                assert_eq!(layer.weight_scales.len(), layer.weight_scales_bits.len());
+                let out = scale(layer.output_scale_bits, layer.output_scale);
+                let (m, s): (Vec<i32>, Vec<i32>) = layer
+                    .weight_scales_bits
+                    .iter()
+                    .zip(&layer.weight_scales)
+                    .map(|(&bits, &decimal)| {
+                        let w = scale(bits, decimal);
+                        quantize_multiplier(f64::from(x_scale) * f64::from(w) / f64::from(out))
+                    })
+                    .unzip();
+                requant.push((m, s));
+                x_scale = match activation(&layer.activation) {
+                    Activation::Sigmoid => SIGMOID_OUTPUT.scale,
+                    Activation::Tanh => TANH_OUTPUT.scale,
+                    _ => out,
+                };
+            }
+            let network = QNetworkParams {
+                role: Role::Encoder,
+                input,
+                layers: case
+                    .layers
+                    .iter()
+                    .zip(&requant)
+                    .map(|(layer, (m, s))| QLayerParams {
+                        inputs: layer.inputs,
+                        outputs: layer.outputs,
+                        activation: activation(&layer.activation),
+                        weight: &layer.weights,
+                        bias: &layer.bias,
+                        multiplier: m,
+                        shift: s,
+                        output: params(
+                            layer.output_scale_bits,
+                            layer.output_scale,
+                            layer.output_zero_point,
+                        ),
+                    })
+                    .collect(),
+                prior: PriorParams::None,
+            };
+            let bytes = network.encode().unwrap();
+            let mut flash = Box::new(Aligned([0u8; 4096]));
+            flash.0[..bytes.len()].copy_from_slice(&bytes);
+            let net = QNetwork::from_bytes(&flash.0[..bytes.len()]).unwrap();
+            assert_eq!(
+                net.output_params(),
+                params(
+                    case.output_scale_bits,
+                    case.output_scale,
+                    case.output_zero_point
+                ),
+                "{}",
+                case.name
+            );
+            let mut scratch = QScratch::<32>::new();
+            let mut out = vec![0i8; net.output_dim()];
+            for (x, want) in case.inputs.iter().zip(&case.outputs) {
+                net.forward_i8(x, &mut out, &mut scratch).unwrap();
+                assert_eq!(&out, want, "{}: input {x:?}", case.name);
+                compared += out.len();
+            }
+        }
+        let last = |act: &str| {
+            fixture
+                .networks
+                .iter()
+                .any(|c| c.layers.last().is_some_and(|l| l.activation == act))
+        };
+        assert!(last("sigmoid") && last("tanh"));
+        assert!(fixture.networks.iter().any(|c| c.layers.len() > 1));
+        assert!(compared >= 1400, "{compared} outputs");
+    }
 }

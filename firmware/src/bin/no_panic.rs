@@ -98,6 +98,7 @@ fn main() -> ! {
         black_box(net.prior().sample(&mut rng, out).ok());
         black_box((net.input_params(), net.output_params(), net.stored_bytes()));
         black_box(net.layers().map(|l| l.outputs).sum::<usize>());
+        black_box(net.activation_table(black_box(1)).map(|t| t[0]));
     }
     let channels = black_box(4usize);
     black_box(window_stats(input, channels, out).ok());

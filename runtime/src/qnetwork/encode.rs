@@ -7,7 +7,7 @@ use crate::Error;
 use crate::activation::Activation;
 use crate::format::{self, ModelKind};
 use crate::network::{PriorParams, Role};
-use crate::quant::Rounding;
+use crate::quant::{Rounding, activation_table};
 
 /// One int8 fully connected layer and the activation after it.
 #[derive(Debug, Clone, Copy)]
@@ -16,8 +16,9 @@ pub struct QLayerParams<'p> {
     pub inputs: usize,
     /// Output width.
     pub outputs: usize,
-    /// Identity, Relu (fused as a clamp), Sigmoid or Tanh; LeakyRelu is
-    /// rejected.
+    /// Identity, Relu (fused as a clamp), Sigmoid or Tanh (the file stores
+    /// the table [`activation_table`] computes from `output` to the fixed
+    /// sigmoid or tanh params); LeakyRelu is rejected.
     pub activation: Activation,
     /// Int8 weights, `outputs x inputs` row-major, symmetric (zero point 0,
     /// TFLite's range `[-127, 127]`); the file stores them packed in
@@ -116,6 +117,11 @@ impl QNetworkParams<'_> {
             bytes.extend(weights.iter().flat_map(|w| w.to_le_bytes()));
             for values in [layer.bias, layer.multiplier, layer.shift] {
                 bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            }
+            let stored = layers.last().ok_or(Error::InvalidParameters)?;
+            if stored.has_table() {
+                let table = activation_table(layer.activation, layer.output, stored.activated())?;
+                bytes.extend(table.iter().map(|&q| q.to_le_bytes()[0]));
             }
         }
         // The same bits as f32 words (to_le_bytes and from_le_bytes keep

@@ -122,37 +122,42 @@ fn two_layer_relu_identity_by_hand_per_tensor_and_per_channel() {
     }
 }
 
+/// 1 -> 2 (`activation`) -> 1 (identity) decoder: the pre-activation is
+/// (z, -z), the output the activated first value, all at scale 1/16.
+fn activated_decoder(activation: Activation) -> QNetworkParams<'static> {
+    QNetworkParams {
+        role: Role::Decoder,
+        input: qp(1.0 / 16.0, 0),
+        layers: vec![
+            QLayerParams {
+                inputs: 1,
+                outputs: 2,
+                activation,
+                weight: &[64, -64],
+                bias: &[0, 0],
+                multiplier: &[1 << 30],
+                shift: &[-5],
+                output: qp(1.0 / 16.0, 0),
+            },
+            QLayerParams {
+                inputs: 2,
+                outputs: 1,
+                activation: Activation::Identity,
+                weight: &[64, 0],
+                bias: &[0],
+                multiplier: &[1 << 30],
+                shift: &[-5],
+                output: qp(1.0 / 16.0, 0),
+            },
+        ],
+        prior: PriorParams::Gaussian,
+    }
+}
+
 #[test]
 fn sigmoid_and_tanh_map_through_the_fixed_output_params() {
     for activation in [Activation::Sigmoid, Activation::Tanh] {
-        let params = QNetworkParams {
-            role: Role::Decoder,
-            input: qp(1.0 / 16.0, 0),
-            layers: vec![
-                QLayerParams {
-                    inputs: 1,
-                    outputs: 2,
-                    activation,
-                    weight: &[64, -64],
-                    bias: &[0, 0],
-                    multiplier: &[1 << 30],
-                    shift: &[-5],
-                    output: qp(1.0 / 16.0, 0),
-                },
-                QLayerParams {
-                    inputs: 2,
-                    outputs: 1,
-                    activation: Activation::Identity,
-                    weight: &[64, 0],
-                    bias: &[0],
-                    multiplier: &[1 << 30],
-                    shift: &[-5],
-                    output: qp(1.0 / 16.0, 0),
-                },
-            ],
-            prior: PriorParams::Gaussian,
-        };
-        let bytes = params.encode().unwrap();
+        let bytes = activated_decoder(activation).encode().unwrap();
         let buf = AlignedBuf::new(&bytes);
         let net = parse(&buf).unwrap();
         let fixed = if activation == Activation::Sigmoid {
@@ -161,21 +166,29 @@ fn sigmoid_and_tanh_map_through_the_fixed_output_params() {
             qp(1.0 / 128.0, 0)
         };
         assert_eq!(net.layers().next().unwrap().activated, fixed);
+        // Words: layer 1: 4 packed weight words (4 rows by 4 columns
+        // padded), 2 bias, 1 + 1, a 64-word table; layer 2: 4 + 1 + 1 + 1;
+        // no prior values.
+        assert_eq!(net.stored_words(), 72 + 7);
+        assert_eq!(
+            net.activation_table(0),
+            Some(&table(activation, qp(1.0 / 16.0, 0)))
+        );
+        assert_eq!(
+            (net.activation_table(1), net.activation_table(2)),
+            (None, None)
+        );
         let mut scratch = QScratch::<2>::new();
         let mut out = [0i8];
         // z = 1: pre-activation (16, -16) = (1, -1).
         net.forward_i8(&[16], &mut out, &mut scratch).unwrap();
-        let h = fixed.quantize(activation.apply(1.0));
-        assert_eq!(
-            h,
-            if activation == Activation::Sigmoid {
-                // sigmoid(1) * 256 = 187.15 -> 187 - 128.
-                59
-            } else {
-                // tanh(1) * 128 = 97.48 -> 97.
-                97
-            }
-        );
+        let h: i8 = if activation == Activation::Sigmoid {
+            // sigmoid(1) * 256 = 187.15 -> 187 - 128.
+            59
+        } else {
+            // tanh(1) * 128 = 97.48 -> 97.
+            97
+        };
         // Layer 2 reads h with the fixed params: acc = 64 (h - zp), / 64,
         // so its output is h - zp (the identity, clamped to 127).
         let want = (i32::from(h) - i32::from(fixed.zero_point)).min(127);
@@ -183,7 +196,100 @@ fn sigmoid_and_tanh_map_through_the_fixed_output_params() {
     }
 }
 
-/// A straightforward int8 pass: i64 sums, i128 single-rounding rescale.
+#[test]
+fn the_stored_table_is_what_runs() {
+    // Rewrite entry 16 (the pre-activation 1.0) of the stored sigmoid
+    // table: the pass reads the new value, whatever the table's origin.
+    let bytes = activated_decoder(Activation::Sigmoid).encode().unwrap();
+    let buf = AlignedBuf::new(&bytes);
+    let (_, spec, data) = format::open(buf.bytes())
+        .unwrap()
+        .read_body::<QNetworkSpec>(&[ModelKind::DecoderInt8], SCHEMA_KEY)
+        .unwrap();
+    let mut data = data.to_vec();
+    // The table starts after 4 + 2 + 1 + 1 words; entry 16 is byte 0 of
+    // its word 4.
+    let at = 8 + 4;
+    let mut word = data[at].to_bits().to_le_bytes();
+    assert_eq!(word[0] as i8, 59);
+    word[0] = (-100i8) as u8;
+    data[at] = f32::from_bits(u32::from_le_bytes(word));
+    let bytes = format::write(ModelKind::DecoderInt8, SCHEMA_KEY, &spec, &data).unwrap();
+    let buf = AlignedBuf::new(&bytes);
+    let net = parse(&buf).unwrap();
+    assert_eq!(net.activation_table(0).unwrap()[16], -100);
+    let mut out = [0i8];
+    net.forward_i8(&[16], &mut out, &mut QScratch::<2>::new())
+        .unwrap();
+    // The identity layer passes h - (-128) = 28 on.
+    assert_eq!(out, [28]);
+}
+
+#[test]
+fn activation_tables_follow_tflite_lut_populate() {
+    let sixteenth = qp(1.0 / 16.0, 0);
+    let sigmoid = quant::activation_table(Activation::Sigmoid, sixteenth, SIGMOID_OUTPUT).unwrap();
+    let tanh = quant::activation_table(Activation::Tanh, sixteenth, TANH_OUTPUT).unwrap();
+    let at = |t: &[i8; 256], q: i8| t[usize::from(q as u8)];
+    // 0 -> 1/2 and 0; x = 127/16 = 7.94: sigmoid 0.99964 * 256 = 255.9 ->
+    // 256 - 128 = 128, clamped to 127; tanh 1.0 * 128 = 128 -> 127; x = -8:
+    // sigmoid 0.000335 * 256 = 0.09 -> 0 - 128; tanh -1 -> -128.
+    assert_eq!((at(&sigmoid, 0), at(&tanh, 0)), (0, 0));
+    assert_eq!((at(&sigmoid, 127), at(&tanh, 127)), (127, 127));
+    assert_eq!((at(&sigmoid, -128), at(&tanh, -128)), (-128, -128));
+    // x = 1/2: sigmoid 0.62246 * 256 = 159.35 -> 31; tanh 0.46212 * 128 =
+    // 59.15 -> 59; x = -1/2: 96.65 -> 97 - 128 = -31, -59.15 -> -59.
+    assert_eq!((at(&sigmoid, 8), at(&tanh, 8)), (31, 59));
+    assert_eq!((at(&sigmoid, -8), at(&tanh, -8)), (-31, -59));
+    // Both rise with q, sigmoid(-x) = 1 - sigmoid(x) and tanh is odd (up
+    // to the ties' direction, half away from zero, at most one step).
+    for q in -127..127i8 {
+        assert!(at(&sigmoid, q) <= at(&sigmoid, q + 1));
+        assert!(at(&tanh, q) <= at(&tanh, q + 1));
+        let mirror = i32::from(at(&sigmoid, q)) + 128 + i32::from(at(&sigmoid, -q)) + 128;
+        assert!((mirror - 256).abs() <= 1, "{q}");
+        assert!((i32::from(at(&tanh, q)) + i32::from(at(&tanh, -q))).abs() <= 1);
+    }
+    // Input zero points shift the table: zero point 5 puts x = 0 at q = 5.
+    let shifted =
+        quant::activation_table(Activation::Tanh, qp(1.0 / 16.0, 5), TANH_OUTPUT).unwrap();
+    for q in -128..=122i8 {
+        assert_eq!(at(&shifted, q + 5), at(&tanh, q));
+    }
+    // Other activations and bad scales are refused.
+    for activation in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::LeakyRelu,
+    ] {
+        assert_eq!(
+            quant::activation_table(activation, sixteenth, SIGMOID_OUTPUT),
+            Err(Error::InvalidParameters)
+        );
+    }
+    for scale in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        assert_eq!(
+            quant::activation_table(Activation::Sigmoid, qp(scale, 0), SIGMOID_OUTPUT),
+            Err(Error::InvalidParameters)
+        );
+        assert_eq!(
+            quant::activation_table(Activation::Tanh, sixteenth, qp(scale, 0)),
+            Err(Error::InvalidParameters)
+        );
+    }
+}
+
+/// The table a writer stores for a sigmoid or tanh layer writing `output`.
+fn table(activation: Activation, output: QuantParams) -> [i8; 256] {
+    let fixed = match activation {
+        Activation::Sigmoid => SIGMOID_OUTPUT,
+        _ => TANH_OUTPUT,
+    };
+    quant::activation_table(activation, output, fixed).unwrap()
+}
+
+/// A straightforward int8 pass: i64 sums, i128 single-rounding rescale,
+/// sigmoid and tanh by [`quant::activation_table`].
 fn reference(params: &QNetworkParams<'_>, rounding: Rounding, input: &[i8]) -> Vec<i8> {
     let mut x: Vec<i8> = input.to_vec();
     let mut zp = i64::from(params.input.zero_point);
@@ -213,11 +319,9 @@ fn reference(params: &QNetworkParams<'_>, rounding: Rounding, input: &[i8]) -> V
             let q = (scaled + i128::from(layer.output.zero_point)).clamp(lo, 127) as i8;
             *slot = match layer.activation {
                 Activation::Sigmoid => {
-                    SIGMOID_OUTPUT.quantize(Activation::Sigmoid.apply(layer.output.dequantize(q)))
+                    table(Activation::Sigmoid, layer.output)[usize::from(q as u8)]
                 }
-                Activation::Tanh => {
-                    TANH_OUTPUT.quantize(Activation::Tanh.apply(layer.output.dequantize(q)))
-                }
+                Activation::Tanh => table(Activation::Tanh, layer.output)[usize::from(q as u8)],
                 _ => q,
             };
         }
@@ -495,6 +599,21 @@ fn every_validation_failure_is_a_typed_error() {
         parse(&write(&spec, &longer)).map(|_| ()),
         shape(Shape::DataLength)
     );
+    // A sigmoid or tanh layer needs its table's 64 words, and only it.
+    for activation in [Activation::Sigmoid, Activation::Tanh] {
+        let activated = with_layer(&spec, 0, |l| l.activation = activation);
+        assert_eq!(
+            parse(&write(&activated, &data)).map(|_| ()),
+            shape(Shape::DataLength)
+        );
+        let mut tabled = data.clone();
+        tabled.splice(7..7, [0.0; TABLE_WORDS]);
+        assert!(parse(&write(&activated, &tabled)).is_ok());
+        assert_eq!(
+            parse(&write(&spec, &tabled)).map(|_| ()),
+            shape(Shape::DataLength)
+        );
+    }
     // Wrong widths: a chain that breaks, ends that do not match, a zero.
     let broken = with_layer(&spec, 1, |l| l.inputs = 4);
     assert_eq!(

@@ -152,8 +152,16 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                 input.zero_point
             );
             for (i, layer) in net.layers().enumerate() {
+                let table = if net.activation_table(i).is_some() {
+                    format!(
+                        ", then a 256-entry table to scale {:e}, zero point {}",
+                        layer.activated.scale, layer.activated.zero_point
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "layer {i}     {} -> {} {}, {} weight scales, output scale {:e}, zero point {}",
+                    "layer {i}     {} -> {} {}, {} weight scales, output scale {:e}, zero point {}{table}",
                     layer.inputs,
                     layer.outputs,
                     layer.activation.name(),

@@ -14,7 +14,10 @@
 //! - A layer with ReLU or no activation writes its output tensor directly
 //!   (ReLU fused as a clamp); a sigmoid or tanh layer writes its
 //!   pre-activation tensor, calibrated as such, and the activation maps it
-//!   to TFLite's fixed output scale (1/256 for sigmoid, 1/128 for tanh).
+//!   to TFLite's fixed output scale (1/256 for sigmoid, 1/128 for tanh)
+//!   through the 256-entry table the runtime's writer stores
+//!   (`tinygen_runtime::quant::activation_table`, TFLite's `LUTPopulate`:
+//!   LiteRT's int8 `LOGISTIC` and `TANH`).
 //!
 //! Calibration runs the f32 layers over rows the caller chooses and takes
 //! plain minimum and maximum (`tinygen export --quantize int8`: the first
@@ -88,11 +91,18 @@ impl QuantNetwork {
         }
     }
 
-    /// Bytes of weights, biases and requantization parameters.
+    /// Bytes of weights, biases, requantization parameters and sigmoid and
+    /// tanh tables (256 bytes each).
     pub fn parameter_bytes(&self) -> usize {
         self.layers
             .iter()
-            .map(|l| l.weight.len() + 4 * (l.bias.len() + l.multiplier.len() + l.shift.len()))
+            .map(|l| {
+                let table = match l.activation {
+                    Activation::Sigmoid | Activation::Tanh => 256,
+                    _ => 0,
+                };
+                l.weight.len() + 4 * (l.bias.len() + l.multiplier.len() + l.shift.len()) + table
+            })
             .sum()
     }
 }
@@ -303,6 +313,9 @@ mod tests {
         let bytes = q.params(Role::Encoder, PriorParams::None).encode().unwrap();
         let file = crate::host::AlignedBytes::new(&bytes);
         let net = tinygen_runtime::qnetwork::QNetwork::from_bytes(file.as_bytes()).unwrap();
+        // Whole words of weights here: the file stores exactly these bytes,
+        // the tanh and sigmoid tables included.
+        assert_eq!(q.parameter_bytes(), net.stored_bytes());
         let mut scratch = tinygen_runtime::qnetwork::QScratch::<32>::new();
         let (mut worst, mut y, mut out) = (0f32, Vec::new(), [0f32; 5]);
         for row in rows.chunks_exact(6) {
