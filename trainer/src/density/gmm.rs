@@ -346,6 +346,45 @@ impl GaussianMixture {
         }
     }
 
+    /// The equal-weight average of the members' densities, `p(x) = Σ_m
+    /// p_m(x) / M`: itself a mixture, of every member's components with
+    /// their weights divided by M. The members must share a dimension and
+    /// a covariance structure other than tied (whose one shared covariance
+    /// cannot hold several members').
+    pub fn average(members: &[GaussianMixture]) -> Result<GaussianMixture, FitError> {
+        let first = members
+            .first()
+            .ok_or_else(|| FitError::Invalid("an average needs at least one mixture".into()))?;
+        let (covariance, d) = (first.covariance, first.dim());
+        if covariance == Covariance::Tied && members.len() > 1 {
+            return Err(FitError::Invalid(
+                "tied covariances cannot be averaged into one mixture".into(),
+            ));
+        }
+        if members
+            .iter()
+            .any(|m| m.covariance != covariance || m.dim() != d)
+        {
+            return Err(FitError::Invalid(
+                "averaged mixtures must share their dimension and covariance structure".into(),
+            ));
+        }
+        let share = 1.0 / members.len() as f64;
+        let cat = |f: fn(&GaussianMixture) -> &[f64]| -> Vec<f64> {
+            members.iter().flat_map(|m| f(m).iter().copied()).collect()
+        };
+        Ok(GaussianMixture {
+            covariance,
+            weights: members
+                .iter()
+                .flat_map(|m| m.weights.iter().map(move |w| w * share))
+                .collect(),
+            means: cat(|m| &m.means),
+            covariances: cat(|m| &m.covariances),
+            precisions_cholesky: cat(|m| &m.precisions_cholesky),
+        })
+    }
+
     /// The parameters in the runtime encoder's form.
     pub fn params<'a>(&'a self, standardizer: Option<Standardizer<'a>>) -> GmmParams<'a> {
         GmmParams {

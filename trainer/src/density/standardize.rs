@@ -29,6 +29,36 @@ impl Standardizer {
         Self { mean, scale }
     }
 
+    /// Robust centre and scale of the rows of `x`: per feature the median
+    /// and the interquartile range / 1.349 (the standard deviation of a
+    /// normal feature), at least `min_fraction` times the standard
+    /// deviation; where the IQR is 0, [`Standardizer::fit`]'s mean and
+    /// scale. Quantiles interpolate linearly (numpy's default). Outliers
+    /// among the rows barely move the median and IQR.
+    pub fn fit_robust(x: &DMatrix<f64>, min_fraction: f64) -> Self {
+        let plain = Self::fit(x);
+        let (mean, scale) = x
+            .column_iter()
+            .enumerate()
+            .map(|(j, col)| {
+                let mut v: Vec<f64> = col.iter().copied().collect();
+                v.sort_by(f64::total_cmp);
+                let q = |p: f64| {
+                    let pos = p * (v.len() - 1) as f64;
+                    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+                    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+                };
+                let iqr = (q(0.75) - q(0.25)) / 1.349;
+                if iqr > 0.0 && iqr.is_finite() {
+                    (q(0.5), iqr.max(min_fraction * plain.scale[j]))
+                } else {
+                    (plain.mean[j], plain.scale[j])
+                }
+            })
+            .unzip();
+        Self { mean, scale }
+    }
+
     /// `(x - mean) / scale`, row by row.
     pub fn apply(&self, x: &DMatrix<f64>) -> DMatrix<f64> {
         DMatrix::from_fn(x.nrows(), x.ncols(), |i, j| {
