@@ -679,6 +679,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn average_scores_the_mean_of_the_members_densities() {
+        let x = DMatrix::from_fn(60, 3, |i, j| ((i * 7 + j * 3) % 11) as f64 * 0.3 + j as f64);
+        let fit = |k, covariance, seed| {
+            let opts = EmOptions {
+                components: k,
+                covariance,
+                reg_covar: 1e-2,
+                seed,
+                ..EmOptions::default()
+            };
+            fit_em(&x, &opts, &mut |_, _, _| {}).unwrap().0
+        };
+        for covariance in [Covariance::Full, Covariance::Diag, Covariance::Spherical] {
+            let members = [
+                fit(1, covariance, 0),
+                fit(3, covariance, 1),
+                fit(2, covariance, 2),
+            ];
+            let avg = GaussianMixture::average(&members).unwrap();
+            assert_eq!(avg.components(), 6);
+            assert!((avg.weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            let each: Vec<Vec<f64>> = members.iter().map(|m| m.score_samples(&x)).collect();
+            for (i, got) in avg.score_samples(&x).iter().enumerate() {
+                let mean = each.iter().map(|s| s[i].exp()).sum::<f64>() / 3.0;
+                assert!((got - mean.ln()).abs() < 1e-9, "{covariance:?} row {i}");
+            }
+        }
+        let one = fit(2, Covariance::Full, 0);
+        assert_eq!(
+            GaussianMixture::average(std::slice::from_ref(&one)).unwrap(),
+            one
+        );
+        assert!(GaussianMixture::average(&[]).is_err());
+        let diag = fit(2, Covariance::Diag, 0);
+        assert!(GaussianMixture::average(&[one.clone(), diag]).is_err());
+        let tied = fit(2, Covariance::Tied, 0);
+        assert!(GaussianMixture::average(&[tied.clone(), tied]).is_err());
+        let narrow = DMatrix::from_fn(20, 2, |i, j| (i * (j + 1)) as f64);
+        let other_dim = fit_em(&narrow, &EmOptions::default(), &mut |_, _, _| {})
+            .unwrap()
+            .0;
+        assert!(GaussianMixture::average(&[one, other_dim]).is_err());
+    }
+
+    #[test]
     fn retain_components_drops_light_ones_and_renormalises() {
         let x = DMatrix::from_row_iterator(
             9,

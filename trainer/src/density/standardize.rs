@@ -80,6 +80,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn robust_standardizer_uses_median_and_iqr_with_its_floors() {
+        // Column 0: 1..=9 and an outlier at 100; median 5.5, quartiles (numpy's
+        // linear interpolation) 3.25 and 7.75. Column 1: constant IQR 0 -> mean
+        // and std. Column 2: IQR 1 but std ~ 30, floored at a tenth of it.
+        let rows: Vec<[f64; 3]> = (0..10)
+            .map(|i| {
+                let a = if i == 9 { 100.0 } else { (i + 1) as f64 };
+                let c = if i == 0 { 100.0 } else { (i % 2) as f64 };
+                [a, if i < 8 { 2.0 } else { 4.0 }, c]
+            })
+            .collect();
+        let x = DMatrix::from_fn(10, 3, |i, j| rows[i][j]);
+        let plain = Standardizer::fit(&x);
+        let s = Standardizer::fit_robust(&x, 0.0);
+        assert_eq!(s.mean[0], 5.5);
+        assert!((s.scale[0] - 4.5 / 1.349).abs() < 1e-12);
+        assert_eq!((s.mean[1], s.scale[1]), (plain.mean[1], plain.scale[1]));
+        assert!((s.scale[2] - 1.0 / 1.349).abs() < 1e-12);
+        let floored = Standardizer::fit_robust(&x, 0.1);
+        assert_eq!(floored.scale[0], s.scale[0], "above the floor");
+        assert_eq!(floored.scale[2], 0.1 * plain.scale[2]);
+    }
+
+    #[test]
     fn standardized_columns_have_zero_mean_unit_variance() {
         let x = DMatrix::from_row_slice(4, 2, &[1.0, 5.0, 2.0, 5.0, 3.0, 5.0, 6.0, 5.0]);
         let s = Standardizer::fit(&x);

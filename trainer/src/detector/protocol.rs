@@ -28,6 +28,8 @@ pub struct SplitResult {
     pub average_precision: f64,
     /// Size of the fitted model file in bytes.
     pub model_bytes: usize,
+    /// Multiply-accumulates of one score by the runtime (`AnyModel::macs`).
+    pub model_macs: usize,
     /// How far the int8 autoencoder is from the f32 one, if quantized.
     pub int8_error: Option<Int8Error>,
 }
@@ -64,6 +66,7 @@ impl Report {
                 "roc_auc": s.roc_auc,
                 "average_precision": s.average_precision,
                 "model_bytes": s.model_bytes,
+                "model_macs": s.model_macs,
                 "int8_error": s.int8_error.map(|e| serde_json::json!({
                     "rows": e.rows,
                     "codes_max": e.codes.0,
@@ -168,6 +171,10 @@ pub fn evaluate_with(
             let (model, scores) = scorer
                 .score(&test_x)
                 .with_context(|| format!("split {split}"))?;
+            let aligned = crate::host::AlignedBytes::new(&model);
+            let model_macs = tinygen_runtime::AnyModel::from_bytes(aligned.as_bytes())
+                .map_err(|e| anyhow::anyhow!("split {split}: {e}"))?
+                .macs();
             let outlier_score: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
             let is_outlier: Vec<bool> = test_idx.iter().map(|&i| labels[i] != 0.0).collect();
             Ok(SplitResult {
@@ -177,6 +184,7 @@ pub fn evaluate_with(
                 average_precision: average_precision(&outlier_score, &is_outlier)
                     .context("a test part has no outliers")?,
                 model_bytes: model.len(),
+                model_macs,
                 int8_error: scorer.int8_error(),
             })
         })
