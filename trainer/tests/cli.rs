@@ -615,8 +615,6 @@ fn raw_window_detector() {
         "--window",
         "10",
         "--raw-window",
-        "--reg-covar",
-        "1e-3",
         "--out",
         mo,
     ]);
