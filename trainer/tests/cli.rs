@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use tinygen::detector::density::{Density, GmmDensity};
+use tinygen::detector::density::{Density, Ensemble, GmmDensity};
 use tinygen::detector::protocol::{evaluate, read_splits};
 
 fn tinygen(args: &[&str]) -> Output {
@@ -329,7 +329,15 @@ fn eval_anomaly_on_the_bundled_cardio_splits() {
     let data = root.join("data/cardio.csv.gz");
     let splits = root.join("data/cardio_splits.txt");
     // PyOD's GMM: published 0.898 for Cardio (scikit-learn: 0.8979).
-    let json = eval_cardio(&["-k", "1", "--reg-covar", "1e-6", "--min-weight", "0"]);
+    let json = eval_cardio(&[
+        "--single",
+        "-k",
+        "1",
+        "--reg-covar",
+        "1e-6",
+        "--min-weight",
+        "0",
+    ]);
     let auc = json["roc_auc"].as_f64().unwrap();
     assert!((auc - 0.8979).abs() < 1e-4, "mean ROC-AUC {auc}");
     assert_eq!(json["per_split"].as_array().unwrap().len(), 10);
@@ -348,11 +356,40 @@ fn eval_anomaly_on_the_bundled_cardio_splits() {
     let expected = evaluate(
         &set,
         &split_rows,
-        &Density::Gmm(GmmDensity::smoothed(0)),
+        &Density::Ensemble(Ensemble::bagged(0)),
         None,
     )
     .unwrap();
     assert_eq!(default["roc_auc"].as_f64().unwrap(), expected.roc_auc());
+    // --single: the default before issue 16.
+    let single = eval_cardio(&["--single"]);
+    let expected = evaluate(
+        &set,
+        &split_rows,
+        &Density::Gmm(GmmDensity::smoothed(0)),
+        None,
+    )
+    .unwrap();
+    assert_eq!(single["roc_auc"].as_f64().unwrap(), expected.roc_auc());
+    // --novelty fits on the normal train rows: another figure.
+    let novelty = eval_cardio(&["--novelty"]);
+    assert_ne!(novelty["roc_auc"], default["roc_auc"]);
+    assert_fails(
+        &tinygen(&[
+            "eval",
+            "anomaly",
+            "--data",
+            data.to_str().unwrap(),
+            "--label-column",
+            "label",
+            "--splits",
+            splits.to_str().unwrap(),
+            "--single",
+            "--members",
+            "2",
+        ]),
+        &["cannot be used with"],
+    );
 
     let bad = tinygen(&[
         "eval",
@@ -578,8 +615,6 @@ fn raw_window_detector() {
         "--window",
         "10",
         "--raw-window",
-        "--reg-covar",
-        "1e-3",
         "--out",
         mo,
     ]);

@@ -1,22 +1,77 @@
-//! `cargo xtask bench-anomaly`: the ODDS anomaly benchmark.
+//! `cargo xtask bench-anomaly`: the anomaly benchmarks, on the 17 ODDS sets
+//! (`--suite odds`) or on the development suite of issue 16 (`--suite dev`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use tinygen::density::kde::KdeOptions;
+use tinygen::detector::density::{Density, Ensemble, GmmDensity};
+use tinygen::detector::protocol::{Protocol, Report, evaluate_with, read_splits};
 use xtask::root;
 
-/// Mean ROC-AUC over PyOD's 10 splits for every ODDS set, per detector,
-/// next to the published GMM and KDE columns; the autoencoder detector in
-/// f32 and with its networks in int8 (`--neural ae --quantize int8`).
-pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
-    use tinygen::density::kde::KdeOptions;
-    use tinygen::detector::density::{Density, GmmDensity};
-    use tinygen::detector::protocol::{evaluate, read_splits};
+/// Which sets to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Suite {
+    /// The 17 ODDS sets with PyOD's splits, against the published table.
+    Odds,
+    /// The 21 sets of `data/anomaly-dev/` (choice and confirmation parts),
+    /// both protocols, against scikit-learn's detectors.
+    Dev,
+}
 
-    let shared = std::env::var_os("TINYGEN_SHARED")
+/// Which part of the development suite to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Part {
+    /// The sets the default was chosen on.
+    Choice,
+    /// The held-out sets.
+    Confirmation,
+    /// Both.
+    All,
+}
+
+/// Instructions per multiply-accumulate of a full-covariance mixture on
+/// the Cortex-M4F: `cargo xtask bench-mcu`'s "full, K=8 D=16" case, 5,692
+/// instructions for its `Gmm::macs()` = 2,176 (BENCHMARKS.md). Scores of
+/// other shapes are estimated from their MACs at this rate.
+const M4F_INSTRUCTIONS_PER_MAC: f64 = 5692.0 / 2176.0;
+
+fn shared() -> PathBuf {
+    std::env::var_os("TINYGEN_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared"));
-    let odds = shared.join("data/odds-pyod");
+        .unwrap_or_else(|| root().join("../shared"))
+}
+
+fn load(csv: &Path) -> anyhow::Result<tinygen::data::Dataset> {
+    let opts = tinygen::data::LoadOptions {
+        label_column: Some("label".into()),
+        drop_columns: vec![],
+    };
+    Ok(tinygen::data::load(csv, &opts)?)
+}
+
+fn max_bytes(r: &Report) -> usize {
+    r.per_split.iter().map(|s| s.model_bytes).max().unwrap_or(0)
+}
+
+fn max_macs(r: &Report) -> usize {
+    r.per_split.iter().map(|s| s.model_macs).max().unwrap_or(0)
+}
+
+/// Runs the chosen suite; `neural` adds the autoencoder columns to ODDS.
+pub(crate) fn bench_anomaly(suite: Suite, part: Part, neural: bool) -> anyhow::Result<()> {
+    match suite {
+        Suite::Odds => odds(neural),
+        Suite::Dev => dev(part),
+    }
+}
+
+/// Mean ROC-AUC over PyOD's 10 splits for every ODDS set, per detector,
+/// next to the published GMM, KDE and INNE columns; with `neural` the
+/// default detector with autoencoder scores in f32 and int8.
+fn odds(neural: bool) -> anyhow::Result<()> {
+    let odds = shared().join("data/odds-pyod");
     let published = std::fs::read_to_string(odds.join("pyod_benchmark_roc.csv"))
         .with_context(|| format!("{} is missing: set TINYGEN_SHARED", odds.display()))?;
     let header: Vec<&str> = published
@@ -26,16 +81,18 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
         .split(',')
         .collect();
     let column = |name: &str| header.iter().position(|h| h.trim() == name);
-    let (gmm_col, kde_col) = (
+    let published_cols = [
         column("GMM").context("no GMM column")?,
         column("KDE").context("no KDE column")?,
-    );
+        column("INNE").context("no INNE column")?,
+    ];
     let ae = tinygen::detector::neural::NeuralOptions::default();
     let ae_int8 = tinygen::detector::neural::NeuralOptions {
         int8: true,
         ..ae.clone()
     };
-    let detectors = [
+    let default = Density::Ensemble(Ensemble::bagged(0));
+    let mut detectors = vec![
         ("GMM K=1 full", Density::Gmm(GmmDensity::pyod()), None),
         (
             "KDE isotropic h=1",
@@ -46,28 +103,26 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
             None,
         ),
         (
-            "tinygen default",
+            "old default (--single)",
             Density::Gmm(GmmDensity::smoothed(0)),
             None,
         ),
-        (
-            "tinygen default + AE scores",
-            Density::Gmm(GmmDensity::smoothed(0)),
-            Some(&ae),
-        ),
-        (
-            "tinygen default + AE scores, int8",
-            Density::Gmm(GmmDensity::smoothed(0)),
-            Some(&ae_int8),
-        ),
+        ("tinygen default", default.clone(), None),
     ];
-    let inne_col = column("INNE").context("no INNE column")?;
+    if neural {
+        detectors.push(("default + AE scores", default.clone(), Some(&ae)));
+        detectors.push(("default + AE scores, int8", default, Some(&ae_int8)));
+    }
+    let names: Vec<&str> = detectors.iter().map(|d| d.0).collect();
     println!(
-        "| data | features | published GMM | {} | published KDE | {} | published INNE | {} | {} | {} | model bytes (max over splits) | with AE | with AE int8 |",
-        detectors[0].0, detectors[1].0, detectors[2].0, detectors[3].0, detectors[4].0
+        "| data | features | published GMM | published KDE | published INNE | {} | bytes (max over splits) | MACs per score | M4F instructions (est.) |",
+        names.join(" | ")
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut sums = [0.0f64; 8];
+    println!(
+        "|---|---|---|---|---|{}---|---|---|",
+        "---|".repeat(names.len())
+    );
+    let mut sums = vec![0.0f64; 3 + names.len()];
     let mut n = 0;
     for line in published.lines().skip(1) {
         let fields: Vec<&str> = line.split(',').collect();
@@ -76,59 +131,192 @@ pub(crate) fn bench_anomaly() -> anyhow::Result<()> {
         if !csv.is_file() {
             continue;
         }
-        let opts = tinygen::data::LoadOptions {
-            label_column: Some("label".into()),
-            drop_columns: vec![],
-        };
-        let set = tinygen::data::load(&csv, &opts)?;
+        let set = load(&csv)?;
         let splits = read_splits(&odds.join(format!("splits/{name}.txt")), set.rows)?;
-        let reports: Vec<_> = detectors
+        let reports: Vec<Report> = detectors
             .iter()
-            .map(|(_, d, neural)| evaluate(&set, &splits, d, *neural))
+            .map(|(_, d, neural)| evaluate_with(&set, &splits, d, *neural, Protocol::Unsupervised))
             .collect::<anyhow::Result<_>>()?;
-        let ours: Vec<f64> = reports.iter().map(|r| r.roc_auc()).collect();
-        let bytes = |r: &tinygen::detector::protocol::Report| {
-            r.per_split.iter().map(|s| s.model_bytes).max().unwrap_or(0)
-        };
-        let published: Vec<f64> = [gmm_col, kde_col, inne_col]
+        let mut row: Vec<f64> = published_cols
             .iter()
             .map(|&c| fields[c].parse())
             .collect::<Result<_, _>>()?;
+        row.extend(reports.iter().map(Report::roc_auc));
+        let default = &reports[3];
         println!(
-            "| {name} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {:.0} |",
             set.cols,
-            published[0],
-            ours[0],
-            published[1],
-            ours[1],
-            published[2],
-            ours[2],
-            ours[3],
-            ours[4],
-            bytes(&reports[2]),
-            bytes(&reports[3]),
-            bytes(&reports[4])
+            row.iter()
+                .map(|v| format!("{v:.4}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            max_bytes(default),
+            max_macs(default),
+            max_macs(default) as f64 * M4F_INSTRUCTIONS_PER_MAC
         );
-        let row = [
-            published[0],
-            ours[0],
-            published[1],
-            ours[1],
-            published[2],
-            ours[2],
-            ours[3],
-            ours[4],
-        ];
         for (s, v) in sums.iter_mut().zip(row) {
             *s += v;
         }
         n += 1;
     }
-    let m: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
     println!(
-        "| **mean of {n}** | | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | **{:.4}** | {:.4} | {:.4} | | | |",
-        m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
+        "| **mean of {n}** | | {} | | | |",
+        sums.iter()
+            .map(|s| format!("{:.4}", s / n as f64))
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
-    println!("\nint8 AE minus f32 AE, mean ROC-AUC: {:+.4}", m[7] - m[6]);
+    Ok(())
+}
+
+/// One set of the development suite, as `data/anomaly-dev/sets.tsv` lists it.
+struct DevSet {
+    name: String,
+    part: String,
+    outliers: usize,
+}
+
+fn dev_sets(part: Part) -> anyhow::Result<Vec<DevSet>> {
+    let path = root().join("data/anomaly-dev/sets.tsv");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            anyhow::ensure!(f.len() >= 5, "{}: short line {l:?}", path.display());
+            Ok(DevSet {
+                name: f[0].to_string(),
+                part: f[1].to_string(),
+                outliers: f[4].parse()?,
+            })
+        })
+        .filter(|s| {
+            s.as_ref().map_or(true, |s| match part {
+                Part::All => true,
+                Part::Choice => s.part == "choice",
+                Part::Confirmation => s.part == "confirmation",
+            })
+        })
+        .collect()
+}
+
+/// scikit-learn's columns (`scripts/anomaly_baselines.py`) per set.
+fn sklearn(dir: &Path, sets: &[DevSet], protocol: Protocol) -> anyhow::Result<Vec<[f64; 3]>> {
+    let python = std::env::var("TINYGEN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
+    let mut cmd = Command::new(&python);
+    cmd.arg(root().join("scripts/anomaly_baselines.py"))
+        .arg("--data")
+        .arg(dir)
+        .arg("--sets")
+        .arg(names.join(","));
+    if protocol == Protocol::Novelty {
+        cmd.arg("--novelty");
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {python}"))?;
+    if !out.status.success() {
+        bail!(
+            "scripts/anomaly_baselines.py failed (TINYGEN_PYTHON needs numpy, pandas and scikit-learn):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8(out.stdout)?;
+    sets.iter()
+        .map(|s| {
+            let line = text
+                .lines()
+                .find(|l| l.split('\t').next() == Some(s.name.as_str()))
+                .with_context(|| format!("no scikit-learn line for {}", s.name))?;
+            let v: Vec<f64> = line
+                .split('\t')
+                .skip(1)
+                .map(str::parse)
+                .collect::<Result<_, _>>()?;
+            anyhow::ensure!(v.len() == 3, "bad scikit-learn line {line:?}");
+            Ok([v[0], v[1], v[2]])
+        })
+        .collect()
+}
+
+/// Both protocols over the chosen part of the development suite: tinygen's
+/// default, the old default and PyOD's single Gaussian (runtime scores),
+/// scikit-learn's GMM K=1, GMM K=4 (reg 1e-3) and IsolationForest on the
+/// same splits; per set and mean per part.
+fn dev(part: Part) -> anyhow::Result<()> {
+    let dir = shared().join("data/anomaly-dev");
+    if !dir.join("SHA256SUMS").is_file() {
+        bail!(
+            "{} is missing: build it with scripts/anomaly_dev_data.py (data/anomaly-dev/README.md) \
+             or set TINYGEN_SHARED",
+            dir.display()
+        );
+    }
+    let sets = dev_sets(part)?;
+    let detectors = [
+        Density::Ensemble(Ensemble::bagged(0)),
+        Density::Gmm(GmmDensity::smoothed(0)),
+        Density::Gmm(GmmDensity::pyod()),
+    ];
+    for protocol in [Protocol::Unsupervised, Protocol::Novelty] {
+        println!("\n### {protocol:?} protocol\n");
+        println!(
+            "| set | part | rows | features | outliers | tinygen default | old default (--single) | tinygen GMM K=1 | sklearn GMM K=1 | sklearn GMM K=4 reg 1e-3 | sklearn IsolationForest | bytes (max over splits) | MACs per score | M4F instructions (est.) |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let baselines = sklearn(&dir, &sets, protocol)?;
+        let mut by_part: Vec<(String, Vec<[f64; 6]>)> = vec![];
+        for (s, base) in sets.iter().zip(&baselines) {
+            let set = load(&dir.join(format!("csv/{}.csv.gz", s.name)))?;
+            let splits = read_splits(&dir.join(format!("splits/{}.txt", s.name)), set.rows)?;
+            let reports: Vec<Report> = detectors
+                .iter()
+                .map(|d| evaluate_with(&set, &splits, d, None, protocol))
+                .collect::<anyhow::Result<_>>()
+                .with_context(|| s.name.clone())?;
+            let row = [
+                reports[0].roc_auc(),
+                reports[1].roc_auc(),
+                reports[2].roc_auc(),
+                base[0],
+                base[1],
+                base[2],
+            ];
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                s.name,
+                s.part,
+                set.rows,
+                set.cols,
+                s.outliers,
+                row.iter()
+                    .map(|v| format!("{v:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                max_bytes(&reports[0]),
+                max_macs(&reports[0]),
+                max_macs(&reports[0]) as f64 * M4F_INSTRUCTIONS_PER_MAC
+            );
+            match by_part.iter_mut().find(|(p, _)| *p == s.part) {
+                Some((_, rows)) => rows.push(row),
+                None => by_part.push((s.part.clone(), vec![row])),
+            }
+        }
+        by_part.sort_by(|a, b| a.0.cmp(&b.0));
+        for (p, rows) in &by_part {
+            let means: Vec<String> = (0..6)
+                .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / rows.len() as f64)
+                .map(|m| format!("**{m:.4}**"))
+                .collect();
+            println!(
+                "| **mean, {p} ({})** | | | | | {} | | | |",
+                rows.len(),
+                means.join(" | ")
+            );
+        }
+    }
     Ok(())
 }

@@ -13,9 +13,11 @@
 //!   decoder) on the Cortex-M4F and on every other core, and firmware size.
 //! * `bench-host` EM time per iteration and scoring throughput against
 //!   scikit-learn on the same data, in one run.
-//! * `bench-anomaly` mean ROC-AUC of tinygen's detectors over the 17 ODDS
-//!   sets with PyOD's splits (needs ../shared or TINYGEN_SHARED), against
-//!   the published table.
+//! * `bench-anomaly [--suite odds|dev] [--part choice|confirmation|all]
+//!   [--neural]` mean ROC-AUC of tinygen's detectors over the 17 ODDS sets
+//!   with PyOD's splits against the published table, or over the
+//!   development suite of `data/anomaly-dev/` in both protocols against
+//!   scikit-learn (needs ../shared or TINYGEN_SHARED).
 //! * `bench-decode` host latency of one decode (batch 1): the runtime
 //!   crate against candle on the same weights, in one run.
 //! * `bench-neural [--quality]` VAE training steps per second against
@@ -72,8 +74,19 @@ enum Task {
     BenchMcu,
     /// EM and scoring speed against scikit-learn, in one run.
     BenchHost,
-    /// Mean ROC-AUC over the 17 ODDS sets against the published table.
-    BenchAnomaly,
+    /// Mean ROC-AUC of the detectors on the 17 ODDS sets or the development suite.
+    BenchAnomaly {
+        /// odds: the 17 ODDS sets against the published table; dev: the
+        /// sets of data/anomaly-dev, both protocols, against scikit-learn.
+        #[arg(long, value_enum, default_value = "odds")]
+        suite: bench_anomaly::Suite,
+        /// dev: which part of the suite.
+        #[arg(long, value_enum, default_value = "all")]
+        part: bench_anomaly::Part,
+        /// odds: also the default detector with autoencoder scores (f32 and int8; about 30 minutes).
+        #[arg(long)]
+        neural: bool,
+    },
     /// Host decode latency at batch 1: runtime, tract and candle.
     BenchDecode,
     /// VAE training steps per second against PyTorch.
@@ -113,7 +126,11 @@ fn main() -> anyhow::Result<()> {
         ),
         Task::BenchMcu => bench_mcu::bench_mcu(),
         Task::BenchHost => bench_host::bench_host(),
-        Task::BenchAnomaly => bench_anomaly::bench_anomaly(),
+        Task::BenchAnomaly {
+            suite,
+            part,
+            neural,
+        } => bench_anomaly::bench_anomaly(suite, part, neural),
         Task::BenchDecode => bench_decode::bench_decode(),
         Task::BenchNeural { quality } => bench_neural::bench_neural(quality),
         Task::Models => models::models(),

@@ -1,14 +1,15 @@
 //! `tinygen eval anomaly`: the PyOD protocol (given splits, standardize on
-//! train, fit unsupervised, ROC-AUC and average precision on test).
+//! train, fit unsupervised, ROC-AUC and average precision on test), or its
+//! novelty variant (fit on the train part's normal rows).
 
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{DataArgs, MixtureArgs, NeuralArgs};
+use super::{DataArgs, EnsembleArgs, MixtureArgs, NeuralArgs};
 use crate::density::kde::{Bandwidth, KdeOptions};
 use crate::detector::density::Density;
-use crate::detector::protocol::{evaluate, read_splits};
+use crate::detector::protocol::{Protocol, evaluate_with, read_splits};
 
 /// The density that scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,6 +34,8 @@ pub struct EvalAnomalyArgs {
     #[command(flatten)]
     pub mixture: MixtureArgs,
     #[command(flatten)]
+    pub ensemble: EnsembleArgs,
+    #[command(flatten)]
     pub neural: NeuralArgs,
     /// GMM: seed of the initialisation.
     #[arg(long, default_value_t = 0)]
@@ -49,6 +52,10 @@ pub struct EvalAnomalyArgs {
     /// KDE: keep at most M kernel centres (k-means).
     #[arg(long, value_name = "M")]
     pub max_points: Option<usize>,
+    /// Fit on the train part's normal rows only (novelty detection), not on
+    /// all of them.
+    #[arg(long)]
+    pub novelty: bool,
     /// Print `{"roc_auc": ..., "average_precision": ..., "per_split": [...]}`.
     #[arg(long)]
     pub json: bool,
@@ -65,7 +72,7 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
     let set = args.data.load()?;
     let splits = read_splits(&args.splits, set.rows)?;
     let detector = match args.detector {
-        DetectorKind::Gmm => Density::Gmm(args.mixture.detector(args.seed)),
+        DetectorKind::Gmm => args.ensemble.density(&args.mixture, args.seed),
         DetectorKind::Kde => Density::Kde(KdeOptions {
             bandwidth: args.bandwidth,
             diagonal: args.diagonal,
@@ -75,7 +82,12 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
             ..KdeOptions::default()
         }),
     };
-    let report = evaluate(&set, &splits, &detector, neural.as_ref())?;
+    let protocol = if args.novelty {
+        Protocol::Novelty
+    } else {
+        Protocol::Unsupervised
+    };
+    let report = evaluate_with(&set, &splits, &detector, neural.as_ref(), protocol)?;
     if args.json {
         println!("{}", report.to_json());
     } else {

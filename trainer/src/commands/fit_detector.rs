@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{DataArgs, MixtureArgs, NeuralArgs};
-use crate::detector::density::Density;
+use super::{DataArgs, EnsembleArgs, MixtureArgs, NeuralArgs};
 use crate::detector::fit::{DetectorFit, fit_detector};
 use crate::detector::inputs::{DetectorInputs, detector_inputs};
 use crate::io::write_atomic;
@@ -20,6 +19,8 @@ pub struct FitDetectorArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub mixture: MixtureArgs,
+    #[command(flatten)]
+    pub ensemble: EnsembleArgs,
     #[command(flatten)]
     pub neural: NeuralArgs,
     /// Fraction of held-out normal points that may raise an alarm.
@@ -74,7 +75,7 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         args.raw_window,
     )?;
     let fit = DetectorFit {
-        density: Density::Gmm(args.mixture.detector(args.seed)),
+        density: args.ensemble.density(&args.mixture, args.seed),
         alarm_rate: args.alarm_rate,
         holdout: args.holdout,
         seed: args.seed,

@@ -18,7 +18,7 @@ use clap::Args;
 
 use crate::data::{Dataset, LoadOptions};
 use crate::density::gmm::{Components, EmOptions};
-use crate::detector::density::{GmmDensity, RegCovar};
+use crate::detector::density::{Density, Ensemble, GmmDensity, RegCovar};
 use crate::detector::neural::NeuralOptions;
 use fit_gmm::CovarianceArg;
 
@@ -54,9 +54,9 @@ impl DataArgs {
 
 /// The mixture options shared by every command that fits one. Their
 /// defaults differ: `fit gmm` defaults to scikit-learn's (K = 1, reg-covar
-/// 1e-6, no pruning); `fit detector` and `eval anomaly` to tinygen's
-/// detector (K = 4, reg-covar scott, min-weight 0.05; see
-/// [`GmmDensity::smoothed`]).
+/// 1e-6, no pruning); `fit detector` and `eval anomaly` to the members of
+/// tinygen's detector (K = 4, reg-covar scott, min-weight 0.05; see
+/// [`GmmDensity::smoothed`] and [`EnsembleArgs`]).
 #[derive(Debug, Clone, Args)]
 pub struct MixtureArgs {
     /// Number of mixture components K: a number, a range A..B, or auto
@@ -105,6 +105,44 @@ impl MixtureArgs {
             reg: self.reg_covar.unwrap_or(defaults.reg),
             min_weight: self.min_weight.unwrap_or(defaults.min_weight),
         }
+    }
+}
+
+/// How a detector's density is built from mixtures (`fit detector`, `eval
+/// anomaly`): by default the bagged ensemble of [`Ensemble::bagged`], whose
+/// members take the mixture options.
+#[derive(Debug, Clone, Args)]
+pub struct EnsembleArgs {
+    /// One mixture on rows standardized by mean and standard deviation,
+    /// without a size budget: the default detector before issue 16.
+    #[arg(long, conflicts_with_all = ["members", "subsample"])]
+    pub single: bool,
+    /// Mixtures averaged into the density, each fitted on its own random
+    /// subsample of the rows [default: 8].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub members: Option<u16>,
+    /// Fraction of the training rows each member is fitted on, in (0, 1]
+    /// [default: 0.5].
+    #[arg(long)]
+    pub subsample: Option<f64>,
+}
+
+impl EnsembleArgs {
+    /// The detector density with these options and the members' `mixture`
+    /// options.
+    pub fn density(&self, mixture: &MixtureArgs, seed: u64) -> Density {
+        if self.single {
+            return Density::Gmm(mixture.detector(seed));
+        }
+        let defaults = Ensemble::bagged(seed);
+        let members = self.members.map_or(defaults.members.len(), usize::from);
+        Density::Ensemble(Ensemble {
+            members: (0..members as u64)
+                .map(|i| mixture.detector(seed.wrapping_add(i)))
+                .collect(),
+            subsample: self.subsample.unwrap_or(defaults.subsample),
+            ..defaults
+        })
     }
 }
 

@@ -346,6 +346,45 @@ impl GaussianMixture {
         }
     }
 
+    /// The equal-weight average of the members' densities, `p(x) = Σ_m
+    /// p_m(x) / M`: itself a mixture, of every member's components with
+    /// their weights divided by M. The members must share a dimension and
+    /// a covariance structure other than tied (whose one shared covariance
+    /// cannot hold several members').
+    pub fn average(members: &[GaussianMixture]) -> Result<GaussianMixture, FitError> {
+        let first = members
+            .first()
+            .ok_or_else(|| FitError::Invalid("an average needs at least one mixture".into()))?;
+        let (covariance, d) = (first.covariance, first.dim());
+        if covariance == Covariance::Tied && members.len() > 1 {
+            return Err(FitError::Invalid(
+                "tied covariances cannot be averaged into one mixture".into(),
+            ));
+        }
+        if members
+            .iter()
+            .any(|m| m.covariance != covariance || m.dim() != d)
+        {
+            return Err(FitError::Invalid(
+                "averaged mixtures must share their dimension and covariance structure".into(),
+            ));
+        }
+        let share = 1.0 / members.len() as f64;
+        let cat = |f: fn(&GaussianMixture) -> &[f64]| -> Vec<f64> {
+            members.iter().flat_map(|m| f(m).iter().copied()).collect()
+        };
+        Ok(GaussianMixture {
+            covariance,
+            weights: members
+                .iter()
+                .flat_map(|m| m.weights.iter().map(move |w| w * share))
+                .collect(),
+            means: cat(|m| &m.means),
+            covariances: cat(|m| &m.covariances),
+            precisions_cholesky: cat(|m| &m.precisions_cholesky),
+        })
+    }
+
     /// The parameters in the runtime encoder's form.
     pub fn params<'a>(&'a self, standardizer: Option<Standardizer<'a>>) -> GmmParams<'a> {
         GmmParams {
@@ -638,6 +677,51 @@ pub fn fit_em_select(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn average_scores_the_mean_of_the_members_densities() {
+        let x = DMatrix::from_fn(60, 3, |i, j| ((i * 7 + j * 3) % 11) as f64 * 0.3 + j as f64);
+        let fit = |k, covariance, seed| {
+            let opts = EmOptions {
+                components: k,
+                covariance,
+                reg_covar: 1e-2,
+                seed,
+                ..EmOptions::default()
+            };
+            fit_em(&x, &opts, &mut |_, _, _| {}).unwrap().0
+        };
+        for covariance in [Covariance::Full, Covariance::Diag, Covariance::Spherical] {
+            let members = [
+                fit(1, covariance, 0),
+                fit(3, covariance, 1),
+                fit(2, covariance, 2),
+            ];
+            let avg = GaussianMixture::average(&members).unwrap();
+            assert_eq!(avg.components(), 6);
+            assert!((avg.weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            let each: Vec<Vec<f64>> = members.iter().map(|m| m.score_samples(&x)).collect();
+            for (i, got) in avg.score_samples(&x).iter().enumerate() {
+                let mean = each.iter().map(|s| s[i].exp()).sum::<f64>() / 3.0;
+                assert!((got - mean.ln()).abs() < 1e-9, "{covariance:?} row {i}");
+            }
+        }
+        let one = fit(2, Covariance::Full, 0);
+        assert_eq!(
+            GaussianMixture::average(std::slice::from_ref(&one)).unwrap(),
+            one
+        );
+        assert!(GaussianMixture::average(&[]).is_err());
+        let diag = fit(2, Covariance::Diag, 0);
+        assert!(GaussianMixture::average(&[one.clone(), diag]).is_err());
+        let tied = fit(2, Covariance::Tied, 0);
+        assert!(GaussianMixture::average(&[tied.clone(), tied]).is_err());
+        let narrow = DMatrix::from_fn(20, 2, |i, j| (i * (j + 1)) as f64);
+        let other_dim = fit_em(&narrow, &EmOptions::default(), &mut |_, _, _| {})
+            .unwrap()
+            .0;
+        assert!(GaussianMixture::average(&[one, other_dim]).is_err());
+    }
 
     #[test]
     fn retain_components_drops_light_ones_and_renormalises() {

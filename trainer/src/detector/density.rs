@@ -4,7 +4,7 @@
 
 use nalgebra::DMatrix;
 use tinygen_runtime::ModelKind;
-use tinygen_runtime::gmm::GmmParams;
+use tinygen_runtime::gmm::{Covariance, GmmParams, GmmSpec};
 
 use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
 use crate::density::kde::{KdeOptions, fit_kde};
@@ -95,6 +95,151 @@ impl GmmDensity {
             min_weight: 0.0,
         }
     }
+
+    /// Fits the mixture to standardized rows `x`, then drops its light
+    /// components.
+    pub fn fit_mixture(&self, x: &DMatrix<f64>) -> anyhow::Result<GaussianMixture> {
+        let opts = EmOptions {
+            reg_covar: self.reg.value(x.nrows(), x.ncols()),
+            ..self.em.clone()
+        };
+        let (mixture, ..) = fit_em_select(x, self.components, &opts, &mut |_, _, _| {})?;
+        Ok(mixture.retain_components(self.min_weight))
+    }
+}
+
+/// Several Gaussian mixtures scored as one density, the average of theirs
+/// (see [`GaussianMixture::average`]): one mixture file, which the runtime
+/// scores like any other.
+#[derive(Debug, Clone)]
+pub struct Ensemble {
+    /// The members, each fitted on its own subsample of the standardized
+    /// training rows (drawn with its EM seed). They share one covariance
+    /// structure (not tied).
+    pub members: Vec<GmmDensity>,
+    /// Fraction of the training rows each member is fitted on, drawn
+    /// without replacement; 1 fits every member on all of them.
+    pub subsample: f64,
+    /// If given, the mixture must fit in a file of this many bytes: only
+    /// the first `floor(C / K)` members are fitted (C the most components
+    /// that fit, K the members' largest component count), or, when not
+    /// even one fits, the first member alone with `max(C, 1)` components.
+    pub max_bytes: Option<usize>,
+    /// If given, standardize by median and IQR with this floor
+    /// ([`Standardizer::fit_robust`]) instead of mean and standard
+    /// deviation.
+    pub robust_scale: Option<f64>,
+}
+
+impl Ensemble {
+    /// tinygen's default detector density (issue 16, chosen on the
+    /// development suite's choice part, see BENCHMARKS.md): 8 members, each
+    /// [`GmmDensity::smoothed`] (K = 4 full, Scott's regularisation, pruned
+    /// at 5 %) with seeds `seed..seed + 8`, on random halves of the rows
+    /// standardized by median and IQR / 1.349 (floored at a quarter of the
+    /// standard deviation), at most 64 KiB.
+    pub fn bagged(seed: u64) -> Self {
+        Self {
+            members: (0..8)
+                .map(|i| GmmDensity::smoothed(seed.wrapping_add(i)))
+                .collect(),
+            subsample: 0.5,
+            max_bytes: Some(64 * 1024),
+            robust_scale: Some(0.25),
+        }
+    }
+
+    /// The standardization of the training rows `train`.
+    pub fn standardizer(&self, train: &DMatrix<f64>) -> Standardizer {
+        match self.robust_scale {
+            Some(floor) => Standardizer::fit_robust(train, floor),
+            None => Standardizer::fit(train),
+        }
+    }
+
+    /// Fits every member (see [`Ensemble::within_budget`]) on its
+    /// subsample of the standardized rows `x` and averages their densities.
+    pub fn fit_mixture(&self, x: &DMatrix<f64>) -> anyhow::Result<GaussianMixture> {
+        use rand::SeedableRng;
+        use rand::seq::index::sample;
+        anyhow::ensure!(
+            self.subsample > 0.0 && self.subsample <= 1.0,
+            "the subsample fraction must be in (0, 1], not {}",
+            self.subsample
+        );
+        let n = x.nrows();
+        let take = ((n as f64 * self.subsample).round() as usize).clamp(1, n);
+        let members = self
+            .within_budget(x.ncols())
+            .iter()
+            .map(|member| {
+                if take == n {
+                    return member.fit_mixture(x);
+                }
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(member.em.seed);
+                let mut rows = sample(&mut rng, n, take).into_vec();
+                rows.sort_unstable();
+                member.fit_mixture(&x.select_rows(&rows))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(GaussianMixture::average(&members)?)
+    }
+
+    /// The members fitted in `d` dimensions under [`Ensemble::max_bytes`].
+    pub fn within_budget(&self, d: usize) -> Vec<GmmDensity> {
+        let (Some(max_bytes), Some(first)) = (self.max_bytes, self.members.first()) else {
+            return self.members.clone();
+        };
+        let budget = max_components(d, first.em.covariance, max_bytes);
+        let widest = self
+            .members
+            .iter()
+            .map(|m| match m.components {
+                Components::Fixed(k) => k,
+                Components::Bic { max, .. } => max,
+            })
+            .max()
+            .unwrap_or(1);
+        match budget / widest {
+            0 => vec![GmmDensity {
+                components: Components::Fixed(budget.max(1)),
+                ..first.clone()
+            }],
+            fit => self.members.iter().take(fit).cloned().collect(),
+        }
+    }
+}
+
+/// Bytes of a file's header, spec, padding and CRC, and of a detector's
+/// own spec around its density, at most (the budget leaves this room).
+const FILE_OVERHEAD: usize = 256;
+
+/// The most components of a standardized mixture in `d` dimensions whose
+/// file (as a density or inside a detector) fits in `max_bytes`.
+pub fn max_components(d: usize, covariance: Covariance, max_bytes: usize) -> usize {
+    let bytes = |k: usize| {
+        GmmSpec {
+            dim: d as u32,
+            components: k as u32,
+            covariance,
+            standardized: true,
+        }
+        .stored_values()
+        .map_or(usize::MAX, |v| v * 4 + FILE_OVERHEAD)
+    };
+    let (mut lo, mut hi) = (0usize, 1usize);
+    while bytes(hi) <= max_bytes && hi < 1 << 20 {
+        (lo, hi) = (hi, hi * 2);
+    }
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if bytes(mid) <= max_bytes {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Which density scores the points.
@@ -102,6 +247,8 @@ impl GmmDensity {
 pub enum Density {
     /// A Gaussian mixture fitted by EM.
     Gmm(GmmDensity),
+    /// The average density of several Gaussian mixtures (a mixture file).
+    Ensemble(Ensemble),
     /// A Gaussian kernel density estimate.
     Kde(KdeOptions),
 }
@@ -109,17 +256,14 @@ pub enum Density {
 impl Density {
     /// Standardizes `train` (rows are points) and fits the density on it.
     pub fn fit_density(&self, train: &DMatrix<f64>) -> anyhow::Result<FittedDensity> {
-        let standardizer = Standardizer::fit(train);
+        let standardizer = match self {
+            Density::Ensemble(e) => e.standardizer(train),
+            _ => Standardizer::fit(train),
+        };
         let x = standardizer.apply(train);
         let (mixture, kind) = match self {
-            Density::Gmm(g) => {
-                let opts = EmOptions {
-                    reg_covar: g.reg.value(x.nrows(), x.ncols()),
-                    ..g.em.clone()
-                };
-                let (mixture, ..) = fit_em_select(&x, g.components, &opts, &mut |_, _, _| {})?;
-                (mixture.retain_components(g.min_weight), ModelKind::Gmm)
-            }
+            Density::Gmm(g) => (g.fit_mixture(&x)?, ModelKind::Gmm),
+            Density::Ensemble(e) => (e.fit_mixture(&x)?, ModelKind::Gmm),
             Density::Kde(opts) => (fit_kde(&x, None, opts)?.mixture, ModelKind::Kde),
         };
         Ok(FittedDensity {

@@ -1,6 +1,7 @@
 //! The PyOD evaluation protocol: for each given train/test split,
 //! standardize with the train part's mean and population standard
-//! deviation, fit on the (unlabelled) train part, score the test part with
+//! deviation, fit on the (unlabelled) train part (or, in the novelty
+//! protocol, on its normal rows only), score the test part with
 //! the runtime crate (f32, the device's code), and measure ROC-AUC and
 //! average precision of the anomaly score (`-log p`, or the combined score
 //! with autoencoder terms, see [`super::neural`]) against the labels.
@@ -27,6 +28,8 @@ pub struct SplitResult {
     pub average_precision: f64,
     /// Size of the fitted model file in bytes.
     pub model_bytes: usize,
+    /// Multiply-accumulates of one score by the runtime (`AnyModel::macs`).
+    pub model_macs: usize,
     /// How far the int8 autoencoder is from the f32 one, if quantized.
     pub int8_error: Option<Int8Error>,
 }
@@ -63,6 +66,7 @@ impl Report {
                 "roc_auc": s.roc_auc,
                 "average_precision": s.average_precision,
                 "model_bytes": s.model_bytes,
+                "model_macs": s.model_macs,
                 "int8_error": s.int8_error.map(|e| serde_json::json!({
                     "rows": e.rows,
                     "codes_max": e.codes.0,
@@ -108,14 +112,36 @@ pub fn read_splits(path: &Path, rows: usize) -> anyhow::Result<Vec<Vec<usize>>> 
     Ok(splits)
 }
 
-/// Runs the protocol on a labelled data set (label != 0 marks an outlier)
-/// with the density `detector`, and the autoencoder terms when `neural` is
-/// given.
+/// Which train rows a detector is fitted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// All of them, outliers included (PyOD's protocol).
+    #[default]
+    Unsupervised,
+    /// The normal ones only (label 0), as a detector calibrated on a
+    /// healthy machine is.
+    Novelty,
+}
+
+/// Runs the unsupervised protocol (see [`evaluate_with`]).
 pub fn evaluate(
     set: &Dataset,
     splits: &[Vec<usize>],
     detector: &Density,
     neural: Option<&NeuralOptions>,
+) -> anyhow::Result<Report> {
+    evaluate_with(set, splits, detector, neural, Protocol::Unsupervised)
+}
+
+/// Runs `protocol` on a labelled data set (label != 0 marks an outlier)
+/// with the density `detector`, and the autoencoder terms when `neural` is
+/// given.
+pub fn evaluate_with(
+    set: &Dataset,
+    splits: &[Vec<usize>],
+    detector: &Density,
+    neural: Option<&NeuralOptions>,
+    protocol: Protocol,
 ) -> anyhow::Result<Report> {
     let labels = set
         .labels
@@ -128,7 +154,16 @@ pub fn evaluate(
             let mut is_train = vec![false; set.rows];
             train_idx.iter().for_each(|&i| is_train[i] = true);
             let test_idx: Vec<usize> = (0..set.rows).filter(|&i| !is_train[i]).collect();
-            let train = set.select_rows(train_idx);
+            let fit_idx: Vec<usize> = match protocol {
+                Protocol::Unsupervised => train_idx.clone(),
+                Protocol::Novelty => train_idx
+                    .iter()
+                    .copied()
+                    .filter(|&i| labels[i] == 0.0)
+                    .collect(),
+            };
+            ensure!(!fit_idx.is_empty(), "split {split}: no row to fit on");
+            let train = set.select_rows(&fit_idx);
             let train_x = DMatrix::from_row_slice(train.rows, train.cols, &train.values);
             let test_x = set.select_rows(&test_idx).to_f32();
             let scorer = Scorer::fit(detector, neural, &train_x)
@@ -136,6 +171,10 @@ pub fn evaluate(
             let (model, scores) = scorer
                 .score(&test_x)
                 .with_context(|| format!("split {split}"))?;
+            let aligned = crate::host::AlignedBytes::new(&model);
+            let model_macs = tinygen_runtime::AnyModel::from_bytes(aligned.as_bytes())
+                .map_err(|e| anyhow::anyhow!("split {split}: {e}"))?
+                .macs();
             let outlier_score: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
             let is_outlier: Vec<bool> = test_idx.iter().map(|&i| labels[i] != 0.0).collect();
             Ok(SplitResult {
@@ -145,6 +184,7 @@ pub fn evaluate(
                 average_precision: average_precision(&outlier_score, &is_outlier)
                     .context("a test part has no outliers")?,
                 model_bytes: model.len(),
+                model_macs,
                 int8_error: scorer.int8_error(),
             })
         })
