@@ -585,6 +585,14 @@ fn int8_exports_are_smaller_and_close_to_f32() {
         r8 != r32 && (r8 - r32).abs() < 0.05 * r32,
         "int8 {r8} vs f32 {r32}"
     );
+    // The int8 file also reports what its output grid alone costs (f32
+    // outputs rounded to steps of 1/256); an f32 file has no grid.
+    assert!(e32.get("output_grid_reconstruction").is_none(), "{e32}");
+    let grid = e8["output_grid_reconstruction"].as_f64().unwrap();
+    assert!(
+        grid != r32 && (grid - r32).abs() < 0.05 * r32,
+        "grid {grid} vs f32 {r32}"
+    );
     // ONNX output cannot be quantized (yet): a clear error.
     fails(
         &tinygen(&[

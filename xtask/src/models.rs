@@ -95,7 +95,8 @@ pub(crate) fn mnist_decoder(mnist: &Path) -> anyhow::Result<()> {
 /// The same decoder quantized to int8 (`--quantize int8`, calibrated on
 /// the default 1,000 training rows), with the same test latents; the MNIST
 /// test reconstruction loss through the run's encoder and each decoder
-/// file (`quality.json`), and 64 samples of each from the same prior draws.
+/// file, and the f32 decoder's with its outputs rounded to the int8 output
+/// grid (`quality.json`); 64 samples of each from the same prior draws.
 fn int8_decoder(run: &str, mnist: &str, f32_model: &Path, latents: &[f32]) -> anyhow::Result<()> {
     let dir = root().join("models").join("mnist-vae-int8-decoder");
     std::fs::create_dir_all(&dir)?;
@@ -131,12 +132,20 @@ fn int8_decoder(run: &str, mnist: &str, f32_model: &Path, latents: &[f32]) -> an
         Ok(serde_json::from_str(out.trim())?)
     };
     let (f32_eval, int8_eval) = (eval(&f32_s)?, eval(&model_s)?);
-    let loss = |v: &serde_json::Value| v["file_reconstruction"].as_f64().unwrap_or(f64::NAN);
+    let get = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+    let (f32_loss, int8_loss) = (
+        get(&f32_eval, "file_reconstruction"),
+        get(&int8_eval, "file_reconstruction"),
+    );
+    let grid = get(&int8_eval, "output_grid_reconstruction");
     let quality = serde_json::json!({
         "split": "test",
-        "f32_decoder_reconstruction": loss(&f32_eval),
-        "int8_decoder_reconstruction": loss(&int8_eval),
-        "relative_change": loss(&int8_eval) / loss(&f32_eval) - 1.0,
+        "f32_decoder_reconstruction": f32_loss,
+        "int8_decoder_reconstruction": int8_loss,
+        "relative_change": int8_loss / f32_loss - 1.0,
+        "output_grid_reconstruction": grid,
+        "output_grid_relative_change": grid / f32_loss - 1.0,
+        "int8_against_output_grid": int8_loss / grid - 1.0,
         "candle_reconstruction": f32_eval["reconstruction"],
     });
     std::fs::write(

@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::data::images::Split;
 use crate::nn::fit::DataSource;
-use crate::nn::metrics::{EvalOptions, evaluate, file_reconstruction};
+use crate::nn::metrics::{EvalOptions, evaluate, file_reconstruction, output_grid_reconstruction};
 use crate::nn::run::load_run;
 
 /// Arguments of `tinygen eval RUN`.
@@ -36,7 +36,9 @@ pub struct EvalRunArgs {
     pub seed: u64,
     /// Also report `file_reconstruction`: the reconstruction loss when the
     /// run's encoder codes go through this decoder file, run by the runtime
-    /// (for example the run's `--quantize int8` export).
+    /// (for example the run's `--quantize int8` export); for an int8 file
+    /// also `output_grid_reconstruction`, the run's f32 decoder with only
+    /// its outputs rounded to the file's output grid.
     #[arg(long, value_name = "FILE")]
     pub decoder: Option<PathBuf>,
 }
@@ -78,6 +80,9 @@ pub fn run(args: &EvalRunArgs) -> anyhow::Result<()> {
         let loss = file_reconstruction(&net, &samples, file.as_bytes())
             .with_context(|| format!("decoding with {}", path.display()))?;
         json["file_reconstruction"] = loss.into();
+        if let Some(grid) = output_grid_reconstruction(&net, &samples, file.as_bytes())? {
+            json["output_grid_reconstruction"] = grid.into();
+        }
         json["decoder_file"] = path.display().to_string().into();
     }
     println!("{json}");

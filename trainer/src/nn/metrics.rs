@@ -122,13 +122,46 @@ pub fn latents(net: &Network, samples: &Samples) -> anyhow::Result<Vec<f32>> {
 /// The reconstruction loss per row, as [`Metrics::reconstruction`], when
 /// the run's encoder codes (means) go through a decoder *file* run by the
 /// runtime (`file`: for example the run's f32 or int8 export), computed
-/// from the file's outputs: BCE of its output probabilities with each log
-/// clamped at -100 (as PyTorch's `BCELoss`; an int8 sigmoid can output
-/// exactly 0), or the squared error.
+/// from the file's outputs as [`reconstruction_of`].
 pub fn file_reconstruction(net: &Network, samples: &Samples, file: &[u8]) -> anyhow::Result<f64> {
     check_data(net, samples)?;
     let codes = latents(net, samples)?;
     let out = crate::host::run_file(file, &codes)?;
+    reconstruction_of(net, samples, &out)
+}
+
+/// What an int8 decoder file's output grid alone costs: the reconstruction
+/// loss of the run's own f32 decoder (candle) on the encoder codes, each
+/// output rounded to the file's output tensor (`dequantize(quantize(y))`,
+/// for a sigmoid output steps of 1/256 from exactly 0). `None` when `file`
+/// is not an int8 decoder.
+pub fn output_grid_reconstruction(
+    net: &Network,
+    samples: &Samples,
+    file: &[u8],
+) -> anyhow::Result<Option<f64>> {
+    let file = crate::host::AlignedBytes::new(file);
+    let Ok(q) = tinygen_runtime::qnetwork::QNetwork::from_bytes(file.as_bytes()) else {
+        return Ok(None);
+    };
+    check_data(net, samples)?;
+    let grid = q.output_params();
+    let codes = latents(net, samples)?;
+    let latent = net.config.latent;
+    let mut out = Vec::with_capacity(samples.n * net.config.input_dim);
+    for batch in codes.chunks(EVAL_BATCH * latent) {
+        let z = Tensor::from_slice(batch, (batch.len() / latent, latent), &Device::Cpu)?;
+        let y = net.decode(&z)?.flatten_all()?.to_vec1::<f32>()?;
+        out.extend(y.iter().map(|&v| grid.dequantize(grid.quantize(v))));
+    }
+    reconstruction_of(net, samples, &out).map(Some)
+}
+
+/// The reconstruction loss per row of decoder outputs `out` (row-major, one
+/// row per sample): BCE of the output probabilities with each log clamped
+/// at -100 (as PyTorch's `BCELoss`; an int8 sigmoid can output exactly 0),
+/// or the squared error.
+pub fn reconstruction_of(net: &Network, samples: &Samples, out: &[f32]) -> anyhow::Result<f64> {
     let d = net.config.input_dim;
     anyhow::ensure!(
         out.len() == samples.n * d,

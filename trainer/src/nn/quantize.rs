@@ -19,6 +19,13 @@
 //!   (`tinygen_runtime::quant::activation_table`, TFLite's `LUTPopulate`:
 //!   LiteRT's int8 `LOGISTIC` and `TANH`).
 //!
+//! A sigmoid or tanh layer's pre-activation range is clipped to ±7 and
+//! ±3.5 ([`SATURATION`]): beyond them the int8 output is already saturated
+//! (`256 σ(-7) = 0.23` and `256 σ(7) = 255.8` round to the extreme codes,
+//! as `128 tanh(±3.5) = ±127.9` do), so the clip changes no output's
+//! saturated value and makes the pre-activation's steps finer where the
+//! output still moves.
+//!
 //! Calibration runs the f32 layers over rows the caller chooses and takes
 //! plain minimum and maximum (`tinygen export --quantize int8`: the first
 //! 1,000 training rows for an encoder; for a decoder their latent codes
@@ -31,6 +38,7 @@ use tinygen_runtime::network::{PriorParams, Role};
 use tinygen_runtime::qnetwork::{
     QLayerParams, QNetworkParams, QuantParams, SIGMOID_OUTPUT, TANH_OUTPUT,
 };
+use tinygen_runtime::quant::kernel::packed_words;
 use tinygen_runtime::quant::quantize_multiplier_single_rounding;
 
 use super::export::DenseLayer;
@@ -91,8 +99,9 @@ impl QuantNetwork {
         }
     }
 
-    /// Bytes of weights, biases, requantization parameters and sigmoid and
-    /// tanh tables (256 bytes each).
+    /// Bytes the file stores for the layers: packed weights (rows and
+    /// columns padded to multiples of 4), biases, requantization parameters
+    /// and sigmoid and tanh tables (256 bytes each).
     pub fn parameter_bytes(&self) -> usize {
         self.layers
             .iter()
@@ -101,7 +110,8 @@ impl QuantNetwork {
                     Activation::Sigmoid | Activation::Tanh => 256,
                     _ => 0,
                 };
-                l.weight.len() + 4 * (l.bias.len() + l.multiplier.len() + l.shift.len()) + table
+                let weights = packed_words(l.inputs, l.outputs).unwrap_or(usize::MAX);
+                4 * (weights + l.bias.len() + l.multiplier.len() + l.shift.len()) + table
             })
             .sum()
     }
@@ -153,7 +163,10 @@ pub fn quantize(layers: &[DenseLayer], rows: &[f32]) -> anyhow::Result<QuantNetw
     let mut s_in = input;
     let mut out = Vec::with_capacity(layers.len());
     for (layer, range) in layers.iter().zip(&ranges[1..]) {
-        let output = range.params();
+        let output = match SATURATION.iter().find(|(a, _)| *a == layer.activation) {
+            Some(&(_, bound)) => range.clipped(bound).params(),
+            None => range.params(),
+        };
         let mut weight = Vec::with_capacity(layer.weight.len());
         let mut bias = Vec::with_capacity(layer.outputs);
         let mut multiplier = Vec::with_capacity(layer.outputs);
@@ -198,6 +211,11 @@ pub fn quantize(layers: &[DenseLayer], rows: &[f32]) -> anyhow::Result<QuantNetw
     })
 }
 
+/// Where sigmoid's and tanh's int8 outputs saturate: pre-activations
+/// beyond `±bound` give the extreme output codes.
+pub const SATURATION: [(Activation, f32); 2] =
+    [(Activation::Sigmoid, 7.0), (Activation::Tanh, 3.5)];
+
 /// `y = W x + b` in f32.
 fn affine(layer: &DenseLayer, x: &[f32], y: &mut Vec<f32>) {
     y.clear();
@@ -228,6 +246,14 @@ impl Range {
         for &v in values {
             self.min = self.min.min(v);
             self.max = self.max.max(v);
+        }
+    }
+
+    /// The range within `[-bound, bound]`.
+    fn clipped(self, bound: f32) -> Self {
+        Self {
+            min: self.min.max(-bound),
+            max: self.max.min(bound),
         }
     }
 
@@ -313,8 +339,8 @@ mod tests {
         let bytes = q.params(Role::Encoder, PriorParams::None).encode().unwrap();
         let file = crate::host::AlignedBytes::new(&bytes);
         let net = tinygen_runtime::qnetwork::QNetwork::from_bytes(file.as_bytes()).unwrap();
-        // Whole words of weights here: the file stores exactly these bytes,
-        // the tanh and sigmoid tables included.
+        // The file stores exactly these bytes, the padding of the packed
+        // weights and the tanh and sigmoid tables included.
         assert_eq!(q.parameter_bytes(), net.stored_bytes());
         let mut scratch = tinygen_runtime::qnetwork::QScratch::<32>::new();
         let (mut worst, mut y, mut out) = (0f32, Vec::new(), [0f32; 5]);
@@ -352,6 +378,48 @@ mod tests {
         assert!(w.iter().all(|&v| (-127..=127).contains(&v)), "{w:?}");
         assert_eq!(w.iter().filter(|&&v| v == -127).count(), 3);
         q.params(Role::Encoder, PriorParams::None).encode().unwrap();
+    }
+
+    #[test]
+    fn sigmoid_and_tanh_ranges_stop_where_their_outputs_saturate() {
+        use tinygen_runtime::quant::activation_table;
+        // One input through weight 1: the pre-activation is the input,
+        // calibrated over [-40, 40].
+        for (activation, bound) in SATURATION {
+            let l = DenseLayer {
+                inputs: 1,
+                outputs: 1,
+                weight: vec![1.0],
+                bias: vec![0.0],
+                activation,
+            };
+            let rows = [-40.0, 40.0, 0.5];
+            let q = quantize(std::slice::from_ref(&l), &rows).unwrap();
+            let output = q.layers[0].output;
+            assert_eq!(output.scale, 2.0 * bound / 255.0, "{activation:?}");
+            // The extreme pre-activation codes give the extreme outputs, as
+            // ±40 would.
+            let fixed = if activation == Activation::Sigmoid {
+                SIGMOID_OUTPUT
+            } else {
+                TANH_OUTPUT
+            };
+            let table = activation_table(activation, output, fixed).unwrap();
+            for (code, x) in [(-128i8, -40f32), (127, 40.0)] {
+                let want = fixed.quantize(activation.apply(x));
+                assert_eq!(table[usize::from(code as u8)], want, "{activation:?} {x}");
+            }
+        }
+        // A range inside the bound is kept.
+        let l = DenseLayer {
+            inputs: 1,
+            outputs: 1,
+            weight: vec![1.0],
+            bias: vec![0.0],
+            activation: Activation::Sigmoid,
+        };
+        let q = quantize(std::slice::from_ref(&l), &[-1.0, 1.0]).unwrap();
+        assert_eq!(q.layers[0].output.scale, 2.0 / 255.0);
     }
 
     #[test]
