@@ -23,6 +23,7 @@ use tinygen::nn::config::{NetworkConfig, NetworkKind as NetKind, Objective, Reco
 use tinygen::nn::export::{Part, export_int8, export_tgm, verify_tgm};
 use tinygen::nn::network::Network;
 use tinygen::nn::prior::Prior;
+use tinygen::nn::quantize::WeightScales;
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::gmm::Covariance;
@@ -494,8 +495,15 @@ fn build_suite() -> Suite {
                 (Part::Encoder, &x, "int8_encoder"),
             ]
         };
+        // The SWAE's decoder has one weight scale per layer, the others one
+        // per output channel.
         for (part, inputs, suffix) in int8_parts {
-            let (int8, _) = export_int8(&net, part, None, inputs).unwrap();
+            let scales = if name == "decoder_swae_ring" && part == Part::Decoder {
+                WeightScales::PerTensor
+            } else {
+                WeightScales::PerChannel
+            };
+            let (int8, _) = export_int8(&net, part, None, inputs, scales).unwrap();
             xtask::write_case(&dir.join(format!("{name}_{suffix}")), &int8, inputs).unwrap();
         }
     }

@@ -460,6 +460,21 @@ fn int8_exports_are_smaller_and_close_to_f32() {
         report.contains("calibrated") && report.contains("max abs error"),
         "{report}"
     );
+    // `--per-tensor`: one multiplier and shift per layer instead of per
+    // output (64 and 64 outputs here), a file that still decodes.
+    let per_tensor = dir.path().join("dec8t.tgm");
+    let report = ok(&tinygen(&[
+        "export",
+        run.to_str().unwrap(),
+        "--quantize",
+        "int8",
+        "--per-tensor",
+        "--out",
+        per_tensor.to_str().unwrap(),
+    ]));
+    assert!(report.contains("weight scales per layer"), "{report}");
+    let len = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert_eq!(len(&int8_file) - len(&per_tensor), 8 * (63 + 63));
     // `--format c`: the same bytes as a C array (named after the file, or
     // by --name), for the f32 and the int8 export.
     let array = |header: &Path| -> Vec<u8> {

@@ -131,6 +131,7 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
         tinygen::nn::export::Part::Decoder,
         None,
         &calibration,
+        tinygen::nn::quantize::WeightScales::PerChannel,
     )?;
     write_case(&cases.join(INT8_DECODER), &int8_file, &latents)?;
     names.push(INT8_DECODER);

@@ -341,14 +341,15 @@ pub fn calibration_rows(
 
 /// Encodes the decoder or encoder of `net` as an int8 file (TFLite's
 /// scheme, see [`super::quantize`]) calibrated on `calibration` (rows of the
-/// part's input, see [`calibration_rows`]).
+/// part's input, see [`calibration_rows`]) with weight scales `scales`.
 pub fn export_int8(
     net: &Network,
     part: Part,
     latent: Option<&LatentMixture>,
     calibration: &[f32],
+    scales: super::quantize::WeightScales,
 ) -> anyhow::Result<(Vec<u8>, super::quantize::QuantNetwork)> {
-    let quantized = super::quantize::quantize(&dense_layers(net, part)?, calibration)?;
+    let quantized = super::quantize::quantize_with(&dense_layers(net, part)?, calibration, scales)?;
     let prior = PriorData::new(net, latent)?;
     let bytes = quantized
         .params(part.role(), prior.params(part))

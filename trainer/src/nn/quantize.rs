@@ -3,8 +3,10 @@
 //! for bit on every core).
 //!
 //! - Weights: symmetric int8, one scale per output channel,
-//!   `s_w[o] = max_i |W[o][i]| / 127`, values rounded to nearest (ties away
-//!   from zero) and clamped to [-127, 127].
+//!   `s_w[o] = max_i |W[o][i]| / 127` (or one per layer,
+//!   [`WeightScales::PerTensor`], `max |W| / 127`: 8 bytes less per output
+//!   in the file), values rounded to nearest (ties away from zero) and
+//!   clamped to [-127, 127].
 //! - Activations: asymmetric int8, one scale and zero point per tensor, from
 //!   the tensor's minimum and maximum over the calibration rows (the range
 //!   widened to contain 0, as TFLite requires): `scale = (max - min) / 255`,
@@ -56,9 +58,9 @@ pub struct QuantLayer {
     pub weight: Vec<i8>,
     /// Bias at scale `s_in * s_w[o]`.
     pub bias: Vec<i32>,
-    /// Requantization multipliers (one per output).
+    /// Requantization multipliers (one per output, or one per layer).
     pub multiplier: Vec<i32>,
-    /// Requantization shifts (one per output).
+    /// Requantization shifts (as many).
     pub shift: Vec<i32>,
     /// The tensor the layer's fully connected part writes.
     pub output: QuantParams,
@@ -117,9 +119,28 @@ impl QuantNetwork {
     }
 }
 
+/// How many weight scales a layer has (TFLite accepts both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightScales {
+    /// One per output channel (row): each row's full int8 range.
+    #[default]
+    PerChannel,
+    /// One per layer: one multiplier and shift per layer in the file.
+    PerTensor,
+}
+
 /// Quantizes `layers` with activation ranges measured on `rows` (row-major,
-/// `layers[0].inputs` values each).
+/// `layers[0].inputs` values each), per-channel weight scales.
 pub fn quantize(layers: &[DenseLayer], rows: &[f32]) -> anyhow::Result<QuantNetwork> {
+    quantize_with(layers, rows, WeightScales::PerChannel)
+}
+
+/// [`quantize`] with the weight scales `scales`.
+pub fn quantize_with(
+    layers: &[DenseLayer],
+    rows: &[f32],
+    scales: WeightScales,
+) -> anyhow::Result<QuantNetwork> {
     let Some(first) = layers.first() else {
         bail!("no layers to quantize");
     };
@@ -171,8 +192,13 @@ pub fn quantize(layers: &[DenseLayer], rows: &[f32]) -> anyhow::Result<QuantNetw
         let mut bias = Vec::with_capacity(layer.outputs);
         let mut multiplier = Vec::with_capacity(layer.outputs);
         let mut shift = Vec::with_capacity(layer.outputs);
+        let peak = |w: &[f32]| w.iter().fold(0f32, |m, w| m.max(w.abs()));
+        let layer_peak = peak(&layer.weight);
         for (row, &b) in layer.weight.chunks_exact(layer.inputs).zip(&layer.bias) {
-            let peak = row.iter().fold(0f32, |m, w| m.max(w.abs()));
+            let peak = match scales {
+                WeightScales::PerChannel => peak(row),
+                WeightScales::PerTensor => layer_peak,
+            };
             let s_w = if peak > 0.0 { peak / 127.0 } else { 1.0 };
             weight.extend(
                 row.iter()
@@ -187,6 +213,11 @@ pub fn quantize(layers: &[DenseLayer], rows: &[f32]) -> anyhow::Result<QuantNetw
             let (m, s) = quantize_multiplier_single_rounding(s_acc / f64::from(output.scale));
             multiplier.push(m);
             shift.push(s);
+        }
+        if scales == WeightScales::PerTensor {
+            // Every row has the same scale, so the same multiplier and shift.
+            multiplier.truncate(1);
+            shift.truncate(1);
         }
         s_in = match layer.activation {
             Activation::Sigmoid => SIGMOID_OUTPUT,
@@ -420,6 +451,37 @@ mod tests {
         };
         let q = quantize(std::slice::from_ref(&l), &[-1.0, 1.0]).unwrap();
         assert_eq!(q.layers[0].output.scale, 2.0 / 255.0);
+    }
+
+    #[test]
+    fn per_tensor_scales_share_one_multiplier_and_store_less() {
+        let layers = [
+            layer(6, 16, Activation::Relu, 1),
+            layer(16, 5, Activation::Sigmoid, 3),
+        ];
+        let rows: Vec<f32> = (0..6 * 50).map(|i| (i % 13) as f32 / 6.0 - 1.0).collect();
+        let channel = quantize(&layers, &rows).unwrap();
+        let tensor = quantize_with(&layers, &rows, WeightScales::PerTensor).unwrap();
+        for ((c, t), l) in channel.layers.iter().zip(&tensor.layers).zip(&layers) {
+            assert_eq!((c.multiplier.len(), t.multiplier.len()), (l.outputs, 1));
+            assert_eq!(t.shift.len(), 1);
+            // The layer's largest weight is ±127, every other row's peak
+            // below it; the activations are calibrated alike.
+            assert_eq!(t.weight.iter().map(|w| w.unsigned_abs()).max(), Some(127));
+            assert!(t.weight.iter().map(|w| w.unsigned_abs()).max() <= Some(127));
+            assert_eq!(c.output, t.output);
+        }
+        assert_eq!(
+            channel.parameter_bytes() - tensor.parameter_bytes(),
+            8 * (16 - 1 + 5 - 1)
+        );
+        let bytes = tensor
+            .params(Role::Encoder, PriorParams::None)
+            .encode()
+            .unwrap();
+        let file = crate::host::AlignedBytes::new(&bytes);
+        let net = tinygen_runtime::qnetwork::QNetwork::from_bytes(file.as_bytes()).unwrap();
+        assert_eq!(tensor.parameter_bytes(), net.stored_bytes());
     }
 
     #[test]
