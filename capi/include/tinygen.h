@@ -352,7 +352,10 @@ tg_status tg_decode(const struct tg_model *m,
 /**
  * Runs an int8 decoder or encoder on int8 tensors: `out[0..n_out] =
  * network(in[0..n_in])`, `in` quantized with `tg_input_quant`'s params,
- * `out` with `tg_output_quant`'s; scratch as for `tg_decode`.
+ * `out` with `tg_output_quant`'s; scratch as for `tg_decode`. In a file
+ * whose last sigmoid or tanh runs in f32 (`tinygen export --f32-output`),
+ * `out` is that layer's int8 pre-activation: `tg_decode` dequantizes it
+ * and applies the activation in f32.
  *
  * # Safety
  * As for `tg_decode`.

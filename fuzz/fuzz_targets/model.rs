@@ -266,10 +266,14 @@ fn evaluate_qnetwork(network: &QNetwork<'_>, values: &mut Values<'_>) {
         network.stored_bytes(),
         network.macs(),
     );
-    // Exactly the sigmoid and tanh layers carry a table.
+    // Exactly the sigmoid and tanh layers carry a table, but the last one
+    // when it runs in f32.
+    let last = network.layers().count().wrapping_sub(1);
     for (i, layer) in network.layers().enumerate() {
+        let f32_last = i == last && network.f32_activation() != Activation::Identity;
         let tabled = matches!(layer.activation, Activation::Sigmoid | Activation::Tanh);
-        assert_eq!(network.activation_table(i).is_some(), tabled);
+        assert_eq!(network.activation_table(i).is_some(), tabled && !f32_last);
+        assert_eq!(layer.table, tabled && !f32_last);
     }
     let (Some(input), Some(mut output)) = (
         values.vector(network.input_dim()),
@@ -280,7 +284,8 @@ fn evaluate_qnetwork(network: &QNetwork<'_>, values: &mut Values<'_>) {
     let _ = network.forward(&input, &mut output, &mut QScratch::<4>::new());
     let mut wide = Box::new(QScratch::<2048>::new());
     let forward = network.forward(&input, &mut output, &mut wide);
-    // forward is forward_i8 between quantize and dequantize.
+    // forward is forward_i8 between quantize and dequantize (and the f32
+    // final activation).
     let q: Vec<i8> = input
         .iter()
         .map(|&v| network.input_params().quantize(v))
@@ -290,8 +295,10 @@ fn evaluate_qnetwork(network: &QNetwork<'_>, values: &mut Values<'_>) {
     if forward.is_ok() {
         assert!(forward_i8.is_ok());
         let params = network.output_params();
+        let activation = network.f32_activation();
         for (y, &v) in output.iter().zip(&q_out) {
-            assert_eq!(y.to_bits(), params.dequantize(v).to_bits());
+            let want = activation.apply(params.dequantize(v));
+            assert_eq!(y.to_bits(), want.to_bits());
         }
     }
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(u64::from(values.state));

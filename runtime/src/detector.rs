@@ -40,11 +40,13 @@
 //!
 //! # Versions
 //!
-//! This is `detector/4` ([`SCHEMA_KEY`]), whose int8 networks are
-//! `mlp-int8/3`'s (packed weights, sigmoid and tanh tables). `detector/3`
-//! ([`SCHEMA_KEY_V3`]) is the same spec over `mlp-int8/2` networks: its
-//! files without an int8 part (the same bytes as `detector/4`'s) are still
-//! read, those with one are rejected with `SchemaMismatch`. `detector/2`
+//! This is `detector/5` ([`SCHEMA_KEY`]), whose int8 networks are
+//! `mlp-int8/4`'s (packed weights, sigmoid and tanh tables, the final
+//! activation's choice). `detector/4` ([`SCHEMA_KEY_V4`]) and `detector/3`
+//! ([`SCHEMA_KEY_V3`]) are the same spec over `mlp-int8/3` and `mlp-int8/2`
+//! networks: their files without an int8 part (the same bytes as
+//! `detector/5`'s) are still read, those with one are rejected with
+//! `SchemaMismatch`. `detector/2`
 //! ([`SCHEMA_KEY_V2`]) had f32 networks only and no [`AutoencoderSpec`]
 //! variant; such files are still read (as [`AutoencoderSpec::F32`]).
 //! Neither is written any more.
@@ -171,6 +173,19 @@ impl AutoencoderSpec {
 
 /// Schema key of the detector body.
 pub const SCHEMA_KEY: u32 = format::schema_key(
+    "detector/5 spec{features:{identity, window_stats{channels:u32 length:u32}, \
+     raw_window{channels:u32 length:u32}} threshold:f32 \
+     density_kind:{gmm,kde} density:gmm/1 spec \
+     neural:option{autoencoder:{f32{encoder:mlp/1 spec decoder:mlp/1 spec}, \
+     int8{encoder:mlp-int8/4 spec decoder:mlp-int8/4 spec}} latent:gmm/1 spec \
+     center:[f32;3] scale:[f32;3]}} \
+     data: the density's data; if neural: mean D, inv_scale D, encoder data, decoder data \
+     (f32 values or int8 words as in their own kinds, no prior), latent data",
+);
+
+/// Schema key of `detector/4` files (int8 networks in `mlp-int8/3`'s
+/// layout), still read when they hold no int8 network.
+pub const SCHEMA_KEY_V4: u32 = format::schema_key(
     "detector/4 spec{features:{identity, window_stats{channels:u32 length:u32}, \
      raw_window{channels:u32 length:u32}} threshold:f32 \
      density_kind:{gmm,kde} density:gmm/1 spec \
@@ -203,6 +218,24 @@ pub const SCHEMA_KEY_V2: u32 = format::schema_key(
      center:[f32;3] scale:[f32;3]}} \
      data: the density's data; if neural: mean D, inv_scale D, encoder, decoder, latent data",
 );
+
+/// The fields of a `detector/3` or `detector/4` spec up to its
+/// autoencoder's tag (their int8 networks' specs differ from today's).
+#[derive(Deserialize)]
+struct OldSpecPrefix {
+    _features: Features,
+    _threshold: f32,
+    _density_kind: ModelKind,
+    _density: GmmSpec,
+    neural: Option<AutoencoderTag>,
+}
+
+/// [`AutoencoderSpec`]'s variant, without its content.
+#[derive(Deserialize, PartialEq)]
+enum AutoencoderTag {
+    F32,
+    Int8,
+}
 
 /// The spec of a `detector/2` file, as it was.
 #[derive(Deserialize)]
@@ -400,13 +433,16 @@ impl<'a> Detector<'a> {
             // One read for both keys: a second inlined copy of the large
             // spec overflowed the Cortex-M0's stack.
             key => {
-                let v3 = key == SCHEMA_KEY_V3;
-                let (header, spec, data): (Header, DetectorSpec, _) =
-                    file.read_body(kinds, if v3 { SCHEMA_KEY_V3 } else { SCHEMA_KEY })?;
-                if v3 && spec.neural.is_some_and(|n| n.autoencoder.is_int8()) {
-                    return Err(Error::SchemaMismatch);
+                let old = key == SCHEMA_KEY_V3 || key == SCHEMA_KEY_V4;
+                // An older file with an int8 network holds another int8
+                // spec: told by the autoencoder's tag, before reading it.
+                if old && kinds.contains(&file.header().kind) {
+                    let prefix: OldSpecPrefix = file.spec_prefix()?;
+                    if prefix.neural == Some(AutoencoderTag::Int8) {
+                        return Err(Error::SchemaMismatch);
+                    }
                 }
-                (header, spec, data)
+                file.read_body(kinds, if old { key } else { SCHEMA_KEY })?
             }
         };
         let density_len = spec.density.stored_values().ok_or(DATA_LENGTH)?;
@@ -720,11 +756,7 @@ impl<'a> Neural<'a> {
 /// Words an int8 network's spec claims (layers and prior), with checked
 /// arithmetic, before any is read.
 fn int8_words(spec: &QNetworkSpec) -> Result<usize, Error> {
-    let layers = spec
-        .layers
-        .as_slice()
-        .iter()
-        .try_fold(0usize, |acc, l| acc.checked_add(l.words()));
+    let layers = spec.layer_words();
     let prior = spec.prior.stored_values(usize::from(spec.latent));
     layers
         .zip(prior)
@@ -744,7 +776,7 @@ mod encode {
     use crate::format::{self, ModelKind};
     use crate::gmm::GmmParams;
     use crate::network::{DecoderParams, PriorParams, Role};
-    use crate::qnetwork::QNetworkParams;
+    use crate::qnetwork::{FinalActivation, QNetworkParams};
     use crate::quant::Rounding;
 
     /// A detector's encoder and decoder, ready to encode; their roles and
@@ -791,6 +823,7 @@ mod encode {
                         let p = QNetworkParams {
                             role,
                             prior: PriorParams::None,
+                            final_activation: FinalActivation::Int8,
                             ..p.clone()
                         };
                         p.stored(Rounding::Single)
@@ -1140,7 +1173,7 @@ mod tests {
     /// standardized features are multiples of 1/16 (within [-8, 7.9375])
     /// every int8 tensor is exact.
     fn int8_networks() -> AutoencoderParams<'static> {
-        use crate::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
+        use crate::qnetwork::{FinalActivation, QLayerParams, QNetworkParams, QuantParams};
         const SIXTEENTH: QuantParams = QuantParams {
             scale: 1.0 / 16.0,
             zero_point: 0,
@@ -1160,6 +1193,7 @@ mod tests {
             input: SIXTEENTH,
             layers: alloc::vec![layer],
             prior: PriorParams::None,
+            final_activation: FinalActivation::Int8,
         };
         AutoencoderParams::Int8 {
             encoder: network(Role::Encoder, layer(2, 1, &[0])),

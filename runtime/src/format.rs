@@ -231,6 +231,15 @@ impl<'a> File<'a> {
         let data: &[f32] = bytemuck::try_cast_slice(decoded.data).map_err(|_| Error::Misaligned)?;
         Ok((header, decoded.spec, data))
     }
+
+    /// Decodes the first values of the spec as `P` (a prefix of the spec's
+    /// fields), leaving the rest unread: what a reader checks before it
+    /// commits to reading an older spec. `Malformed` if they do not decode.
+    pub(crate) fn spec_prefix<P: Deserialize<'a>>(&self) -> Result<P, Error> {
+        postcard::take_from_bytes(self.body)
+            .map(|(prefix, _)| prefix)
+            .map_err(|_| Error::Malformed)
+    }
 }
 
 /// Encodes a model file: header, postcard body with aligned weights, CRC.

@@ -192,7 +192,7 @@ mod tests {
     use super::*;
     use crate::gmm::{Covariance, GmmParams};
     use crate::network::{DecoderParams, LayerParams, PriorParams, Role};
-    use crate::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
+    use crate::qnetwork::{FinalActivation, QLayerParams, QNetworkParams, QuantParams};
     use crate::{Activation, detector::Features};
 
     fn aligned(bytes: &[u8]) -> std::vec::Vec<u32> {
@@ -251,6 +251,7 @@ mod tests {
                 },
             }],
             prior: PriorParams::None,
+            final_activation: FinalActivation::Int8,
         };
         let files = [
             (ModelKind::Gmm, normal.encode().unwrap()),

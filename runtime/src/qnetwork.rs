@@ -38,6 +38,14 @@
 //!   sigmoid `(1/256, -128)`, tanh `(1/128, 0)`. The next layer reads the
 //!   tensor with those fixed params. A pass does no floating point between
 //!   its input and its output.
+//! - With [`FinalActivation::F32`] the last layer's sigmoid or tanh is not
+//!   a table: its int8 pre-activation (the `output` params) is the pass's
+//!   last tensor, and [`QNetwork::forward`] dequantizes it and applies the
+//!   activation in f32 ([`Activation::apply`], as f32 networks do), what a
+//!   TFLite graph `FULLY_CONNECTED -> DEQUANTIZE -> LOGISTIC` computes. It
+//!   costs one f32 sigmoid or tanh per output and removes the int8 output
+//!   grid (outputs of exactly 0 or at most 255/256), which an output scored
+//!   by a log-likelihood pays for.
 //! - `leaky_relu` is not supported in int8 files.
 //!
 //! # Memory
@@ -64,17 +72,19 @@ const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
 
 /// Schema key of the int8 network body, shared by int8 decoders and encoders.
 pub const SCHEMA_KEY: u32 = format::schema_key(
-    "mlp-int8/3 spec{latent:u16 data:u16 input:{scale:f32 zero_point:i8} \
+    "mlp-int8/4 spec{latent:u16 data:u16 input:{scale:f32 zero_point:i8} \
      rounding:{double,single} layers:seq{inputs:u16 outputs:u16 \
      activation:{identity,relu,leaky_relu(rejected),tanh,sigmoid} per_channel:bool \
      output:{scale:f32 zero_point:i8}} \
-     prior:{none,gaussian,uniform,circle,ring{noise:f32},mixture{components:u16}}} \
+     prior:{none,gaussian,uniform,circle,ring{noise:f32},mixture{components:u16}} \
+     final_activation:{int8,f32(last layer tanh or sigmoid, no table)}} \
      data:4-byte words[per layer: weight i8 outputs*inputs, rows and columns zero-padded \
      to multiples of 4, rows 2k (lo) and 2k+1 (hi) sharing i16 lanes 256*hi+lo, in blocks \
      of 4 rows (per block: per 4-column group 4 words of 2 lanes: pair 0 columns 0-1, \
      pair 0 columns 2-3, pair 1 columns 0-1, pair 1 columns 2-3), \
      bias i32 outputs, multiplier i32 m, shift i32 m \
-     (m = outputs if per_channel else 1), if tanh or sigmoid: table i8 256 indexed by q as u8; \
+     (m = outputs if per_channel else 1), if tanh or sigmoid (but the last layer with \
+     final_activation f32): table i8 256 indexed by q as u8; \
      if mixture: f32 weights K, means K*latent, cholesky K*latent*latent lower row-major]",
 );
 
@@ -92,6 +102,19 @@ pub const TANH_OUTPUT: QuantParams = QuantParams {
     scale: 1.0 / 128.0,
     zero_point: 0,
 };
+
+/// How the last layer's sigmoid or tanh is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FinalActivation {
+    /// In int8, by the layer's table (TFLite's int8 `LOGISTIC` and `TANH`):
+    /// the output lies on the fixed 1/256 or 1/128 grid.
+    #[default]
+    Int8,
+    /// In f32, on the dequantized int8 pre-activation: the layer stores no
+    /// table. Only for a last layer with sigmoid or tanh.
+    F32,
+}
 
 /// How an int8 tensor stands for reals: `real = scale * (q - zero_point)`;
 /// `scale` finite and > 0.
@@ -179,27 +202,29 @@ impl QLayer {
             .unwrap_or(usize::MAX)
     }
 
-    /// Whether the layer stores an activation table (sigmoid and tanh).
-    pub fn has_table(&self) -> bool {
+    /// Whether the activation is sigmoid or tanh (in int8, by a table).
+    pub fn is_saturating(&self) -> bool {
         matches!(self.activation, Activation::Sigmoid | Activation::Tanh)
     }
 
     /// 4-byte words the layer stores: weights (packed), bias, multipliers,
-    /// shifts, and a sigmoid or tanh layer's table.
-    pub fn words(&self) -> usize {
+    /// shifts, and with `table` its 256-entry table
+    /// ([`QNetworkSpec::has_table`]).
+    pub fn words(&self, table: bool) -> usize {
         // At most 2^30 + 3 * 65535 + 64 < 2^31: no overflow on 32 bits.
-        let table = if self.has_table() { TABLE_WORDS } else { 0 };
+        let table = if table { TABLE_WORDS } else { 0 };
         self.weight_words() + usize::from(self.outputs) + 2 * self.multipliers() + table
     }
 
-    /// Splits the layer's words off the front of `words`; `None` if too few.
-    fn split<'w>(&self, words: &'w [f32]) -> Option<(LayerWords<'w>, &'w [f32])> {
+    /// Splits the layer's words (with a table if `table`) off the front of
+    /// `words`; `None` if too few.
+    fn split<'w>(&self, words: &'w [f32], table: bool) -> Option<(LayerWords<'w>, &'w [f32])> {
         let m = self.multipliers();
         let (weights, rest) = words.split_at_checked(self.weight_words())?;
         let (bias, rest) = rest.split_at_checked(usize::from(self.outputs))?;
         let (multiplier, rest) = rest.split_at_checked(m)?;
         let (shift, rest) = rest.split_at_checked(m)?;
-        let (table, rest) = if self.has_table() {
+        let (table, rest) = if table {
             let (table, rest) = rest.split_at_checked(TABLE_WORDS)?;
             let table: &[i8] = bytemuck::try_cast_slice(table).ok()?;
             (Some(<&[i8; 256]>::try_from(table).ok()?), rest)
@@ -218,11 +243,11 @@ impl QLayer {
     }
 
     /// Params of the tensor the layer hands on: `output` for identity and
-    /// relu, the fixed ones for sigmoid and tanh.
-    pub fn activated(&self) -> QuantParams {
+    /// relu (and without a `table`), the fixed ones for sigmoid and tanh.
+    pub fn activated(&self, table: bool) -> QuantParams {
         match self.activation {
-            Activation::Sigmoid => SIGMOID_OUTPUT,
-            Activation::Tanh => TANH_OUTPUT,
+            Activation::Sigmoid if table => SIGMOID_OUTPUT,
+            Activation::Tanh if table => TANH_OUTPUT,
             _ => self.output,
         }
     }
@@ -260,8 +285,11 @@ pub struct QLayerInfo {
     /// Params of the tensor the fully connected part writes (as stored).
     pub output: QuantParams,
     /// Params of the tensor the layer hands on (`output`, or the fixed
-    /// sigmoid and tanh params).
+    /// sigmoid and tanh params of a layer with a table).
     pub activated: QuantParams,
+    /// Whether the file stores the layer's sigmoid or tanh table (else
+    /// the activation, if sigmoid or tanh, runs in f32 after the pass).
+    pub table: bool,
     /// One multiplier per output (else one for the layer).
     pub per_channel: bool,
 }
@@ -297,6 +325,33 @@ pub struct QNetworkSpec {
     pub layers: QLayers,
     /// The prior over latent codes.
     pub prior: Prior,
+    /// How the last layer's sigmoid or tanh is computed.
+    pub final_activation: FinalActivation,
+}
+
+impl QNetworkSpec {
+    /// Whether layer `index` stores an activation table: a sigmoid or tanh
+    /// layer, but the last one under [`FinalActivation::F32`].
+    pub fn has_table(&self, index: usize) -> bool {
+        let layers = self.layers.as_slice();
+        let f32_last = self.final_activation == FinalActivation::F32 && index + 1 == layers.len();
+        layers.get(index).is_some_and(QLayer::is_saturating) && !f32_last
+    }
+
+    /// The layers with whether each stores a table.
+    fn tabled(&self) -> impl Iterator<Item = (&QLayer, bool)> + '_ {
+        let layers = self.layers.as_slice();
+        layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l, self.has_table(i)))
+    }
+
+    /// 4-byte words of the layers (`None` past `usize`).
+    pub fn layer_words(&self) -> Option<usize> {
+        self.tabled()
+            .try_fold(0usize, |acc, (l, table)| acc.checked_add(l.words(table)))
+    }
 }
 
 /// Two int8 activation buffers of `N` values each (`2 N` bytes), 4-byte
@@ -400,13 +455,14 @@ impl<'a> QNetwork<'a> {
 
     /// The layers, input to output.
     pub fn layers(&self) -> impl Iterator<Item = QLayerInfo> + '_ {
-        self.spec_layers().iter().map(|l| QLayerInfo {
+        self.spec.tabled().map(|(l, table)| QLayerInfo {
             inputs: usize::from(l.inputs),
             outputs: usize::from(l.outputs),
             activation: l.activation,
             output: l.output,
-            activated: l.activated(),
+            activated: l.activated(table),
             per_channel: l.per_channel,
+            table,
         })
     }
 
@@ -414,12 +470,12 @@ impl<'a> QNetwork<'a> {
     /// stored: `Some` for a sigmoid or tanh layer, `None` otherwise or past
     /// the last layer.
     pub fn activation_table(&self, index: usize) -> Option<&'a [i8; 256]> {
-        let layers = self.spec_layers();
         let mut words = self.words;
-        for before in layers.get(..index)? {
-            words = before.split(words)?.1;
+        for (before, table) in self.spec.tabled().take(index) {
+            words = before.split(words, table)?.1;
         }
-        layers.get(index)?.split(words)?.0.table
+        let layer = self.spec_layers().get(index)?;
+        layer.split(words, self.spec.has_table(index))?.0.table
     }
 
     /// Width of the first layer's input.
@@ -480,9 +536,35 @@ impl<'a> QNetwork<'a> {
 
     /// Params of the last tensor (what [`Self::forward`] dequantizes).
     pub fn output_params(&self) -> QuantParams {
+        let last = self.spec_layers().len().wrapping_sub(1);
         self.spec_layers()
             .last()
-            .map_or(self.spec.input, QLayer::activated)
+            .map_or(self.spec.input, |l| l.activated(self.spec.has_table(last)))
+    }
+
+    /// The activation [`Self::forward`] applies in f32 after dequantizing:
+    /// the last layer's under [`FinalActivation::F32`], else identity.
+    pub fn f32_activation(&self) -> Activation {
+        match (self.spec.final_activation, self.spec_layers().last()) {
+            (FinalActivation::F32, Some(last)) => last.activation,
+            _ => Activation::Identity,
+        }
+    }
+
+    /// How the last layer's sigmoid or tanh is computed.
+    pub fn final_activation(&self) -> FinalActivation {
+        self.spec.final_activation
+    }
+
+    /// `output = f32_activation(dequantize(q))` for the pass's last tensor.
+    fn finish(&self, y: &[i8], output: &mut [f32]) {
+        let params = self.output_params();
+        let pairs = output.iter_mut().zip(y);
+        match self.f32_activation() {
+            // The table's (and linear) outputs: a loop with no branch inside.
+            Activation::Identity => pairs.for_each(|(o, &q)| *o = params.dequantize(q)),
+            activation => pairs.for_each(|(o, &q)| *o = activation.apply(params.dequantize(q))),
+        }
     }
 
     /// The multiplier rounding of every layer.
@@ -549,10 +631,7 @@ impl<'a> QNetwork<'a> {
             *q = params.quantize(v);
         }
         let y = self.run(b, a)?;
-        let params = self.output_params();
-        for (o, &q) in output.iter_mut().zip(y) {
-            *o = params.dequantize(q);
-        }
+        self.finish(y, output);
         Ok(())
     }
 
@@ -652,10 +731,7 @@ impl<'a> QNetwork<'a> {
             *q = params.quantize(v);
         }
         let y = self.run(b, a)?;
-        let params = self.output_params();
-        for (o, &q) in out.iter_mut().zip(y) {
-            *o = params.dequantize(q);
-        }
+        self.finish(y, out);
         Ok(())
     }
 
@@ -665,10 +741,10 @@ impl<'a> QNetwork<'a> {
         let mut words = self.words;
         let mut params = self.spec.input;
         let mut width = self.input_dim();
-        for layer in self.spec_layers() {
+        for (layer, table) in self.spec.tabled() {
             let (n_in, n_out) = (usize::from(layer.inputs), usize::from(layer.outputs));
             // Lengths were validated at parse time: the errors are unreachable.
-            let (parts, rest) = layer.split(words).ok_or(INTERNAL)?;
+            let (parts, rest) = layer.split(words, table).ok_or(INTERNAL)?;
             words = rest;
             let w: &[u32] = bytemuck::try_cast_slice(parts.weights).map_err(|_| INTERNAL)?;
             let (act_min, act_max) = layer.act_range();
@@ -698,7 +774,7 @@ impl<'a> QNetwork<'a> {
                     *q = table[usize::from(*q as u8)];
                 }
             }
-            params = layer.activated();
+            params = layer.activated(table);
             width = n_out;
             core::mem::swap(&mut src, &mut dst);
         }
@@ -732,7 +808,8 @@ fn validate<'a>(
             return Err(Error::InvalidShape(Shape::LayerWidths));
         }
         hidden_width = hidden_width.max(usize::from(layer.outputs));
-        words = words.checked_add(layer.words()).ok_or(DATA_LENGTH)?;
+        let table = spec.has_table(i);
+        words = words.checked_add(layer.words(table)).ok_or(DATA_LENGTH)?;
     }
     let latent = usize::from(spec.latent);
     let prior_values = spec.prior.stored_values(latent).ok_or(DATA_LENGTH)?;
@@ -742,14 +819,19 @@ fn validate<'a>(
     let (layer_words, prior_params) = data.split_at_checked(words).ok_or(DATA_LENGTH)?;
     // Every count matches the data: now the values, each read once.
     spec.input.check()?;
+    if spec.final_activation == FinalActivation::F32
+        && !layers.last().is_some_and(QLayer::is_saturating)
+    {
+        return Err(Error::ParameterOutOfRange);
+    }
     let mut rest = layer_words;
-    for layer in layers {
+    for (i, layer) in layers.iter().enumerate() {
         layer.output.check()?;
         if layer.activation == Activation::LeakyRelu {
             return Err(Error::ParameterOutOfRange);
         }
         // Every int8 value of a table is a valid output: nothing to check.
-        let (parts, tail) = layer.split(rest).ok_or(DATA_LENGTH)?;
+        let (parts, tail) = layer.split(rest, spec.has_table(i)).ok_or(DATA_LENGTH)?;
         rest = tail;
         if parts.multiplier.iter().any(|&v| v < 0)
             || parts.shift.iter().any(|&s| !(-31..=30).contains(&s))

@@ -17,7 +17,7 @@ use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams};
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
 use tinygen_runtime::qnetwork::{
-    QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams, SIGMOID_OUTPUT,
+    FinalActivation, QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams, SIGMOID_OUTPUT,
 };
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
@@ -57,8 +57,12 @@ fn linear<'p>(weight: &'p [f32], bias: &'p [f32]) -> LayerParams<'p> {
     }
 }
 
-/// Pinned schema key of detectors (`detector/4`).
-const DETECTOR_KEY: u32 = 0x117c_c51e;
+/// Pinned schema key of detectors (`detector/5`).
+const DETECTOR_KEY: u32 = 0x142c_61df;
+
+/// Pinned schema key of `detector/4` files (`detector_v4.tgm`, read;
+/// `detector_int8_v4.tgm`, whose int8 networks are `mlp-int8/3`, rejected).
+const DETECTOR_V4_KEY: u32 = 0x117c_c51e;
 
 /// Pinned schema key of `detector/3` files (`detector_v3.tgm`, read;
 /// `detector_int8_v3.tgm`, whose int8 networks are `mlp-int8/2`, rejected).
@@ -68,8 +72,12 @@ const DETECTOR_V3_KEY: u32 = 0x9436_e365;
 /// detector as committed before `detector/3`, still read, no longer written).
 const DETECTOR_V2_KEY: u32 = 0xbfa4_6c95;
 
-/// Pinned schema key of the int8 networks (`mlp-int8/3`).
-const INT8_KEY: u32 = 0xf741_b213;
+/// Pinned schema key of the int8 networks (`mlp-int8/4`).
+const INT8_KEY: u32 = 0x1f63_666a;
+
+/// Pinned schema key of `mlp-int8/3` files (`decoder_int8_v3.tgm`, the
+/// golden int8 decoder before the final activation's choice, rejected).
+const INT8_V3_KEY: u32 = 0xf741_b213;
 
 /// Pinned schema key of `mlp-int8/2` files (`decoder_int8_v2.tgm`, the golden
 /// int8 decoder before sigmoid and tanh tables, rejected).
@@ -111,6 +119,7 @@ fn decoder_int8() -> QNetworkParams<'static> {
             },
         ],
         prior: PriorParams::Gaussian,
+        final_activation: FinalActivation::Int8,
     }
 }
 
@@ -137,6 +146,7 @@ fn encoder_int8() -> QNetworkParams<'static> {
             },
         }],
         prior: PriorParams::None,
+        final_activation: FinalActivation::Int8,
     }
 }
 
@@ -192,6 +202,7 @@ fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
         input: SIXTEENTH,
         layers: vec![layer],
         prior: PriorParams::None,
+        final_activation: FinalActivation::Int8,
     };
     let neural_int8 = NeuralParams {
         autoencoder: AutoencoderParams::Int8 {
@@ -268,6 +279,16 @@ fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
             "encoder_int8.tgm",
             ModelKind::EncoderInt8,
             encoder_int8().encode().unwrap(),
+        ),
+        (
+            "decoder_int8_f32_output.tgm",
+            ModelKind::DecoderInt8,
+            QNetworkParams {
+                final_activation: FinalActivation::F32,
+                ..decoder_int8()
+            }
+            .encode()
+            .unwrap(),
         ),
     ]
 }
@@ -347,12 +368,13 @@ fn golden_files_give_their_closed_form_outputs() {
 
     // The f32 and the int8 detector (whose tensors are exact on these
     // points: the standardized features are multiples of 1/16), and the
-    // f32 one as detector/2 and detector/3 wrote it.
+    // f32 one as detector/2, detector/3 and detector/4 wrote it.
     for name in [
         "detector.tgm",
         "detector_int8.tgm",
         "detector_v2.tgm",
         "detector_v3.tgm",
+        "detector_v4.tgm",
     ] {
         let (words, len) = committed(name);
         let bytes = &bytemuck::cast_slice(&words)[..len];
@@ -361,6 +383,7 @@ fn golden_files_give_their_closed_form_outputs() {
         let want_key = match name {
             "detector_v2.tgm" => DETECTOR_V2_KEY,
             "detector_v3.tgm" => DETECTOR_V3_KEY,
+            "detector_v4.tgm" => DETECTOR_V4_KEY,
             _ => DETECTOR_KEY,
         };
         assert_eq!(key, want_key, "{name}: schema key");
@@ -446,6 +469,32 @@ fn golden_files_give_their_closed_form_outputs() {
         assert_eq!(out[0].to_bits(), want[0].to_bits());
     }
 
+    // The same decoder with its sigmoid in f32: the last tensor is the
+    // pre-activation 32 = 2.0, and the output f32's sigmoid of it.
+    let (words, len) = committed("decoder_int8_f32_output.tgm");
+    let decoder = QNetwork::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    assert_eq!(decoder.final_activation(), FinalActivation::F32);
+    assert_eq!(
+        decoder.activation_table(1),
+        None,
+        "no table for an f32 sigmoid"
+    );
+    assert_eq!(decoder.output_params(), SIXTEENTH);
+    decoder
+        .forward(&[2.0, 1.0], &mut out, &mut qscratch)
+        .unwrap();
+    assert_eq!(out[0], Activation::Sigmoid.apply(2.0));
+    close(out[0], 1.0 / (1.0 + (-2.0f64).exp()), "f32 sigmoid");
+    decoder
+        .forward_i8(&[32, 16], &mut q, &mut qscratch)
+        .unwrap();
+    assert_eq!(q, [32]);
+    assert_eq!(
+        len + 256,
+        committed("decoder_int8.tgm").1,
+        "the table's 256 bytes are not stored"
+    );
+
     // Int8 encoder at x = (1, 0.25): input (18, 6), accumulator 1280, 20 - 5.
     let (words, len) = committed("encoder_int8.tgm");
     let encoder = QNetwork::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
@@ -459,10 +508,13 @@ fn golden_files_give_their_closed_form_outputs() {
 
 #[test]
 fn files_of_replaced_int8_layouts_are_rejected() {
-    // mlp-int8/2 (no sigmoid and tanh tables), alone or in a detector/3.
+    // mlp-int8/2 (no sigmoid and tanh tables) and mlp-int8/3 (no final
+    // activation's choice), alone or in a detector/3 or detector/4.
     for (name, key) in [
         ("decoder_int8_v2.tgm", INT8_V2_KEY),
         ("detector_int8_v3.tgm", DETECTOR_V3_KEY),
+        ("decoder_int8_v3.tgm", INT8_V3_KEY),
+        ("detector_int8_v4.tgm", DETECTOR_V4_KEY),
     ] {
         let (words, len) = committed(name);
         let bytes = &bytemuck::cast_slice(&words)[..len];

@@ -246,7 +246,7 @@ fn quantize_round_trips_the_fixture_scales() {
 fn int8_network_files_match_litert_bit_for_bit() {
     use tinygen_runtime::network::{PriorParams, Role};
     use tinygen_runtime::qnetwork::{
-        QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams,
+        FinalActivation, QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams,
     };
     use tinygen_runtime::{Activation, Aligned};
 
@@ -278,6 +278,7 @@ fn int8_network_files_match_litert_bit_for_bit() {
                 },
             }],
             prior: PriorParams::None,
+            final_activation: FinalActivation::Int8,
         };
         let bytes = params.encode().unwrap();
         let mut flash = Box::new(Aligned([0u8; 4096]));
@@ -304,7 +305,8 @@ mod activations {
     use serde::Deserialize;
     use tinygen_runtime::network::{PriorParams, Role};
     use tinygen_runtime::qnetwork::{
-        QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams, SIGMOID_OUTPUT, TANH_OUTPUT,
+        FinalActivation, QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams,
+        SIGMOID_OUTPUT, TANH_OUTPUT,
     };
     use tinygen_runtime::quant::{activation_table, quantize_multiplier};
     use tinygen_runtime::{Activation, Aligned};
@@ -494,6 +496,7 @@ mod activations {
                     })
                     .collect(),
                 prior: PriorParams::None,
+                final_activation: FinalActivation::Int8,
             };
             let bytes = network.encode().unwrap();
             let mut flash = Box::new(Aligned([0u8; 4096]));

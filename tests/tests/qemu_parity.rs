@@ -23,10 +23,11 @@ use tinygen::nn::config::{NetworkConfig, NetworkKind as NetKind, Objective, Reco
 use tinygen::nn::export::{Part, export_int8, export_tgm, verify_tgm};
 use tinygen::nn::network::Network;
 use tinygen::nn::prior::Prior;
-use tinygen::nn::quantize::WeightScales;
+use tinygen::nn::quantize::{QuantOptions, WeightScales};
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::gmm::Covariance;
+use tinygen_runtime::qnetwork::FinalActivation;
 use tinygen_runtime::{Activation, Detector, ModelKind};
 
 /// Fits a mixture and writes it with test points (in-distribution rows and far-away ones).
@@ -496,14 +497,24 @@ fn build_suite() -> Suite {
             ]
         };
         // The SWAE's decoder has one weight scale per layer, the others one
-        // per output channel.
-        for (part, inputs, suffix) in int8_parts {
-            let scales = if name == "decoder_swae_ring" && part == Part::Decoder {
-                WeightScales::PerTensor
-            } else {
-                WeightScales::PerChannel
+        // per output channel; the VAE's decoder is also written with its
+        // sigmoid in f32.
+        let f32_output =
+            (name == "decoder_vae_gaussian").then_some((Part::Decoder, &z, "int8_f32_output"));
+        for (part, inputs, suffix) in int8_parts.into_iter().chain(f32_output) {
+            let options = QuantOptions {
+                scales: if name == "decoder_swae_ring" && part == Part::Decoder {
+                    WeightScales::PerTensor
+                } else {
+                    WeightScales::PerChannel
+                },
+                final_activation: if suffix == "int8_f32_output" {
+                    FinalActivation::F32
+                } else {
+                    FinalActivation::Int8
+                },
             };
-            let (int8, _) = export_int8(&net, part, None, inputs, scales).unwrap();
+            let (int8, _) = export_int8(&net, part, None, inputs, options).unwrap();
             xtask::write_case(&dir.join(format!("{name}_{suffix}")), &int8, inputs).unwrap();
         }
     }
@@ -593,6 +604,7 @@ fn int8_edges_case(dir: &std::path::Path) {
             })
             .collect(),
         prior: PriorParams::None,
+        final_activation: FinalActivation::Int8,
     };
     let bytes = params.encode().unwrap();
     // Row 0 saturates every input at 127 (x - z = 255), row 1 at -128.

@@ -12,7 +12,7 @@ use tinygen_runtime::ModelKind;
 use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams, Standardizer};
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
-use tinygen_runtime::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
+use tinygen_runtime::qnetwork::{FinalActivation, QLayerParams, QNetworkParams, QuantParams};
 
 const COVARIANCES: [Covariance; 4] = [
     Covariance::Full,
@@ -177,6 +177,7 @@ impl QMlp {
                 })
                 .collect(),
             prior: PriorParams::None,
+            final_activation: FinalActivation::Int8,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use super::{QLayer, QLayers, QNetworkSpec, QuantParams, validate};
+use super::{FinalActivation, QLayer, QLayers, QNetworkSpec, QuantParams, validate};
 use crate::Error;
 use crate::activation::Activation;
 use crate::format::{self, ModelKind};
@@ -48,6 +48,9 @@ pub struct QNetworkParams<'p> {
     /// The prior over latent codes (decoders; [`PriorParams::None`] for
     /// encoders), as for f32 networks.
     pub prior: PriorParams<'p>,
+    /// How the last layer's sigmoid or tanh is computed ([`FinalActivation::F32`]
+    /// only for a last layer with sigmoid or tanh: no table is stored).
+    pub final_activation: FinalActivation,
 }
 
 impl QNetworkParams<'_> {
@@ -90,6 +93,10 @@ impl QNetworkParams<'_> {
         };
         let mut layers = Vec::with_capacity(self.layers.len());
         let mut bytes: Vec<u8> = Vec::new();
+        let f32_last = self.final_activation == FinalActivation::F32;
+        if f32_last && !matches!(last.activation, Activation::Sigmoid | Activation::Tanh) {
+            return Err(Error::InvalidParameters);
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             let per_channel = layer.multiplier.len() != 1;
             let consistent = layer.inputs > 0
@@ -119,8 +126,10 @@ impl QNetworkParams<'_> {
                 bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
             }
             let stored = layers.last().ok_or(Error::InvalidParameters)?;
-            if stored.has_table() {
-                let table = activation_table(layer.activation, layer.output, stored.activated())?;
+            let table = stored.is_saturating() && !(f32_last && i + 1 == self.layers.len());
+            if table {
+                let table =
+                    activation_table(layer.activation, layer.output, stored.activated(true))?;
                 bytes.extend(table.iter().map(|&q| q.to_le_bytes()[0]));
             }
         }
@@ -138,6 +147,7 @@ impl QNetworkParams<'_> {
             rounding,
             layers: QLayers::new(&layers).map_err(|_| Error::InvalidParameters)?,
             prior,
+            final_activation: self.final_activation,
         };
         // Exactly the runtime's checks, on exactly the values written.
         validate(kind, &spec, &data).map_err(|_| Error::InvalidParameters)?;

@@ -71,6 +71,7 @@ fn two_layers<'p>(multiplier: &'p [i32], shift: &'p [i32]) -> QNetworkParams<'p>
             },
         ],
         prior: PriorParams::None,
+        final_activation: FinalActivation::Int8,
     }
 }
 
@@ -151,6 +152,7 @@ fn activated_decoder(activation: Activation) -> QNetworkParams<'static> {
             },
         ],
         prior: PriorParams::Gaussian,
+        final_activation: FinalActivation::Int8,
     }
 }
 
@@ -366,6 +368,7 @@ impl Owned {
                 })
                 .collect(),
             prior: PriorParams::None,
+            final_activation: FinalActivation::Int8,
         }
     }
 }
@@ -460,6 +463,85 @@ fn random_networks_agree_with_the_i64_reference_and_forward_is_forward_i8() {
         let want: Vec<f32> = got.iter().map(|&v| out.dequantize(v)).collect();
         assert_eq!(y, want, "seed {seed}");
     }
+}
+
+#[test]
+fn an_f32_final_activation_is_the_table_s_pre_activation_activated_in_f32() {
+    let mut scratch = QScratch::<16>::new();
+    for seed in 0..200 {
+        let mut owned = random_network(seed);
+        let last = owned.activations.len() - 1;
+        owned.activations[last] = if seed % 2 == 0 {
+            Activation::Sigmoid
+        } else {
+            Activation::Tanh
+        };
+        let tabled = owned.params().encode().unwrap();
+        let f32_out = QNetworkParams {
+            final_activation: FinalActivation::F32,
+            ..owned.params()
+        }
+        .encode()
+        .unwrap();
+        let (tabled, f32_out) = (AlignedBuf::new(&tabled), AlignedBuf::new(&f32_out));
+        let (tabled, f32_out) = (parse(&tabled).unwrap(), parse(&f32_out).unwrap());
+        let stored = f32_out.stored_bytes() + 256;
+        assert_eq!(stored, tabled.stored_bytes(), "seed {seed}: no table");
+        assert_eq!(f32_out.output_params(), owned.outputs[last]);
+        assert_eq!(f32_out.f32_activation(), owned.activations[last]);
+        assert!(!f32_out.layers().last().unwrap().table);
+        let table = tabled.activation_table(last).unwrap();
+
+        let n_in = owned.widths[0];
+        let n_out = *owned.widths.last().unwrap();
+        let x: Vec<f32> = (0..n_in)
+            .map(|i| ((seed as f32) * 0.41 + i as f32 * 0.7).cos() * 2.0)
+            .collect();
+        let q: Vec<i8> = x
+            .iter()
+            .map(|&v| f32_out.input_params().quantize(v))
+            .collect();
+        let (mut pre, mut post) = (vec![0i8; n_out], vec![0i8; n_out]);
+        f32_out.forward_i8(&q, &mut pre, &mut scratch).unwrap();
+        tabled.forward_i8(&q, &mut post, &mut scratch).unwrap();
+        // The int8 pass stops before the table the other file applies.
+        let looked_up: Vec<i8> = pre.iter().map(|&v| table[usize::from(v as u8)]).collect();
+        assert_eq!(looked_up, post, "seed {seed}");
+        let mut y = vec![0f32; n_out];
+        f32_out.forward(&x, &mut y, &mut scratch).unwrap();
+        let params = owned.outputs[last];
+        let want: Vec<f32> = pre
+            .iter()
+            .map(|&v| owned.activations[last].apply(params.dequantize(v)))
+            .collect();
+        assert_eq!(y, want, "seed {seed}");
+        // And the two agree to the table's output grid.
+        let mut y_tabled = vec![0f32; n_out];
+        tabled.forward(&x, &mut y_tabled, &mut scratch).unwrap();
+        let step = tabled.output_params().scale;
+        for (a, b) in y.iter().zip(&y_tabled) {
+            assert!((a - b).abs() <= step, "seed {seed}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn an_f32_final_activation_needs_a_last_sigmoid_or_tanh() {
+    let identity = QNetworkParams {
+        final_activation: FinalActivation::F32,
+        ..two_layers(&[1 << 30], &[-5])
+    };
+    assert_eq!(identity.encode(), Err(Error::InvalidParameters));
+    // A file that claims it anyway is refused by the reader.
+    let (spec, data) = parts();
+    let claimed = QNetworkSpec {
+        final_activation: FinalActivation::F32,
+        ..spec
+    };
+    assert_eq!(
+        parse(&write(&claimed, &data)).map(|_| ()),
+        Err(Error::ParameterOutOfRange)
+    );
 }
 
 #[test]
@@ -647,6 +729,7 @@ fn every_validation_failure_is_a_typed_error() {
         rounding: Rounding,
         layers: Vec<QLayer>,
         prior: Prior,
+        final_activation: FinalActivation,
     }
     let many = ManySpec {
         latent: 2,
@@ -655,6 +738,7 @@ fn every_validation_failure_is_a_typed_error() {
         rounding: spec.rounding,
         layers: vec![layer; MAX_LAYERS + 1],
         prior: Prior::None,
+        final_activation: FinalActivation::Int8,
     };
     let bytes = format::write(ModelKind::EncoderInt8, SCHEMA_KEY, &many, &data).unwrap();
     assert_eq!(
@@ -765,6 +849,7 @@ fn a_spec_claiming_huge_widths_is_rejected_fast() {
         prior: Prior::Mixture {
             components: u16::MAX,
         },
+        final_activation: FinalActivation::Int8,
     };
     let buf = write(&spec, &[0.0]);
     let start = std::time::Instant::now();

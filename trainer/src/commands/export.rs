@@ -20,8 +20,9 @@ use crate::nn::export::{
 use crate::nn::fit::DataSource;
 use crate::nn::network::Network;
 use crate::nn::plots::square_image_grid;
-use crate::nn::quantize::WeightScales;
+use crate::nn::quantize::{QuantOptions, WeightScales};
 use crate::nn::run::load_run;
+use tinygen_runtime::qnetwork::FinalActivation;
 
 /// Output format of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,6 +65,12 @@ pub struct ExportArgs {
     /// coarser steps).
     #[arg(long, requires = "quantize")]
     pub per_tensor: bool,
+    /// Run the last layer's sigmoid or tanh in f32 on its dequantized int8
+    /// pre-activation (TFLite's FULLY_CONNECTED -> DEQUANTIZE -> LOGISTIC)
+    /// instead of by int8 table: outputs off the 1/256 grid (never exactly
+    /// 0), at one f32 sigmoid or tanh per output.
+    #[arg(long, requires = "quantize")]
+    pub f32_output: bool,
     /// Name of the C array (`--format c`; default: the output file's
     /// name, made a C identifier).
     #[arg(long)]
@@ -168,12 +175,19 @@ fn export_int8_file(
 ) -> anyhow::Result<()> {
     let latent = read_latent_mixture(&args.run)?;
     let calibration = calibration_rows(net, args.part, train, args.calibration_rows)?;
-    let scales = if args.per_tensor {
-        WeightScales::PerTensor
-    } else {
-        WeightScales::PerChannel
+    let options = QuantOptions {
+        scales: if args.per_tensor {
+            WeightScales::PerTensor
+        } else {
+            WeightScales::PerChannel
+        },
+        final_activation: if args.f32_output {
+            FinalActivation::F32
+        } else {
+            FinalActivation::Int8
+        },
     };
-    let (bytes, quantized) = export_int8(net, args.part, latent.as_ref(), &calibration, scales)?;
+    let (bytes, quantized) = export_int8(net, args.part, latent.as_ref(), &calibration, options)?;
     let (worst, mean) = error_against_f32(net, args.part, &bytes, data)?;
     if !(worst.is_finite() && mean.is_finite()) {
         anyhow::bail!("the int8 network's outputs are not finite; nothing written");
@@ -192,7 +206,7 @@ fn export_int8_file(
     println!(
         "wrote {} ({} bytes, {:.1}x smaller than f32's {f32_bytes}): int8 {} {} -> {}, {} layers, \
          {} multiply-accumulates per call, activation buffers 2 x {} bytes; weight scales per \
-         {}; ranges calibrated (min/max) on {calibrated}; against candle's f32 on the check inputs: max abs error \
+         {}; output activation in {}; ranges calibrated (min/max) on {calibrated}; against candle's f32 on the check inputs: max abs error \
          {worst:.4}, mean {mean:.5}",
         args.out.display(),
         bytes.len(),
@@ -208,6 +222,7 @@ fn export_int8_file(
         } else {
             "output channel"
         },
+        if args.f32_output { "f32" } else { "int8" },
     );
     Ok(())
 }

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tinygen_runtime::AnyModel;
 use tinygen_runtime::detector::AutoencoderSpec;
 use tinygen_runtime::format::ModelKind;
 use tinygen_runtime::gmm::Covariance;
+use tinygen_runtime::{Activation, AnyModel};
 
 use crate::host::AlignedBytes;
 
@@ -157,6 +157,8 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                         ", then a 256-entry table to scale {:e}, zero point {}",
                         layer.activated.scale, layer.activated.zero_point
                     )
+                } else if matches!(layer.activation, Activation::Sigmoid | Activation::Tanh) {
+                    ", then dequantized and activated in f32".to_string()
                 } else {
                     String::new()
                 };

@@ -341,15 +341,16 @@ pub fn calibration_rows(
 
 /// Encodes the decoder or encoder of `net` as an int8 file (TFLite's
 /// scheme, see [`super::quantize`]) calibrated on `calibration` (rows of the
-/// part's input, see [`calibration_rows`]) with weight scales `scales`.
+/// part's input, see [`calibration_rows`]) with the choices `options`.
 pub fn export_int8(
     net: &Network,
     part: Part,
     latent: Option<&LatentMixture>,
     calibration: &[f32],
-    scales: super::quantize::WeightScales,
+    options: super::quantize::QuantOptions,
 ) -> anyhow::Result<(Vec<u8>, super::quantize::QuantNetwork)> {
-    let quantized = super::quantize::quantize_with(&dense_layers(net, part)?, calibration, scales)?;
+    let quantized =
+        super::quantize::quantize_with(&dense_layers(net, part)?, calibration, options)?;
     let prior = PriorData::new(net, latent)?;
     let bytes = quantized
         .params(part.role(), prior.params(part))

@@ -134,7 +134,8 @@ pub fn file_reconstruction(net: &Network, samples: &Samples, file: &[u8]) -> any
 /// loss of the run's own f32 decoder (candle) on the encoder codes, each
 /// output rounded to the file's output tensor (`dequantize(quantize(y))`,
 /// for a sigmoid output steps of 1/256 from exactly 0). `None` when `file`
-/// is not an int8 decoder.
+/// is not an int8 decoder, or its last activation runs in f32 (no output
+/// grid).
 pub fn output_grid_reconstruction(
     net: &Network,
     samples: &Samples,
@@ -144,6 +145,9 @@ pub fn output_grid_reconstruction(
     let Ok(q) = tinygen_runtime::qnetwork::QNetwork::from_bytes(file.as_bytes()) else {
         return Ok(None);
     };
+    if q.final_activation() == tinygen_runtime::qnetwork::FinalActivation::F32 {
+        return Ok(None);
+    }
     check_data(net, samples)?;
     let grid = q.output_params();
     let codes = latents(net, samples)?;

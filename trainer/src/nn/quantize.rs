@@ -28,6 +28,11 @@
 //! saturated value and makes the pre-activation's steps finer where the
 //! output still moves.
 //!
+//! With [`FinalActivation::F32`] the last layer's sigmoid or tanh runs in
+//! f32 on the dequantized pre-activation (no table, no output grid); that
+//! pre-activation keeps its whole calibrated range, since in f32 the
+//! activation does not saturate at ±7.
+//!
 //! Calibration runs the f32 layers over rows the caller chooses and takes
 //! plain minimum and maximum (`tinygen export --quantize int8`: the first
 //! 1,000 training rows for an encoder; for a decoder their latent codes
@@ -38,7 +43,7 @@ use anyhow::{bail, ensure};
 use tinygen_runtime::Activation;
 use tinygen_runtime::network::{PriorParams, Role};
 use tinygen_runtime::qnetwork::{
-    QLayerParams, QNetworkParams, QuantParams, SIGMOID_OUTPUT, TANH_OUTPUT,
+    FinalActivation, QLayerParams, QNetworkParams, QuantParams, SIGMOID_OUTPUT, TANH_OUTPUT,
 };
 use tinygen_runtime::quant::kernel::packed_words;
 use tinygen_runtime::quant::quantize_multiplier_single_rounding;
@@ -75,6 +80,8 @@ pub struct QuantNetwork {
     pub layers: Vec<QuantLayer>,
     /// Calibration rows used.
     pub calibration_rows: usize,
+    /// How the last layer's sigmoid or tanh is computed.
+    pub final_activation: FinalActivation,
 }
 
 impl QuantNetwork {
@@ -98,18 +105,23 @@ impl QuantNetwork {
                 })
                 .collect(),
             prior,
+            final_activation: self.final_activation,
         }
     }
 
     /// Bytes the file stores for the layers: packed weights (rows and
     /// columns padded to multiples of 4), biases, requantization parameters
-    /// and sigmoid and tanh tables (256 bytes each).
+    /// and sigmoid and tanh tables (256 bytes each; none for the last layer
+    /// under [`FinalActivation::F32`]).
     pub fn parameter_bytes(&self) -> usize {
+        let last = self.layers.len().saturating_sub(1);
+        let f32_last = self.final_activation == FinalActivation::F32;
         self.layers
             .iter()
-            .map(|l| {
+            .enumerate()
+            .map(|(i, l)| {
                 let table = match l.activation {
-                    Activation::Sigmoid | Activation::Tanh => 256,
+                    Activation::Sigmoid | Activation::Tanh if !(f32_last && i == last) => 256,
                     _ => 0,
                 };
                 let weights = packed_words(l.inputs, l.outputs).unwrap_or(usize::MAX);
@@ -129,21 +141,42 @@ pub enum WeightScales {
     PerTensor,
 }
 
+/// The choices of a quantization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QuantOptions {
+    /// One weight scale per output channel or per layer.
+    pub scales: WeightScales,
+    /// The last layer's sigmoid or tanh in int8 (by table) or in f32.
+    pub final_activation: FinalActivation,
+}
+
 /// Quantizes `layers` with activation ranges measured on `rows` (row-major,
 /// `layers[0].inputs` values each), per-channel weight scales.
 pub fn quantize(layers: &[DenseLayer], rows: &[f32]) -> anyhow::Result<QuantNetwork> {
-    quantize_with(layers, rows, WeightScales::PerChannel)
+    quantize_with(layers, rows, QuantOptions::default())
 }
 
-/// [`quantize`] with the weight scales `scales`.
+/// [`quantize`] with the choices `options`.
 pub fn quantize_with(
     layers: &[DenseLayer],
     rows: &[f32],
-    scales: WeightScales,
+    options: QuantOptions,
 ) -> anyhow::Result<QuantNetwork> {
-    let Some(first) = layers.first() else {
+    let QuantOptions {
+        scales,
+        final_activation,
+    } = options;
+    let (Some(first), Some(last)) = (layers.first(), layers.last()) else {
         bail!("no layers to quantize");
     };
+    if final_activation == FinalActivation::F32
+        && !matches!(last.activation, Activation::Sigmoid | Activation::Tanh)
+    {
+        bail!(
+            "an f32 output activation needs a last layer with sigmoid or tanh, not {}",
+            last.activation.name()
+        );
+    }
     let width = first.inputs;
     ensure!(
         width > 0 && !rows.is_empty() && rows.len().is_multiple_of(width),
@@ -183,10 +216,11 @@ pub fn quantize_with(
     let input = ranges[0].params();
     let mut s_in = input;
     let mut out = Vec::with_capacity(layers.len());
-    for (layer, range) in layers.iter().zip(&ranges[1..]) {
+    for (i, (layer, range)) in layers.iter().zip(&ranges[1..]).enumerate() {
+        let table = final_activation == FinalActivation::Int8 || i + 1 < layers.len();
         let output = match SATURATION.iter().find(|(a, _)| *a == layer.activation) {
-            Some(&(_, bound)) => range.clipped(bound).params(),
-            None => range.params(),
+            Some(&(_, bound)) if table => range.clipped(bound).params(),
+            _ => range.params(),
         };
         let mut weight = Vec::with_capacity(layer.weight.len());
         let mut bias = Vec::with_capacity(layer.outputs);
@@ -239,6 +273,7 @@ pub fn quantize_with(
         input,
         layers: out,
         calibration_rows: rows.len() / width,
+        final_activation,
     })
 }
 
@@ -461,7 +496,11 @@ mod tests {
         ];
         let rows: Vec<f32> = (0..6 * 50).map(|i| (i % 13) as f32 / 6.0 - 1.0).collect();
         let channel = quantize(&layers, &rows).unwrap();
-        let tensor = quantize_with(&layers, &rows, WeightScales::PerTensor).unwrap();
+        let per_tensor = QuantOptions {
+            scales: WeightScales::PerTensor,
+            ..QuantOptions::default()
+        };
+        let tensor = quantize_with(&layers, &rows, per_tensor).unwrap();
         for ((c, t), l) in channel.layers.iter().zip(&tensor.layers).zip(&layers) {
             assert_eq!((c.multiplier.len(), t.multiplier.len()), (l.outputs, 1));
             assert_eq!(t.shift.len(), 1);
@@ -482,6 +521,40 @@ mod tests {
         let file = crate::host::AlignedBytes::new(&bytes);
         let net = tinygen_runtime::qnetwork::QNetwork::from_bytes(file.as_bytes()).unwrap();
         assert_eq!(tensor.parameter_bytes(), net.stored_bytes());
+    }
+
+    #[test]
+    fn an_f32_output_keeps_the_whole_pre_activation_range_and_stores_no_table() {
+        let layers = [
+            layer(6, 16, Activation::Relu, 1),
+            layer(16, 5, Activation::Sigmoid, 3),
+        ];
+        // Pre-activations well beyond ±7.
+        let rows: Vec<f32> = (0..6 * 50).map(|i| (i % 13) as f32 - 6.0).collect();
+        let f32_output = QuantOptions {
+            final_activation: FinalActivation::F32,
+            ..QuantOptions::default()
+        };
+        let table = quantize(&layers, &rows).unwrap();
+        let f32_out = quantize_with(&layers, &rows, f32_output).unwrap();
+        // The hidden layer is calibrated alike; the last sigmoid is clipped only with a table.
+        assert_eq!(table.layers[0].output, f32_out.layers[0].output);
+        let span = |p: QuantParams| 255.0 * p.scale;
+        assert!(span(table.layers[1].output) <= 14.0 + 1e-4);
+        assert!(span(f32_out.layers[1].output) > 14.0);
+        assert_eq!(table.parameter_bytes() - f32_out.parameter_bytes(), 256);
+        let bytes = f32_out
+            .params(Role::Encoder, PriorParams::None)
+            .encode()
+            .unwrap();
+        let file = crate::host::AlignedBytes::new(&bytes);
+        let net = tinygen_runtime::qnetwork::QNetwork::from_bytes(file.as_bytes()).unwrap();
+        assert_eq!(f32_out.parameter_bytes(), net.stored_bytes());
+        assert_eq!(net.f32_activation(), Activation::Sigmoid);
+        // Only a sigmoid or tanh output can run in f32.
+        let relu_last = [layer(6, 4, Activation::Relu, 1)];
+        let error = quantize_with(&relu_last, &rows, f32_output).unwrap_err();
+        assert!(error.to_string().contains("sigmoid or tanh"), "{error}");
     }
 
     #[test]
