@@ -131,10 +131,23 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
         tinygen::nn::export::Part::Decoder,
         None,
         &calibration,
-        tinygen::nn::quantize::WeightScales::PerChannel,
+        tinygen::nn::quantize::QuantOptions::default(),
     )?;
     write_case(&cases.join(INT8_DECODER), &int8_file, &latents)?;
     names.push(INT8_DECODER);
+    // Its output sigmoid in f32 on the int8 pre-activation (`--f32-output`).
+    let (f32_output_file, _) = tinygen::nn::export::export_int8(
+        &decoder,
+        tinygen::nn::export::Part::Decoder,
+        None,
+        &calibration,
+        tinygen::nn::quantize::QuantOptions {
+            final_activation: tinygen_runtime::qnetwork::FinalActivation::F32,
+            ..Default::default()
+        },
+    )?;
+    write_case(&cases.join(INT8_F32_OUTPUT), &f32_output_file, &latents)?;
+    names.push(INT8_F32_OUTPUT);
     // MLPerf Tiny's anomaly-detection autoencoder shape in int8.
     let (ae_file, ae_points) = mlperf_tiny_autoencoder()?;
     write_case(&cases.join(INT8_AE), &ae_file, &ae_points)?;
@@ -142,6 +155,7 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     let macs = [
         (F32_DECODER, decoder_macs),
         (INT8_DECODER, decoder_macs),
+        (INT8_F32_OUTPUT, decoder_macs),
         (
             INT8_AE,
             MLPERF_AE_WIDTHS.windows(2).map(|w| w[0] * w[1]).sum(),
@@ -258,9 +272,11 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The MNIST-sized decoder's cases, f32 and int8.
+/// The MNIST-sized decoder's cases: f32, int8, and int8 with its output
+/// sigmoid in f32.
 const F32_DECODER: &str = "e_decoder_16_128_784";
 const INT8_DECODER: &str = "f_decoder_int8_16_128_784";
+const INT8_F32_OUTPUT: &str = "f_decoder_int8_f32_output";
 
 /// MLPerf Tiny's anomaly-detection autoencoder (ToyADMOS), layer widths.
 const MLPERF_AE_WIDTHS: [usize; 11] = [640, 128, 128, 128, 128, 8, 128, 128, 128, 128, 640];
@@ -273,7 +289,7 @@ fn mlperf_tiny_autoencoder() -> anyhow::Result<(Vec<u8>, Vec<f32>)> {
     use rand::{Rng, SeedableRng};
     use tinygen_runtime::Activation;
     use tinygen_runtime::network::{PriorParams, Role};
-    use tinygen_runtime::qnetwork::{QLayerParams, QNetworkParams, QuantParams};
+    use tinygen_runtime::qnetwork::{FinalActivation, QLayerParams, QNetworkParams, QuantParams};
     use tinygen_runtime::quant::quantize_multiplier_single_rounding;
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
@@ -319,6 +335,7 @@ fn mlperf_tiny_autoencoder() -> anyhow::Result<(Vec<u8>, Vec<f32>)> {
             })
             .collect(),
         prior: PriorParams::None,
+        final_activation: FinalActivation::Int8,
     };
     let bytes = params.encode()?;
     let points = (0..4 * MLPERF_AE_WIDTHS[0])
