@@ -6,6 +6,7 @@ pub mod density;
 pub mod detector;
 pub mod divergence;
 pub mod host;
+pub mod import;
 pub mod io;
 pub mod nn;
 pub mod plot;

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tinygen::commands::{
     data, detect, eval_anomaly, eval_run, export, fit_detector, fit_gmm, fit_kde, fit_neural,
-    fit_pca, info, score,
+    fit_pca, import, info, score,
 };
 
 /// Train small generative models on a desktop and run them on microcontrollers.
@@ -27,6 +27,8 @@ enum Command {
     Detect(detect::DetectArgs),
     /// Export a run's decoder or encoder as a runtime model file or ONNX.
     Export(export::ExportArgs),
+    /// Import a network from a TFLite file as a runtime model file.
+    Import(import::ImportArgs),
     /// Run a decoder (or encoder) model file on each row of a CSV, using the runtime crate.
     Decode(export::DecodeArgs),
     /// Draw samples from a decoder model file's prior, as the device does.
@@ -109,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::Info(args) => info::run(args),
         Command::Score(args) => score::run(args),
         Command::Export(args) => export::run_export(args),
+        Command::Import(args) => import::run(args),
         Command::Decode(args) => export::run_decode(args),
         Command::Sample(args) => export::run_sample(args),
         Command::Data(DataCommand::Mnist(args)) => data::run_mnist(args),

@@ -9,6 +9,7 @@ pub mod fit_gmm;
 pub mod fit_kde;
 pub mod fit_neural;
 pub mod fit_pca;
+pub mod import;
 pub mod info;
 pub mod score;
 
