@@ -34,6 +34,9 @@ pub enum Format {
     /// A C header holding the model file as a 4-byte aligned `const
     /// uint8_t` array, for the C API (`tg_model_open`).
     C,
+    /// A TensorFlow Lite flatbuffer (float32, or with `--quantize int8`
+    /// TFLite's full-integer graph with float input and output).
+    Tflite,
 }
 
 /// Arguments of `tinygen export`.
@@ -53,7 +56,7 @@ pub struct ExportArgs {
     pub out: PathBuf,
     /// Quantize the network: int8 (TensorFlow Lite's scheme: per-channel
     /// symmetric weights, per-tensor activations calibrated by min/max on
-    /// the run's training data); `.tgm` or C only.
+    /// the run's training data); `.tgm`, C or TFLite.
     #[arg(long, value_enum)]
     pub quantize: Option<Quantize>,
     /// Training rows the int8 activation ranges are measured on (the first
@@ -107,7 +110,14 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
         }
         (Format::Onnx, None) => export_onnx_file(args, &net, &data),
         (Format::Onnx, Some(_)) => {
-            anyhow::bail!("--quantize writes .tgm files or C headers only (--format tgm or c)")
+            anyhow::bail!("--quantize writes .tgm, C or TFLite files (--format tgm, c or tflite)")
+        }
+        (Format::Tflite, quantize) => {
+            let train = match quantize {
+                Some(Quantize::Int8) => DataSource::of_run(&config).load_split(Split::Train)?.x,
+                None => Vec::new(),
+            };
+            export_tflite_file(args, &net, &data, &train)
         }
     }
 }
@@ -175,19 +185,13 @@ fn export_int8_file(
 ) -> anyhow::Result<()> {
     let latent = read_latent_mixture(&args.run)?;
     let calibration = calibration_rows(net, args.part, train, args.calibration_rows)?;
-    let options = QuantOptions {
-        scales: if args.per_tensor {
-            WeightScales::PerTensor
-        } else {
-            WeightScales::PerChannel
-        },
-        final_activation: if args.f32_output {
-            FinalActivation::F32
-        } else {
-            FinalActivation::Int8
-        },
-    };
-    let (bytes, quantized) = export_int8(net, args.part, latent.as_ref(), &calibration, options)?;
+    let (bytes, quantized) = export_int8(
+        net,
+        args.part,
+        latent.as_ref(),
+        &calibration,
+        quant_options(args),
+    )?;
     let (worst, mean) = error_against_f32(net, args.part, &bytes, data)?;
     if !(worst.is_finite() && mean.is_finite()) {
         anyhow::bail!("the int8 network's outputs are not finite; nothing written");
@@ -223,6 +227,81 @@ fn export_int8_file(
             "output channel"
         },
         if args.f32_output { "f32" } else { "int8" },
+    );
+    Ok(())
+}
+
+/// The int8 options `--per-tensor` and `--f32-output` choose.
+fn quant_options(args: &ExportArgs) -> QuantOptions {
+    QuantOptions {
+        scales: if args.per_tensor {
+            WeightScales::PerTensor
+        } else {
+            WeightScales::PerChannel
+        },
+        final_activation: if args.f32_output {
+            FinalActivation::F32
+        } else {
+            FinalActivation::Int8
+        },
+    }
+}
+
+/// `--format tflite`: the network as a TFLite flatbuffer, written only
+/// after `tinygen import` reads it back to the same network and the
+/// runtime, running what it read, matches candle (to 1e-5 in f32; as the
+/// int8 `.tgm` export reports it in int8).
+fn export_tflite_file(
+    args: &ExportArgs,
+    net: &Network,
+    data: &[f32],
+    train: &[f32],
+) -> anyhow::Result<()> {
+    use crate::import::{Imported, Int8Network, tflite, tflite_writer};
+    use crate::nn::export::dense_layers;
+    use crate::nn::quantize::quantize_with;
+
+    let network = match args.quantize {
+        None => Imported::F32(dense_layers(net, args.part)?),
+        Some(Quantize::Int8) => {
+            let calibration = calibration_rows(net, args.part, train, args.calibration_rows)?;
+            let layers = dense_layers(net, args.part)?;
+            let quantized = quantize_with(&layers, &calibration, quant_options(args))?;
+            Imported::Int8(Int8Network::from(&quantized))
+        }
+    };
+    let flat = tflite_writer::write(&network)?;
+    let read = tflite::import(&flat).context("the written TFLite file does not read back")?;
+    anyhow::ensure!(
+        read == network,
+        "the written TFLite file reads back as another network"
+    );
+    let file = read.encode(args.part.role())?;
+    let check = match args.quantize {
+        None => format!(
+            "matches candle to {:.2e}",
+            verify_tgm(net, args.part, &file, data, TOLERANCE)?
+        ),
+        Some(_) => {
+            let (worst, mean) = error_against_f32(net, args.part, &file, data)?;
+            anyhow::ensure!(
+                worst.is_finite() && mean.is_finite(),
+                "the int8 network's outputs are not finite; nothing written"
+            );
+            format!("against candle's f32: max abs error {worst:.4}, mean {mean:.5}")
+        }
+    };
+    write_atomic(&args.out, &flat)?;
+    let (inputs, outputs) = network.widths();
+    println!(
+        "wrote {} ({} bytes, TFLite {}): {inputs} -> {outputs}; read back by tinygen import, {check}",
+        args.out.display(),
+        flat.len(),
+        if args.quantize.is_some() {
+            "full-integer int8, float input and output"
+        } else {
+            "float32"
+        },
     );
     Ok(())
 }

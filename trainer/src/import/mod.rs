@@ -8,6 +8,7 @@
 
 pub mod flatbuffer;
 pub mod tflite;
+pub mod tflite_writer;
 
 use tinygen_runtime::Activation;
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
@@ -17,9 +18,10 @@ use tinygen_runtime::qnetwork::{
 use tinygen_runtime::quant::quantize_multiplier_single_rounding;
 
 use crate::nn::export::DenseLayer;
+use crate::nn::quantize::QuantNetwork;
 
 /// A network read from another tool's file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Imported {
     /// Float layers.
     F32(Vec<DenseLayer>),
@@ -28,7 +30,7 @@ pub enum Imported {
 }
 
 /// One int8 fully connected layer as TFLite stores it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Int8Layer {
     /// Input width.
     pub inputs: usize,
@@ -47,7 +49,7 @@ pub struct Int8Layer {
 }
 
 /// A TFLite int8 network.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Int8Network {
     /// Params of the int8 input.
     pub input: QuantParams,
@@ -57,6 +59,33 @@ pub struct Int8Network {
     pub float_input: bool,
     /// Whether it gave float output (a DEQUANTIZE last).
     pub float_output: bool,
+    /// [`FinalActivation::F32`] when the last sigmoid or tanh ran in float
+    /// after the DEQUANTIZE.
+    pub final_activation: FinalActivation,
+}
+
+impl From<&QuantNetwork> for Int8Network {
+    fn from(net: &QuantNetwork) -> Self {
+        Int8Network {
+            input: net.input,
+            layers: net
+                .layers
+                .iter()
+                .map(|l| Int8Layer {
+                    inputs: l.inputs,
+                    outputs: l.outputs,
+                    activation: l.activation,
+                    weight: l.weight.clone(),
+                    bias: l.bias.clone(),
+                    weight_scales: l.weight_scale.clone(),
+                    output: l.output,
+                })
+                .collect(),
+            float_input: true,
+            float_output: true,
+            final_activation: net.final_activation,
+        }
+    }
 }
 
 impl Imported {
@@ -114,7 +143,7 @@ impl Imported {
                         })
                         .collect(),
                     prior: PriorParams::None,
-                    final_activation: FinalActivation::Int8,
+                    final_activation: net.final_activation,
                 }
                 .encode()
             }

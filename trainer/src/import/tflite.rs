@@ -5,12 +5,14 @@
 //! output: FULLY_CONNECTED (fused NONE, RELU, or in int8 RELU6 where its
 //! clamp is RELU's), each optionally followed by RELU, LOGISTIC or TANH;
 //! RESHAPE anywhere (a no-op on a row); in int8 files QUANTIZE first (float
-//! input) and DEQUANTIZE last (float output). Every other operator is an
-//! error naming it and its index.
+//! input) and DEQUANTIZE last (float output), optionally followed by a
+//! float LOGISTIC or TANH (the last layer's activation in f32:
+//! [`FinalActivation::F32`]). Every other operator is an error naming it
+//! and its index.
 
 use anyhow::{Context, bail, ensure};
 use tinygen_runtime::Activation;
-use tinygen_runtime::qnetwork::{QuantParams, SIGMOID_OUTPUT, TANH_OUTPUT};
+use tinygen_runtime::qnetwork::{FinalActivation, QuantParams, SIGMOID_OUTPUT, TANH_OUTPUT};
 
 use super::flatbuffer::{self, Model, Tensor, TensorType};
 use super::{Imported, Int8Layer, Int8Network};
@@ -160,6 +162,8 @@ struct Chain<'m, 'a> {
     quantized: bool,
     /// Whether the float output came from a DEQUANTIZE.
     dequantized: bool,
+    /// Whether the last activation ran in float after it.
+    final_f32: bool,
 }
 
 /// Elements of a tensor shape (a row: the product of the dimensions past
@@ -231,6 +235,7 @@ impl<'m, 'a> Chain<'m, 'a> {
             open: false,
             quantized: false,
             dequantized: false,
+            final_f32: false,
         })
     }
 
@@ -409,6 +414,18 @@ impl<'m, 'a> Chain<'m, 'a> {
             "an activation that does not directly follow a FULLY_CONNECTED without one"
         );
         match self.int8 {
+            Some(true) if self.dequantized => {
+                // FULLY_CONNECTED -> DEQUANTIZE -> LOGISTIC or TANH in float.
+                ensure!(
+                    matches!(activation, Activation::Sigmoid | Activation::Tanh)
+                        && out.kind() == TensorType::F32,
+                    "only a float LOGISTIC or TANH may follow the DEQUANTIZE"
+                );
+                if let Some(layer) = self.int8_layers.last_mut() {
+                    layer.activation = activation;
+                }
+                self.final_f32 = true;
+            }
             Some(false) => {
                 ensure!(out.kind() == TensorType::F32, "expected a float32 output");
                 if let Some(layer) = self.f32_layers.last_mut() {
@@ -469,7 +486,7 @@ impl<'m, 'a> Chain<'m, 'a> {
             self.kind == TensorType::I8 && out.kind() == TensorType::F32,
             "DEQUANTIZE is supported only from int8 to float32"
         );
-        (self.kind, self.dequantized, self.open) = (TensorType::F32, true, false);
+        (self.kind, self.dequantized) = (TensorType::F32, true);
         Ok(())
     }
 
@@ -482,6 +499,11 @@ impl<'m, 'a> Chain<'m, 'a> {
                 layers: self.int8_layers,
                 float_input: self.quantized,
                 float_output: self.dequantized,
+                final_activation: if self.final_f32 {
+                    FinalActivation::F32
+                } else {
+                    FinalActivation::Int8
+                },
             })),
         }
     }

@@ -63,6 +63,8 @@ pub struct QuantLayer {
     pub weight: Vec<i8>,
     /// Bias at scale `s_in * s_w[o]`.
     pub bias: Vec<i32>,
+    /// Weight scales `s_w` (one per output, or one per layer).
+    pub weight_scale: Vec<f32>,
     /// Requantization multipliers (one per output, or one per layer).
     pub multiplier: Vec<i32>,
     /// Requantization shifts (as many).
@@ -226,6 +228,7 @@ pub fn quantize_with(
         let mut bias = Vec::with_capacity(layer.outputs);
         let mut multiplier = Vec::with_capacity(layer.outputs);
         let mut shift = Vec::with_capacity(layer.outputs);
+        let mut weight_scale = Vec::with_capacity(layer.outputs);
         let peak = |w: &[f32]| w.iter().fold(0f32, |m, w| m.max(w.abs()));
         let layer_peak = peak(&layer.weight);
         for (row, &b) in layer.weight.chunks_exact(layer.inputs).zip(&layer.bias) {
@@ -247,11 +250,13 @@ pub fn quantize_with(
             let (m, s) = quantize_multiplier_single_rounding(s_acc / f64::from(output.scale));
             multiplier.push(m);
             shift.push(s);
+            weight_scale.push(s_w);
         }
         if scales == WeightScales::PerTensor {
             // Every row has the same scale, so the same multiplier and shift.
             multiplier.truncate(1);
             shift.truncate(1);
+            weight_scale.truncate(1);
         }
         s_in = match layer.activation {
             Activation::Sigmoid => SIGMOID_OUTPUT,
@@ -264,6 +269,7 @@ pub fn quantize_with(
             activation: layer.activation,
             weight,
             bias,
+            weight_scale,
             multiplier,
             shift,
             output,
