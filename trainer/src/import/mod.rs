@@ -1,12 +1,15 @@
 //! `tinygen import`: networks trained elsewhere, as model files the runtime
 //! runs.
 //!
-//! [`tflite`] reads TensorFlow Lite files (float or full-integer int8);
+//! [`tflite`] reads TensorFlow Lite files (float or full-integer int8),
+//! `onnx` (the `onnx` feature) PyTorch's ONNX MLPs (float);
 //! the result is written as an f32 network (`decoder`/`encoder`) or an int8
 //! one (`decoder-int8`/`encoder-int8`) whose arithmetic is TFLite's own, so
 //! LiteRT's reference kernels and the runtime agree bit for bit.
 
 pub mod flatbuffer;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod tflite;
 pub mod tflite_writer;
 
