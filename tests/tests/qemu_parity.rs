@@ -520,8 +520,37 @@ fn build_suite() -> Suite {
     }
 
     int8_edges_case(&dir.join(INT8_EDGES));
+    imported_cases(&dir);
 
     Suite { dir, stream_report }
+}
+
+/// Networks TensorFlow's converter wrote (`tests/fixtures/tflite`), float
+/// and int8, imported as `tinygen import --part encoder` does (no prior to
+/// sample), on their first 8 inputs.
+fn imported_cases(dir: &std::path::Path) {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tflite");
+    for name in ["int8_relu_sigmoid", "float_tanh_linear"] {
+        let flat = std::fs::read(fixtures.join(format!("{name}.tflite"))).unwrap();
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixtures.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let inputs: Vec<f32> = json["inputs"].as_array().unwrap()[..8]
+            .iter()
+            .flat_map(|row| {
+                row.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap() as f32)
+            })
+            .collect();
+        let bytes = tinygen::import::tflite::import(&flat)
+            .unwrap()
+            .encode(tinygen_runtime::network::Role::Encoder)
+            .unwrap();
+        xtask::write_case(&dir.join(format!("tflite_{name}")), &bytes, &inputs).unwrap();
+    }
 }
 
 /// The int8 case at the packed kernels' edges.

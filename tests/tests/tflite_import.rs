@@ -127,3 +127,87 @@ fn damaged_files_are_errors_not_panics() {
         }
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use tinygen::import::{Imported, tflite, tflite_writer};
+    use tinygen::nn::export::DenseLayer;
+    use tinygen_runtime::network::Role;
+    use tinygen_runtime::{Activation, AnyModel};
+
+    fn activation() -> impl Strategy<Value = Activation> {
+        prop_oneof![
+            Just(Activation::Identity),
+            Just(Activation::Relu),
+            Just(Activation::Sigmoid),
+            Just(Activation::Tanh),
+        ]
+    }
+
+    /// Float networks of 1 to 4 layers, widths 1 to 12.
+    fn network() -> impl Strategy<Value = Vec<DenseLayer>> {
+        prop::collection::vec(1usize..=12, 2..=5).prop_flat_map(|widths| {
+            let layers: Vec<_> = widths
+                .windows(2)
+                .map(|w| {
+                    let (inputs, outputs) = (w[0], w[1]);
+                    (
+                        prop::collection::vec(-4.0f32..4.0, inputs * outputs),
+                        prop::collection::vec(-1.0f32..1.0, outputs),
+                        activation(),
+                    )
+                        .prop_map(move |(weight, bias, activation)| {
+                            DenseLayer {
+                                inputs,
+                                outputs,
+                                weight,
+                                bias,
+                                activation,
+                            }
+                        })
+                })
+                .collect();
+            layers
+        })
+    }
+
+    fn fixture() -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tflite");
+        std::fs::read(dir.join("int8_relu_sigmoid.tflite")).unwrap()
+    }
+
+    proptest! {
+        /// A written network reads back to itself, and as a model file.
+        #[test]
+        fn written_networks_read_back(layers in network()) {
+            let net = Imported::F32(layers);
+            let flat = tflite_writer::write(&net).unwrap();
+            let read = tflite::import(&flat).unwrap();
+            prop_assert_eq!(&read, &net);
+            let file = read.encode(Role::Encoder).unwrap();
+            let bytes = tinygen::host::AlignedBytes::new(&file);
+            prop_assert!(AnyModel::from_bytes(bytes.as_bytes()).is_ok());
+        }
+
+        /// A converter's file with bytes overwritten or cut: an error or a
+        /// network that encodes, never a panic.
+        #[test]
+        fn damaged_files_never_panic(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut flat = fixture();
+            for (at, byte) in edits {
+                let i = at.index(flat.len());
+                flat[i] = byte;
+            }
+            let len = cut.index(flat.len() + 1);
+            if let Ok(net) = tflite::import(&flat[..len])
+                && let Ok(file) = net.encode(Role::Decoder)
+            {
+                let bytes = tinygen::host::AlignedBytes::new(&file);
+                prop_assert!(AnyModel::from_bytes(bytes.as_bytes()).is_ok());
+            }
+        }
+    }
+}
