@@ -12,7 +12,7 @@ root="$(dirname "$fuzz")"
 corpus="$fuzz/corpus"
 target_dir="${TINYGEN_FUZZ_TARGET_DIR:-$fuzz/target}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(model csv npy idx mat ts)
+[ ${#targets[@]} -gt 0 ] || targets=(model csv npy idx mat ts tflite)
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -125,6 +125,11 @@ seed_ts() {
   done
 }
 
+seed_tflite() {
+  mkdir -p "$corpus/tflite"
+  cp "$root"/tests/fixtures/tflite/*.tflite "$corpus/tflite/"
+}
+
 for t in "${targets[@]}"; do
   case "$t" in
     model) seed_model ;;
@@ -132,6 +137,7 @@ for t in "${targets[@]}"; do
     npy | idx) seed_npy_idx ;;
     mat) seed_mat ;;
     ts) seed_ts ;;
+    tflite) seed_tflite ;;
     *) echo "seed.sh: unknown target $t" >&2; exit 2 ;;
   esac
 done

@@ -95,6 +95,18 @@ fn written_files_read_back_to_the_same_network() {
             assert!(tflite::is_tflite(&flat));
             let read = tflite::import(&flat).unwrap();
             assert_eq!(read, net, "{name} {variant}");
+            // The same int8 network with int8 input and output.
+            if let Imported::Int8(int8) = &net
+                && int8.final_activation == FinalActivation::Int8
+            {
+                let io = Imported::Int8(Int8Network {
+                    float_input: false,
+                    float_output: false,
+                    ..int8.clone()
+                });
+                let read = tflite::import(&tflite_writer::write(&io).unwrap()).unwrap();
+                assert_eq!(read, io, "{name} {variant} with int8 input and output");
+            }
         }
     }
     // A leaky ReLU has no TFLite layer here.

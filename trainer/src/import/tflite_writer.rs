@@ -3,7 +3,8 @@
 //!
 //! The graph is the converter's: float FULLY_CONNECTED layers (ReLU fused)
 //! each followed by LOGISTIC or TANH where the layer has one; int8 ones
-//! between a QUANTIZE of the float input and a DEQUANTIZE of the output,
+//! between a QUANTIZE of the float input and a DEQUANTIZE of the output
+//! (or with int8 input and output, as the network says),
 //! their weights symmetric with one scale per output (or per layer), int32
 //! biases at `input_scale * weight_scale`, sigmoid and tanh outputs at
 //! TFLite's fixed params, and with [`FinalActivation::F32`] the last
@@ -168,9 +169,17 @@ fn table_op(activation: Activation) -> Option<i32> {
 fn int8_graph(net: &Int8Network) -> anyhow::Result<Graph> {
     let mut g = Graph::default();
     let first = net.layers.first().map_or(0, |l| l.inputs);
-    let input = g.activation("input".into(), first, None);
-    let mut x = g.activation("input/quantized".into(), first, Some(net.input));
-    g.op(QUANTIZE, vec![input], x, None);
+    let mut x = if net.float_input {
+        let input = g.activation("input".into(), first, None);
+        let x = g.activation("input/quantized".into(), first, Some(net.input));
+        g.op(QUANTIZE, vec![input], x, None);
+        x
+    } else {
+        g.activation("input".into(), first, Some(net.input))
+    };
+    if net.final_activation == FinalActivation::F32 && !net.float_output {
+        bail!("an f32 output activation needs float output");
+    }
     let mut s_in = net.input.scale;
     let last = net.layers.len().saturating_sub(1);
     let mut float_activation = None;
@@ -216,7 +225,10 @@ fn int8_graph(net: &Int8Network) -> anyhow::Result<Graph> {
         }
     }
     let width = net.layers.last().map_or(0, |l| l.outputs);
-    // The graph's output is the last tensor made.
+    if !net.float_output {
+        // The graph's output is the last tensor made: the last int8 one.
+        return Ok(g);
+    }
     let output = g.activation("output".into(), width, None);
     g.op(DEQUANTIZE, vec![x], output, None);
     if let Some(code) = float_activation {
