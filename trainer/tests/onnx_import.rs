@@ -149,3 +149,28 @@ fn the_cli_quantizes_an_imported_network_on_calibration_rows() {
         "{stderr}"
     );
 }
+
+#[test]
+fn non_finite_weights_are_refused() {
+    use prost::Message;
+    let bytes = std::fs::read(dir().join("torch_gemm_bn_leaky_sigmoid.onnx")).unwrap();
+    for as_float_data in [false, true] {
+        let mut model = tract_onnx::pb::ModelProto::decode(&bytes[..]).unwrap();
+        let graph = model.graph.as_mut().unwrap();
+        let tensor = &mut graph.initializer[0];
+        let count = tensor.dims.iter().product::<i64>() as usize;
+        let mut values = vec![0.5f32; count];
+        values[count / 2] = f32::NAN;
+        if as_float_data {
+            tensor.raw_data.clear();
+            tensor.float_data = values;
+        } else {
+            tensor.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        }
+        let error = format!(
+            "{:#}",
+            onnx::import_bytes(&model.encode_to_vec(), &dir()).unwrap_err()
+        );
+        assert!(error.contains("non-finite"), "{error}");
+    }
+}

@@ -212,10 +212,11 @@ fn constant(tensor: &pb::TensorProto, dir: &Path) -> anyhow::Result<Constant> {
             "{name}: {} values for dimensions {dims:?}",
             tensor.float_data.len()
         );
-        return Ok(Constant {
-            dims,
-            values: tensor.float_data.clone(),
-        });
+        tensor
+            .float_data
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
     };
     ensure!(
         raw.len() == count * 4,
