@@ -408,7 +408,7 @@ fn centered(x: &DMatrix<f64>, means: &DMatrix<f64>, c: usize) -> DMatrix<f64> {
 }
 
 /// Upper Cholesky factors of the precisions from the covariances (flat).
-fn precision_cholesky(
+pub(crate) fn precision_cholesky(
     covariances: &[f64],
     covariance: Covariance,
     k: usize,
@@ -524,16 +524,28 @@ pub fn em_from_responsibilities(
     for iter in 1..=opts.max_iter {
         n_iter = iter;
         let previous = lower_bound;
-        let (mean_ll, log_resp) = model.e_step(x);
-        if !mean_ll.is_finite() {
-            return Err(FitError::Diverged(mean_ll, iter));
-        }
-        model = GaussianMixture::from_responsibilities(
-            x,
-            &log_resp.map(f64::exp),
-            opts.covariance,
-            opts.reg_covar,
-        )?;
+        let mean_ll = match super::em_pass::em_iteration(&model, x, opts.reg_covar) {
+            Some((mean_ll, next)) => {
+                if !mean_ll.is_finite() {
+                    return Err(FitError::Diverged(mean_ll, iter));
+                }
+                model = next?;
+                mean_ll
+            }
+            None => {
+                let (mean_ll, log_resp) = model.e_step(x);
+                if !mean_ll.is_finite() {
+                    return Err(FitError::Diverged(mean_ll, iter));
+                }
+                model = GaussianMixture::from_responsibilities(
+                    x,
+                    &log_resp.map(f64::exp),
+                    opts.covariance,
+                    opts.reg_covar,
+                )?;
+                mean_ll
+            }
+        };
         lower_bound = mean_ll;
         lower_bounds.push(lower_bound);
         let change = lower_bound - previous;
