@@ -1,0 +1,73 @@
+//! Criterion benchmarks of the kernels whose speed the project reports
+//! (BENCHMARKS.md): EM (the M-step from initial responsibilities, then one
+//! iteration; full and diagonal covariances), the
+//! runtime's batch scoring of a mixture, and one decode of the example
+//! MNIST decoders, f32 and int8. `cargo bench -p tinygen-tests` runs them
+//! all; criterion compares each run with the previous one, so a regression
+//! shows in one command.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use tinygen::density::gmm::Init;
+use tinygen::density::gmm::{EmOptions, em_from_responsibilities, initial_responsibilities};
+use tinygen::host::AlignedBytes;
+use tinygen_runtime::gmm::{Covariance, Gmm};
+use tinygen_runtime::network::{Network, Scratch};
+use tinygen_runtime::qnetwork::{QNetwork, QScratch};
+
+fn em(c: &mut Criterion) {
+    use rand::SeedableRng;
+    let x = xtask::blobs(20_000, 16, 8, 1);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let resp = initial_responsibilities(&x, 8, Init::KMeans, &mut rng);
+    for (name, covariance) in [("full", Covariance::Full), ("diag", Covariance::Diag)] {
+        let opts = EmOptions {
+            components: 8,
+            covariance,
+            max_iter: 1,
+            tol: 0.0,
+            ..EmOptions::default()
+        };
+        c.bench_function(
+            &format!("em m-step then one iteration {name} n20000 d16 k8"),
+            |b| b.iter(|| em_from_responsibilities(black_box(&x), &resp, &opts, &mut |_, _, _| {})),
+        );
+        let (model, _) = em_from_responsibilities(&x, &resp, &opts, &mut |_, _, _| {}).unwrap();
+        let file = AlignedBytes::new(&model.params(None).encode().unwrap());
+        let gmm = Gmm::from_bytes(file.as_bytes()).unwrap();
+        let points: Vec<f32> = x
+            .transpose()
+            .iter()
+            .take(1000 * 16)
+            .map(|&v| v as f32)
+            .collect();
+        let mut out = vec![0f32; 1000];
+        c.bench_function(&format!("runtime score {name} d16 k8, 1000 rows"), |b| {
+            b.iter(|| gmm.log_density_batch(black_box(&points), &mut out).unwrap())
+        });
+    }
+}
+
+fn decoders(c: &mut Criterion) {
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let z = [0.25f32; 16];
+    let mut out = [0f32; 784];
+    let f32_file = AlignedBytes::read(&models.join("mnist-vae-decoder/model.tgm")).unwrap();
+    let net = Network::from_bytes(f32_file.as_bytes()).unwrap();
+    let mut scratch = Box::new(Scratch::<784>::new());
+    c.bench_function("runtime decode mnist f32 16-128-784", |b| {
+        b.iter(|| net.forward(black_box(&z), &mut out, &mut scratch).unwrap())
+    });
+    let int8_file = AlignedBytes::read(&models.join("mnist-vae-int8-decoder/model.tgm")).unwrap();
+    let qnet = QNetwork::from_bytes(int8_file.as_bytes()).unwrap();
+    let mut qscratch = Box::new(QScratch::<784>::new());
+    c.bench_function("runtime decode mnist int8 16-128-784", |b| {
+        b.iter(|| {
+            qnet.forward(black_box(&z), &mut out, &mut qscratch)
+                .unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, em, decoders);
+criterion_main!(benches);
