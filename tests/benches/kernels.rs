@@ -1,8 +1,8 @@
 //! Criterion benchmarks of the kernels whose speed the project reports
 //! (BENCHMARKS.md): EM (the M-step from initial responsibilities, then one
-//! iteration; full and diagonal covariances), the
-//! runtime's batch scoring of a mixture, and one decode of the example
-//! MNIST decoders, f32 and int8. `cargo bench -p tinygen-tests` runs them
+//! iteration; full and diagonal covariances), the runtime's batch scoring
+//! of a mixture, and one decode of the example MNIST decoders, f32 and
+//! int8. `cargo bench -p tinygen-tests` runs them
 //! all; criterion compares each run with the previous one, so a regression
 //! shows in one command.
 
