@@ -88,6 +88,17 @@ pub(crate) fn bench_host() -> anyhow::Result<()> {
             sk_batch * 1e6,
             sk_batch / per_sample
         );
+        // The host's batch path: the same per-row kernel on both cores.
+        let any = tinygen_runtime::AnyModel::Density(gmm);
+        let parallel = median_seconds(|| {
+            tinygen::host::run_rows(&any, &points).unwrap();
+        }) / data.rows as f64;
+        println!(
+            "| scoring, batch of N, both cores (host::run_rows), per sample | {name} | {:.3} us | {:.3} us | {:.2} |",
+            parallel * 1e6,
+            sk_batch * 1e6,
+            sk_batch / parallel
+        );
         let sk_one = field(&format!("score_{name}_one_call_s"))?;
         println!(
             "| scoring, one sample per call | {name} | {:.3} us | {:.1} us | {:.0} |",

@@ -20,9 +20,8 @@ use crate::nn::export::{
 use crate::nn::fit::DataSource;
 use crate::nn::network::Network;
 use crate::nn::plots::square_image_grid;
-use crate::nn::quantize::{QuantOptions, WeightScales};
+use crate::nn::quantize::QuantOptions;
 use crate::nn::run::load_run;
-use tinygen_runtime::qnetwork::FinalActivation;
 
 /// Output format of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -233,18 +232,7 @@ fn export_int8_file(
 
 /// The int8 options `--per-tensor` and `--f32-output` choose.
 fn quant_options(args: &ExportArgs) -> QuantOptions {
-    QuantOptions {
-        scales: if args.per_tensor {
-            WeightScales::PerTensor
-        } else {
-            WeightScales::PerChannel
-        },
-        final_activation: if args.f32_output {
-            FinalActivation::F32
-        } else {
-            FinalActivation::Int8
-        },
-    }
+    QuantOptions::from_flags(args.per_tensor, args.f32_output)
 }
 
 /// `--format tflite`: the network as a TFLite flatbuffer, written only

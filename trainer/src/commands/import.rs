@@ -5,14 +5,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use tinygen_runtime::AnyModel;
-use tinygen_runtime::qnetwork::FinalActivation;
 
 use super::export::Quantize;
 use crate::host::AlignedBytes;
 use crate::import::{Imported, Int8Network, tflite};
 use crate::io::write_atomic;
 use crate::nn::export::Part;
-use crate::nn::quantize::{QuantOptions, WeightScales, quantize_with};
+use crate::nn::quantize::{QuantOptions, quantize_with};
 
 /// Arguments of `tinygen import`.
 #[derive(Debug, Clone, Args)]
@@ -78,18 +77,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
             rows.cols
         );
         let rows: Vec<f32> = rows.values.iter().map(|&v| v as f32).collect();
-        let options = QuantOptions {
-            scales: if args.per_tensor {
-                WeightScales::PerTensor
-            } else {
-                WeightScales::PerChannel
-            },
-            final_activation: if args.f32_output {
-                FinalActivation::F32
-            } else {
-                FinalActivation::Int8
-            },
-        };
+        let options = QuantOptions::from_flags(args.per_tensor, args.f32_output);
         let quantized = quantize_with(layers, &rows, options)?;
         imported = Imported::Int8(Int8Network::from(&quantized));
     }

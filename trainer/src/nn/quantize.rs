@@ -152,6 +152,24 @@ pub struct QuantOptions {
     pub final_activation: FinalActivation,
 }
 
+impl QuantOptions {
+    /// The options the command-line flags `--per-tensor` and `--f32-output` choose.
+    pub fn from_flags(per_tensor: bool, f32_output: bool) -> Self {
+        QuantOptions {
+            scales: if per_tensor {
+                WeightScales::PerTensor
+            } else {
+                WeightScales::PerChannel
+            },
+            final_activation: if f32_output {
+                FinalActivation::F32
+            } else {
+                FinalActivation::Int8
+            },
+        }
+    }
+}
+
 /// Quantizes `layers` with activation ranges measured on `rows` (row-major,
 /// `layers[0].inputs` values each), per-channel weight scales.
 pub fn quantize(layers: &[DenseLayer], rows: &[f32]) -> anyhow::Result<QuantNetwork> {
