@@ -97,7 +97,7 @@ fn written_files_read_back_to_the_same_network() {
             assert_eq!(read, net, "{name} {variant}");
             // The same int8 network with int8 input and output.
             if let Imported::Int8(int8) = &net
-                && int8.final_activation == FinalActivation::Int8
+                && int8.network.final_activation == FinalActivation::Int8
             {
                 let io = Imported::Int8(Int8Network {
                     float_input: false,
@@ -181,8 +181,7 @@ fn litert_runs_written_files_as_the_runtime_runs_them() {
                 .zip(&expected)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            let bit_exact =
-                matches!(&net, Imported::Int8(n) if n.final_activation == FinalActivation::Int8);
+            let bit_exact = matches!(&net, Imported::Int8(n) if n.network.final_activation == FinalActivation::Int8);
             if bit_exact {
                 let differ = got
                     .iter()

@@ -91,7 +91,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
         Imported::F32(layers) => format!("f32, {} layers", layers.len()),
         Imported::Int8(net) => format!(
             "int8 (TFLite's arithmetic), {} layers, {} input and {} output",
-            net.layers.len(),
+            net.network.layers.len(),
             if net.float_input { "float" } else { "int8" },
             if net.float_output { "float" } else { "int8" },
         ),

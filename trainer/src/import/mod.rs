@@ -13,12 +13,7 @@ pub mod onnx;
 pub mod tflite;
 pub mod tflite_writer;
 
-use tinygen_runtime::Activation;
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
-use tinygen_runtime::qnetwork::{
-    FinalActivation, QLayerParams, QNetworkParams, QuantParams, SIGMOID_OUTPUT, TANH_OUTPUT,
-};
-use tinygen_runtime::quant::quantize_multiplier_single_rounding;
 
 use crate::nn::export::DenseLayer;
 use crate::nn::quantize::QuantNetwork;
@@ -32,61 +27,29 @@ pub enum Imported {
     Int8(Int8Network),
 }
 
-/// One int8 fully connected layer as TFLite stores it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Int8Layer {
-    /// Input width.
-    pub inputs: usize,
-    /// Output width.
-    pub outputs: usize,
-    /// The activation after it (relu fused; sigmoid and tanh as tables).
-    pub activation: Activation,
-    /// `outputs x inputs` row-major, symmetric.
-    pub weight: Vec<i8>,
-    /// At scale `input_scale * weight_scale[o]`.
-    pub bias: Vec<i32>,
-    /// One, or one per output.
-    pub weight_scales: Vec<f32>,
-    /// Params of the fully connected part's output.
-    pub output: QuantParams,
-}
-
-/// A TFLite int8 network.
+/// A TFLite int8 network: the layers as tinygen's quantizer writes them
+/// (TFLite's arithmetic), and whether the graph's ends are float.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Int8Network {
-    /// Params of the int8 input.
-    pub input: QuantParams,
-    /// The layers, input to output.
-    pub layers: Vec<Int8Layer>,
-    /// Whether the TFLite graph took float input (a QUANTIZE first).
+    /// The layers, their scales and requantization.
+    pub network: QuantNetwork,
+    /// Whether the TFLite graph takes float input (a QUANTIZE first).
     pub float_input: bool,
-    /// Whether it gave float output (a DEQUANTIZE last).
+    /// Whether it gives float output (a DEQUANTIZE last).
     pub float_output: bool,
-    /// [`FinalActivation::F32`] when the last sigmoid or tanh ran in float
-    /// after the DEQUANTIZE.
-    pub final_activation: FinalActivation,
 }
 
 impl From<&QuantNetwork> for Int8Network {
-    fn from(net: &QuantNetwork) -> Self {
+    /// A quantized network with float ends, as `export --format tflite`
+    /// writes it; the calibration row count is not part of the file.
+    fn from(network: &QuantNetwork) -> Self {
         Int8Network {
-            input: net.input,
-            layers: net
-                .layers
-                .iter()
-                .map(|l| Int8Layer {
-                    inputs: l.inputs,
-                    outputs: l.outputs,
-                    activation: l.activation,
-                    weight: l.weight.clone(),
-                    bias: l.bias.clone(),
-                    weight_scales: l.weight_scale.clone(),
-                    output: l.output,
-                })
-                .collect(),
+            network: QuantNetwork {
+                calibration_rows: 0,
+                ..network.clone()
+            },
             float_input: true,
             float_output: true,
-            final_activation: net.final_activation,
         }
     }
 }
@@ -102,8 +65,8 @@ impl Imported {
                 layers.last().map(|l| l.outputs),
             ),
             Imported::Int8(net) => ends(
-                net.layers.first().map(|l| l.inputs),
-                net.layers.last().map(|l| l.outputs),
+                net.network.layers.first().map(|l| l.inputs),
+                net.network.layers.last().map(|l| l.outputs),
             ),
         }
     }
@@ -125,62 +88,8 @@ impl Imported {
                 prior: PriorParams::None,
             }
             .encode(),
-            Imported::Int8(net) => {
-                let requant = net.requantization();
-                QNetworkParams {
-                    role,
-                    input: net.input,
-                    layers: net
-                        .layers
-                        .iter()
-                        .zip(&requant)
-                        .map(|(l, (m, s))| QLayerParams {
-                            inputs: l.inputs,
-                            outputs: l.outputs,
-                            activation: l.activation,
-                            weight: &l.weight,
-                            bias: &l.bias,
-                            multiplier: m,
-                            shift: s,
-                            output: l.output,
-                        })
-                        .collect(),
-                    prior: PriorParams::None,
-                    final_activation: net.final_activation,
-                }
-                .encode()
-            }
+            Imported::Int8(net) => net.network.params(role, PriorParams::None).encode(),
         };
         bytes.map_err(|e| anyhow::anyhow!("cannot write the imported network: {e}"))
-    }
-}
-
-impl Int8Network {
-    /// Each layer's multipliers and shifts, as TFLite's Prepare derives
-    /// them: `input_scale * weight_scale / output_scale` in `f64`, the
-    /// input scale being the previous tensor's (sigmoid and tanh outputs
-    /// have TFLite's fixed params).
-    pub fn requantization(&self) -> Vec<(Vec<i32>, Vec<i32>)> {
-        let mut input_scale = self.input.scale;
-        self.layers
-            .iter()
-            .map(|l| {
-                let pairs = l
-                    .weight_scales
-                    .iter()
-                    .map(|&w| {
-                        quantize_multiplier_single_rounding(
-                            f64::from(input_scale) * f64::from(w) / f64::from(l.output.scale),
-                        )
-                    })
-                    .unzip();
-                input_scale = match l.activation {
-                    Activation::Sigmoid => SIGMOID_OUTPUT.scale,
-                    Activation::Tanh => TANH_OUTPUT.scale,
-                    _ => l.output.scale,
-                };
-                pairs
-            })
-            .collect()
     }
 }

@@ -307,6 +307,7 @@ impl Chain {
         self.layers.last_mut().context("no layer before it")
     }
 
+    /// `Gemm`: `alpha x B (or B^T) + beta C`.
     fn gemm(
         &mut self,
         node: &pb::NodeProto,
@@ -320,48 +321,41 @@ impl Chain {
         let alpha = float_attribute(node, "alpha").unwrap_or(1.0);
         let beta = float_attribute(node, "beta").unwrap_or(1.0);
         let trans_b = int_attribute(node, "transB").unwrap_or(0) != 0;
-        let [rows, cols] = w.dims[..] else {
-            bail!("weights of shape {:?}", w.dims);
-        };
-        let (inputs, outputs) = if trans_b { (cols, rows) } else { (rows, cols) };
-        ensure!(
-            inputs == self.width,
-            "weights of shape {:?} after a row of {}",
-            w.dims,
-            self.width
-        );
-        let weight = (0..outputs)
-            .flat_map(|o| {
-                (0..inputs).map(move |i| {
-                    let at = if trans_b {
-                        o * inputs + i
-                    } else {
-                        i * outputs + o
-                    };
-                    alpha * w.values[at]
-                })
-            })
-            .collect();
-        let bias = match c {
-            Some(c) => {
-                ensure!(
-                    c.values.len() == outputs || c.values.len() == 1,
-                    "a bias of shape {:?} for {outputs} outputs",
-                    c.dims
-                );
-                (0..outputs)
-                    .map(|o| beta * c.values[if c.values.len() == 1 { 0 } else { o }])
-                    .collect()
+        let outputs = self.push_weights(w, trans_b, alpha)?;
+        if let Some(c) = c {
+            ensure!(
+                c.values.len() == outputs || c.values.len() == 1,
+                "a bias of shape {:?} for {outputs} outputs",
+                c.dims
+            );
+            let layer = self.open_layer()?;
+            for (o, bias) in layer.bias.iter_mut().enumerate() {
+                *bias = beta * c.values[if c.values.len() == 1 { 0 } else { o }];
             }
-            None => vec![0.0; outputs],
-        };
-        self.push(inputs, outputs, weight, bias);
+        }
         Ok(())
     }
 
+    /// `MatMul`: `x B`, its bias from an `Add` after it.
     fn matmul(&mut self, w: &Constant) -> anyhow::Result<()> {
-        let [inputs, outputs] = w.dims[..] else {
+        self.push_weights(w, false, 1.0).map(|_| ())
+    }
+
+    /// A layer of weights `alpha B` (`B` inputs x outputs, or outputs x
+    /// inputs when `transposed`) and zero bias; returns its outputs.
+    fn push_weights(
+        &mut self,
+        w: &Constant,
+        transposed: bool,
+        alpha: f32,
+    ) -> anyhow::Result<usize> {
+        let [rows, cols] = w.dims[..] else {
             bail!("weights of shape {:?}", w.dims);
+        };
+        let (inputs, outputs) = if transposed {
+            (cols, rows)
+        } else {
+            (rows, cols)
         };
         ensure!(
             inputs == self.width,
@@ -369,11 +363,18 @@ impl Chain {
             w.dims,
             self.width
         );
+        let at = |o: usize, i: usize| {
+            if transposed {
+                o * inputs + i
+            } else {
+                i * outputs + o
+            }
+        };
         let weight = (0..outputs)
-            .flat_map(|o| (0..inputs).map(move |i| w.values[i * outputs + o]))
+            .flat_map(|o| (0..inputs).map(move |i| alpha * w.values[at(o, i)]))
             .collect();
         self.push(inputs, outputs, weight, vec![0.0; outputs]);
-        Ok(())
+        Ok(outputs)
     }
 
     fn add(&mut self, b: &Constant) -> anyhow::Result<()> {

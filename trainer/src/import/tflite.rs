@@ -15,8 +15,9 @@ use tinygen_runtime::Activation;
 use tinygen_runtime::qnetwork::{FinalActivation, QuantParams, SIGMOID_OUTPUT, TANH_OUTPUT};
 
 use super::flatbuffer::{self, Model, Tensor, TensorType};
-use super::{Imported, Int8Layer, Int8Network};
+use super::{Imported, Int8Network};
 use crate::nn::export::DenseLayer;
+use crate::nn::quantize::{QuantLayer, QuantNetwork, requantization};
 
 /// `BuiltinOperator` codes read here.
 mod op {
@@ -154,7 +155,7 @@ struct Chain<'m, 'a> {
     int8: Option<bool>,
     input: Option<QuantParams>,
     f32_layers: Vec<DenseLayer>,
-    int8_layers: Vec<Int8Layer>,
+    int8_layers: Vec<QuantLayer>,
     /// Whether the last layer's activation is still open (identity, no
     /// operator after it yet).
     open: bool,
@@ -394,13 +395,20 @@ impl<'m, 'a> Chain<'m, 'a> {
             3 => bail!("fused RELU6 clamps below the output's range; tinygen has no such layer"),
             other => bail!("fused activation {other} is not supported in int8"),
         };
-        self.int8_layers.push(Int8Layer {
+        let input_scale = self.params.context("no int8 params")?.scale;
+        let (multiplier, shift) = scales
+            .iter()
+            .map(|&w| requantization(input_scale, w, output.scale))
+            .unzip();
+        self.int8_layers.push(QuantLayer {
             inputs,
             outputs,
             activation,
             weight: data.iter().map(|&b| b as i8).collect(),
             bias,
-            weight_scales: scales,
+            weight_scale: scales,
+            multiplier,
+            shift,
             output,
         });
         self.params = Some(output);
@@ -495,15 +503,18 @@ impl<'m, 'a> Chain<'m, 'a> {
             None => bail!("the graph has no FULLY_CONNECTED layer"),
             Some(false) => Ok(Imported::F32(self.f32_layers)),
             Some(true) => Ok(Imported::Int8(Int8Network {
-                input: self.input.context("no input params")?,
-                layers: self.int8_layers,
+                network: QuantNetwork {
+                    input: self.input.context("no input params")?,
+                    layers: self.int8_layers,
+                    calibration_rows: 0,
+                    final_activation: if self.final_f32 {
+                        FinalActivation::F32
+                    } else {
+                        FinalActivation::Int8
+                    },
+                },
                 float_input: self.quantized,
                 float_output: self.dequantized,
-                final_activation: if self.final_f32 {
-                    FinalActivation::F32
-                } else {
-                    FinalActivation::Int8
-                },
             })),
         }
     }

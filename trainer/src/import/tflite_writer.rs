@@ -166,10 +166,11 @@ fn table_op(activation: Activation) -> Option<i32> {
     }
 }
 
-fn int8_graph(net: &Int8Network) -> anyhow::Result<Graph> {
+fn int8_graph(int8: &Int8Network) -> anyhow::Result<Graph> {
+    let net = &int8.network;
     let mut g = Graph::default();
     let first = net.layers.first().map_or(0, |l| l.inputs);
-    let mut x = if net.float_input {
+    let mut x = if int8.float_input {
         let input = g.activation("input".into(), first, None);
         let x = g.activation("input/quantized".into(), first, Some(net.input));
         g.op(QUANTIZE, vec![input], x, None);
@@ -177,7 +178,7 @@ fn int8_graph(net: &Int8Network) -> anyhow::Result<Graph> {
     } else {
         g.activation("input".into(), first, Some(net.input))
     };
-    if net.final_activation == FinalActivation::F32 && !net.float_output {
+    if net.final_activation == FinalActivation::F32 && !int8.float_output {
         bail!("an f32 output activation needs float output");
     }
     let mut s_in = net.input.scale;
@@ -187,16 +188,16 @@ fn int8_graph(net: &Int8Network) -> anyhow::Result<Graph> {
         let Some(fused) = fused_code(l.activation) else {
             bail!("layer {i}: leaky ReLU is not supported in int8");
         };
-        let zeros = vec![0i64; l.weight_scales.len()];
+        let zeros = vec![0i64; l.weight_scale.len()];
         let w = g.constant(
             format!("dense_{i}/weight"),
             vec![l.outputs as i32, l.inputs as i32],
             INT8,
             l.weight.iter().map(|&v| v as u8).collect(),
-            Some((l.weight_scales.clone(), zeros.clone())),
+            Some((l.weight_scale.clone(), zeros.clone())),
         );
         // TFLite's bias scale: input scale times each weight scale, in f32.
-        let bias_scales = l.weight_scales.iter().map(|&s| s_in * s).collect();
+        let bias_scales = l.weight_scale.iter().map(|&s| s_in * s).collect();
         let b = g.constant(
             format!("dense_{i}/bias"),
             vec![l.outputs as i32],
@@ -225,7 +226,7 @@ fn int8_graph(net: &Int8Network) -> anyhow::Result<Graph> {
         }
     }
     let width = net.layers.last().map_or(0, |l| l.outputs);
-    if !net.float_output {
+    if !int8.float_output {
         // The graph's output is the last tensor made: the last int8 one.
         return Ok(g);
     }

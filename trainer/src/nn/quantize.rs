@@ -170,6 +170,16 @@ impl QuantOptions {
     }
 }
 
+/// The multiplier and shift that take a layer's `i32` sums (at scale
+/// `input_scale * weight_scale`) to its output's scale, as TFLite's Prepare
+/// derives them: the ratio in `f64`, then
+/// [`quantize_multiplier_single_rounding`].
+pub fn requantization(input_scale: f32, weight_scale: f32, output_scale: f32) -> (i32, i32) {
+    quantize_multiplier_single_rounding(
+        f64::from(input_scale) * f64::from(weight_scale) / f64::from(output_scale),
+    )
+}
+
 /// Quantizes `layers` with activation ranges measured on `rows` (row-major,
 /// `layers[0].inputs` values each), per-channel weight scales.
 pub fn quantize(layers: &[DenseLayer], rows: &[f32]) -> anyhow::Result<QuantNetwork> {
@@ -265,7 +275,7 @@ pub fn quantize_with(
                     .round()
                     .clamp(i32::MIN as f64, i32::MAX as f64) as i32,
             );
-            let (m, s) = quantize_multiplier_single_rounding(s_acc / f64::from(output.scale));
+            let (m, s) = requantization(s_in.scale, s_w, output.scale);
             multiplier.push(m);
             shift.push(s);
             weight_scale.push(s_w);
