@@ -182,6 +182,7 @@ fn status(e: Error) -> tg_status {
         Error::TooManyLayers { .. } => TG_ERR_TOO_MANY_LAYERS,
         Error::ParameterOutOfRange => TG_ERR_PARAMETER_RANGE,
         Error::NoPrior => TG_ERR_NO_PRIOR,
+        Error::BufferTooSmall { .. } => TG_ERR_SCRATCH_TOO_SMALL,
         _ => TG_ERR_INTERNAL,
     }
 }
@@ -445,7 +446,8 @@ pub unsafe extern "C" fn tg_model_kind(m: *const tg_model) -> tg_kind {
         Ok(ModelKind::Encoder) => tg_kind::TG_KIND_ENCODER,
         Ok(ModelKind::DecoderInt8) => tg_kind::TG_KIND_DECODER_INT8,
         Ok(ModelKind::EncoderInt8) => tg_kind::TG_KIND_ENCODER_INT8,
-        Err(_) => tg_kind::TG_KIND_NONE,
+        // A recipe does not open as a model (it learns a detector first).
+        Ok(ModelKind::Recipe) | Err(_) => tg_kind::TG_KIND_NONE,
     }
 }
 

@@ -624,6 +624,13 @@ fn every_runtime_error_has_a_status() {
         ),
         (Error::ParameterOutOfRange, TG_ERR_PARAMETER_RANGE),
         (Error::NoPrior, TG_ERR_NO_PRIOR),
+        (
+            Error::BufferTooSmall {
+                needed: 2,
+                found: 1,
+            },
+            TG_ERR_SCRATCH_TOO_SMALL,
+        ),
     ];
     for (e, s) in errors {
         assert_eq!(status(e), s, "{e:?}");

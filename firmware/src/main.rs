@@ -20,6 +20,7 @@ use semihosting::println;
 mod platform;
 
 use tinygen_runtime::format::read_header;
+use tinygen_runtime::learn::{Learner, Recipe};
 use tinygen_runtime::qnetwork::{QNetwork, QScratch};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
@@ -89,6 +90,9 @@ pub extern "C" fn tinygen_bench_end() {
 /// Cortex-M0 has 16 KiB of RAM).
 #[inline(never)]
 fn check_case(case: &Case) -> usize {
+    if read_header(case.model).is_ok_and(|h| h.kind == ModelKind::Recipe) {
+        return learn_case(case);
+    }
     let model = match AnyModel::from_bytes(case.model) {
         Ok(m) if m.scratch_width() <= MAX_WIDTH => m,
         Ok(m) => {
@@ -186,6 +190,87 @@ fn score_case<const OUT: usize>(case: &Case, model: &AnyModel<'_>) -> usize {
         stack
     );
     mismatches
+}
+
+/// Learner state a recipe case may use: 348 f64 values for a full
+/// Gaussian over 24 features (six channels' window statistics).
+const LEARN_STATE: usize = if cfg!(small_ram) { 360 } else { 2400 };
+/// Calibration scores a recipe case may use.
+const LEARN_SCORES: usize = 64;
+/// Bytes of a learned detector file (1,528 for 24 full features).
+const LEARN_FILE: usize = if cfg!(small_ram) { 1600 } else { 12 * 1024 };
+
+/// A recipe case: learns the detector on the device from the case's first
+/// inputs (the recipe's learning and calibration inputs), prints what it
+/// learned (threshold and the file's CRC, which the host compares), then
+/// scores every input with it as [`score_case`] does. Not inlined: its
+/// buffers must leave the stack before the next case.
+#[inline(never)]
+fn learn_case(case: &Case) -> usize {
+    let mut file = Aligned([0u8; LEARN_FILE]);
+    let len = match learn(case, &mut file.0) {
+        Ok(len) => len,
+        Err(e) => {
+            println!("case {}: learning failed: {}", case.name, e);
+            return 1;
+        }
+    };
+    let detector = match Detector::from_bytes(&file.0[..len]) {
+        Ok(d) => d,
+        Err(e) => {
+            println!(
+                "case {}: the learned detector is rejected: {}",
+                case.name, e
+            );
+            return 1;
+        }
+    };
+    // The threshold's bits: core's float formatting would cost about 20 KB.
+    println!(
+        "case {}: learned on the device from {} inputs, threshold bits {:#010x}, file crc {:#010x}",
+        case.name,
+        learned_inputs(case),
+        detector.spec().threshold.to_bits(),
+        detector.density().header().crc
+    );
+    score_case::<1>(case, &AnyModel::Detector(detector))
+}
+
+/// Inputs a recipe case learns and calibrates from.
+fn learned_inputs(case: &Case) -> usize {
+    Recipe::from_bytes(case.model).map_or(0, |r| (r.spec().learn + r.spec().calibrate) as usize)
+}
+
+/// Runs the learner over the case's first inputs with its state and scores
+/// on this function's frame (gone before the caller parses the learned
+/// detector: the Cortex-M0 has 16 KiB of RAM); returns the learned file's
+/// length in `file`.
+#[inline(never)]
+fn learn(case: &Case, file: &mut [u8]) -> Result<usize, Error> {
+    let recipe = Recipe::from_bytes(case.model)?;
+    let spec = recipe.spec();
+    if spec.input_len() != case.dim {
+        return Err(Error::DimensionMismatch {
+            expected: spec.input_len(),
+            found: case.dim,
+        });
+    }
+    let mut state = [0f64; LEARN_STATE];
+    let mut scores = [0f32; LEARN_SCORES];
+    let mut learner = Learner::new(&recipe, &mut state, &mut scores, file)?;
+    let needed = spec.learn as usize + spec.calibrate as usize;
+    // One exactly measured learning step (markers for the instruction counter).
+    let mut inputs = case.inputs.chunks_exact(case.dim).take(needed);
+    if let Some(first) = inputs.next() {
+        tinygen_bench_start();
+        let step = learner.observe(black_box(first));
+        tinygen_bench_end();
+        step?;
+    }
+    for x in inputs {
+        learner.observe(x)?;
+    }
+    Ok(learner.file()?.len())
 }
 
 /// [`check_samples`] for an f32 decoder. Not inlined, so that its decoder
@@ -433,6 +518,7 @@ fn main() -> ! {
         .iter()
         .map(|c| c.model)
         .filter(|m| m.len() < CORRUPT_BUF)
+        .filter(|m| read_header(m).is_ok_and(|h| h.kind != ModelKind::Recipe))
         .min_by_key(|m| m.len())
         .unwrap_or(GOLDEN_DETECTOR);
     failures += check_corruption(corrupted);

@@ -6,7 +6,7 @@
 //! * Control bits 0..=2: 1..=7 overwrite the header's kind code (1 gmm,
 //!   2 kde, 3 detector, 4 decoder, 5 encoder, 6 decoder-int8, 7
 //!   encoder-int8) and its schema key with that kind's; 0 keeps the header
-//!   as it is.
+//!   as it is (recipes, kind 8, come from the seeds).
 //! * Control bit 3: no fix-ups at all (the file is tried as it is, so the
 //!   length and CRC checks are exercised too).
 //! * The file is `HEADER_LEN + claimed body length + CRC_LEN` bytes long if
@@ -24,10 +24,11 @@
 use libfuzzer_sys::fuzz_target;
 use tinygen_runtime::detector::DetectorScratch;
 use tinygen_runtime::format::{self, CRC_LEN, HEADER_LEN, ModelKind};
+use tinygen_runtime::learn::{Learner, Progress, Recipe};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    Activation, AnyModel, Decoder, Detector, Encoder, Gmm, Network, QNetwork, QScratch, Scratch,
-    Xoshiro128PlusPlus,
+    Activation, AnyModel, Decoder, Detector, Encoder, Error, Gmm, Network, QNetwork, QScratch,
+    Scratch, Xoshiro128PlusPlus,
 };
 
 /// Largest input the harness allocates for one call (values). A parsed
@@ -66,6 +67,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(model) = AnyModel::from_bytes(bytes) {
         evaluate_any(&model, &mut values);
+    }
+    if let Ok(recipe) = Recipe::from_bytes(bytes) {
+        evaluate_recipe(&recipe, &mut values);
     }
     if let Ok(decoder) = Decoder::<4>::from_bytes(bytes) {
         evaluate_decoder(&decoder, &mut values);
@@ -195,6 +199,46 @@ fn evaluate_gmm(gmm: &Gmm<'_>, values: &mut Values<'_>) {
     if let Some(points) = values.vector(rows * d) {
         let mut out = vec![0.0; rows];
         let _ = gmm.log_density_batch(&points, &mut out);
+    }
+}
+
+/// Learns from the recipe with inputs from the fuzz bytes (NaN and
+/// infinities included) while buffers and inputs stay small; whatever it
+/// learns must parse and score.
+fn evaluate_recipe(recipe: &Recipe, values: &mut Values<'_>) {
+    let spec = recipe.spec();
+    let (Some(state_len), Ok(file_len)) = (spec.state_len(), spec.detector_len()) else {
+        return;
+    };
+    let inputs = spec.learn as usize + spec.calibrate as usize;
+    if state_len > 1 << 16 || file_len > 1 << 20 || inputs * spec.input_len() > 1 << 16 {
+        return;
+    }
+    let mut state = vec![0.0f64; state_len];
+    let mut scores = vec![0.0f32; spec.calibrate as usize];
+    let mut words = vec![0u32; file_len.div_ceil(4)];
+    let Ok(mut learner) = Learner::new(
+        recipe,
+        &mut state,
+        &mut scores,
+        bytemuck::cast_slice_mut(&mut words),
+    ) else {
+        return;
+    };
+    // Refused inputs do not count: at most twice as many tries.
+    for _ in 0..2 * inputs {
+        let Some(x) = values.vector(spec.input_len()) else {
+            return;
+        };
+        match learner.observe(&x) {
+            Ok(Progress::Done) => break,
+            Ok(_) | Err(Error::NonFiniteInput) | Err(Error::DimensionMismatch { .. }) => {}
+            Err(_) => return,
+        }
+    }
+    if learner.progress() == Progress::Done {
+        let detector = learner.detector().expect("a learned detector parses");
+        evaluate_detector(&detector, values);
     }
 }
 

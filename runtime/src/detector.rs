@@ -109,6 +109,64 @@ impl Features {
     }
 }
 
+/// The alarm threshold that `alarm_rate` of `scores` (normal inputs held
+/// out from fitting) reach: with `k = floor(rate * n)`, the k-th largest
+/// score (so about that fraction of them raise an alarm), or the next
+/// float above the largest when k = 0. Sorts `scores` in place.
+/// `ParameterOutOfRange` for a rate outside [0, 1), `InvalidShape(Empty)`
+/// for no scores, `NonFiniteInput` for a NaN score.
+pub fn threshold_at_rate(scores: &mut [f32], alarm_rate: f64) -> Result<f32, Error> {
+    if !(0.0..1.0).contains(&alarm_rate) {
+        return Err(Error::ParameterOutOfRange);
+    }
+    if scores.iter().any(|s| s.is_nan()) {
+        return Err(Error::NonFiniteInput);
+    }
+    heapsort(scores);
+    let n = scores.len();
+    let largest = *scores.last().ok_or(Error::InvalidShape(Shape::Empty))?;
+    let k = (alarm_rate * n as f64) as usize;
+    match k {
+        0 => Ok(largest.next_up()),
+        k => scores.get(n - k.min(n)).copied().ok_or(INTERNAL),
+    }
+}
+
+/// Sorts ascending by [`f32::total_cmp`] in place, in O(n log n) with no
+/// allocation: a heapsort with checked indices, since core's sorts keep a
+/// panic path (they check that the comparison is a total order).
+fn heapsort(v: &mut [f32]) {
+    let greater = |v: &[f32], a: usize, b: usize| match (v.get(a), v.get(b)) {
+        (Some(x), Some(y)) => x.total_cmp(y).is_gt(),
+        _ => false,
+    };
+    // Moves v[root] down the max-heap of v[..end].
+    let sift_down = |v: &mut [f32], mut root: usize, end: usize| loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            return;
+        }
+        if child + 1 < end && greater(v, child + 1, child) {
+            child += 1;
+        }
+        if !greater(v, child, root) || child >= v.len() || root >= child {
+            return;
+        }
+        v.swap(root, child);
+        root = child;
+    };
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift_down(v, root, n);
+    }
+    for end in (1..n).rev() {
+        if end < v.len() {
+            v.swap(0, end);
+        }
+        sift_down(v, 0, end);
+    }
+}
+
 /// Metadata of a detector file.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -80,6 +80,22 @@ pub enum Error {
     ParameterOutOfRange,
     /// The model stores no latent prior, so it cannot sample.
     NoPrior,
+    /// A caller's buffer is shorter than the call needs (a model file
+    /// being written, a learner's state or scores).
+    BufferTooSmall {
+        /// The elements the call needs.
+        needed: usize,
+        /// The elements the buffer holds.
+        found: usize,
+    },
+    /// A learned covariance is not positive definite (collinear features
+    /// with no regularisation; see [`crate::learn`]).
+    NotPositiveDefinite,
+    /// The on-device learner has not yet seen the inputs it needs.
+    StillLearning {
+        /// Inputs still to come (learning and calibration).
+        remaining: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -124,6 +140,22 @@ impl fmt::Display for Error {
             }
             Error::ParameterOutOfRange => write!(f, "model parameter out of its allowed range"),
             Error::NoPrior => write!(f, "model has no latent prior to sample from"),
+            Error::BufferTooSmall { needed, found } => {
+                write!(
+                    f,
+                    "buffer too small: {needed} elements needed, {found} given"
+                )
+            }
+            Error::NotPositiveDefinite => write!(
+                f,
+                "the learned covariance is not positive definite (collinear features: raise the regularisation)"
+            ),
+            Error::StillLearning { remaining } => {
+                write!(
+                    f,
+                    "the detector is still learning: {remaining} inputs to go"
+                )
+            }
         }
     }
 }
@@ -161,6 +193,9 @@ pub enum Shape {
     /// A length the parser already checked failed again while evaluating:
     /// a bug in the runtime, never expected.
     Internal,
+    /// A learning recipe's counts do not fit together (see
+    /// [`crate::learn::RecipeSpec`]).
+    Recipe,
 }
 
 impl fmt::Display for Shape {
@@ -178,6 +213,7 @@ impl fmt::Display for Shape {
             Shape::Window => "the window does not match the density's dimension",
             Shape::NeuralPart => "the neural part does not match the density",
             Shape::Internal => "an internal length check failed (a runtime bug)",
+            Shape::Recipe => "the learning recipe's counts do not fit together",
         })
     }
 }

@@ -44,6 +44,9 @@ pub enum ModelKind {
     DecoderInt8 = 6,
     /// Int8 encoder network; same body as [`ModelKind::DecoderInt8`].
     EncoderInt8 = 7,
+    /// A detector to be learned on the device: its features and
+    /// hyper-parameters, no weights (see [`crate::learn`]).
+    Recipe = 8,
 }
 
 impl ModelKind {
@@ -57,6 +60,7 @@ impl ModelKind {
             5 => Some(ModelKind::Encoder),
             6 => Some(ModelKind::DecoderInt8),
             7 => Some(ModelKind::EncoderInt8),
+            8 => Some(ModelKind::Recipe),
             _ => None,
         }
     }
@@ -71,6 +75,7 @@ impl ModelKind {
             ModelKind::Encoder => "encoder",
             ModelKind::DecoderInt8 => "decoder-int8",
             ModelKind::EncoderInt8 => "encoder-int8",
+            ModelKind::Recipe => "recipe",
         }
     }
 }
@@ -242,7 +247,104 @@ impl<'a> File<'a> {
     }
 }
 
-/// Encodes a model file: header, postcard body with aligned weights, CRC.
+/// Length in bytes of the model file [`write_into`] writes for `spec` and
+/// `values` 4-byte values.
+pub fn file_len<S: Serialize>(spec: &S, values: usize) -> Result<usize, Error> {
+    Ok(layout(spec, values)?.file_len)
+}
+
+/// Where a file's parts go: see [`write_into`].
+struct Layout {
+    spec_len: usize,
+    pad: usize,
+    data_len: usize,
+    file_len: usize,
+}
+
+fn layout<S: Serialize>(spec: &S, values: usize) -> Result<Layout, Error> {
+    let spec_len =
+        postcard::experimental::serialized_size(spec).map_err(|_| Error::InvalidParameters)?;
+    let data_len = values.checked_mul(4).ok_or(Error::InvalidParameters)?;
+    // Offset of the first weight byte with no padding: header, spec, the pad's
+    // one-byte length prefix, the data's length prefix.
+    let unpadded = HEADER_LEN + spec_len + 1 + varint_len(data_len);
+    let pad = (4 - unpadded % 4) % 4;
+    let file_len = (unpadded + pad)
+        .checked_add(data_len)
+        .and_then(|n| n.checked_add(CRC_LEN))
+        .filter(|&n| u32::try_from(n).is_ok())
+        .ok_or(Error::InvalidParameters)?;
+    Ok(Layout {
+        spec_len,
+        pad,
+        data_len,
+        file_len,
+    })
+}
+
+/// Encodes a model file into `out` without allocating: header, postcard
+/// body (the spec, alignment padding, `values` 4-byte values that `fill`
+/// writes, 4-byte aligned relative to the file's start), CRC. Returns the
+/// file's length; `BufferTooSmall` if `out` is shorter (see [`file_len`]).
+/// What `fill` returns is passed on, and a failed file is not sealed.
+pub fn write_into<S: Serialize>(
+    kind: ModelKind,
+    schema: u32,
+    spec: &S,
+    values: usize,
+    out: &mut [u8],
+    fill: impl FnOnce(&mut [u8]) -> Result<(), Error>,
+) -> Result<usize, Error> {
+    let layout = layout(spec, values)?;
+    let found = out.len();
+    let file = out
+        .get_mut(..layout.file_len)
+        .ok_or(Error::BufferTooSmall {
+            needed: layout.file_len,
+            found,
+        })?;
+    // Every split is checked (no panic path), though `layout` sized them.
+    const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
+    let body_len = layout.file_len - HEADER_LEN - CRC_LEN;
+    let (content, crc) = file
+        .split_at_mut_checked(HEADER_LEN + body_len)
+        .ok_or(INTERNAL)?;
+    let (header, rest) = content
+        .split_first_chunk_mut::<HEADER_LEN>()
+        .ok_or(INTERNAL)?;
+    let mut fields = [0u8; HEADER_LEN];
+    fields[0..4].copy_from_slice(&MAGIC);
+    fields[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    fields[6..8].copy_from_slice(&(kind as u16).to_le_bytes());
+    fields[8..12].copy_from_slice(&schema.to_le_bytes());
+    fields[12..16].copy_from_slice(&(body_len as u32).to_le_bytes());
+    *header = fields;
+    let (spec_bytes, rest) = rest.split_at_mut_checked(layout.spec_len).ok_or(INTERNAL)?;
+    postcard::to_slice(spec, spec_bytes).map_err(|_| Error::InvalidParameters)?;
+    // The pad and the data are postcard byte slices: a varint length, then
+    // the bytes.
+    let (pad, rest) = rest.split_at_mut_checked(1 + layout.pad).ok_or(INTERNAL)?;
+    pad.fill(0);
+    if let Some(first) = pad.first_mut() {
+        *first = layout.pad as u8;
+    }
+    let prefix = varint_len(layout.data_len);
+    let (length, data) = rest.split_at_mut_checked(prefix).ok_or(INTERNAL)?;
+    let mut value = layout.data_len;
+    for byte in length.iter_mut() {
+        *byte = (value & 0x7f) as u8 | if value >= 0x80 { 0x80 } else { 0 };
+        value >>= 7;
+    }
+    if data.len() != layout.data_len {
+        return Err(INTERNAL);
+    }
+    fill(data)?;
+    *crc.first_chunk_mut::<CRC_LEN>().ok_or(INTERNAL)? = checksum(content).to_le_bytes();
+    Ok(layout.file_len)
+}
+
+/// Encodes a model file: header, postcard body with aligned weights, CRC
+/// (see [`write_into`]).
 #[cfg(feature = "alloc")]
 pub(crate) fn write<S: Serialize>(
     kind: ModelKind,
@@ -250,40 +352,16 @@ pub(crate) fn write<S: Serialize>(
     spec: &S,
     data: &[f32],
 ) -> Result<alloc::vec::Vec<u8>, Error> {
-    use alloc::vec::Vec;
-
-    let data_bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let spec_len = postcard::to_allocvec(spec)
-        .map_err(|_| Error::InvalidParameters)?
-        .len();
-    let len_prefix = varint_len(data_bytes.len());
-    // Offset of the first weight byte with no padding: header, spec, the pad's
-    // one-byte length prefix, the data's length prefix.
-    let unpadded = HEADER_LEN + spec_len + 1 + len_prefix;
-    let pad = [0u8; 3];
-    let pad = &pad[..(4 - unpadded % 4) % 4];
-    let body = postcard::to_allocvec(&Body {
-        spec,
-        pad,
-        data: &data_bytes,
-    })
-    .map_err(|_| Error::InvalidParameters)?;
-    let body_len = u32::try_from(body.len()).map_err(|_| Error::InvalidParameters)?;
-
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + CRC_LEN);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(kind as u16).to_le_bytes());
-    out.extend_from_slice(&schema.to_le_bytes());
-    out.extend_from_slice(&body_len.to_le_bytes());
-    out.extend_from_slice(&body);
-    let crc = checksum(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    debug_assert_eq!((unpadded + pad.len()) % 4, 0);
+    let mut out = alloc::vec![0u8; file_len(spec, data.len())?];
+    write_into(kind, schema, spec, data.len(), &mut out, |bytes| {
+        for (chunk, v) in bytes.chunks_exact_mut(4).zip(data) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        Ok(())
+    })?;
     Ok(out)
 }
 
-#[cfg(feature = "alloc")]
 fn varint_len(mut value: usize) -> usize {
     let mut len = 1;
     while value >= 0x80 {

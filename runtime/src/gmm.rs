@@ -511,7 +511,7 @@ pub use encode::{GmmParams, Standardizer};
 mod encode {
     use alloc::vec::Vec;
 
-    use super::{Covariance, GmmSpec};
+    use super::{Covariance, GmmSpec, MixtureParams, write_values};
     use crate::Error;
     use crate::format::{self, ModelKind};
 
@@ -579,94 +579,154 @@ mod encode {
             if !consistent {
                 return Err(Error::InvalidParameters);
             }
-            let spec = GmmSpec {
-                dim: u32::try_from(d).map_err(|_| Error::InvalidParameters)?,
-                components: u32::try_from(k).map_err(|_| Error::InvalidParameters)?,
-                covariance: self.covariance,
-                standardized: self.standardizer.is_some(),
-            };
-
-            // Raw x maps to standardized x' = x * inv_scale - shift.
-            let (inv_scale, shift): (Vec<f64>, Vec<f64>) = match self.standardizer {
-                Some(s) => s
-                    .mean
-                    .iter()
-                    .zip(s.scale)
-                    .map(|(m, s)| (1.0 / s, m / s))
-                    .unzip(),
-                None => (alloc::vec![1.0; d], alloc::vec![0.0; d]),
-            };
-
-            let mut log_norm = Vec::with_capacity(k);
-            let mut precision = Vec::new();
-            let mut prec_mean = Vec::with_capacity(k * d);
-            let half_log_2pi = 0.5 * d as f64 * libm::log(2.0 * core::f64::consts::PI);
-            for c in 0..k {
-                let mu = &self.means[c * d..(c + 1) * d];
-                // Upper factor of this component as a function u(i, j).
-                let u = |i: usize, j: usize| -> f64 {
-                    match self.covariance {
-                        Covariance::Full => self.precisions_cholesky[c * d * d + i * d + j],
-                        Covariance::Tied => self.precisions_cholesky[i * d + j],
-                        Covariance::Diag if i == j => self.precisions_cholesky[c * d + i],
-                        Covariance::Spherical if i == j => self.precisions_cholesky[c],
-                        _ => 0.0,
-                    }
-                };
-                let log_det: f64 = (0..d).map(|j| libm::log(u(j, j))).sum();
-                log_norm.push(libm::log(self.weights[c]) - half_log_2pi + log_det);
-                let triangular = matches!(self.covariance, Covariance::Full | Covariance::Tied);
-                for j in 0..d {
-                    let rows = if triangular { 0..j + 1 } else { j..j + 1 };
-                    prec_mean.push(rows.map(|i| (mu[i] + shift[i]) * u(i, j)).sum::<f64>());
-                }
-                let scaled = |i: usize, j: usize| if j < d { inv_scale[i] * u(i, j) } else { 0.0 };
-                match self.covariance {
-                    Covariance::Full | Covariance::Tied
-                        if self.covariance == Covariance::Full || c == 0 =>
-                    {
-                        // Whole blocks: rows 0..4c four values a row, then the
-                        // diagonal triangle; a partial last block: all rows.
-                        for block in 0..d.div_ceil(4) {
-                            let columns = 4 * block..4 * block + 4;
-                            let whole = 4 * block + 4 <= d;
-                            let square_rows = if whole { 4 * block } else { d };
-                            for i in 0..square_rows {
-                                precision.extend(columns.clone().map(|j| scaled(i, j)));
-                            }
-                            if whole {
-                                for i in columns.clone() {
-                                    precision.extend((i..4 * block + 4).map(|j| scaled(i, j)));
-                                }
-                            }
-                        }
-                    }
-                    Covariance::Diag | Covariance::Spherical => {
-                        precision.extend((0..d).map(|j| scaled(j, j)));
-                    }
-                    _ => {}
-                }
-            }
-            let standardizer = self
-                .standardizer
-                .map(|s| [s.mean, s.scale].concat())
-                .unwrap_or_default();
-            let values: Vec<f64> = [log_norm, precision, prec_mean, standardizer].concat();
-            if values.iter().any(|v| !v.is_finite())
-                || self
-                    .standardizer
-                    .is_some_and(|s| s.scale.iter().any(|&v| v <= 0.0))
-            {
-                return Err(Error::InvalidParameters);
-            }
-            let data: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-            if data.iter().any(|v| !v.is_finite()) {
-                return Err(Error::InvalidParameters);
-            }
-            debug_assert_eq!(spec.stored_values(), Some(data.len()));
+            let spec = self.spec()?;
+            let mut data = alloc::vec![0.0; spec.stored_values().ok_or(Error::InvalidParameters)?];
+            write_values(self, &mut data)?;
             Ok((spec, data))
         }
     }
+
+    impl MixtureParams for GmmParams<'_> {
+        fn spec(&self) -> Result<GmmSpec, Error> {
+            Ok(GmmSpec {
+                dim: u32::try_from(self.dim).map_err(|_| Error::InvalidParameters)?,
+                components: u32::try_from(self.weights.len())
+                    .map_err(|_| Error::InvalidParameters)?,
+                covariance: self.covariance,
+                standardized: self.standardizer.is_some(),
+            })
+        }
+        fn weight(&self, c: usize) -> f64 {
+            self.weights[c]
+        }
+        fn mean(&self, c: usize, i: usize) -> f64 {
+            self.means[c * self.dim + i]
+        }
+        fn precision_cholesky(&self, c: usize, i: usize, j: usize) -> f64 {
+            let d = self.dim;
+            match self.covariance {
+                Covariance::Full => self.precisions_cholesky[c * d * d + i * d + j],
+                Covariance::Tied => self.precisions_cholesky[i * d + j],
+                Covariance::Diag if i == j => self.precisions_cholesky[c * d + i],
+                Covariance::Spherical if i == j => self.precisions_cholesky[c],
+                _ => 0.0,
+            }
+        }
+        fn standardizer(&self, i: usize) -> Option<(f64, f64)> {
+            self.standardizer.map(|s| (s.mean[i], s.scale[i]))
+        }
+    }
+}
+
+/// A mixture in scikit-learn's parametrisation, as [`write_values`] reads
+/// it: the trainer's [`GmmParams`] or a density learned on the device.
+pub(crate) trait MixtureParams {
+    /// The stored spec (dimension, components, covariance, standardized).
+    fn spec(&self) -> Result<GmmSpec, Error>;
+    /// Weight of component `c`.
+    fn weight(&self, c: usize) -> f64;
+    /// Coordinate `i` of component `c`'s mean (standardized units).
+    fn mean(&self, c: usize, i: usize) -> f64;
+    /// Entry `(i, j)`, `i <= j`, of component `c`'s upper Cholesky factor
+    /// of the precision (the shared one when tied; zero off the diagonal
+    /// when diagonal or spherical).
+    fn precision_cholesky(&self, c: usize, i: usize, j: usize) -> f64;
+    /// Mean and scale of raw feature `i`, when standardized.
+    fn standardizer(&self, i: usize) -> Option<(f64, f64)>;
+}
+
+/// Computes the values a file stores for `params` (see the module docs) in
+/// f64, rounds each once to f32 and writes them to `out`
+/// ([`GmmSpec::stored_values`] long). `InvalidParameters` if one is not
+/// finite or a scale is not positive.
+pub(crate) fn write_values(params: &impl MixtureParams, out: &mut [f32]) -> Result<(), Error> {
+    let spec = params.spec()?;
+    let (d, k, covariance) = (spec.dim as usize, spec.components as usize, spec.covariance);
+    let [_, precision_len, _, _] = spec.lengths().ok_or(Error::InvalidParameters)?;
+    if d == 0 || k == 0 || spec.stored_values() != Some(out.len()) {
+        return Err(Error::InvalidParameters);
+    }
+    let bad = Error::InvalidParameters;
+    let (log_norm, rest) = out.split_at_mut_checked(k).ok_or(bad)?;
+    let (precision, rest) = rest.split_at_mut_checked(precision_len).ok_or(bad)?;
+    let (prec_mean, standardizer) = rest.split_at_mut_checked(k * d).ok_or(bad)?;
+    let mut precision = precision.iter_mut();
+    let mut prec_mean = prec_mean.iter_mut();
+    let mut failed = false;
+    let mut put = |slot: Option<&mut f32>, value: f64| {
+        let rounded = value as f32;
+        failed |= !value.is_finite() || !rounded.is_finite();
+        if let Some(slot) = slot {
+            *slot = rounded;
+        }
+    };
+
+    // Raw x maps to standardized x' = x * inv_scale - shift.
+    let inv_scale = |i: usize| params.standardizer(i).map_or(1.0, |(_, s)| 1.0 / s);
+    let shift = |i: usize| params.standardizer(i).map_or(0.0, |(m, s)| m / s);
+    let half_log_2pi = 0.5 * d as f64 * libm::log(2.0 * core::f64::consts::PI);
+    let triangular = matches!(covariance, Covariance::Full | Covariance::Tied);
+    for (c, log_norm) in log_norm.iter_mut().enumerate() {
+        let u = |i: usize, j: usize| params.precision_cholesky(c, i, j);
+        let log_det: f64 = (0..d).map(|j| libm::log(u(j, j))).sum();
+        put(
+            Some(log_norm),
+            libm::log(params.weight(c)) - half_log_2pi + log_det,
+        );
+        for j in 0..d {
+            let rows = if triangular { 0..j + 1 } else { j..j + 1 };
+            let b = rows
+                .map(|i| (params.mean(c, i) + shift(i)) * u(i, j))
+                .sum::<f64>();
+            put(prec_mean.next(), b);
+        }
+        let scaled = |i: usize, j: usize| if j < d { inv_scale(i) * u(i, j) } else { 0.0 };
+        match covariance {
+            Covariance::Full | Covariance::Tied if covariance == Covariance::Full || c == 0 => {
+                // Whole blocks: rows 0..4c four values a row, then the
+                // diagonal triangle; a partial last block: all rows.
+                for block in 0..d.div_ceil(4) {
+                    let columns = 4 * block..4 * block + 4;
+                    let whole = 4 * block + 4 <= d;
+                    let square_rows = if whole { 4 * block } else { d };
+                    for i in 0..square_rows {
+                        for j in columns.clone() {
+                            put(precision.next(), scaled(i, j));
+                        }
+                    }
+                    if whole {
+                        for i in columns.clone() {
+                            for j in i..4 * block + 4 {
+                                put(precision.next(), scaled(i, j));
+                            }
+                        }
+                    }
+                }
+            }
+            Covariance::Diag | Covariance::Spherical => {
+                for j in 0..d {
+                    put(precision.next(), scaled(j, j));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut bad_scale = false;
+    if spec.standardized {
+        let (means, scales) = standardizer.split_at_mut_checked(d).ok_or(bad)?;
+        for (i, (m, s)) in means.iter_mut().zip(scales).enumerate() {
+            let Some((mean, scale)) = params.standardizer(i) else {
+                return Err(Error::InvalidParameters);
+            };
+            bad_scale |= scale <= 0.0;
+            put(Some(m), mean);
+            put(Some(s), scale);
+        }
+    }
+    if failed || bad_scale || precision.next().is_some() || prec_mean.next().is_some() {
+        return Err(Error::InvalidParameters);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

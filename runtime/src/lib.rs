@@ -20,6 +20,7 @@ mod error;
 pub mod features;
 pub mod format;
 pub mod gmm;
+pub mod learn;
 pub mod math;
 pub mod model;
 pub mod network;

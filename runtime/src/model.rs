@@ -9,7 +9,7 @@
 use crate::format::{self, Header, ModelKind};
 use crate::network::{self, Network, Scratch};
 use crate::qnetwork::{self, QNetwork};
-use crate::{Detector, Error, Gmm, detector, gmm};
+use crate::{Detector, Error, Gmm, detector, gmm, learn};
 
 impl ModelKind {
     /// The schema key a body of this kind must carry (the kind module's
@@ -20,6 +20,7 @@ impl ModelKind {
             ModelKind::Detector => detector::SCHEMA_KEY,
             ModelKind::Decoder | ModelKind::Encoder => network::SCHEMA_KEY,
             ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => qnetwork::SCHEMA_KEY,
+            ModelKind::Recipe => learn::SCHEMA_KEY,
         }
     }
 }
@@ -54,6 +55,12 @@ impl<'a> AnyModel<'a> {
             ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => {
                 QNetwork::from_file(file).map(Self::QNetwork)
             }
+            // A recipe evaluates nothing until a `learn::Learner` has
+            // turned it into a detector.
+            found @ ModelKind::Recipe => Err(Error::WrongKind {
+                expected: ModelKind::Detector,
+                found,
+            }),
         }
     }
 
@@ -304,6 +311,7 @@ mod tests {
                     // Two 2-byte tensors fit one f32 word of each buffer.
                     assert_eq!(model.scratch_width(), 1);
                 }
+                ModelKind::Recipe => unreachable!("not among the kinds above"),
             }
             assert_eq!(got, want, "{kind}");
             // Wrong lengths are typed errors, not panics.

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use tinygen_runtime::Activation;
 use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams};
+use tinygen_runtime::learn::{Recipe, RecipeSpec};
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
 use tinygen_runtime::qnetwork::{
     FinalActivation, QLayerParams, QNetwork, QNetworkParams, QScratch, QuantParams, SIGMOID_OUTPUT,
@@ -151,6 +152,27 @@ fn encoder_int8() -> QNetworkParams<'static> {
 }
 
 /// The golden models: (file name, kind, bytes the writer produces today).
+/// Pinned schema key of learning recipes (`recipe/1`).
+const RECIPE_KEY: u32 = 0xe0ee_b9f5;
+
+/// A recipe: learn a full Gaussian over the window statistics of two
+/// channels from 64 windows, calibrate on 16.
+fn recipe() -> RecipeSpec {
+    RecipeSpec {
+        features: Features::WindowStats {
+            channels: 2,
+            length: 4,
+        },
+        dim: 8,
+        covariance: Covariance::Full,
+        components: 1,
+        reg_covar: 0.25,
+        alarm_rate: 0.0625,
+        learn: 64,
+        calibrate: 16,
+    }
+}
+
 fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
     // KDE: kernels N(-1, 1) and N(1, 1), equal weights (a tied mixture).
     let kde = GmmParams {
@@ -280,6 +302,7 @@ fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
             ModelKind::EncoderInt8,
             encoder_int8().encode().unwrap(),
         ),
+        ("recipe.tgm", ModelKind::Recipe, recipe().encode().unwrap()),
         (
             "decoder_int8_f32_output.tgm",
             ModelKind::DecoderInt8,
@@ -340,6 +363,7 @@ fn golden_headers_carry_the_pinned_kinds_and_schema_keys() {
             ModelKind::Detector => DETECTOR_KEY,
             ModelKind::Decoder | ModelKind::Encoder => 0x9ea2_7bc7,
             ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => INT8_KEY,
+            ModelKind::Recipe => RECIPE_KEY,
         };
         assert_eq!((header.version, header.kind), (1, kind), "{name}");
         assert_eq!(header.schema, key, "{name}: schema key");
@@ -349,6 +373,10 @@ fn golden_headers_carry_the_pinned_kinds_and_schema_keys() {
 
 #[test]
 fn golden_files_give_their_closed_form_outputs() {
+    let (words, len) = committed("recipe.tgm");
+    let parsed = Recipe::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    assert_eq!(parsed.spec(), recipe());
+
     let (words, len) = committed("gmm.tgm");
     let gmm = Gmm::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
     assert_eq!(len, 40, "FORMAT.md dumps this file byte by byte");

@@ -14,9 +14,10 @@ use tinygen::data::{self, LoadOptions};
 use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
-use tinygen::detector::density::{Density, GmmDensity};
+use tinygen::detector::density::{Density, GmmDensity, RegCovar};
 use tinygen::detector::fit::{DetectorFit, fit_detector};
 use tinygen::detector::neural::NeuralOptions;
+use tinygen::detector::on_device::learn_on_host;
 use tinygen::detector::windows::series_windows;
 use tinygen::host::AlignedBytes;
 use tinygen::nn::config::{NetworkConfig, NetworkKind as NetKind, Objective, Reconstruction};
@@ -27,6 +28,7 @@ use tinygen::nn::quantize::{QuantOptions, WeightScales};
 use tinygen_runtime::detector::Features;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::gmm::Covariance;
+use tinygen_runtime::learn::RecipeSpec;
 use tinygen_runtime::qnetwork::FinalActivation;
 use tinygen_runtime::{Activation, Detector, ModelKind};
 
@@ -57,7 +59,12 @@ fn case(dir: &std::path::Path, name: &str, x: &DMatrix<f64>, opts: &EmOptions, s
 struct Suite {
     dir: std::path::PathBuf,
     stream_report: String,
+    /// Lines the Rust firmware prints for the case that learns on the device.
+    learn_report: Vec<String>,
 }
+
+/// The case whose detector is learned on the device (not in the C suite).
+const LEARN: &str = "learn_basicmotions";
 
 fn suite() -> &'static Suite {
     static SUITE: std::sync::OnceLock<Suite> = std::sync::OnceLock::new();
@@ -86,7 +93,7 @@ fn firmware_scores_are_bit_identical_to_the_host() {
     let suite = suite();
     let plugin = xtask::build_icount_plugin().unwrap();
     for core in xtask::Core::ALL {
-        check_core(core, &suite.dir, &plugin, &suite.stream_report);
+        check_core(core, suite, &plugin);
     }
 }
 
@@ -131,19 +138,19 @@ fn c_firmware_outputs_are_bit_identical_to_the_host() {
     }
 }
 
-/// The suite's cases for the C firmware on `core`: all of them, but on the
+/// The suite's cases for the C firmware on `core`: all but the one that
+/// learns on the device (the C API does not learn), and on the
 /// Cortex-M0 the int8 edge case, whose 1,040 scratch bytes exceed the 512
 /// that build can spare beside the stack a neural detector's parse needs
 /// (the Rust firmware runs it on every core; the kernels are the same).
 fn c_suite_dir(dir: &std::path::Path, core: xtask::Core) -> std::path::PathBuf {
-    if core != xtask::Core::M0 {
-        return dir.to_path_buf();
-    }
-    let c_dir = xtask::target_dir().join("qemu-parity-c-m0-cases");
+    let c_dir = xtask::target_dir().join(format!("qemu-parity-c-{}-cases", core.name()));
     std::fs::remove_dir_all(&c_dir).ok();
     for entry in std::fs::read_dir(dir).unwrap() {
         let case = entry.unwrap().path();
-        if case.file_name().is_some_and(|n| n != INT8_EDGES) {
+        let skipped =
+            |n: &std::ffi::OsStr| n == LEARN || (core == xtask::Core::M0 && n == INT8_EDGES);
+        if case.file_name().is_some_and(|n| !skipped(n)) {
             let to = c_dir.join(case.file_name().unwrap());
             std::fs::create_dir_all(&to).unwrap();
             for file in std::fs::read_dir(&case).unwrap() {
@@ -522,7 +529,12 @@ fn build_suite() -> Suite {
     int8_edges_case(&dir.join(INT8_EDGES));
     imported_cases(&dir);
 
-    Suite { dir, stream_report }
+    let learn_report = learn_case(&dir.join(LEARN));
+    Suite {
+        dir,
+        stream_report,
+        learn_report,
+    }
 }
 
 /// Networks TensorFlow's converter wrote (`tests/fixtures/tflite`), float
@@ -649,13 +661,98 @@ fn int8_edges_case(dir: &std::path::Path) {
     xtask::write_case(dir, &bytes, &inputs).unwrap();
 }
 
+/// The case that learns on the device: a recipe for the BasicMotions
+/// windows (Standing and Walking normal), learned from the normal training
+/// windows in recording order (144, then 36 to calibrate), then every
+/// sixth test window. The device must learn the host's bytes (the file's
+/// CRC) and score every window bit for bit. Returns the lines the firmware
+/// must print.
+fn learn_case(dir: &std::path::Path) -> Vec<String> {
+    let normal: Vec<String> = xtask::BASICMOTIONS_NORMAL.map(String::from).to_vec();
+    let (length, stride) = xtask::BASICMOTIONS_WINDOW;
+    let windows = |split| {
+        series_windows(
+            &xtask::basicmotions(split).unwrap(),
+            length,
+            stride,
+            &normal,
+        )
+        .unwrap()
+    };
+    let (train, train_labels) = windows("TRAIN");
+    let (test, test_labels) = windows("TEST");
+    let input_len = 6 * length;
+    let normal_train: Vec<f32> = train
+        .chunks_exact(input_len)
+        .zip(&train_labels)
+        .filter(|(_, l)| **l == 0.0)
+        .flat_map(|(w, _)| w.iter().copied())
+        .collect();
+    assert_eq!(normal_train.len(), 180 * input_len);
+    let recipe = RecipeSpec {
+        features: Features::WindowStats {
+            channels: 6,
+            length: length as u32,
+        },
+        dim: 24,
+        covariance: Covariance::Full,
+        components: 1,
+        reg_covar: RegCovar::Scott.value(144, 24),
+        alarm_rate: 0.01,
+        learn: 144,
+        calibrate: 36,
+    };
+    let learned = learn_on_host(&recipe, &normal_train).unwrap();
+    let some_test: Vec<(&[f32], f64)> = test
+        .chunks_exact(input_len)
+        .zip(test_labels)
+        .step_by(6)
+        .collect();
+    let inputs: Vec<f32> = normal_train
+        .iter()
+        .copied()
+        .chain(some_test.iter().flat_map(|(w, _)| w.iter().copied()))
+        .collect();
+    let labels: Vec<f64> = std::iter::repeat_n(0.0, 180)
+        .chain(some_test.iter().map(|(_, l)| *l))
+        .collect();
+    // The learned detector's scores are the expected values; the model the
+    // firmware gets is the recipe.
+    xtask::write_case(dir, &learned.file, &inputs).unwrap();
+    xtask::write_labels(dir, &labels).unwrap();
+    std::fs::write(dir.join("model.tgm"), recipe.encode().unwrap()).unwrap();
+
+    let aligned = AlignedBytes::new(&learned.file);
+    let detector = learned.detector(&aligned).unwrap();
+    let (mut hits, mut anomalies, mut false_alarms) = (0, 0, 0);
+    for (x, &label) in inputs.chunks_exact(input_len).zip(&labels) {
+        let alarm = detector.is_anomaly(x).unwrap();
+        anomalies += usize::from(label != 0.0);
+        hits += usize::from(alarm && label != 0.0);
+        false_alarms += usize::from(alarm && label == 0.0);
+    }
+    let normal = labels.len() - anomalies;
+    assert!(
+        hits * 10 >= anomalies * 9 && false_alarms * 10 <= normal,
+        "learned on the host: {hits} of {anomalies} hits, {false_alarms} false alarms in {normal}"
+    );
+    let windows = labels.len();
+    vec![
+        format!(
+            "case {LEARN}: learned on the device from 180 inputs, threshold bits {:#010x}, file crc {:#010x}",
+            detector.spec().threshold.to_bits(),
+            detector.density().header().crc
+        ),
+        format!("case {LEARN}: {windows} values, {windows} bit-exact, 0 mismatches"),
+        format!(
+            "case {LEARN}: detector flagged {hits} of {anomalies} anomalous windows, {false_alarms} false alarms in {normal} normal windows"
+        ),
+    ]
+}
+
 /// Runs the cases in `dir` on `core` and checks every line of the report.
-fn check_core(
-    core: xtask::Core,
-    dir: &std::path::Path,
-    plugin: &std::path::Path,
-    stream_report: &str,
-) {
+fn check_core(core: xtask::Core, suite: &Suite, plugin: &std::path::Path) {
+    let (dir, stream_report) = (&suite.dir, &suite.stream_report);
     // The suite runs as several images where it does not fit the flash at
     // once (the Cortex-M0); every image checks its cases, the corruption
     // and the hostile file.
@@ -665,6 +762,12 @@ fn check_core(
     }
     let stdout: String = runs.iter().map(|r| r.stdout.as_str()).collect();
     println!("{} ({} image(s)):\n{stdout}", core.name(), runs.len());
+    for line in &suite.learn_report {
+        assert!(
+            stdout.contains(line),
+            "missing {line:?} on the {core:?}:\n{stdout}"
+        );
+    }
     for name in [
         "full_k8_d16",
         "diag_k8_d16",

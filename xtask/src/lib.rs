@@ -400,10 +400,10 @@ pub fn run_qemu(elf: &Path, core: Core, icount: Option<&Path>) -> anyhow::Result
     })
 }
 
-/// Flash reserved for the firmware's own code when a suite is split into
-/// images (about 66 KB on the Cortex-M0, whose soft-float code is the
-/// largest).
-const CODE_RESERVE: u64 = 80 << 10;
+/// Flash reserved for the firmware's own code and constants when a suite
+/// is split into images (about 100 KB on the Cortex-M0, whose soft-float
+/// code is the largest, since the on-device learner brought f64).
+const CODE_RESERVE: u64 = 120 << 10;
 
 /// Flash a case directory takes in the firmware, estimated: the model
 /// file, 4 bytes per value of the CSV files, 1 per label.

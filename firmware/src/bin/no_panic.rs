@@ -2,7 +2,7 @@
 //! bytes the optimiser knows nothing about and calls every public entry
 //! point (parse, score, decode, encode, forward, sample, window
 //! statistics, the any-kind dispatch, the int8 arithmetic and int8
-//! networks), and its panic handler calls a function that does not exist. It
+//! networks, the on-device learner), and its panic handler calls a function that does not exist. It
 //! links only if no panic path survives optimisation; it is built with the
 //! firmware, and never run.
 #![no_std]
@@ -14,6 +14,7 @@ use core::hint::black_box;
 use cortex_m as _;
 use tinygen_runtime::detector::DetectorScratch;
 use tinygen_runtime::features::window_stats;
+use tinygen_runtime::learn::{Learner, Recipe};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
     Aligned, AnyModel, Decoder, Detector, Encoder, Gmm, Network, QNetwork, QScratch, Scratch,
@@ -72,6 +73,22 @@ fn main() -> ! {
         let b = &mut b[..b_len];
         black_box(network.forward_in(input, out, a, b).ok());
         black_box(network.sample_in(&mut rng, out, a, b).ok());
+    }
+    if let Ok(recipe) = Recipe::from_bytes(bytes) {
+        let mut state = [0f64; 128];
+        let mut scores = [0f32; 16];
+        let mut file = Aligned([0u8; 1024]);
+        let n = black_box(128usize).min(128);
+        if let Ok(mut learner) = Learner::new(&recipe, &mut state[..n], &mut scores, &mut file.0) {
+            for _ in 0..black_box(40) {
+                black_box(learner.observe(input).ok());
+            }
+            black_box(learner.progress());
+            black_box(learner.file().ok());
+            if let Ok(detector) = learner.detector() {
+                black_box(detector.score(input).ok());
+            }
+        }
     }
     if let Ok(model) = AnyModel::from_bytes(bytes) {
         black_box(model.eval(input, out, &mut scratch).ok());

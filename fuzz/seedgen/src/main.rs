@@ -11,6 +11,7 @@ use tinygen_runtime::Activation;
 use tinygen_runtime::ModelKind;
 use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
 use tinygen_runtime::gmm::{Covariance, GmmParams, Standardizer};
+use tinygen_runtime::learn::RecipeSpec;
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
 use tinygen_runtime::qnetwork::{FinalActivation, QLayerParams, QNetworkParams, QuantParams};
 
@@ -242,6 +243,41 @@ fn main() {
             &format!("kde-d{dim}-n{points}"),
             m.params().encode_as(ModelKind::Kde),
         );
+    }
+
+    for (i, (features, dim, covariance)) in [
+        (Features::Identity, 3, Covariance::Full),
+        (
+            Features::WindowStats {
+                channels: 2,
+                length: 5,
+            },
+            8,
+            Covariance::Diag,
+        ),
+        (
+            Features::RawWindow {
+                channels: 2,
+                length: 2,
+            },
+            4,
+            Covariance::Spherical,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let recipe = RecipeSpec {
+            features,
+            dim,
+            covariance,
+            components: 1,
+            reg_covar: [0.0, 0.1, 1.0][i],
+            alarm_rate: 0.1,
+            learn: 4 + i as u32,
+            calibrate: 3,
+        };
+        write(&dir, &format!("recipe-{i}"), recipe.encode());
     }
 
     let features = [

@@ -8,8 +8,15 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::{DataArgs, EnsembleArgs, MixtureArgs, NeuralArgs};
+use tinygen_runtime::detector::Features;
+use tinygen_runtime::learn::RecipeSpec;
+
+use crate::density::gmm::Components;
+use crate::detector::density::RegCovar;
 use crate::detector::fit::{DetectorFit, fit_detector};
 use crate::detector::inputs::{DetectorInputs, detector_inputs};
+use crate::detector::on_device::learn_on_host;
+use crate::host::AlignedBytes;
 use crate::io::write_atomic;
 
 /// Arguments of `tinygen fit detector`.
@@ -48,6 +55,24 @@ pub struct FitDetectorArgs {
     /// Seed of the hold-out split and the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write a recipe for a detector that learns on the device instead of
+    /// a fitted one: one Gaussian (--covariance, --reg-covar) over the
+    /// features, learned from the first --learn normal inputs the device
+    /// sees and with its threshold at --alarm-rate of the next --calibrate
+    /// (default: the normal inputs split by --holdout, in order). The
+    /// device's learner also runs here over the data's normal inputs.
+    #[arg(long, conflicts_with_all = ["neural", "members", "subsample", "single", "min_weight"])]
+    pub on_device_recipe: bool,
+    /// Normal inputs the device learns its density from.
+    #[arg(long, value_name = "N", requires = "on_device_recipe")]
+    pub learn: Option<u32>,
+    /// Normal inputs after those that set the device's threshold.
+    #[arg(long, value_name = "M", requires = "on_device_recipe")]
+    pub calibrate: Option<u32>,
+    /// Also write the detector the device learns from the data's normal
+    /// inputs (the same bytes; see `tinygen info`).
+    #[arg(long, value_name = "FILE", requires = "on_device_recipe")]
+    pub learned: Option<PathBuf>,
     /// Output detector file (.tgm), written atomically.
     #[arg(long)]
     pub out: PathBuf,
@@ -74,6 +99,9 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         &args.normal_classes,
         args.raw_window,
     )?;
+    if args.on_device_recipe {
+        return on_device(args, features, dim, &inputs, labels.as_deref());
+    }
     let fit = DetectorFit {
         density: args.ensemble.density(&args.mixture, args.seed),
         alarm_rate: args.alarm_rate,
@@ -115,5 +143,98 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
     let bytes = fitted.bytes;
     write_atomic(&args.out, &bytes).context("cannot write the detector")?;
     println!("wrote {} ({} bytes)", args.out.display(), bytes.len());
+    Ok(())
+}
+
+/// `--on-device-recipe`: the recipe, and what the device learns from the
+/// data's normal inputs in order.
+fn on_device(
+    args: &FitDetectorArgs,
+    features: Features,
+    dim: usize,
+    inputs: &[f32],
+    labels: Option<&[f64]>,
+) -> anyhow::Result<()> {
+    if args
+        .mixture
+        .components
+        .is_some_and(|k| k != Components::Fixed(1))
+    {
+        bail!("a detector learned on the device has one Gaussian component (-k 1)");
+    }
+    let input_len = features.window().map_or(dim, |(c, l)| c * l);
+    let normal: Vec<f32> = inputs
+        .chunks_exact(input_len)
+        .enumerate()
+        .filter(|(i, _)| labels.is_none_or(|l| l[*i] == 0.0))
+        .flat_map(|(_, x)| x.iter().copied())
+        .collect();
+    let available = normal.len() / input_len;
+    let default_learn = ((available as f64) * (1.0 - args.holdout)).round() as u32;
+    let learn = args.learn.unwrap_or(default_learn);
+    let calibrate = args
+        .calibrate
+        .unwrap_or((available as u32).saturating_sub(learn));
+    let reg = args.mixture.reg_covar.unwrap_or(RegCovar::Scott);
+    let recipe = RecipeSpec {
+        features,
+        dim: u32::try_from(dim)?,
+        covariance: args.mixture.covariance.into(),
+        components: 1,
+        reg_covar: reg.value(learn as usize, dim),
+        alarm_rate: args.alarm_rate,
+        learn,
+        calibrate,
+    };
+    recipe.check().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot make a recipe (learn {learn}, calibrate {calibrate}, alarm rate {}, \
+             reg-covar {}): {e}",
+            args.alarm_rate,
+            recipe.reg_covar
+        )
+    })?;
+    let bytes = recipe
+        .encode()
+        .map_err(|e| anyhow::anyhow!("cannot encode the recipe: {e}"))?;
+    let state = recipe.state_len().unwrap_or(0) * 8;
+    println!(
+        "recipe: one {} Gaussian over {dim} features, reg-covar {}, learned from {learn} \
+         inputs, threshold at alarm rate {} of the next {calibrate}; the device needs {state} \
+         bytes of state, {} for scores and {} for the learned file",
+        recipe.covariance.name(),
+        recipe.reg_covar,
+        recipe.alarm_rate,
+        4 * calibrate,
+        recipe.detector_len().unwrap_or(0),
+    );
+    let learned = learn_on_host(&recipe, &normal)?;
+    let aligned = AlignedBytes::new(&learned.file);
+    let detector = learned.detector(&aligned)?;
+    println!(
+        "on this data's {available} normal inputs in order, the device learns threshold {} \
+         ({} inputs taken, {} refused)",
+        detector.spec().threshold,
+        learned.taken,
+        learned.refused
+    );
+    if let Some(labels) = labels {
+        let (mut counts, mut flagged) = ([0usize; 2], [0usize; 2]);
+        for (x, &label) in inputs.chunks_exact(input_len).zip(labels) {
+            let anomaly = usize::from(label != 0.0);
+            counts[anomaly] += 1;
+            flagged[anomaly] += usize::from(detector.is_anomaly(x).unwrap_or(true));
+        }
+        println!(
+            "on all labelled rows: {} of {} anomalies flagged, {} of {} normal rows flagged",
+            flagged[1], counts[1], flagged[0], counts[0]
+        );
+    }
+    write_atomic(&args.out, &bytes).context("cannot write the recipe")?;
+    println!("wrote {} ({} bytes)", args.out.display(), bytes.len());
+    if let Some(path) = &args.learned {
+        write_atomic(path, &learned.file).context("cannot write the learned detector")?;
+        println!("wrote {} ({} bytes)", path.display(), learned.file.len());
+    }
     Ok(())
 }

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tinygen_runtime::detector::AutoencoderSpec;
-use tinygen_runtime::format::ModelKind;
+use tinygen_runtime::detector::{AutoencoderSpec, Features};
+use tinygen_runtime::format::{ModelKind, read_header};
 use tinygen_runtime::gmm::Covariance;
+use tinygen_runtime::learn::Recipe;
 use tinygen_runtime::{Activation, AnyModel};
 
 use crate::host::AlignedBytes;
@@ -21,6 +22,9 @@ pub struct InfoArgs {
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     let file = AlignedBytes::read(&args.model)?;
     let bytes = file.as_bytes();
+    if read_header(bytes).is_ok_and(|h| h.kind == ModelKind::Recipe) {
+        return recipe_info(args, bytes);
+    }
     let model = AnyModel::from_bytes(bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let header = model.header();
@@ -35,19 +39,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     match model {
         AnyModel::Detector(detector) => {
             let spec = detector.spec();
-            match spec.features {
-                tinygen_runtime::detector::Features::Identity => {
-                    println!("input       {} values", detector.input_len())
-                }
-                tinygen_runtime::detector::Features::RawWindow { channels, length } => {
-                    println!(
-                        "input       windows of {length} samples x {channels} channels, scored raw"
-                    )
-                }
-                tinygen_runtime::detector::Features::WindowStats { channels, length } => println!(
-                    "input       windows of {length} samples x {channels} channels -> mean, std, min, max per channel"
-                ),
-            }
+            print_features(spec.features, detector.input_len());
             println!(
                 "density     {} ({} components, {} covariance, standardized)",
                 spec.density_kind,
@@ -233,5 +225,55 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// The input line of a detector or a recipe.
+fn print_features(features: Features, input_len: usize) {
+    match features {
+        Features::Identity => println!("input       {input_len} values"),
+        Features::RawWindow { channels, length } => {
+            println!("input       windows of {length} samples x {channels} channels, scored raw")
+        }
+        Features::WindowStats { channels, length } => println!(
+            "input       windows of {length} samples x {channels} channels -> mean, std, min, max per channel"
+        ),
+    }
+}
+
+/// `tinygen info` on a recipe: what the device learns, from how many
+/// inputs, in how much memory.
+fn recipe_info(args: &InfoArgs, bytes: &[u8]) -> anyhow::Result<()> {
+    let recipe =
+        Recipe::from_bytes(bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let (header, spec) = (recipe.header(), recipe.spec());
+    println!("file        {}", args.model.display());
+    println!(
+        "kind        {} (a detector learned on the device)",
+        header.kind
+    );
+    println!(
+        "format      v{} (schema {:#010x})",
+        header.version, header.schema
+    );
+    println!("bytes       {}", bytes.len());
+    println!("crc32       {:#010x}", header.crc);
+    print_features(spec.features, spec.input_len());
+    println!(
+        "density     one Gaussian over {} features, {} covariance, standardized, reg-covar {}",
+        spec.dim,
+        spec.covariance.name(),
+        spec.reg_covar
+    );
+    println!(
+        "learning    from the first {} inputs; threshold at alarm rate {} of the next {}",
+        spec.learn, spec.alarm_rate, spec.calibrate
+    );
+    let learned = spec.detector_len().unwrap_or(0);
+    println!(
+        "ram         {} bytes of state, {} of scores, {learned} for the learned file",
+        8 * spec.state_len().unwrap_or(0),
+        4 * spec.calibrate
+    );
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! Calibrating a detector's alarm threshold on held-out normal scores.
 
 use anyhow::ensure;
+use tinygen_runtime::detector::threshold_at_rate;
 
-/// The alarm threshold that `alarm_rate` of `scores` reach: with `k =
-/// floor(rate · n)`, the k-th largest score (so about that fraction of
-/// these normal points raise an alarm), or just above the largest when k = 0.
+/// The alarm threshold that `alarm_rate` of `scores` reach: the
+/// runtime's rule ([`threshold_at_rate`]: with `k = floor(rate · n)`, the
+/// k-th largest score, or just above the largest when k = 0), the one the
+/// device applies when it learns its own threshold.
 pub fn calibrate_threshold(scores: &[f32], alarm_rate: f64) -> anyhow::Result<f32> {
     ensure!(
         !scores.is_empty(),
@@ -18,14 +20,7 @@ pub fn calibrate_threshold(scores: &[f32], alarm_rate: f64) -> anyhow::Result<f3
         scores.iter().all(|s| !s.is_nan()),
         "a held-out score is NaN"
     );
-    let mut sorted = scores.to_vec();
-    sorted.sort_by(f32::total_cmp);
-    let k = (alarm_rate * sorted.len() as f64).floor() as usize;
-    Ok(if k == 0 {
-        sorted[sorted.len() - 1].next_up()
-    } else {
-        sorted[sorted.len() - k]
-    })
+    threshold_at_rate(&mut scores.to_vec(), alarm_rate).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 #[cfg(test)]

@@ -21,11 +21,14 @@
 //! - [`fit`]: the fitted scoring part ([`fit::Scorer`]) and a whole
 //!   detector with its threshold ([`fit::fit_detector`]).
 //! - [`protocol`]: the PyOD evaluation protocol over train/test splits.
+//! - [`on_device`]: detectors the device learns itself, from a recipe; the
+//!   device's learner run on the host.
 pub mod calibrate;
 pub mod density;
 pub mod fit;
 pub mod inputs;
 pub mod metrics;
 pub mod neural;
+pub mod on_device;
 pub mod protocol;
 pub mod windows;
