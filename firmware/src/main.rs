@@ -20,7 +20,7 @@ use semihosting::println;
 mod platform;
 
 use tinygen_runtime::format::read_header;
-use tinygen_runtime::learn::{Learner, Recipe};
+use tinygen_runtime::learn::{Buffers, Learner, Recipe};
 use tinygen_runtime::qnetwork::{QNetwork, QScratch};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
@@ -90,9 +90,6 @@ pub extern "C" fn tinygen_bench_end() {
 /// Cortex-M0 has 16 KiB of RAM).
 #[inline(never)]
 fn check_case(case: &Case) -> usize {
-    if read_header(case.model).is_ok_and(|h| h.kind == ModelKind::Recipe) {
-        return learn_case(case);
-    }
     let model = match AnyModel::from_bytes(case.model) {
         Ok(m) if m.scratch_width() <= MAX_WIDTH => m,
         Ok(m) => {
@@ -195,6 +192,9 @@ fn score_case<const OUT: usize>(case: &Case, model: &AnyModel<'_>) -> usize {
 /// Learner state a recipe case may use: 348 f64 values for a full
 /// Gaussian over 24 features (six channels' window statistics).
 const LEARN_STATE: usize = if cfg!(small_ram) { 360 } else { 2400 };
+/// Stored features a recipe case with several components may use (24
+/// windows of 24 features).
+const LEARN_FEATURES: usize = 600;
 /// Calibration scores a recipe case may use.
 const LEARN_SCORES: usize = 64;
 /// Bytes of a learned detector file (1,528 for 24 full features).
@@ -208,14 +208,19 @@ const LEARN_FILE: usize = if cfg!(small_ram) { 1600 } else { 12 * 1024 };
 #[inline(never)]
 fn learn_case(case: &Case) -> usize {
     let mut file = Aligned([0u8; LEARN_FILE]);
-    let len = match learn(case, &mut file.0) {
-        Ok(len) => len,
+    match learn(case, &mut file.0) {
+        Ok(len) => score_learned(case, &file.0[..len]),
         Err(e) => {
             println!("case {}: learning failed: {}", case.name, e);
-            return 1;
+            1
         }
-    };
-    let detector = match Detector::from_bytes(&file.0[..len]) {
+    }
+}
+
+/// Reports what [`learn`] learned and scores the case's inputs with it.
+#[inline(never)]
+fn score_learned(case: &Case, file: &[u8]) -> usize {
+    let detector = match Detector::from_bytes(file) {
         Ok(d) => d,
         Err(e) => {
             println!(
@@ -256,8 +261,15 @@ fn learn(case: &Case, file: &mut [u8]) -> Result<usize, Error> {
         });
     }
     let mut state = [0f64; LEARN_STATE];
+    let mut features = [0f32; LEARN_FEATURES];
     let mut scores = [0f32; LEARN_SCORES];
-    let mut learner = Learner::new(&recipe, &mut state, &mut scores, file)?;
+    let buffers = Buffers {
+        state: &mut state,
+        features: &mut features,
+        scores: &mut scores,
+        file,
+    };
+    let mut learner = Learner::new(&recipe, buffers)?;
     let needed = spec.learn as usize + spec.calibrate as usize;
     // One exactly measured learning step (markers for the instruction counter).
     let mut inputs = case.inputs.chunks_exact(case.dim).take(needed);
@@ -509,7 +521,13 @@ fn main() -> ! {
     tinygen_bench_end();
     let mut failures = 0;
     for case in CASES {
-        failures += check_case(case);
+        // A recipe is learned first; its frames stay apart from the
+        // other cases' (the Cortex-M0 has 16 KiB of RAM).
+        failures += if read_header(case.model).is_ok_and(|h| h.kind == ModelKind::Recipe) {
+            learn_case(case)
+        } else {
+            check_case(case)
+        };
     }
     // Corrupt the smallest case's model, or where even that does not fit
     // the RAM buffer (a Cortex-M0 image of one big case), the runtime's

@@ -24,7 +24,7 @@
 use libfuzzer_sys::fuzz_target;
 use tinygen_runtime::detector::DetectorScratch;
 use tinygen_runtime::format::{self, CRC_LEN, HEADER_LEN, ModelKind};
-use tinygen_runtime::learn::{Learner, Progress, Recipe};
+use tinygen_runtime::learn::{Buffers, Learner, Progress, Recipe};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
     Activation, AnyModel, Decoder, Detector, Encoder, Error, Gmm, Network, QNetwork, QScratch,
@@ -207,22 +207,32 @@ fn evaluate_gmm(gmm: &Gmm<'_>, values: &mut Values<'_>) {
 /// learns must parse and score.
 fn evaluate_recipe(recipe: &Recipe, values: &mut Values<'_>) {
     let spec = recipe.spec();
-    let (Some(state_len), Ok(file_len)) = (spec.state_len(), spec.detector_len()) else {
+    let (Some(state_len), Some(features_len), Ok(file_len)) =
+        (spec.state_len(), spec.features_len(), spec.detector_len())
+    else {
         return;
     };
     let inputs = spec.learn as usize + spec.calibrate as usize;
-    if state_len > 1 << 16 || file_len > 1 << 20 || inputs * spec.input_len() > 1 << 16 {
+    // Small problems only: EM's work grows with iterations x inputs x K x D^2.
+    let em_work = (spec.iterations as usize + 1) * features_len * spec.components as usize;
+    if state_len > 1 << 16
+        || file_len > 1 << 20
+        || inputs * spec.input_len() > 1 << 16
+        || em_work > 1 << 22
+    {
         return;
     }
     let mut state = vec![0.0f64; state_len];
+    let mut features = vec![0.0f32; features_len];
     let mut scores = vec![0.0f32; spec.calibrate as usize];
     let mut words = vec![0u32; file_len.div_ceil(4)];
-    let Ok(mut learner) = Learner::new(
-        recipe,
-        &mut state,
-        &mut scores,
-        bytemuck::cast_slice_mut(&mut words),
-    ) else {
+    let buffers = Buffers {
+        state: &mut state,
+        features: &mut features,
+        scores: &mut scores,
+        file: bytemuck::cast_slice_mut(&mut words),
+    };
+    let Ok(mut learner) = Learner::new(recipe, buffers) else {
         return;
     };
     // Refused inputs do not count: at most twice as many tries.

@@ -3,46 +3,67 @@
 //! the device sees, with no heap.
 //!
 //! A recipe (kind [`ModelKind::Recipe`]) holds a detector's input
-//! features and the hyper-parameters of its density: one Gaussian
-//! (`components` = 1) with a full, tied (the same for one component),
-//! diagonal or spherical covariance, the regularisation added to its
-//! diagonal, the alarm rate, and how many inputs to learn from and to
-//! calibrate on. A [`Learner`] then takes inputs one at a time:
+//! features and the hyper-parameters of its density: K components with a
+//! full, diagonal or spherical covariance (tied too when K = 1, where it is
+//! full), the regularisation added to their diagonals, the alarm rate, how
+//! many inputs to learn from and to calibrate on, and for K > 1 the number
+//! of EM passes and the seed of their initialisation. A [`Learner`] then
+//! takes inputs one at a time:
 //!
 //! 1. **Learning** (the first `learn` inputs): the features of each input
 //!    update, in f64, their running mean and co-moments (Welford's
-//!    algorithm: one pass, no stored inputs).
-//! 2. After the last of them the density is fixed: per feature the mean
-//!    and the population standard deviation as the standardization (a
-//!    constant feature gets scale 1, as scikit-learn's `StandardScaler`),
-//!    the standardized covariance `C / n` plus `reg_covar` on its
-//!    diagonal (diagonal: its diagonal; spherical: the diagonal's mean),
-//!    its Cholesky factor and the inverse of that, in place. It is written
-//!    as a detector file (threshold `f32::MAX`) into the caller's buffer.
-//! 3. **Calibration** (the next `calibrate` inputs): each is scored by
-//!    that file, as [`Detector::score`] scores it, into the caller's score
+//!    algorithm). With one component nothing else is kept: one streaming
+//!    pass. With K > 1 the features are also stored, as f32, in the
+//!    caller's feature buffer.
+//! 2. After the last of them the standardization is fixed: per feature the
+//!    mean and the population standard deviation (a constant feature gets
+//!    scale 1, as scikit-learn's `StandardScaler`). With one component the
+//!    density is the standardized covariance `C / n` plus `reg_covar` on
+//!    its diagonal (diagonal: its diagonal; spherical: the diagonal's
+//!    mean), factored in place (Cholesky factor `L`, then `X = L⁻¹`; the
+//!    file stores `U = Xᵀ`, see [`crate::gmm`]). With K > 1 the stored
+//!    features are standardized in place (rounded to f32) and initialised
+//!    as scikit-learn's `kmeans` does: K seeds drawn by k-means++ with
+//!    [`crate::Xoshiro128PlusPlus`] seeded with `seed`, `iterations` passes
+//!    of Lloyd's k-means, and the M-step of the clusters. `iterations` EM
+//!    passes follow, each an E-step over all stored rows (log-sum-exp
+//!    responsibilities) accumulating the weighted sums, then scikit-learn's
+//!    M-step (`n_k + 10 eps`, means, covariances from second moments plus
+//!    `reg_covar`, factored as above).
+//!    The density is written as a detector file (threshold `f32::MAX`)
+//!    into the caller's buffer.
+//! 3. **Calibration** (the next `calibrate` inputs): each is scored as
+//!    [`Detector::score`] scores it with that file, into the caller's score
 //!    buffer.
 //! 4. The threshold is then set by [`threshold_at_rate`] (the trainer's
 //!    rule) and the file is written again: a normal `detector/5` file that
 //!    can be stored, read back after a reset, or pulled to the desktop.
 //!
-//! Every step is IEEE arithmetic (`+ - * /`, square roots) and `libm`'s
-//! logarithm in a fixed order, so the host (`tinygen fit detector
-//! --on-device-recipe`) and every device learn the same bytes.
+//! Every step is IEEE arithmetic (`+ - * /`, square roots), `libm`'s
+//! logarithm and exponential and the integer generator, in a fixed order,
+//! so the host (`tinygen fit detector --on-device-recipe`) and every device
+//! learn the same bytes.
 //!
 //! Bad input: an input with NaN or infinite values, or of the wrong
 //! length, is refused with its error and not counted. A covariance that
-//! is not positive definite (collinear features and `reg_covar` 0) fails
-//! the input that completes learning with [`Error::NotPositiveDefinite`];
-//! the learner then stays failed (start a new one). Calibration scores
-//! that are NaN are refused like bad inputs; if the rate picks an
-//! infinite score, the threshold is `f32::MAX`.
+//! is not positive definite (collinear features and `reg_covar` 0, or a
+//! component that lost its points) fails the input that completes learning
+//! with [`Error::NotPositiveDefinite`]; the learner then stays failed
+//! (start a new one). Calibration scores that are NaN are refused like bad
+//! inputs; if the rate picks an infinite score, the threshold is
+//! `f32::MAX`.
 //!
-//! Memory (the caller's): [`RecipeSpec::state_len`] f64 values (`2 D +
-//! D (D + 1) / 2` for full, `3 D` for diagonal), `calibrate` f32 scores,
-//! and [`RecipeSpec::detector_len`] bytes for the file, 4-byte aligned.
+//! Memory (the caller's, [`Buffers`]): [`RecipeSpec::state_len`] f64
+//! values (`2 D + D (D + 1) / 2` for one full Gaussian, `3 D` for a
+//! diagonal one; with K > 1, `3 D + K (2 + 2 D + 2 F) + K`, F = `D (D +
+//! 1) / 2` full or D otherwise), [`RecipeSpec::features_len`] f32 values
+//! (`learn · D` when K > 1, none otherwise), `calibrate` f32 scores, and
+//! [`RecipeSpec::detector_len`] bytes for the file, 4-byte aligned.
 //!
-//! Mixtures of several components are not learned on the device yet.
+//! Work: each learning input costs O(D²) (full) or O(D); the input that
+//! completes learning with K > 1 runs the k-means and EM passes, about
+//! `iterations · learn · K · (2 D + 2 F)` multiply-adds and `iterations ·
+//! learn · K` exponentials (`iterations` is at most [`MAX_ITERATIONS`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +72,10 @@ use crate::features::{STATS, window_stats};
 use crate::format::{self, Header, ModelKind};
 use crate::gmm::{Covariance, GmmSpec, MixtureParams, write_values};
 use crate::{Detector, Error, Gmm, Shape};
+use factor::{invert_cholesky, tri};
+
+/// Most EM passes a recipe may ask for (the learner's work is bounded).
+pub const MAX_ITERATIONS: u32 = 1000;
 
 const RECIPE: Error = Error::InvalidShape(Shape::Recipe);
 const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
@@ -59,8 +84,8 @@ const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
 pub const SCHEMA_KEY: u32 = format::schema_key(
     "recipe/1 spec{features:{identity, window_stats{channels:u32 length:u32}, \
      raw_window{channels:u32 length:u32}} dim:u32 \
-     covariance:{full,tied,diag,spherical} components:u32 reg_covar:f64 alarm_rate:f64 \
-     learn:u32 calibrate:u32} data: none",
+     covariance:{full,tied,diag,spherical} components:u32 iterations:u32 seed:u64 \
+     reg_covar:f64 alarm_rate:f64 learn:u32 calibrate:u32} data: none",
 );
 
 /// What a detector learns on the device, and from how many inputs.
@@ -73,8 +98,12 @@ pub struct RecipeSpec {
     pub dim: u32,
     /// Covariance structure of the learned Gaussian.
     pub covariance: Covariance,
-    /// Number of components; only 1 is learned today.
+    /// Number of components K (at most `learn`; tied only when 1).
     pub components: u32,
+    /// EM passes when K > 1 (1 to [`MAX_ITERATIONS`]; unused when 1).
+    pub iterations: u32,
+    /// Seed of the k-means++ initialisation when K > 1.
+    pub seed: u64,
     /// Added to the diagonal of the standardized covariance (at least 0).
     pub reg_covar: f64,
     /// Fraction of the calibration inputs allowed to alarm, in [0, 1).
@@ -101,7 +130,17 @@ impl RecipeSpec {
                 (channels as usize).checked_mul(length as usize) == Some(d)
             }
         };
-        if d == 0 || self.components != 1 || self.learn < 2 || self.calibrate == 0 || !features_fit
+        let k = self.components;
+        let mixture_fits = k == 1
+            || (k <= self.learn
+                && (1..=MAX_ITERATIONS).contains(&self.iterations)
+                && self.covariance != Covariance::Tied);
+        if d == 0
+            || k == 0
+            || !mixture_fits
+            || self.learn < 2
+            || self.calibrate == 0
+            || !features_fit
         {
             return Err(RECIPE);
         }
@@ -110,6 +149,7 @@ impl RecipeSpec {
             return Err(Error::ParameterOutOfRange);
         }
         self.state_len().ok_or(RECIPE)?;
+        self.features_len().ok_or(RECIPE)?;
         self.detector_len().map_err(|_| RECIPE)?;
         Ok(())
     }
@@ -121,16 +161,17 @@ impl RecipeSpec {
             .map_or(self.dim as usize, |(channels, length)| channels * length)
     }
 
-    /// f64 values of the learner's state: mean and scale (2 D), then the
-    /// co-moments (the lower triangle, D (D + 1) / 2, when full or tied; D
-    /// otherwise).
+    /// f64 values of the learner's state (see [`Layout`]).
     pub fn state_len(&self) -> Option<usize> {
-        let d = self.dim as usize;
-        let moments = match self.covariance {
-            Covariance::Full | Covariance::Tied => d.checked_mul(d.checked_add(1)?)? / 2,
-            Covariance::Diag | Covariance::Spherical => d,
-        };
-        moments.checked_add(d.checked_mul(2)?)
+        Layout::of(self).map(|l| l.len)
+    }
+
+    /// f32 values of stored features: `learn · D` when K > 1, else 0.
+    pub fn features_len(&self) -> Option<usize> {
+        if self.components == 1 {
+            return Some(0);
+        }
+        (self.learn as usize).checked_mul(self.dim as usize)
     }
 
     /// The spec of the detector this recipe learns, with `threshold`.
@@ -213,12 +254,72 @@ pub enum Progress {
     Done,
 }
 
+/// Where the learner's state keeps what (offsets in f64 values): the mean
+/// (D), the scale (D; while learning, the latest input's deviations from
+/// the old mean), the co-moments (one full or tied Gaussian: the packed
+/// lower triangle, row by row, which becomes the factor `X`; otherwise the
+/// diagonal). With K > 1 then the mixture: weights (K), means (K·D),
+/// factors (K·F), the E-step's sums (K, K·D, K·F) and K
+/// log-responsibilities, F being one component's factor length.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    d: usize,
+    k: usize,
+    /// Length of one component's factor.
+    f: usize,
+    /// Length of the co-moments.
+    moments: usize,
+    len: usize,
+}
+
+impl Layout {
+    fn of(spec: &RecipeSpec) -> Option<Self> {
+        let (d, k) = (spec.dim as usize, spec.components as usize);
+        let f = factor::factor_len(d, spec.covariance)?;
+        let moments = if k == 1 { f } else { d };
+        let mixture = if k == 1 {
+            0
+        } else {
+            // weights, means, factors; the sums likewise; log-responsibilities.
+            let one = d.checked_add(f)?.checked_add(1)?;
+            k.checked_mul(one)?.checked_mul(2)?.checked_add(k)?
+        };
+        let len = d
+            .checked_mul(2)?
+            .checked_add(moments)?
+            .checked_add(mixture)?;
+        Some(Self {
+            d,
+            k,
+            f,
+            moments,
+            len,
+        })
+    }
+}
+
+/// The caller's memory for a [`Learner`].
+#[derive(Debug)]
+pub struct Buffers<'b> {
+    /// At least [`RecipeSpec::state_len`] values.
+    pub state: &'b mut [f64],
+    /// At least [`RecipeSpec::features_len`] values (none for one component).
+    pub features: &'b mut [f32],
+    /// At least `calibrate` values.
+    pub scores: &'b mut [f32],
+    /// At least [`RecipeSpec::detector_len`] bytes, 4-byte aligned (see
+    /// [`crate::Aligned`]).
+    pub file: &'b mut [u8],
+}
+
 /// A detector learning on the device from a [`Recipe`] (see the module
 /// docs), in the caller's buffers.
 #[derive(Debug)]
 pub struct Learner<'b> {
     spec: RecipeSpec,
+    layout: Layout,
     state: &'b mut [f64],
+    features: &'b mut [f32],
     scores: &'b mut [f32],
     file: &'b mut [u8],
     learned: usize,
@@ -228,18 +329,13 @@ pub struct Learner<'b> {
 }
 
 impl<'b> Learner<'b> {
-    /// A learner for `recipe` in the caller's buffers: `state` at least
-    /// [`RecipeSpec::state_len`] values, `scores` at least `calibrate`,
-    /// `file` at least [`RecipeSpec::detector_len`] bytes at a 4-byte
-    /// aligned address (see [`crate::Aligned`]).
-    pub fn new(
-        recipe: &Recipe,
-        state: &'b mut [f64],
-        scores: &'b mut [f32],
-        file: &'b mut [u8],
-    ) -> Result<Self, Error> {
+    /// A learner for `recipe` in the caller's buffers (`BufferTooSmall`
+    /// or `Misaligned` if they do not fit).
+    pub fn new(recipe: &Recipe, buffers: Buffers<'b>) -> Result<Self, Error> {
         let spec = recipe.spec;
         spec.check()?;
+        let layout = Layout::of(&spec).ok_or(RECIPE)?;
+        let features_len = spec.features_len().ok_or(RECIPE)?;
         let fits = |needed: usize, found: usize| {
             if found < needed {
                 Err(Error::BufferTooSmall { needed, found })
@@ -247,19 +343,27 @@ impl<'b> Learner<'b> {
                 Ok(())
             }
         };
-        let state_len = spec.state_len().ok_or(RECIPE)?;
-        fits(state_len, state.len())?;
+        let Buffers {
+            state,
+            features,
+            scores,
+            file,
+        } = buffers;
+        fits(layout.len, state.len())?;
+        fits(features_len, features.len())?;
         fits(spec.calibrate as usize, scores.len())?;
         fits(spec.detector_len()?, file.len())?;
         if file.as_ptr().align_offset(4) != 0 {
             return Err(Error::Misaligned);
         }
-        let state = &mut state[..state_len];
+        let state = state.get_mut(..layout.len).ok_or(INTERNAL)?;
         state.fill(0.0);
         Ok(Self {
             spec,
+            layout,
             state,
-            scores: &mut scores[..spec.calibrate as usize],
+            features: features.get_mut(..features_len).ok_or(INTERNAL)?,
+            scores: scores.get_mut(..spec.calibrate as usize).ok_or(INTERNAL)?,
             file,
             learned: 0,
             calibrated: 0,
@@ -302,6 +406,14 @@ impl<'b> Learner<'b> {
                 let mut buf = [0.0f32; MAX_FEATURES];
                 let features = self.features(input, &mut buf)?;
                 self.update(features)?;
+                if self.layout.k > 1 {
+                    let d = self.layout.d;
+                    let at = self.learned * d;
+                    let row = self.features.get_mut(at..at + d).ok_or(INTERNAL)?;
+                    for (slot, &v) in row.iter_mut().zip(features) {
+                        *slot = v;
+                    }
+                }
                 self.learned += 1;
                 if self.learned == self.spec.learn as usize {
                     if let Err(e) = self.fix_density() {
@@ -403,7 +515,7 @@ impl<'b> Learner<'b> {
             *m += *dv / n;
         }
         match self.spec.covariance {
-            Covariance::Full | Covariance::Tied => {
+            Covariance::Full | Covariance::Tied if self.layout.k == 1 => {
                 // Row i of the lower triangle: i + 1 values.
                 let mut rows = &mut moments[..];
                 for (i, &di) in delta.iter().enumerate() {
@@ -414,7 +526,7 @@ impl<'b> Learner<'b> {
                     }
                 }
             }
-            Covariance::Diag | Covariance::Spherical => {
+            _ => {
                 for (((c, &di), &xj), &mj) in moments.iter_mut().zip(&*delta).zip(x).zip(&*mean) {
                     *c += di * (f64::from(xj) - mj);
                 }
@@ -423,24 +535,20 @@ impl<'b> Learner<'b> {
         Ok(())
     }
 
-    /// Turns the moments into the scale and the precision's factor, in
-    /// place (see the module docs).
+    /// Fixes the standardization and the density, in place (see the
+    /// module docs).
     fn fix_density(&mut self) -> Result<(), Error> {
-        let d = self.spec.dim as usize;
+        let Layout { d, k, moments, .. } = self.layout;
         let n = self.spec.learn as f64;
         let reg = self.spec.reg_covar;
-        let (_, rest) = self.state.split_at_mut_checked(d).ok_or(INTERNAL)?;
-        let (scale, m) = rest.split_at_mut_checked(d).ok_or(INTERNAL)?;
-        let triangular = matches!(self.spec.covariance, Covariance::Full | Covariance::Tied);
-        // Entry (i, j), j <= i, of the packed lower triangle (or entry i of
-        // the diagonal).
-        let at = |i: usize, j: usize| if triangular { i * (i + 1) / 2 + j } else { i };
-        let get = |m: &[f64], i: usize, j: usize| m.get(at(i, j)).copied().ok_or(INTERNAL);
-        let set = |m: &mut [f64], i: usize, j: usize, v: f64| {
-            m.get_mut(at(i, j)).map(|slot| *slot = v).ok_or(INTERNAL)
-        };
+        let (mean, rest) = self.state.split_at_mut_checked(d).ok_or(INTERNAL)?;
+        let (scale, rest) = rest.split_at_mut_checked(d).ok_or(INTERNAL)?;
+        let (m, mixture) = rest.split_at_mut_checked(moments).ok_or(INTERNAL)?;
+        let triangular =
+            k == 1 && matches!(self.spec.covariance, Covariance::Full | Covariance::Tied);
+        let at = |i: usize, j: usize| if triangular { tri(i, j) } else { i };
         for (j, s) in scale.iter_mut().enumerate() {
-            let std = libm::sqrt(get(m, j, j)? / n);
+            let std = libm::sqrt(m.get(at(j, j)).ok_or(INTERNAL)? / n);
             *s = if std > 0.0 && std.is_finite() {
                 std
             } else {
@@ -448,87 +556,38 @@ impl<'b> Learner<'b> {
             };
         }
         let scale = &*scale;
+        if k > 1 {
+            // Non-zero: chunking by it has no panic path.
+            let d = core::num::NonZeroUsize::new(d).ok_or(INTERNAL)?;
+            for row in self.features.chunks_exact_mut(d.get()) {
+                for ((v, &mu), &s) in row.iter_mut().zip(&*mean).zip(scale) {
+                    *v = ((f64::from(*v) - mu) / s) as f32;
+                }
+            }
+            return em::fit(&self.spec, self.layout.f, mixture, self.features);
+        }
+        // One Gaussian: its standardized covariance, factored in place.
         let s = |i: usize| scale.get(i).copied().ok_or(INTERNAL);
-        let positive = |v: f64| v > 0.0 && v.is_finite();
-        match self.spec.covariance {
-            Covariance::Full | Covariance::Tied => {
-                for i in 0..d {
-                    for j in 0..=i {
-                        let mut c = get(m, i, j)? / n / (s(i)? * s(j)?);
-                        if i == j {
-                            c += reg;
-                        }
-                        set(m, i, j, c)?;
-                    }
+        for i in 0..d {
+            for j in 0..=i {
+                if !triangular && j != i {
+                    continue;
                 }
-                // Cholesky factor L (lower), column by column.
-                for j in 0..d {
-                    for i in j..d {
-                        let mut sum = get(m, i, j)?;
-                        for k in 0..j {
-                            sum -= get(m, i, k)? * get(m, j, k)?;
-                        }
-                        if i == j {
-                            if !positive(sum) {
-                                return Err(Error::NotPositiveDefinite);
-                            }
-                            set(m, j, j, libm::sqrt(sum))?;
-                        } else {
-                            set(m, i, j, sum / get(m, j, j)?)?;
-                        }
-                    }
+                let slot = m.get_mut(at(i, j)).ok_or(INTERNAL)?;
+                *slot = *slot / n / (s(i)? * s(j)?);
+                if i == j {
+                    *slot += reg;
                 }
-                // Its inverse X, in place: X_jj = 1 / L_jj and, for i > j,
-                // X_ij = -X_jj * sum_{k=j+1..i} X_ik L_kj (columns right
-                // to left, rows bottom up, so each L_kj is read before it
-                // is overwritten).
-                for j in (0..d).rev() {
-                    let inv = 1.0 / get(m, j, j)?;
-                    for i in (j + 1..d).rev() {
-                        let mut sum = 0.0;
-                        for k in j + 1..=i {
-                            sum += get(m, i, k)? * get(m, k, j)?;
-                        }
-                        set(m, i, j, -inv * sum)?;
-                    }
-                    set(m, j, j, inv)?;
-                }
-                if m.iter().any(|v| !v.is_finite()) {
-                    return Err(Error::NotPositiveDefinite);
-                }
-            }
-            Covariance::Diag => {
-                for (c, s) in m.iter_mut().zip(scale) {
-                    let var = *c / n / (s * s) + reg;
-                    if !positive(var) {
-                        return Err(Error::NotPositiveDefinite);
-                    }
-                    *c = 1.0 / libm::sqrt(var);
-                }
-            }
-            Covariance::Spherical => {
-                let mut sum = 0.0;
-                for (c, s) in m.iter().zip(scale) {
-                    sum += *c / n / (s * s) + reg;
-                }
-                let var = sum / d as f64;
-                if !positive(var) {
-                    return Err(Error::NotPositiveDefinite);
-                }
-                m.fill(1.0 / libm::sqrt(var));
             }
         }
-        Ok(())
+        invert_cholesky(m, d, self.spec.covariance)
     }
 
     /// Writes the learned density as a detector file with `threshold`.
     fn write(&mut self, threshold: f32) -> Result<(), Error> {
         let spec = self.spec.detector_spec(threshold);
         let values = spec.density.stored_values().ok_or(RECIPE)?;
-        let learned = Learned {
-            spec: spec.density,
-            state: self.state,
-        };
+        let learned = Learned::new(spec.density, self.layout, self.state)?;
         self.file_len = 0;
         let len = format::write_into(
             ModelKind::Detector,
@@ -547,41 +606,89 @@ impl<'b> Learner<'b> {
     }
 }
 
-/// The learned Gaussian as the mixture writer reads it: weight 1, mean 0
-/// in standardized units, the factor `U = Xᵀ` (or its diagonal).
+/// The learned density as the mixture writer reads it: the
+/// standardization, weights (1 for one component), means (0 in
+/// standardized units for one component) and factors `U = Xᵀ` (or their
+/// diagonals).
 struct Learned<'s> {
     spec: GmmSpec,
-    state: &'s [f64],
+    f: usize,
+    mean: &'s [f64],
+    scale: &'s [f64],
+    weights: Option<&'s [f64]>,
+    means: Option<&'s [f64]>,
+    factors: &'s [f64],
 }
 
+impl<'s> Learned<'s> {
+    fn new(spec: GmmSpec, layout: Layout, state: &'s [f64]) -> Result<Self, Error> {
+        let Layout {
+            d, k, f, moments, ..
+        } = layout;
+        let (mean, rest) = state.split_at_checked(d).ok_or(INTERNAL)?;
+        let (scale, rest) = rest.split_at_checked(d).ok_or(INTERNAL)?;
+        let (factor, mixture) = rest.split_at_checked(moments).ok_or(INTERNAL)?;
+        if k == 1 {
+            return Ok(Self {
+                spec,
+                f,
+                mean,
+                scale,
+                weights: None,
+                means: None,
+                factors: factor,
+            });
+        }
+        let (weights, rest) = mixture.split_at_checked(k).ok_or(INTERNAL)?;
+        let (means, rest) = rest.split_at_checked(k * d).ok_or(INTERNAL)?;
+        Ok(Self {
+            spec,
+            f,
+            mean,
+            scale,
+            weights: Some(weights),
+            means: Some(means),
+            factors: rest.get(..k * f).ok_or(INTERNAL)?,
+        })
+    }
+}
+
+// A value outside the state (never, by its layout) reads as NaN, which the
+// writer refuses.
 impl MixtureParams for Learned<'_> {
     fn spec(&self) -> Result<GmmSpec, Error> {
         Ok(self.spec)
     }
-    fn weight(&self, _c: usize) -> f64 {
-        1.0
+    fn weight(&self, c: usize) -> f64 {
+        self.weights
+            .map_or(Some(1.0), |w| w.get(c).copied())
+            .unwrap_or(f64::NAN)
     }
-    fn mean(&self, _c: usize, _i: usize) -> f64 {
-        0.0
-    }
-    // A value outside the state (never, by its length) reads as NaN, which
-    // the writer refuses.
-    fn precision_cholesky(&self, _c: usize, i: usize, j: usize) -> f64 {
+    fn mean(&self, c: usize, i: usize) -> f64 {
         let d = self.spec.dim as usize;
+        self.means
+            .map_or(Some(0.0), |m| m.get(c * d + i).copied())
+            .unwrap_or(f64::NAN)
+    }
+    fn precision_cholesky(&self, c: usize, i: usize, j: usize) -> f64 {
         let at = match self.spec.covariance {
-            // U_ij = X_ji, stored at row j of the lower triangle.
-            Covariance::Full | Covariance::Tied if i <= j => j * (j + 1) / 2 + i,
+            // U_ij = X_ji, stored in row j of the lower triangle.
+            Covariance::Full | Covariance::Tied if i <= j => tri(j, i),
             Covariance::Diag | Covariance::Spherical if i == j => j,
             _ => return 0.0,
         };
-        self.state.get(2 * d + at).copied().unwrap_or(f64::NAN)
+        self.factors
+            .get(c * self.f + at)
+            .copied()
+            .unwrap_or(f64::NAN)
     }
     fn standardizer(&self, i: usize) -> Option<(f64, f64)> {
-        let d = self.spec.dim as usize;
-        let value = |at: usize| self.state.get(at).copied().unwrap_or(f64::NAN);
-        Some((value(i), value(d + i)))
+        let value = |v: &[f64]| v.get(i).copied().unwrap_or(f64::NAN);
+        Some((value(self.mean), value(self.scale)))
     }
 }
 
+mod em;
+mod factor;
 #[cfg(test)]
 mod tests;

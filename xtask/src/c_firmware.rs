@@ -130,8 +130,7 @@ pub(crate) fn c_firmware(cases: &Path, cores: &[Core]) -> anyhow::Result<()> {
             core.name()
         );
         let runs = run_c_suite(cases, core)?;
-        let images =
-            xtask::case_images_in(cases, core, &xtask::target_dir().join("c-case-images"))?;
+        let images = xtask::c_case_images(cases, core)?;
         for (i, ((elf, run), image)) in runs.iter().zip(&images).enumerate() {
             print!("{}", run.stdout);
             ensure!(

@@ -400,10 +400,14 @@ pub fn run_qemu(elf: &Path, core: Core, icount: Option<&Path>) -> anyhow::Result
     })
 }
 
-/// Flash reserved for the firmware's own code and constants when a suite
-/// is split into images (about 100 KB on the Cortex-M0, whose soft-float
-/// code is the largest, since the on-device learner brought f64).
+/// Flash reserved for the Rust firmware's own code and constants when a
+/// suite is split into images (about 115 KB on the Cortex-M0, whose
+/// soft-float code is the largest, since the on-device learner brought
+/// f64 arithmetic).
 const CODE_RESERVE: u64 = 120 << 10;
+
+/// The same for the C firmware (the C API has no learner).
+const C_CODE_RESERVE: u64 = 80 << 10;
 
 /// Flash a case directory takes in the firmware, estimated: the model
 /// file, 4 bytes per value of the CSV files, 1 per label.
@@ -437,13 +441,29 @@ pub fn model_fits(case: &Path, core: Core) -> anyhow::Result<bool> {
 /// A case too big for any image gets one of its own, whose link then fails
 /// with the linker's message.
 pub fn case_images(dir: &Path, core: Core) -> anyhow::Result<Vec<PathBuf>> {
-    case_images_in(dir, core, &target_dir().join("case-images"))
+    case_images_in(dir, core, &target_dir().join("case-images"), CODE_RESERVE)
+}
+
+/// [`case_images`] for the C firmware, under `c-case-images`.
+pub fn c_case_images(dir: &Path, core: Core) -> anyhow::Result<Vec<PathBuf>> {
+    case_images_in(
+        dir,
+        core,
+        &target_dir().join("c-case-images"),
+        C_CODE_RESERVE,
+    )
 }
 
 /// [`case_images`] with the images' directories under `under` (where
-/// they are made anew), so that two suites can be split at once.
-pub fn case_images_in(dir: &Path, core: Core, under: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let budget = core.flash_bytes().saturating_sub(CODE_RESERVE);
+/// they are made anew), so that two suites can be split at once, and
+/// `reserve` bytes of flash left for the firmware's code.
+pub fn case_images_in(
+    dir: &Path,
+    core: Core,
+    under: &Path,
+    reserve: u64,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let budget = core.flash_bytes().saturating_sub(reserve);
     let mut cases = Vec::new();
     for entry in
         std::fs::read_dir(dir).with_context(|| format!("no case directory {}", dir.display()))?
@@ -815,7 +835,7 @@ fn forget_other_checkouts_cache(build: &Path, source: &Path) -> anyhow::Result<(
 /// ([`case_images`]); one run per image, with each image's ELF.
 pub fn run_c_suite(dir: &Path, core: Core) -> anyhow::Result<Vec<(PathBuf, QemuRun)>> {
     let mut runs = Vec::new();
-    let images = case_images_in(dir, core, &target_dir().join("c-case-images"))?;
+    let images = c_case_images(dir, core)?;
     for (i, image) in images.iter().enumerate() {
         let build = target_dir()
             .join("c-firmware")

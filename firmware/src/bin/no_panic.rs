@@ -14,7 +14,7 @@ use core::hint::black_box;
 use cortex_m as _;
 use tinygen_runtime::detector::DetectorScratch;
 use tinygen_runtime::features::window_stats;
-use tinygen_runtime::learn::{Learner, Recipe};
+use tinygen_runtime::learn::{Buffers, Learner, Recipe};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
     Aligned, AnyModel, Decoder, Detector, Encoder, Gmm, Network, QNetwork, QScratch, Scratch,
@@ -76,10 +76,17 @@ fn main() -> ! {
     }
     if let Ok(recipe) = Recipe::from_bytes(bytes) {
         let mut state = [0f64; 128];
+        let mut features = [0f32; 256];
         let mut scores = [0f32; 16];
         let mut file = Aligned([0u8; 1024]);
         let n = black_box(128usize).min(128);
-        if let Ok(mut learner) = Learner::new(&recipe, &mut state[..n], &mut scores, &mut file.0) {
+        let buffers = Buffers {
+            state: &mut state[..n],
+            features: &mut features,
+            scores: &mut scores,
+            file: &mut file.0,
+        };
+        if let Ok(mut learner) = Learner::new(&recipe, buffers) {
             for _ in 0..black_box(40) {
                 black_box(learner.observe(input).ok());
             }

@@ -15,6 +15,8 @@ fn recipe(features: Features, dim: u32, covariance: Covariance) -> RecipeSpec {
         dim,
         covariance,
         components: 1,
+        iterations: 0,
+        seed: 0,
         reg_covar: 0.0,
         alarm_rate: 0.1,
         learn: 6,
@@ -31,29 +33,34 @@ fn parsed(spec: &RecipeSpec) -> Recipe {
 }
 
 /// Buffers sized for `spec`, the file's 4-byte aligned.
-struct Buffers {
+struct Memory {
     state: Vec<f64>,
+    features: Vec<f32>,
     scores: Vec<f32>,
     file: Vec<u32>,
 }
 
-impl Buffers {
+impl Memory {
     fn new(spec: &RecipeSpec) -> Self {
         Self {
             state: vec![0.0; spec.state_len().unwrap()],
+            features: vec![0.0; spec.features_len().unwrap()],
             scores: vec![0.0; spec.calibrate as usize],
             file: vec![0; spec.detector_len().unwrap().div_ceil(4)],
         }
     }
 
+    fn buffers(&mut self) -> Buffers<'_> {
+        Buffers {
+            state: &mut self.state,
+            features: &mut self.features,
+            scores: &mut self.scores,
+            file: bytemuck::cast_slice_mut(&mut self.file),
+        }
+    }
+
     fn learner(&mut self, recipe: &Recipe) -> Learner<'_> {
-        Learner::new(
-            recipe,
-            &mut self.state,
-            &mut self.scores,
-            bytemuck::cast_slice_mut(&mut self.file),
-        )
-        .unwrap()
+        Learner::new(recipe, self.buffers()).unwrap()
     }
 }
 
@@ -133,7 +140,7 @@ fn the_learned_density_is_the_standardized_gaussian_of_the_inputs() {
                 ..recipe(Features::Identity, 3, covariance)
             };
             let recipe = parsed(&spec);
-            let mut buffers = Buffers::new(&spec);
+            let mut buffers = Memory::new(&spec);
             let mut learner = buffers.learner(&recipe);
             for (i, p) in POINTS.iter().enumerate() {
                 let progress = learner.observe(p).unwrap();
@@ -167,7 +174,7 @@ fn the_threshold_lets_the_alarm_rate_of_calibration_inputs_through() {
         ..recipe(Features::Identity, 3, Covariance::Full)
     };
     let recipe = parsed(&spec);
-    let mut buffers = Buffers::new(&spec);
+    let mut buffers = Memory::new(&spec);
     let mut learner = buffers.learner(&recipe);
     for p in &POINTS {
         learner.observe(p).unwrap();
@@ -225,7 +232,7 @@ fn window_features_are_learned_from_windows() {
         ..recipe(features, 8, Covariance::Full)
     };
     let recipe = parsed(&spec);
-    let mut buffers = Buffers::new(&spec);
+    let mut buffers = Memory::new(&spec);
     let mut learner = buffers.learner(&recipe);
     let window = |i: usize| -> [f32; 6] {
         core::array::from_fn(|k| ((i * 7 + k * 3) % 11) as f32 * if k % 2 == 0 { 1.0 } else { 0.1 })
@@ -239,26 +246,95 @@ fn window_features_are_learned_from_windows() {
     assert!(detector.score(&window(3)).unwrap().is_finite());
 }
 
+/// Two well-separated 2-D clusters (3 to 1 in size), interleaved.
+fn two_clusters(n: usize) -> Vec<[f32; 2]> {
+    (0..n)
+        .map(|i| {
+            let t = (i as f32 * 0.618_034).fract() - 0.5;
+            let u = (i as f32 * 0.414_213_56).fract() - 0.5;
+            if i % 4 == 3 {
+                [10.0 + t, -5.0 + 0.5 * u]
+            } else {
+                [t + 0.5 * u, 2.0 * u]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn several_components_find_the_clusters() {
+    for covariance in [Covariance::Full, Covariance::Diag, Covariance::Spherical] {
+        let spec = RecipeSpec {
+            components: 2,
+            iterations: 30,
+            seed: 5,
+            learn: 200,
+            calibrate: 20,
+            reg_covar: 1e-3,
+            ..recipe(Features::Identity, 2, covariance)
+        };
+        let recipe = parsed(&spec);
+        let mut memory = Memory::new(&spec);
+        let mut learner = memory.learner(&recipe);
+        for p in two_clusters(220) {
+            learner.observe(&p).unwrap();
+        }
+        let detector = learner.detector().unwrap();
+        let density = detector.density();
+        assert_eq!(density.components(), 2);
+        // Responsibilities at each cluster's centre: one component each.
+        let mut resp = [0.0f32; 2];
+        density
+            .log_responsibilities(&[0.0, 0.0], &mut resp)
+            .unwrap();
+        let first = resp[0] > resp[1];
+        assert!(resp[0].max(resp[1]) > -1e-3, "{covariance:?}: {resp:?}");
+        density
+            .log_responsibilities(&[10.0, -5.0], &mut resp)
+            .unwrap();
+        assert_eq!(resp[0] > resp[1], !first, "{covariance:?}: {resp:?}");
+        assert!(resp[0].max(resp[1]) > -1e-3, "{covariance:?}: {resp:?}");
+        // A point between the clusters is far less likely than either centre.
+        let between = detector.score(&[5.0, -2.5]).unwrap();
+        assert!(between > detector.score(&[0.0, 0.0]).unwrap() + 10.0);
+        assert!(between > detector.score(&[10.0, -5.0]).unwrap() + 10.0);
+    }
+}
+
 #[test]
 fn learning_is_deterministic() {
     let spec = recipe(Features::Identity, 3, Covariance::Full);
-    let recipe = parsed(&spec);
-    let run = || {
-        let mut buffers = Buffers::new(&spec);
-        let mut learner = buffers.learner(&recipe);
-        for i in 0..16 {
-            learner.observe(&POINTS[i % 6]).unwrap();
+    let run = |spec: &RecipeSpec, recipe: &Recipe| {
+        let mut buffers = Memory::new(spec);
+        let mut learner = buffers.learner(recipe);
+        for p in two_clusters(spec.learn as usize + spec.calibrate as usize) {
+            learner.observe(&[p[0], p[1], p[0] - p[1]]).unwrap();
         }
         learner.file().unwrap().to_vec()
     };
-    assert_eq!(run(), run());
+    let spec = RecipeSpec {
+        reg_covar: 0.1,
+        ..spec
+    };
+    assert_eq!(run(&spec, &parsed(&spec)), run(&spec, &parsed(&spec)));
+    let mixture = RecipeSpec {
+        components: 3,
+        iterations: 10,
+        seed: 1,
+        ..spec
+    };
+    let recipe = parsed(&mixture);
+    assert_eq!(run(&mixture, &recipe), run(&mixture, &recipe));
+    // Another seed starts elsewhere.
+    let other = RecipeSpec { seed: 2, ..mixture };
+    assert_ne!(run(&mixture, &recipe), run(&other, &parsed(&other)));
 }
 
 #[test]
 fn bad_inputs_are_refused_and_not_counted() {
     let spec = recipe(Features::Identity, 3, Covariance::Full);
     let recipe = parsed(&spec);
-    let mut buffers = Buffers::new(&spec);
+    let mut buffers = Memory::new(&spec);
     let mut learner = buffers.learner(&recipe);
     assert_eq!(
         learner.observe(&[1.0, f32::NAN, 0.0]),
@@ -296,7 +372,7 @@ fn a_constant_channel_gets_scale_one_and_the_regularisation() {
         ..recipe(Features::Identity, 2, Covariance::Full)
     };
     let recipe = parsed(&spec);
-    let mut buffers = Buffers::new(&spec);
+    let mut buffers = Memory::new(&spec);
     let mut learner = buffers.learner(&recipe);
     for x in [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0] {
         learner.observe(&[x, 7.0]).unwrap();
@@ -316,7 +392,7 @@ fn a_constant_channel_gets_scale_one_and_the_regularisation() {
 fn collinear_features_without_regularisation_fail_the_learner() {
     let spec = recipe(Features::Identity, 2, Covariance::Full);
     let parsed_recipe = parsed(&spec);
-    let mut buffers = Buffers::new(&spec);
+    let mut buffers = Memory::new(&spec);
     let mut learner = buffers.learner(&parsed_recipe);
     for x in 0..5 {
         learner.observe(&[x as f32, 2.0 * x as f32]).unwrap();
@@ -333,7 +409,7 @@ fn collinear_features_without_regularisation_fail_the_learner() {
     // Constant data and no regularisation: diagonal fails too.
     let spec = recipe(Features::Identity, 2, Covariance::Diag);
     let recipe = parsed(&spec);
-    let mut buffers = Buffers::new(&spec);
+    let mut buffers = Memory::new(&spec);
     let mut learner = buffers.learner(&recipe);
     for _ in 0..5 {
         learner.observe(&[1.0, 2.0]).unwrap();
@@ -407,43 +483,57 @@ fn bad_recipes_and_short_buffers_are_typed_errors() {
         assert_eq!(bad.encode(), Err(Error::InvalidParameters));
     }
     let recipe = parsed(&good);
-    let mut b = Buffers::new(&good);
+    let mut b = Memory::new(&good);
     let needed = good.state_len().unwrap();
+    let mut buffers = b.buffers();
+    buffers.state = &mut buffers.state[..needed - 1];
     assert_eq!(
-        Learner::new(
-            &recipe,
-            &mut b.state[..needed - 1],
-            &mut b.scores,
-            bytemuck::cast_slice_mut(&mut b.file)
-        )
-        .err(),
+        Learner::new(&recipe, buffers).err(),
         Some(Error::BufferTooSmall {
             needed,
             found: needed - 1
         })
     );
-    assert!(matches!(
-        Learner::new(
-            &recipe,
-            &mut b.state,
-            &mut b.scores[..9],
-            bytemuck::cast_slice_mut(&mut b.file)
-        ),
-        Err(Error::BufferTooSmall {
+    let mut buffers = b.buffers();
+    buffers.scores = &mut buffers.scores[..9];
+    assert_eq!(
+        Learner::new(&recipe, buffers).err(),
+        Some(Error::BufferTooSmall {
             needed: 10,
             found: 9
         })
-    ));
-    let file: &mut [u8] = bytemuck::cast_slice_mut(&mut b.file);
+    );
+    let mut buffers = b.buffers();
+    buffers.file = &mut buffers.file[1..];
     assert!(matches!(
-        Learner::new(&recipe, &mut b.state, &mut b.scores, &mut file[1..]),
+        Learner::new(&recipe, buffers),
         Err(Error::Misaligned | Error::BufferTooSmall { .. })
     ));
-    let len = file.len();
+    let mut buffers = b.buffers();
+    let len = buffers.file.len();
+    buffers.file = &mut buffers.file[..len - 4];
     assert!(matches!(
-        Learner::new(&recipe, &mut b.state, &mut b.scores, &mut file[..len - 4]),
+        Learner::new(&recipe, buffers),
         Err(Error::BufferTooSmall { .. })
     ));
+    // Several components need the features buffer.
+    let two = RecipeSpec {
+        components: 2,
+        iterations: 5,
+        ..good
+    };
+    let recipe = parsed(&two);
+    let mut b = Memory::new(&two);
+    assert_eq!(b.features.len(), 6 * 3);
+    let mut buffers = b.buffers();
+    buffers.features = &mut buffers.features[..17];
+    assert_eq!(
+        Learner::new(&recipe, buffers).err(),
+        Some(Error::BufferTooSmall {
+            needed: 18,
+            found: 17
+        })
+    );
 }
 
 #[test]

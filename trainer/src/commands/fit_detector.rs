@@ -56,11 +56,13 @@ pub struct FitDetectorArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Write a recipe for a detector that learns on the device instead of
-    /// a fitted one: one Gaussian (--covariance, --reg-covar) over the
-    /// features, learned from the first --learn normal inputs the device
-    /// sees and with its threshold at --alarm-rate of the next --calibrate
-    /// (default: the normal inputs split by --holdout, in order). The
-    /// device's learner also runs here over the data's normal inputs.
+    /// a fitted one: a Gaussian mixture (-k, default 1; --covariance,
+    /// --reg-covar) over the features, learned from the first --learn
+    /// normal inputs the device sees (K > 1: --learn-iterations EM passes
+    /// from a k-means++ start drawn with --seed) and with its threshold at
+    /// --alarm-rate of the next --calibrate (default: the normal inputs
+    /// split by --holdout, in order). The device's learner also runs here
+    /// over the data's normal inputs.
     #[arg(long, conflicts_with_all = ["neural", "members", "subsample", "single", "min_weight"])]
     pub on_device_recipe: bool,
     /// Normal inputs the device learns its density from.
@@ -69,6 +71,9 @@ pub struct FitDetectorArgs {
     /// Normal inputs after those that set the device's threshold.
     #[arg(long, value_name = "M", requires = "on_device_recipe")]
     pub calibrate: Option<u32>,
+    /// EM passes the device makes over its stored features when K > 1.
+    #[arg(long, default_value_t = 100, requires = "on_device_recipe")]
+    pub learn_iterations: u32,
     /// Also write the detector the device learns from the data's normal
     /// inputs (the same bytes; see `tinygen info`).
     #[arg(long, value_name = "FILE", requires = "on_device_recipe")]
@@ -155,13 +160,13 @@ fn on_device(
     inputs: &[f32],
     labels: Option<&[f64]>,
 ) -> anyhow::Result<()> {
-    if args
-        .mixture
-        .components
-        .is_some_and(|k| k != Components::Fixed(1))
-    {
-        bail!("a detector learned on the device has one Gaussian component (-k 1)");
-    }
+    let components = match args.mixture.components {
+        None => 1,
+        Some(Components::Fixed(k)) => u32::try_from(k)?,
+        Some(_) => {
+            bail!("a detector learned on the device has a fixed number of components (-k N)")
+        }
+    };
     let input_len = features.window().map_or(dim, |(c, l)| c * l);
     let normal: Vec<f32> = inputs
         .chunks_exact(input_len)
@@ -180,7 +185,9 @@ fn on_device(
         features,
         dim: u32::try_from(dim)?,
         covariance: args.mixture.covariance.into(),
-        components: 1,
+        components,
+        iterations: args.learn_iterations,
+        seed: args.seed,
         reg_covar: reg.value(learn as usize, dim),
         alarm_rate: args.alarm_rate,
         learn,
@@ -197,11 +204,11 @@ fn on_device(
     let bytes = recipe
         .encode()
         .map_err(|e| anyhow::anyhow!("cannot encode the recipe: {e}"))?;
-    let state = recipe.state_len().unwrap_or(0) * 8;
+    let state = recipe.state_len().unwrap_or(0) * 8 + recipe.features_len().unwrap_or(0) * 4;
     println!(
-        "recipe: one {} Gaussian over {dim} features, reg-covar {}, learned from {learn} \
-         inputs, threshold at alarm rate {} of the next {calibrate}; the device needs {state} \
-         bytes of state, {} for scores and {} for the learned file",
+        "recipe: {components} {} Gaussian(s) over {dim} features, reg-covar {}, learned from \
+         {learn} inputs, threshold at alarm rate {} of the next {calibrate}; the device needs \
+         {state} bytes of state and stored features, {} for scores and {} for the learned file",
         recipe.covariance.name(),
         recipe.reg_covar,
         recipe.alarm_rate,

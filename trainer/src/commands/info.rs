@@ -260,19 +260,27 @@ fn recipe_info(args: &InfoArgs, bytes: &[u8]) -> anyhow::Result<()> {
     println!("crc32       {:#010x}", header.crc);
     print_features(spec.features, spec.input_len());
     println!(
-        "density     one Gaussian over {} features, {} covariance, standardized, reg-covar {}",
+        "density     {} component(s) over {} features, {} covariance, standardized, reg-covar {}",
+        spec.components,
         spec.dim,
         spec.covariance.name(),
         spec.reg_covar
     );
+    if spec.components > 1 {
+        println!(
+            "fit         k-means++ (seed {}), then {} k-means and {} EM passes over the stored features",
+            spec.seed, spec.iterations, spec.iterations
+        );
+    }
     println!(
         "learning    from the first {} inputs; threshold at alarm rate {} of the next {}",
         spec.learn, spec.alarm_rate, spec.calibrate
     );
     let learned = spec.detector_len().unwrap_or(0);
     println!(
-        "ram         {} bytes of state, {} of scores, {learned} for the learned file",
+        "ram         {} bytes of state, {} of stored features, {} of scores, {learned} for the learned file",
         8 * spec.state_len().unwrap_or(0),
+        4 * spec.features_len().unwrap_or(0),
         4 * spec.calibrate
     );
     Ok(())

@@ -5,7 +5,7 @@
 //! bytes the device learns.
 
 use anyhow::{Context, bail, ensure};
-use tinygen_runtime::learn::{Learner, Progress, Recipe, RecipeSpec};
+use tinygen_runtime::learn::{Buffers, Learner, Progress, Recipe, RecipeSpec};
 use tinygen_runtime::{Detector, Error};
 
 use crate::host::AlignedBytes;
@@ -39,16 +39,17 @@ pub fn learn_on_host(recipe: &RecipeSpec, inputs: &[f32]) -> anyhow::Result<Lear
     let recipe = Recipe::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let spec = recipe.spec();
     let mut state = vec![0.0f64; spec.state_len().context("recipe too large")?];
+    let mut features = vec![0.0f32; spec.features_len().context("recipe too large")?];
     let mut scores = vec![0.0f32; spec.calibrate as usize];
     let file_len = spec.detector_len().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = vec![0u32; file_len.div_ceil(4)];
-    let mut learner = Learner::new(
-        &recipe,
-        &mut state,
-        &mut scores,
-        bytemuck::cast_slice_mut(&mut out),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let buffers = Buffers {
+        state: &mut state,
+        features: &mut features,
+        scores: &mut scores,
+        file: bytemuck::cast_slice_mut(&mut out),
+    };
+    let mut learner = Learner::new(&recipe, buffers).map_err(|e| anyhow::anyhow!("{e}"))?;
     let needed = spec.learn as usize + spec.calibrate as usize;
     let (mut taken, mut refused) = (0, 0);
     for input in inputs.chunks_exact(spec.input_len()) {
@@ -60,8 +61,8 @@ pub fn learn_on_host(recipe: &RecipeSpec, inputs: &[f32]) -> anyhow::Result<Lear
             Ok(_) => taken += 1,
             Err(Error::NonFiniteInput) => refused += 1,
             Err(Error::NotPositiveDefinite) => bail!(
-                "the learned covariance is not positive definite: features are collinear \
-                 over the learning inputs; raise --reg-covar"
+                "a learned covariance is not positive definite (collinear features over \
+                 the learning inputs, or a component without points): raise --reg-covar"
             ),
             Err(e) => bail!("learning failed: {e}"),
         }
@@ -115,6 +116,8 @@ mod tests {
                 dim: 4,
                 covariance,
                 components: 1,
+                iterations: 0,
+                seed: 0,
                 reg_covar: 1e-3,
                 alarm_rate: 0.1,
                 learn: learn as u32,
@@ -155,12 +158,66 @@ mod tests {
     }
 
     #[test]
+    fn the_device_mixture_matches_em_on_the_same_rows() {
+        // Two separated groups: EM from any reasonable start finds them.
+        let (learn, calibrate) = (400, 40);
+        let x: Vec<f32> = points(learn + calibrate)
+            .chunks_exact(4)
+            .enumerate()
+            .flat_map(|(i, p)| {
+                let shift = if i % 3 == 0 { 8.0 } else { 0.0 };
+                [p[0] + shift, p[1], p[2] - shift, p[3]]
+            })
+            .collect();
+        for covariance in [Covariance::Full, Covariance::Diag] {
+            let recipe = RecipeSpec {
+                features: Features::Identity,
+                dim: 4,
+                covariance,
+                components: 2,
+                iterations: 100,
+                seed: 3,
+                reg_covar: 1e-3,
+                alarm_rate: 0.1,
+                learn: learn as u32,
+                calibrate: calibrate as u32,
+            };
+            let learned = learn_on_host(&recipe, &x).unwrap();
+            let aligned = AlignedBytes::new(&learned.file);
+            let detector = learned.detector(&aligned).unwrap();
+            let rows = DMatrix::from_fn(learn, 4, |i, j| f64::from(x[4 * i + j]));
+            let standardizer = Standardizer::fit(&rows);
+            let opts = EmOptions {
+                components: 2,
+                covariance,
+                reg_covar: 1e-3,
+                tol: 1e-10,
+                max_iter: 500,
+                ..EmOptions::default()
+            };
+            let (em, _) = fit_em(&standardizer.apply(&rows), &opts, &mut |_, _, _| {}).unwrap();
+            let em_file = em.params(Some(standardizer.encoded())).encode().unwrap();
+            let em_file = AlignedBytes::new(&em_file);
+            let gmm = tinygen_runtime::Gmm::from_bytes(em_file.as_bytes()).unwrap();
+            for p in x.chunks_exact(4) {
+                let (a, b) = (-detector.score(p).unwrap(), gmm.log_density(p).unwrap());
+                assert!(
+                    (a - b).abs() <= 1e-3 * b.abs().max(1.0),
+                    "{covariance:?}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn bad_inputs_are_skipped_and_short_data_is_an_error() {
         let recipe = RecipeSpec {
             features: Features::Identity,
             dim: 4,
             covariance: Covariance::Full,
             components: 1,
+            iterations: 0,
+            seed: 0,
             reg_covar: 0.0,
             alarm_rate: 0.0,
             learn: 50,
