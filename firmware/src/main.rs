@@ -4,7 +4,8 @@
 //! samples from decoders' priors like the host, checks that corrupted or
 //! too-wide models are rejected, and exits non-zero on any mismatch.
 //!
-//! Each case's first call (log-density, score or decode) is bracketed by the marker functions
+//! Each case's first call (log-density, score or decode; for a recipe, the
+//! whole learning) is bracketed by the marker functions
 //! `tinygen_bench_start` / `tinygen_bench_end`, so an instruction-counting
 //! QEMU plugin (xtask/icount) can measure exactly one call; an empty
 //! bracket at the start measures the markers' own overhead, and a last
@@ -121,15 +122,15 @@ fn check_case(case: &Case) -> usize {
     // Densities and detectors write one value: their frame need not hold a
     // decoder's output buffer (the Cortex-M0 has 16 KiB of RAM).
     if out_len <= 1 {
-        score_case::<1>(case, &model)
+        score_case::<1>(case, &model, true)
     } else {
-        score_case::<MAX_OUTPUT>(case, &model)
+        score_case::<MAX_OUTPUT>(case, &model, true)
     }
 }
 
 /// [`check_case`]'s scoring, with an output buffer of `OUT` values.
 #[inline(never)]
-fn score_case<const OUT: usize>(case: &Case, model: &AnyModel<'_>) -> usize {
+fn score_case<const OUT: usize>(case: &Case, model: &AnyModel<'_>, measure: bool) -> usize {
     let out_len = model.output_len();
     let mut scratch = Scratch::<MAX_WIDTH>::new();
     let mut buf = [0f32; OUT];
@@ -138,10 +139,12 @@ fn score_case<const OUT: usize>(case: &Case, model: &AnyModel<'_>) -> usize {
     };
     // One exactly measured call (markers for the instruction counter).
     let first = &case.inputs[..case.dim];
-    tinygen_bench_start();
-    let measured = model.eval(black_box(first), out, &mut scratch);
-    tinygen_bench_end();
-    black_box(&measured);
+    if measure {
+        tinygen_bench_start();
+        let measured = model.eval(black_box(first), out, &mut scratch);
+        tinygen_bench_end();
+        black_box(&measured);
+    }
     let stack = stack_used(|| {
         black_box(model.eval(black_box(first), out, &mut scratch).ok());
     });
@@ -238,7 +241,8 @@ fn score_learned(case: &Case, file: &[u8]) -> usize {
         detector.spec().threshold.to_bits(),
         detector.density().header().crc
     );
-    score_case::<1>(case, &AnyModel::Detector(detector))
+    // The case's measured region was the learning.
+    score_case::<1>(case, &AnyModel::Detector(detector), false)
 }
 
 /// Inputs a recipe case learns and calibrates from.
@@ -271,17 +275,18 @@ fn learn(case: &Case, file: &mut [u8]) -> Result<usize, Error> {
     };
     let mut learner = Learner::new(&recipe, buffers)?;
     let needed = spec.learn as usize + spec.calibrate as usize;
-    // One exactly measured learning step (markers for the instruction counter).
-    let mut inputs = case.inputs.chunks_exact(case.dim).take(needed);
-    if let Some(first) = inputs.next() {
-        tinygen_bench_start();
-        let step = learner.observe(black_box(first));
-        tinygen_bench_end();
-        step?;
+    // The whole learning is the case's measured region (markers for the
+    // instruction counter): every input, the fit and the threshold.
+    tinygen_bench_start();
+    let mut result = Ok(());
+    for x in case.inputs.chunks_exact(case.dim).take(needed) {
+        if let Err(e) = learner.observe(black_box(x)) {
+            result = Err(e);
+            break;
+        }
     }
-    for x in inputs {
-        learner.observe(x)?;
-    }
+    tinygen_bench_end();
+    result?;
     Ok(learner.file()?.len())
 }
 

@@ -48,15 +48,16 @@
 //! length, is refused with its error and not counted. A covariance that
 //! is not positive definite (collinear features and `reg_covar` 0, or a
 //! component that lost its points) fails the input that completes learning
-//! with [`Error::NotPositiveDefinite`]; the learner then stays failed
-//! (start a new one). Calibration scores that are NaN are refused like bad
+//! with [`Error::NotPositiveDefinite`], and parameters that do not fit in
+//! f32 with `InvalidParameters`; the learner then stays failed (start a
+//! new one). Calibration scores that are NaN are refused like bad
 //! inputs; if the rate picks an infinite score, the threshold is
 //! `f32::MAX`.
 //!
 //! Memory (the caller's, [`Buffers`]): [`RecipeSpec::state_len`] f64
 //! values (`2 D + D (D + 1) / 2` for one full Gaussian, `3 D` for a
-//! diagonal one; with K > 1, `3 D + K (2 + 2 D + 2 F) + K`, F = `D (D +
-//! 1) / 2` full or D otherwise), [`RecipeSpec::features_len`] f32 values
+//! diagonal one; with K > 1, `3 D + 2 K (2 + D + F)`, F = `D (D + 1) / 2`
+//! full or D otherwise), [`RecipeSpec::features_len`] f32 values
 //! (`learn · D` when K > 1, none otherwise), `calibrate` f32 scores, and
 //! [`RecipeSpec::detector_len`] bytes for the file, 4-byte aligned.
 //!
@@ -96,7 +97,7 @@ pub struct RecipeSpec {
     pub features: Features,
     /// Features per input: the density's dimension D.
     pub dim: u32,
-    /// Covariance structure of the learned Gaussian.
+    /// Covariance structure of the learned components.
     pub covariance: Covariance,
     /// Number of components K (at most `learn`; tied only when 1).
     pub components: u32,
@@ -161,7 +162,7 @@ impl RecipeSpec {
             .map_or(self.dim as usize, |(channels, length)| channels * length)
     }
 
-    /// f64 values of the learner's state (see [`Layout`]).
+    /// f64 values of the learner's state (the module docs give the sum).
     pub fn state_len(&self) -> Option<usize> {
         Layout::of(self).map(|l| l.len)
     }
@@ -259,8 +260,8 @@ pub enum Progress {
 /// the old mean), the co-moments (one full or tied Gaussian: the packed
 /// lower triangle, row by row, which becomes the factor `X`; otherwise the
 /// diagonal). With K > 1 then the mixture: weights (K), means (K·D),
-/// factors (K·F), the E-step's sums (K, K·D, K·F) and K
-/// log-responsibilities, F being one component's factor length.
+/// factors (K·F), the E-step's sums (K, K·D, K·F), K log-responsibilities
+/// and K log-normalisers, F being one component's factor length.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     d: usize,
@@ -280,9 +281,10 @@ impl Layout {
         let mixture = if k == 1 {
             0
         } else {
-            // weights, means, factors; the sums likewise; log-responsibilities.
-            let one = d.checked_add(f)?.checked_add(1)?;
-            k.checked_mul(one)?.checked_mul(2)?.checked_add(k)?
+            // weights, means, factors; the sums likewise; log-responsibilities
+            // and log-normalisers.
+            let one = d.checked_add(f)?.checked_add(2)?;
+            k.checked_mul(one)?.checked_mul(2)?
         };
         let len = d
             .checked_mul(2)?
@@ -416,11 +418,11 @@ impl<'b> Learner<'b> {
                 }
                 self.learned += 1;
                 if self.learned == self.spec.learn as usize {
-                    if let Err(e) = self.fix_density() {
+                    let fixed = self.fix_density().and_then(|()| self.write(f32::MAX));
+                    if let Err(e) = fixed {
                         self.failed = Some(e);
                         return Err(e);
                     }
-                    self.write(f32::MAX)?;
                 }
             }
             Progress::Calibrating { .. } => {
@@ -436,12 +438,12 @@ impl<'b> Learner<'b> {
                 *slot = score;
                 self.calibrated += 1;
                 if self.calibrated == self.scores.len() {
-                    let threshold = threshold_at_rate(self.scores, self.spec.alarm_rate)?;
-                    self.write(if threshold.is_finite() {
-                        threshold
-                    } else {
-                        f32::MAX
-                    })?;
+                    let written = threshold_at_rate(self.scores, self.spec.alarm_rate)
+                        .and_then(|t| self.write(if t.is_finite() { t } else { f32::MAX }));
+                    if let Err(e) = written {
+                        self.failed = Some(e);
+                        return Err(e);
+                    }
                 }
             }
             Progress::Done => {}

@@ -238,6 +238,19 @@ impl<'a> Network<'a> {
         self.spec.layers.as_slice()
     }
 
+    /// Each layer with its weight (outputs x inputs, row-major) and its
+    /// bias, as stored and as [`Self::forward`] reads them (for a host
+    /// path that lays them out differently, e.g. `tinygen::fast_network`).
+    pub fn layer_weights(&self) -> impl Iterator<Item = (Layer, &'a [f32], &'a [f32])> + '_ {
+        let mut weights = self.weights;
+        self.layers().iter().map_while(move |layer| {
+            let (w, rest) = weights.split_at_checked(layer.macs())?;
+            let (bias, rest) = rest.split_at_checked(usize::from(layer.outputs))?;
+            weights = rest;
+            Some((*layer, w, bias))
+        })
+    }
+
     /// The latent prior (possibly [`Prior::None`]).
     pub fn prior(&self) -> &LatentPrior<'a> {
         &self.prior

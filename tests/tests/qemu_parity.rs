@@ -17,7 +17,6 @@ use tinygen::density::standardize::Standardizer;
 use tinygen::detector::density::{Density, GmmDensity, RegCovar};
 use tinygen::detector::fit::{DetectorFit, fit_detector};
 use tinygen::detector::neural::NeuralOptions;
-use tinygen::detector::on_device::learn_on_host;
 use tinygen::detector::windows::series_windows;
 use tinygen::host::AlignedBytes;
 use tinygen::nn::config::{NetworkConfig, NetworkKind as NetKind, Objective, Reconstruction};
@@ -749,24 +748,18 @@ fn learn_case(
 ) -> Vec<String> {
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
     let stream: Vec<f32> = stream.concat();
-    let learned = learn_on_host(recipe, &stream).unwrap();
-    let inputs: Vec<f32> = stream
-        .iter()
-        .copied()
-        .chain(test.iter().flat_map(|(w, _)| w.iter().copied()))
-        .collect();
+    let test_inputs: Vec<f32> = test.iter().flat_map(|(w, _)| w.iter().copied()).collect();
+    let test_labels: Vec<f64> = test.iter().map(|(_, l)| *l).collect();
+    let learned =
+        xtask::write_learn_case(dir, recipe, &stream, &test_inputs, &test_labels).unwrap();
+    let inputs = [stream.as_slice(), &test_inputs].concat();
     let taken = stream.len() / recipe.input_len();
     let labels: Vec<f64> = std::iter::repeat_n(0.0, taken)
-        .chain(test.iter().map(|(_, l)| *l))
+        .chain(test_labels.iter().copied())
         .collect();
-    // The learned detector's scores are the expected values; the model the
-    // firmware gets is the recipe.
-    xtask::write_case(dir, &learned.file, &inputs).unwrap();
-    xtask::write_labels(dir, &labels).unwrap();
-    std::fs::write(dir.join("model.tgm"), recipe.encode().unwrap()).unwrap();
 
-    let aligned = AlignedBytes::new(&learned.file);
-    let detector = learned.detector(&aligned).unwrap();
+    let aligned = AlignedBytes::new(&learned);
+    let detector = Detector::from_bytes(aligned.as_bytes()).unwrap();
     let (mut hits, mut anomalies, mut false_alarms) = (0, 0, 0);
     for (x, &label) in inputs.chunks_exact(recipe.input_len()).zip(&labels) {
         let alarm = detector.is_anomaly(x).unwrap();

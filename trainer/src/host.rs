@@ -16,6 +16,7 @@ use tinygen_runtime::{
 };
 
 use crate::data::Dataset;
+use crate::fast_network::FastNetwork;
 
 /// Largest activation width the host-side runtime calls support.
 pub const HOST_WIDTH: usize = 4096;
@@ -58,7 +59,8 @@ impl AlignedBytes {
 /// Runs a model on row-major `inputs` (rows of [`AnyModel::input_len`]):
 /// [`AnyModel::output_len`] values per row, the log-density of a density,
 /// the anomaly score of a detector (with buffers for neural parts up to
-/// [`HOST_WIDTH`] wide), a network's output.
+/// [`HOST_WIDTH`] wide), a network's output (on the host's fast path,
+/// [`crate::fast_network`]: the same values, bit for bit).
 pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
     let (i, o) = (model.input_len(), model.output_len());
     ensure!(
@@ -67,6 +69,11 @@ pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>
         inputs.len()
     );
     let mut out = vec![0f32; inputs.len() / i * o];
+    if let AnyModel::Network(net) = model {
+        // The host's fast path: the same values, bit for bit.
+        FastNetwork::new(net)?.forward_batch(inputs, &mut out)?;
+        return Ok(out);
+    }
     out.par_chunks_mut(ROWS_PER_TASK * o)
         .zip(inputs.par_chunks(ROWS_PER_TASK * i))
         .try_for_each(|(out, rows)| match model {
@@ -78,13 +85,8 @@ pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>
                 }
                 Ok(())
             }
-            AnyModel::Network(net) => {
-                let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
-                for (y, x) in out.chunks_exact_mut(o).zip(rows.chunks_exact(i)) {
-                    net.forward(x, y, &mut scratch)?;
-                }
-                Ok(())
-            }
+            // Run above, on the fast path.
+            AnyModel::Network(_) => Err(Error::InvalidShape(Shape::Internal)),
             AnyModel::QNetwork(net) => {
                 let mut scratch = Box::new(QScratch::<HOST_WIDTH>::new());
                 for (y, x) in out.chunks_exact_mut(o).zip(rows.chunks_exact(i)) {

@@ -5,6 +5,7 @@ pub mod data;
 pub mod density;
 pub mod detector;
 pub mod divergence;
+pub mod fast_network;
 pub mod host;
 pub mod import;
 pub mod io;

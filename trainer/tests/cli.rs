@@ -803,3 +803,109 @@ fn neural_detector_flags_a_burst_and_evaluates() {
         &["--neural"],
     );
 }
+
+/// `fit detector --on-device-recipe`: the recipe, the detector the device
+/// learns from the data (the bytes the runtime's learner writes), `info` on
+/// both, and bad recipes refused.
+#[test]
+fn detector_learned_on_the_device() {
+    use tinygen::detector::on_device::learn_on_host;
+    use tinygen::detector::windows::series_windows;
+    use tinygen::host::AlignedBytes;
+    use tinygen_runtime::learn::Recipe;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/basicmotions/BasicMotions_TRAIN.ts.gz");
+    let d = data.to_str().unwrap();
+    let recipe = dir.path().join("recipe.tgm");
+    let learned = dir.path().join("learned.tgm");
+    let (r, l) = (recipe.to_str().unwrap(), learned.to_str().unwrap());
+    let base = [
+        "fit",
+        "detector",
+        "--data",
+        d,
+        "--normal-classes",
+        "Standing,Walking",
+        "--window",
+        "20",
+        "--stride",
+        "10",
+        "--on-device-recipe",
+    ];
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        base.iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| tinygen(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut fit_args = args(&[
+        "-k",
+        "2",
+        "--covariance",
+        "diag",
+        "--learn-iterations",
+        "10",
+        "--out",
+    ]);
+    fit_args.extend([r.to_string(), "--learned".into(), l.to_string()]);
+    let fit = run(fit_args);
+    let out = String::from_utf8_lossy(&fit.stdout);
+    assert!(
+        fit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fit.stderr)
+    );
+    assert!(
+        out.contains("2 diag Gaussian(s) over 24 features")
+            && out.contains("learned from 144 inputs")
+            && out.contains("180 inputs taken, 0 refused"),
+        "{out}"
+    );
+    let info = String::from_utf8_lossy(&tinygen(&["info", r]).stdout).into_owned();
+    assert!(
+        info.contains("kind        recipe") && info.contains("2 component(s) over 24 features"),
+        "{info}"
+    );
+    let info = String::from_utf8_lossy(&tinygen(&["info", l]).stdout).into_owned();
+    assert!(
+        info.contains("kind        detector") && info.contains("2 components, diag"),
+        "{info}"
+    );
+
+    // The learned file is what the device's learner writes from the
+    // normal windows in order.
+    let recipe_file = AlignedBytes::read(&recipe).unwrap();
+    let spec = Recipe::from_bytes(recipe_file.as_bytes()).unwrap().spec();
+    let set = tinygen::data::ts::load_ts(&data).unwrap();
+    let normal = ["Standing".to_string(), "Walking".to_string()];
+    let (windows, labels) = series_windows(&set, 20, 10, &normal).unwrap();
+    let normal_windows: Vec<f32> = windows
+        .chunks_exact(120)
+        .zip(&labels)
+        .filter(|(_, l)| **l == 0.0)
+        .flat_map(|(w, _)| w.iter().copied())
+        .collect();
+    let again = learn_on_host(&spec, &normal_windows).unwrap();
+    assert_eq!(again.file, std::fs::read(&learned).unwrap());
+
+    // Bad recipes: clear errors, nothing written.
+    let bad = dir.path().join("bad.tgm");
+    let b = bad.to_str().unwrap().to_string();
+    for (extra, needle) in [
+        (&["-k", "1..3"][..], "fixed number of components"),
+        (&["--learn", "1"][..], "cannot make a recipe"),
+        (
+            &["--learn", "170", "--calibrate", "20"][..],
+            "190 valid inputs needed",
+        ),
+        (&["--alarm-rate", "1.5"][..], "cannot make a recipe"),
+    ] {
+        let mut a = args(extra);
+        a.extend(["--out".to_string(), b.clone()]);
+        assert_fails(&run(a), &[needle]);
+        assert!(!bad.exists());
+    }
+}

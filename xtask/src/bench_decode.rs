@@ -7,8 +7,9 @@ use crate::process::{cargo, run};
 #[cfg(not(feature = "onnx"))]
 use xtask::root;
 
-/// Host latency of one decode (batch 1), same weights, one run: the runtime
-/// crate (what the board runs, here compiled for the host), tract-onnx
+/// Host latency of decodes at batch 1 and 64, same weights, one run: the
+/// runtime crate (what the board runs, here compiled for the host), its
+/// host fast path (`tinygen::fast_network`, bit-identical), tract-onnx
 /// running the exported ONNX file, and candle. Needs the `onnx` feature; without it,
 /// reruns itself with it.
 #[cfg(not(feature = "onnx"))]
@@ -30,16 +31,19 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
 #[cfg(feature = "onnx")]
 pub(crate) fn bench_decode() -> anyhow::Result<()> {
     use candle_core::{Device, Tensor};
+    use tinygen::fast_network::FastNetwork;
     use tinygen::nn::config::{NetworkConfig, Objective};
     use tinygen::nn::export::{Part, dense_layers, export_tgm};
     use tinygen::nn::network::Network;
     use tinygen::nn::onnx::{TractPlan, export_onnx};
     use tinygen_runtime::{Network as RtNetwork, Scratch};
 
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let mut batch_rows = Vec::new();
     println!(
-        "| decoder | MACs | runtime (us) | tract-onnx (us) | candle (us) | tract / runtime | candle / runtime |"
+        "Batch 1, microseconds per decode:\n\n| decoder | MACs | runtime | host fast path | tract-onnx | candle | tract / fast path | runtime / fast path |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (latent, hidden) in [(16, 128), (20, 400)] {
         let config = NetworkConfig {
             image: Some((28, 28)),
@@ -48,38 +52,103 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
         let net = Network::new(config, 0)?;
         let bytes = tinygen::host::AlignedBytes::new(&export_tgm(&net, Part::Decoder, None)?);
         let rt = RtNetwork::from_bytes(bytes.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let fast = FastNetwork::new(&rt)?;
         let onnx = export_onnx(&dense_layers(&net, Part::Decoder)?, Part::Decoder, "bench")?;
         let tract = TractPlan::new(&onnx, 1, latent)?;
         let z: Vec<f32> = (0..latent).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut out = vec![0f32; 784];
         let mut scratch = Box::new(Scratch::<512>::new());
+        // The fast path's numbers are the runtime's, bit for bit.
+        let mut want = vec![0f32; 784];
+        rt.forward(&z, &mut want, &mut scratch)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        fast.forward(&z, &mut out)?;
+        anyhow::ensure!(
+            out.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "the fast path differs from the runtime"
+        );
         let reps = 2000;
-        let runtime = median_seconds(|| {
+        let per = |f: &mut dyn FnMut()| median_seconds(f) / reps as f64 * 1e6;
+        let runtime = per(&mut || {
             for _ in 0..reps {
                 rt.forward(std::hint::black_box(&z), &mut out, &mut scratch)
                     .expect("decode");
             }
-        }) / reps as f64;
-        let tract_s = median_seconds(|| {
+        });
+        let fast_us = per(&mut || {
+            for _ in 0..reps {
+                fast.forward(std::hint::black_box(&z), &mut out)
+                    .expect("decode");
+            }
+        });
+        let tract_us = per(&mut || {
             for _ in 0..reps {
                 std::hint::black_box(tract.run(std::hint::black_box(&z)).expect("tract"));
             }
-        }) / reps as f64;
+        });
         let zt = Tensor::from_slice(&z, (1, latent), &Device::Cpu)?;
-        let candle = median_seconds(|| {
+        let candle = per(&mut || {
             for _ in 0..reps {
                 std::hint::black_box(net.decode(&zt).expect("decode"));
             }
-        }) / reps as f64;
+        });
         println!(
-            "| {latent}-{hidden}-784 | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+            "| {latent}-{hidden}-784 | {} | {runtime:.1} | {fast_us:.1} | {tract_us:.1} | {candle:.1} | {:.2} | {:.2} |",
             rt.macs(),
-            runtime * 1e6,
-            tract_s * 1e6,
-            candle * 1e6,
-            tract_s / runtime,
-            candle / runtime
+            tract_us / fast_us,
+            runtime / fast_us,
         );
+
+        // Batch 64: one thread each (tract runs on one), and the fast
+        // path on every core.
+        let rows = 64;
+        let zs: Vec<f32> = (0..rows * latent)
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        let mut outs = vec![0f32; rows * 784];
+        let tract64 = TractPlan::new(&onnx, rows, latent)?;
+        let reps = 100;
+        let per = |f: &mut dyn FnMut()| median_seconds(f) / reps as f64 * 1e6;
+        let fast_1 = one_thread.install(|| {
+            per(&mut || {
+                for _ in 0..reps {
+                    fast.forward_batch(std::hint::black_box(&zs), &mut outs)
+                        .expect("decode");
+                }
+            })
+        });
+        let fast_all = per(&mut || {
+            for _ in 0..reps {
+                fast.forward_batch(std::hint::black_box(&zs), &mut outs)
+                    .expect("decode");
+            }
+        });
+        let tract64_us = per(&mut || {
+            for _ in 0..reps {
+                std::hint::black_box(tract64.run(std::hint::black_box(&zs)).expect("tract"));
+            }
+        });
+        let zt = Tensor::from_slice(&zs, (rows, latent), &Device::Cpu)?;
+        let candle64 = per(&mut || {
+            for _ in 0..reps {
+                std::hint::black_box(net.decode(&zt).expect("decode"));
+            }
+        });
+        batch_rows.push(format!(
+            "| {latent}-{hidden}-784 | {fast_1:.0} | {fast_all:.0} | {tract64_us:.0} | {candle64:.0} | {:.2} | {:.2} |",
+            tract64_us / fast_1,
+            tract64_us / fast_all,
+        ));
+    }
+    println!(
+        "\nBatch 64, microseconds per batch:\n\n| decoder | host fast path, 1 thread | host fast path, {} threads | tract-onnx (1 thread) | candle | tract / fast path (1 thread) | tract / fast path (all) |",
+        rayon::current_num_threads()
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for row in batch_rows {
+        println!("{row}");
     }
     Ok(())
 }

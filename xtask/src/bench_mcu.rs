@@ -13,7 +13,8 @@ use xtask::{Core, build_firmware, run_qemu, write_case};
 
 /// Instructions per call, exact (QEMU plugin): K = 8, D = 16 mixtures
 /// (diag, full), a 256-point KDE in D = 16, a stream detector scoring one
-/// 6 x 20 window (with and without autoencoder scores) and an MNIST-sized
+/// 6 x 20 window (with and without autoencoder scores), learning such a
+/// detector on the device (the whole learning, one call) and an MNIST-sized
 /// decoder; on the Cortex-M4F with libm and with micromath, then on every
 /// core with libm.
 pub(crate) fn bench_mcu() -> anyhow::Result<()> {
@@ -94,6 +95,68 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     let neural = fit_detector(features, 24, &windows, Some(&labels), &neural_fit)?;
     xtask::basicmotions_stream_case(&cases.join("d_detector_ae_6x20"), &neural.bytes)?;
     names.push("d_detector_ae_6x20");
+    // Learning a detector on the device (the measured region is the whole
+    // learning): one full Gaussian from the 180 normal training windows in
+    // order (144, then 36 to calibrate), and two diagonal components (20
+    // k-means and EM passes) from 36 windows alternating between the first
+    // and last recordings (24, then 12); four test windows follow each.
+    let normal_windows: Vec<&[f32]> = windows
+        .chunks_exact(6 * length)
+        .zip(&labels)
+        .filter(|(_, l)| **l == 0.0)
+        .map(|(w, _)| w)
+        .collect();
+    let (test_windows, test_labels) =
+        series_windows(&xtask::basicmotions("TEST")?, length, stride, &normal)?;
+    let some_test = &test_windows[..4 * 6 * length];
+    let full = tinygen_runtime::learn::RecipeSpec {
+        features,
+        dim: 24,
+        covariance: Covariance::Full,
+        components: 1,
+        iterations: 0,
+        seed: 0,
+        reg_covar: tinygen::detector::density::RegCovar::Scott.value(144, 24),
+        alarm_rate: 0.01,
+        learn: 144,
+        calibrate: 36,
+    };
+    xtask::write_learn_case(
+        &cases.join(LEARN_FULL),
+        &full,
+        &normal_windows.concat(),
+        some_test,
+        &test_labels[..4],
+    )?;
+    names.push(LEARN_FULL);
+    let alternating: Vec<f32> = (0..18)
+        .flat_map(|i| {
+            [
+                normal_windows[i],
+                normal_windows[normal_windows.len() - 1 - i],
+            ]
+        })
+        .flatten()
+        .copied()
+        .collect();
+    let mixture = tinygen_runtime::learn::RecipeSpec {
+        covariance: Covariance::Diag,
+        components: 2,
+        iterations: 20,
+        seed: 4,
+        reg_covar: tinygen::detector::density::RegCovar::Scott.value(24, 24),
+        learn: 24,
+        calibrate: 12,
+        ..full
+    };
+    xtask::write_learn_case(
+        &cases.join(LEARN_MIXTURE),
+        &mixture,
+        &alternating,
+        some_test,
+        &test_labels[..4],
+    )?;
+    names.push(LEARN_MIXTURE);
     // An MNIST-sized decoder: latent 16 -> 128 relu -> 784 sigmoid (the
     // architecture of models/mnist-vae-decoder; weights untrained).
     let decoder = tinygen::nn::network::Network::new(
@@ -271,6 +334,11 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Learning a detector on the device from BasicMotions windows: one full
+/// Gaussian from 180 windows, two diagonal components from 36.
+const LEARN_FULL: &str = "d_learn_full_180";
+const LEARN_MIXTURE: &str = "d_learn_k2_diag_36";
 
 /// The MNIST-sized decoder's cases: f32, int8, and int8 with its output
 /// sigmoid in f32.

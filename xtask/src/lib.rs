@@ -325,6 +325,34 @@ pub fn basicmotions_stream_case(dir: &Path, detector: &[u8]) -> anyhow::Result<(
     write_labels(dir, &labels)
 }
 
+/// A firmware case whose detector is learned on the device: the recipe as
+/// its model; `stream` (the recipe's learning and calibration inputs, all
+/// normal) and then `test` as its inputs (labels: 0 for the stream, then
+/// `test_labels`); as expected values, the scores of the detector the
+/// host's run of the device's learner learns from `stream`, which is
+/// returned.
+pub fn write_learn_case(
+    dir: &Path,
+    recipe: &tinygen_runtime::learn::RecipeSpec,
+    stream: &[f32],
+    test: &[f32],
+    test_labels: &[f64],
+) -> anyhow::Result<Vec<u8>> {
+    let learned = tinygen::detector::on_device::learn_on_host(recipe, stream)?;
+    let taken = stream.len() / recipe.input_len();
+    let inputs = [stream, test].concat();
+    let labels: Vec<f64> = std::iter::repeat_n(0.0, taken)
+        .chain(test_labels.iter().copied())
+        .collect();
+    write_case(dir, &learned.file, &inputs)?;
+    write_labels(dir, &labels)?;
+    let recipe = recipe
+        .encode()
+        .map_err(|e| anyhow::anyhow!("recipe: {e}"))?;
+    write_atomic(&dir.join("model.tgm"), &recipe)?;
+    Ok(learned.file)
+}
+
 /// Builds the firmware (release) for `core`, embedding the cases under
 /// `cases`; returns the ELF path.
 pub fn build_firmware(cases: &Path, core: Core, features: &[&str]) -> anyhow::Result<PathBuf> {

@@ -27,11 +27,13 @@ struct Mixture<'s> {
     sum_x: &'s mut [f64],
     sum_xx: &'s mut [f64],
     log_resp: &'s mut [f64],
+    /// `ln w_c - D/2 ln(2 pi) + ln det X_c` of every component, once per pass.
+    log_norm: &'s mut [f64],
 }
 
 /// Fits the mixture of `spec` to `rows` (standardized features, D each)
-/// into `state` (weights, means, factors, then the sums and K
-/// log-responsibilities; see `Layout`).
+/// into `state` (weights, means, factors, then the sums, K
+/// log-responsibilities and K log-normalisers; see `Layout`).
 pub(super) fn fit(
     spec: &RecipeSpec,
     f: usize,
@@ -54,6 +56,7 @@ pub(super) fn fit(
         sum_x: take(&mut rest, k * d)?,
         sum_xx: take(&mut rest, k * f)?,
         log_resp: take(&mut rest, k)?,
+        log_norm: take(&mut rest, k)?,
     };
     if rows.is_empty() || rows.len() % nd != 0 {
         return Err(INTERNAL);
@@ -202,18 +205,41 @@ impl Mixture<'_> {
         Ok(())
     }
 
-    /// `ln w_c + ln N(x | mean_c, cov_c)` of every component into
-    /// `log_resp`, then normalised by their log-sum-exp.
-    fn responsibilities(&mut self, row: &[f32]) -> Result<(), Error> {
+    /// Every component's log-normaliser `ln w_c - D/2 ln(2 pi) + sum_j ln
+    /// X_c,jj` into `log_norm`.
+    fn log_normalisers(&mut self) -> Result<(), Error> {
         let d = self.d.get();
         let half_log_2pi = 0.5 * d as f64 * libm::log(2.0 * core::f64::consts::PI);
         let components = self
             .weights
             .iter()
+            .zip(self.factors.chunks_exact(self.f.get()));
+        for (norm, (&w, factor)) in self.log_norm.iter_mut().zip(components) {
+            let mut log_det = 0.0;
+            for j in 0..d {
+                let at = match self.covariance {
+                    Covariance::Full | Covariance::Tied => tri(j, j),
+                    Covariance::Diag | Covariance::Spherical => j,
+                };
+                log_det += libm::log(*factor.get(at).ok_or(INTERNAL)?);
+            }
+            *norm = libm::log(w) - half_log_2pi + log_det;
+        }
+        Ok(())
+    }
+
+    /// `ln w_c + ln N(x | mean_c, cov_c)` of every component into
+    /// `log_resp` (from [`Self::log_normalisers`]), then normalised by
+    /// their log-sum-exp.
+    fn responsibilities(&mut self, row: &[f32]) -> Result<(), Error> {
+        let d = self.d.get();
+        let components = self
+            .log_norm
+            .iter()
             .zip(self.means.chunks_exact(d))
             .zip(self.factors.chunks_exact(self.f.get()));
-        for (l, ((&w, mean), factor)) in self.log_resp.iter_mut().zip(components) {
-            let (mut log_det, mut maha) = (0.0, 0.0);
+        for (l, ((&norm, mean), factor)) in self.log_resp.iter_mut().zip(components) {
+            let mut maha = 0.0;
             match self.covariance {
                 Covariance::Full | Covariance::Tied => {
                     // y_j = sum_{i <= j} X_ji (x_i - mean_i): row j of X.
@@ -228,18 +254,16 @@ impl Mixture<'_> {
                             .map(|((&xji, &xi), &mi)| xji * (f64::from(xi) - mi))
                             .sum();
                         maha += y * y;
-                        log_det += libm::log(*x_row.last().ok_or(INTERNAL)?);
                     }
                 }
                 Covariance::Diag | Covariance::Spherical => {
                     for ((&xj, &mj), &p) in row.iter().zip(mean).zip(factor) {
                         let y = p * (f64::from(xj) - mj);
                         maha += y * y;
-                        log_det += libm::log(p);
                     }
                 }
             }
-            *l = libm::log(w) - half_log_2pi + log_det - 0.5 * maha;
+            *l = norm - 0.5 * maha;
         }
         let max = self
             .log_resp
@@ -258,6 +282,7 @@ impl Mixture<'_> {
     /// moments of every component over all rows.
     fn e_step(&mut self, rows: &[f32]) -> Result<(), Error> {
         self.clear_sums();
+        self.log_normalisers()?;
         for row in rows.chunks_exact(self.d.get()) {
             self.responsibilities(row)?;
             for c in 0..self.log_resp.len() {
