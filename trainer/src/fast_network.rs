@@ -7,9 +7,11 @@
 //! can be outputs: [`FastNetwork`] copies each layer's weights into blocks
 //! of [`LANES`] outputs whose weights for one input are adjacent (the last
 //! block zero-padded), and its kernel adds one input's products to eight
-//! outputs with one vector multiply and one vector add, for [`ROWS`] input
-//! rows per pass over the weights (each weight is loaded once for all of
-//! them). Every output sees the same operations in the same order as on
+//! outputs with one vector multiply and one vector add, in tiles of
+//! [`ROWS`] input rows by two blocks per pass over the weights (each weight
+//! is loaded once for all the rows), or one row by four blocks: independent
+//! sums, so that the additions overlap. Sigmoid layers use a vectorised
+//! copy of libm's `expf` whose bits are the runtime's. Every output sees the same operations in the same order as on
 //! the board; only their scheduling differs. Batches run in parallel over
 //! rows.
 
@@ -37,6 +39,8 @@ struct FastLayer {
     weights: Vec<Block>,
     /// Block `k`: the biases of outputs `8k..8k+8`.
     biases: Vec<Block>,
+    /// Whether [`sigmoid8`] gives the runtime's sigmoid (its libm build).
+    fast_sigmoid: bool,
 }
 
 /// An f32 network laid out for the host's SIMD units (see the module docs).
@@ -68,6 +72,7 @@ impl FastNetwork {
                     activation: layer.activation,
                     weights,
                     biases,
+                    fast_sigmoid: sigmoid8_matches_the_runtime(),
                 }
             })
             .collect();
@@ -130,58 +135,162 @@ impl FastNetwork {
         for layer in &self.layers {
             dst.clear();
             dst.resize(rows * layer.outputs, 0.0);
-            for (x, y) in src
-                .chunks(ROWS * layer.inputs)
-                .zip(dst.chunks_mut(ROWS * layer.outputs))
-            {
-                layer_rows(layer, x, y);
-            }
+            layer_rows(layer, &src, &mut dst);
             std::mem::swap(&mut src, &mut dst);
         }
         outputs.copy_from_slice(&src);
     }
 }
 
-/// Up to [`ROWS`] rows of `x` through one layer into `y`.
+/// The rows of `x` through one layer into `y`, in tiles of rows by output
+/// blocks whose sums are independent (so that the additions overlap):
+/// [`ROWS`] rows by two blocks, each pair of blocks' weights used for all
+/// the rows' tiles while they are in cache; the rows left over (all of
+/// them at batch 1) one by one, four blocks at a time.
 fn layer_rows(layer: &FastLayer, x: &[f32], y: &mut [f32]) {
     let (n, m) = (layer.inputs, layer.outputs);
-    let rows = x.len() / n;
-    for (k, (block, bias)) in layer.weights.chunks_exact(n).zip(&layer.biases).enumerate() {
+    let mut put = |r: usize, k: usize, acc: &Block| {
+        let start = r * m + k * LANES;
         let lanes = (m - k * LANES).min(LANES);
-        let mut acc = [*bias; ROWS];
-        if rows == ROWS {
-            accumulate::<ROWS>(block, x, &mut acc);
-        } else {
-            for r in 0..rows {
-                accumulate::<1>(block, &x[r * n..(r + 1) * n], &mut acc[r..r + 1]);
-            }
-        }
-        for (r, a) in acc.iter().take(rows).enumerate() {
-            let out = &mut y[r * m + k * LANES..r * m + k * LANES + lanes];
-            for (slot, &v) in out.iter_mut().zip(a) {
-                *slot = layer.activation.apply(v);
+        let values = match layer.activation {
+            Activation::Sigmoid if layer.fast_sigmoid => sigmoid8(acc),
+            activation => acc.map(|v| activation.apply(v)),
+        };
+        y[start..start + lanes].copy_from_slice(&values[..lanes]);
+    };
+    let tiled = x.len() / (ROWS * n) * ROWS;
+    tiles::<ROWS, 2>(layer, &x[..tiled * n], &mut put);
+    for (r, row) in x[tiled * n..].chunks_exact(n).enumerate() {
+        tiles::<1, 4>(layer, row, &mut |_, k, acc| put(tiled + r, k, acc));
+    }
+}
+
+/// Runs the rows of `x` (a multiple of R) through `layer`, B output
+/// blocks by R rows at a time (blocks outermost), handing each row's
+/// block of sums (before the activation) to `put`.
+fn tiles<const R: usize, const B: usize>(
+    layer: &FastLayer,
+    x: &[f32],
+    put: &mut dyn FnMut(usize, usize, &Block),
+) {
+    let n = layer.inputs;
+    let groups = layer.weights.chunks(B * n).zip(layer.biases.chunks(B));
+    for (g, (blocks, biases)) in groups.enumerate() {
+        for (t, xs) in x.chunks_exact(R * n).enumerate() {
+            if biases.len() == B {
+                let mut acc = [[[0.0; LANES]; B]; R];
+                for a in &mut acc {
+                    a.copy_from_slice(biases);
+                }
+                accumulate::<R, B>(blocks, xs, &mut acc);
+                for (r, a) in acc.iter().enumerate() {
+                    for (b, block) in a.iter().enumerate() {
+                        put(t * R + r, g * B + b, block);
+                    }
+                }
+            } else {
+                // The last, partial group: one block at a time.
+                for (b, (block, bias)) in blocks.chunks_exact(n).zip(biases).enumerate() {
+                    let mut acc = [[*bias]; R];
+                    accumulate::<R, 1>(block, xs, &mut acc);
+                    for (r, a) in acc.iter().enumerate() {
+                        put(t * R + r, g * B + b, &a[0]);
+                    }
+                }
             }
         }
     }
 }
 
-/// `acc[r][l] += block[i][l] * x[r][i]` for ascending `i`: R rows of
-/// inputs (`x` row-major) against one block of eight outputs.
+/// `acc[r][b][l] += blocks[b][i][l] * x[r][i]` for ascending `i`: R rows
+/// of inputs (`x` row-major) against B consecutive blocks of eight
+/// outputs (`blocks` holds B blocks of `n` inputs each).
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
-fn accumulate<const R: usize>(block: &[Block], x: &[f32], acc: &mut [Block]) {
-    let n = block.len();
-    let mut a: [Block; R] = [[0.0; LANES]; R];
-    a.copy_from_slice(&acc[..R]);
-    for (i, w) in block.iter().enumerate() {
+fn accumulate<const R: usize, const B: usize>(
+    blocks: &[Block],
+    x: &[f32],
+    acc: &mut [[Block; B]; R],
+) {
+    let n = blocks.len() / B;
+    let mut a = *acc;
+    for i in 0..n {
         for (r, ar) in a.iter_mut().enumerate() {
             let xi = x[r * n + i];
-            for l in 0..LANES {
-                // Multiply, then add: two roundings, as on the board.
-                ar[l] += w[l] * xi;
+            for (b, ab) in ar.iter_mut().enumerate() {
+                let w = &blocks[b * n + i];
+                for l in 0..LANES {
+                    // Multiply, then add: two roundings, as on the board.
+                    ab[l] += w[l] * xi;
+                }
             }
         }
     }
-    acc[..R].copy_from_slice(&a);
+    *acc = a;
+}
+
+/// The runtime's sigmoid (`x >= 0`: `1 / (1 + e)`, else `e / (1 + e)`, `e
+/// = exp(-|x|)`) of eight values, with libm's `expf` (FreeBSD's: argument
+/// reduction by `k ln 2` in two parts, a degree-2 rational correction,
+/// scaling by `2^k`) computed lane by lane in the same operations, so each
+/// lane's bits are the scalar function's. Lanes outside libm's main path
+/// (`|x| <= 2^-14`, `|x| >= 87.34`, non-finite) take the scalar function.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn sigmoid8(x: &Block) -> Block {
+    // libm's constants, by their bits.
+    const LN2_HI: f32 = f32::from_bits(0x3f31_7200);
+    const LN2_LO: f32 = f32::from_bits(0x35bf_be8e);
+    const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b);
+    const P1: f32 = f32::from_bits(0x3e2a_aa8f);
+    const P2: f32 = f32::from_bits(0xbb35_5215);
+    let mut out = [0.0; LANES];
+    for l in 0..LANES {
+        // exp(-|x|): the sign bit set.
+        let v = f32::from_bits(x[l].to_bits() | 0x8000_0000);
+        let hx = v.to_bits() & 0x7fff_ffff;
+        let big = (INV_LN2 * v - 0.5) as i32;
+        let k = if hx > 0x3f85_1592 {
+            big
+        } else if hx > 0x3eb1_7218 {
+            -1
+        } else {
+            0
+        };
+        let kf = k as f32;
+        let hi = v - kf * LN2_HI;
+        let lo = kf * LN2_LO;
+        let r = hi - lo;
+        let rr = r * r;
+        let c = r - rr * (P1 + rr * P2);
+        let y = 1.0 + (r * c / (2.0 - c) - lo + hi);
+        let e = y * f32::from_bits(((0x7f + k) as u32) << 23);
+        out[l] = if x[l] >= 0.0 {
+            1.0 / (1.0 + e)
+        } else {
+            e / (1.0 + e)
+        };
+    }
+    for l in 0..LANES {
+        let hx = x[l].to_bits() & 0x7fff_ffff;
+        if !(0x3900_0000 < hx && hx < 0x42ae_ac50) {
+            out[l] = Activation::Sigmoid.apply(x[l]);
+        }
+    }
+    out
+}
+
+/// Whether [`sigmoid8`] agrees with the runtime's sigmoid (it does when
+/// the runtime uses libm, not micromath) on probes from each branch.
+fn sigmoid8_matches_the_runtime() -> bool {
+    let probes: [Block; 2] = [
+        [-80.0, -3.7, -0.9, -0.2, 0.01, 0.3, 1.2, 42.0],
+        [-1e-5, 1e-5, 0.5, -0.5, 5.5, -5.5, 90.0, -88.0],
+    ];
+    probes.iter().all(|p| {
+        sigmoid8(p)
+            .iter()
+            .zip(p)
+            .all(|(a, &x)| a.to_bits() == Activation::Sigmoid.apply(x).to_bits())
+    })
 }
 
 #[cfg(test)]
@@ -258,6 +367,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every float (of a stride through the bit patterns, both signs) gets
+    /// the runtime's sigmoid bit for bit.
+    #[test]
+    fn the_vector_sigmoid_is_the_runtimes() {
+        assert!(sigmoid8_matches_the_runtime());
+        let mut bits = 0u32;
+        while bits < 0x7f80_0000 {
+            let block: Block = core::array::from_fn(|l| {
+                let b = bits.wrapping_add(l as u32 * 131);
+                f32::from_bits(if l % 2 == 0 { b } else { b | 0x8000_0000 })
+            });
+            for (got, &x) in sigmoid8(&block).iter().zip(&block) {
+                let want = Activation::Sigmoid.apply(x);
+                assert_eq!(got.to_bits(), want.to_bits(), "sigmoid({x:e})");
+            }
+            bits += 211;
+        }
+    }
+
+    /// All 2^32 bit patterns (`cargo test --release -p tinygen --lib
+    /// exhaustive -- --ignored`, about a minute).
+    #[test]
+    #[ignore]
+    fn the_vector_sigmoid_is_the_runtimes_exhaustive() {
+        (0u32..1 << 29).into_par_iter().for_each(|chunk| {
+            let block: Block = core::array::from_fn(|l| f32::from_bits(chunk * 8 + l as u32));
+            for (got, &x) in sigmoid8(&block).iter().zip(&block) {
+                let want = Activation::Sigmoid.apply(x);
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "sigmoid({x:e})"
+                );
+            }
+        });
     }
 
     #[test]
