@@ -316,6 +316,55 @@ pub struct Buffers<'b> {
 
 /// A detector learning on the device from a [`Recipe`] (see the module
 /// docs), in the caller's buffers.
+///
+/// ```
+/// # #[cfg(feature = "alloc")] {
+/// use tinygen_runtime::detector::Features;
+/// use tinygen_runtime::gmm::Covariance;
+/// use tinygen_runtime::learn::{Buffers, Learner, Progress, Recipe, RecipeSpec};
+/// use tinygen_runtime::{Aligned, Detector};
+///
+/// // The trainer writes the recipe (`tinygen fit detector --on-device-recipe`).
+/// let spec = RecipeSpec {
+///     features: Features::Identity,
+///     dim: 2,
+///     covariance: Covariance::Full,
+///     components: 1,
+///     iterations: 0,
+///     seed: 0,
+///     reg_covar: 0.01,
+///     alarm_rate: 0.1,
+///     learn: 40,
+///     calibrate: 20,
+/// };
+/// let bytes = spec.encode().unwrap();
+/// let mut flash = Aligned([0u8; 64]);
+/// flash.0[..bytes.len()].copy_from_slice(&bytes);
+/// let recipe = Recipe::from_bytes(&flash.0[..bytes.len()]).unwrap();
+///
+/// // The device: its buffers, sized by the recipe.
+/// let (mut state, mut scores, mut file) = ([0f64; 7], [0f32; 20], Aligned([0u8; 96]));
+/// assert_eq!(spec.state_len(), Some(7));
+/// assert!(spec.detector_len().unwrap() <= 96);
+/// let buffers = Buffers {
+///     state: &mut state,
+///     features: &mut [],
+///     scores: &mut scores,
+///     file: &mut file.0,
+/// };
+/// let mut learner = Learner::new(&recipe, buffers).unwrap();
+/// let mut t = 0.0f32;
+/// let mut progress = Progress::Learning { remaining: 40 };
+/// while progress != Progress::Done {
+///     t += 1.0;
+///     progress = learner.observe(&[t.sin(), 2.0 * t.cos()]).unwrap();
+/// }
+/// // A normal detector file: stored, read back, scored.
+/// let detector = Detector::from_bytes(learner.file().unwrap()).unwrap();
+/// assert!(!detector.is_anomaly(&[0.0, 0.0]).unwrap());
+/// assert!(detector.is_anomaly(&[5.0, 5.0]).unwrap());
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Learner<'b> {
     spec: RecipeSpec,
