@@ -15,7 +15,7 @@
 //! the board; only their scheduling differs. Batches run in parallel over
 //! rows.
 
-use anyhow::{anyhow, ensure};
+use anyhow::ensure;
 use multiversion::multiversion;
 use rayon::prelude::*;
 use tinygen_runtime::{Activation, Network};
@@ -124,7 +124,6 @@ impl FastNetwork {
     /// One input row (the batch-1 call).
     pub fn forward(&self, input: &[f32], output: &mut [f32]) -> anyhow::Result<()> {
         self.forward_batch(input, output)
-            .map_err(|e| anyhow!("{e}"))
     }
 
     /// The rows of one task, layer by layer through two buffers.

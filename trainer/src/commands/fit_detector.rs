@@ -13,7 +13,7 @@ use tinygen_runtime::learn::RecipeSpec;
 
 use crate::density::gmm::Components;
 use crate::detector::density::RegCovar;
-use crate::detector::fit::{DetectorFit, fit_detector};
+use crate::detector::fit::{AlarmCounts, DetectorFit, fit_detector};
 use crate::detector::inputs::{DetectorInputs, detector_inputs};
 use crate::detector::on_device::learn_on_host;
 use crate::host::AlignedBytes;
@@ -139,16 +139,19 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         println!("{error}");
     }
     if let Some(labels) = &labels {
-        let counts = fitted.alarm_counts(labels);
-        println!(
-            "on all labelled rows: {} of {} anomalies flagged, {} of {} normal rows flagged",
-            counts.flagged_anomalies, counts.anomalies, counts.flagged_normal, counts.normal
-        );
+        print_alarm_counts(&fitted.alarm_counts(labels));
     }
     let bytes = fitted.bytes;
     write_atomic(&args.out, &bytes).context("cannot write the detector")?;
     println!("wrote {} ({} bytes)", args.out.display(), bytes.len());
     Ok(())
+}
+
+fn print_alarm_counts(counts: &AlarmCounts) {
+    println!(
+        "on all labelled rows: {} of {} anomalies flagged, {} of {} normal rows flagged",
+        counts.flagged_anomalies, counts.anomalies, counts.flagged_normal, counts.normal
+    );
 }
 
 /// `--on-device-recipe`: the recipe, and what the device learns from the
@@ -226,16 +229,11 @@ fn on_device(
         learned.refused
     );
     if let Some(labels) = labels {
-        let (mut counts, mut flagged) = ([0usize; 2], [0usize; 2]);
-        for (x, &label) in inputs.chunks_exact(input_len).zip(labels) {
-            let anomaly = usize::from(label != 0.0);
-            counts[anomaly] += 1;
-            flagged[anomaly] += usize::from(detector.is_anomaly(x).unwrap_or(true));
-        }
-        println!(
-            "on all labelled rows: {} of {} anomalies flagged, {} of {} normal rows flagged",
-            flagged[1], counts[1], flagged[0], counts[0]
-        );
+        let flags: Vec<bool> = inputs
+            .chunks_exact(input_len)
+            .map(|x| detector.is_anomaly(x).unwrap_or(true))
+            .collect();
+        print_alarm_counts(&AlarmCounts::of(&flags, labels));
     }
     write_atomic(&args.out, &bytes).context("cannot write the recipe")?;
     println!("wrote {} ({} bytes)", args.out.display(), bytes.len());

@@ -122,8 +122,15 @@ pub struct FittedDetector {
 impl FittedDetector {
     /// How its alarms fall on `labels` (one per input, 0 = normal).
     pub fn alarm_counts(&self, labels: &[f64]) -> AlarmCounts {
-        let mut counts = AlarmCounts::default();
-        for (&flag, &label) in self.flags.iter().zip(labels) {
+        AlarmCounts::of(&self.flags, labels)
+    }
+}
+
+impl AlarmCounts {
+    /// How `flags` (one per input) fall on `labels` (0 = normal).
+    pub fn of(flags: &[bool], labels: &[f64]) -> Self {
+        let mut counts = Self::default();
+        for (&flag, &label) in flags.iter().zip(labels) {
             let (inputs, flagged) = if label != 0.0 {
                 (&mut counts.anomalies, &mut counts.flagged_anomalies)
             } else {

@@ -106,6 +106,32 @@ mod tests {
             .collect()
     }
 
+    /// The learned detector's `-score` is, within `tolerance` (relative),
+    /// the log-density of the trainer's EM fit to the same first `learn`
+    /// rows of `x` (4-D), standardized as the device standardizes.
+    fn assert_matches_em(
+        detector: &Detector<'_>,
+        x: &[f32],
+        learn: usize,
+        opts: &EmOptions,
+        tolerance: f32,
+    ) {
+        let rows = DMatrix::from_fn(learn, 4, |i, j| f64::from(x[4 * i + j]));
+        let standardizer = Standardizer::fit(&rows);
+        let (em, _) = fit_em(&standardizer.apply(&rows), opts, &mut |_, _, _| {}).unwrap();
+        let em_file = em.params(Some(standardizer.encoded())).encode().unwrap();
+        let em_file = AlignedBytes::new(&em_file);
+        let gmm = tinygen_runtime::Gmm::from_bytes(em_file.as_bytes()).unwrap();
+        for p in x.chunks_exact(4) {
+            let (a, b) = (-detector.score(p).unwrap(), gmm.log_density(p).unwrap());
+            assert!(
+                (a - b).abs() <= tolerance * b.abs().max(1.0),
+                "{:?}: {a} vs {b}",
+                opts.covariance
+            );
+        }
+    }
+
     #[test]
     fn the_device_learns_what_em_fits_with_one_component() {
         let (learn, calibrate) = (300, 50);
@@ -128,26 +154,13 @@ mod tests {
             let aligned = AlignedBytes::new(&learned.file);
             let detector = learned.detector(&aligned).unwrap();
 
-            // The trainer's EM (K = 1) on the same standardized rows.
-            let rows = DMatrix::from_fn(learn, 4, |i, j| f64::from(x[4 * i + j]));
-            let standardizer = Standardizer::fit(&rows);
             let opts = EmOptions {
                 components: 1,
                 covariance,
                 reg_covar: 1e-3,
                 ..EmOptions::default()
             };
-            let (em, _) = fit_em(&standardizer.apply(&rows), &opts, &mut |_, _, _| {}).unwrap();
-            let em_file = em.params(Some(standardizer.encoded())).encode().unwrap();
-            let em_file = AlignedBytes::new(&em_file);
-            let gmm = tinygen_runtime::Gmm::from_bytes(em_file.as_bytes()).unwrap();
-            for p in x.chunks_exact(4) {
-                let (a, b) = (-detector.score(p).unwrap(), gmm.log_density(p).unwrap());
-                assert!(
-                    (a - b).abs() <= 1e-4 * b.abs().max(1.0),
-                    "{covariance:?}: {a} vs {b}"
-                );
-            }
+            assert_matches_em(&detector, &x, learn, &opts, 1e-4);
             // About the alarm rate of the calibration inputs alarm.
             let alarms = x[4 * learn..4 * (learn + calibrate)]
                 .chunks_exact(4)
@@ -185,8 +198,6 @@ mod tests {
             let learned = learn_on_host(&recipe, &x).unwrap();
             let aligned = AlignedBytes::new(&learned.file);
             let detector = learned.detector(&aligned).unwrap();
-            let rows = DMatrix::from_fn(learn, 4, |i, j| f64::from(x[4 * i + j]));
-            let standardizer = Standardizer::fit(&rows);
             let opts = EmOptions {
                 components: 2,
                 covariance,
@@ -195,17 +206,7 @@ mod tests {
                 max_iter: 500,
                 ..EmOptions::default()
             };
-            let (em, _) = fit_em(&standardizer.apply(&rows), &opts, &mut |_, _, _| {}).unwrap();
-            let em_file = em.params(Some(standardizer.encoded())).encode().unwrap();
-            let em_file = AlignedBytes::new(&em_file);
-            let gmm = tinygen_runtime::Gmm::from_bytes(em_file.as_bytes()).unwrap();
-            for p in x.chunks_exact(4) {
-                let (a, b) = (-detector.score(p).unwrap(), gmm.log_density(p).unwrap());
-                assert!(
-                    (a - b).abs() <= 1e-3 * b.abs().max(1.0),
-                    "{covariance:?}: {a} vs {b}"
-                );
-            }
+            assert_matches_em(&detector, &x, learn, &opts, 1e-3);
         }
     }
 
