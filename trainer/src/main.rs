@@ -77,6 +77,8 @@ enum FitCommand {
     Vae(fit_neural::FitVaeArgs),
     /// Sliced-Wasserstein autoencoder (optionally semi-supervised).
     Swae(fit_neural::FitSwaeArgs),
+    /// Generative adversarial network (MLP generator and discriminator).
+    Gan(fit_neural::FitGanArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -97,6 +99,7 @@ fn main() -> std::process::ExitCode {
         Command::Fit(FitCommand::Ae(args)) => fit_neural::run_ae(args),
         Command::Fit(FitCommand::Vae(args)) => fit_neural::run_vae(args),
         Command::Fit(FitCommand::Swae(args)) => fit_neural::run_swae(args),
+        Command::Fit(FitCommand::Gan(args)) => fit_neural::run_gan(args),
         Command::Detect(args) => detect::run(args),
         Command::Eval(EvalArgs {
             command: Some(EvalCommand::Anomaly(args)),

@@ -13,7 +13,7 @@ use crate::nn::run::load_run;
 /// Arguments of `tinygen eval RUN`.
 #[derive(Debug, Clone, Args)]
 pub struct EvalRunArgs {
-    /// Run folder written by `tinygen fit pca|ae|vae|swae`.
+    /// Run folder written by `tinygen fit pca|ae|vae|swae|gan`.
     pub run: PathBuf,
     /// Data: a named set (`digits`, `mnist`) or a file (default: the run's
     /// training data set).

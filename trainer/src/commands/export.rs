@@ -41,7 +41,7 @@ pub enum Format {
 /// Arguments of `tinygen export`.
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
-    /// Run folder written by `tinygen fit pca|ae|vae|swae`, or a model
+    /// Run folder written by `tinygen fit pca|ae|vae|swae|gan`, or a model
     /// file (.tgm, any kind) to write as C (`--format c`).
     pub run: PathBuf,
     /// Which network to export.
@@ -200,6 +200,9 @@ fn export_int8_file(
     let file = AlignedBytes::new(&bytes);
     let rt = QNetwork::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let calibrated = match args.part {
+        Part::Decoder if !net.has_encoder() => {
+            format!("{} prior draws", quantized.calibration_rows)
+        }
         Part::Decoder => format!(
             "{} latent codes of training rows and as many prior draws",
             quantized.calibration_rows / 2

@@ -1,4 +1,4 @@
-//! `tinygen fit ae|vae|swae`: train a neural generative model into a run folder.
+//! `tinygen fit ae|vae|swae|gan`: train a neural generative model into a run folder.
 
 use std::path::PathBuf;
 
@@ -57,16 +57,18 @@ pub struct TrainArgs {
     /// (default: runs/<model>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Hidden layer widths of the encoder (the decoder mirrors them).
+    /// Hidden layer widths of the encoder, or the GAN's discriminator (the
+    /// decoder or generator mirrors them).
     #[arg(long, value_delimiter = ',', default_value = "400")]
     pub hidden: Vec<usize>,
-    /// Latent dimension (default: 20 for VAE, 16 for AE, 2 for SWAE).
+    /// Latent dimension (default: 20 for VAE, 16 for AE, 2 for SWAE, 64 for GAN).
     #[arg(long)]
     pub latent: Option<usize>,
     /// Activation between hidden layers.
     #[arg(long, value_parser = hidden_activation(), default_value = "relu")]
     pub activation: Activation,
-    /// Reconstruction term: binary cross-entropy (sigmoid output) or squared error.
+    /// Reconstruction term: binary cross-entropy (sigmoid output) or squared
+    /// error (linear output); for the GAN only the generator's output.
     #[arg(long, value_enum, default_value_t = Reconstruction::Bce)]
     pub reconstruction: Reconstruction,
     /// Passes over the training data.
@@ -75,9 +77,9 @@ pub struct TrainArgs {
     /// Rows per step.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    /// Adam learning rate [default: 1e-3, 2e-4 for GAN].
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Decoupled weight decay (AdamW); 0 is plain Adam.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
@@ -151,6 +153,17 @@ pub struct FitSwaeArgs {
     pub labelled_fraction: f64,
 }
 
+/// Arguments of `tinygen fit gan`.
+#[derive(Debug, Clone, Args)]
+pub struct FitGanArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Weight gamma of the R1 gradient penalty on real rows,
+    /// `gamma/2 E|grad D(x)|^2` (0: none).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub gradient_penalty: f64,
+}
+
 /// The activations `--activation` offers (the runtime's but identity),
 /// with their help.
 const HIDDEN_ACTIVATIONS: [(Activation, &str); 4] = [
@@ -186,6 +199,7 @@ fn network(a: &TrainArgs, train: &Samples, objective: Objective) -> NetworkConfi
     let latent = a.latent.unwrap_or(match objective.kind() {
         NetworkKind::Vae => 20,
         NetworkKind::Swae => 2,
+        NetworkKind::Gan => 64,
         _ => 16,
     });
     NetworkConfig {
@@ -259,6 +273,24 @@ pub fn run_swae(args: &FitSwaeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Runs `tinygen fit gan`.
+pub fn run_gan(args: &FitGanArgs) -> anyhow::Result<()> {
+    fit(NetworkKind::Gan, &args.train, 0, |train| {
+        let objective = Objective::Gan {
+            gradient_penalty: args.gradient_penalty,
+        };
+        Ok(network(&args.train, train, objective))
+    })
+}
+
+/// The learning rate a new run of `kind` uses unless told otherwise.
+fn default_lr(kind: NetworkKind) -> f64 {
+    match kind {
+        NetworkKind::Gan => 2e-4,
+        _ => 1e-3,
+    }
+}
+
 /// Trains (or resumes) a run and prints its metrics.
 fn fit(
     kind: NetworkKind,
@@ -273,7 +305,7 @@ fn fit(
         train: TrainConfig {
             epochs: a.epochs,
             batch_size: a.batch_size,
-            lr: a.lr,
+            lr: a.lr.unwrap_or(default_lr(kind)),
             weight_decay: a.weight_decay,
             seed: a.seed,
         },

@@ -23,6 +23,8 @@ pub enum NetworkKind {
     Vae,
     /// Sliced-Wasserstein autoencoder (deterministic encoder, any sampled prior).
     Swae,
+    /// Generative adversarial network (generator and discriminator, N(0, I) prior).
+    Gan,
 }
 
 impl NetworkKind {
@@ -33,6 +35,7 @@ impl NetworkKind {
             Self::Ae => "ae",
             Self::Vae => "vae",
             Self::Swae => "swae",
+            Self::Gan => "gan",
         }
     }
 }
@@ -108,6 +111,13 @@ pub enum Objective {
         /// Class-conditional prior matching (semi-supervised SWAE).
         semi_supervised: Option<SemiSupervision>,
     },
+    /// Generative adversarial network: the non-saturating loss, the
+    /// generator is the decoder (prior N(0, I)).
+    Gan {
+        /// Weight gamma of the R1 gradient penalty `gamma/2 E|grad D(x)|^2`
+        /// on real rows (0: none).
+        gradient_penalty: f64,
+    },
 }
 
 impl Objective {
@@ -120,14 +130,17 @@ impl Objective {
     pub const VAE: Self = Self::Vae { beta: 1.0 };
 
     /// The objective of `kind` when it needs no settings, with the command
-    /// line's defaults: PCA, the plain AE, the VAE at beta = 1 (`None` for
-    /// the SWAE, which needs a prior).
+    /// line's defaults: PCA, the plain AE, the VAE at beta = 1, the GAN
+    /// without gradient penalty (`None` for the SWAE, which needs a prior).
     pub fn plain(kind: NetworkKind) -> Option<Self> {
         match kind {
             NetworkKind::Pca => Some(Self::Pca),
             NetworkKind::Ae => Some(Self::AE),
             NetworkKind::Vae => Some(Self::VAE),
             NetworkKind::Swae => None,
+            NetworkKind::Gan => Some(Self::Gan {
+                gradient_penalty: 0.0,
+            }),
         }
     }
 
@@ -138,6 +151,7 @@ impl Objective {
             Self::Ae { .. } => NetworkKind::Ae,
             Self::Vae { .. } => NetworkKind::Vae,
             Self::Swae { .. } => NetworkKind::Swae,
+            Self::Gan { .. } => NetworkKind::Gan,
         }
     }
 }
@@ -184,10 +198,11 @@ impl NetworkConfig {
         self.objective.kind()
     }
 
-    /// The latent prior: N(0, I) for the VAE, the SWAE's, none for AE and PCA.
+    /// The latent prior: N(0, I) for the VAE and the GAN, the SWAE's, none
+    /// for AE and PCA.
     pub fn prior(&self) -> Option<Prior> {
         match self.objective {
-            Objective::Vae { .. } => Some(Prior::Gaussian),
+            Objective::Vae { .. } | Objective::Gan { .. } => Some(Prior::Gaussian),
             Objective::Swae { prior, .. } => Some(prior),
             Objective::Pca | Objective::Ae { .. } => None,
         }
@@ -247,6 +262,11 @@ impl NetworkConfig {
                 bail!("--class-weight must be a non-negative number")
             }
             Objective::Swae { projections: 0, .. } => bail!("--projections must be at least 1"),
+            Objective::Gan { gradient_penalty }
+                if !(gradient_penalty.is_finite() && gradient_penalty >= 0.0) =>
+            {
+                bail!("--gradient-penalty must be a non-negative number")
+            }
             _ => {}
         }
         if let Some(c) = self.classes()
@@ -301,6 +321,8 @@ struct NetworkConfigFile {
     prior: Option<Prior>,
     labelled_fraction: Option<f64>,
     latent_density: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gradient_penalty: Option<f64>,
 }
 
 impl From<NetworkConfig> for NetworkConfigFile {
@@ -323,7 +345,13 @@ impl From<NetworkConfig> for NetworkConfigFile {
                 projections,
                 semi_supervised.map(|s| s.labelled_fraction),
             ),
-            Objective::Pca | Objective::Ae { .. } => (1.0, 1.0, 0.0, 0, None),
+            Objective::Pca | Objective::Ae { .. } | Objective::Gan { .. } => {
+                (1.0, 1.0, 0.0, 0, None)
+            }
+        };
+        let gradient_penalty = match c.objective {
+            Objective::Gan { gradient_penalty } => Some(gradient_penalty),
+            _ => None,
         };
         Self {
             kind: c.kind(),
@@ -341,6 +369,7 @@ impl From<NetworkConfig> for NetworkConfigFile {
             lambda,
             projections,
             labelled_fraction,
+            gradient_penalty,
         }
     }
 }
@@ -359,6 +388,9 @@ impl TryFrom<NetworkConfigFile> for NetworkConfig {
                 latent_density: f.latent_density,
             },
             NetworkKind::Vae => Objective::Vae { beta: f.beta },
+            NetworkKind::Gan => Objective::Gan {
+                gradient_penalty: f.gradient_penalty.unwrap_or(0.0),
+            },
             NetworkKind::Swae => Objective::Swae {
                 prior: f.prior.ok_or("the SWAE needs a prior")?,
                 lambda: f.lambda,

@@ -109,6 +109,12 @@ impl DenseLayer {
 /// none on the encoder's last layer (the mean for a VAE).
 pub fn dense_layers(net: &Network, part: Part) -> anyhow::Result<Vec<DenseLayer>> {
     let cfg = &net.config;
+    if part == Part::Encoder && !net.has_encoder() {
+        bail!(
+            "a {} has no encoder; export its generator with --part decoder",
+            cfg.kind().name()
+        );
+    }
     let (layers, last_act): (Vec<&Linear>, Activation) = match part {
         Part::Decoder => (
             net.decoder_layers().iter().collect(),
@@ -143,7 +149,7 @@ pub fn dense_layers(net: &Network, part: Part) -> anyhow::Result<Vec<DenseLayer>
 }
 
 /// The latent prior a decoder file carries, with the values it borrows:
-/// N(0, I) for the VAE, the SWAE's prior, the AE's fitted latent mixture,
+/// N(0, I) for the VAE and the GAN, the SWAE's prior, the AE's fitted latent mixture,
 /// none otherwise.
 pub struct PriorData {
     prior: Option<Prior>,
@@ -313,7 +319,8 @@ pub fn verify_tgm(
 /// of `train` (the run's training data): the rows themselves for an
 /// encoder; for a decoder their codes (the encoder's mean), which it
 /// reconstructs from, and as many draws from the prior (seeded), which it
-/// generates from.
+/// generates from (twice as many draws for a GAN's generator, which has no
+/// encoder).
 pub fn calibration_rows(
     net: &Network,
     part: Part,
@@ -329,10 +336,13 @@ pub fn calibration_rows(
     Ok(match part {
         Part::Encoder => x.to_vec(),
         Part::Decoder => {
-            let x = Tensor::from_slice(x, (n, d), &Device::Cpu)?;
-            let mut codes = net.encode(&x)?.0.flatten_all()?.to_vec1::<f32>()?;
             let prior = net.config.prior().unwrap_or(Prior::Gaussian);
             let mut rng = ChaCha8Rng::seed_from_u64(11);
+            if !net.has_encoder() {
+                return Ok(prior.sample(2 * n, net.config.latent, None, &mut rng));
+            }
+            let x = Tensor::from_slice(x, (n, d), &Device::Cpu)?;
+            let mut codes = net.encode(&x)?.0.flatten_all()?.to_vec1::<f32>()?;
             codes.extend(prior.sample(n, net.config.latent, None, &mut rng));
             codes
         }

@@ -1,6 +1,6 @@
 //! The life of a run folder: creating it (or resuming it), training the
 //! network in it, and finishing it: the AE's latent density, `metrics.json`
-//! and the plots. `tinygen fit pca|ae|vae|swae` turn their arguments into
+//! and the plots. `tinygen fit pca|ae|vae|swae|gan` turn their arguments into
 //! these calls.
 
 use std::path::{Path, PathBuf};

@@ -15,7 +15,12 @@
 //!   200 directions of the squared 1-D distances);
 //! * `latent_accuracy`: share of rows whose class the latent code gives
 //!   (the classifier head of the supervised AE; the nearest prior component
-//!   of the semi-supervised SWAE).
+//!   of the semi-supervised SWAE);
+//! * for the GAN, which has no encoder: `loss` is the discriminator's loss
+//!   against as many generated rows, `discriminator_accuracy` its accuracy
+//!   on both, and `sample_sw_distance` the sliced 2-Wasserstein distance
+//!   in data space between the rows and as many generated ones (200
+//!   directions, as `sw_distance`).
 
 use candle_core::{DType, Device, Tensor};
 use nalgebra::DMatrix;
@@ -47,8 +52,9 @@ pub struct Metrics {
     pub rows: usize,
     /// Training objective.
     pub loss: f64,
-    /// Reconstruction loss from the latent code.
-    pub reconstruction: f64,
+    /// Reconstruction loss from the latent code (not the GAN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<f64>,
     /// Evidence lower bound (VAE).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elbo: Option<f64>,
@@ -64,6 +70,13 @@ pub struct Metrics {
     /// Share of rows classified correctly from their latent code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latent_accuracy: Option<f64>,
+    /// The GAN discriminator's accuracy on the rows and as many generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discriminator_accuracy: Option<f64>,
+    /// Sliced 2-Wasserstein distance between the rows and as many
+    /// generated ones, in data space (GAN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_sw_distance: Option<f64>,
 }
 
 /// The rows of `samples` as a tensor (all of them).
@@ -194,6 +207,9 @@ pub fn reconstruction_of(net: &Network, samples: &Samples, out: &[f32]) -> anyho
 /// Evaluates a network on a data set.
 pub fn evaluate(net: &Network, samples: &Samples, opts: EvalOptions) -> anyhow::Result<Metrics> {
     check_data(net, samples)?;
+    if !net.has_encoder() {
+        return evaluate_gan(net, samples, opts.seed);
+    }
     let cfg = &net.config;
     let x = samples_tensor(samples)?;
     let mut draws = Draws::new(opts.seed);
@@ -267,12 +283,47 @@ pub fn evaluate(net: &Network, samples: &Samples, opts: EvalOptions) -> anyhow::
     Ok(Metrics {
         rows: samples.n,
         loss: loss / n,
-        reconstruction: recon / n,
+        reconstruction: Some(recon / n),
         elbo: is_vae.then_some(elbo / n),
         iw_log_likelihood: (is_vae && opts.iw_samples > 0).then_some(iw / n),
         iw_samples: (is_vae && opts.iw_samples > 0).then_some(opts.iw_samples),
         sw_distance,
         latent_accuracy,
+        discriminator_accuracy: None,
+        sample_sw_distance: None,
+    })
+}
+
+/// The GAN's metrics (see the module's documentation).
+fn evaluate_gan(net: &Network, samples: &Samples, seed: u64) -> anyhow::Result<Metrics> {
+    let x = samples_tensor(samples)?;
+    let mut draws = Draws::new(seed);
+    let (mut loss, mut accuracy) = (0.0, 0.0);
+    let mut generated = Vec::with_capacity(samples.x.len());
+    for start in (0..samples.n).step_by(EVAL_BATCH) {
+        let len = EVAL_BATCH.min(samples.n - start);
+        let fake = net.decode(&draws.normal(len, net.config.latent)?)?;
+        let (l, a) = super::gan::discriminator_loss(net, &x.narrow(0, start, len)?, &fake)?;
+        loss += len as f64 * scalar(&l)?;
+        accuracy += len as f64 * a;
+        generated.extend(fake.flatten_all()?.to_vec1::<f32>()?);
+    }
+    let n = samples.n as f64;
+    let d = samples.dim;
+    let a = DMatrix::from_row_iterator(samples.n, d, samples.x.iter().map(|&v| v as f64));
+    let b = DMatrix::from_row_iterator(samples.n, d, generated.iter().map(|&v| v as f64));
+    let sw = sliced_wasserstein(&a, &b, SW_PROJECTIONS, draws.rng())?.sqrt();
+    Ok(Metrics {
+        rows: samples.n,
+        loss: loss / n,
+        reconstruction: None,
+        elbo: None,
+        iw_log_likelihood: None,
+        iw_samples: None,
+        sw_distance: None,
+        latent_accuracy: None,
+        discriminator_accuracy: Some(accuracy / n),
+        sample_sw_distance: Some(sw),
     })
 }
 

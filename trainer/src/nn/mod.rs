@@ -1,6 +1,6 @@
 //! Neural generative models trained with candle: autoencoders (plain and
-//! class-supervised), VAEs and sliced-Wasserstein autoencoders (also
-//! semi-supervised), plus PCA as their linear closed-form relative.
+//! class-supervised), VAEs, sliced-Wasserstein autoencoders (also
+//! semi-supervised) and GANs, plus PCA as their linear closed-form relative.
 //!
 //! A run lives in a folder (see [`run`]): its configuration, checkpoint,
 //! metrics and plots; [`fit`] creates, trains and finishes it.
@@ -9,6 +9,7 @@ pub mod adam;
 pub mod config;
 pub mod export;
 pub mod fit;
+pub mod gan;
 pub mod metrics;
 pub mod network;
 #[cfg(feature = "onnx")]

@@ -3,9 +3,11 @@
 //!
 //! Parameter names, used by checkpoints and exports: `encoder.{i}` (hidden
 //! layers), `encoder.out` (the latent code, or its mean for the VAE),
-//! `encoder.logvar` (VAE), `decoder.{i}` (the last one produces the output)
-//! and `classifier` (class-supervised AE). Weights are stored as in
-//! PyTorch's `nn.Linear`: `weight` is out x in, `bias` has length out.
+//! `encoder.logvar` (VAE), `decoder.{i}` (the last one produces the output;
+//! the GAN's generator), `classifier` (class-supervised AE) and
+//! `discriminator.{i}` (GAN; the last one gives the logit). Weights are
+//! stored as in PyTorch's `nn.Linear`: `weight` is out x in, `bias` has
+//! length out.
 
 use anyhow::{Context, bail};
 use candle_core::{D, DType, Device, Tensor};
@@ -25,12 +27,24 @@ pub struct Network {
     pub config: NetworkConfig,
     /// The trainable parameters, by name.
     pub varmap: VarMap,
+    /// Every kind but the GAN has one.
+    encoder: Option<Encoder>,
+    decoder: Vec<Linear>,
+    classifier: Option<Linear>,
+    /// The GAN's discriminator: `input, hidden.., 1` (empty otherwise).
+    discriminator: Vec<Linear>,
+}
+
+/// The encoder's layers.
+struct Encoder {
     trunk: Vec<Linear>,
     out: Linear,
     logvar: Option<Linear>,
-    decoder: Vec<Linear>,
-    classifier: Option<Linear>,
 }
+
+/// Slope of the GAN discriminator's leaky ReLU for negative inputs (0.2,
+/// as DCGAN and most GANs since; the discriminator is never exported).
+pub const DISCRIMINATOR_SLOPE: f64 = 0.2;
 
 /// A batch of training rows.
 pub struct Batch {
@@ -169,14 +183,23 @@ impl Network {
         let mut enc_widths = vec![config.input_dim];
         enc_widths.extend(&config.hidden);
         let last = *enc_widths.last().expect("non-empty");
-        let enc = vb.pp("encoder");
-        let trunk = linear_stack(&enc, &enc_widths)?;
-        let out = candle_nn::linear(last, config.latent, enc.pp("out"))?;
-        let logvar = match config.objective {
-            Objective::Vae { .. } => {
-                Some(candle_nn::linear(last, config.latent, enc.pp("logvar"))?)
-            }
-            _ => None,
+        let (encoder, discriminator) = if let Objective::Gan { .. } = config.objective {
+            enc_widths.push(1);
+            (None, linear_stack(&vb.pp("discriminator"), &enc_widths)?)
+        } else {
+            let enc = vb.pp("encoder");
+            let logvar = match config.objective {
+                Objective::Vae { .. } => {
+                    Some(candle_nn::linear(last, config.latent, enc.pp("logvar"))?)
+                }
+                _ => None,
+            };
+            let encoder = Encoder {
+                trunk: linear_stack(&enc, &enc_widths)?,
+                out: candle_nn::linear(last, config.latent, enc.pp("out"))?,
+                logvar,
+            };
+            (Some(encoder), Vec::new())
         };
         let decoder = linear_stack(&vb.pp("decoder"), &config.decoder_widths())?;
         let classifier = match config.objective {
@@ -193,22 +216,43 @@ impl Network {
         Ok(Self {
             config,
             varmap,
-            trunk,
-            out,
-            logvar,
+            encoder,
             decoder,
             classifier,
+            discriminator,
         })
+    }
+
+    /// Whether the network has an encoder (every kind but the GAN).
+    pub fn has_encoder(&self) -> bool {
+        self.encoder.is_some()
     }
 
     /// The encoder's dense layers in order: the hidden layers, then the one
     /// giving the latent code (its mean for the VAE; the VAE's
-    /// log-variance layer is not part of the deployed encoder).
+    /// log-variance layer is not part of the deployed encoder). Empty for
+    /// the GAN.
     pub fn encoder_layers(&self) -> Vec<&Linear> {
-        self.trunk
-            .iter()
-            .chain(std::iter::once(&self.out))
-            .collect()
+        match &self.encoder {
+            Some(e) => e.trunk.iter().chain(std::iter::once(&e.out)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The GAN discriminator's dense layers in order (empty for the other
+    /// kinds); the last gives one logit.
+    pub fn discriminator_layers(&self) -> &[Linear] {
+        &self.discriminator
+    }
+
+    /// The trainable parameters whose names start with `prefix` (for
+    /// example `discriminator.`), in name order.
+    pub fn vars_named(&self, prefix: &str) -> Vec<candle_core::Var> {
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut vars: Vec<(&String, &candle_core::Var)> =
+            data.iter().filter(|(n, _)| n.starts_with(prefix)).collect();
+        vars.sort_by(|a, b| a.0.cmp(b.0));
+        vars.into_iter().map(|(_, v)| v.clone()).collect()
     }
 
     /// The decoder's dense layers in order; the last produces the output.
@@ -234,12 +278,17 @@ impl Network {
     /// The latent code (the mean for the VAE) and, for the VAE, the
     /// log-variance of the encoder's Gaussian.
     pub fn encode(&self, x: &Tensor) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let Some(enc) = &self.encoder else {
+            return Err(candle_core::Error::Msg(
+                "a GAN has no encoder (its generator is the decoder)".into(),
+            ));
+        };
         let mut h = x.clone();
-        for layer in &self.trunk {
+        for layer in &enc.trunk {
             h = self.activate(&layer.forward(&h)?)?;
         }
-        let mu = self.out.forward(&h)?;
-        let logvar = match &self.logvar {
+        let mu = enc.out.forward(&h)?;
+        let logvar = match &enc.logvar {
             Some(l) => Some(l.forward(&h)?),
             None => None,
         };
@@ -286,11 +335,17 @@ impl Network {
         }
     }
 
-    /// The training objective of a batch, averaged over its rows.
+    /// The training objective of a batch, averaged over its rows; for the
+    /// GAN the discriminator's loss against as many generated rows (the
+    /// GAN trains by [`super::gan::Trainer`]).
     pub fn objective(&self, batch: &Batch, draws: &mut Draws) -> anyhow::Result<Tensor> {
         let cfg = &self.config;
-        let (mu, logvar) = self.encode(&batch.x)?;
         let rows = batch.x.dim(0)?;
+        if let Objective::Gan { .. } = cfg.objective {
+            let fake = self.decode(&draws.normal(rows, cfg.latent)?)?;
+            return Ok(super::gan::discriminator_loss(self, &batch.x, &fake)?.0);
+        }
+        let (mu, logvar) = self.encode(&batch.x)?;
         let z = match &logvar {
             // Reparameterisation: z = mu + exp(logvar / 2) * eps.
             Some(lv) => (&mu + ((lv * 0.5)?.exp()? * draws.normal(rows, cfg.latent)?)?)?,
@@ -300,6 +355,7 @@ impl Network {
         let loss = self.reconstruction_loss(&raw, &batch.x)?.mean_all()?;
         let loss = match cfg.objective {
             Objective::Pca
+            | Objective::Gan { .. }
             | Objective::Ae {
                 classifier: None, ..
             } => loss,

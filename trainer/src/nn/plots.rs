@@ -1,8 +1,10 @@
-//! The pictures of a run: `loss.png` (train and test loss per epoch),
-//! `latent.png` (latent codes of the evaluation split coloured by label,
-//! projected by PCA when the latent has more than 2 dimensions), and for
-//! image data `reconstructions.png` (inputs above their reconstructions)
-//! and `samples.png` (decoded prior draws, or draws from the AE's latent GMM).
+//! The pictures of a run: `loss.png` (train and test loss per epoch; for
+//! the GAN the losses of both players), `latent.png` (latent codes of the
+//! evaluation split coloured by label, projected by PCA when the latent has
+//! more than 2 dimensions; not for the GAN, which has no encoder), and for
+//! image data `reconstructions.png` (inputs above their reconstructions;
+//! not for the GAN) and `samples.png` (decoded prior draws, or draws from
+//! the AE's latent GMM).
 
 use std::path::Path;
 
@@ -36,9 +38,17 @@ pub fn write_all(
     if !state.history.is_empty() {
         let train: Vec<f64> = state.history.iter().map(|r| r.train_loss).collect();
         let test: Option<Vec<f64>> = state.history.iter().map(|r| r.test_loss).collect();
-        let mut series = vec![("train", train.as_slice())];
+        let generator: Option<Vec<f64>> = state.history.iter().map(|r| r.generator_loss).collect();
+        let (train_name, test_name) = match generator {
+            Some(_) => ("discriminator (train)", "discriminator (test)"),
+            None => ("train", "test"),
+        };
+        let mut series = vec![(train_name, train.as_slice())];
         if let Some(t) = &test {
-            series.push(("test", t.as_slice()));
+            series.push((test_name, t.as_slice()));
+        }
+        if let Some(g) = &generator {
+            series.push(("generator (train)", g.as_slice()));
         }
         plot::loss_curves(
             &out.join("loss.png"),
@@ -47,6 +57,36 @@ pub fn write_all(
             YScale::Linear,
         )?;
     }
+    if net.has_encoder() {
+        encoder_plots(out, net, eval)?;
+    }
+    let Some((h, w)) = eval.image else {
+        return Ok(());
+    };
+    let d = net.config.latent;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let draws: Option<Vec<f32>> = match (net.config.prior(), latent_gmm) {
+        (Some(prior), _) => Some(prior.sample(SAMPLES, d, None, &mut rng)),
+        (None, Some(gmm)) => Some(
+            gmm.sample(SAMPLES, &mut rng)
+                .transpose()
+                .iter()
+                .map(|&v| v as f32)
+                .collect(),
+        ),
+        (None, None) => None,
+    };
+    if let Some(z) = draws {
+        let z = Tensor::from_vec(z, (SAMPLES, d), &Device::Cpu)?;
+        let images = net.decode(&z)?.flatten_all()?.to_vec1::<f32>()?;
+        sample_grid(&out.join("samples.png"), &images, h, w)?;
+    }
+    Ok(())
+}
+
+/// `latent.png` and, for images, `reconstructions.png`.
+fn encoder_plots(out: &Path, net: &Network, eval: &Samples) -> anyhow::Result<()> {
+    let kind = net.config.kind().name();
     let shown = eval.n.min(SCATTER_ROWS);
     let subset = Samples {
         n: shown,
@@ -75,26 +115,7 @@ pub fn write_all(
     let x = Tensor::from_slice(inputs, (count, eval.dim), &Device::Cpu)?;
     let (mu, _) = net.encode(&x)?;
     let recons = net.decode(&mu)?.flatten_all()?.to_vec1::<f32>()?;
-    plot::reconstruction_grid(&out.join("reconstructions.png"), inputs, &recons, h, w)?;
-    let d = net.config.latent;
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let draws: Option<Vec<f32>> = match (net.config.prior(), latent_gmm) {
-        (Some(prior), _) => Some(prior.sample(SAMPLES, d, None, &mut rng)),
-        (None, Some(gmm)) => Some(
-            gmm.sample(SAMPLES, &mut rng)
-                .transpose()
-                .iter()
-                .map(|&v| v as f32)
-                .collect(),
-        ),
-        (None, None) => None,
-    };
-    if let Some(z) = draws {
-        let z = Tensor::from_vec(z, (SAMPLES, d), &Device::Cpu)?;
-        let images = net.decode(&z)?.flatten_all()?.to_vec1::<f32>()?;
-        sample_grid(&out.join("samples.png"), &images, h, w)?;
-    }
-    Ok(())
+    plot::reconstruction_grid(&out.join("reconstructions.png"), inputs, &recons, h, w)
 }
 
 /// Writes `h x w` images (values clamped to [0, 1]) as a PNG grid 8 wide.

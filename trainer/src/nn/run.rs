@@ -35,10 +35,17 @@ const STATE_KEY: &str = "tinygen.state";
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Mean training objective per row over the epoch.
+    /// Mean training objective per row over the epoch (the GAN's
+    /// discriminator loss).
     pub train_loss: f64,
     /// Objective per row on the test split after the epoch, if there is one.
     pub test_loss: Option<f64>,
+    /// The GAN generator's mean loss over the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_loss: Option<f64>,
+    /// The GAN discriminator's mean accuracy over the epoch's steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discriminator_accuracy: Option<f64>,
     /// Wall-clock seconds of the epoch (training steps only).
     pub seconds: f64,
 }

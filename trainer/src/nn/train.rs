@@ -1,5 +1,6 @@
 //! The training loop shared by every neural model: Adam(W) over shuffled
-//! mini-batches, a progress bar or JSON-lines log, test loss after every
+//! mini-batches (for the GAN one step of each player per batch, see
+//! [`super::gan`]), a progress bar or JSON-lines log, test loss after every
 //! epoch, an atomic checkpoint after every epoch, and a clear stop on a
 //! non-finite loss (the last good checkpoint stays).
 //!
@@ -26,6 +27,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::adam::Adam;
 use super::config::{Objective, RunConfig};
+use super::gan;
 use super::metrics::{EvalOptions, check_data, evaluate, samples_tensor};
 use super::network::{Batch, Draws, Network};
 use super::run::{EpochRecord, TrainState, save_checkpoint};
@@ -82,14 +84,22 @@ pub fn train(
         _ => None,
     };
     let x = samples_tensor(train)?;
-    let mut adam = Adam::new(
-        net.varmap.all_vars(),
-        ParamsAdamW {
-            lr: cfg.lr,
-            weight_decay: cfg.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    );
+    let mut optimiser = match net.config.objective {
+        Objective::Gan { gradient_penalty } => Optimiser::Gan(gan::Trainer::new(
+            net,
+            cfg.lr,
+            cfg.weight_decay,
+            gradient_penalty,
+        )),
+        _ => Optimiser::One(Adam::new(
+            net.varmap.all_vars(),
+            ParamsAdamW {
+                lr: cfg.lr,
+                weight_decay: cfg.weight_decay,
+                ..ParamsAdamW::default()
+            },
+        )),
+    };
     let steps = train.n.div_ceil(cfg.batch_size);
     for epoch in state.epochs_done() + 1..=cfg.epochs {
         let bar = progress_bar(log, steps as u64, epoch, cfg.epochs);
@@ -99,6 +109,7 @@ pub fn train(
         *draws.rng() = stream_rng(cfg.seed, 2 * epoch as u64 + 1);
         let started = Instant::now();
         let mut total = 0.0;
+        let mut players = PlayerTotals::default();
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
             let index = Tensor::new(idx, &Device::Cpu)?;
             let batch = Batch {
@@ -106,8 +117,29 @@ pub fn train(
                 labels: train.labels.as_ref().map(|v| pick(v, idx)),
                 labelled: labelled.as_ref().map(|v| pick(v, idx)),
             };
-            let loss = net.objective(&batch, &mut draws)?;
-            let value = loss.to_scalar::<f32>()? as f64;
+            let value = match &mut optimiser {
+                Optimiser::One(adam) => {
+                    let loss = net.objective(&batch, &mut draws)?;
+                    let value = loss.to_scalar::<f32>()? as f64;
+                    if value.is_finite() {
+                        // Step on the batch's sum, as pytorch/examples does:
+                        // Adam is invariant to the scale of the loss except
+                        // through its epsilon, which this keeps relatively
+                        // as small as theirs.
+                        adam.backward_step(&(loss * idx.len() as f64)?)?;
+                    }
+                    value
+                }
+                Optimiser::Gan(trainer) => {
+                    let stats = trainer.step(net, &batch.x, &mut draws)?;
+                    players.add(&stats, idx.len());
+                    if stats.is_finite() {
+                        stats.discriminator_loss
+                    } else {
+                        f64::NAN
+                    }
+                }
+            };
             if !value.is_finite() {
                 bar.abandon();
                 bail!(
@@ -120,10 +152,6 @@ pub fn train(
                     }
                 );
             }
-            // Step on the batch's sum, as pytorch/examples does: Adam is
-            // invariant to the scale of the loss except through its
-            // epsilon, which this keeps relatively as small as theirs.
-            adam.backward_step(&(loss * idx.len() as f64)?)?;
             total += value * idx.len() as f64;
             bar.inc(1);
             if step % 10 == 0 {
@@ -149,11 +177,14 @@ pub fn train(
             ),
             None => None,
         };
+        let gan = matches!(optimiser, Optimiser::Gan(_));
         let record = EpochRecord {
             epoch,
             train_loss: total / train.n as f64,
             test_loss,
             seconds,
+            generator_loss: gan.then(|| players.generator / train.n as f64),
+            discriminator_accuracy: gan.then(|| players.accuracy / train.n as f64),
         };
         report(log, &record, cfg.epochs)?;
         state.history.push(record);
@@ -162,6 +193,27 @@ pub fn train(
         }
     }
     Ok(state)
+}
+
+/// How the parameters step: one Adam over all of them, or the GAN's two
+/// players.
+enum Optimiser {
+    One(Adam),
+    Gan(gan::Trainer),
+}
+
+/// The GAN's epoch sums, each step weighted by its rows.
+#[derive(Default)]
+struct PlayerTotals {
+    generator: f64,
+    accuracy: f64,
+}
+
+impl PlayerTotals {
+    fn add(&mut self, stats: &gan::StepStats, rows: usize) {
+        self.generator += stats.generator_loss * rows as f64;
+        self.accuracy += stats.discriminator_accuracy * rows as f64;
+    }
 }
 
 /// The entries of `v` at the indices `idx`.
@@ -196,8 +248,19 @@ fn report(log: LogMode, r: &EpochRecord, epochs: usize) -> anyhow::Result<()> {
                 .test_loss
                 .map(|t| format!(", test loss {t:.4}"))
                 .unwrap_or_default();
+            let players = match (r.generator_loss, r.discriminator_accuracy) {
+                (Some(g), Some(a)) => {
+                    format!(", generator loss {g:.4}, discriminator accuracy {a:.3}")
+                }
+                _ => String::new(),
+            };
+            let loss = if players.is_empty() {
+                "train loss"
+            } else {
+                "discriminator loss"
+            };
             eprintln!(
-                "epoch {}/{epochs}: train loss {:.4}{test} ({:.1} s)",
+                "epoch {}/{epochs}: {loss} {:.4}{test}{players} ({:.1} s)",
                 r.epoch, r.train_loss, r.seconds
             );
         }
