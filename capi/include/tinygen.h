@@ -133,6 +133,11 @@ enum tg_status
    * An internal check failed: a bug in the library.
    */
   TG_ERR_INTERNAL = 23,
+  /**
+   * A call's setting is out of range: a diffusion sampler's steps or
+   * eta, a timestep.
+   */
+  TG_ERR_PARAMETERS = 24,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -184,6 +189,12 @@ enum tg_kind
    * Int8 encoder: `tg_decode`, `tg_decode_i8`.
    */
   TG_KIND_ENCODER_INT8 = 7,
+  /**
+   * Diffusion model: `tg_sample` (the file's sampler),
+   * `tg_diffusion_sample` (any), `tg_decode` (one noise prediction:
+   * the noisy point then its timestep in, the noise out).
+   */
+  TG_KIND_DIFFUSION = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -396,9 +407,10 @@ tg_status tg_rng_seed(struct tg_rng *rng, uint64_t seed);
 
 /**
  * Draws a latent code from a decoder's prior with `rng` and decodes it
- * into `out[0..n_out]`: the Rust runtime's sampling, draw for draw, so a
- * seed gives the host's samples (`tinygen sample --seed`). Scratch as for
- * `tg_decode`. On an error nothing is drawn.
+ * into `out[0..n_out]`, or draws a diffusion model's sample by the file's
+ * sampler: the Rust runtime's sampling, draw for draw, so a seed gives the
+ * host's samples (`tinygen sample --seed`). Scratch as for `tg_decode`
+ * (`tg_scratch_size`). On an error nothing is drawn.
  *
  * # Safety
  * As for `tg_decode`, with `rng` NULL or pointing to a seeded `tg_rng`.
@@ -409,6 +421,26 @@ tg_status tg_sample(const struct tg_model *m,
                     size_t n_out,
                     void *scratch,
                     size_t scratch_len);
+
+/**
+ * Draws a diffusion model's sample into `out[0..n_out]` in `steps`
+ * denoising steps (1 to the model's T) with noise weight `eta` (0: DDIM,
+ * deterministic; 1 with every step: DDPM's ancestral sampling), as
+ * `tinygen sample --sampler ddim|ddpm --steps S`. Scratch as for
+ * `tg_sample`. On an error nothing is drawn; `TG_ERR_WRONG_KIND` for
+ * other models.
+ *
+ * # Safety
+ * As for `tg_sample`.
+ */
+tg_status tg_diffusion_sample(const struct tg_model *m,
+                              struct tg_rng *rng,
+                              uint16_t steps,
+                              float eta,
+                              float *out,
+                              size_t n_out,
+                              void *scratch,
+                              size_t scratch_len);
 
 #ifdef __cplusplus
 }  // extern "C"

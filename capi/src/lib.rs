@@ -27,6 +27,7 @@ use core::ffi::{c_char, c_void};
 use core::mem::{MaybeUninit, align_of, size_of};
 use core::ptr;
 
+use tinygen_runtime::diffusion::Sampler;
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{AnyModel, Error, ModelKind, Xoshiro128PlusPlus};
 
@@ -85,6 +86,9 @@ pub enum tg_status {
     TG_ERR_TOO_MANY_LAYERS = 22,
     /// An internal check failed: a bug in the library.
     TG_ERR_INTERNAL = 23,
+    /// A call's setting is out of range: a diffusion sampler's steps or
+    /// eta, a timestep.
+    TG_ERR_PARAMETERS = 24,
 }
 
 use tg_status::*;
@@ -111,6 +115,10 @@ pub enum tg_kind {
     TG_KIND_DECODER_INT8 = 6,
     /// Int8 encoder: `tg_decode`, `tg_decode_i8`.
     TG_KIND_ENCODER_INT8 = 7,
+    /// Diffusion model: `tg_sample` (the file's sampler),
+    /// `tg_diffusion_sample` (any), `tg_decode` (one noise prediction:
+    /// the noisy point then its timestep in, the noise out).
+    TG_KIND_DIFFUSION = 8,
 }
 
 /// Bytes of a `tg_model`: enough for a parsed model of any kind on every
@@ -183,6 +191,9 @@ fn status(e: Error) -> tg_status {
         Error::ParameterOutOfRange => TG_ERR_PARAMETER_RANGE,
         Error::NoPrior => TG_ERR_NO_PRIOR,
         Error::BufferTooSmall { .. } => TG_ERR_SCRATCH_TOO_SMALL,
+        // Finite inputs that overflow: the file's parameters diverge.
+        Error::NonFiniteOutput => TG_ERR_NONFINITE_PARAMETER,
+        Error::InvalidParameters => TG_ERR_PARAMETERS,
         _ => TG_ERR_INTERNAL,
     }
 }
@@ -328,6 +339,15 @@ unsafe fn f32_halves<'a>(scratch: *mut c_void, len: usize) -> (&'a mut [f32], &'
     words.split_at_mut(half.min(words.len()))
 }
 
+/// The scratch as one f32 buffer of `len / 4` values.
+///
+/// # Safety
+/// As for [`f32_halves`].
+unsafe fn f32_words<'a>(scratch: *mut c_void, len: usize) -> &'a mut [f32] {
+    // SAFETY: as in `f32_halves`.
+    unsafe { slice_mut(scratch.cast::<f32>(), len / size_of::<f32>()) }.unwrap_or_default()
+}
+
 /// The scratch as two byte buffers of equal length, each 4-byte aligned.
 ///
 /// # Safety
@@ -368,6 +388,7 @@ pub extern "C" fn tg_strerror(status: StatusCode) -> *const c_char {
         21 => c"model parameter out of its allowed range",
         22 => c"network has more layers than this library supports",
         23 => c"internal error (a bug in tinygen)",
+        24 => c"a call's setting is out of range (a diffusion sampler's steps or eta, a timestep)",
         _ => c"unknown tinygen status code",
     };
     text.as_ptr()
@@ -446,6 +467,7 @@ pub unsafe extern "C" fn tg_model_kind(m: *const tg_model) -> tg_kind {
         Ok(ModelKind::Encoder) => tg_kind::TG_KIND_ENCODER,
         Ok(ModelKind::DecoderInt8) => tg_kind::TG_KIND_DECODER_INT8,
         Ok(ModelKind::EncoderInt8) => tg_kind::TG_KIND_ENCODER_INT8,
+        Ok(ModelKind::Diffusion) => tg_kind::TG_KIND_DIFFUSION,
         // A recipe does not open as a model (it learns a detector first).
         Ok(ModelKind::Recipe) | Err(_) => tg_kind::TG_KIND_NONE,
     }
@@ -652,7 +674,10 @@ unsafe fn decode(
 ) -> Result<()> {
     // SAFETY: the caller's promises.
     let model = unsafe { model(m) }?;
-    if !matches!(model, AnyModel::Network(_) | AnyModel::QNetwork(_)) {
+    if !matches!(
+        model,
+        AnyModel::Network(_) | AnyModel::QNetwork(_) | AnyModel::Diffusion(_)
+    ) {
         return Err(TG_ERR_WRONG_KIND);
     }
     let work = scratch_span(scratch, scratch_len)?;
@@ -671,6 +696,11 @@ unsafe fn decode(
             // SAFETY: checked by `scratch_span`.
             let (a, b) = unsafe { i8_halves(scratch, scratch_len) };
             n.forward_in(x, y, a, b)
+        }
+        AnyModel::Diffusion(d) => {
+            // SAFETY: checked by `scratch_span`.
+            let (a, b) = unsafe { f32_halves(scratch, scratch_len) };
+            d.eval_in(x, y, a, b)
         }
         _ => return Err(TG_ERR_WRONG_KIND),
     }
@@ -792,9 +822,10 @@ pub unsafe extern "C" fn tg_rng_seed(rng: *mut tg_rng, seed: u64) -> tg_status {
 }
 
 /// Draws a latent code from a decoder's prior with `rng` and decodes it
-/// into `out[0..n_out]`: the Rust runtime's sampling, draw for draw, so a
-/// seed gives the host's samples (`tinygen sample --seed`). Scratch as for
-/// `tg_decode`. On an error nothing is drawn.
+/// into `out[0..n_out]`, or draws a diffusion model's sample by the file's
+/// sampler: the Rust runtime's sampling, draw for draw, so a seed gives the
+/// host's samples (`tinygen sample --seed`). Scratch as for `tg_decode`
+/// (`tg_scratch_size`). On an error nothing is drawn.
 ///
 /// # Safety
 /// As for `tg_decode`, with `rng` NULL or pointing to a seeded `tg_rng`.
@@ -808,12 +839,39 @@ pub unsafe extern "C" fn tg_sample(
     scratch_len: usize,
 ) -> tg_status {
     // SAFETY: the caller's promises.
-    done(unsafe { sample(m, rng, out, n_out, scratch, scratch_len) })
+    done(unsafe { sample(m, rng, None, out, n_out, scratch, scratch_len) })
 }
 
+/// Draws a diffusion model's sample into `out[0..n_out]` in `steps`
+/// denoising steps (1 to the model's T) with noise weight `eta` (0: DDIM,
+/// deterministic; 1 with every step: DDPM's ancestral sampling), as
+/// `tinygen sample --sampler ddim|ddpm --steps S`. Scratch as for
+/// `tg_sample`. On an error nothing is drawn; `TG_ERR_WRONG_KIND` for
+/// other models.
+///
+/// # Safety
+/// As for `tg_sample`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tg_diffusion_sample(
+    m: *const tg_model,
+    rng: *mut tg_rng,
+    steps: u16,
+    eta: f32,
+    out: *mut f32,
+    n_out: usize,
+    scratch: *mut c_void,
+    scratch_len: usize,
+) -> tg_status {
+    let sampler = Sampler { steps, eta };
+    // SAFETY: the caller's promises.
+    done(unsafe { sample(m, rng, Some(sampler), out, n_out, scratch, scratch_len) })
+}
+
+/// `tg_sample` (`sampler` None) and `tg_diffusion_sample`.
 unsafe fn sample(
     m: *const tg_model,
     rng: *mut tg_rng,
+    sampler: Option<Sampler>,
     output: *mut f32,
     n_out: usize,
     scratch: *mut c_void,
@@ -821,7 +879,11 @@ unsafe fn sample(
 ) -> Result<()> {
     // SAFETY: the caller's promise.
     let model = unsafe { model(m) }?;
-    if !matches!(model, AnyModel::Network(_) | AnyModel::QNetwork(_)) {
+    let accepted = matches!(
+        (model, sampler),
+        (AnyModel::Diffusion(_), _) | (AnyModel::Network(_) | AnyModel::QNetwork(_), None)
+    );
+    if !accepted {
         return Err(TG_ERR_WRONG_KIND);
     }
     let work = scratch_span(scratch, scratch_len)?;
@@ -846,6 +908,11 @@ unsafe fn sample(
             // SAFETY: checked by `scratch_span`.
             let (a, b) = unsafe { i8_halves(scratch, scratch_len) };
             n.sample_in(rng, y, a, b)
+        }
+        AnyModel::Diffusion(d) => {
+            // SAFETY: checked by `scratch_span`.
+            let work = unsafe { f32_words(scratch, scratch_len) };
+            d.sample_in(rng, sampler.unwrap_or(d.spec().sampler), y, work)
         }
         _ => return Err(TG_ERR_WRONG_KIND),
     }

@@ -5,8 +5,9 @@
 use std::vec;
 use std::vec::Vec;
 
+use tinygen_runtime::diffusion::Sampler;
 use tinygen_runtime::qnetwork::QScratch;
-use tinygen_runtime::{Decoder, Detector, Gmm, Network, QNetwork, Scratch};
+use tinygen_runtime::{Decoder, Detector, Diffusion, Gmm, Network, QNetwork, Scratch};
 
 use super::*;
 
@@ -58,8 +59,9 @@ const DECODER: &[u8] = golden!("decoder.tgm");
 const ENCODER: &[u8] = golden!("encoder.tgm");
 const DECODER_INT8: &[u8] = golden!("decoder_int8.tgm");
 const ENCODER_INT8: &[u8] = golden!("encoder_int8.tgm");
+const DIFFUSION: &[u8] = golden!("diffusion.tgm");
 
-const ALL: [(&[u8], tg_kind); 8] = [
+const ALL: [(&[u8], tg_kind); 9] = [
     (GMM, tg_kind::TG_KIND_GMM),
     (KDE, tg_kind::TG_KIND_KDE),
     (DETECTOR, tg_kind::TG_KIND_DETECTOR),
@@ -68,6 +70,7 @@ const ALL: [(&[u8], tg_kind); 8] = [
     (ENCODER, tg_kind::TG_KIND_ENCODER),
     (DECODER_INT8, tg_kind::TG_KIND_DECODER_INT8),
     (ENCODER_INT8, tg_kind::TG_KIND_ENCODER_INT8),
+    (DIFFUSION, tg_kind::TG_KIND_DIFFUSION),
 ];
 
 fn closed() -> tg_model {
@@ -109,7 +112,11 @@ fn every_kind_gives_the_runtimes_results_bit_for_bit() {
         let size = unsafe { tg_scratch_size(&m) };
         let mut work = scratch(size);
         for row in 0..8 {
-            let x = inputs(n_in, row);
+            let mut x = inputs(n_in, row);
+            if let AnyModel::Diffusion(d) = any {
+                // The last input is a timestep from 1 to T.
+                x[n_in - 1] = (row % usize::from(d.spec().steps) + 1) as f32;
+            }
             let mut got = vec![f32::NAN; n_out];
             let mut want = vec![0.0f32; n_out];
             match any {
@@ -147,7 +154,7 @@ fn every_kind_gives_the_runtimes_results_bit_for_bit() {
                     }
                     assert_eq!(log_p, d.density().log_density(&x).unwrap());
                 }
-                AnyModel::Network(_) | AnyModel::QNetwork(_) => {
+                AnyModel::Network(_) | AnyModel::QNetwork(_) | AnyModel::Diffusion(_) => {
                     let s = unsafe {
                         tg_decode(
                             &m,
@@ -165,6 +172,9 @@ fn every_kind_gives_the_runtimes_results_bit_for_bit() {
                             .unwrap()
                             .forward(&x, &mut want, &mut Scratch::<64>::new())
                             .unwrap(),
+                        AnyModel::Diffusion(_) => {
+                            any.eval(&x, &mut want, &mut Scratch::<64>::new()).unwrap()
+                        }
                         _ => QNetwork::from_bytes(file.bytes())
                             .unwrap()
                             .forward(&x, &mut want, &mut QScratch::<64>::new())
@@ -176,6 +186,113 @@ fn every_kind_gives_the_runtimes_results_bit_for_bit() {
             assert_eq!(bits(&got), bits(&want), "{kind:?} row {row}");
         }
     }
+}
+
+/// `tg_sample` draws a diffusion model's sample by the file's sampler and
+/// `tg_diffusion_sample` by any, as the Rust runtime does; bad samplers
+/// draw nothing, and decoders refuse `tg_diffusion_sample`.
+#[test]
+fn diffusion_sampling_replays_the_runtimes_draws() {
+    let file = File::new(DIFFUSION);
+    let m = open(&file);
+    let model = Diffusion::from_bytes(file.bytes()).unwrap();
+    let n = unsafe { tg_output_dim(&m) };
+    assert_eq!(n, model.dim());
+    let size = unsafe { tg_scratch_size(&m) };
+    assert_eq!(size, 4 * model.work_len());
+    let mut work = scratch(size);
+    let mut host_work = vec![0f32; model.work_len()];
+    let mut rng = tg_rng { _state: [0; 4] };
+    assert_eq!(unsafe { tg_rng_seed(&mut rng, 3) }, TG_OK);
+    let mut host = Xoshiro128PlusPlus::seed_from_u64(3);
+    for (steps, eta) in [(0u16, 0f32), (4, 1.0), (2, 0.0), (3, 0.5)] {
+        let mut got = vec![0f32; n];
+        let s = if steps == 0 {
+            unsafe {
+                tg_sample(
+                    &m,
+                    &mut rng,
+                    got.as_mut_ptr(),
+                    n,
+                    work.as_mut_ptr().cast(),
+                    size,
+                )
+            }
+        } else {
+            unsafe {
+                tg_diffusion_sample(
+                    &m,
+                    &mut rng,
+                    steps,
+                    eta,
+                    got.as_mut_ptr(),
+                    n,
+                    work.as_mut_ptr().cast(),
+                    size,
+                )
+            }
+        };
+        assert_eq!(s, TG_OK);
+        let sampler = if steps == 0 {
+            model.spec().sampler
+        } else {
+            Sampler { steps, eta }
+        };
+        let mut want = vec![0f32; n];
+        model
+            .sample_in(&mut host, sampler, &mut want, &mut host_work)
+            .unwrap();
+        assert_eq!(
+            got[0].to_bits(),
+            want[0].to_bits(),
+            "{steps} steps, eta {eta}"
+        );
+    }
+    let before = rng._state;
+    for (steps, eta) in [(0u16, 0.0f32), (5, 0.0), (2, 2.0)] {
+        let s = unsafe {
+            tg_diffusion_sample(
+                &m,
+                &mut rng,
+                steps,
+                eta,
+                [0f32; 1].as_mut_ptr(),
+                n,
+                work.as_mut_ptr().cast(),
+                size,
+            )
+        };
+        assert_eq!(s, TG_ERR_PARAMETERS, "{steps} steps, eta {eta}");
+    }
+    let s = unsafe {
+        tg_diffusion_sample(
+            &m,
+            &mut rng,
+            2,
+            0.0,
+            [0f32; 1].as_mut_ptr(),
+            n,
+            work.as_mut_ptr().cast(),
+            size - 4,
+        )
+    };
+    assert_eq!(s, TG_ERR_SCRATCH_TOO_SMALL);
+    assert_eq!(rng._state, before);
+    let decoder = File::new(DECODER);
+    let d = open(&decoder);
+    let s = unsafe {
+        tg_diffusion_sample(
+            &d,
+            &mut rng,
+            2,
+            0.0,
+            [0f32; 1].as_mut_ptr(),
+            1,
+            work.as_mut_ptr().cast(),
+            size,
+        )
+    };
+    assert_eq!(s, TG_ERR_WRONG_KIND);
 }
 
 #[test]
@@ -388,6 +505,11 @@ fn wrong_kinds_lengths_pointers_and_scratch_are_error_codes() {
     let w = work.as_mut_ptr().cast::<c_void>();
     for (i, (m, (_, kind))) in models.iter().zip(ALL).enumerate() {
         let (n_in, n_out) = unsafe { (tg_input_dim(m), tg_output_dim(m)) };
+        let mut x = x;
+        if kind == tg_kind::TG_KIND_DIFFUSION {
+            // The last input is a timestep from 1 to T.
+            x[n_in - 1] = 1.0;
+        }
         let is = |kinds: &[tg_kind]| kinds.contains(&kind);
         let density = is(&[
             tg_kind::TG_KIND_GMM,
@@ -397,7 +519,11 @@ fn wrong_kinds_lengths_pointers_and_scratch_are_error_codes() {
         let network = !density;
         let detector = is(&[tg_kind::TG_KIND_DETECTOR]);
         let int8 = is(&[tg_kind::TG_KIND_DECODER_INT8, tg_kind::TG_KIND_ENCODER_INT8]);
-        let sampler = is(&[tg_kind::TG_KIND_DECODER, tg_kind::TG_KIND_DECODER_INT8]);
+        let sampler = is(&[
+            tg_kind::TG_KIND_DECODER,
+            tg_kind::TG_KIND_DECODER_INT8,
+            tg_kind::TG_KIND_DIFFUSION,
+        ]);
         let wrong = |ok: bool, s: tg_status| {
             if ok {
                 assert_ne!(s, TG_ERR_WRONG_KIND, "{kind:?}");
@@ -543,6 +669,9 @@ fn wrong_kinds_lengths_pointers_and_scratch_are_error_codes() {
                 );
                 // The output inside the input, or inside the scratch.
                 let mut both = [0.25f32; 128];
+                if kind == tg_kind::TG_KIND_DIFFUSION {
+                    both[n_in - 1] = 1.0;
+                }
                 let p = both.as_mut_ptr();
                 assert_eq!(d(p, n_in, p.add(n_in - 1), n_out, w, size), TG_ERR_OVERLAP);
                 assert_eq!(
@@ -568,13 +697,13 @@ fn every_status_has_its_own_description() {
             .to_str()
             .unwrap()
     };
-    let all: Vec<&str> = (0..=TG_ERR_INTERNAL as i32).map(text).collect();
+    let all: Vec<&str> = (0..=TG_ERR_PARAMETERS as i32).map(text).collect();
     for (i, t) in all.iter().enumerate() {
         assert!(!t.is_empty());
         assert_eq!(all.iter().filter(|u| *u == t).count(), 1, "code {i}: {t}");
     }
     assert_eq!(text(TG_OK as i32), "ok");
-    for code in [-1, 24, 1000, i32::MIN, i32::MAX] {
+    for code in [-1, 25, 1000, i32::MIN, i32::MAX] {
         assert_eq!(text(code), "unknown tinygen status code");
     }
     let version = unsafe { core::ffi::CStr::from_ptr(tg_version()) };
@@ -602,6 +731,8 @@ fn every_runtime_error_has_a_status() {
         (Error::Misaligned, TG_ERR_MISALIGNED),
         (Error::InvalidShape(Shape::Empty), TG_ERR_SHAPE),
         (Error::InvalidShape(Shape::Internal), TG_ERR_INTERNAL),
+        (Error::InvalidParameters, TG_ERR_PARAMETERS),
+        (Error::NonFiniteOutput, TG_ERR_NONFINITE_PARAMETER),
         (Error::NonFiniteParameter, TG_ERR_NONFINITE_PARAMETER),
         (Error::NonFiniteInput, TG_ERR_NONFINITE_INPUT),
         (

@@ -56,7 +56,9 @@ pub enum Error {
         /// The length that was given.
         found: usize,
     },
-    /// The parameters given to the encoder are inconsistent (encoder only).
+    /// The parameters given to an encoder are inconsistent, or a call's
+    /// settings are out of range (a diffusion sampler's steps or eta, a
+    /// timestep).
     InvalidParameters,
     /// A network needs wider activation buffers than the caller provides
     /// (see [`crate::network::Scratch`]).
@@ -96,6 +98,9 @@ pub enum Error {
         /// Inputs still to come (learning and calibration).
         remaining: usize,
     },
+    /// A computed value overflowed to infinity or NaN from finite inputs
+    /// (a diffusion model whose steps diverge).
+    NonFiniteOutput,
 }
 
 impl fmt::Display for Error {
@@ -127,7 +132,7 @@ impl fmt::Display for Error {
                     "dimension mismatch: expected {expected} values, got {found}"
                 )
             }
-            Error::InvalidParameters => write!(f, "inconsistent model parameters"),
+            Error::InvalidParameters => write!(f, "inconsistent model parameters or call settings"),
             Error::TooWide { width, max } => write!(
                 f,
                 "network too wide: it needs activation buffers of {width} values, the caller provides {max}"
@@ -156,6 +161,10 @@ impl fmt::Display for Error {
                     "the detector is still learning: {remaining} inputs to go"
                 )
             }
+            Error::NonFiniteOutput => write!(
+                f,
+                "a computed value is not finite (the model's steps diverge)"
+            ),
         }
     }
 }
@@ -196,6 +205,10 @@ pub enum Shape {
     /// A learning recipe's counts do not fit together (see
     /// [`crate::learn::RecipeSpec`]).
     Recipe,
+    /// A diffusion model's parts do not fit together (an odd embedding, a
+    /// predictor not from `D + E` to `D` or with a prior, a schedule not
+    /// strictly decreasing in (0, 1]).
+    Diffusion,
 }
 
 impl fmt::Display for Shape {
@@ -214,6 +227,7 @@ impl fmt::Display for Shape {
             Shape::NeuralPart => "the neural part does not match the density",
             Shape::Internal => "an internal length check failed (a runtime bug)",
             Shape::Recipe => "the learning recipe's counts do not fit together",
+            Shape::Diffusion => "the diffusion model's parts do not fit together",
         })
     }
 }

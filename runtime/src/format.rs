@@ -47,6 +47,9 @@ pub enum ModelKind {
     /// A detector to be learned on the device: its features and
     /// hyper-parameters, no weights (see [`crate::learn`]).
     Recipe = 8,
+    /// Diffusion model: a noise predictor and its noise schedule, sampled
+    /// step by step (see [`crate::diffusion`]).
+    Diffusion = 9,
 }
 
 impl ModelKind {
@@ -61,6 +64,7 @@ impl ModelKind {
             6 => Some(ModelKind::DecoderInt8),
             7 => Some(ModelKind::EncoderInt8),
             8 => Some(ModelKind::Recipe),
+            9 => Some(ModelKind::Diffusion),
             _ => None,
         }
     }
@@ -76,6 +80,7 @@ impl ModelKind {
             ModelKind::DecoderInt8 => "decoder-int8",
             ModelKind::EncoderInt8 => "encoder-int8",
             ModelKind::Recipe => "recipe",
+            ModelKind::Diffusion => "diffusion",
         }
     }
 }

@@ -9,7 +9,7 @@
 use crate::format::{self, Header, ModelKind};
 use crate::network::{self, Network, Scratch};
 use crate::qnetwork::{self, QNetwork};
-use crate::{Detector, Error, Gmm, detector, gmm, learn};
+use crate::{Detector, Diffusion, Error, Gmm, detector, diffusion, gmm, learn};
 
 impl ModelKind {
     /// The schema key a body of this kind must carry (the kind module's
@@ -21,6 +21,7 @@ impl ModelKind {
             ModelKind::Decoder | ModelKind::Encoder => network::SCHEMA_KEY,
             ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => qnetwork::SCHEMA_KEY,
             ModelKind::Recipe => learn::SCHEMA_KEY,
+            ModelKind::Diffusion => diffusion::SCHEMA_KEY,
         }
     }
 }
@@ -39,6 +40,11 @@ pub enum AnyModel<'a> {
     /// An int8 decoder or encoder: one f32 input vector in (quantized on
     /// entry), one f32 output vector out (dequantized).
     QNetwork(QNetwork<'a>),
+    /// A diffusion model: a noisy point `x_t` (D values) followed by its
+    /// timestep `t` (an integer from 1 to T, as f32) in, the noise
+    /// predictor's estimate (D values) out. Sampling is
+    /// [`Diffusion::sample`].
+    Diffusion(Diffusion<'a>),
 }
 
 impl<'a> AnyModel<'a> {
@@ -55,6 +61,7 @@ impl<'a> AnyModel<'a> {
             ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => {
                 QNetwork::from_file(file).map(Self::QNetwork)
             }
+            ModelKind::Diffusion => Diffusion::from_file(file).map(Self::Diffusion),
             // A recipe evaluates nothing until a `learn::Learner` has
             // turned it into a detector.
             found @ ModelKind::Recipe => Err(Error::WrongKind {
@@ -76,6 +83,7 @@ impl<'a> AnyModel<'a> {
             AnyModel::Detector(d) => d.density().header(),
             AnyModel::Network(n) => n.header(),
             AnyModel::QNetwork(n) => n.header(),
+            AnyModel::Diffusion(m) => m.header(),
         }
     }
 
@@ -86,6 +94,7 @@ impl<'a> AnyModel<'a> {
             AnyModel::Detector(d) => d.input_len(),
             AnyModel::Network(n) => n.input_dim(),
             AnyModel::QNetwork(n) => n.input_dim(),
+            AnyModel::Diffusion(m) => m.dim() + 1,
         }
     }
 
@@ -94,6 +103,7 @@ impl<'a> AnyModel<'a> {
         match self {
             AnyModel::Network(n) => n.output_dim(),
             AnyModel::QNetwork(n) => n.output_dim(),
+            AnyModel::Diffusion(m) => m.dim(),
             _ => 1,
         }
     }
@@ -107,6 +117,7 @@ impl<'a> AnyModel<'a> {
         match self {
             AnyModel::Network(n) => n.hidden_width(),
             AnyModel::QNetwork(n) => n.hidden_width().div_ceil(4),
+            AnyModel::Diffusion(m) => m.predictor_width(),
             _ => 0,
         }
     }
@@ -121,6 +132,7 @@ impl<'a> AnyModel<'a> {
         match self {
             AnyModel::Network(n) => 2 * core::mem::size_of::<f32>() * n.sample_width(),
             AnyModel::QNetwork(n) => 2 * n.sample_width().next_multiple_of(4),
+            AnyModel::Diffusion(m) => core::mem::size_of::<f32>() * m.work_len(),
             _ => 0,
         }
     }
@@ -132,6 +144,7 @@ impl<'a> AnyModel<'a> {
             AnyModel::Detector(d) => d.macs(),
             AnyModel::Network(n) => n.macs(),
             AnyModel::QNetwork(n) => n.macs(),
+            AnyModel::Diffusion(m) => m.macs_per_step(),
         }
     }
 
@@ -143,6 +156,7 @@ impl<'a> AnyModel<'a> {
             AnyModel::Detector(d) => d.stored_values(),
             AnyModel::Network(n) => n.stored_values(),
             AnyModel::QNetwork(n) => n.stored_words(),
+            AnyModel::Diffusion(m) => m.stored_values(),
         }
     }
 
@@ -175,6 +189,7 @@ impl<'a> AnyModel<'a> {
                 *single(output)? = d.score(input)?;
                 Ok(())
             }
+            AnyModel::Diffusion(m) => m.eval_in(input, output, &mut scratch.a, &mut scratch.b),
         }
     }
 }
@@ -311,7 +326,9 @@ mod tests {
                     // Two 2-byte tensors fit one f32 word of each buffer.
                     assert_eq!(model.scratch_width(), 1);
                 }
-                ModelKind::Recipe => unreachable!("not among the kinds above"),
+                ModelKind::Recipe | ModelKind::Diffusion => {
+                    unreachable!("not among the kinds above")
+                }
             }
             assert_eq!(got, want, "{kind}");
             // Wrong lengths are typed errors, not panics.

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use tinygen_runtime::Activation;
 use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
+use tinygen_runtime::diffusion::{Diffusion, DiffusionParams, Sampler, Schedule};
 use tinygen_runtime::gmm::{Covariance, GmmParams};
 use tinygen_runtime::learn::{Recipe, RecipeSpec};
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
@@ -175,6 +176,31 @@ fn recipe() -> RecipeSpec {
     }
 }
 
+/// Pinned schema key of diffusion models (`diffusion/1`).
+const DIFFUSION_KEY: u32 = 0xb7ff_9f8a;
+
+/// The golden diffusion model's schedule: `alpha_bar` for t = 1..=4.
+const ALPHA_BAR: [f32; 4] = [0.9, 0.5, 0.25, 0.0625];
+
+/// A diffusion model over one feature: embedding width 2, four steps of
+/// [`ALPHA_BAR`], noise predictor `eps = x / 2 + sin(t) / 4` (the first
+/// embedding value is `sin(t)`), output `2 x + 1`, default sampler DDIM in
+/// four steps, no clipping.
+fn diffusion() -> Vec<u8> {
+    DiffusionParams {
+        embedding: 2,
+        schedule: Schedule::Custom,
+        alpha_bar: &ALPHA_BAR,
+        clip: false,
+        sampler: Sampler::ddim(4),
+        layers: vec![linear(&[0.5, 0.25, 0.0], &[0.0])],
+        scale: &[2.0],
+        offset: &[1.0],
+    }
+    .encode()
+    .unwrap()
+}
+
 fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
     // KDE: kernels N(-1, 1) and N(1, 1), equal weights (a tied mixture).
     let kde = GmmParams {
@@ -305,6 +331,7 @@ fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
             encoder_int8().encode().unwrap(),
         ),
         ("recipe.tgm", ModelKind::Recipe, recipe().encode().unwrap()),
+        ("diffusion.tgm", ModelKind::Diffusion, diffusion()),
         (
             "decoder_int8_f32_output.tgm",
             ModelKind::DecoderInt8,
@@ -366,11 +393,50 @@ fn golden_headers_carry_the_pinned_kinds_and_schema_keys() {
             ModelKind::Decoder | ModelKind::Encoder => 0x9ea2_7bc7,
             ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => INT8_KEY,
             ModelKind::Recipe => RECIPE_KEY,
+            ModelKind::Diffusion => DIFFUSION_KEY,
         };
         assert_eq!((header.version, header.kind), (1, kind), "{name}");
         assert_eq!(header.schema, key, "{name}: schema key");
         assert_eq!(kind.schema_key(), key, "{name}: the reader's schema key");
     }
+}
+
+/// DDIM over every step of the golden diffusion model, computed here in
+/// f64 from the module's formulas, against the runtime on the committed
+/// bytes; and one evaluation of its noise predictor.
+#[test]
+fn the_golden_diffusion_model_samples_its_closed_form() {
+    let (words, len) = committed("diffusion.tgm");
+    let model = Diffusion::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    let mut work = vec![0f32; model.work_len()];
+    let mut out = [0f32; 1];
+    model
+        .sample(
+            &mut Xoshiro128PlusPlus::seed_from_u64(5),
+            &mut out,
+            &mut work,
+        )
+        .unwrap();
+    let mut z = [0f32; 1];
+    tinygen_runtime::prior::standard_normals(&mut Xoshiro128PlusPlus::seed_from_u64(5), &mut z);
+    let mut x = f64::from(z[0]);
+    for t in (1..=4usize).rev() {
+        let a = f64::from(ALPHA_BAR[t - 1]);
+        let p = if t == 1 {
+            1.0
+        } else {
+            f64::from(ALPHA_BAR[t - 2])
+        };
+        let eps = x / 2.0 + (t as f64).sin() / 4.0;
+        let x0 = (x - (1.0 - a).sqrt() * eps) / a.sqrt();
+        x = p.sqrt() * x0 + (1.0 - p).sqrt() * eps;
+    }
+    close(out[0], 2.0 * x + 1.0, "diffusion sample");
+    let any = AnyModel::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    let mut eps = [0f32; 1];
+    any.eval(&[0.75, 3.0], &mut eps, &mut Scratch::<4>::new())
+        .unwrap();
+    close(eps[0], 0.375 + 3f64.sin() / 4.0, "noise prediction");
 }
 
 #[test]

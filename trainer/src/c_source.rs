@@ -113,6 +113,9 @@ pub fn summary(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
                 }
             )
         }
+        AnyModel::Diffusion(_) => {
+            "none yet for diffusion models (the Rust runtime's Diffusion::sample)".to_string()
+        }
     };
     lines.push(format!("C API: {calls}"));
     Ok(lines)

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail, ensure};
 use rayon::prelude::*;
 use tinygen_runtime::detector::DetectorScratch;
+use tinygen_runtime::diffusion::Sampler;
 use tinygen_runtime::qnetwork::QScratch;
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
@@ -91,6 +92,13 @@ pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>
                 let mut scratch = Box::new(QScratch::<HOST_WIDTH>::new());
                 for (y, x) in out.chunks_exact_mut(o).zip(rows.chunks_exact(i)) {
                     net.forward(x, y, &mut scratch)?;
+                }
+                Ok(())
+            }
+            AnyModel::Diffusion(_) => {
+                let mut scratch = Box::new(Scratch::<HOST_WIDTH>::new());
+                for (y, x) in out.chunks_exact_mut(o).zip(rows.chunks_exact(i)) {
+                    model.eval(x, y, &mut scratch)?;
                 }
                 Ok(())
             }
@@ -244,17 +252,40 @@ impl NetworkFile {
     }
 }
 
-/// `n` draws from the latent prior of the decoder model file at `path`,
-/// decoded: the same draws a board makes whose Xoshiro128++ generator is
-/// seeded with `seed`.
-pub fn sample_file(path: &Path, n: usize, seed: u64) -> anyhow::Result<NetworkRows> {
+/// `n` samples of the model file at `path`: draws from a decoder's latent
+/// prior, decoded, or a diffusion model's samples (by `sampler`, else the
+/// file's default); the same draws a board makes whose Xoshiro128++
+/// generator is seeded with `seed`, one sample after the other.
+pub fn sample_file(
+    path: &Path,
+    n: usize,
+    seed: u64,
+    sampler: Option<Sampler>,
+) -> anyhow::Result<NetworkRows> {
     let file = AlignedBytes::read(path)?;
     let fail = |e: Error| anyhow!("{}: {e}", path.display());
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(seed);
     let model = AnyModel::from_bytes(file.as_bytes()).map_err(fail)?;
-    let width = model.output_len();
+    ensure!(
+        sampler.is_none() || model.kind() == ModelKind::Diffusion,
+        "{} is a {} model: only diffusion models take a sampler (--sampler, --steps)",
+        path.display(),
+        model.kind()
+    );
+    let width = match model {
+        AnyModel::Diffusion(m) => m.dim(),
+        _ => model.output_len(),
+    };
     let mut values = vec![0f32; n * width];
     match model {
+        AnyModel::Diffusion(m) => {
+            let sampler = sampler.unwrap_or(m.spec().sampler);
+            let mut work = vec![0f32; m.work_len()];
+            for row in values.chunks_mut(width) {
+                m.sample_in(&mut rng, sampler, row, &mut work)
+                    .map_err(|e| anyhow!("sampling failed: {e}"))?;
+            }
+        }
         AnyModel::QNetwork(q) if model.kind() == ModelKind::DecoderInt8 => {
             let mut scratch = Box::new(QScratch::<HOST_WIDTH>::new());
             for row in values.chunks_mut(width) {

@@ -222,9 +222,10 @@ pub fn install_prerequisites() -> anyhow::Result<()> {
 /// Writes a firmware test case: the model, the input rows, and what the
 /// runtime computes for them on this host: a density's log-density
 /// (`tinygen score`'s format), a detector's anomaly score, or a decoder's
-/// output row (`tinygen decode`'s format). A decoder case also gets
-/// `samples.csv`: its first two samples with the device generator seeded
-/// with 0 (`tinygen sample --seed 0`).
+/// output row (`tinygen decode`'s format), a diffusion model's noise
+/// prediction. A decoder or diffusion case also gets `samples.csv`: its
+/// first two samples with the device generator seeded with 0 (`tinygen
+/// sample --seed 0`; a diffusion model's by its file's sampler).
 pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()> {
     use tinygen::host::{HOST_WIDTH, run_rows};
     use tinygen_runtime::rand_core::SeedableRng;
@@ -244,7 +245,7 @@ pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()
     let header = match parsed {
         AnyModel::Density(_) => "log_density".to_string(),
         AnyModel::Detector(_) => "score".to_string(),
-        AnyModel::Network(_) | AnyModel::QNetwork(_) => (0..o)
+        AnyModel::Network(_) | AnyModel::QNetwork(_) | AnyModel::Diffusion(_) => (0..o)
             .map(|j| format!("x{j}"))
             .collect::<Vec<_>>()
             .join(","),
@@ -265,6 +266,13 @@ pub fn write_case(dir: &Path, model: &[u8], points: &[f32]) -> anyhow::Result<()
             let mut scratch = Box::new(tinygen_runtime::qnetwork::QScratch::<HOST_WIDTH>::new());
             for row in drawn.chunks_exact_mut(o) {
                 decoder.sample(&mut rng, row, &mut scratch).map_err(fail)?;
+            }
+            samples = Some(drawn);
+        }
+        (AnyModel::Diffusion(model), _) => {
+            let mut work = vec![0f32; model.work_len()];
+            for row in drawn.chunks_exact_mut(o) {
+                model.sample(&mut rng, row, &mut work).map_err(fail)?;
             }
             samples = Some(drawn);
         }

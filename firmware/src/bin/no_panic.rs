@@ -13,12 +13,13 @@ use core::hint::black_box;
 #[cfg(target_arch = "arm")]
 use cortex_m as _;
 use tinygen_runtime::detector::DetectorScratch;
+use tinygen_runtime::diffusion::Sampler;
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::learn::{Buffers, Learner, Recipe};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    Aligned, AnyModel, Decoder, Detector, Encoder, Gmm, Network, QNetwork, QScratch, Scratch,
-    Xoshiro128PlusPlus,
+    Aligned, AnyModel, Decoder, Detector, Diffusion, Encoder, Gmm, Network, QNetwork, QScratch,
+    Scratch, Xoshiro128PlusPlus,
 };
 
 static FILE: Aligned<[u8; 4096]> = Aligned([0; 4096]);
@@ -95,6 +96,20 @@ fn main() -> ! {
             if let Ok(detector) = learner.detector() {
                 black_box(detector.score(input).ok());
             }
+        }
+    }
+    if let Ok(model) = Diffusion::from_bytes(bytes) {
+        let mut work = [0f32; 256];
+        let work = &mut work[..black_box(200usize).min(256)];
+        let sampler = Sampler {
+            steps: black_box(7),
+            eta: black_box(0.5),
+        };
+        black_box(model.sample_in(&mut rng, sampler, out, work).ok());
+        black_box(model.sample(&mut rng, out, work).ok());
+        if let Some((a, b)) = work.split_at_mut_checked(black_box(100)) {
+            black_box(model.predict_noise(input, black_box(3), out, a, b).ok());
+            black_box(model.eval_in(input, out, a, b).ok());
         }
     }
     if let Ok(model) = AnyModel::from_bytes(bytes) {

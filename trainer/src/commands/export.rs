@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use tinygen_runtime::diffusion::{Diffusion, Sampler};
 use tinygen_runtime::qnetwork::QNetwork;
 use tinygen_runtime::{ModelKind, Network as RtNetwork};
 
@@ -444,9 +445,17 @@ pub fn run_decode(args: &DecodeArgs) -> anyhow::Result<()> {
 /// Arguments of `tinygen sample`.
 #[derive(Debug, Clone, Args)]
 pub struct SampleArgs {
-    /// Decoder model file (with a latent prior).
+    /// Decoder model file (with a latent prior) or diffusion model file.
     #[arg(long)]
     pub model: PathBuf,
+    /// Diffusion models: ancestral DDPM steps or deterministic DDIM steps
+    /// (default: the file's sampler).
+    #[arg(long, value_enum)]
+    pub sampler: Option<SamplerKind>,
+    /// Diffusion models: denoising steps, 1 to the model's T (default: T
+    /// for ddpm, the file's for ddim).
+    #[arg(long)]
+    pub steps: Option<u16>,
     /// Number of samples.
     #[arg(short, default_value_t = 64)]
     pub n: usize,
@@ -458,10 +467,51 @@ pub struct SampleArgs {
     pub out: PathBuf,
 }
 
+/// A diffusion model's sampler on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SamplerKind {
+    /// Ancestral sampling (eta 1, DDPM's posterior variance).
+    Ddpm,
+    /// Deterministic DDIM (eta 0).
+    Ddim,
+}
+
+/// The sampler `tinygen sample` asks for: `kind` and `steps` over the
+/// defaults of the diffusion model file `model` (none when neither is
+/// given).
+fn sampler(args: &SampleArgs) -> anyhow::Result<Option<Sampler>> {
+    if args.sampler.is_none() && args.steps.is_none() {
+        return Ok(None);
+    }
+    let file = AlignedBytes::read(&args.model)?;
+    let Ok(model) = Diffusion::from_bytes(file.as_bytes()) else {
+        anyhow::bail!(
+            "--sampler and --steps apply to diffusion models; {} is not one",
+            args.model.display()
+        );
+    };
+    let spec = model.spec();
+    let sampler = match args.sampler {
+        Some(SamplerKind::Ddpm) => Sampler::ddpm(args.steps.unwrap_or(spec.steps)),
+        Some(SamplerKind::Ddim) => Sampler::ddim(args.steps.unwrap_or(spec.sampler.steps)),
+        None => Sampler {
+            steps: args.steps.unwrap_or(spec.sampler.steps),
+            ..spec.sampler
+        },
+    };
+    anyhow::ensure!(
+        sampler.steps >= 1 && sampler.steps <= spec.steps,
+        "--steps must lie in 1..={} (the model's training steps)",
+        spec.steps
+    );
+    Ok(Some(sampler))
+}
+
 /// Runs `tinygen sample`: draws from the prior and decodes with the runtime
-/// crate, the same draws a board seeded alike makes.
+/// crate (or samples a diffusion model), the same draws a board seeded
+/// alike makes.
 pub fn run_sample(args: &SampleArgs) -> anyhow::Result<()> {
-    let samples = host::sample_file(&args.model, args.n, args.seed)?;
+    let samples = host::sample_file(&args.model, args.n, args.seed, sampler(args)?)?;
     let is_png = args
         .out
         .extension()

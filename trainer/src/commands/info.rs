@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use tinygen_runtime::detector::{AutoencoderSpec, Features};
+use tinygen_runtime::diffusion::Schedule;
 use tinygen_runtime::format::{ModelKind, read_header};
 use tinygen_runtime::gmm::Covariance;
 use tinygen_runtime::learn::Recipe;
@@ -130,6 +131,66 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                 8 * width
             );
             println!("macs        {} per sample", net.macs());
+        }
+        AnyModel::Diffusion(m) => {
+            let spec = m.spec();
+            let schedule = match spec.schedule {
+                Schedule::Linear {
+                    beta_start,
+                    beta_end,
+                } => format!("linear betas {beta_start:e} to {beta_end:e}"),
+                Schedule::Cosine { offset } => format!("cosine (offset {offset})"),
+                Schedule::Custom => "custom".to_string(),
+            };
+            let a = m.alpha_bar();
+            println!(
+                "data        {} values per sample ({})",
+                m.dim(),
+                if spec.clip {
+                    "x0 predictions clipped to [-1, 1], then scaled to data"
+                } else {
+                    "scaled to data"
+                }
+            );
+            println!(
+                "schedule    {} steps, {schedule}; alpha_bar {:e} .. {:e}",
+                spec.steps,
+                a.first().copied().unwrap_or(0.0),
+                a.last().copied().unwrap_or(0.0)
+            );
+            let net = m.predictor();
+            let mut layers = format!("{} + {} time embedding", m.dim(), m.embedding_dim());
+            for layer in net.layers() {
+                layers += &format!(" -> {} {}", layer.outputs, layer.activation.name());
+            }
+            println!("predictor   {layers}");
+            println!(
+                "parameters  {} f32 values ({} with the schedule and output map)",
+                net.parameters(),
+                m.stored_values()
+            );
+            println!(
+                "flash       {} bytes (the file, read in place)",
+                bytes.len()
+            );
+            println!(
+                "ram         no heap; {} f32 work values + {} output values = {} bytes, plus the call's stack",
+                m.work_len(),
+                m.dim(),
+                4 * (m.work_len() + m.dim())
+            );
+            let sampler = spec.sampler;
+            println!(
+                "sampler     {} steps, eta {} (default; tinygen sample --sampler ddpm|ddim --steps S)",
+                sampler.steps, sampler.eta
+            );
+            println!(
+                "macs        {} per step; {} per sample by the default sampler, {} by DDPM over all {} steps",
+                m.macs_per_step(),
+                m.macs_per_step() * usize::from(sampler.steps),
+                m.macs_per_step() * usize::from(spec.steps),
+                spec.steps
+            );
         }
         AnyModel::QNetwork(net) => {
             let input = net.input_params();
