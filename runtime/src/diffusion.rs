@@ -10,7 +10,7 @@
 //!   embedding of `t` ([`time_embedding`]), to `D` outputs, its estimate of
 //!   the noise in `x_t`;
 //! * the schedule as `T` values `alpha_bar[t]` (`t = 1..=T`, the product of
-//!   `1 - beta_s` for `s <= t`), strictly decreasing in (0, 1]; they are
+//!   `1 - beta_s` for `s <= t`), strictly decreasing in (0, 1); they are
 //!   what the sampler uses (the spec's [`Schedule`] names how they were
 //!   made);
 //! * the map from the model's space back to data: per feature
@@ -28,10 +28,15 @@
 //!
 //! ```text
 //! eps   = predictor(x, embedding(tau_i))
-//! x0    = (x - sqrt(1 - a) eps) / sqrt(a)          (clipped to [-1, 1] if the file says so)
+//! x0    = (x - sqrt(1 - a) eps) / sqrt(a)
+//! if the file clips: x0 = clamp(x0, -1, 1), eps = (x - sqrt(a) x0) / sqrt(1 - a)
 //! sigma = eta sqrt((1 - p) / (1 - a)) sqrt(1 - a / p)
 //! x     = sqrt(p) x0 + sqrt(1 - p - sigma^2) eps + sigma z
 //! ```
+//!
+//! (The noise is recomputed from the clipped `x0`, as diffusers' DDIM
+//! does: with the network's own noise estimate next to a clipped `x0` the
+//! steps feed the estimate back into `x` and can diverge.)
 //!
 //! with `z` fresh standard normals (drawn only when `sigma > 0`). `eta = 1`
 //! with `S = T` is the DDPM ancestral sampler with the posterior variance;
@@ -213,9 +218,12 @@ impl<'a> Diffusion<'a> {
         if offset.len() != d {
             return Err(DATA_LENGTH);
         }
-        let decreasing = alpha_bar.first().is_some_and(|&a| a <= 1.0)
+        let decreasing = alpha_bar.first().is_some_and(|&a| a < 1.0)
             && alpha_bar.last().is_some_and(|&a| a > 0.0)
-            && alpha_bar.iter().zip(alpha_bar.iter().skip(1)).all(|(a, b)| b < a);
+            && alpha_bar
+                .iter()
+                .zip(alpha_bar.iter().skip(1))
+                .all(|(a, b)| b < a);
         if !decreasing {
             return Err(Error::InvalidShape(Shape::Diffusion));
         }
@@ -408,8 +416,10 @@ impl<'a> Diffusion<'a> {
             }
             for ((x, &e), &z) in out.iter_mut().zip(eps.iter()).zip(noise.iter()) {
                 let mut x0 = (*x - c.noise_scale * e) * c.inv_signal;
+                let mut e = e;
                 if self.spec.clip {
                     x0 = x0.clamp(-1.0, 1.0);
+                    e = (*x - c.signal * x0) * c.inv_noise_scale;
                 }
                 let mut next = c.prev_signal * x0 + c.direction * e;
                 if c.sigma > 0.0 {
@@ -448,6 +458,8 @@ impl<'a> Diffusion<'a> {
         let direction = libm::sqrt((1.0 - p - sigma * sigma).max(0.0));
         Ok(StepCoefficients {
             noise_scale: libm::sqrt(1.0 - a) as f32,
+            inv_noise_scale: (1.0 / libm::sqrt(1.0 - a)) as f32,
+            signal: libm::sqrt(a) as f32,
             inv_signal: (1.0 / libm::sqrt(a)) as f32,
             prev_signal: libm::sqrt(p) as f32,
             direction: direction as f32,
@@ -459,6 +471,8 @@ impl<'a> Diffusion<'a> {
 /// The f32 coefficients of one step (see the module's documentation).
 struct StepCoefficients {
     noise_scale: f32,
+    inv_noise_scale: f32,
+    signal: f32,
     inv_signal: f32,
     prev_signal: f32,
     direction: f32,

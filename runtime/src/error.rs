@@ -207,7 +207,7 @@ pub enum Shape {
     Recipe,
     /// A diffusion model's parts do not fit together (an odd embedding, a
     /// predictor not from `D + E` to `D` or with a prior, a schedule not
-    /// strictly decreasing in (0, 1]).
+    /// strictly decreasing in (0, 1)).
     Diffusion,
 }
 

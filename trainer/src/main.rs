@@ -79,6 +79,8 @@ enum FitCommand {
     Swae(fit_neural::FitSwaeArgs),
     /// Generative adversarial network (MLP generator and discriminator).
     Gan(fit_neural::FitGanArgs),
+    /// Denoising diffusion model (DDPM with an MLP noise predictor).
+    Diffusion(fit_neural::FitDiffusionArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -100,6 +102,7 @@ fn main() -> std::process::ExitCode {
         Command::Fit(FitCommand::Vae(args)) => fit_neural::run_vae(args),
         Command::Fit(FitCommand::Swae(args)) => fit_neural::run_swae(args),
         Command::Fit(FitCommand::Gan(args)) => fit_neural::run_gan(args),
+        Command::Fit(FitCommand::Diffusion(args)) => fit_neural::run_diffusion(args),
         Command::Detect(args) => detect::run(args),
         Command::Eval(EvalArgs {
             command: Some(EvalCommand::Anomaly(args)),

@@ -168,7 +168,7 @@ fn bad_inputs_fail_clearly() {
     );
     assert!(fit(&data, &["--label-column", "label"]).status.success());
     let mut bytes = std::fs::read(&out).unwrap();
-    bytes[6] = 9; // kind code
+    bytes[6] = 99; // a kind code no runtime knows
     let n = bytes.len() - 4;
     let crc = tinygen_runtime::format::checksum(&bytes[..n]);
     bytes[n..].copy_from_slice(&crc.to_le_bytes());
@@ -176,7 +176,7 @@ fn bad_inputs_fail_clearly() {
     std::fs::write(&other, &bytes).unwrap();
     assert_fails(
         &tinygen(&["score", "--model", other.to_str().unwrap(), "--data", d]),
-        &["unknown model kind 9"],
+        &["unknown model kind 99"],
     );
     assert_fails(
         &tinygen(&["score", "--model", o, "--data", d]),

@@ -65,7 +65,7 @@ impl Schedule {
                 product as f32
             })
             .collect();
-        let decreasing = values.first().is_some_and(|&a| a <= 1.0)
+        let decreasing = values.first().is_some_and(|&a| a < 1.0)
             && values.last().is_some_and(|&a| a > 0.0)
             && values.iter().zip(values.iter().skip(1)).all(|(a, b)| b < a);
         if !decreasing {
@@ -101,7 +101,7 @@ impl DiffusionParams<'_> {
     ///
     /// `InvalidParameters` unless the runtime accepts exactly the file
     /// written (see [`Diffusion::from_bytes`]): consistent widths, an even
-    /// embedding, a strictly decreasing schedule in (0, 1], finite values,
+    /// embedding, a strictly decreasing schedule in (0, 1), finite values,
     /// a sampler of 1 to T steps with eta in [0, 1].
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         let bad = |_| Error::InvalidParameters;

@@ -72,6 +72,7 @@ pub fn run(args: &EvalRunArgs) -> anyhow::Result<()> {
         EvalOptions {
             iw_samples: args.iw_samples,
             seed: args.seed,
+            samples: true,
         },
     )?;
     let mut json = serde_json::to_value(&metrics)?;

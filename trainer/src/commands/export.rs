@@ -15,8 +15,8 @@ use crate::data::images::Split;
 use crate::host::{self, AlignedBytes, NetworkFile, NetworkRows};
 use crate::io::{write_atomic, write_output};
 use crate::nn::export::{
-    Part, calibration_rows, error_against_f32, export_int8, export_tgm, read_latent_mixture,
-    verify_tgm,
+    Part, calibration_rows, check_close, error_against_f32, export_int8, export_tgm,
+    read_latent_mixture, verify_tgm,
 };
 use crate::nn::fit::DataSource;
 use crate::nn::network::Network;
@@ -98,6 +98,9 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
         return export_model_file(args);
     }
     let (config, net, _) = load_run(&args.run)?;
+    if crate::nn::diffusion::settings(&net).is_ok() {
+        return export_diffusion_file(args, &net);
+    }
     let data = match args.part {
         Part::Decoder => Vec::new(),
         Part::Encoder => DataSource::of_run(&config).load_split(Split::Test)?.x,
@@ -336,9 +339,65 @@ fn export_runtime_file(args: &ExportArgs, net: &Network, data: &[f32]) -> anyhow
     Ok(())
 }
 
+/// A diffusion run's model file, written only after the runtime's noise
+/// predictions match candle's on 64 noisy rows at random timesteps.
+fn export_diffusion_file(args: &ExportArgs, net: &Network) -> anyhow::Result<()> {
+    use rand::{Rng, SeedableRng};
+    use tinygen_runtime::Diffusion;
+
+    anyhow::ensure!(
+        args.part == Part::Decoder,
+        "a diffusion model has no encoder: export it whole (--part decoder, the default)"
+    );
+    anyhow::ensure!(
+        matches!(args.format, Format::Tgm | Format::C) && args.quantize.is_none(),
+        "a diffusion model exports as an f32 .tgm file or C header (--format tgm or c)"
+    );
+    let bytes = crate::nn::diffusion::export(net)?;
+    let file = AlignedBytes::new(&bytes);
+    let model = Diffusion::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dim = model.dim();
+    let steps = u32::from(model.spec().steps);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut draws = crate::nn::network::Draws::new(7);
+    let x = draws.normal(64, dim)?;
+    let ts: Vec<u32> = (0..64).map(|_| rng.random_range(1..=steps)).collect();
+    let expected = net
+        .predict_noise(&x, &ts)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let rows = x.flatten_all()?.to_vec1::<f32>()?;
+    let width = model.predictor_width();
+    let (mut a, mut b) = (vec![0f32; width], vec![0f32; width]);
+    let mut got = vec![0f32; 64 * dim];
+    for ((row, out), &t) in rows.chunks(dim).zip(got.chunks_mut(dim)).zip(&ts) {
+        model
+            .predict_noise(row, t, out, &mut a, &mut b)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let worst = check_close("the exported noise predictor", &got, &expected, TOLERANCE)?;
+    write_model(args, &bytes, &run_source(args))?;
+    let spec = model.spec();
+    println!(
+        "wrote {} ({} bytes): diffusion over {dim} values, {} training steps, predictor {} -> {dim}          ({} layers, {} parameters), {} multiply-accumulates per step, work buffer {} floats          ({} bytes); default sampler {} steps, eta {}; matches candle to {worst:.2e}",
+        args.out.display(),
+        bytes.len(),
+        spec.steps,
+        dim + model.embedding_dim(),
+        model.predictor().layers().len(),
+        model.predictor().parameters(),
+        model.macs_per_step(),
+        model.work_len(),
+        4 * model.work_len(),
+        spec.sampler.steps,
+        spec.sampler.eta,
+    );
+    Ok(())
+}
+
 #[cfg(feature = "onnx")]
 fn export_onnx_file(args: &ExportArgs, net: &Network, data: &[f32]) -> anyhow::Result<()> {
-    use crate::nn::export::{check_close, dense_layers, reference_outputs};
+    use crate::nn::export::{dense_layers, reference_outputs};
     use crate::nn::onnx::{IR_VERSION, OPSET_VERSION, export_onnx, io_names, run_tract};
 
     let layers = dense_layers(net, args.part)?;

@@ -8,9 +8,11 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use serde_json::Value;
 use tinygen_runtime::Activation;
 
+use crate::commands::export::SamplerKind;
 use crate::data::images::Samples;
 use crate::nn::config::{
-    Classifier, NetworkConfig, NetworkKind, Objective, Reconstruction, SemiSupervision, TrainConfig,
+    Classifier, DiffusionSettings, NetworkConfig, NetworkKind, Objective, Reconstruction, Sampler,
+    Schedule, SemiSupervision, TrainConfig,
 };
 use crate::nn::fit::{
     DataSource, FinishOptions, FitOptions, class_count, default_run_folder, fit as fit_run,
@@ -61,7 +63,8 @@ pub struct TrainArgs {
     /// decoder or generator mirrors them).
     #[arg(long, value_delimiter = ',', default_value = "400")]
     pub hidden: Vec<usize>,
-    /// Latent dimension (default: 20 for VAE, 16 for AE, 2 for SWAE, 64 for GAN).
+    /// Latent dimension (default: 20 for VAE, 16 for AE, 2 for SWAE, 64 for
+    /// GAN; a diffusion model's is the data's).
     #[arg(long)]
     pub latent: Option<usize>,
     /// Activation between hidden layers.
@@ -164,6 +167,44 @@ pub struct FitGanArgs {
     pub gradient_penalty: f64,
 }
 
+/// A noise schedule on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleKind {
+    /// Betas linear from --beta-start to --beta-end (Ho et al., 2020).
+    Linear,
+    /// Nichol and Dhariwal's cosine schedule (offset 0.008, betas at most 0.999).
+    Cosine,
+}
+
+/// Arguments of `tinygen fit diffusion`.
+#[derive(Debug, Clone, Args)]
+pub struct FitDiffusionArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Diffusion (training) steps T.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: u16,
+    /// Noise schedule.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Linear)]
+    pub schedule: ScheduleKind,
+    /// First beta of the linear schedule [default: 1e-4 x 1000 / T].
+    #[arg(long)]
+    pub beta_start: Option<f32>,
+    /// Last beta of the linear schedule [default: 0.02 x 1000 / T, at most 0.999].
+    #[arg(long)]
+    pub beta_end: Option<f32>,
+    /// Width of the sinusoidal time embedding fed to the noise predictor (even).
+    #[arg(long, default_value_t = 32)]
+    pub embedding: usize,
+    /// Default sampler of the model file: deterministic DDIM or ancestral DDPM.
+    #[arg(long, value_enum, default_value_t = SamplerKind::Ddim)]
+    pub sampler: SamplerKind,
+    /// Denoising steps of the default sampler [default: 50 for ddim (at most
+    /// T), T for ddpm].
+    #[arg(long)]
+    pub sample_steps: Option<u16>,
+}
+
 /// The activations `--activation` offers (the runtime's but identity),
 /// with their help.
 const HIDDEN_ACTIVATIONS: [(Activation, &str); 4] = [
@@ -200,6 +241,8 @@ fn network(a: &TrainArgs, train: &Samples, objective: Objective) -> NetworkConfi
         NetworkKind::Vae => 20,
         NetworkKind::Swae => 2,
         NetworkKind::Gan => 64,
+        // The latent of a diffusion model is the data itself.
+        NetworkKind::Diffusion => train.dim,
         _ => 16,
     });
     NetworkConfig {
@@ -279,6 +322,33 @@ pub fn run_gan(args: &FitGanArgs) -> anyhow::Result<()> {
         let objective = Objective::Gan {
             gradient_penalty: args.gradient_penalty,
         };
+        Ok(network(&args.train, train, objective))
+    })
+}
+
+/// Runs `tinygen fit diffusion`.
+pub fn run_diffusion(args: &FitDiffusionArgs) -> anyhow::Result<()> {
+    fit(NetworkKind::Diffusion, &args.train, 0, |train| {
+        // Ho et al.'s betas for T = 1000, scaled to other T as Nichol and
+        // Dhariwal do, so that the last step is noise for any T.
+        let scale = 1000.0 / f64::from(args.steps.max(1));
+        let schedule = match args.schedule {
+            ScheduleKind::Linear => Schedule::Linear {
+                beta_start: args.beta_start.unwrap_or((1e-4 * scale).min(0.999) as f32),
+                beta_end: args.beta_end.unwrap_or((0.02 * scale).min(0.999) as f32),
+            },
+            ScheduleKind::Cosine => Schedule::Cosine { offset: 0.008 },
+        };
+        let sampler = match args.sampler {
+            SamplerKind::Ddim => Sampler::ddim(args.sample_steps.unwrap_or(args.steps.min(50))),
+            SamplerKind::Ddpm => Sampler::ddpm(args.sample_steps.unwrap_or(args.steps)),
+        };
+        let objective = Objective::Diffusion(DiffusionSettings {
+            steps: args.steps,
+            schedule,
+            embedding: args.embedding,
+            sampler,
+        });
         Ok(network(&args.train, train, objective))
     })
 }

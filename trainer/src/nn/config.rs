@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tinygen_runtime::Activation;
 
 use super::prior::Prior;
+pub use tinygen_runtime::diffusion::{Sampler, Schedule};
 
 /// The kind of neural network a run trains (not to be confused with
 /// `tinygen_runtime::ModelKind`, the kind of a model file).
@@ -25,6 +26,8 @@ pub enum NetworkKind {
     Swae,
     /// Generative adversarial network (generator and discriminator, N(0, I) prior).
     Gan,
+    /// Denoising diffusion model (an MLP noise predictor and a schedule).
+    Diffusion,
 }
 
 impl NetworkKind {
@@ -36,6 +39,7 @@ impl NetworkKind {
             Self::Vae => "vae",
             Self::Swae => "swae",
             Self::Gan => "gan",
+            Self::Diffusion => "diffusion",
         }
     }
 }
@@ -118,6 +122,23 @@ pub enum Objective {
         /// on real rows (0: none).
         gradient_penalty: f64,
     },
+    /// Denoising diffusion model (DDPM): an MLP predicts the noise in
+    /// `x_t` from `x_t` and the embedding of `t`; the latent is the data's
+    /// own dimension.
+    Diffusion(DiffusionSettings),
+}
+
+/// A diffusion model's own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DiffusionSettings {
+    /// Training steps T.
+    pub steps: u16,
+    /// The noise schedule.
+    pub schedule: Schedule,
+    /// Width of the sinusoidal time embedding (even).
+    pub embedding: usize,
+    /// The sampler a sample uses by default (`tinygen sample` can choose).
+    pub sampler: Sampler,
 }
 
 impl Objective {
@@ -141,6 +162,7 @@ impl Objective {
             NetworkKind::Gan => Some(Self::Gan {
                 gradient_penalty: 0.0,
             }),
+            NetworkKind::Diffusion => None,
         }
     }
 
@@ -152,6 +174,7 @@ impl Objective {
             Self::Vae { .. } => NetworkKind::Vae,
             Self::Swae { .. } => NetworkKind::Swae,
             Self::Gan { .. } => NetworkKind::Gan,
+            Self::Diffusion(_) => NetworkKind::Diffusion,
         }
     }
 }
@@ -204,7 +227,7 @@ impl NetworkConfig {
         match self.objective {
             Objective::Vae { .. } | Objective::Gan { .. } => Some(Prior::Gaussian),
             Objective::Swae { prior, .. } => Some(prior),
-            Objective::Pca | Objective::Ae { .. } => None,
+            Objective::Pca | Objective::Ae { .. } | Objective::Diffusion(_) => None,
         }
     }
 
@@ -267,6 +290,7 @@ impl NetworkConfig {
             {
                 bail!("--gradient-penalty must be a non-negative number")
             }
+            Objective::Diffusion(d) => d.validate(self)?,
             _ => {}
         }
         if let Some(c) = self.classes()
@@ -323,6 +347,8 @@ struct NetworkConfigFile {
     latent_density: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gradient_penalty: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    diffusion: Option<DiffusionSettings>,
 }
 
 impl From<NetworkConfig> for NetworkConfigFile {
@@ -345,9 +371,14 @@ impl From<NetworkConfig> for NetworkConfigFile {
                 projections,
                 semi_supervised.map(|s| s.labelled_fraction),
             ),
-            Objective::Pca | Objective::Ae { .. } | Objective::Gan { .. } => {
-                (1.0, 1.0, 0.0, 0, None)
-            }
+            Objective::Pca
+            | Objective::Ae { .. }
+            | Objective::Gan { .. }
+            | Objective::Diffusion(_) => (1.0, 1.0, 0.0, 0, None),
+        };
+        let diffusion = match c.objective {
+            Objective::Diffusion(d) => Some(d),
+            _ => None,
         };
         let gradient_penalty = match c.objective {
             Objective::Gan { gradient_penalty } => Some(gradient_penalty),
@@ -370,6 +401,7 @@ impl From<NetworkConfig> for NetworkConfigFile {
             projections,
             labelled_fraction,
             gradient_penalty,
+            diffusion,
         }
     }
 }
@@ -391,6 +423,9 @@ impl TryFrom<NetworkConfigFile> for NetworkConfig {
             NetworkKind::Gan => Objective::Gan {
                 gradient_penalty: f.gradient_penalty.unwrap_or(0.0),
             },
+            NetworkKind::Diffusion => {
+                Objective::Diffusion(f.diffusion.ok_or("a diffusion run needs its settings")?)
+            }
             NetworkKind::Swae => Objective::Swae {
                 prior: f.prior.ok_or("the SWAE needs a prior")?,
                 lambda: f.lambda,
@@ -416,6 +451,35 @@ impl TryFrom<NetworkConfigFile> for NetworkConfig {
             reconstruction: f.reconstruction,
             objective,
         })
+    }
+}
+
+impl DiffusionSettings {
+    /// Checks the settings against the network `config`.
+    fn validate(&self, config: &NetworkConfig) -> anyhow::Result<()> {
+        if self.steps == 0 {
+            bail!("--steps must be at least 1");
+        }
+        if self.embedding < 2 || !self.embedding.is_multiple_of(2) {
+            bail!("--embedding must be an even number of at least 2");
+        }
+        if config.latent != config.input_dim {
+            bail!(
+                "a diffusion model's latent is the data itself ({} values), not {}",
+                config.input_dim,
+                config.latent
+            );
+        }
+        if self.sampler.steps == 0 || self.sampler.steps > self.steps {
+            bail!(
+                "--sample-steps must lie in 1..={} (the training steps)",
+                self.steps
+            );
+        }
+        self.schedule
+            .alpha_bar(self.steps)
+            .map_err(|_| anyhow::anyhow!("the noise schedule {:?} is invalid", self.schedule))?;
+        Ok(())
     }
 }
 

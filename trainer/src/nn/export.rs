@@ -109,6 +109,11 @@ impl DenseLayer {
 /// none on the encoder's last layer (the mean for a VAE).
 pub fn dense_layers(net: &Network, part: Part) -> anyhow::Result<Vec<DenseLayer>> {
     let cfg = &net.config;
+    if !net.predictor_layers().is_empty() {
+        bail!(
+            "a diffusion model exports whole, as a .tgm file (tinygen export RUN --out model.tgm)"
+        );
+    }
     if part == Part::Encoder && !net.has_encoder() {
         bail!(
             "a {} has no encoder; export its generator with --part decoder",

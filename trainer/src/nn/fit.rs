@@ -293,6 +293,7 @@ pub fn finish(
         EvalOptions {
             iw_samples: opts.iw_samples,
             seed: 1,
+            samples: true,
         },
     )?;
     let mut json = metrics_json(net, state, split, &metrics);

@@ -20,7 +20,11 @@
 //!   against as many generated rows, `discriminator_accuracy` its accuracy
 //!   on both, and `sample_sw_distance` the sliced 2-Wasserstein distance
 //!   in data space between the rows and as many generated ones (200
-//!   directions, as `sw_distance`).
+//!   directions, as `sw_distance`);
+//! * for the diffusion model: `loss` is the noise prediction's squared
+//!   error, and `sample_sw_distance` as the GAN's, between up to
+//!   [`DIFFUSION_SAMPLES`] rows and as many samples by the model's default
+//!   sampler.
 
 use candle_core::{DType, Device, Tensor};
 use nalgebra::DMatrix;
@@ -35,6 +39,8 @@ use crate::divergence::sliced_wasserstein;
 const EVAL_BATCH: usize = 1000;
 /// Directions of the reported sliced-Wasserstein distance.
 const SW_PROJECTIONS: usize = 200;
+/// Samples a diffusion model draws for `sample_sw_distance` at most.
+pub const DIFFUSION_SAMPLES: usize = 1000;
 
 /// What to compute besides the always-present metrics.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +49,9 @@ pub struct EvalOptions {
     pub iw_samples: usize,
     /// Seed of every random draw.
     pub seed: u64,
+    /// Whether to draw samples for `sample_sw_distance` (GAN, diffusion);
+    /// off for the test loss after each epoch.
+    pub samples: bool,
 }
 
 /// Metrics of a network on one data set (per row).
@@ -207,8 +216,10 @@ pub fn reconstruction_of(net: &Network, samples: &Samples, out: &[f32]) -> anyho
 /// Evaluates a network on a data set.
 pub fn evaluate(net: &Network, samples: &Samples, opts: EvalOptions) -> anyhow::Result<Metrics> {
     check_data(net, samples)?;
-    if !net.has_encoder() {
-        return evaluate_gan(net, samples, opts.seed);
+    match net.config.objective {
+        Objective::Gan { .. } => return evaluate_gan(net, samples, opts),
+        Objective::Diffusion(_) => return evaluate_diffusion(net, samples, opts),
+        _ => {}
     }
     let cfg = &net.config;
     let x = samples_tensor(samples)?;
@@ -295,9 +306,9 @@ pub fn evaluate(net: &Network, samples: &Samples, opts: EvalOptions) -> anyhow::
 }
 
 /// The GAN's metrics (see the module's documentation).
-fn evaluate_gan(net: &Network, samples: &Samples, seed: u64) -> anyhow::Result<Metrics> {
+fn evaluate_gan(net: &Network, samples: &Samples, opts: EvalOptions) -> anyhow::Result<Metrics> {
     let x = samples_tensor(samples)?;
-    let mut draws = Draws::new(seed);
+    let mut draws = Draws::new(opts.seed);
     let (mut loss, mut accuracy) = (0.0, 0.0);
     let mut generated = Vec::with_capacity(samples.x.len());
     for start in (0..samples.n).step_by(EVAL_BATCH) {
@@ -309,22 +320,72 @@ fn evaluate_gan(net: &Network, samples: &Samples, seed: u64) -> anyhow::Result<M
         generated.extend(fake.flatten_all()?.to_vec1::<f32>()?);
     }
     let n = samples.n as f64;
-    let d = samples.dim;
-    let a = DMatrix::from_row_iterator(samples.n, d, samples.x.iter().map(|&v| v as f64));
-    let b = DMatrix::from_row_iterator(samples.n, d, generated.iter().map(|&v| v as f64));
-    let sw = sliced_wasserstein(&a, &b, SW_PROJECTIONS, draws.rng())?.sqrt();
+    let sw = if opts.samples {
+        Some(sample_sw(&samples.x, &generated, samples.dim, &mut draws)?)
+    } else {
+        None
+    };
     Ok(Metrics {
-        rows: samples.n,
-        loss: loss / n,
-        reconstruction: None,
-        elbo: None,
-        iw_log_likelihood: None,
-        iw_samples: None,
-        sw_distance: None,
-        latent_accuracy: None,
         discriminator_accuracy: Some(accuracy / n),
-        sample_sw_distance: Some(sw),
+        sample_sw_distance: sw,
+        ..Metrics::without_encoder(samples.n, loss / n)
     })
+}
+
+/// The diffusion model's metrics (see the module's documentation).
+fn evaluate_diffusion(
+    net: &Network,
+    samples: &Samples,
+    opts: EvalOptions,
+) -> anyhow::Result<Metrics> {
+    let x = samples_tensor(samples)?;
+    let mut draws = Draws::new(opts.seed);
+    let mut loss = 0.0;
+    for start in (0..samples.n).step_by(EVAL_BATCH) {
+        let len = EVAL_BATCH.min(samples.n - start);
+        let l = super::diffusion::noise_loss(net, &x.narrow(0, start, len)?, &mut draws)?;
+        loss += len as f64 * scalar(&l)?;
+    }
+    let sw = if opts.samples {
+        let n = samples.n.min(DIFFUSION_SAMPLES);
+        let sampler = super::diffusion::settings(net)?.sampler;
+        let generated = super::diffusion::sample(net, n, sampler, None, &mut draws)?;
+        let rows = &samples.x[..n * samples.dim];
+        Some(sample_sw(rows, &generated, samples.dim, &mut draws)?)
+    } else {
+        None
+    };
+    Ok(Metrics {
+        sample_sw_distance: sw,
+        ..Metrics::without_encoder(samples.n, loss / samples.n as f64)
+    })
+}
+
+/// The sliced 2-Wasserstein distance between two equally many rows of `d`
+/// values (`SW_PROJECTIONS` directions).
+fn sample_sw(a: &[f32], b: &[f32], d: usize, draws: &mut Draws) -> anyhow::Result<f64> {
+    let n = a.len() / d;
+    let a = DMatrix::from_row_iterator(n, d, a.iter().map(|&v| v as f64));
+    let b = DMatrix::from_row_iterator(n, d, b.iter().map(|&v| v as f64));
+    Ok(sliced_wasserstein(&a, &b, SW_PROJECTIONS, draws.rng())?.sqrt())
+}
+
+impl Metrics {
+    /// The metrics of a model without encoder: only `rows` and `loss`.
+    fn without_encoder(rows: usize, loss: f64) -> Self {
+        Self {
+            rows,
+            loss,
+            reconstruction: None,
+            elbo: None,
+            iw_log_likelihood: None,
+            iw_samples: None,
+            sw_distance: None,
+            latent_accuracy: None,
+            discriminator_accuracy: None,
+            sample_sw_distance: None,
+        }
+    }
 }
 
 fn scalar(t: &Tensor) -> candle_core::Result<f64> {

@@ -7,6 +7,7 @@
 
 pub mod adam;
 pub mod config;
+pub mod diffusion;
 pub mod export;
 pub mod fit;
 pub mod gan;

@@ -4,8 +4,9 @@
 //! Parameter names, used by checkpoints and exports: `encoder.{i}` (hidden
 //! layers), `encoder.out` (the latent code, or its mean for the VAE),
 //! `encoder.logvar` (VAE), `decoder.{i}` (the last one produces the output;
-//! the GAN's generator), `classifier` (class-supervised AE) and
-//! `discriminator.{i}` (GAN; the last one gives the logit). Weights are
+//! the GAN's generator), `classifier` (class-supervised AE),
+//! `discriminator.{i}` (GAN; the last one gives the logit) and
+//! `predictor.{i}` (the diffusion model's noise predictor). Weights are
 //! stored as in PyTorch's `nn.Linear`: `weight` is out x in, `bias` has
 //! length out.
 
@@ -33,6 +34,9 @@ pub struct Network {
     classifier: Option<Linear>,
     /// The GAN's discriminator: `input, hidden.., 1` (empty otherwise).
     discriminator: Vec<Linear>,
+    /// The diffusion model's noise predictor: `input + embedding,
+    /// hidden.., input` (empty otherwise).
+    predictor: Vec<Linear>,
 }
 
 /// The encoder's layers.
@@ -186,6 +190,8 @@ impl Network {
         let (encoder, discriminator) = if let Objective::Gan { .. } = config.objective {
             enc_widths.push(1);
             (None, linear_stack(&vb.pp("discriminator"), &enc_widths)?)
+        } else if let Objective::Diffusion(_) = config.objective {
+            (None, Vec::new())
         } else {
             let enc = vb.pp("encoder");
             let logvar = match config.objective {
@@ -201,7 +207,18 @@ impl Network {
             };
             (Some(encoder), Vec::new())
         };
-        let decoder = linear_stack(&vb.pp("decoder"), &config.decoder_widths())?;
+        let (decoder, predictor) = match config.objective {
+            Objective::Diffusion(d) => {
+                let mut widths = vec![config.input_dim + d.embedding];
+                widths.extend(&config.hidden);
+                widths.push(config.input_dim);
+                (Vec::new(), linear_stack(&vb.pp("predictor"), &widths)?)
+            }
+            _ => (
+                linear_stack(&vb.pp("decoder"), &config.decoder_widths())?,
+                Vec::new(),
+            ),
+        };
         let classifier = match config.objective {
             Objective::Ae {
                 classifier: Some(Classifier { classes, .. }),
@@ -220,10 +237,18 @@ impl Network {
             decoder,
             classifier,
             discriminator,
+            predictor,
         })
     }
 
-    /// Whether the network has an encoder (every kind but the GAN).
+    /// The diffusion model's noise predictor layers in order (empty for the
+    /// other kinds); the last gives the noise estimate (no activation).
+    pub fn predictor_layers(&self) -> &[Linear] {
+        &self.predictor
+    }
+
+    /// Whether the network has an encoder (every kind but the GAN and the
+    /// diffusion model).
     pub fn has_encoder(&self) -> bool {
         self.encoder.is_some()
     }
@@ -265,7 +290,8 @@ impl Network {
         self.varmap.all_vars().iter().map(|v| v.elem_count()).sum()
     }
 
-    fn activate(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// The hidden layers' activation of `x`.
+    pub(crate) fn activate(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self.config.activation {
             Activation::Identity => Ok(x.clone()),
             Activation::Relu => x.relu(),
@@ -337,13 +363,18 @@ impl Network {
 
     /// The training objective of a batch, averaged over its rows; for the
     /// GAN the discriminator's loss against as many generated rows (the
-    /// GAN trains by [`super::gan::Trainer`]).
+    /// GAN trains by [`super::gan::Trainer`]); for the diffusion model the
+    /// noise prediction's squared error ([`super::diffusion::noise_loss`]).
     pub fn objective(&self, batch: &Batch, draws: &mut Draws) -> anyhow::Result<Tensor> {
         let cfg = &self.config;
         let rows = batch.x.dim(0)?;
-        if let Objective::Gan { .. } = cfg.objective {
-            let fake = self.decode(&draws.normal(rows, cfg.latent)?)?;
-            return Ok(super::gan::discriminator_loss(self, &batch.x, &fake)?.0);
+        match cfg.objective {
+            Objective::Gan { .. } => {
+                let fake = self.decode(&draws.normal(rows, cfg.latent)?)?;
+                return Ok(super::gan::discriminator_loss(self, &batch.x, &fake)?.0);
+            }
+            Objective::Diffusion(_) => return super::diffusion::noise_loss(self, &batch.x, draws),
+            _ => {}
         }
         let (mu, logvar) = self.encode(&batch.x)?;
         let z = match &logvar {
@@ -356,6 +387,7 @@ impl Network {
         let loss = match cfg.objective {
             Objective::Pca
             | Objective::Gan { .. }
+            | Objective::Diffusion(_)
             | Objective::Ae {
                 classifier: None, ..
             } => loss,

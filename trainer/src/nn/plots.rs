@@ -3,8 +3,9 @@
 //! evaluation split coloured by label, projected by PCA when the latent has
 //! more than 2 dimensions; not for the GAN, which has no encoder), and for
 //! image data `reconstructions.png` (inputs above their reconstructions;
-//! not for the GAN) and `samples.png` (decoded prior draws, or draws from
-//! the AE's latent GMM).
+//! not for the GAN) and `samples.png` (decoded prior draws, draws from
+//! the AE's latent GMM, or a diffusion model's samples by its default
+//! sampler).
 
 use std::path::Path;
 
@@ -63,6 +64,11 @@ pub fn write_all(
     let Some((h, w)) = eval.image else {
         return Ok(());
     };
+    if let Ok(settings) = super::diffusion::settings(net) {
+        let mut draws = super::network::Draws::new(0);
+        let images = super::diffusion::sample(net, SAMPLES, settings.sampler, None, &mut draws)?;
+        return sample_grid(&out.join("samples.png"), &images, h, w);
+    }
     let d = net.config.latent;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let draws: Option<Vec<f32>> = match (net.config.prior(), latent_gmm) {

@@ -171,6 +171,7 @@ pub fn train(
                     EvalOptions {
                         iw_samples: 0,
                         seed: cfg.seed,
+                        samples: false,
                     },
                 )?
                 .loss,
