@@ -1,11 +1,13 @@
 //! tinygen on a microcontroller under QEMU (Cortex-M0, M3, M4F, M33 or
 //! RISC-V rv32imac; see `xtask::Core`): scores (or decodes) every
 //! embedded test case with the runtime, compares with the host's values,
-//! samples from decoders' priors like the host, checks that corrupted or
-//! too-wide models are rejected, and exits non-zero on any mismatch.
+//! samples from decoders' priors and diffusion models like the host,
+//! checks that corrupted or too-wide models are rejected, and exits
+//! non-zero on any mismatch.
 //!
 //! Each case's first call (log-density, score or decode; for a recipe, the
-//! whole learning) is bracketed by the marker functions
+//! whole learning; for a diffusion model, one whole sample by its file's
+//! sampler) is bracketed by the marker functions
 //! `tinygen_bench_start` / `tinygen_bench_end`, so an instruction-counting
 //! QEMU plugin (xtask/icount) can measure exactly one call; an empty
 //! bracket at the start measures the markers' own overhead, and a last
@@ -25,7 +27,8 @@ use tinygen_runtime::learn::{Buffers, Learner, Recipe};
 use tinygen_runtime::qnetwork::{QNetwork, QScratch};
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
-    Aligned, AnyModel, Decoder, Detector, Error, ModelKind, Scratch, Shape, Xoshiro128PlusPlus,
+    Aligned, AnyModel, Decoder, Detector, Diffusion, Error, ModelKind, Scratch, Shape,
+    Xoshiro128PlusPlus,
 };
 
 /// One embedded model with host-computed expectations.
@@ -139,7 +142,9 @@ fn score_case<const OUT: usize>(case: &Case, model: &AnyModel<'_>, measure: bool
     };
     // One exactly measured call (markers for the instruction counter).
     let first = &case.inputs[..case.dim];
-    if measure {
+    if let (true, AnyModel::Diffusion(diffusion)) = (measure, model) {
+        measure_diffusion_sample(diffusion, out);
+    } else if measure {
         tinygen_bench_start();
         let measured = model.eval(black_box(first), out, &mut scratch);
         tinygen_bench_end();
@@ -174,6 +179,9 @@ fn score_case<const OUT: usize>(case: &Case, model: &AnyModel<'_>, measure: bool
         }
         (AnyModel::QNetwork(decoder), ModelKind::DecoderInt8) => {
             mismatches += check_int8_samples(case, out, decoder);
+        }
+        (AnyModel::Diffusion(diffusion), _) => {
+            mismatches += check_diffusion_samples(case, out, diffusion);
         }
         _ => {}
     }
@@ -310,6 +318,30 @@ fn check_f32_samples(case: &Case, out: &mut [f32], scratch: &mut Scratch<MAX_WID
 fn check_int8_samples(case: &Case, out: &mut [f32], decoder: &QNetwork<'_>) -> usize {
     let mut scratch = QScratch::<MAX_OUTPUT>::new();
     check_samples(case, out, |rng, out| decoder.sample(rng, out, &mut scratch))
+}
+
+/// Work buffer of a diffusion model's sampler (`Diffusion::work_len`):
+/// two noise vectors and the predictor's two buffers.
+const DIFFUSION_WORK: usize = if cfg!(small_ram) { 640 } else { 2048 };
+
+/// [`check_samples`] for a diffusion model by its file's sampler (not
+/// inlined, as above).
+#[inline(never)]
+fn check_diffusion_samples(case: &Case, out: &mut [f32], model: &Diffusion<'_>) -> usize {
+    let mut work = [0f32; DIFFUSION_WORK];
+    check_samples(case, out, |rng, out| model.sample(rng, out, &mut work))
+}
+
+/// One whole sample of a diffusion model by its file's sampler, between
+/// the instruction counter's markers.
+#[inline(never)]
+fn measure_diffusion_sample(model: &Diffusion<'_>, out: &mut [f32]) {
+    let mut work = [0f32; DIFFUSION_WORK];
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(0);
+    tinygen_bench_start();
+    let measured = model.sample(&mut rng, out, &mut work);
+    tinygen_bench_end();
+    black_box(&measured);
 }
 
 /// A non-negative error in scientific notation with three digits, without

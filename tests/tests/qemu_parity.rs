@@ -1,5 +1,6 @@
 //! Host vs every class of microcontroller core: mixtures of every
-//! covariance type, KDEs, detectors and decoders are built here, evaluated
+//! covariance type, KDEs, detectors, decoders and diffusion models are
+//! built here, evaluated
 //! by the runtime on the host, and evaluated again by the firmware under
 //! QEMU on a Cortex-M0, M3, M4F and M33 and a RISC-V rv32imac (soft-float
 //! cores included; see `xtask::Core`). Every value must be bit-identical,
@@ -61,6 +62,10 @@ struct Suite {
     /// Lines the Rust firmware prints for the case that learns on the device.
     learn_report: Vec<String>,
 }
+
+/// The diffusion cases (untrained noise predictors: parity does not need
+/// training), sampled by DDIM in 10 steps and by DDPM over all 50.
+const DIFFUSION: [&str; 2] = ["diffusion_ddim", "diffusion_ddpm"];
 
 /// The cases whose detectors are learned on the device (not in the C suite).
 const LEARN: &str = "learn_basicmotions";
@@ -138,18 +143,22 @@ fn c_firmware_outputs_are_bit_identical_to_the_host() {
     }
 }
 
-/// The suite's cases for the C firmware on `core`: all but the one that
-/// learns on the device (the C API does not learn), and on the
-/// Cortex-M0 the int8 edge case, whose 1,040 scratch bytes exceed the 512
-/// that build can spare beside the stack a neural detector's parse needs
-/// (the Rust firmware runs it on every core; the kernels are the same).
+/// The suite's cases for the C firmware on `core`: all but the ones that
+/// learn on the device (the C API does not learn), and on the Cortex-M0
+/// the int8 edge case and the diffusion cases, whose 1,040 and 1,152
+/// scratch bytes exceed the 512 that build can spare beside the stack a
+/// neural detector's parse needs (the Rust firmware runs them on every
+/// core; the kernels are the same).
 fn c_suite_dir(dir: &std::path::Path, core: xtask::Core) -> std::path::PathBuf {
     let c_dir = xtask::target_dir().join(format!("qemu-parity-c-{}-cases", core.name()));
     std::fs::remove_dir_all(&c_dir).ok();
     for entry in std::fs::read_dir(dir).unwrap() {
         let case = entry.unwrap().path();
         let skipped = |n: &std::ffi::OsStr| {
-            n == LEARN || n == LEARN_MIXTURE || (core == xtask::Core::M0 && n == INT8_EDGES)
+            n == LEARN
+                || n == LEARN_MIXTURE
+                || (core == xtask::Core::M0
+                    && (n == INT8_EDGES || DIFFUSION.iter().any(|d| n == *d)))
         };
         if case.file_name().is_some_and(|n| !skipped(n)) {
             let to = c_dir.join(case.file_name().unwrap());
@@ -163,6 +172,20 @@ fn c_suite_dir(dir: &std::path::Path, core: xtask::Core) -> std::path::PathBuf {
     c_dir
 }
 
+/// The report lines of the [`DIFFUSION`] cases: every noise prediction and
+/// both samples bit for bit.
+fn diffusion_lines() -> Vec<String> {
+    DIFFUSION
+        .iter()
+        .flat_map(|name| {
+            [
+                format!("case {name}: 1024 values, 1024 bit-exact, 0 mismatches"),
+                format!("case {name}: 2 samples from the prior, 0 values differ from the host"),
+            ]
+        })
+        .collect()
+}
+
 /// Every case's line, as for the Rust firmware, in the C firmware's report.
 fn check_c_report(core: xtask::Core, stdout: &str, stream_report: &str) {
     let mut lines = vec![stream_report.to_string()];
@@ -170,6 +193,7 @@ fn check_c_report(core: xtask::Core, stdout: &str, stream_report: &str) {
         lines.push(format!(
             "case {INT8_EDGES}: 24 values, 24 bit-exact, 0 mismatches"
         ));
+        lines.extend(diffusion_lines());
     }
     for name in [
         "full_k8_d16",
@@ -529,12 +553,59 @@ fn build_suite() -> Suite {
 
     int8_edges_case(&dir.join(INT8_EDGES));
     imported_cases(&dir);
+    diffusion_cases(&dir);
 
     let learn_report = learn_cases(&dir);
     Suite {
         dir,
         stream_report,
         learn_report,
+    }
+}
+
+/// The [`DIFFUSION`] cases over 8x8 images: one noise prediction for each
+/// of 16 rows (a noisy image, then its timestep), and two samples by the
+/// file's sampler.
+fn diffusion_cases(dir: &std::path::Path) {
+    use tinygen::nn::config::{DiffusionSettings, Sampler, Schedule};
+    for (name, sampler, schedule, activation) in [
+        (
+            DIFFUSION[0],
+            Sampler::ddim(10),
+            Schedule::Linear {
+                beta_start: 2e-3,
+                beta_end: 0.4,
+            },
+            Activation::Relu,
+        ),
+        (
+            DIFFUSION[1],
+            Sampler::ddpm(50),
+            Schedule::Cosine { offset: 0.008 },
+            Activation::Tanh,
+        ),
+    ] {
+        let settings = DiffusionSettings {
+            steps: 50,
+            schedule,
+            embedding: 16,
+            sampler,
+        };
+        let config = NetworkConfig {
+            image: Some((8, 8)),
+            activation,
+            ..NetworkConfig::new(Objective::Diffusion(settings), 64, vec![32], 64)
+        };
+        let net = Network::new(config, 6).unwrap();
+        let bytes = tinygen::nn::diffusion::export(&net).unwrap();
+        let inputs: Vec<f32> = (0..16)
+            .flat_map(|r| {
+                (0..64)
+                    .map(move |j| (((r * 64 + j) * 37 % 41) as f32 - 20.0) / 10.0)
+                    .chain(std::iter::once((r * 3 % 50 + 1) as f32))
+            })
+            .collect();
+        xtask::write_case(&dir.join(name), &bytes, &inputs).unwrap();
     }
 }
 
@@ -877,6 +948,12 @@ fn check_core(core: xtask::Core, suite: &Suite, plugin: &std::path::Path) {
         "missing {line:?} on the {core:?}:\n{}",
         stdout
     );
+    for line in diffusion_lines() {
+        assert!(
+            stdout.contains(&line),
+            "missing {line:?} on the {core:?}:\n{stdout}"
+        );
+    }
     assert!(
         stdout.contains("with 2-value buffers rejected: "),
         "a too-wide decoder was not rejected:\n{}",

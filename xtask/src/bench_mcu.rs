@@ -14,8 +14,9 @@ use xtask::{Core, build_firmware, run_qemu, write_case};
 /// Instructions per call, exact (QEMU plugin): K = 8, D = 16 mixtures
 /// (diag, full), a 256-point KDE in D = 16, a stream detector scoring one
 /// 6 x 20 window (with and without autoencoder scores), learning such a
-/// detector on the device (the whole learning, one call) and an MNIST-sized
-/// decoder; on the Cortex-M4F with libm and with micromath, then on every
+/// detector on the device (the whole learning, one call), an MNIST-sized
+/// decoder and a digits-sized diffusion model (one whole sample per call,
+/// 10, 50 and 200 steps); on the Cortex-M4F with libm and with micromath, then on every
 /// core with libm.
 pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     use tinygen::density::kde::{KdeOptions, fit_kde};
@@ -215,7 +216,7 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     let (ae_file, ae_points) = mlperf_tiny_autoencoder()?;
     write_case(&cases.join(INT8_AE), &ae_file, &ae_points)?;
     names.push(INT8_AE);
-    let macs = [
+    let mut macs = vec![
         (F32_DECODER, decoder_macs),
         (INT8_DECODER, decoder_macs),
         (INT8_F32_OUTPUT, decoder_macs),
@@ -224,21 +225,31 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
             MLPERF_AE_WIDTHS.windows(2).map(|w| w[0] * w[1]).sum(),
         ),
     ];
+    // Diffusion over 8x8 images (the digits): one whole sample per
+    // measured call, by DDIM in 10 and 50 steps and by DDPM in all 200.
+    for (name, steps, bytes) in diffusion_cases()? {
+        let file = tinygen::host::AlignedBytes::new(&bytes);
+        let model = tinygen_runtime::Diffusion::from_bytes(file.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let inputs: Vec<f32> = (0..65).map(|i| if i == 64 { 1.0 } else { 0.0 }).collect();
+        write_case(&cases.join(name), &bytes, &inputs)?;
+        names.push(name);
+        macs.push((name, usize::from(steps) * model.macs_per_step()));
+    }
 
     println!(
-        "Networks (the same on every core): | case | file (B) | activation buffers (B) | multiply-accumulates |"
+        "Networks (the same on every core): | case | file (B) | buffers (B) | multiply-accumulates per measured call |"
     );
-    for (name, _) in &macs {
+    for (name, call_macs) in &macs {
         let bytes = std::fs::read(cases.join(name).join("model.tgm"))?;
         let file = tinygen::host::AlignedBytes::new(&bytes);
         let model = tinygen_runtime::AnyModel::from_bytes(file.as_bytes())
             .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        println!(
-            "| {name} | {} | {} | {} |",
-            bytes.len(),
-            8 * model.scratch_width(),
-            model.macs()
-        );
+        let buffers = match model {
+            tinygen_runtime::AnyModel::Diffusion(_) => model.scratch_bytes(),
+            _ => 8 * model.scratch_width(),
+        };
+        println!("| {name} | {} | {buffers} | {call_macs} |", bytes.len());
     }
     println!();
     let plugin = xtask::build_icount_plugin()?;
@@ -345,6 +356,36 @@ const LEARN_MIXTURE: &str = "d_learn_k2_diag_36";
 const F32_DECODER: &str = "e_decoder_16_128_784";
 const INT8_DECODER: &str = "f_decoder_int8_16_128_784";
 const INT8_F32_OUTPUT: &str = "f_decoder_int8_f32_output";
+
+/// Diffusion cases: (name, sampling steps, file). A digits-sized noise
+/// predictor, 64 + 32 -> 128 -> 128 -> 64 (relu; untrained: the speed does
+/// not depend on the weights), over T = 200 linear steps.
+fn diffusion_cases() -> anyhow::Result<Vec<(&'static str, u16, Vec<u8>)>> {
+    use tinygen::nn::config::{DiffusionSettings, NetworkConfig, Objective, Sampler, Schedule};
+    let mut out = Vec::new();
+    for (name, sampler) in [
+        ("h_diffusion_ddim_10", Sampler::ddim(10)),
+        ("h_diffusion_ddim_50", Sampler::ddim(50)),
+        ("h_diffusion_ddpm_200", Sampler::ddpm(200)),
+    ] {
+        let settings = DiffusionSettings {
+            steps: 200,
+            schedule: Schedule::Linear {
+                beta_start: 5e-4,
+                beta_end: 0.1,
+            },
+            embedding: 32,
+            sampler,
+        };
+        let config = NetworkConfig {
+            image: Some((8, 8)),
+            ..NetworkConfig::new(Objective::Diffusion(settings), 64, vec![128, 128], 64)
+        };
+        let net = tinygen::nn::network::Network::new(config, 0)?;
+        out.push((name, sampler.steps, tinygen::nn::diffusion::export(&net)?));
+    }
+    Ok(out)
+}
 
 /// MLPerf Tiny's anomaly-detection autoencoder (ToyADMOS), layer widths.
 const MLPERF_AE_WIDTHS: [usize; 11] = [640, 128, 128, 128, 128, 8, 128, 128, 128, 128, 640];
