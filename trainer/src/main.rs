@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tinygen::commands::{
     data, detect, eval_anomaly, eval_run, export, fit_detector, fit_gmm, fit_kde, fit_neural,
-    fit_pca, import, info, score,
+    fit_pca, import, info, quality, score,
 };
 
 /// Train small generative models on a desktop and run them on microcontrollers.
@@ -59,6 +59,9 @@ struct EvalArgs {
 enum EvalCommand {
     /// Anomaly detection with the PyOD protocol over given train/test splits.
     Anomaly(eval_anomaly::EvalAnomalyArgs),
+    /// Sample quality: Fréchet distance of classifier features and sliced
+    /// Wasserstein distance against the test split.
+    Quality(quality::EvalQualityArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +84,8 @@ enum FitCommand {
     Gan(fit_neural::FitGanArgs),
     /// Denoising diffusion model (DDPM with an MLP noise predictor).
     Diffusion(fit_neural::FitDiffusionArgs),
+    /// Classifier whose hidden layer gives the features of `eval quality`.
+    Classifier(quality::FitClassifierArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -103,11 +108,16 @@ fn main() -> std::process::ExitCode {
         Command::Fit(FitCommand::Swae(args)) => fit_neural::run_swae(args),
         Command::Fit(FitCommand::Gan(args)) => fit_neural::run_gan(args),
         Command::Fit(FitCommand::Diffusion(args)) => fit_neural::run_diffusion(args),
+        Command::Fit(FitCommand::Classifier(args)) => quality::run_fit(args),
         Command::Detect(args) => detect::run(args),
         Command::Eval(EvalArgs {
             command: Some(EvalCommand::Anomaly(args)),
             ..
         }) => eval_anomaly::run(args),
+        Command::Eval(EvalArgs {
+            command: Some(EvalCommand::Quality(args)),
+            ..
+        }) => quality::run_eval(args),
         Command::Eval(EvalArgs {
             run: Some(args), ..
         }) => eval_run::run(args),

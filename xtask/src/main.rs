@@ -96,7 +96,12 @@ enum Task {
         quality: bool,
     },
     /// Regenerate the example models in `models/`.
-    Models,
+    Models {
+        /// Only this one: cardio-gmm, mnist-vae-decoder (with its int8
+        /// sibling) or mnist-classifier.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Write the C firmware's cases source for a directory of cases.
     CCases {
         /// Directory of cases (model.tgm, inputs.csv, expected.csv each).
@@ -133,7 +138,7 @@ fn main() -> anyhow::Result<()> {
         } => bench_anomaly::bench_anomaly(suite, part, neural),
         Task::BenchDecode => bench_decode::bench_decode(),
         Task::BenchNeural { quality } => bench_neural::bench_neural(quality),
-        Task::Models => models::models(),
+        Task::Models { only } => models::models(only.as_deref()),
         Task::CCases { cases, out } => c_firmware::c_cases(&cases, &out),
         Task::CFirmware { cases, core } => c_firmware::c_firmware(
             &cases.unwrap_or_else(|| xtask::root().join("models")),

@@ -8,20 +8,78 @@ use xtask::{root, write_case};
 use crate::demo::{first_rows, fit_cardio};
 use crate::process::{cargo, run, tinygen, tinygen_output};
 
-pub(crate) fn models() -> anyhow::Result<()> {
-    let dir = root().join("models").join("cardio-gmm");
-    std::fs::create_dir_all(&dir)?;
-    let model = dir.join("model.tgm");
-    fit_cardio(&model.to_string_lossy())?;
-    let points = first_rows(&root().join("data/cardio.csv.gz"), "label", 32)?;
-    write_case(&dir, &std::fs::read(&model)?, &points)?;
+pub(crate) fn models(only: Option<&str>) -> anyhow::Result<()> {
+    let wanted = |name: &str| only.is_none_or(|o| o == name);
+    anyhow::ensure!(
+        only.is_none_or(|o| ["cardio-gmm", "mnist-vae-decoder", "mnist-classifier"].contains(&o)),
+        "no example model {only:?}"
+    );
+    if wanted("cardio-gmm") {
+        let dir = root().join("models").join("cardio-gmm");
+        std::fs::create_dir_all(&dir)?;
+        let model = dir.join("model.tgm");
+        fit_cardio(&model.to_string_lossy())?;
+        let points = first_rows(&root().join("data/cardio.csv.gz"), "label", 32)?;
+        write_case(&dir, &std::fs::read(&model)?, &points)?;
+    }
+    if only == Some("cardio-gmm") {
+        return Ok(());
+    }
     match mnist_dir() {
-        Ok(mnist) => mnist_decoder(&mnist),
+        Ok(mnist) => {
+            if wanted("mnist-vae-decoder") {
+                mnist_decoder(&mnist)?;
+            }
+            if wanted("mnist-classifier") {
+                mnist_classifier(&mnist)?;
+            }
+            Ok(())
+        }
         Err(e) => {
-            eprintln!("models/mnist-vae-decoder not regenerated: {e}");
+            eprintln!("models/mnist-vae-decoder and mnist-classifier not regenerated: {e}");
             Ok(())
         }
     }
+}
+
+/// The classifier whose hidden layer gives the features of the sample
+/// quality measure (`tinygen eval quality`): 784 -> 128 relu -> 10, 10
+/// epochs, seed 0; the first 4 test images and their logits as test
+/// vectors.
+pub(crate) fn mnist_classifier(mnist: &Path) -> anyhow::Result<()> {
+    let dir = root().join("models").join("mnist-classifier");
+    std::fs::create_dir_all(&dir)?;
+    let model = dir.join("model.tgm");
+    let report = tinygen_output(&[
+        "fit",
+        "classifier",
+        "--data",
+        "mnist",
+        "--data-dir",
+        &mnist.to_string_lossy(),
+        "--hidden",
+        "128",
+        "--epochs",
+        "10",
+        "--seed",
+        "0",
+        "--out",
+        &model.to_string_lossy(),
+    ])?;
+    let test = tinygen::data::images::load_samples(
+        "mnist",
+        Some(mnist),
+        tinygen::data::images::Split::Test,
+        None,
+    )?;
+    write_case(&dir, &std::fs::read(&model)?, &test.x[..4 * test.dim])?;
+    let mut metrics: serde_json::Value = serde_json::from_str(report.trim())?;
+    metrics["model"] = "models/mnist-classifier/model.tgm".into();
+    std::fs::write(
+        dir.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)? + "\n",
+    )?;
+    Ok(())
 }
 
 /// The example MNIST decoder: a VAE with a 16-dimensional latent and one

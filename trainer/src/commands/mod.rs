@@ -11,6 +11,7 @@ pub mod fit_neural;
 pub mod fit_pca;
 pub mod import;
 pub mod info;
+pub mod quality;
 pub mod score;
 
 use std::path::PathBuf;

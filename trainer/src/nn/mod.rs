@@ -18,6 +18,7 @@ pub mod onnx;
 pub mod pca;
 pub mod plots;
 pub mod prior;
+pub mod quality;
 pub mod quantize;
 pub mod run;
 pub mod train;
