@@ -23,6 +23,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tinygen_runtime::detector::DetectorScratch;
+use tinygen_runtime::diffusion::{Diffusion, Sampler};
 use tinygen_runtime::format::{self, CRC_LEN, HEADER_LEN, ModelKind};
 use tinygen_runtime::learn::{Buffers, Learner, Progress, Recipe};
 use tinygen_runtime::rand_core::SeedableRng;
@@ -70,6 +71,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(recipe) = Recipe::from_bytes(bytes) {
         evaluate_recipe(&recipe, &mut values);
+    }
+    if let Ok(model) = Diffusion::from_bytes(bytes) {
+        evaluate_diffusion(&model, &mut values);
     }
     if let Ok(decoder) = Decoder::<4>::from_bytes(bytes) {
         evaluate_decoder(&decoder, &mut values);
@@ -398,6 +402,31 @@ fn evaluate_encoder<const N: usize>(encoder: &Encoder<'_, N>, values: &mut Value
         return;
     };
     let _ = encoder.encode(&x, &mut z, &mut scratch);
+}
+
+/// Samples with a few steps (the work is steps x the predictor's size) and
+/// a fuzzed eta, into a work buffer of the right or a wrong length, and one
+/// noise prediction at a fuzzed timestep.
+fn evaluate_diffusion(model: &Diffusion<'_>, values: &mut Values<'_>) {
+    let _ = (model.spec(), model.stored_values(), model.macs_per_step());
+    let steps = u16::from(values.byte().unwrap_or(1) % 8);
+    let sampler = Sampler {
+        steps,
+        eta: values.value(),
+    };
+    let mut work = vec![0f32; values.len(model.work_len()).min(1 << 16)];
+    let Some(mut out) = values.vector(model.dim()) else {
+        return;
+    };
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(u64::from(values.byte().unwrap_or(0)));
+    let _ = model.sample_in(&mut rng, sampler, &mut out, &mut work);
+    let Some(x) = values.vector(model.dim()) else {
+        return;
+    };
+    let t = u32::from(values.byte().unwrap_or(1));
+    let width = values.len(model.predictor_width()).min(1 << 16);
+    let (mut a, mut b) = (vec![0f32; width], vec![0f32; width]);
+    let _ = model.predict_noise(&x, t, &mut out, &mut a, &mut b);
 }
 
 fn evaluate_any(model: &AnyModel<'_>, values: &mut Values<'_>) {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use tinygen_runtime::Activation;
 use tinygen_runtime::ModelKind;
 use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
+use tinygen_runtime::diffusion::{DiffusionParams, Sampler, Schedule};
 use tinygen_runtime::gmm::{Covariance, GmmParams, Standardizer};
 use tinygen_runtime::learn::RecipeSpec;
 use tinygen_runtime::network::{DecoderParams, LayerParams, PriorParams, Role};
@@ -143,7 +144,12 @@ impl QMlp {
             activations: activations.to_vec(),
             weights: pairs
                 .clone()
-                .map(|w| ints(v, w[0] * w[1], 127.0).iter().map(|&x| x as i8).collect())
+                .map(|w| {
+                    ints(v, w[0] * w[1], 127.0)
+                        .iter()
+                        .map(|&x| x as i8)
+                        .collect()
+                })
                 .collect(),
             biases: pairs
                 .clone()
@@ -280,6 +286,54 @@ fn main() {
             calibrate: 3,
         };
         write(&dir, &format!("recipe-{i}"), recipe.encode());
+    }
+
+    // Diffusion models: 3 values, embedding 2 or 4, one hidden layer, a
+    // linear and a cosine schedule, with and without clipping.
+    for (i, (embedding, schedule, clip)) in [
+        (
+            2,
+            Schedule::Linear {
+                beta_start: 0.01,
+                beta_end: 0.2,
+            },
+            true,
+        ),
+        (4, Schedule::Cosine { offset: 0.008 }, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let alpha_bar = schedule.alpha_bar(6).expect("a valid schedule");
+        let inputs = 3 + embedding;
+        let w1: Vec<f32> = (0..4 * inputs).map(|k| (k as f32 * 0.37).sin()).collect();
+        let w2: Vec<f32> = (0..3 * 4).map(|k| (k as f32 * 0.53).cos()).collect();
+        let params = DiffusionParams {
+            embedding,
+            schedule,
+            alpha_bar: &alpha_bar,
+            clip,
+            sampler: Sampler::ddim(3),
+            layers: vec![
+                LayerParams {
+                    inputs,
+                    outputs: 4,
+                    activation: Activation::Tanh,
+                    weight: &w1,
+                    bias: &[0.1, -0.1, 0.0, 0.2],
+                },
+                LayerParams {
+                    inputs: 4,
+                    outputs: 3,
+                    activation: Activation::Identity,
+                    weight: &w2,
+                    bias: &[0.0, 0.0, 0.0],
+                },
+            ],
+            scale: &[0.5, 0.5, 0.5],
+            offset: &[0.5, 0.5, 0.5],
+        };
+        write(&dir, &format!("diffusion-{i}"), params.encode());
     }
 
     let features = [
