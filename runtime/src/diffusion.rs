@@ -16,6 +16,13 @@
 //! * the map from the model's space back to data: per feature
 //!   `y = x scale + offset`, and whether predictions of `x_0` are clipped
 //!   to [-1, 1] (data scaled there for training, as images are);
+//! * optionally a linear skip: per feature the data's mean `m` and
+//!   variance `v` (model space), with which the noise estimate is the
+//!   network's output plus `sqrt(1 - a) (x_t - sqrt(a) m) / (a v + 1 - a)`
+//!   (`a = alpha_bar[t]`): the best linear estimate of the noise for
+//!   Gaussian data of that mean and variance, so the network only learns
+//!   what is not linear (an MLP narrower than the data cannot pass the
+//!   noise through);
 //! * a default [`Sampler`] (steps and eta) for callers that do not choose.
 //!
 //! # Sampling
@@ -45,8 +52,10 @@
 //!
 //! # Numerics
 //!
-//! The per-step coefficients are computed in f64 from the stored f32
-//! values (`sqrt`, `/`) and rounded once to f32; the predictor runs with
+//! The per-step coefficients (and the skip's `a`, `1 - a`, `sqrt(a)`,
+//! `sqrt(1 - a)`) are computed in f64 from the stored f32 values (`sqrt`,
+//! `/`) and rounded once to f32; the skip adds, per feature, `noise (x -
+//! signal m) / (a v + rest)` in f32 in that order; the predictor runs with
 //! [`Network`]'s numerics; each element update is f32 in the order written
 //! above (no fused multiply-add). The embedding uses libm's `expf`, `sinf`
 //! and `cosf`. The host and every device therefore draw the same bits.
@@ -69,9 +78,10 @@ use crate::{Error, Shape};
 /// Schema key of the diffusion body.
 pub const SCHEMA_KEY: u32 = format::schema_key(
     "diffusion/1 spec{data:u16 embedding:u16 steps:u16 schedule:{linear{beta_start:f32 \
-     beta_end:f32},cosine{offset:f32},custom} clip:bool sampler{steps:u16 eta:f32} \
+     beta_end:f32},cosine{offset:f32},custom} clip:bool skip:bool sampler{steps:u16 eta:f32} \
      predictor:mlp/1 spec (encoder from data+embedding to data, prior none)} \
-     data:f32[predictor weights as mlp/1; alpha_bar steps; scale data; offset data]",
+     data:f32[predictor weights as mlp/1; alpha_bar steps; scale data; offset data; \
+     if skip: mean data, variance data]",
 );
 
 const DATA_LENGTH: Error = Error::InvalidShape(Shape::DataLength);
@@ -136,6 +146,9 @@ pub struct DiffusionSpec {
     pub schedule: Schedule,
     /// Whether predictions of `x_0` are clipped to [-1, 1].
     pub clip: bool,
+    /// Whether the noise estimate adds the linear skip (the data's mean and
+    /// variance follow the output map).
+    pub skip: bool,
     /// The sampler [`Diffusion::sample`] uses.
     pub sampler: Sampler,
     /// The noise predictor: an encoder-shaped MLP from `D + E` to `D`
@@ -179,6 +192,9 @@ pub struct Diffusion<'a> {
     alpha_bar: &'a [f32],
     scale: &'a [f32],
     offset: &'a [f32],
+    /// The data's mean and variance per feature (empty without skip).
+    mean: &'a [f32],
+    variance: &'a [f32],
 }
 
 impl<'a> Diffusion<'a> {
@@ -214,8 +230,13 @@ impl<'a> Diffusion<'a> {
         let (w, rest) = data.split_at_checked(weights).ok_or(DATA_LENGTH)?;
         let predictor = Network::from_parts(header, ModelKind::Encoder, *p, w)?;
         let (alpha_bar, rest) = rest.split_at_checked(t).ok_or(DATA_LENGTH)?;
-        let (scale, offset) = rest.split_at_checked(d).ok_or(DATA_LENGTH)?;
-        if offset.len() != d {
+        let (scale, rest) = rest.split_at_checked(d).ok_or(DATA_LENGTH)?;
+        let (offset, rest) = rest.split_at_checked(d).ok_or(DATA_LENGTH)?;
+        let (mean, variance) = match spec.skip {
+            true => rest.split_at_checked(d).ok_or(DATA_LENGTH)?,
+            false => (&[][..], &[][..]),
+        };
+        if variance.len() != if spec.skip { d } else { 0 } {
             return Err(DATA_LENGTH);
         }
         let decreasing = alpha_bar.first().is_some_and(|&a| a < 1.0)
@@ -227,8 +248,17 @@ impl<'a> Diffusion<'a> {
         if !decreasing {
             return Err(Error::InvalidShape(Shape::Diffusion));
         }
-        if scale.iter().chain(offset).any(|v| !v.is_finite()) {
+        if scale
+            .iter()
+            .chain(offset)
+            .chain(mean)
+            .chain(variance)
+            .any(|v| !v.is_finite())
+        {
             return Err(Error::NonFiniteParameter);
+        }
+        if variance.iter().any(|&v| v < 0.0) {
+            return Err(Error::ParameterOutOfRange);
         }
         check_sampler(spec.sampler, spec.steps).map_err(|_| Error::InvalidParameters)?;
         Ok(Self {
@@ -238,6 +268,8 @@ impl<'a> Diffusion<'a> {
             alpha_bar,
             scale,
             offset,
+            mean,
+            variance,
         })
     }
 
@@ -273,7 +305,11 @@ impl<'a> Diffusion<'a> {
 
     /// Number of `f32` values the file stores.
     pub fn stored_values(&self) -> usize {
-        self.predictor.parameters() + self.alpha_bar.len() + 2 * self.dim()
+        self.predictor.parameters()
+            + self.alpha_bar.len()
+            + 2 * self.dim()
+            + self.mean.len()
+            + self.variance.len()
     }
 
     /// Multiply-accumulates of one denoising step (one predictor pass).
@@ -328,7 +364,18 @@ impl<'a> Diffusion<'a> {
         let (x_part, emb) = input.split_at_mut_checked(self.dim()).ok_or(INTERNAL)?;
         x_part.copy_from_slice(x);
         time_embedding(t, emb)?;
-        self.predictor.run(None, eps, a, b)
+        self.predictor.run(None, eps, a, b)?;
+        if self.spec.skip {
+            // The linear skip, with f32 coefficients rounded once from f64.
+            let alpha = f64::from(*self.alpha_bar.get(t as usize - 1).ok_or(INTERNAL)?);
+            let (a32, rest) = (alpha as f32, (1.0 - alpha) as f32);
+            let (signal, noise) = (libm::sqrt(alpha) as f32, libm::sqrt(1.0 - alpha) as f32);
+            let stats = self.mean.iter().zip(self.variance);
+            for ((e, &xj), (&m, &v)) in eps.iter_mut().zip(x).zip(stats) {
+                *e += noise * (xj - signal * m) / (a32 * v + rest);
+            }
+        }
+        Ok(())
     }
 
     /// One noise prediction from a row `input` of `D + 1` values, the noisy

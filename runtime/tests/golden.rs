@@ -177,7 +177,7 @@ fn recipe() -> RecipeSpec {
 }
 
 /// Pinned schema key of diffusion models (`diffusion/1`).
-const DIFFUSION_KEY: u32 = 0xb7ff_9f8a;
+const DIFFUSION_KEY: u32 = 0x14a5_608e;
 
 /// The golden diffusion model's schedule: `alpha_bar` for t = 1..=4.
 const ALPHA_BAR: [f32; 4] = [0.9, 0.5, 0.25, 0.0625];
@@ -196,6 +196,7 @@ fn diffusion() -> Vec<u8> {
         layers: vec![linear(&[0.5, 0.25, 0.0], &[0.0])],
         scale: &[2.0],
         offset: &[1.0],
+        skip: None,
     }
     .encode()
     .unwrap()

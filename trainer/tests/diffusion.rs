@@ -86,9 +86,10 @@ fn a_diffusion_model_learns_the_digits_and_samples_on_the_runtime() {
     assert_eq!(m["model"], "diffusion");
     let l = losses(&m);
     assert_eq!(l.len(), 20);
-    // Predicting zero costs the noise's energy, 64 per row; the loss of
-    // the untrained network starts there and drops.
-    assert!(l[0].0 < 70.0 && l[19].0 < 0.5 * l[0].0, "{l:?}");
+    // Predicting zero costs the noise's energy, 64 per row; the linear
+    // skip alone takes most of it, and training the network lowers the
+    // rest.
+    assert!(l[0].0 < 32.0 && l[19].0 < 0.9 * l[0].0, "{l:?}");
     assert!(l[19].1 < l[0].1, "{l:?}");
     let sw = m["sample_sw_distance"].as_f64().unwrap();
     assert!(sw.is_finite() && sw > 0.0, "{sw}");
@@ -158,10 +159,12 @@ fn a_seed_gives_the_same_diffusion_run_and_resume_continues_it() {
     let (wa, _) = load_checkpoint(&a).unwrap();
     let (wb, _) = load_checkpoint(&b).unwrap();
     assert!(
-        wa.keys().all(|k| k.starts_with("predictor.")),
+        wa.keys()
+            .all(|k| k.starts_with("predictor.") || k.starts_with("data.")),
         "{:?}",
         wa.keys()
     );
+    assert!(wa.contains_key("data.mean") && wa.contains_key("data.variance"));
     for (name, t) in &wa {
         let flat = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(flat(t) == flat(&wb[name]), "same seed, different {name}");

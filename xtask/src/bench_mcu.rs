@@ -379,6 +379,7 @@ fn diffusion_cases() -> anyhow::Result<Vec<(&'static str, u16, Vec<u8>)>> {
             },
             embedding: 32,
             sampler,
+            skip: true,
         };
         let config = NetworkConfig {
             image: Some((8, 8)),

@@ -199,14 +199,7 @@ fn quality_table(mnist: &std::path::Path, dir: &std::path::Path) -> anyhow::Resu
         ),
         (
             "diffusion",
-            &[
-                "fit",
-                "diffusion",
-                "--hidden",
-                "1024,1024",
-                "--epochs",
-                "10",
-            ],
+            &["fit", "diffusion", "--hidden", "512,512", "--epochs", "20"],
         ),
     ];
     println!(

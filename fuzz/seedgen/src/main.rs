@@ -332,6 +332,7 @@ fn main() {
             ],
             scale: &[0.5, 0.5, 0.5],
             offset: &[0.5, 0.5, 0.5],
+            skip: clip.then_some((&[0.1, -0.2, 0.3][..], &[0.5, 1.0, 0.0][..])),
         };
         write(&dir, &format!("diffusion-{i}"), params.encode());
     }

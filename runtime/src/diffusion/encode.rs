@@ -94,6 +94,9 @@ pub struct DiffusionParams<'p> {
     pub scale: &'p [f32],
     /// Per feature, the output's offset.
     pub offset: &'p [f32],
+    /// The linear skip's data mean and variance per feature (model space),
+    /// if the noise estimate has one.
+    pub skip: Option<(&'p [f32], &'p [f32])>,
 }
 
 impl DiffusionParams<'_> {
@@ -102,6 +105,7 @@ impl DiffusionParams<'_> {
     /// `InvalidParameters` unless the runtime accepts exactly the file
     /// written (see [`Diffusion::from_bytes`]): consistent widths, an even
     /// embedding, a strictly decreasing schedule in (0, 1), finite values,
+    /// variances at least 0, skip statistics of the data's length,
     /// a sampler of 1 to T steps with eta in [0, 1].
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         let bad = |_| Error::InvalidParameters;
@@ -116,12 +120,20 @@ impl DiffusionParams<'_> {
         data.extend_from_slice(self.alpha_bar);
         data.extend_from_slice(self.scale);
         data.extend_from_slice(self.offset);
+        if let Some((mean, variance)) = self.skip {
+            if mean.len() != data_dim || variance.len() != data_dim {
+                return Err(Error::InvalidParameters);
+            }
+            data.extend_from_slice(mean);
+            data.extend_from_slice(variance);
+        }
         let spec = DiffusionSpec {
             data: u16::try_from(data_dim).map_err(bad)?,
             embedding: u16::try_from(self.embedding).map_err(bad)?,
             steps: u16::try_from(self.alpha_bar.len()).map_err(bad)?,
             schedule: self.schedule,
             clip: self.clip,
+            skip: self.skip.is_some(),
             sampler: self.sampler,
             predictor: network,
         };

@@ -55,6 +55,7 @@ fn model(d: usize, e: usize, t: u16, w: f32, b: f32, clip: bool) -> Vec<u8> {
         ],
         scale: &scale,
         offset: &offset,
+        skip: None,
     }
     .encode()
     .unwrap()
@@ -364,6 +365,7 @@ fn inconsistent_parameters_are_refused_by_the_writer() {
             layers: vec![layer(inputs)],
             scale,
             offset: &[0.0, 0.0],
+            skip: None,
         };
     let leaked: &'static [f32] = std::boxed::Box::leak(alpha_bar.into_boxed_slice());
     let scale: &'static [f32] = std::boxed::Box::leak(std::boxed::Box::new(ok_scale));
@@ -376,4 +378,59 @@ fn inconsistent_parameters_are_refused_by_the_writer() {
     assert!(params(2, 4, &[0.9, 0.5, 0.0], scale).encode().is_err());
     // Non-finite scale.
     assert!(params(2, 4, leaked, &[1.0, f32::NAN]).encode().is_err());
+    // Skip statistics: a negative variance, a wrong length.
+    let with_skip = |mean: &'static [f32], variance: &'static [f32]| DiffusionParams {
+        skip: Some((mean, variance)),
+        ..params(2, 4, leaked, scale)
+    };
+    assert!(with_skip(&[0.0, 0.5], &[1.0, 0.25]).encode().is_ok());
+    assert!(with_skip(&[0.0, 0.5], &[1.0, -0.25]).encode().is_err());
+    assert!(with_skip(&[0.0], &[1.0]).encode().is_err());
+}
+
+/// With the linear skip and a zero network, the noise estimate is the
+/// skip's closed form `sqrt(1 - a) (x - sqrt(a) m) / (a v + 1 - a)`; for
+/// unit-variance data at the noisiest step it is close to `x`.
+#[test]
+fn the_linear_skip_is_the_gaussian_noise_estimate() {
+    let alpha_bar = LINEAR.alpha_bar(10).unwrap();
+    let (w, b) = ([0f32; 8], [0f32; 2]);
+    let bytes = DiffusionParams {
+        embedding: 2,
+        schedule: LINEAR,
+        alpha_bar: &alpha_bar,
+        clip: false,
+        sampler: Sampler::ddim(3),
+        layers: vec![LayerParams {
+            inputs: 4,
+            outputs: 2,
+            activation: Activation::Identity,
+            weight: &w,
+            bias: &b,
+        }],
+        scale: &[1.0, 1.0],
+        offset: &[0.0, 0.0],
+        skip: Some((&[0.5, -1.0], &[0.25, 2.0])),
+    }
+    .encode()
+    .unwrap();
+    let words = aligned(&bytes);
+    let m = parse(&words, bytes.len()).unwrap();
+    assert!(m.spec().skip);
+    let x = [0.8f32, -0.3];
+    let (mut a, mut bb) = ([0f32; 8], [0f32; 8]);
+    let mut eps = [0f32; 2];
+    for t in [1u32, 5, 10] {
+        m.predict_noise(&x, t, &mut eps, &mut a, &mut bb).unwrap();
+        let al = f64::from(alpha_bar[t as usize - 1]);
+        for (j, (mean, var)) in [(0.5, 0.25), (-1.0, 2.0)].into_iter().enumerate() {
+            let want =
+                (1.0 - al).sqrt() * (f64::from(x[j]) - al.sqrt() * mean) / (al * var + 1.0 - al);
+            assert!(
+                (f64::from(eps[j]) - want).abs() < 1e-5 * want.abs().max(1.0),
+                "t {t}: {} vs {want}",
+                eps[j]
+            );
+        }
+    }
 }

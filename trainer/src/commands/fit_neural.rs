@@ -203,6 +203,11 @@ pub struct FitDiffusionArgs {
     /// T), T for ddpm].
     #[arg(long)]
     pub sample_steps: Option<u16>,
+    /// No linear skip: the network alone estimates the noise (by default
+    /// the estimate adds the best linear one for Gaussian data of the
+    /// training rows' mean and variance).
+    #[arg(long)]
+    pub no_skip: bool,
 }
 
 /// The activations `--activation` offers (the runtime's but identity),
@@ -348,6 +353,7 @@ pub fn run_diffusion(args: &FitDiffusionArgs) -> anyhow::Result<()> {
             schedule,
             embedding: args.embedding,
             sampler,
+            skip: !args.no_skip,
         });
         Ok(network(&args.train, train, objective))
     })

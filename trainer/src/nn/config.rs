@@ -139,6 +139,10 @@ pub struct DiffusionSettings {
     pub embedding: usize,
     /// The sampler a sample uses by default (`tinygen sample` can choose).
     pub sampler: Sampler,
+    /// Whether the noise estimate adds the linear skip of the training
+    /// data's mean and variance (see [`super::diffusion`]).
+    #[serde(default)]
+    pub skip: bool,
 }
 
 impl Objective {

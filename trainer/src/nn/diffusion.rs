@@ -15,6 +15,14 @@
 //! from N(0, I) give `x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps`; the loss is
 //! `|eps - predictor(x_t, embedding(t))|^2` summed over features and
 //! averaged over rows (Ho et al.'s simplified objective).
+//!
+//! With the linear skip (the default) the estimate is the network's output
+//! plus `sqrt(1 - a) (x_t - sqrt(a) m) / (a v + 1 - a)`, with `m` and `v`
+//! the training rows' mean and variance per feature (model space), set
+//! once from the data and stored in the checkpoint and the file: the best
+//! linear estimate for Gaussian data, which an MLP narrower than the data
+//! could not learn (on MNIST, 512-wide layers: the loss after 600 steps
+//! falls from 490 to 84 with it).
 
 use anyhow::Context;
 use candle_core::{D, Device, Tensor};
@@ -59,9 +67,29 @@ fn embeddings(ts: &[u32], width: usize) -> anyhow::Result<Tensor> {
     Ok(Tensor::from_vec(values, (ts.len(), width), &Device::Cpu)?)
 }
 
+/// Sets a diffusion network's skip statistics from the training rows
+/// `train` (data space): per feature the mean and the population variance
+/// in the model's space. Nothing for other networks.
+pub fn set_data_statistics(
+    net: &Network,
+    train: &crate::data::images::Samples,
+) -> anyhow::Result<()> {
+    if net.skip_statistics().is_none() {
+        return Ok(());
+    }
+    let x = to_model_space(net, &crate::nn::metrics::samples_tensor(train)?)?;
+    let m = x.mean(0)?;
+    let v = x.broadcast_sub(&m)?.sqr()?.mean(0)?;
+    let vars = net.varmap.data().lock().expect("varmap lock");
+    for (name, value) in [("data.mean", m), ("data.variance", v)] {
+        vars.get(name).context("skip statistics")?.set(&value)?;
+    }
+    Ok(())
+}
+
 impl Network {
     /// The noise predictor's estimate for the noisy rows `xt` (model space)
-    /// at timesteps `ts` (one per row).
+    /// at timesteps `ts` (one per row), the linear skip included.
     pub fn predict_noise(&self, xt: &Tensor, ts: &[u32]) -> anyhow::Result<Tensor> {
         let d = settings(self)?;
         let emb = embeddings(ts, d.embedding)?;
@@ -72,6 +100,29 @@ impl Network {
             if i + 1 < layers.len() {
                 h = self.activate(&h)?;
             }
+        }
+        if let Some((mean, variance)) = self.skip_statistics() {
+            let alpha_bar = d
+                .schedule
+                .alpha_bar(d.steps)
+                .map_err(|e| anyhow::anyhow!("schedule: {e}"))?;
+            // The runtime's f32 coefficients, rounded once from f64.
+            let column = |f: &dyn Fn(f64) -> f32| -> candle_core::Result<Tensor> {
+                let v: Vec<f32> = ts
+                    .iter()
+                    .map(|&t| f(f64::from(alpha_bar[t as usize - 1])))
+                    .collect();
+                Tensor::from_vec(v, (ts.len(), 1), &Device::Cpu)
+            };
+            let a = column(&|a| a as f32)?;
+            let rest = column(&|a| (1.0 - a) as f32)?;
+            let signal = column(&|a| a.sqrt() as f32)?;
+            let noise = column(&|a| (1.0 - a).sqrt() as f32)?;
+            let centred = xt.broadcast_sub(&signal.broadcast_mul(&mean.unsqueeze(0)?)?)?;
+            let denom = a
+                .broadcast_mul(&variance.unsqueeze(0)?)?
+                .broadcast_add(&rest)?;
+            h = (h + centred.broadcast_mul(&noise)?.div(&denom)?)?;
         }
         Ok(h)
     }
@@ -208,6 +259,10 @@ pub fn export(net: &Network) -> anyhow::Result<Vec<u8>> {
     let (scale, offset, clip) = data_map(net);
     let dim = net.config.input_dim;
     let (scale, offset) = (vec![scale; dim], vec![offset; dim]);
+    let stats = match net.skip_statistics() {
+        Some((m, v)) => Some((m.to_vec1::<f32>()?, v.to_vec1::<f32>()?)),
+        None => None,
+    };
     DiffusionParams {
         embedding: d.embedding,
         schedule: d.schedule,
@@ -217,6 +272,7 @@ pub fn export(net: &Network) -> anyhow::Result<Vec<u8>> {
         layers: params,
         scale: &scale,
         offset: &offset,
+        skip: stats.as_ref().map(|(m, v)| (m.as_slice(), v.as_slice())),
     }
     .encode()
     .map_err(|e| anyhow::anyhow!("cannot encode the diffusion model: {e}"))
@@ -232,19 +288,32 @@ mod tests {
     use crate::host::AlignedBytes;
     use crate::nn::config::{NetworkConfig, Schedule};
 
-    fn model(steps: u16, reconstruction: Reconstruction) -> Network {
+    fn model(steps: u16, reconstruction: Reconstruction, skip: bool) -> Network {
         let settings = DiffusionSettings {
             steps,
             schedule: Schedule::Cosine { offset: 0.008 },
             embedding: 8,
             sampler: Sampler::ddim(steps.min(10)),
+            skip,
         };
         let config = NetworkConfig {
             reconstruction,
             activation: Activation::Tanh,
             ..NetworkConfig::new(Objective::Diffusion(settings), 5, vec![16, 12], 5)
         };
-        Network::new(config, 4).unwrap()
+        let net = Network::new(config, 4).unwrap();
+        // Skip statistics of some rows in [0, 1].
+        let rows: Vec<f32> = (0..40).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
+        let samples = crate::data::images::Samples {
+            name: "rows".into(),
+            n: 8,
+            dim: 5,
+            x: rows,
+            labels: None,
+            image: None,
+        };
+        set_data_statistics(&net, &samples).unwrap();
+        net
     }
 
     /// The candle sampler and the runtime's, from the same first draw
@@ -252,8 +321,12 @@ mod tests {
     /// predictor agrees with the file's to 1e-5.
     #[test]
     fn candle_and_the_runtime_sample_alike() {
-        for reconstruction in [Reconstruction::Bce, Reconstruction::Mse] {
-            let net = model(40, reconstruction);
+        for (reconstruction, skip) in [
+            (Reconstruction::Bce, true),
+            (Reconstruction::Mse, false),
+            (Reconstruction::Bce, false),
+        ] {
+            let net = model(40, reconstruction, skip);
             let file = AlignedBytes::new(&export(&net).unwrap());
             let rt = Diffusion::from_bytes(file.as_bytes()).unwrap();
             let mut work = vec![0f32; rt.work_len()];
@@ -301,7 +374,7 @@ mod tests {
     /// norm, D on average.
     #[test]
     fn a_zero_predictor_costs_the_noise_energy() {
-        let net = model(100, Reconstruction::Mse);
+        let net = model(100, Reconstruction::Mse, false);
         for var in net.vars_named("predictor.") {
             var.set(&var.zeros_like().unwrap()).unwrap();
         }
@@ -329,11 +402,12 @@ mod tests {
             },
             embedding: 16,
             sampler: Sampler::ddim(10),
+            skip: false,
         };
         let config = NetworkConfig::new(Objective::Diffusion(settings), 64, vec![128], 64);
         let net = Network::new(config, 0).unwrap();
         let mut adam = Adam::new(
-            net.varmap.all_vars(),
+            net.trainable_vars(),
             candle_nn::ParamsAdamW {
                 lr: 1e-3,
                 ..Default::default()

@@ -163,6 +163,11 @@ pub fn fit(
         config.train.validate()?;
         config.write(out)?;
         let (train_set, test_set) = DataSource::of_run(&config).load()?;
+        if state.epochs_done() == 0 {
+            // Stopped before its first checkpoint: the fresh network needs
+            // its data statistics again.
+            super::diffusion::set_data_statistics(&net, &train_set)?;
+        }
         (config, net, state, train_set, test_set)
     } else {
         if out.join(run::CHECKPOINT).exists() {
@@ -177,6 +182,7 @@ pub fn fit(
             .run_config(network(&train_set)?, opts.train.clone());
         config.train.validate()?;
         let net = Network::new(config.network.clone(), config.train.seed)?;
+        super::diffusion::set_data_statistics(&net, &train_set)?;
         create_run_folder(out)?;
         config.write(out)?;
         (config, net, TrainState::default(), train_set, test_set)

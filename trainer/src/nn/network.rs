@@ -37,6 +37,10 @@ pub struct Network {
     /// The diffusion model's noise predictor: `input + embedding,
     /// hidden.., input` (empty otherwise).
     predictor: Vec<Linear>,
+    /// The diffusion model's linear skip: the training data's mean and
+    /// variance per feature in the model's space (`data.mean`,
+    /// `data.variance`; set from the data, not trained).
+    skip: Option<(Tensor, Tensor)>,
 }
 
 /// The encoder's layers.
@@ -207,6 +211,17 @@ impl Network {
             };
             (Some(encoder), Vec::new())
         };
+        let skip = match config.objective {
+            Objective::Diffusion(d) if d.skip => {
+                let data = vb.pp("data");
+                let zeros = candle_nn::Init::Const(0.0);
+                Some((
+                    data.get_with_hints(config.input_dim, "mean", zeros)?,
+                    data.get_with_hints(config.input_dim, "variance", zeros)?,
+                ))
+            }
+            _ => None,
+        };
         let (decoder, predictor) = match config.objective {
             Objective::Diffusion(d) => {
                 let mut widths = vec![config.input_dim + d.embedding];
@@ -238,7 +253,25 @@ impl Network {
             classifier,
             discriminator,
             predictor,
+            skip,
         })
+    }
+
+    /// The diffusion model's skip statistics (mean, variance), if any.
+    pub fn skip_statistics(&self) -> Option<&(Tensor, Tensor)> {
+        self.skip.as_ref()
+    }
+
+    /// The parameters the optimiser trains: every variable but the data
+    /// statistics (`data.*`), in name order.
+    pub fn trainable_vars(&self) -> Vec<candle_core::Var> {
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut vars: Vec<(&String, &candle_core::Var)> = data
+            .iter()
+            .filter(|(n, _)| !n.starts_with("data."))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(b.0));
+        vars.into_iter().map(|(_, v)| v.clone()).collect()
     }
 
     /// The diffusion model's noise predictor layers in order (empty for the
@@ -287,7 +320,7 @@ impl Network {
 
     /// Number of trainable parameters.
     pub fn parameter_count(&self) -> usize {
-        self.varmap.all_vars().iter().map(|v| v.elem_count()).sum()
+        self.trainable_vars().iter().map(|v| v.elem_count()).sum()
     }
 
     /// The hidden layers' activation of `x`.

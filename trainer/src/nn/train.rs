@@ -92,7 +92,7 @@ pub fn train(
             gradient_penalty,
         )),
         _ => Optimiser::One(Adam::new(
-            net.varmap.all_vars(),
+            net.trainable_vars(),
             ParamsAdamW {
                 lr: cfg.lr,
                 weight_decay: cfg.weight_decay,
