@@ -41,14 +41,12 @@
 //! x     = sqrt(p) x0 + sqrt(1 - p - sigma^2) eps + sigma z
 //! ```
 //!
-//! (The noise is recomputed from the clipped `x0`, as diffusers' DDIM
-//! does: with the network's own noise estimate next to a clipped `x0` the
-//! steps feed the estimate back into `x` and can diverge.)
-//!
 //! with `z` fresh standard normals (drawn only when `sigma > 0`). `eta = 1`
 //! with `S = T` is the DDPM ancestral sampler with the posterior variance;
 //! `eta = 0` is DDIM, deterministic after the first draw. The output is
-//! `x scale + offset`.
+//! `x scale + offset`. The noise is recomputed from the clipped `x0`, as
+//! diffusers' DDIM does: with the network's own estimate next to a clipped
+//! `x0` the steps feed the estimate back into `x` and can diverge.
 //!
 //! # Numerics
 //!

@@ -26,9 +26,9 @@ use crate::density::sample::fill_standard_normal;
 pub struct Network {
     /// Architecture and objective.
     pub config: NetworkConfig,
-    /// The trainable parameters, by name.
+    /// The parameters (and a diffusion model's data statistics), by name.
     pub varmap: VarMap,
-    /// Every kind but the GAN has one.
+    /// Every kind but the GAN and the diffusion model has one.
     encoder: Option<Encoder>,
     decoder: Vec<Linear>,
     classifier: Option<Linear>,
@@ -265,13 +265,7 @@ impl Network {
     /// The parameters the optimiser trains: every variable but the data
     /// statistics (`data.*`), in name order.
     pub fn trainable_vars(&self) -> Vec<candle_core::Var> {
-        let data = self.varmap.data().lock().expect("varmap lock");
-        let mut vars: Vec<(&String, &candle_core::Var)> = data
-            .iter()
-            .filter(|(n, _)| !n.starts_with("data."))
-            .collect();
-        vars.sort_by(|a, b| a.0.cmp(b.0));
-        vars.into_iter().map(|(_, v)| v.clone()).collect()
+        self.vars_where(|name| !name.starts_with("data."))
     }
 
     /// The diffusion model's noise predictor layers in order (empty for the
@@ -306,9 +300,14 @@ impl Network {
     /// The trainable parameters whose names start with `prefix` (for
     /// example `discriminator.`), in name order.
     pub fn vars_named(&self, prefix: &str) -> Vec<candle_core::Var> {
+        self.vars_where(|name| name.starts_with(prefix))
+    }
+
+    /// The variables whose names pass `keep`, in name order.
+    fn vars_where(&self, keep: impl Fn(&str) -> bool) -> Vec<candle_core::Var> {
         let data = self.varmap.data().lock().expect("varmap lock");
         let mut vars: Vec<(&String, &candle_core::Var)> =
-            data.iter().filter(|(n, _)| n.starts_with(prefix)).collect();
+            data.iter().filter(|(n, _)| keep(n)).collect();
         vars.sort_by(|a, b| a.0.cmp(b.0));
         vars.into_iter().map(|(_, v)| v.clone()).collect()
     }
