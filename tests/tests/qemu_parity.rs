@@ -63,6 +63,9 @@ struct Suite {
     learn_report: Vec<String>,
 }
 
+/// A GAN's generator, exported as a decoder (untrained weights).
+const GAN: &str = "decoder_gan";
+
 /// The diffusion cases (untrained noise predictors: parity does not need
 /// training), sampled by DDIM in 10 steps and by DDPM over all 50.
 const DIFFUSION: [&str; 2] = ["diffusion_ddim", "diffusion_ddpm"];
@@ -177,11 +180,12 @@ fn c_suite_dir(dir: &std::path::Path, core: xtask::Core) -> std::path::PathBuf {
     c_dir
 }
 
-/// The report lines of the [`DIFFUSION`] cases: every noise prediction and
-/// both samples bit for bit.
-fn diffusion_lines() -> Vec<String> {
+/// The report lines of the [`DIFFUSION`] and [`GAN`] cases: every noise
+/// prediction or decoded latent and both samples bit for bit.
+fn sampled_case_lines() -> Vec<String> {
     DIFFUSION
         .iter()
+        .chain(&[GAN])
         .flat_map(|name| {
             [
                 format!("case {name}: 1024 values, 1024 bit-exact, 0 mismatches"),
@@ -202,7 +206,7 @@ fn check_c_report(core: xtask::Core, stdout: &str, stream_report: &str) {
         lines.push(format!(
             "case {INT8_EDGES}: 24 values, 24 bit-exact, 0 mismatches"
         ));
-        lines.extend(diffusion_lines());
+        lines.extend(sampled_case_lines());
     }
     for name in [
         "full_k8_d16",
@@ -562,6 +566,7 @@ fn build_suite() -> Suite {
     int8_edges_case(&dir.join(INT8_EDGES));
     imported_cases(&dir);
     diffusion_cases(&dir);
+    gan_case(&dir.join(GAN));
 
     let learn_report = learn_cases(&dir);
     Suite {
@@ -616,6 +621,31 @@ fn diffusion_cases(dir: &std::path::Path) {
             .collect();
         xtask::write_case(&dir.join(name), &bytes, &inputs).unwrap();
     }
+}
+
+/// The [`GAN`] case: a generator 8 -> 16 (leaky relu) -> 64 (sigmoid) with
+/// its N(0, I) prior, decoding 16 latents and sampling twice, as any
+/// decoder; the discriminator stays on the host.
+fn gan_case(dir: &std::path::Path) {
+    let config = NetworkConfig {
+        image: Some((8, 8)),
+        activation: Activation::LeakyRelu,
+        ..NetworkConfig::new(
+            Objective::Gan {
+                gradient_penalty: 1.0,
+            },
+            64,
+            vec![16],
+            8,
+        )
+    };
+    let net = Network::new(config, 9).unwrap();
+    let bytes = export_tgm(&net, Part::Decoder, None).unwrap();
+    assert!(verify_tgm(&net, Part::Decoder, &bytes, &[], 1e-5).unwrap() <= 1e-5);
+    let z: Vec<f32> = (0..16 * 8)
+        .map(|i| ((i * 29 % 19) as f32 - 9.0) / 4.0)
+        .collect();
+    xtask::write_case(dir, &bytes, &z).unwrap();
 }
 
 /// Networks TensorFlow's converter wrote (`tests/fixtures/tflite`), float
@@ -957,7 +987,7 @@ fn check_core(core: xtask::Core, suite: &Suite, plugin: &std::path::Path) {
         "missing {line:?} on the {core:?}:\n{}",
         stdout
     );
-    for line in diffusion_lines() {
+    for line in sampled_case_lines() {
         assert!(
             stdout.contains(&line),
             "missing {line:?} on the {core:?}:\n{stdout}"
