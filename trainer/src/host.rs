@@ -272,10 +272,7 @@ pub fn sample_file(
         path.display(),
         model.kind()
     );
-    let width = match model {
-        AnyModel::Diffusion(m) => m.dim(),
-        _ => model.output_len(),
-    };
+    let width = model.output_len();
     let mut values = vec![0f32; n * width];
     match model {
         AnyModel::Diffusion(m) => {

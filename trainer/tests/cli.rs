@@ -2,17 +2,13 @@
 //! clear error with a non-zero exit for every kind of bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use tinygen::detector::density::{Density, Ensemble, GmmDensity};
 use tinygen::detector::protocol::{evaluate, read_splits};
 
-fn tinygen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinygen"))
-        .args(args)
-        .output()
-        .expect("run tinygen")
-}
+mod common;
+use common::tinygen;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);

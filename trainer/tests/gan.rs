@@ -5,38 +5,13 @@
 //! input gets a clear error, and the generator deploys as a decoder.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 use tinygen::nn::run::{load_checkpoint, load_run};
 
-fn tinygen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinygen"))
-        .args(args)
-        .output()
-        .expect("run tinygen")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "tinygen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn fails(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected a failure, got success");
-    for n in needles {
-        assert!(stderr.contains(n), "{n:?} not in the error: {stderr}");
-    }
-}
-
-fn metrics(run: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap()
-}
+mod common;
+use common::{fails, metrics, ok, tinygen};
 
 /// `tinygen fit gan` on the digits with a small network.
 fn fit_gan(run: &Path, epochs: &str, extra: &[&str]) -> Output {

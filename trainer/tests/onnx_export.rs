@@ -6,7 +6,7 @@
 #![cfg(feature = "onnx")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use prost::Message;
 use tinygen::host::{AlignedBytes, run_rows};
@@ -17,21 +17,8 @@ use tinygen::nn::onnx::{IR_VERSION, OPSET_VERSION, export_onnx, run_tract};
 use tinygen_runtime::{Activation, AnyModel, Network as RtNetwork};
 use tract_onnx::pb;
 
-fn tinygen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinygen"))
-        .args(args)
-        .output()
-        .expect("run tinygen")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "tinygen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+mod common;
+use common::{ok, tinygen};
 
 /// The operator types of the graph's nodes, in order.
 fn op_types(file: &[u8]) -> Vec<String> {

@@ -2,25 +2,10 @@
 //! digits: the classifier learns them, and the quality measure ranks real
 //! digits far above noise; bad input gets a clear error.
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-fn tinygen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinygen"))
-        .args(args)
-        .output()
-        .expect("run tinygen")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "tinygen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+mod common;
+use common::{ok, tinygen};
 
 /// Rows as CSV with a header.
 fn csv(rows: &[Vec<f32>]) -> String {

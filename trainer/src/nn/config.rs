@@ -459,6 +459,14 @@ impl TryFrom<NetworkConfigFile> for NetworkConfig {
 }
 
 impl DiffusionSettings {
+    /// `alpha_bar[t]` for `t = 1..=steps`: the runtime's values of the
+    /// schedule, the ones the file stores.
+    pub fn alpha_bar(&self) -> anyhow::Result<Vec<f32>> {
+        self.schedule
+            .alpha_bar(self.steps)
+            .map_err(|_| anyhow::anyhow!("the noise schedule {:?} is invalid", self.schedule))
+    }
+
     /// Checks the settings against the network `config`.
     fn validate(&self, config: &NetworkConfig) -> anyhow::Result<()> {
         if self.steps == 0 {
@@ -480,9 +488,7 @@ impl DiffusionSettings {
                 self.steps
             );
         }
-        self.schedule
-            .alpha_bar(self.steps)
-            .map_err(|_| anyhow::anyhow!("the noise schedule {:?} is invalid", self.schedule))?;
+        self.alpha_bar()?;
         Ok(())
     }
 }

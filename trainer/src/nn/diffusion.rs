@@ -102,10 +102,7 @@ impl Network {
             }
         }
         if let Some((mean, variance)) = self.skip_statistics() {
-            let alpha_bar = d
-                .schedule
-                .alpha_bar(d.steps)
-                .map_err(|e| anyhow::anyhow!("schedule: {e}"))?;
+            let alpha_bar = d.alpha_bar()?;
             // The runtime's f32 coefficients, rounded once from f64.
             let column = |f: &dyn Fn(f64) -> f32| -> candle_core::Result<Tensor> {
                 let v: Vec<f32> = ts
@@ -132,10 +129,7 @@ impl Network {
 /// rows, with the timesteps and noise drawn from `draws`.
 pub fn noise_loss(net: &Network, x: &Tensor, draws: &mut Draws) -> anyhow::Result<Tensor> {
     let d = settings(net)?;
-    let alpha_bar = d
-        .schedule
-        .alpha_bar(d.steps)
-        .map_err(|e| anyhow::anyhow!("schedule: {e}"))?;
+    let alpha_bar = d.alpha_bar()?;
     let (rows, dim) = x.dims2()?;
     let ts: Vec<u32> = (0..rows)
         .map(|_| draws.rng().random_range(1..=u32::from(d.steps)))
@@ -170,10 +164,7 @@ pub fn sample(
         "a sampler needs 1 to {} steps and eta in [0, 1]",
         d.steps
     );
-    let alpha_bar = d
-        .schedule
-        .alpha_bar(d.steps)
-        .map_err(|e| anyhow::anyhow!("schedule: {e}"))?;
+    let alpha_bar = d.alpha_bar()?;
     let at = |s: u32| {
         if s == 0 {
             1.0
@@ -223,10 +214,7 @@ pub fn sample(
 /// The run's diffusion model as a runtime model file.
 pub fn export(net: &Network) -> anyhow::Result<Vec<u8>> {
     let d = settings(net)?;
-    let alpha_bar = d
-        .schedule
-        .alpha_bar(d.steps)
-        .map_err(|e| anyhow::anyhow!("schedule: {e}"))?;
+    let alpha_bar = d.alpha_bar()?;
     let layers = net.predictor_layers();
     let mut stored = Vec::with_capacity(layers.len());
     for layer in layers {
