@@ -35,7 +35,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::format::{self, Header, ModelKind};
-use crate::math::LogSumExp;
+use crate::math::{Lanes, LogSumExp};
 use crate::{Error, Shape};
 
 /// Covariance structure of a mixture, with scikit-learn's meaning.
@@ -284,9 +284,30 @@ impl<'a> Gmm<'a> {
     }
 
     /// Calls `f` with `ln w_k + ln N(x | mu_k, Sigma_k)` for every component
-    /// k in order; `x` is already checked.
+    /// k in order, for points side by side in [`Lanes`]: the kernel of
+    /// [`Self::log_density`] without its input checks and log-sum-exp, for
+    /// callers that score several points at once (the host's fast path).
+    /// Each lane's values are bit for bit those [`Self::log_density`] sums;
+    /// non-finite inputs give meaningless values, not an error.
     #[inline]
-    fn for_each_component(&self, x: &[f32], mut f: impl FnMut(f32)) {
+    pub fn component_log_densities<T: Lanes>(
+        &self,
+        x: &[T],
+        f: impl FnMut(T),
+    ) -> Result<(), Error> {
+        if x.len() != self.dim() {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim(),
+                found: x.len(),
+            });
+        }
+        self.for_each_component(x, f);
+        Ok(())
+    }
+
+    /// [`Self::component_log_densities`] for a checked `x`.
+    #[inline]
+    fn for_each_component<T: Lanes>(&self, x: &[T], mut f: impl FnMut(T)) {
         let (d, stride) = (self.dim(), self.precision_stride);
         if d == 0 || stride == 0 {
             return; // never: parsing rejects empty models
@@ -295,13 +316,13 @@ impl<'a> Gmm<'a> {
         match self.spec.covariance {
             Covariance::Full => {
                 for ((b, &norm), u) in means.zip(self.precision.chunks_exact(stride)) {
-                    f(norm - 0.5 * triangular_distance(x, u, b));
+                    f(T::splat(norm) - triangular_distance(x, u, b) * 0.5);
                 }
             }
             Covariance::Tied => tied_components(x, self.precision, means, f),
             Covariance::Diag | Covariance::Spherical => {
                 for ((b, &norm), p) in means.zip(self.precision.chunks_exact(d)) {
-                    f(norm - 0.5 * diagonal_distance(x, p, b));
+                    f(T::splat(norm) - diagonal_distance(x, p, b) * 0.5);
                 }
             }
         }
@@ -370,13 +391,13 @@ impl<'a> Gmm<'a> {
 /// Tied covariance (and KDE): one projection `xᵀU` serves every component.
 /// Kept out of line so that only tied models pay for its stack buffer.
 #[inline(never)]
-fn tied_components<'m>(
-    x: &[f32],
+fn tied_components<'m, T: Lanes>(
+    x: &[T],
     blocks: &[f32],
     means: impl Iterator<Item = (&'m [f32], &'m f32)>,
-    mut f: impl FnMut(f32),
+    mut f: impl FnMut(T),
 ) {
-    let mut buffer = [0.0f32; PROJECT_MAX_DIM];
+    let mut buffer = [T::ZERO; PROJECT_MAX_DIM];
     if let Some(z) = buffer.get_mut(..x.len()) {
         let mut slots = z.iter_mut();
         project(x, blocks, |a, n| {
@@ -385,11 +406,11 @@ fn tied_components<'m>(
             }
         });
         for (b, &norm) in means {
-            f(norm - 0.5 * squared_distance(z, b));
+            f(T::splat(norm) - squared_distance(z, b) * 0.5);
         }
     } else {
         for (b, &norm) in means {
-            f(norm - 0.5 * triangular_distance(x, blocks, b));
+            f(T::splat(norm) - triangular_distance(x, blocks, b) * 0.5);
         }
     }
 }
@@ -401,8 +422,8 @@ const PROJECT_MAX_DIM: usize = 64;
 /// `|xᵀU - b|²` for upper-triangular `U` stored in blocks of four columns
 /// (see the module docs).
 #[inline]
-fn triangular_distance(x: &[f32], blocks: &[f32], b: &[f32]) -> f32 {
-    let mut sq = 0.0;
+fn triangular_distance<T: Lanes>(x: &[T], blocks: &[f32], b: &[f32]) -> T {
+    let mut sq = T::ZERO;
     let (whole, partial) = b.as_chunks::<4>();
     let mut whole = whole.iter();
     project(x, blocks, |[a0, a1, a2, a3], n| {
@@ -426,8 +447,8 @@ fn triangular_distance(x: &[f32], blocks: &[f32], b: &[f32]) -> f32 {
 
 /// `Σ_j (z_j - b_j)²`, summed in ascending `j` like [`triangular_distance`].
 #[inline]
-fn squared_distance(z: &[f32], b: &[f32]) -> f32 {
-    let mut sq = 0.0;
+fn squared_distance<T: Lanes>(z: &[T], b: &[f32]) -> T {
+    let mut sq = T::ZERO;
     for (&zj, &bj) in z.iter().zip(b) {
         let y = zj - bj;
         sq += y * y;
@@ -443,7 +464,7 @@ fn squared_distance(z: &[f32], b: &[f32]) -> f32 {
 /// four products; every column's sum runs over ascending `i`, exactly as a
 /// column-by-column dot product would (the stored zeros add exact zeros).
 #[inline(always)]
-fn project(x: &[f32], blocks: &[f32], mut emit: impl FnMut([f32; 4], usize)) {
+fn project<T: Lanes>(x: &[T], blocks: &[f32], mut emit: impl FnMut([T; 4], usize)) {
     let d = x.len();
     let mut rest = blocks;
     let x4 = x.as_chunks::<4>().0;
@@ -454,12 +475,13 @@ fn project(x: &[f32], blocks: &[f32], mut emit: impl FnMut([f32; 4], usize)) {
         let Some((groups, tail)) = rest.split_at_checked(16 * c) else {
             return;
         };
-        let Some(([t0, t1, t2, t3, t4, t5, t6, t7, t8, t9], tail)) = tail.split_first_chunk::<10>()
+        let Some((&[t0, t1, t2, t3, t4, t5, t6, t7, t8, t9], tail)) =
+            tail.split_first_chunk::<10>()
         else {
             return;
         };
         rest = tail;
-        let (mut a0, mut a1, mut a2, mut a3) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+        let (mut a0, mut a1, mut a2, mut a3) = (T::ZERO, T::ZERO, T::ZERO, T::ZERO);
         for (xs, u) in x4.iter().zip(groups.as_chunks::<16>().0) {
             for r in 0..4 {
                 a0 += xs[r] * u[4 * r];
@@ -483,7 +505,7 @@ fn project(x: &[f32], blocks: &[f32], mut emit: impl FnMut([f32; 4], usize)) {
     let remaining = d % 4;
     if remaining != 0 {
         // The last, narrower block: all D rows, the remaining 1 to 3 columns.
-        let mut acc = [0.0f32; 4];
+        let mut acc = [T::ZERO; 4];
         for (&xi, u) in x.iter().zip(rest.as_chunks::<4>().0) {
             for (a, &uc) in acc.iter_mut().zip(u) {
                 *a += xi * uc;
@@ -495,8 +517,8 @@ fn project(x: &[f32], blocks: &[f32], mut emit: impl FnMut([f32; 4], usize)) {
 
 /// `Σ_d (x_d p_d - b_d)²` for a diagonal precision factor `p`.
 #[inline]
-fn diagonal_distance(x: &[f32], p: &[f32], b: &[f32]) -> f32 {
-    let mut sq = 0.0;
+fn diagonal_distance<T: Lanes>(x: &[T], p: &[f32], b: &[f32]) -> T {
+    let mut sq = T::ZERO;
     for ((&xd, &pd), &bd) in x.iter().zip(p).zip(b) {
         let y = xd * pd - bd;
         sq += y * y;

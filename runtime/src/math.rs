@@ -131,6 +131,33 @@ impl LogSumExp {
     }
 }
 
+/// What the mixture kernels compute with: one `f32` on the device, or
+/// several rows' values side by side on a host's SIMD unit. Each lane sees
+/// the kernel's operations in the kernel's order, each rounded once (no
+/// fused multiply-add), so every lane's bits are the scalar kernel's.
+pub trait Lanes:
+    Copy
+    + core::ops::Add<Output = Self>
+    + core::ops::AddAssign
+    + core::ops::Sub<Output = Self>
+    + core::ops::Mul<Output = Self>
+    + core::ops::Sub<f32, Output = Self>
+    + core::ops::Mul<f32, Output = Self>
+{
+    /// Every lane `0.0`.
+    const ZERO: Self;
+    /// Every lane `v`.
+    fn splat(v: f32) -> Self;
+}
+
+impl Lanes for f32 {
+    const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the kernels whose speed the project reports
 //! (BENCHMARKS.md): EM (the M-step from initial responsibilities, then one
-//! iteration; full and diagonal covariances), the runtime's batch scoring
-//! of a mixture, and one decode of the example MNIST decoders, f32 and
+//! iteration; full and diagonal covariances), the batch scoring of a
+//! mixture (the runtime's kernel and the host's fast path), and one decode of the example MNIST decoders, f32 and
 //! int8. `cargo bench -p tinygen-tests` runs them
 //! all; criterion compares each run with the previous one, so a regression
 //! shows in one command.
@@ -45,6 +45,15 @@ fn em(c: &mut Criterion) {
         c.bench_function(&format!("runtime score {name} d16 k8, 1000 rows"), |b| {
             b.iter(|| gmm.log_density_batch(black_box(&points), &mut out).unwrap())
         });
+        c.bench_function(
+            &format!("host fast path score {name} d16 k8, 1000 rows"),
+            |b| {
+                b.iter(|| {
+                    tinygen::fast_gmm::log_density_batch(&gmm, black_box(&points), &mut out)
+                        .unwrap()
+                })
+            },
+        );
     }
 }
 

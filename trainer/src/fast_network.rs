@@ -20,14 +20,12 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 use tinygen_runtime::{Activation, Network};
 
-/// Outputs per SIMD block (eight f32 lanes: one AVX register).
-pub const LANES: usize = 8;
+use crate::fast_math::{Block, LANES, exp8, exp8_matches_the_runtime};
+
 /// Input rows that share one pass over the weights.
 pub const ROWS: usize = 4;
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 16;
-
-type Block = [f32; LANES];
 
 /// One layer in blocks of [`LANES`] outputs.
 #[derive(Debug, Clone)]
@@ -72,7 +70,7 @@ impl FastNetwork {
                     activation: layer.activation,
                     weights,
                     biases,
-                    fast_sigmoid: sigmoid8_matches_the_runtime(),
+                    fast_sigmoid: exp8_matches_the_runtime(),
                 }
             })
             .collect();
@@ -228,67 +226,19 @@ fn accumulate<const R: usize, const B: usize>(
 }
 
 /// The runtime's sigmoid (`x >= 0`: `1 / (1 + e)`, else `e / (1 + e)`, `e
-/// = exp(-|x|)`) of eight values, with libm's `expf` (FreeBSD's: argument
-/// reduction by `k ln 2` in two parts, a degree-2 rational correction,
-/// scaling by `2^k`) computed lane by lane in the same operations, so each
-/// lane's bits are the scalar function's. Lanes outside libm's main path
-/// (`|x| <= 2^-14`, `|x| >= 87.34`, non-finite) take the scalar function.
+/// = exp(-|x|)`) of eight values, each lane's bits the scalar function's.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
 fn sigmoid8(x: &Block) -> Block {
-    // libm's constants, by their bits.
-    const LN2_HI: f32 = f32::from_bits(0x3f31_7200);
-    const LN2_LO: f32 = f32::from_bits(0x35bf_be8e);
-    const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b);
-    const P1: f32 = f32::from_bits(0x3e2a_aa8f);
-    const P2: f32 = f32::from_bits(0xbb35_5215);
-    let mut out = [0.0; LANES];
-    for l in 0..LANES {
-        // exp(-|x|): the sign bit set.
-        let v = f32::from_bits(x[l].to_bits() | 0x8000_0000);
-        let hx = v.to_bits() & 0x7fff_ffff;
-        let big = (INV_LN2 * v - 0.5) as i32;
-        let k = if hx > 0x3f85_1592 {
-            big
-        } else if hx > 0x3eb1_7218 {
-            -1
+    // exp(-|x|): the sign bit set.
+    let e = exp8(&x.map(|v| f32::from_bits(v.to_bits() | 0x8000_0000)));
+    std::array::from_fn(|l| {
+        if x[l].is_nan() {
+            Activation::Sigmoid.apply(x[l])
+        } else if x[l] >= 0.0 {
+            1.0 / (1.0 + e[l])
         } else {
-            0
-        };
-        let kf = k as f32;
-        let hi = v - kf * LN2_HI;
-        let lo = kf * LN2_LO;
-        let r = hi - lo;
-        let rr = r * r;
-        let c = r - rr * (P1 + rr * P2);
-        let y = 1.0 + (r * c / (2.0 - c) - lo + hi);
-        let e = y * f32::from_bits(((0x7f + k) as u32) << 23);
-        out[l] = if x[l] >= 0.0 {
-            1.0 / (1.0 + e)
-        } else {
-            e / (1.0 + e)
-        };
-    }
-    for l in 0..LANES {
-        let hx = x[l].to_bits() & 0x7fff_ffff;
-        if !(0x3900_0000 < hx && hx < 0x42ae_ac50) {
-            out[l] = Activation::Sigmoid.apply(x[l]);
+            e[l] / (1.0 + e[l])
         }
-    }
-    out
-}
-
-/// Whether [`sigmoid8`] agrees with the runtime's sigmoid (it does when
-/// the runtime uses libm, not micromath) on probes from each branch.
-fn sigmoid8_matches_the_runtime() -> bool {
-    let probes: [Block; 2] = [
-        [-80.0, -3.7, -0.9, -0.2, 0.01, 0.3, 1.2, 42.0],
-        [-1e-5, 1e-5, 0.5, -0.5, 5.5, -5.5, 90.0, -88.0],
-    ];
-    probes.iter().all(|p| {
-        sigmoid8(p)
-            .iter()
-            .zip(p)
-            .all(|(a, &x)| a.to_bits() == Activation::Sigmoid.apply(x).to_bits())
     })
 }
 
@@ -372,7 +322,7 @@ mod tests {
     /// the runtime's sigmoid bit for bit.
     #[test]
     fn the_vector_sigmoid_is_the_runtimes() {
-        assert!(sigmoid8_matches_the_runtime());
+        assert!(exp8_matches_the_runtime());
         let mut bits = 0u32;
         while bits < 0x7f80_0000 {
             let block: Block = core::array::from_fn(|l| {

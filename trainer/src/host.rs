@@ -17,6 +17,7 @@ use tinygen_runtime::{
 };
 
 use crate::data::Dataset;
+use crate::fast_gmm;
 use crate::fast_network::FastNetwork;
 
 /// Largest activation width the host-side runtime calls support.
@@ -60,8 +61,9 @@ impl AlignedBytes {
 /// Runs a model on row-major `inputs` (rows of [`AnyModel::input_len`]):
 /// [`AnyModel::output_len`] values per row, the log-density of a density,
 /// the anomaly score of a detector (with buffers for neural parts up to
-/// [`HOST_WIDTH`] wide), a network's output (on the host's fast path,
-/// [`crate::fast_network`]: the same values, bit for bit).
+/// [`HOST_WIDTH`] wide), a network's output. Densities and networks run on
+/// the host's fast paths ([`crate::fast_gmm`], [`crate::fast_network`]):
+/// the same values, bit for bit.
 pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
     let (i, o) = (model.input_len(), model.output_len());
     ensure!(
@@ -70,15 +72,21 @@ pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>
         inputs.len()
     );
     let mut out = vec![0f32; inputs.len() / i * o];
-    if let AnyModel::Network(net) = model {
-        // The host's fast path: the same values, bit for bit.
-        FastNetwork::new(net)?.forward_batch(inputs, &mut out)?;
-        return Ok(out);
+    // The host's fast paths: the same values, bit for bit.
+    match model {
+        AnyModel::Network(net) => {
+            FastNetwork::new(net)?.forward_batch(inputs, &mut out)?;
+            return Ok(out);
+        }
+        AnyModel::Density(gmm) => {
+            fast_gmm::log_density_batch(gmm, inputs, &mut out)?;
+            return Ok(out);
+        }
+        _ => {}
     }
     out.par_chunks_mut(ROWS_PER_TASK * o)
         .zip(inputs.par_chunks(ROWS_PER_TASK * i))
         .try_for_each(|(out, rows)| match model {
-            AnyModel::Density(gmm) => gmm.log_density_batch(rows, out),
             AnyModel::Detector(detector) => {
                 let mut scratch = Box::new(DetectorScratch::<HOST_WIDTH>::new());
                 for (y, x) in out.iter_mut().zip(rows.chunks_exact(i)) {
@@ -86,8 +94,10 @@ pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>
                 }
                 Ok(())
             }
-            // Run above, on the fast path.
-            AnyModel::Network(_) => Err(Error::InvalidShape(Shape::Internal)),
+            // Run above, on the fast paths.
+            AnyModel::Network(_) | AnyModel::Density(_) => {
+                Err(Error::InvalidShape(Shape::Internal))
+            }
             AnyModel::QNetwork(net) => {
                 let mut scratch = Box::new(QScratch::<HOST_WIDTH>::new());
                 for (y, x) in out.chunks_exact_mut(o).zip(rows.chunks_exact(i)) {

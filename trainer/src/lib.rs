@@ -5,6 +5,8 @@ pub mod data;
 pub mod density;
 pub mod detector;
 pub mod divergence;
+pub mod fast_gmm;
+pub mod fast_math;
 pub mod fast_network;
 pub mod host;
 pub mod import;

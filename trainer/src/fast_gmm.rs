@@ -1,0 +1,255 @@
+//! The host's fast path for mixture and KDE scoring, bit-identical to the
+//! runtime.
+//!
+//! The device scores one point at a time; on the host, SIMD lanes are rows.
+//! Eight rows, transposed into [`F32x8`] values, go through the runtime's own
+//! kernel ([`Gmm::component_log_densities`], generic over its lane type), so
+//! every row sees the device's operations in the device's order. The
+//! log-sum-exp over components then runs lane by lane as the runtime's
+//! `LogSumExp` does, with the vector `exp` ([`exp8`]) and the runtime's `ln`.
+//! Rows whose component values are not all finite take the scalar
+//! log-sum-exp. Batches run in parallel over rows.
+
+use anyhow::ensure;
+use multiversion::multiversion;
+use rayon::prelude::*;
+use tinygen_runtime::math::{self, LogSumExp};
+use tinygen_runtime::{Error, Gmm};
+
+use crate::fast_math::{Block, F32x8, LANES, exp8, exp8_matches_the_runtime};
+
+/// Rows per parallel task.
+const ROWS_PER_TASK: usize = 512;
+
+/// Scores `points` (row-major, N x D) into `out` (length N): what
+/// [`Gmm::log_density_batch`] writes, bit for bit, faster. Rows with NaN or
+/// infinite values are an error, as on the device.
+pub fn log_density_batch(gmm: &Gmm<'_>, points: &[f32], out: &mut [f32]) -> anyhow::Result<()> {
+    let d = gmm.dim();
+    ensure!(
+        points.len() == out.len() * d,
+        "runtime: {}",
+        Error::DimensionMismatch {
+            expected: out.len() * d,
+            found: points.len()
+        }
+    );
+    ensure!(
+        points.iter().all(|v| v.is_finite()),
+        "runtime: {}",
+        Error::NonFiniteInput
+    );
+    if !exp8_matches_the_runtime() {
+        // The runtime's exp is micromath's: score as the device does.
+        return gmm
+            .log_density_batch(points, out)
+            .map_err(|e| anyhow::anyhow!("runtime: {e}"));
+    }
+    out.par_chunks_mut(ROWS_PER_TASK)
+        .zip(points.par_chunks(ROWS_PER_TASK * d))
+        .for_each(|(out, rows)| score_rows(gmm, rows, out));
+    Ok(())
+}
+
+/// One task's rows, eight at a time (the last group padded with zeros).
+fn score_rows(gmm: &Gmm<'_>, rows: &[f32], out: &mut [f32]) {
+    let d = gmm.dim();
+    let mut x = vec![F32x8([0.0; LANES]); d];
+    let mut values = Vec::with_capacity(gmm.components());
+    let mut terms = Vec::with_capacity(gmm.components());
+    for (group, slots) in rows.chunks(LANES * d).zip(out.chunks_mut(LANES)) {
+        for (i, xi) in x.iter_mut().enumerate() {
+            xi.0 = std::array::from_fn(|l| group.get(l * d + i).copied().unwrap_or(0.0));
+        }
+        let scores = score_group(gmm, &x, &mut values, &mut terms);
+        slots.copy_from_slice(&scores[..slots.len()]);
+    }
+}
+
+/// The log-densities of eight transposed rows (`x[i]`: feature `i` of
+/// each), with buffers for the component values and the log-sum-exp's terms.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn score_group<'a>(
+    gmm: &Gmm<'a>,
+    x: &[F32x8],
+    values: &mut Vec<F32x8>,
+    terms: &mut Vec<Block>,
+) -> Block {
+    values.clear();
+    // The length is the model's: the call cannot fail.
+    let _ = gmm.component_log_densities(x, |v| values.push(v));
+    log_sum_exp8(values, terms)
+}
+
+/// The runtime's `LogSumExp` over `values`, lane by lane. For finite
+/// values its first term sets the maximum and a sum of one (`0 · e^-inf +
+/// 1`), and each later term `v` either adds `e^(v - max)` or rescales the sum
+/// by `e^(max - v)`, adds one and becomes the maximum. The maxima do not
+/// depend on the sum, so all the exponentials are taken first (into
+/// `terms`, negated where they rescale), independently of each other, and
+/// the sum then runs over them in order.
+#[inline(always)]
+fn log_sum_exp8(values: &[F32x8], terms: &mut Vec<Block>) -> Block {
+    let Some((first, rest)) = values.split_first() else {
+        return [f32::NEG_INFINITY; LANES];
+    };
+    let mut max = first.0;
+    let mut finite = max.map(f32::is_finite);
+    terms.clear();
+    for v in rest {
+        let v = v.0;
+        let below: [bool; LANES] = std::array::from_fn(|l| v[l] <= max[l]);
+        let e = exp8(&std::array::from_fn(|l| {
+            if below[l] {
+                v[l] - max[l]
+            } else {
+                max[l] - v[l]
+            }
+        }));
+        terms.push(std::array::from_fn(|l| if below[l] { e[l] } else { -e[l] }));
+        for l in 0..LANES {
+            max[l] = if below[l] { max[l] } else { v[l] };
+            finite[l] &= v[l].is_finite();
+        }
+    }
+    let mut sum = [1.0f32; LANES];
+    for t in terms.iter() {
+        for l in 0..LANES {
+            // The sign bit says which update: -0.0 (a rescale by zero) too.
+            sum[l] = if t[l].is_sign_positive() {
+                sum[l] + t[l]
+            } else {
+                sum[l] * -t[l] + 1.0
+            };
+        }
+    }
+    std::array::from_fn(|l| {
+        if finite[l] {
+            max[l] + math::ln(sum[l])
+        } else {
+            let mut acc = LogSumExp::new();
+            for v in values {
+                acc.push(v.0[l]);
+            }
+            acc.finish()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use tinygen_runtime::gmm::{Covariance, GmmParams, Standardizer};
+    use tinygen_runtime::{Gmm, ModelKind};
+
+    use super::*;
+    use crate::host::AlignedBytes;
+
+    /// A random mixture's file: well-conditioned upper-triangular precision
+    /// factors, optionally standardized.
+    fn mixture(cov: Covariance, d: usize, k: usize, standardized: bool, seed: u64) -> Vec<u8> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut normal = || -> f64 { rng.random_range(-1.7..1.7) };
+        let weights: Vec<f64> = (0..k).map(|c| 1.0 + c as f64).collect();
+        let total: f64 = weights.iter().sum();
+        let weights: Vec<f64> = weights.iter().map(|w| w / total).collect();
+        let means: Vec<f64> = (0..k * d).map(|_| 2.0 * normal()).collect();
+        let precisions: Vec<f64> = match cov {
+            Covariance::Full | Covariance::Tied => {
+                let blocks = if cov == Covariance::Full { k } else { 1 };
+                (0..blocks * d * d)
+                    .map(|n| {
+                        let (i, j) = (n % (d * d) / d, n % d);
+                        match i.cmp(&j) {
+                            std::cmp::Ordering::Equal => 0.5 + normal().abs(),
+                            std::cmp::Ordering::Less => 0.3 * normal(),
+                            std::cmp::Ordering::Greater => 0.0,
+                        }
+                    })
+                    .collect()
+            }
+            Covariance::Diag => (0..k * d).map(|_| 0.5 + normal().abs()).collect(),
+            Covariance::Spherical => (0..k).map(|_| 0.5 + normal().abs()).collect(),
+        };
+        let mean: Vec<f64> = (0..d).map(|_| normal()).collect();
+        let scale: Vec<f64> = (0..d).map(|_| 0.5 + normal().abs()).collect();
+        let params = GmmParams {
+            covariance: cov,
+            dim: d,
+            weights: &weights,
+            means: &means,
+            precisions_cholesky: &precisions,
+            standardizer: standardized.then_some(Standardizer {
+                mean: &mean,
+                scale: &scale,
+            }),
+        };
+        let kind = if cov == Covariance::Tied && k > 8 {
+            ModelKind::Kde
+        } else {
+            ModelKind::Gmm
+        };
+        params.encode_as(kind).unwrap()
+    }
+
+    fn check(bytes: &[u8], rows: usize, spread: f32, seed: u64) {
+        let file = AlignedBytes::new(bytes);
+        let gmm = Gmm::from_bytes(file.as_bytes()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let points: Vec<f32> = (0..rows * gmm.dim())
+            .map(|_| spread * rng.random_range(-1.7f32..1.7))
+            .collect();
+        let mut fast = vec![0.0; rows];
+        log_density_batch(&gmm, &points, &mut fast).unwrap();
+        let mut slow = vec![0.0; rows];
+        gmm.log_density_batch(&points, &mut slow).unwrap();
+        for (r, (f, s)) in fast.iter().zip(&slow).enumerate() {
+            assert_eq!(f.to_bits(), s.to_bits(), "row {r}: {f} vs {s}");
+        }
+    }
+
+    #[test]
+    fn every_covariance_scores_as_the_runtime_bit_for_bit() {
+        let mut seed = 0;
+        for cov in [
+            Covariance::Full,
+            Covariance::Tied,
+            Covariance::Diag,
+            Covariance::Spherical,
+        ] {
+            for (d, k) in [(1, 1), (3, 2), (4, 8), (7, 3), (16, 8), (70, 2)] {
+                for standardized in [false, true] {
+                    seed += 1;
+                    let bytes = mixture(cov, d, k, standardized, seed);
+                    // Rows near the components, far away (underflowing
+                    // terms) and a count that leaves a partial group.
+                    check(&bytes, 1037, 1.0, seed);
+                    check(&bytes, 13, 30.0, seed + 100);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_kernel_density_scores_as_the_runtime_bit_for_bit() {
+        check(&mixture(Covariance::Tied, 5, 300, true, 9), 600, 2.0, 10);
+    }
+
+    #[test]
+    fn extreme_rows_score_as_the_runtime() {
+        // Far enough that the Mahalanobis terms overflow to infinity.
+        let bytes = mixture(Covariance::Full, 4, 3, false, 3);
+        check(&bytes, 40, 1e19, 4);
+        check(&bytes, 40, 1e30, 5);
+    }
+
+    #[test]
+    fn bad_rows_are_errors() {
+        let file = AlignedBytes::new(&mixture(Covariance::Diag, 2, 2, false, 1));
+        let gmm = Gmm::from_bytes(file.as_bytes()).unwrap();
+        let mut out = vec![0.0; 2];
+        assert!(log_density_batch(&gmm, &[1.0, f32::NAN, 0.0, 0.0], &mut out).is_err());
+        assert!(log_density_batch(&gmm, &[1.0, 2.0, 3.0], &mut out).is_err());
+        assert!(log_density_batch(&gmm, &[], &mut []).is_ok());
+    }
+}
