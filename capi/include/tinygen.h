@@ -27,6 +27,17 @@
 #define TG_MODEL_WORDS (TG_MODEL_SIZE / 8)
 
 /**
+ * Bytes of a `tg_learner`: enough for a learner on every target (checked
+ * at compile time on each).
+ */
+#define TG_LEARNER_SIZE 512
+
+/**
+ * `TG_LEARNER_SIZE` in 8-byte words.
+ */
+#define TG_LEARNER_WORDS (TG_LEARNER_SIZE / 8)
+
+/**
  * Status code of every call: `TG_OK` (0) or an error, which
  * `tg_strerror` describes.
  */
@@ -49,7 +60,8 @@ enum tg_status
    */
   TG_ERR_MISALIGNED = 2,
   /**
-   * The `tg_model` was not opened by `tg_model_open`, or opening failed.
+   * The `tg_model` was not opened by `tg_model_open` (the `tg_learner`
+   * not started by `tg_learner_start`), or that failed.
    */
   TG_ERR_NOT_OPEN = 3,
   /**
@@ -138,6 +150,15 @@ enum tg_status
    * eta, a timestep.
    */
   TG_ERR_PARAMETERS = 24,
+  /**
+   * The learner has not seen all its inputs yet (`tg_learner_file`).
+   */
+  TG_ERR_STILL_LEARNING = 25,
+  /**
+   * A learned covariance is not positive definite (collinear inputs
+   * and no regularisation, or a component without points).
+   */
+  TG_ERR_NOT_POSITIVE_DEFINITE = 26,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -205,6 +226,35 @@ typedef int32_t tg_kind;
 #endif // __cplusplus
 
 /**
+ * Where a learner is (`tg_learner_observe`).
+ */
+enum tg_progress
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Learning the density from the first inputs.
+   */
+  TG_PROGRESS_LEARNING = 1,
+  /**
+   * Scoring the next inputs to set the threshold.
+   */
+  TG_PROGRESS_CALIBRATING = 2,
+  /**
+   * The detector is learned: `tg_learner_file`.
+   */
+  TG_PROGRESS_DONE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tg_progress tg_progress;
+#else
+typedef int32_t tg_progress;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A parsed model, in memory the caller provides (`TG_MODEL_SIZE` bytes,
  * 8-byte aligned). Open it with `tg_model_open`; it borrows the model
  * bytes, which must stay in place and unchanged while it is used. It may
@@ -223,6 +273,45 @@ typedef struct tg_model {
 typedef struct tg_rng {
   uint32_t _state[4];
 } tg_rng;
+
+/**
+ * The buffers a recipe's learner needs (`tg_learner_sizes`), and the
+ * length of its inputs.
+ */
+typedef struct tg_learner_memory {
+  /**
+   * Values per input (a point, or a whole window).
+   */
+  size_t input_dim;
+  /**
+   * `double` values of the learner's state.
+   */
+  size_t state;
+  /**
+   * `float` values of stored features (0 for one component).
+   */
+  size_t features;
+  /**
+   * `float` values of calibration scores.
+   */
+  size_t scores;
+  /**
+   * Bytes of the learned detector file (4-byte aligned buffer).
+   */
+  size_t file;
+} tg_learner_memory;
+
+/**
+ * A detector learning on the device (`TG_LEARNER_SIZE` bytes, 8-byte
+ * aligned, the caller's): started by `tg_learner_start` from a recipe
+ * file (`tinygen fit detector --on-device-recipe`), fed inputs by
+ * `tg_learner_observe`, and done when `tg_learner_file` gives the learned
+ * detector file. It uses the buffers it was started with, which must stay
+ * in place and be used by nothing else meanwhile; do not copy it.
+ */
+typedef struct tg_learner {
+  uint64_t _opaque[TG_LEARNER_WORDS];
+} tg_learner;
 
 #ifdef __cplusplus
 extern "C" {
@@ -441,6 +530,74 @@ tg_status tg_diffusion_sample(const struct tg_model *m,
                               size_t n_out,
                               void *scratch,
                               size_t scratch_len);
+
+/**
+ * The buffers (and the input length) of the learner of the recipe file
+ * `recipe[0..len]`.
+ *
+ * # Safety
+ * `recipe` is NULL or valid for reads of `len` bytes; `sizes` is NULL or
+ * valid for a write.
+ */
+tg_status tg_learner_sizes(const uint8_t *recipe, size_t len, struct tg_learner_memory *sizes);
+
+/**
+ * Starts learning, into `l`, the detector the recipe file
+ * `recipe[0..len]` describes, in the caller's buffers: `state` (`double`),
+ * `features` and `scores` (`float`) and `file` (bytes, 4-byte aligned),
+ * each at least as long as `tg_learner_sizes` says (NULL where that is 0)
+ * and not overlapping. The recipe is read now and need not be kept. On
+ * failure `l` is left unstarted.
+ *
+ * # Safety
+ * `l` is NULL or points to a writable `tg_learner`; each buffer is NULL
+ * or valid for writes of its length for as long as `l` is used.
+ */
+tg_status tg_learner_start(struct tg_learner *l,
+                           const uint8_t *recipe,
+                           size_t len,
+                           double *state,
+                           size_t n_state,
+                           float *features,
+                           size_t n_features,
+                           float *scores,
+                           size_t n_scores,
+                           uint8_t *file,
+                           size_t n_file);
+
+/**
+ * Takes the next input `x[0..n]` (`input_dim` values) and says where the
+ * learner is after it (`progress` and `remaining`, the inputs to go in
+ * that phase, each written when not NULL). A refused input (NaN or
+ * infinite values, a wrong length) is its error and is not counted. The
+ * input that completes learning may fail with `TG_ERR_NOT_POSITIVE_DEFINITE`
+ * (collinear features with no regularisation, or a component that lost its
+ * points); the learner then stays failed: start it again. Inputs after
+ * `TG_PROGRESS_DONE` are ignored.
+ *
+ * # Safety
+ * `l` is NULL or points to a started `tg_learner`; `x` is NULL or valid
+ * for reads of `n` values; `progress` and `remaining` are NULL or valid
+ * for a write.
+ */
+tg_status tg_learner_observe(struct tg_learner *l,
+                             const float *x,
+                             size_t n,
+                             tg_progress *progress,
+                             size_t *remaining);
+
+/**
+ * The learned detector file, once done: `*file` points into the file
+ * buffer given to `tg_learner_start` and `*len` is its length. Open it
+ * with `tg_model_open` (a `TG_KIND_DETECTOR`), or store it and open it
+ * after a reset. Before that, `TG_ERR_STILL_LEARNING` (or the error that
+ * failed the learner).
+ *
+ * # Safety
+ * `l` is NULL or points to a started `tg_learner`; `file` and `len` are
+ * NULL or valid for a write.
+ */
+tg_status tg_learner_file(const struct tg_learner *l, const uint8_t **file, size_t *len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -43,7 +43,8 @@ pub enum tg_status {
     /// A pointer is not aligned: model bytes, float buffers and scratch
     /// need 4 bytes, a `tg_model` its type's alignment.
     TG_ERR_MISALIGNED = 2,
-    /// The `tg_model` was not opened by `tg_model_open`, or opening failed.
+    /// The `tg_model` was not opened by `tg_model_open` (the `tg_learner`
+    /// not started by `tg_learner_start`), or that failed.
     TG_ERR_NOT_OPEN = 3,
     /// The model's kind does not support this call.
     TG_ERR_WRONG_KIND = 4,
@@ -89,6 +90,11 @@ pub enum tg_status {
     /// A call's setting is out of range: a diffusion sampler's steps or
     /// eta, a timestep.
     TG_ERR_PARAMETERS = 24,
+    /// The learner has not seen all its inputs yet (`tg_learner_file`).
+    TG_ERR_STILL_LEARNING = 25,
+    /// A learned covariance is not positive definite (collinear inputs
+    /// and no regularisation, or a component without points).
+    TG_ERR_NOT_POSITIVE_DEFINITE = 26,
 }
 
 use tg_status::*;
@@ -194,6 +200,8 @@ fn status(e: Error) -> tg_status {
         // Finite inputs that overflow: the file's parameters diverge.
         Error::NonFiniteOutput => TG_ERR_NONFINITE_PARAMETER,
         Error::InvalidParameters => TG_ERR_PARAMETERS,
+        Error::StillLearning { .. } => TG_ERR_STILL_LEARNING,
+        Error::NotPositiveDefinite => TG_ERR_NOT_POSITIVE_DEFINITE,
         _ => TG_ERR_INTERNAL,
     }
 }
@@ -367,7 +375,7 @@ pub extern "C" fn tg_strerror(status: StatusCode) -> *const c_char {
         0 => c"ok",
         1 => c"a required pointer is NULL",
         2 => c"a pointer is not aligned (model bytes, float buffers and scratch need 4 bytes)",
-        3 => c"the tg_model is not open (tg_model_open was not called or failed)",
+        3 => c"the tg_model is not open or the tg_learner not started (the call was not made or failed)",
         4 => c"the model's kind does not support this call",
         5 => c"an input or output length does not match the model",
         6 => c"the scratch buffer is smaller than tg_scratch_size",
@@ -389,6 +397,8 @@ pub extern "C" fn tg_strerror(status: StatusCode) -> *const c_char {
         22 => c"network has more layers than this library supports",
         23 => c"internal error (a bug in tinygen)",
         24 => c"a call's setting is out of range (a diffusion sampler's steps or eta, a timestep)",
+        25 => c"the learner has not seen all its inputs yet",
+        26 => c"a learned covariance is not positive definite (collinear inputs, no regularisation)",
         _ => c"unknown tinygen status code",
     };
     text.as_ptr()
@@ -918,6 +928,9 @@ unsafe fn sample(
     }
     .map_err(status)
 }
+
+mod learner;
+pub use learner::*;
 
 #[cfg(not(any(test, panic = "unwind")))]
 #[panic_handler]

@@ -697,13 +697,15 @@ fn every_status_has_its_own_description() {
             .to_str()
             .unwrap()
     };
-    let all: Vec<&str> = (0..=TG_ERR_PARAMETERS as i32).map(text).collect();
+    let all: Vec<&str> = (0..=TG_ERR_NOT_POSITIVE_DEFINITE as i32)
+        .map(text)
+        .collect();
     for (i, t) in all.iter().enumerate() {
         assert!(!t.is_empty());
         assert_eq!(all.iter().filter(|u| *u == t).count(), 1, "code {i}: {t}");
     }
     assert_eq!(text(TG_OK as i32), "ok");
-    for code in [-1, 25, 1000, i32::MIN, i32::MAX] {
+    for code in [-1, 27, 1000, i32::MIN, i32::MAX] {
         assert_eq!(text(code), "unknown tinygen status code");
     }
     let version = unsafe { core::ffi::CStr::from_ptr(tg_version()) };
@@ -755,6 +757,8 @@ fn every_runtime_error_has_a_status() {
         ),
         (Error::ParameterOutOfRange, TG_ERR_PARAMETER_RANGE),
         (Error::NoPrior, TG_ERR_NO_PRIOR),
+        (Error::StillLearning { remaining: 3 }, TG_ERR_STILL_LEARNING),
+        (Error::NotPositiveDefinite, TG_ERR_NOT_POSITIVE_DEFINITE),
         (
             Error::BufferTooSmall {
                 needed: 2,
@@ -782,4 +786,316 @@ fn the_rng_is_seeded_as_the_runtimes() {
         unsafe { tg_rng_seed(core::ptr::null_mut(), 42) },
         TG_ERR_NULL
     );
+}
+
+mod learning {
+    use tinygen_runtime::detector::Features;
+    use tinygen_runtime::gmm::Covariance;
+    use tinygen_runtime::learn::{Buffers, Learner, Progress, Recipe, RecipeSpec};
+
+    use super::*;
+
+    fn unstarted() -> tg_learner {
+        tg_learner {
+            _opaque: [0; TG_LEARNER_WORDS],
+        }
+    }
+
+    fn spec(components: u32, covariance: Covariance, reg_covar: f64) -> RecipeSpec {
+        RecipeSpec {
+            features: Features::WindowStats {
+                channels: 2,
+                length: 5,
+            },
+            dim: 8,
+            covariance,
+            components,
+            iterations: 5,
+            seed: 7,
+            reg_covar,
+            alarm_rate: 0.1,
+            learn: 40,
+            calibrate: 20,
+        }
+    }
+
+    /// The learner's buffers, sized by `tg_learner_sizes`.
+    struct Memory {
+        state: Vec<f64>,
+        features: Vec<f32>,
+        scores: Vec<f32>,
+        file: Vec<u32>,
+        sizes: tg_learner_memory,
+    }
+
+    impl Memory {
+        fn for_recipe(recipe: &[u8]) -> Self {
+            let mut sizes = tg_learner_memory::default();
+            let s = unsafe { tg_learner_sizes(recipe.as_ptr(), recipe.len(), &mut sizes) };
+            assert_eq!(s, TG_OK);
+            Self {
+                state: vec![0.0; sizes.state],
+                features: vec![0.0; sizes.features],
+                scores: vec![0.0; sizes.scores],
+                file: vec![0; sizes.file.div_ceil(4)],
+                sizes,
+            }
+        }
+
+        fn start(&mut self, l: &mut tg_learner, recipe: &[u8]) -> tg_status {
+            unsafe {
+                tg_learner_start(
+                    l,
+                    recipe.as_ptr(),
+                    recipe.len(),
+                    self.state.as_mut_ptr(),
+                    self.state.len(),
+                    self.features.as_mut_ptr(),
+                    self.features.len(),
+                    self.scores.as_mut_ptr(),
+                    self.scores.len(),
+                    self.file.as_mut_ptr().cast(),
+                    self.sizes.file,
+                )
+            }
+        }
+    }
+
+    /// Window `i` of a slowly drifting two-channel signal.
+    fn window(i: usize) -> [f32; 10] {
+        core::array::from_fn(|j| {
+            let t = (i * 5 + j / 2) as f32 * 0.37;
+            if j % 2 == 0 {
+                t.sin()
+            } else {
+                (1.3 * t).cos() * 2.0
+            }
+        })
+    }
+
+    fn observe(l: &mut tg_learner, x: &[f32]) -> (tg_status, tg_progress, usize) {
+        let (mut progress, mut remaining) = (tg_progress::TG_PROGRESS_LEARNING, usize::MAX);
+        let s =
+            unsafe { tg_learner_observe(l, x.as_ptr(), x.len(), &mut progress, &mut remaining) };
+        (s, progress, remaining)
+    }
+
+    #[test]
+    fn the_c_learner_learns_the_runtimes_file_byte_for_byte() {
+        for (components, covariance) in [(1, Covariance::Full), (3, Covariance::Diag)] {
+            let recipe = spec(components, covariance, 1e-3).encode().unwrap();
+            let mut memory = Memory::for_recipe(&recipe);
+            assert_eq!(memory.sizes.input_dim, 10);
+            let mut l = unstarted();
+            assert_eq!(memory.start(&mut l, &recipe), TG_OK);
+
+            // The runtime's learner on the same inputs, in its own buffers.
+            let parsed = Recipe::from_bytes(&recipe).unwrap();
+            let (mut state, mut features, mut scores) = (
+                vec![0f64; memory.sizes.state],
+                vec![0f32; memory.sizes.features],
+                vec![0f32; memory.sizes.scores],
+            );
+            let mut file = vec![0u32; memory.file.len()];
+            let mut rust = Learner::new(
+                &parsed,
+                Buffers {
+                    state: &mut state,
+                    features: &mut features,
+                    scores: &mut scores,
+                    file: &mut bytemuck_bytes(&mut file)[..memory.sizes.file],
+                },
+            )
+            .unwrap();
+
+            let mut out: *const u8 = core::ptr::null();
+            let mut len = 0;
+            for i in 0..60 {
+                let x = window(i);
+                let (s, progress, remaining) = observe(&mut l, &x);
+                assert_eq!(s, TG_OK);
+                let want = match rust.observe(&x).unwrap() {
+                    Progress::Learning { remaining } => {
+                        (tg_progress::TG_PROGRESS_LEARNING, remaining)
+                    }
+                    Progress::Calibrating { remaining } => {
+                        (tg_progress::TG_PROGRESS_CALIBRATING, remaining)
+                    }
+                    Progress::Done => (tg_progress::TG_PROGRESS_DONE, 0),
+                };
+                assert_eq!((progress, remaining), want, "input {i}");
+                if i < 59 {
+                    let s = unsafe { tg_learner_file(&l, &mut out, &mut len) };
+                    assert_eq!(s, TG_ERR_STILL_LEARNING);
+                }
+            }
+            assert_eq!(unsafe { tg_learner_file(&l, &mut out, &mut len) }, TG_OK);
+            let learned = unsafe { core::slice::from_raw_parts(out, len) };
+            assert_eq!(learned, rust.file().unwrap());
+            // Inputs after the end are ignored.
+            assert_eq!(
+                observe(&mut l, &window(99)).1,
+                tg_progress::TG_PROGRESS_DONE
+            );
+
+            // The learned file is a detector that scores as the runtime's.
+            let stored = File::new(learned);
+            let m = open(&stored);
+            assert_eq!(unsafe { tg_model_kind(&m) }, tg_kind::TG_KIND_DETECTOR);
+            let detector = Detector::from_bytes(stored.bytes()).unwrap();
+            for i in [3, 50, 200] {
+                let x = window(i).map(|v| v * (1.0 + i as f32 / 100.0));
+                let mut score = 0.0;
+                let s = unsafe { tg_detector_score(&m, x.as_ptr(), x.len(), &mut score) };
+                assert_eq!(s, TG_OK);
+                assert_eq!(score.to_bits(), detector.score(&x).unwrap().to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_refused_and_not_counted() {
+        let recipe = spec(1, Covariance::Full, 1e-3).encode().unwrap();
+        let mut memory = Memory::for_recipe(&recipe);
+        let mut l = unstarted();
+        assert_eq!(memory.start(&mut l, &recipe), TG_OK);
+        let mut x = window(0);
+        assert_eq!(observe(&mut l, &x[..9]).0, TG_ERR_DIMENSION);
+        x[3] = f32::NAN;
+        assert_eq!(observe(&mut l, &x).0, TG_ERR_NONFINITE_INPUT);
+        x[3] = f32::INFINITY;
+        assert_eq!(observe(&mut l, &x).0, TG_ERR_NONFINITE_INPUT);
+        let s = unsafe {
+            tg_learner_observe(
+                &mut l,
+                core::ptr::null(),
+                10,
+                core::ptr::null_mut(),
+                core::ptr::null_mut(),
+            )
+        };
+        assert_eq!(s, TG_ERR_NULL);
+        // Progress and remaining may be NULL; none of the above counted.
+        let s = unsafe {
+            tg_learner_observe(
+                &mut l,
+                window(0).as_ptr(),
+                10,
+                core::ptr::null_mut(),
+                core::ptr::null_mut(),
+            )
+        };
+        assert_eq!(s, TG_OK);
+        assert_eq!(
+            observe(&mut l, &window(1)),
+            (TG_OK, tg_progress::TG_PROGRESS_LEARNING, 38)
+        );
+    }
+
+    #[test]
+    fn a_degenerate_density_fails_the_learner_for_good() {
+        // Constant windows: every statistic is constant, and with no
+        // regularisation the covariance is singular.
+        let recipe = spec(1, Covariance::Full, 0.0).encode().unwrap();
+        let mut memory = Memory::for_recipe(&recipe);
+        let mut l = unstarted();
+        assert_eq!(memory.start(&mut l, &recipe), TG_OK);
+        let x = [0.5f32; 10];
+        for _ in 0..39 {
+            assert_eq!(observe(&mut l, &x).0, TG_OK);
+        }
+        assert_eq!(observe(&mut l, &x).0, TG_ERR_NOT_POSITIVE_DEFINITE);
+        assert_eq!(observe(&mut l, &x).0, TG_ERR_NOT_POSITIVE_DEFINITE);
+        let (mut out, mut len) = (core::ptr::null(), 0);
+        assert_eq!(
+            unsafe { tg_learner_file(&l, &mut out, &mut len) },
+            TG_ERR_NOT_POSITIVE_DEFINITE
+        );
+    }
+
+    #[test]
+    fn misuse_is_an_error_code() {
+        let recipe = spec(3, Covariance::Diag, 1e-3).encode().unwrap();
+        let mut memory = Memory::for_recipe(&recipe);
+        let mut l = unstarted();
+        let null = core::ptr::null_mut();
+        // Not started, or NULL.
+        assert_eq!(observe(&mut l, &window(0)).0, TG_ERR_NOT_OPEN);
+        let (mut out, mut len) = (core::ptr::null(), 0);
+        assert_eq!(
+            unsafe { tg_learner_file(&l, &mut out, &mut len) },
+            TG_ERR_NOT_OPEN
+        );
+        assert_eq!(
+            unsafe { tg_learner_file(core::ptr::null(), &mut out, &mut len) },
+            TG_ERR_NULL
+        );
+        let x = window(0);
+        assert_eq!(
+            unsafe { tg_learner_observe(null, x.as_ptr(), 10, null.cast(), null.cast()) },
+            TG_ERR_NULL
+        );
+        let mut sizes = tg_learner_memory::default();
+        assert_eq!(
+            unsafe { tg_learner_sizes(core::ptr::null(), 0, &mut sizes) },
+            TG_ERR_NULL
+        );
+        assert_eq!(
+            unsafe { tg_learner_sizes(recipe.as_ptr(), recipe.len(), null.cast()) },
+            TG_ERR_NULL
+        );
+        // Not a recipe, or a corrupted one.
+        let gmm = File::new(GMM);
+        assert_eq!(
+            unsafe { tg_learner_sizes(gmm.bytes().as_ptr(), gmm.len, &mut sizes) },
+            TG_ERR_WRONG_KIND
+        );
+        let mut bad = recipe.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_ne!(memory.start(&mut l, &bad), TG_OK);
+        assert_eq!(observe(&mut l, &window(0)).0, TG_ERR_NOT_OPEN);
+        // Buffers too small, misaligned or overlapping; the learner stays unstarted.
+        memory.sizes.file -= 1;
+        assert_eq!(memory.start(&mut l, &recipe), TG_ERR_SCRATCH_TOO_SMALL);
+        memory.sizes.file += 1;
+        memory.scores.pop();
+        assert_eq!(memory.start(&mut l, &recipe), TG_ERR_SCRATCH_TOO_SMALL);
+        memory.scores.push(0.0);
+        let s = unsafe {
+            tg_learner_start(
+                &mut l,
+                recipe.as_ptr(),
+                recipe.len(),
+                memory.state.as_mut_ptr(),
+                memory.state.len(),
+                memory.features.as_mut_ptr(),
+                memory.features.len(),
+                memory.scores.as_mut_ptr(),
+                memory.scores.len(),
+                memory.file.as_mut_ptr().cast::<u8>().wrapping_add(1),
+                memory.sizes.file - 4,
+            )
+        };
+        assert_eq!(s, TG_ERR_MISALIGNED);
+        let s = unsafe {
+            tg_learner_start(
+                &mut l,
+                recipe.as_ptr(),
+                recipe.len(),
+                memory.state.as_mut_ptr(),
+                memory.state.len(),
+                memory.features.as_mut_ptr(),
+                memory.features.len(),
+                memory.features.as_mut_ptr(),
+                memory.scores.len(),
+                memory.file.as_mut_ptr().cast(),
+                memory.sizes.file,
+            )
+        };
+        assert_eq!(s, TG_ERR_OVERLAP);
+        assert_eq!(observe(&mut l, &window(0)).0, TG_ERR_NOT_OPEN);
+        assert_eq!(memory.start(&mut l, &recipe), TG_OK);
+        assert_eq!(observe(&mut l, &window(0)).0, TG_OK);
+    }
 }

@@ -6,8 +6,9 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{anyhow, ensure};
+use anyhow::{Context, anyhow, ensure};
 use tinygen_runtime::AnyModel;
+use tinygen_runtime::learn::Recipe;
 
 use crate::host::AlignedBytes;
 
@@ -70,6 +71,9 @@ pub fn model_array(name: &str, bytes: &[u8]) -> anyhow::Result<String> {
 /// what the C API needs (checked by the runtime, as `tinygen info` does).
 pub fn summary(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
     let file = AlignedBytes::new(bytes);
+    if let Ok(recipe) = Recipe::from_bytes(file.as_bytes()) {
+        return recipe_summary(&recipe, bytes.len());
+    }
     let model = AnyModel::from_bytes(file.as_bytes()).map_err(|e| anyhow!("model: {e}"))?;
     let header = model.header();
     let mut lines = vec![
@@ -113,12 +117,43 @@ pub fn summary(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
                 }
             )
         }
-        AnyModel::Diffusion(_) => {
-            "none yet for diffusion models (the Rust runtime's Diffusion::sample)".to_string()
-        }
+        AnyModel::Diffusion(_) => format!(
+            "tg_sample (the file's sampler), tg_diffusion_sample, tg_decode (one noise \
+             prediction) with {} bytes of scratch (tg_scratch_size)",
+            model.scratch_bytes()
+        ),
     };
     lines.push(format!("C API: {calls}"));
     Ok(lines)
+}
+
+/// A recipe's summary: what it learns and the buffers its learner needs.
+fn recipe_summary(recipe: &Recipe, len: usize) -> anyhow::Result<Vec<String>> {
+    let spec = recipe.spec();
+    let header = recipe.header();
+    let state = spec.state_len().context("recipe state length")?;
+    let features = spec.features_len().context("recipe features length")?;
+    Ok(vec![
+        format!(
+            "kind {}, format v{} (schema {:#010x}), crc32 {:#010x}",
+            header.kind, header.version, header.schema, header.crc
+        ),
+        format!(
+            "{len} bytes; learns a detector of {} input values from the first {} inputs, \
+             its threshold at alarm rate {} from the next {}",
+            spec.input_len(),
+            spec.learn,
+            spec.alarm_rate,
+            spec.calibrate
+        ),
+        format!(
+            "C API: tg_learner_sizes, tg_learner_start (buffers: {state} doubles of state, \
+             {features} floats of features, {} floats of scores, {} bytes of file), \
+             tg_learner_observe, tg_learner_file",
+            spec.calibrate,
+            spec.detector_len().map_err(|e| anyhow!("recipe: {e}"))?
+        ),
+    ])
 }
 
 /// A whole `.h` file holding a model: a comment with its [`summary`], an
@@ -172,5 +207,20 @@ mod tests {
         assert_eq!(parsed, bytes);
         assert!(text.contains("static const uint8_t m[258] TINYGEN_MODEL_ATTRIBUTES"));
         assert!(model_array("not valid", &bytes).is_err());
+    }
+
+    #[test]
+    fn a_recipe_header_names_the_learner_calls_and_its_buffers() {
+        let recipe = include_bytes!("../../runtime/tests/golden/recipe.tgm");
+        let header = model_header("recipe", recipe, "recipe.tgm").unwrap();
+        // The golden recipe: 2 diag components over 8 window statistics,
+        // learning from 64 windows of 4 x 2 and calibrating on 16.
+        assert!(header.contains("learns a detector of 8 input values from the first 64 inputs"));
+        assert!(header.contains(
+            "tg_learner_start (buffers: 96 doubles of state, 512 floats of features, \
+             16 floats of scores, 236 bytes of file)"
+        ));
+        assert!(header.contains("#define recipe_LEN 48u"));
+        assert!(summary(&recipe[..40]).is_err());
     }
 }

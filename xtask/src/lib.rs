@@ -442,7 +442,8 @@ pub fn run_qemu(elf: &Path, core: Core, icount: Option<&Path>) -> anyhow::Result
 /// f64 arithmetic and the diffusion sampler sines and cosines).
 const CODE_RESERVE: u64 = 128 << 10;
 
-/// The same for the C firmware (the C API has no learner).
+/// The same for the C firmware (its Cortex-M0 build, the one that splits,
+/// leaves the on-device learner out).
 const C_CODE_RESERVE: u64 = 88 << 10;
 
 /// Flash a case directory takes in the firmware, estimated: the model

@@ -2,7 +2,8 @@
    misuse a C caller can make is its status code, never a crash. Models
    come from headers that `tinygen export --format c`'s writer made from
    the runtime's golden files (gmm.h, kde.h, detector.h, decoder.h,
-   encoder.h, decoder_int8.h, encoder_int8.h; see tests/tests/capi.rs).
+   encoder.h, decoder_int8.h, encoder_int8.h, and the on-device learner's
+   recipe.h; see tests/tests/capi.rs).
    Prints each failed check and a count; exits 0 only if all pass. */
 #include <math.h>
 #include <stdalign.h>
@@ -18,12 +19,15 @@
 #include "encoder_int8.h"
 #include "gmm.h"
 #include "kde.h"
+#include "recipe.h"
 /* Twice: the headers have include guards. */
 #include "gmm.h"
 
 _Static_assert(sizeof(tg_model) == TG_MODEL_SIZE, "tg_model is TG_MODEL_SIZE bytes");
 _Static_assert(alignof(tg_model) >= 8, "tg_model is 8-byte aligned");
 _Static_assert(sizeof(tg_rng) == 16, "tg_rng holds xoshiro128++'s state");
+_Static_assert(sizeof(tg_learner) == TG_LEARNER_SIZE, "tg_learner is TG_LEARNER_SIZE bytes");
+_Static_assert(alignof(tg_learner) >= 8, "tg_learner is 8-byte aligned");
 
 static int checks, failed;
 
@@ -57,7 +61,7 @@ static void open_ok(tg_model *m, const uint8_t *bytes, size_t len, tg_kind kind)
 }
 
 static void strerror_checks(void) {
-  for (int i = 0; i <= TG_ERR_INTERNAL; i++) {
+  for (int i = 0; i <= TG_ERR_NOT_POSITIVE_DEFINITE; i++) {
     const char *s = tg_strerror(i);
     CHECK(s != NULL && s[0] != '\0');
     for (int j = 0; j < i; j++) CHECK(strcmp(s, tg_strerror(j)) != 0);
@@ -210,6 +214,56 @@ static void network_checks(const uint8_t *bytes, size_t len, tg_kind kind) {
   }
 }
 
+/* The golden recipe (windows of 4 samples x 2 channels, 2 components,
+   64 inputs to learn from and 16 to calibrate on) learned from C. */
+static void learner_checks(void) {
+  tg_learner_memory sizes;
+  EXPECT(tg_learner_sizes(recipe, recipe_LEN, &sizes), TG_OK);
+  CHECK(sizes.input_dim == 8 && sizes.scores == 16);
+  CHECK(sizes.state <= 128 && sizes.features <= 1024 && sizes.file <= 1024);
+  static double state[128];
+  static float features[1024], scores[16];
+  static _Alignas(4) uint8_t file[1024];
+  tg_learner l;
+  EXPECT(tg_learner_sizes(gmm, gmm_LEN, &sizes), TG_ERR_WRONG_KIND);
+  EXPECT(tg_learner_start(&l, recipe, recipe_LEN, state, sizes.state, features, sizes.features,
+                          scores, sizes.scores, file, sizes.file - 1),
+         TG_ERR_SCRATCH_TOO_SMALL);
+  EXPECT(tg_learner_start(&l, recipe, recipe_LEN, state, sizes.state, features, sizes.features,
+                          features, sizes.scores, file, sizes.file),
+         TG_ERR_OVERLAP);
+  EXPECT(tg_learner_observe(&l, in, 8, NULL, NULL), TG_ERR_NOT_OPEN);
+  EXPECT(tg_learner_start(&l, recipe, recipe_LEN, state, sizes.state, features, sizes.features,
+                          scores, sizes.scores, file, sizes.file),
+         TG_OK);
+  const uint8_t *learned = NULL;
+  size_t len = 0;
+  EXPECT(tg_learner_file(&l, &learned, &len), TG_ERR_STILL_LEARNING);
+  tg_progress progress = TG_PROGRESS_LEARNING;
+  size_t remaining = 0;
+  in[0] = NAN;
+  EXPECT(tg_learner_observe(&l, in, 8, &progress, &remaining), TG_ERR_NONFINITE_INPUT);
+  EXPECT(tg_learner_observe(&l, in, 7, &progress, &remaining), TG_ERR_DIMENSION);
+  for (int i = 0; i < 80; i++) {
+    for (int j = 0; j < 8; j++) in[j] = sinf(0.3f * (float)(4 * i + j / 2)) * (j % 2 ? 2.0f : 1.0f);
+    EXPECT(tg_learner_observe(&l, in, 8, &progress, &remaining), TG_OK);
+    CHECK(progress == (i < 63 ? TG_PROGRESS_LEARNING
+                       : i < 79 ? TG_PROGRESS_CALIBRATING
+                                : TG_PROGRESS_DONE));
+    CHECK(remaining == (size_t)(i < 63 ? 63 - i : i < 79 ? 79 - i : 0));
+  }
+  EXPECT(tg_learner_file(&l, &learned, &len), TG_OK);
+  CHECK(learned == file && len == sizes.file);
+  tg_model d;
+  open_ok(&d, learned, len, TG_KIND_DETECTOR);
+  bool alarm = true;
+  EXPECT(tg_detector_is_anomaly(&d, in, 8, &alarm), TG_OK);
+  CHECK(!alarm);
+  for (int j = 0; j < 8; j++) in[j] = 40.0f;
+  EXPECT(tg_detector_is_anomaly(&d, in, 8, &alarm), TG_OK);
+  CHECK(alarm);
+}
+
 int main(void) {
   strerror_checks();
   open_checks();
@@ -218,6 +272,7 @@ int main(void) {
   network_checks(encoder, encoder_LEN, TG_KIND_ENCODER);
   network_checks(decoder_int8, decoder_int8_LEN, TG_KIND_DECODER_INT8);
   network_checks(encoder_int8, encoder_int8_LEN, TG_KIND_ENCODER_INT8);
+  learner_checks();
   printf("C API host checks: %d checks, %d failed\n", checks, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -2,7 +2,8 @@
    model's kind chooses tg_log_density, tg_detector_score or tg_decode),
    bit for bit against the host's outputs; replays decoders' prior samples
    with tg_sample; counts a detector's alarms with tg_detector_is_anomaly;
-   and checks that corrupted model bytes and misuse are error codes.
+   learns a recipe case's detector on the device (tg_learner_*) and scores
+   with it; and checks that corrupted model bytes and misuse are error codes.
    Prints one line per check and returns 0 only if all pass. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +26,21 @@
 #ifndef TG_CORRUPT_BYTES
 #define TG_CORRUPT_BYTES 16384
 #endif
+/* The on-device learner's buffers: state (doubles), stored features and
+   calibration scores (floats), the learned file (bytes). TG_NO_LEARNER
+   leaves the learner out (recipe cases then fail to open). */
+#ifndef TG_LEARN_STATE
+#define TG_LEARN_STATE 2400
+#endif
+#ifndef TG_LEARN_FEATURES
+#define TG_LEARN_FEATURES 600
+#endif
+#ifndef TG_LEARN_SCORES
+#define TG_LEARN_SCORES 64
+#endif
+#ifndef TG_LEARN_FILE
+#define TG_LEARN_FILE 12288
+#endif
 
 _Static_assert(sizeof(tg_model) == TG_MODEL_SIZE, "tg_model is TG_MODEL_SIZE bytes");
 
@@ -32,6 +48,12 @@ static tg_model model;
 static uint32_t scratch[TG_SCRATCH_BYTES / 4];
 static float out[TG_MAX_OUTPUT];
 static uint32_t corrupt[TG_CORRUPT_BYTES / 4 + 1];
+#ifndef TG_NO_LEARNER
+static tg_learner learner;
+static double learn_state[TG_LEARN_STATE];
+static float learn_features[TG_LEARN_FEATURES], learn_scores[TG_LEARN_SCORES];
+static uint32_t learned_file[TG_LEARN_FILE / 4];
+#endif
 
 static uint32_t bits(float v) {
   uint32_t b;
@@ -86,12 +108,75 @@ static void report_alarms(const struct tg_case *c) {
          c->name, hits, anomalies, false_alarms, normal);
 }
 
-static int check_case(const struct tg_case *c) {
-  tg_status st = tg_model_open(&model, c->model, c->model_len);
-  if (st != TG_OK) {
-    printf("case %s: model rejected: %s\n", c->name, tg_strerror(st));
-    return 1;
+#ifndef TG_NO_LEARNER
+/* A recipe case: learns the detector from the case's first inputs (the
+   recipe's learning and calibration inputs), reports the learned threshold
+   and file CRC, and opens the learned file into `model`. */
+static tg_status learn_case(const struct tg_case *c, const tg_learner_memory *need) {
+  if (need->input_dim != c->dim || need->state > TG_LEARN_STATE ||
+      need->features > TG_LEARN_FEATURES || need->scores > TG_LEARN_SCORES ||
+      need->file > sizeof learned_file) {
+    printf("case %s: the recipe needs %u doubles, %u + %u floats and %u bytes for inputs of %u; the firmware has %u, %u + %u and %u for %u\n",
+           c->name, (unsigned)need->state, (unsigned)need->features, (unsigned)need->scores,
+           (unsigned)need->file, (unsigned)need->input_dim, (unsigned)TG_LEARN_STATE,
+           (unsigned)TG_LEARN_FEATURES, (unsigned)TG_LEARN_SCORES, (unsigned)sizeof learned_file,
+           (unsigned)c->dim);
+    return TG_ERR_SCRATCH_TOO_SMALL;
   }
+  tg_status st = tg_learner_start(&learner, c->model, c->model_len, learn_state, need->state,
+                                  learn_features, need->features, learn_scores, need->scores,
+                                  (uint8_t *)learned_file, need->file);
+  tg_progress progress = TG_PROGRESS_LEARNING;
+  size_t taken = 0;
+  for (size_t r = 0; st == TG_OK && progress != TG_PROGRESS_DONE && r < c->rows; r++, taken++)
+    st = tg_learner_observe(&learner, c->inputs + r * c->dim, c->dim, &progress, NULL);
+  const uint8_t *file = NULL;
+  size_t len = 0;
+  if (st == TG_OK) st = tg_learner_file(&learner, &file, &len);
+  if (st == TG_OK) st = tg_model_open(&model, file, len);
+  float threshold = 0;
+  if (st == TG_OK) st = tg_detector_threshold(&model, &threshold);
+  if (st != TG_OK) {
+    printf("case %s: learning failed: %s\n", c->name, tg_strerror(st));
+    return st;
+  }
+  /* The CRC is the file's last four bytes, little-endian. */
+  uint32_t crc = (uint32_t)file[len - 4] | (uint32_t)file[len - 3] << 8 |
+                 (uint32_t)file[len - 2] << 16 | (uint32_t)file[len - 1] << 24;
+  printf("case %s: learned on the device from %u inputs, threshold bits 0x%08lx, file crc 0x%08lx\n",
+         c->name, (unsigned)taken, (unsigned long)bits(threshold), (unsigned long)crc);
+  return TG_OK;
+}
+
+/* Whether a case's model is a recipe (learned on the device). */
+static bool is_recipe(const struct tg_case *c, tg_learner_memory *need) {
+  return tg_learner_sizes(c->model, c->model_len, need) == TG_OK;
+}
+#else
+static bool is_recipe(const struct tg_case *c, tg_learner_memory *need) {
+  (void)c;
+  (void)need;
+  return false;
+}
+static tg_status learn_case(const struct tg_case *c, const tg_learner_memory *need) {
+  (void)c;
+  (void)need;
+  return TG_ERR_WRONG_KIND;
+}
+#endif
+
+static int check_case(const struct tg_case *c) {
+  tg_learner_memory need;
+  if (is_recipe(c, &need)) {
+    if (learn_case(c, &need) != TG_OK) return 1;
+  } else {
+    tg_status opened = tg_model_open(&model, c->model, c->model_len);
+    if (opened != TG_OK) {
+      printf("case %s: model rejected: %s\n", c->name, tg_strerror(opened));
+      return 1;
+    }
+  }
+  tg_status st;
   if (tg_input_dim(&model) != c->dim || tg_output_dim(&model) != c->out_dim ||
       c->out_dim > TG_MAX_OUTPUT || tg_scratch_size(&model) > sizeof scratch) {
     printf("case %s: model maps %u -> %u values and needs %u scratch bytes; the case %u -> %u, the firmware has %u bytes and %u outputs\n",
@@ -211,7 +296,8 @@ int main(void) {
   for (size_t i = 0; i < tg_case_count; i++) {
     const struct tg_case *c = &tg_cases[i];
     failures += check_case(c);
-    if (!smallest || c->model_len < smallest->model_len) smallest = c;
+    tg_learner_memory need;
+    if (!is_recipe(c, &need) && (!smallest || c->model_len < smallest->model_len)) smallest = c;
   }
   if (smallest) {
     failures += check_corruption(smallest);
