@@ -400,11 +400,16 @@ fn tied_components<'m, T: Lanes>(
     let mut buffer = [T::ZERO; PROJECT_MAX_DIM];
     if let Some(z) = buffer.get_mut(..x.len()) {
         let mut slots = z.iter_mut();
-        project(x, blocks, |a, n| {
-            for (&aj, slot) in a.iter().take(n).zip(slots.by_ref()) {
-                *slot = aj;
-            }
-        });
+        project(
+            x,
+            blocks,
+            #[inline(always)]
+            |a, n| {
+                for (&aj, slot) in a.iter().take(n).zip(slots.by_ref()) {
+                    *slot = aj;
+                }
+            },
+        );
         for (b, &norm) in means {
             f(T::splat(norm) - squared_distance(z, b) * 0.5);
         }
@@ -420,33 +425,39 @@ fn tied_components<'m, T: Lanes>(
 const PROJECT_MAX_DIM: usize = 64;
 
 /// `|xᵀU - b|²` for upper-triangular `U` stored in blocks of four columns
-/// (see the module docs).
-#[inline]
+/// (see the module docs). Inlined into its callers, so that the host's fast
+/// path compiles it for its vector instruction set.
+#[inline(always)]
 fn triangular_distance<T: Lanes>(x: &[T], blocks: &[f32], b: &[f32]) -> T {
     let mut sq = T::ZERO;
     let (whole, partial) = b.as_chunks::<4>();
     let mut whole = whole.iter();
-    project(x, blocks, |[a0, a1, a2, a3], n| {
-        if n == 4 {
-            if let Some(&[b0, b1, b2, b3]) = whole.next() {
-                let (y0, y1, y2, y3) = (a0 - b0, a1 - b1, a2 - b2, a3 - b3);
-                sq += y0 * y0;
-                sq += y1 * y1;
-                sq += y2 * y2;
-                sq += y3 * y3;
+    project(
+        x,
+        blocks,
+        #[inline(always)]
+        |[a0, a1, a2, a3], n| {
+            if n == 4 {
+                if let Some(&[b0, b1, b2, b3]) = whole.next() {
+                    let (y0, y1, y2, y3) = (a0 - b0, a1 - b1, a2 - b2, a3 - b3);
+                    sq += y0 * y0;
+                    sq += y1 * y1;
+                    sq += y2 * y2;
+                    sq += y3 * y3;
+                }
+            } else {
+                for (&aj, &bj) in [a0, a1, a2].iter().zip(partial) {
+                    let y = aj - bj;
+                    sq += y * y;
+                }
             }
-        } else {
-            for (&aj, &bj) in [a0, a1, a2].iter().zip(partial) {
-                let y = aj - bj;
-                sq += y * y;
-            }
-        }
-    });
+        },
+    );
     sq
 }
 
 /// `Σ_j (z_j - b_j)²`, summed in ascending `j` like [`triangular_distance`].
-#[inline]
+#[inline(always)]
 fn squared_distance<T: Lanes>(z: &[T], b: &[f32]) -> T {
     let mut sq = T::ZERO;
     for (&zj, &bj) in z.iter().zip(b) {
@@ -516,7 +527,7 @@ fn project<T: Lanes>(x: &[T], blocks: &[f32], mut emit: impl FnMut([T; 4], usize
 }
 
 /// `Σ_d (x_d p_d - b_d)²` for a diagonal precision factor `p`.
-#[inline]
+#[inline(always)]
 fn diagonal_distance<T: Lanes>(x: &[T], p: &[f32], b: &[f32]) -> T {
     let mut sq = T::ZERO;
     for ((&xd, &pd), &bd) in x.iter().zip(p).zip(b) {

@@ -6,17 +6,17 @@
 //! kernel ([`Gmm::component_log_densities`], generic over its lane type), so
 //! every row sees the device's operations in the device's order. The
 //! log-sum-exp over components then runs lane by lane as the runtime's
-//! `LogSumExp` does, with the vector `exp` ([`exp8`]) and the runtime's `ln`.
+//! `LogSumExp` does, with libm's `exp` and `ln` in vectors ([`exp8`], [`ln8`]).
 //! Rows whose component values are not all finite take the scalar
 //! log-sum-exp. Batches run in parallel over rows.
 
 use anyhow::ensure;
 use multiversion::multiversion;
 use rayon::prelude::*;
-use tinygen_runtime::math::{self, LogSumExp};
+use tinygen_runtime::math::LogSumExp;
 use tinygen_runtime::{Error, Gmm};
 
-use crate::fast_math::{Block, F32x8, LANES, exp8, exp8_matches_the_runtime};
+use crate::fast_math::{Block, F32x8, LANES, exp8, exp8_matches_the_runtime, ln8};
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 512;
@@ -58,8 +58,16 @@ fn score_rows(gmm: &Gmm<'_>, rows: &[f32], out: &mut [f32]) {
     let mut values = Vec::with_capacity(gmm.components());
     let mut terms = Vec::with_capacity(gmm.components());
     for (group, slots) in rows.chunks(LANES * d).zip(out.chunks_mut(LANES)) {
-        for (i, xi) in x.iter_mut().enumerate() {
-            xi.0 = std::array::from_fn(|l| group.get(l * d + i).copied().unwrap_or(0.0));
+        for (l, row) in group.chunks_exact(d).enumerate() {
+            for (xi, &v) in x.iter_mut().zip(row) {
+                xi.0[l] = v;
+            }
+        }
+        if group.len() < LANES * d {
+            // The last group's missing rows: zeros, finite and ignored.
+            for xi in x.iter_mut() {
+                xi.0[group.len() / d..].fill(0.0);
+            }
         }
         let scores = score_group(gmm, &x, &mut values, &mut terms);
         slots.copy_from_slice(&scores[..slots.len()]);
@@ -77,7 +85,11 @@ fn score_group<'a>(
 ) -> Block {
     values.clear();
     // The length is the model's: the call cannot fail.
-    let _ = gmm.component_log_densities(x, |v| values.push(v));
+    let _ = gmm.component_log_densities(
+        x,
+        #[inline(always)]
+        |v| values.push(v),
+    );
     log_sum_exp8(values, terms)
 }
 
@@ -94,22 +106,27 @@ fn log_sum_exp8(values: &[F32x8], terms: &mut Vec<Block>) -> Block {
         return [f32::NEG_INFINITY; LANES];
     };
     let mut max = first.0;
-    let mut finite = max.map(f32::is_finite);
-    terms.clear();
-    for v in rest {
+    // Lanes with a non-finite value (as 1), for the scalar log-sum-exp.
+    let mut odd = max.map(|v| u32::from(!v.is_finite()));
+    terms.resize(rest.len(), [0.0; LANES]);
+    for (term, v) in terms.iter_mut().zip(rest) {
         let v = v.0;
-        let below: [bool; LANES] = std::array::from_fn(|l| v[l] <= max[l]);
         let e = exp8(&std::array::from_fn(|l| {
-            if below[l] {
+            let arg = if v[l] <= max[l] {
                 v[l] - max[l]
             } else {
                 max[l] - v[l]
-            }
+            };
+            // Below -87.5, e^arg is subnormal: it leaves a sum of at least
+            // one unchanged and `sum · e + 1` one, exactly as zero does, and
+            // zero spares the processor's slow subnormal arithmetic.
+            if arg < -87.5 { f32::NEG_INFINITY } else { arg }
         }));
-        terms.push(std::array::from_fn(|l| if below[l] { e[l] } else { -e[l] }));
         for l in 0..LANES {
-            max[l] = if below[l] { max[l] } else { v[l] };
-            finite[l] &= v[l].is_finite();
+            let below = v[l] <= max[l];
+            term[l] = if below { e[l] } else { -e[l] };
+            max[l] = if below { max[l] } else { v[l] };
+            odd[l] |= u32::from(!v[l].is_finite());
         }
     }
     let mut sum = [1.0f32; LANES];
@@ -123,17 +140,23 @@ fn log_sum_exp8(values: &[F32x8], terms: &mut Vec<Block>) -> Block {
             };
         }
     }
-    std::array::from_fn(|l| {
-        if finite[l] {
-            max[l] + math::ln(sum[l])
-        } else {
-            let mut acc = LogSumExp::new();
-            for v in values {
-                acc.push(v.0[l]);
+    let logs = ln8(&sum);
+    let mut out = [0.0; LANES];
+    for l in 0..LANES {
+        out[l] = max[l] + logs[l];
+    }
+    if odd.iter().any(|&o| o != 0) {
+        for l in 0..LANES {
+            if odd[l] != 0 {
+                let mut acc = LogSumExp::new();
+                for v in values {
+                    acc.push(v.0[l]);
+                }
+                out[l] = acc.finish();
             }
-            acc.finish()
         }
-    })
+    }
+    out
 }
 
 #[cfg(test)]
@@ -241,6 +264,38 @@ mod tests {
         let bytes = mixture(Covariance::Full, 4, 3, false, 3);
         check(&bytes, 40, 1e19, 4);
         check(&bytes, 40, 1e30, 5);
+    }
+
+    #[test]
+    fn terms_down_to_subnormal_and_zero_score_as_the_runtime() {
+        // Two unit Gaussians at 0 and 1: at x their log-densities differ by
+        // 1/2 - x, so x from 80 to 110 sweeps the log-sum-exp's terms
+        // through e^-87 (subnormal from -87.34) to e^-104 (zero).
+        let params = GmmParams {
+            covariance: Covariance::Diag,
+            dim: 1,
+            weights: &[0.5, 0.5],
+            means: &[0.0, 1.0],
+            precisions_cholesky: &[1.0, 1.0],
+            standardizer: None,
+        };
+        for means in [[0.0, 1.0], [1.0, 0.0]] {
+            let bytes = GmmParams {
+                means: &means,
+                ..params
+            }
+            .encode()
+            .unwrap();
+            let file = AlignedBytes::new(&bytes);
+            let gmm = Gmm::from_bytes(file.as_bytes()).unwrap();
+            let points: Vec<f32> = (0..30_000).map(|i| 80.0 + i as f32 * 0.001).collect();
+            let mut fast = vec![0.0; points.len()];
+            log_density_batch(&gmm, &points, &mut fast).unwrap();
+            for (x, f) in points.iter().zip(&fast) {
+                let want = gmm.log_density(&[*x]).unwrap();
+                assert_eq!(f.to_bits(), want.to_bits(), "x = {x}");
+            }
+        }
     }
 
     #[test]

@@ -91,7 +91,13 @@ pub fn exp8(x: &Block) -> Block {
     const P2: f32 = f32::from_bits(0xbb35_5215);
     let mut out = [0.0; LANES];
     for l in 0..LANES {
-        let v = x[l];
+        // Lanes that return zero (or take the scalar path) compute on 0 in
+        // the meantime, away from slow subnormal arithmetic.
+        let v = if underflows(x[l]) || x[l].is_nan() {
+            0.0
+        } else {
+            x[l]
+        };
         let negative = v.to_bits() >> 31 != 0;
         let hx = v.to_bits() & 0x7fff_ffff;
         // Rounded to the nearest integer as libm does; clamped first (lanes
@@ -127,7 +133,7 @@ pub fn exp8(x: &Block) -> Block {
         };
         let e = y * pre * f32::from_bits((0x7f_i32.wrapping_add(k) as u32) << 23);
         // |x| <= 2^-14: libm returns 1 + x; x <= -103.97 (and -inf): 0.
-        out[l] = if underflows(v) {
+        out[l] = if underflows(x[l]) {
             0.0
         } else if hx > 0x3900_0000 {
             e
@@ -136,17 +142,63 @@ pub fn exp8(x: &Block) -> Block {
         };
     }
     // NaN, and x >= 87.34 (towards overflow).
-    let scalar: [bool; LANES] = std::array::from_fn(|l| {
-        let bits = x[l].to_bits();
+    scalar_lanes(x, &mut out, math::exp, |bits| {
         bits & 0x7fff_ffff > 0x7f80_0000 || (bits >> 31 == 0 && bits >= 0x42ae_ac50)
     });
-    if scalar.iter().any(|&s| s) {
-        for l in 0..LANES {
-            if scalar[l] {
-                out[l] = math::exp(x[l]);
+    out
+}
+
+/// Replaces `out[l]` by `f(x[l])` in the lanes whose bits satisfy
+/// `scalar`, checked first for all lanes at once (as vector compares).
+#[inline(always)]
+fn scalar_lanes(x: &Block, out: &mut Block, f: fn(f32) -> f32, scalar: impl Fn(u32) -> bool) {
+    let mut any = 0u32;
+    for v in x {
+        any |= u32::from(scalar(v.to_bits()));
+    }
+    if any != 0 {
+        for (o, &v) in out.iter_mut().zip(x) {
+            if scalar(v.to_bits()) {
+                *o = f(v);
             }
         }
     }
+}
+
+/// libm's `logf` (FreeBSD's: `x = 2^k (1 + f)` with `1 + f` in [√2/2, √2],
+/// then `s = f / (2 + f)` and a degree-4 polynomial in `s²`) of eight values,
+/// in the same operations lane by lane, so each lane's bits are the scalar
+/// function's. Lanes outside its main path (zero, negative, subnormal,
+/// infinite, NaN) take the scalar function. Callers check
+/// [`vector_exp_is_the_runtimes`] (it probes both).
+#[inline(always)]
+pub fn ln8(x: &Block) -> Block {
+    const LN2_HI: f32 = f32::from_bits(0x3f31_7180);
+    const LN2_LO: f32 = f32::from_bits(0x3717_f7d1);
+    const LG1: f32 = f32::from_bits(0x3f2a_aaaa);
+    const LG2: f32 = f32::from_bits(0x3ecc_ce13);
+    const LG3: f32 = f32::from_bits(0x3e91_e9ee);
+    const LG4: f32 = f32::from_bits(0x3e78_9e26);
+    let mut out = [0.0; LANES];
+    for l in 0..LANES {
+        let ix = x[l].to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
+        let k = (ix >> 23) as i32 - 0x7f;
+        let f = f32::from_bits((ix & 0x007f_ffff) + 0x3f35_04f3) - 1.0;
+        let s = f / (2.0 + f);
+        let z = s * s;
+        let w = z * z;
+        let t1 = w * (LG2 + w * LG4);
+        let t2 = z * (LG1 + w * LG3);
+        let r = t2 + t1;
+        let hfsq = 0.5 * f * f;
+        let dk = k as f32;
+        let y = s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI;
+        // ln 1 = 0 exactly.
+        out[l] = if x[l] == 1.0 { 0.0 } else { y };
+    }
+    scalar_lanes(x, &mut out, math::ln, |bits| {
+        !(0x0080_0000..0x7f80_0000).contains(&bits)
+    });
     out
 }
 
@@ -157,9 +209,9 @@ fn underflows(x: f32) -> bool {
     bits >> 31 != 0 && (0x42cf_f1b5..=0x7f80_0000).contains(&(bits & 0x7fff_ffff))
 }
 
-/// Whether [`exp8`] gives the runtime's `exp` (it does when the runtime
-/// uses libm, not micromath), on probes from each of its branches; checked
-/// once.
+/// Whether [`exp8`] and [`ln8`] give the runtime's `exp` and `ln` (they do
+/// when the runtime uses libm, not micromath), on probes from each of their
+/// branches; checked once.
 pub fn exp8_matches_the_runtime() -> bool {
     static MATCHES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *MATCHES.get_or_init(probe_exp8)
@@ -190,11 +242,14 @@ fn probe_exp8() -> bool {
             1.0,
         ],
     ];
-    probes.iter().all(|p| {
-        exp8(p)
-            .iter()
+    let same = |got: Block, p: &Block, want: fn(f32) -> f32| {
+        got.iter()
             .zip(p)
-            .all(|(a, &x)| a.to_bits() == math::exp(x).to_bits())
+            .all(|(a, &x)| a.to_bits() == want(x).to_bits())
+    };
+    probes.iter().all(|p| {
+        let positive = p.map(f32::abs);
+        same(exp8(p), p, math::exp) && same(ln8(&positive), &positive, math::ln)
     })
 }
 
@@ -233,6 +288,40 @@ mod tests {
     fn the_vector_exp_is_the_runtimes_exhaustive() {
         (0u32..1 << 29).into_par_iter().for_each(|chunk| {
             check(&std::array::from_fn(|l| {
+                f32::from_bits(chunk * 8 + l as u32)
+            }));
+        });
+    }
+
+    fn check_ln(block: &Block) {
+        for (got, &x) in ln8(block).iter().zip(block) {
+            let want = math::ln(x);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "ln({x:e})"
+            );
+        }
+    }
+
+    /// Every float of a stride through the bit patterns, both signs.
+    #[test]
+    fn the_vector_ln_is_the_runtimes() {
+        for bits in (0u32..0x7f80_0000).step_by(8 * 97) {
+            check_ln(&std::array::from_fn(|l| {
+                let b = bits + l as u32 * 97;
+                f32::from_bits(if l % 4 == 3 { b | 0x8000_0000 } else { b })
+            }));
+        }
+        check_ln(&[1.0, 0.0, -0.0, f32::INFINITY, f32::NAN, 1e-45, 2.0, 0.5]);
+    }
+
+    /// All 2^32 bit patterns (`cargo test --release -p tinygen --lib
+    /// exhaustive -- --ignored`).
+    #[test]
+    #[ignore]
+    fn the_vector_ln_is_the_runtimes_exhaustive() {
+        (0u32..1 << 29).into_par_iter().for_each(|chunk| {
+            check_ln(&std::array::from_fn(|l| {
                 f32::from_bits(chunk * 8 + l as u32)
             }));
         });
