@@ -119,3 +119,61 @@ pub(crate) fn bench_host() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `cargo xtask bench-host --scaling`: one EM iteration's time (full and
+/// diagonal covariances, from random responsibilities; the median of the
+/// gaps between four iterations' callbacks) and the peak of the memory it
+/// allocates beyond the data and the responsibilities (the xtask's
+/// counting allocator), over N = 1e4..1e6, D = 16 and 64, K = 4..32.
+pub(crate) fn bench_scaling() -> anyhow::Result<()> {
+    use rand::{Rng, SeedableRng};
+    println!(
+        "| N | D | K | covariance | data (MB) | EM time per iteration | peak memory allocated by the fit (MB) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for n in [10_000, 100_000, 1_000_000] {
+        for d in [16, 64] {
+            let x = xtask::blobs(n, d, 8, 1);
+            for k in [4, 8, 16, 32] {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(k as u64);
+                let mut resp = nalgebra::DMatrix::zeros(n, k);
+                for i in 0..n {
+                    resp[(i, rng.random_range(0..k))] = 1.0;
+                }
+                for (name, covariance) in [("full", Covariance::Full), ("diag", Covariance::Diag)] {
+                    let opts = EmOptions {
+                        components: k,
+                        covariance,
+                        max_iter: 4,
+                        tol: 0.0,
+                        ..EmOptions::default()
+                    };
+                    let mut stamps = Vec::new();
+                    let before = crate::alloc::reset_peak();
+                    em_from_responsibilities(&x, &resp, &opts, &mut |_, _, _| {
+                        stamps.push(std::time::Instant::now())
+                    })
+                    .ok();
+                    let peak = crate::alloc::peak().saturating_sub(before);
+                    let mut gaps: Vec<f64> = stamps
+                        .windows(2)
+                        .map(|w| (w[1] - w[0]).as_secs_f64())
+                        .collect();
+                    gaps.sort_by(f64::total_cmp);
+                    let per_iteration = gaps.get(gaps.len() / 2).copied().unwrap_or(f64::NAN);
+                    println!(
+                        "| {n} | {d} | {k} | {name} | {:.0} | {} | {:.1} |",
+                        (n * d * 8) as f64 / 1e6,
+                        if per_iteration >= 1.0 {
+                            format!("{per_iteration:.2} s")
+                        } else {
+                            format!("{:.1} ms", per_iteration * 1e3)
+                        },
+                        peak as f64 / 1e6
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -11,8 +11,9 @@
 //!   (default the Cortex-M4F; `--core m0,m3,m4f,m33,rv32` for every core).
 //! * `bench-mcu`  exact instructions per call (mixtures, KDE, detectors,
 //!   decoder) on the Cortex-M4F and on every other core, and firmware size.
-//! * `bench-host` EM time per iteration and scoring throughput against
-//!   scikit-learn on the same data, in one run.
+//! * `bench-host [--scaling]` EM time per iteration and scoring throughput
+//!   against scikit-learn on the same data, in one run; with `--scaling`,
+//!   EM's time and memory over N, D and K.
 //! * `bench-anomaly [--suite odds|dev] [--part choice|confirmation|all]
 //!   [--neural]` mean ROC-AUC of tinygen's detectors over the 17 ODDS sets
 //!   with PyOD's splits against the published table, or over the
@@ -32,6 +33,7 @@
 //!   (capi/examples/cmake, through CMake) with the cases, run it under QEMU,
 //!   and print its flash beside the Rust firmware's for the same cases.
 
+mod alloc;
 mod bench_anomaly;
 mod bench_decode;
 mod bench_host;
@@ -73,7 +75,11 @@ enum Task {
     /// Exact instructions per call on every emulated core, and firmware size.
     BenchMcu,
     /// EM and scoring speed against scikit-learn, in one run.
-    BenchHost,
+    BenchHost {
+        /// Instead: EM time per iteration and peak memory over N, D and K.
+        #[arg(long)]
+        scaling: bool,
+    },
     /// Mean ROC-AUC of the detectors on the 17 ODDS sets or the development suite.
     BenchAnomaly {
         /// odds: the 17 ODDS sets against the published table; dev: the
@@ -130,7 +136,8 @@ fn main() -> anyhow::Result<()> {
             &core,
         ),
         Task::BenchMcu => bench_mcu::bench_mcu(),
-        Task::BenchHost => bench_host::bench_host(),
+        Task::BenchHost { scaling: false } => bench_host::bench_host(),
+        Task::BenchHost { scaling: true } => bench_host::bench_scaling(),
         Task::BenchAnomaly {
             suite,
             part,

@@ -267,17 +267,24 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn centred_moments(x: &[f64], r: &[f64], m: f64) -> (f64, f64) {
     let (mut a, mut s) = ([0.0; 8], [0.0; 8]);
-    let (x8, r8) = (x.chunks_exact(8), r.chunks_exact(8));
+    let n = x.len().min(r.len());
+    let ((x8, x_tail), (r8, r_tail)) = (x[..n].as_chunks::<8>(), r[..n].as_chunks::<8>());
     let (mut a_tail, mut s_tail) = (0.0, 0.0);
-    for (x, r) in x8.remainder().iter().zip(r8.remainder()) {
+    for (x, r) in x_tail.iter().zip(r_tail) {
         let e = x - m;
         a_tail += r * e;
         s_tail += r * e * e;
     }
-    for (x, r) in x8.zip(r8) {
+    // One pass per sum (the block is in cache), so that the compiler makes
+    // the eight lanes of each a vector rather than pairing a with s.
+    for (x, r) in x8.iter().zip(r8) {
+        for k in 0..8 {
+            a[k] += r[k] * (x[k] - m);
+        }
+    }
+    for (x, r) in x8.iter().zip(r8) {
         for k in 0..8 {
             let e = x[k] - m;
-            a[k] += r[k] * e;
             s[k] += r[k] * e * e;
         }
     }
