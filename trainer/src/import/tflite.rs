@@ -499,6 +499,11 @@ impl<'m, 'a> Chain<'m, 'a> {
     }
 
     fn finish(self) -> anyhow::Result<Imported> {
+        // An int8 input makes the network int8 before any layer.
+        ensure!(
+            !(self.f32_layers.is_empty() && self.int8_layers.is_empty()),
+            "the graph has no FULLY_CONNECTED layer"
+        );
         match self.int8 {
             None => bail!("the graph has no FULLY_CONNECTED layer"),
             Some(false) => Ok(Imported::F32(self.f32_layers)),
