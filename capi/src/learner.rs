@@ -266,6 +266,9 @@ pub unsafe extern "C" fn tg_learner_observe(
     let result = unsafe { learner(l) }.and_then(|learner| {
         // SAFETY: the caller's promise.
         let input = unsafe { slice(x, n) }?;
+        // The outputs are checked before the input counts.
+        check(progress.cast_const(), usize::from(!progress.is_null()))?;
+        check(remaining.cast_const(), usize::from(!remaining.is_null()))?;
         let now = learner.observe(input).map_err(status)?;
         let (phase, left) = match now {
             Progress::Learning { remaining } => (tg_progress::TG_PROGRESS_LEARNING, remaining),

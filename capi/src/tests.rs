@@ -975,6 +975,16 @@ mod learning {
             )
         };
         assert_eq!(s, TG_ERR_NULL);
+        let mut misaligned = [0usize; 2];
+        let odd = misaligned
+            .as_mut_ptr()
+            .cast::<u8>()
+            .wrapping_add(1)
+            .cast::<usize>();
+        let s = unsafe {
+            tg_learner_observe(&mut l, window(0).as_ptr(), 10, core::ptr::null_mut(), odd)
+        };
+        assert_eq!(s, TG_ERR_MISALIGNED);
         // Progress and remaining may be NULL; none of the above counted.
         let s = unsafe {
             tg_learner_observe(
