@@ -77,7 +77,7 @@ const _: () = assert!(
 ///
 /// # Safety
 /// `recipe` is NULL or valid for reads of `len` bytes.
-unsafe fn recipe(recipe: *const u8, len: usize) -> Result<Recipe> {
+unsafe fn read_recipe(recipe: *const u8, len: usize) -> Result<Recipe> {
     if recipe.is_null() {
         return Err(TG_ERR_NULL);
     }
@@ -111,7 +111,7 @@ pub unsafe extern "C" fn tg_learner_sizes(
 /// As for [`tg_learner_sizes`].
 unsafe fn recipe_sizes(bytes: *const u8, len: usize) -> Result<tg_learner_memory> {
     // SAFETY: the caller's promise.
-    let spec = unsafe { recipe(bytes, len) }?.spec();
+    let spec = unsafe { read_recipe(bytes, len) }?.spec();
     let shape = status(tinygen_runtime::Error::InvalidShape(
         tinygen_runtime::Shape::Recipe,
     ));
@@ -158,64 +158,41 @@ pub unsafe extern "C" fn tg_learner_start(
     }
     // SAFETY: non-NULL and aligned; the caller owns the tg_learner.
     unsafe { ptr::addr_of_mut!((*slot).started).write(0) };
-    // SAFETY: the caller's promises.
-    done(unsafe {
-        start(
-            slot, recipe, len, state, n_state, features, n_features, scores, n_scores, file, n_file,
-        )
-    })
-}
-
-/// [`tg_learner_start`] once `slot` is checked.
-///
-/// # Safety
-/// As for [`tg_learner_start`], with `slot` non-NULL and aligned.
-#[allow(clippy::too_many_arguments)]
-unsafe fn start(
-    slot: *mut Slot,
-    recipe_bytes: *const u8,
-    len: usize,
-    state: *mut f64,
-    n_state: usize,
-    features: *mut f32,
-    n_features: usize,
-    scores: *mut f32,
-    n_scores: usize,
-    file: *mut u8,
-    n_file: usize,
-) -> Result<()> {
-    // SAFETY: the caller's promise.
-    let recipe = unsafe { recipe(recipe_bytes, len) }?;
-    check(state, n_state)?;
-    check(features, n_features)?;
-    check(scores, n_scores)?;
-    check(file.cast::<u32>(), n_file.div_ceil(4))?;
-    let ranges = [
-        span(state, n_state),
-        span(features, n_features),
-        span(scores, n_scores),
-        span(file, n_file),
-        span(slot, 1),
-    ];
-    for (i, &range) in ranges.iter().enumerate() {
-        disjoint(range, ranges.get(i + 1..).unwrap_or_default())?;
-    }
-    // SAFETY: checked above, and disjoint; the caller vouches for the lengths.
-    let buffers = unsafe {
-        Buffers {
-            state: slice_mut(state, n_state)?,
-            features: slice_mut(features, n_features)?,
-            scores: slice_mut(scores, n_scores)?,
-            file: slice_mut(file, n_file)?,
+    let start = || -> Result<()> {
+        // SAFETY: the caller's promise.
+        let recipe = unsafe { read_recipe(recipe, len) }?;
+        check(state, n_state)?;
+        check(features, n_features)?;
+        check(scores, n_scores)?;
+        check(file.cast::<u32>(), n_file.div_ceil(4))?;
+        let ranges = [
+            span(state, n_state),
+            span(features, n_features),
+            span(scores, n_scores),
+            span(file, n_file),
+            span(slot, 1),
+        ];
+        for (i, &range) in ranges.iter().enumerate() {
+            disjoint(range, ranges.get(i + 1..).unwrap_or_default())?;
         }
+        // SAFETY: checked above, and disjoint; the caller vouches for the lengths.
+        let buffers = unsafe {
+            Buffers {
+                state: slice_mut(state, n_state)?,
+                features: slice_mut(features, n_features)?,
+                scores: slice_mut(scores, n_scores)?,
+                file: slice_mut(file, n_file)?,
+            }
+        };
+        let learner = Learner::new(&recipe, buffers).map_err(status)?;
+        // SAFETY: `slot` is the caller's, checked; the learner first, then the marker.
+        unsafe {
+            ptr::addr_of_mut!((*slot).learner).write(MaybeUninit::new(learner));
+            ptr::addr_of_mut!((*slot).started).write(STARTED);
+        }
+        Ok(())
     };
-    let learner = Learner::new(&recipe, buffers).map_err(status)?;
-    // SAFETY: `slot` is the caller's, checked; the learner first, then the marker.
-    unsafe {
-        ptr::addr_of_mut!((*slot).learner).write(MaybeUninit::new(learner));
-        ptr::addr_of_mut!((*slot).started).write(STARTED);
-    }
-    Ok(())
+    done(start())
 }
 
 /// The started learner behind `l`.

@@ -843,6 +843,19 @@ mod learning {
         }
 
         fn start(&mut self, l: &mut tg_learner, recipe: &[u8]) -> tg_status {
+            let (scores, file) = (self.scores.as_mut_ptr(), self.file.as_mut_ptr().cast());
+            self.start_with(l, recipe, scores, file, self.sizes.file)
+        }
+
+        /// [`Self::start`] with another scores or file pointer.
+        fn start_with(
+            &mut self,
+            l: &mut tg_learner,
+            recipe: &[u8],
+            scores: *mut f32,
+            file: *mut u8,
+            n_file: usize,
+        ) -> tg_status {
             unsafe {
                 tg_learner_start(
                     l,
@@ -852,10 +865,10 @@ mod learning {
                     self.state.len(),
                     self.features.as_mut_ptr(),
                     self.features.len(),
-                    self.scores.as_mut_ptr(),
+                    scores,
                     self.scores.len(),
-                    self.file.as_mut_ptr().cast(),
-                    self.sizes.file,
+                    file,
+                    n_file,
                 )
             }
         }
@@ -1072,37 +1085,15 @@ mod learning {
         memory.scores.pop();
         assert_eq!(memory.start(&mut l, &recipe), TG_ERR_SCRATCH_TOO_SMALL);
         memory.scores.push(0.0);
-        let s = unsafe {
-            tg_learner_start(
-                &mut l,
-                recipe.as_ptr(),
-                recipe.len(),
-                memory.state.as_mut_ptr(),
-                memory.state.len(),
-                memory.features.as_mut_ptr(),
-                memory.features.len(),
-                memory.scores.as_mut_ptr(),
-                memory.scores.len(),
-                memory.file.as_mut_ptr().cast::<u8>().wrapping_add(1),
-                memory.sizes.file - 4,
-            )
-        };
+        let (scores, file) = (
+            memory.scores.as_mut_ptr(),
+            memory.file.as_mut_ptr().cast::<u8>(),
+        );
+        let n_file = memory.sizes.file;
+        let s = memory.start_with(&mut l, &recipe, scores, file.wrapping_add(1), n_file - 4);
         assert_eq!(s, TG_ERR_MISALIGNED);
-        let s = unsafe {
-            tg_learner_start(
-                &mut l,
-                recipe.as_ptr(),
-                recipe.len(),
-                memory.state.as_mut_ptr(),
-                memory.state.len(),
-                memory.features.as_mut_ptr(),
-                memory.features.len(),
-                memory.features.as_mut_ptr(),
-                memory.scores.len(),
-                memory.file.as_mut_ptr().cast(),
-                memory.sizes.file,
-            )
-        };
+        let overlapping = memory.features.as_mut_ptr();
+        let s = memory.start_with(&mut l, &recipe, overlapping, file, n_file);
         assert_eq!(s, TG_ERR_OVERLAP);
         assert_eq!(observe(&mut l, &window(0)).0, TG_ERR_NOT_OPEN);
         assert_eq!(memory.start(&mut l, &recipe), TG_OK);

@@ -259,72 +259,82 @@ mod tests {
 
     use super::*;
 
-    fn check(block: &Block) {
-        for (got, &x) in exp8(block).iter().zip(block) {
-            let want = math::exp(x);
-            assert!(
-                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                "exp({x:e})"
-            );
+    /// A vector function against the runtime's scalar one, lane by lane
+    /// (bits equal, or both NaN).
+    struct Pair {
+        name: &'static str,
+        vector: fn(&Block) -> Block,
+        scalar: fn(f32) -> f32,
+    }
+
+    const EXP: Pair = Pair {
+        name: "exp",
+        vector: exp8,
+        scalar: math::exp,
+    };
+    const LN: Pair = Pair {
+        name: "ln",
+        vector: ln8,
+        scalar: math::ln,
+    };
+
+    impl Pair {
+        fn check(&self, block: &Block) {
+            for (got, &x) in (self.vector)(block).iter().zip(block) {
+                let want = (self.scalar)(x);
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "{}({x:e})",
+                    self.name
+                );
+            }
+        }
+
+        /// Every float of a stride through the bit patterns, the lanes
+        /// `negative` picks with the sign bit set.
+        fn check_stride(&self, negative: fn(usize) -> bool) {
+            for bits in (0u32..0x7f80_0000).step_by(8 * 97) {
+                self.check(&std::array::from_fn(|l| {
+                    let b = bits + l as u32 * 97;
+                    f32::from_bits(if negative(l) { b | 0x8000_0000 } else { b })
+                }));
+            }
+        }
+
+        /// All 2^32 bit patterns.
+        fn check_all(&self) {
+            (0u32..1 << 29).into_par_iter().for_each(|chunk| {
+                self.check(&std::array::from_fn(|l| {
+                    f32::from_bits(chunk * 8 + l as u32)
+                }));
+            });
         }
     }
 
-    /// Every float of a stride through the bit patterns, both signs.
     #[test]
     fn the_vector_exp_is_the_runtimes() {
         assert!(exp8_matches_the_runtime());
-        for bits in (0u32..0x7f80_0000).step_by(8 * 97) {
-            check(&std::array::from_fn(|l| {
-                let b = bits + l as u32 * 97;
-                f32::from_bits(if l % 2 == 0 { b } else { b | 0x8000_0000 })
-            }));
-        }
+        EXP.check_stride(|l| l % 2 == 1);
     }
 
-    /// All 2^32 bit patterns (`cargo test --release -p tinygen --lib
-    /// exhaustive -- --ignored`, about a minute).
+    /// `cargo test --release -p tinygen --lib exhaustive -- --ignored`
+    /// (about a minute each).
     #[test]
     #[ignore]
     fn the_vector_exp_is_the_runtimes_exhaustive() {
-        (0u32..1 << 29).into_par_iter().for_each(|chunk| {
-            check(&std::array::from_fn(|l| {
-                f32::from_bits(chunk * 8 + l as u32)
-            }));
-        });
+        EXP.check_all();
     }
 
-    fn check_ln(block: &Block) {
-        for (got, &x) in ln8(block).iter().zip(block) {
-            let want = math::ln(x);
-            assert!(
-                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                "ln({x:e})"
-            );
-        }
-    }
-
-    /// Every float of a stride through the bit patterns, both signs.
     #[test]
     fn the_vector_ln_is_the_runtimes() {
-        for bits in (0u32..0x7f80_0000).step_by(8 * 97) {
-            check_ln(&std::array::from_fn(|l| {
-                let b = bits + l as u32 * 97;
-                f32::from_bits(if l % 4 == 3 { b | 0x8000_0000 } else { b })
-            }));
-        }
-        check_ln(&[1.0, 0.0, -0.0, f32::INFINITY, f32::NAN, 1e-45, 2.0, 0.5]);
+        LN.check_stride(|l| l % 4 == 3);
+        LN.check(&[1.0, 0.0, -0.0, f32::INFINITY, f32::NAN, 1e-45, 2.0, 0.5]);
     }
 
-    /// All 2^32 bit patterns (`cargo test --release -p tinygen --lib
-    /// exhaustive -- --ignored`).
     #[test]
     #[ignore]
     fn the_vector_ln_is_the_runtimes_exhaustive() {
-        (0u32..1 << 29).into_par_iter().for_each(|chunk| {
-            check_ln(&std::array::from_fn(|l| {
-                f32::from_bits(chunk * 8 + l as u32)
-            }));
-        });
+        LN.check_all();
     }
 
     #[test]
