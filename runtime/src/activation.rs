@@ -52,6 +52,20 @@ impl Activation {
         }
     }
 
+    /// Applies the activation to every value of `values` in place.
+    #[inline]
+    pub fn apply_all(self, values: &mut [f32]) {
+        match self {
+            Activation::Identity => {}
+            Activation::Relu => values.iter_mut().for_each(|v| *v = Self::Relu.apply(*v)),
+            Activation::LeakyRelu => values
+                .iter_mut()
+                .for_each(|v| *v = Self::LeakyRelu.apply(*v)),
+            Activation::Tanh => values.iter_mut().for_each(|v| *v = math::tanh(*v)),
+            Activation::Sigmoid => values.iter_mut().for_each(|v| *v = math::sigmoid(*v)),
+        }
+    }
+
     /// Lower-case name, as used on the command line.
     pub fn name(self) -> &'static str {
         match self {

@@ -2,14 +2,21 @@
 
 use crate::activation::Activation;
 
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+mod vfp;
+
 /// `y[o] = act(b[o] + Σ_i w[o][i] x[i])`, summed in ascending `i` from the bias.
 ///
-/// Four outputs are computed per pass over `x` (each input value is loaded
+/// On Arm cores with an FPU, blocks of eight outputs go through the
+/// assembly loop of `dense/vfp.rs` first. Elsewhere, and for the rest, four
+/// outputs are computed per pass over `x` (each input value is loaded
 /// once for four rows, and the four sums are independent), each still
 /// accumulated in ascending `i`: the same additions in the same order as one
 /// row at a time, so the results are identical.
 #[inline]
 pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activation: Activation) {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    let (w, bias, y) = eight_rows(w, bias, x, y, activation);
     let n = x.len().max(1);
     let mut blocks = w.chunks_exact(4 * n);
     let mut biases = bias.chunks_exact(4);
@@ -44,4 +51,42 @@ pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activatio
         }
         *slot = activation.apply(acc);
     }
+}
+
+/// The blocks of eight outputs through [`vfp::blocks_of_eight`], the last
+/// `n % 4` inputs added in order after it, then the
+/// activation; returns the weights, biases and outputs left for the
+/// portable loop.
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+fn eight_rows<'a>(
+    w: &'a [f32],
+    bias: &'a [f32],
+    x: &[f32],
+    y: &'a mut [f32],
+    activation: Activation,
+) -> (&'a [f32], &'a [f32], &'a mut [f32]) {
+    let n = x.len();
+    let blocks = match n {
+        0..4 => 0,
+        _ => (w.len() / n.max(1)).min(bias.len()).min(y.len()) / 8,
+    };
+    let rows = 8 * blocks;
+    // Within bounds by construction; `min` lets the optimiser see it.
+    let (w_done, w_rest) = w.split_at((rows * n).min(w.len()));
+    let (b_done, b_rest) = bias.split_at(rows.min(bias.len()));
+    let (y_done, y_rest) = y.split_at_mut(rows.min(y.len()));
+    if rows == 0 {
+        return (w_rest, b_rest, y_rest);
+    }
+    vfp::blocks_of_eight(w_done, b_done, x, y_done, blocks);
+    let done = n - n % 4;
+    if let Some(x_tail) = x.get(done..).filter(|t| !t.is_empty()) {
+        for (slot, row) in y_done.iter_mut().zip(w_done.chunks_exact(n.max(1))) {
+            for (&wi, &xi) in row.get(done..).unwrap_or_default().iter().zip(x_tail) {
+                *slot += wi * xi;
+            }
+        }
+    }
+    activation.apply_all(y_done);
+    (w_rest, b_rest, y_rest)
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
-// No unsafe code, except the DSP inner loop's `asm!` (`quant/dsp.rs`).
+// No unsafe code, except the assembly kernels: the int8 DSP inner loop
+// (`quant/dsp.rs`) and the f32 dense layer on Arm FPUs (`dense/vfp.rs`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

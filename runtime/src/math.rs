@@ -15,6 +15,84 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
+/// e^x for `x <= 0` (either zero) or NaN: [`exp`] without the branches
+/// positive arguments need. With libm, the same operations as its `expf`
+/// (FreeBSD's: `x = k ln 2 + r` with `ln 2` in two parts, a rational
+/// correction in `r`, scaling by `2^k`), so the same bits, checked on every
+/// such input by an ignored test and on a stride of them in every run; the
+/// log-sum-exp and the sigmoid need only these arguments.
+#[inline]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    #[cfg(feature = "micromath")]
+    {
+        exp(x)
+    }
+    #[cfg(not(feature = "micromath"))]
+    {
+        let hx = x.to_bits() & 0x7fff_ffff;
+        // 2^-14 < |x| < 87.34: the common case, where k >= -126.
+        if hx.wrapping_sub(0x3900_0001) < 0x42ae_ac50 - 0x3900_0001 {
+            let (y, k) = exp_reduced(x);
+            y * f32::from_bits(((0x7f + k) as u32) << 23)
+        } else if hx >= 0x42cf_f1b5 {
+            // x <= -103.97 (and -inf) underflows to 0; NaN is returned.
+            if hx > 0x7f80_0000 { x } else { 0.0 }
+        } else {
+            exp_nonpositive_edges(x)
+        }
+    }
+}
+
+/// libm's constants (FreeBSD's `e_expf.c`), by their bits.
+#[cfg(not(feature = "micromath"))]
+mod expf {
+    pub const LN2_HI: f32 = f32::from_bits(0x3f31_7200);
+    pub const LN2_LO: f32 = f32::from_bits(0x35bf_be8e);
+    pub const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b);
+    pub const P1: f32 = f32::from_bits(0x3e2a_aa8f);
+    pub const P2: f32 = f32::from_bits(0xbb35_5215);
+}
+
+/// `(y, k)` with `e^x = y 2^k` for `x <= 0` with `|x| > 2^-14`, as libm
+/// computes them: `x = k ln 2 + r` with `ln 2` in two parts and `|r| <= ln
+/// 2 / 2`, then a rational correction in `r`. libm takes `k = -1` for `|x|`
+/// in `(ln 2 / 2, 3 ln 2 / 2]` and `k = 0` below (where `hi = x`, `lo = 0`);
+/// rounding `x / ln 2` gives the same `k` but at the two ends of those
+/// ranges, where both give the same result (checked on every input by the
+/// tests).
+#[cfg(not(feature = "micromath"))]
+#[inline(always)]
+fn exp_reduced(x: f32) -> (f32, i32) {
+    use expf::*;
+    let k = (INV_LN2 * x - 0.5) as i32;
+    let kf = k as f32;
+    let hi = x - kf * LN2_HI;
+    let lo = kf * LN2_LO;
+    let r = hi - lo;
+    let rr = r * r;
+    let c = r - rr * (P1 + rr * P2);
+    (1.0 + (r * c / (2.0 - c) - lo + hi), k)
+}
+
+/// [`exp_nonpositive`] for `|x| <= 2^-14` and for results below 2^-126
+/// (scaled as libm's `scalbnf` does).
+#[cfg(not(feature = "micromath"))]
+#[cold]
+#[inline(never)]
+fn exp_nonpositive_edges(x: f32) -> f32 {
+    let hx = x.to_bits() & 0x7fff_ffff;
+    if hx <= 0x3900_0000 {
+        return 1.0 + x;
+    }
+    let (mut y, mut k) = exp_reduced(x);
+    if k < -126 {
+        // First times 2^-102, as libm's scalbnf does.
+        y *= f32::from_bits(0x0c80_0000);
+        k += 102;
+    }
+    y * f32::from_bits(((0x7f + k) as u32) << 23)
+}
+
 /// Natural logarithm.
 #[inline]
 pub fn ln(x: f32) -> f32 {
@@ -56,9 +134,9 @@ pub fn tanh(x: f32) -> f32 {
 #[inline]
 pub fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
-        1.0 / (1.0 + exp(-x))
+        1.0 / (1.0 + exp_nonpositive(-x))
     } else {
-        let e = exp(x);
+        let e = exp_nonpositive(x);
         e / (1.0 + e)
     }
 }
@@ -102,10 +180,10 @@ impl LogSumExp {
             return;
         }
         if v <= self.max {
-            self.sum += exp(v - self.max);
+            self.sum += exp_nonpositive(v - self.max);
         } else if v > self.max {
             // Rescale what we have to the new maximum (exp(-inf) = 0 when empty).
-            self.sum = self.sum * exp(self.max - v) + 1.0;
+            self.sum = self.sum * exp_nonpositive(self.max - v) + 1.0;
             self.max = v;
         }
         // A NaN term compares false both ways and is ignored; callers check inputs.
@@ -161,6 +239,54 @@ impl Lanes for f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `exp_nonpositive` is libm's `expf` (and the sigmoid its
+    /// textbook form on it) on the floats `bits` reaches with the sign bit
+    /// set, and on those without it for the sigmoid.
+    #[cfg(not(feature = "micromath"))]
+    fn check_exp_nonpositive(bits: impl Iterator<Item = u32>) {
+        let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        for b in bits {
+            let x = f32::from_bits(b | 0x8000_0000);
+            assert!(same(exp_nonpositive(x), libm::expf(x)), "exp({x:e})");
+            for x in [x, -x] {
+                let e = libm::expf(-libm::fabsf(x));
+                let textbook = if x >= 0.0 {
+                    1.0 / (1.0 + e)
+                } else {
+                    e / (1.0 + e)
+                };
+                assert!(same(sigmoid(x), textbook), "sigmoid({x:e})");
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(not(feature = "micromath"))]
+    fn exp_nonpositive_is_libms_expf() {
+        check_exp_nonpositive((0..0x7fff_ffff).step_by(97));
+        // Every branch's ends: 2^-14, the k = -1 range (ln 2 / 2, 3 ln 2 /
+        // 2], the results below 2^-126 from -87.34, zero from -103.97.
+        let ends = [
+            0x3900_0000u32,
+            0x3eb1_7218,
+            0x3f85_1592,
+            0x42ae_ac50,
+            0x42cf_f1b5,
+        ];
+        check_exp_nonpositive(ends.iter().flat_map(|&e| e - 2..=e + 2));
+        check_exp_nonpositive([0, 0x7f80_0000, 0x7fc0_0000].into_iter());
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+    }
+
+    /// `cargo test --release -p tinygen-runtime --lib exhaustive -- --ignored`
+    /// (about a minute).
+    #[test]
+    #[ignore]
+    #[cfg(not(feature = "micromath"))]
+    fn exp_nonpositive_is_libms_expf_exhaustive() {
+        check_exp_nonpositive(0..=0x7fff_ffff);
+    }
 
     #[test]
     fn logsumexp_matches_naive_sum_for_moderate_values() {

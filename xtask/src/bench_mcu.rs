@@ -349,6 +349,22 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cargo xtask qemu DIR --count`: the exact instructions of each case's
+/// first call in `dir` on each core, the cases checked as in any run.
+pub(crate) fn count(dir: &Path, cores: &[Core]) -> anyhow::Result<()> {
+    xtask::install_prerequisites()?;
+    let plugin = xtask::build_icount_plugin()?;
+    println!("| core | case | instructions per call |\n|---|---|---|");
+    for &core in cores {
+        let cases = crate::qemu::fitting_cases(dir, core)?;
+        let run = measure_images(&cases, core, &[], &plugin)?;
+        for (name, calls) in run.cases.iter().zip(&run.calls) {
+            println!("| {} | {name} | {calls} |", core.name());
+        }
+    }
+    Ok(())
+}
+
 /// Learning a detector on the device from BasicMotions windows: one full
 /// Gaussian from 180 windows, two diagonal components from 36.
 const LEARN_FULL: &str = "d_learn_full_180";

@@ -6,9 +6,10 @@
 //!   also samples digits and prints one): the main job, end to end.
 //! * `test`   every test: the workspace's tests (QEMU parity on every core
 //!   included) and a no_std build of the runtime for each core's target.
-//! * `qemu [CASES_DIR] [--core CORE..]`  build the firmware with the cases
-//!   in CASES_DIR (default `models/`) and run it under QEMU on each core
-//!   (default the Cortex-M4F; `--core m0,m3,m4f,m33,rv32` for every core).
+//! * `qemu [CASES_DIR] [--core CORE..] [--count]`  build the firmware with
+//!   the cases in CASES_DIR (default `models/`) and run it under QEMU on
+//!   each core (default the Cortex-M4F; `--core m0,m3,m4f,m33,rv32` for
+//!   every core); with `--count`, the exact instructions of each case's call.
 //! * `bench-mcu`  exact instructions per call (mixtures, KDE, detectors,
 //!   decoder) on the Cortex-M4F and on every other core, and firmware size.
 //! * `bench-host [--scaling]` EM time per iteration and scoring throughput
@@ -71,6 +72,9 @@ enum Task {
         /// Cores to run on (repeat, or comma-separated); default m4f.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "m4f")]
         core: Vec<xtask::Core>,
+        /// Also count the exact instructions of each case's first call (QEMU plugin).
+        #[arg(long)]
+        count: bool,
     },
     /// Exact instructions per call on every emulated core, and firmware size.
     BenchMcu,
@@ -131,10 +135,14 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Demo => demo::demo(),
         Task::Test => test_all::test(),
-        Task::Qemu { cases, core } => qemu::qemu(
-            &cases.unwrap_or_else(|| xtask::root().join("models")),
-            &core,
-        ),
+        Task::Qemu { cases, core, count } => {
+            let cases = cases.unwrap_or_else(|| xtask::root().join("models"));
+            if count {
+                bench_mcu::count(&cases, &core)
+            } else {
+                qemu::qemu(&cases, &core)
+            }
+        }
         Task::BenchMcu => bench_mcu::bench_mcu(),
         Task::BenchHost { scaling: false } => bench_host::bench_host(),
         Task::BenchHost { scaling: true } => bench_host::bench_scaling(),

@@ -34,7 +34,7 @@ pub(crate) fn qemu(cases: &Path, cores: &[Core]) -> anyhow::Result<()> {
 /// The cases under `dir` whose model fits `core`'s flash: `dir` itself when
 /// all do, otherwise a directory of links to those that do; says which
 /// were left out.
-fn fitting_cases(dir: &Path, core: Core) -> anyhow::Result<PathBuf> {
+pub(crate) fn fitting_cases(dir: &Path, core: Core) -> anyhow::Result<PathBuf> {
     let mut fitting = Vec::new();
     let mut left_out = false;
     for entry in std::fs::read_dir(dir)? {
