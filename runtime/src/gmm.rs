@@ -38,6 +38,9 @@ use crate::format::{self, Header, ModelKind};
 use crate::math::{Lanes, LogSumExp};
 use crate::{Error, Shape};
 
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+mod vfp;
+
 /// Covariance structure of a mixture, with scikit-learn's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -341,11 +344,32 @@ impl<'a> Gmm<'a> {
         Ok(())
     }
 
+    /// [`Self::for_each_component`] for one point. On Arm cores with an
+    /// FPU, full covariances take the assembly kernel of `gmm/vfp.rs`
+    /// (the same operations in the same order).
+    #[inline]
+    fn for_each_component_f32(&self, x: &[f32], f: impl FnMut(f32)) {
+        #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+        if self.spec.covariance == Covariance::Full {
+            let mut f = f;
+            let (d, stride) = (self.dim(), self.precision_stride);
+            if d == 0 || stride == 0 {
+                return; // never: parsing rejects empty models
+            }
+            let means = self.prec_mean.chunks_exact(d).zip(self.log_norm);
+            for ((b, &norm), u) in means.zip(self.precision.chunks_exact(stride)) {
+                f(norm - full_distance(x, u, b) * 0.5);
+            }
+            return;
+        }
+        self.for_each_component(x, f)
+    }
+
     /// Natural-log density of one point (scikit-learn's `score_samples`).
     pub fn log_density(&self, x: &[f32]) -> Result<f32, Error> {
         self.check_input(x)?;
         let mut acc = LogSumExp::new();
-        self.for_each_component(x, |v| acc.push(v));
+        self.for_each_component_f32(x, |v| acc.push(v));
         Ok(acc.finish())
     }
 
@@ -360,7 +384,7 @@ impl<'a> Gmm<'a> {
             });
         }
         let mut slots = out.iter_mut();
-        self.for_each_component(x, |v| {
+        self.for_each_component_f32(x, |v| {
             if let Some(slot) = slots.next() {
                 *slot = v;
             }
@@ -515,15 +539,38 @@ fn project<T: Lanes>(x: &[T], blocks: &[f32], mut emit: impl FnMut([T; 4], usize
     }
     let remaining = d % 4;
     if remaining != 0 {
-        // The last, narrower block: all D rows, the remaining 1 to 3 columns.
-        let mut acc = [T::ZERO; 4];
-        for (&xi, u) in x.iter().zip(rest.as_chunks::<4>().0) {
-            for (a, &uc) in acc.iter_mut().zip(u) {
-                *a += xi * uc;
-            }
-        }
-        emit(acc, remaining);
+        emit(partial_block(x, rest), remaining);
     }
+}
+
+/// The last, narrower block (all D rows, the remaining 1 to 3 columns,
+/// zero-padded to four) of `xᵀU`, from `rest`, the stored values after the
+/// whole blocks.
+#[inline(always)]
+fn partial_block<T: Lanes>(x: &[T], rest: &[f32]) -> [T; 4] {
+    let mut acc = [T::ZERO; 4];
+    for (&xi, u) in x.iter().zip(rest.as_chunks::<4>().0) {
+        for (a, &uc) in acc.iter_mut().zip(u) {
+            *a += xi * uc;
+        }
+    }
+    acc
+}
+
+/// [`triangular_distance`] on Arm cores with an FPU: the whole blocks
+/// through the assembly kernel, the partial one as [`project`] does.
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+#[inline]
+fn full_distance(x: &[f32], blocks: &[f32], b: &[f32]) -> f32 {
+    let Some((mut sq, rest)) = vfp::whole_blocks(x, blocks, b) else {
+        return triangular_distance(x, blocks, b);
+    };
+    let (_, partial) = b.as_chunks::<4>();
+    for (&aj, &bj) in partial_block(x, rest).iter().zip(partial) {
+        let y = aj - bj;
+        sq += y * y;
+    }
+    sq
 }
 
 /// `Σ_d (x_d p_d - b_d)²` for a diagonal precision factor `p`.

@@ -1,7 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
 // No unsafe code, except the assembly kernels: the int8 DSP inner loop
-// (`quant/dsp.rs`) and the f32 dense layer on Arm FPUs (`dense/vfp.rs`).
+// (`quant/dsp.rs`), and on Arm FPUs the f32 dense layer (`dense/vfp.rs`)
+// and the full-covariance distance (`gmm/vfp.rs`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
