@@ -11,5 +11,6 @@ pub mod fast_network;
 pub mod host;
 pub mod import;
 pub mod io;
+pub mod linalg;
 pub mod nn;
 pub mod plot;

@@ -2,22 +2,25 @@
 //! E-step's log-densities, log-sum-exp and responsibilities, and the
 //! M-step's sufficient statistics, with no N x K or N x D temporaries.
 //!
-//! Per block and component, the centred rows `x - mu` (the current means)
-//! go through one matrix product for the Mahalanobis terms (`(x - mu) U`,
-//! `U` the precision's upper Cholesky factor) and one for the scatter
-//! `S = sum_i r_i (x_i - mu)(x_i - mu)^T`; the new covariance about the new
-//! means `m` follows exactly from `S`, `a = sum_i r_i (x_i - mu)` and
-//! `n = sum_i r_i`: `S - d a^T - a d^T + n d d^T` with `d = m - mu`
-//! (scikit-learn centres at `m` in a second pass; the two agree to rounding,
-//! checked against it by the parity tests). Full, diagonal and spherical
-//! covariances; tied ones take [`GaussianMixture::e_step`] and
-//! [`GaussianMixture::from_responsibilities`].
+//! Per block, the matrix products go through `matrixmultiply`'s kernels:
+//! full covariances project the block on every component at once (`x [U_1
+//! .. U_K]`, `U` the precision's upper Cholesky factor, minus `mu U`, as
+//! scikit-learn does) and take each component's scatter about its current
+//! mean, `S = sum_i r_i (x_i - mu)(x_i - mu)^T`, in one product; diagonal
+//! and spherical ones expand the squares over the block centred at its own
+//! means (see [`diagonal_block`]). The new covariance about the new means
+//! `m` follows exactly from `S`, `a = sum_i r_i (x_i - mu)` and `n = sum_i
+//! r_i`: `S - d a^T - a d^T + n d d^T` with `d = m - mu` (scikit-learn
+//! centres at `m` in a second pass; the two agree to rounding, checked
+//! against it by the parity tests). The loops between the products are in
+//! [`super::em_kernels`]. Tied covariances take [`GaussianMixture::e_step`]
+//! and [`GaussianMixture::from_responsibilities`].
 
-use multiversion::multiversion;
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 use tinygen_runtime::gmm::Covariance;
 
+use super::em_kernels as kernels;
 use super::gmm::{FitError, GaussianMixture, precision_cholesky};
 
 /// Rows per block: a block's centred rows for every component stay in cache.
@@ -77,19 +80,32 @@ pub fn em_iteration(
     let stats = (0..n.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
-            let rows = BLOCK.min(n - b * BLOCK);
-            block_stats(&prep, model, x.rows(b * BLOCK, rows).into_owned(), full)
+            let (start, rows) = (b * BLOCK, BLOCK.min(n - b * BLOCK));
+            // The block's rows, column by column (a slice of each column).
+            let mut xb = DMatrix::zeros(rows, d);
+            for (to, from) in xb
+                .as_mut_slice()
+                .chunks_exact_mut(rows)
+                .zip(x.as_slice().chunks_exact(n))
+            {
+                to.copy_from_slice(&from[start..start + rows]);
+            }
+            block_stats(&prep, model, xb, full)
         })
         .reduce(|| Stats::zeros(k, d, full), Stats::add);
     let mean_ll = stats.log_likelihood / n as f64;
     Some((mean_ll, m_step(model, &stats, reg_covar)))
 }
 
-/// What every block needs of the model: the precision factors as matrices
-/// and the per-component constants.
+/// What every block needs of the model: the precision factors side by
+/// side and the per-component constants.
 struct Prepared {
-    /// `U_c` (full) as D x D matrices.
-    factors: Vec<DMatrix<f64>>,
+    /// Full: `[U_1 .. U_K]`, D x DK, so that one matrix product projects a
+    /// block on every component.
+    factors: DMatrix<f64>,
+    /// Full: `mu_c U_c` (K x D); diagonal and spherical: `p_cj`, the
+    /// precision factor of feature j (K x D).
+    scale: Vec<f64>,
     /// `ln w_c + ln det U_c - D/2 ln(2 pi)`.
     constant: Vec<f64>,
 }
@@ -99,199 +115,146 @@ impl Prepared {
         let k = model.components();
         let log_2pi = d as f64 * (2.0 * std::f64::consts::PI).ln();
         let p = &model.precisions_cholesky;
-        let (factors, log_det): (Vec<DMatrix<f64>>, Vec<f64>) = (0..k)
-            .map(|c| match model.covariance {
-                Covariance::Full => {
-                    let u = DMatrix::from_row_slice(d, d, &p[c * d * d..(c + 1) * d * d]);
-                    let log_det = u.diagonal().iter().map(|v| v.ln()).sum();
-                    (u, log_det)
-                }
-                Covariance::Diag => (
-                    DMatrix::zeros(0, 0),
-                    p[c * d..(c + 1) * d].iter().map(|v| v.ln()).sum(),
-                ),
-                _ => (DMatrix::zeros(0, 0), d as f64 * p[c].ln()),
-            })
-            .unzip();
+        let log_det = |c: usize| -> f64 {
+            match model.covariance {
+                Covariance::Full => (0..d).map(|i| p[c * d * d + i * d + i].ln()).sum(),
+                Covariance::Diag => p[c * d..(c + 1) * d].iter().map(|v| v.ln()).sum(),
+                _ => d as f64 * p[c].ln(),
+            }
+        };
         let constant = (0..k)
-            .map(|c| model.weights[c].ln() + log_det[c] - 0.5 * log_2pi)
+            .map(|c| model.weights[c].ln() + log_det(c) - 0.5 * log_2pi)
             .collect();
-        Prepared { factors, constant }
+        let (factors, scale) = match model.covariance {
+            Covariance::Full => {
+                // U_c is row-major in the model: (i, j) at c D² + i D + j.
+                let factors = DMatrix::from_fn(d, d * k, |i, cj| {
+                    let (c, j) = (cj / d, cj % d);
+                    p[c * d * d + i * d + j]
+                });
+                let projected_means = (0..k * d)
+                    .map(|cj| {
+                        let (c, j) = (cj / d, cj % d);
+                        (0..=j)
+                            .map(|i| model.means[c * d + i] * p[c * d * d + i * d + j])
+                            .sum()
+                    })
+                    .collect();
+                (factors, projected_means)
+            }
+            Covariance::Diag => (DMatrix::zeros(0, 0), p.clone()),
+            _ => (DMatrix::zeros(0, 0), (0..k * d).map(|i| p[i / d]).collect()),
+        };
+        Prepared {
+            factors,
+            scale,
+            constant,
+        }
     }
 }
 
-/// The E-step and the sufficient statistics of one block of rows.
+/// The E-step and the sufficient statistics of one block of rows (stored
+/// column by column).
 fn block_stats(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>, full: bool) -> Stats {
+    if full {
+        full_block(prep, model, xb)
+    } else {
+        diagonal_block(prep, model, xb)
+    }
+}
+
+/// Full covariances: every component's projection of the block in one
+/// matrix product (`x [U_1 .. U_K]`, as scikit-learn projects), and each
+/// component's scatter about its current mean in one more, `S = (r ∘
+/// diff)ᵀ diff`.
+fn full_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) -> Stats {
     let (b, d) = xb.shape();
     let k = model.components();
-    let mut stats = Stats::zeros(k, d, full);
-    // ln w_c + ln N(x_i | c), column c for component c (B x K).
-    let mut log_prob = DMatrix::<f64>::zeros(b, k);
-    // Full covariances keep each component's centred rows for the scatter.
-    let mut centred: Vec<DMatrix<f64>> = Vec::with_capacity(if full { k } else { 0 });
-    let mut y = DMatrix::<f64>::zeros(b, if full { d } else { 0 });
-    let p = &model.precisions_cholesky;
-    for c in 0..k {
+    let x = xb.as_slice();
+    let mut stats = Stats::zeros(k, d, true);
+    let y = &xb * &prep.factors;
+    // ln w_c + ln N(x_i | c), column c for component c (B x K); then the
+    // responsibilities, in place.
+    let mut resp = vec![0.0; b * k];
+    for (c, (lp, yc)) in resp
+        .chunks_exact_mut(b)
+        .zip(y.as_slice().chunks_exact(d * b))
+        .enumerate()
+    {
+        let m = &prep.scale[c * d..(c + 1) * d];
+        kernels::full_log_prob(lp, yc, m, prep.constant[c], b);
+    }
+    stats.log_likelihood = kernels::responsibilities(&mut resp, b);
+    let (mut diff, mut weighted) = (vec![0.0; d * b], vec![0.0; d * b]);
+    for (c, r) in resp.chunks_exact(b).enumerate() {
+        stats.n[c] = kernels::sum(r);
         let mu = &model.means[c * d..(c + 1) * d];
-        let mut sq = vec![0.0; b];
-        if full {
-            let mut diff = xb.clone();
-            for (j, mut col) in diff.column_iter_mut().enumerate() {
-                col.add_scalar_mut(-mu[j]);
-            }
-            // y = diff U, U upper triangular: column j of y sums columns
-            // 0..=j of diff (axpys over the block's rows).
-            let u = &prep.factors[c];
-            for j in 0..d {
-                let yj = &mut y.as_mut_slice()[j * b..(j + 1) * b];
-                yj.fill(0.0);
-                for i in 0..=j {
-                    axpy(yj, u[(i, j)], &diff.as_slice()[i * b..(i + 1) * b]);
-                }
-                add_squares(&mut sq, yj);
-            }
-            centred.push(diff);
-        } else {
-            for (j, col) in xb.column_iter().enumerate() {
-                let (m, pj) = match model.covariance {
-                    Covariance::Diag => (mu[j], p[c * d + j]),
-                    _ => (mu[j], p[c]),
-                };
-                add_scaled_squares(&mut sq, col.as_slice(), m, pj);
-            }
-        }
-        let constant = prep.constant[c];
-        log_prob
-            .column_mut(c)
-            .iter_mut()
-            .zip(&sq)
-            .for_each(|(l, s)| *l = -0.5 * s + constant);
-    }
-    // Responsibilities per row (a row of zero density makes the
-    // log-likelihood -inf: EM stops there as diverged).
-    let mut row = vec![0.0; k];
-    for i in 0..b {
-        for (c, r) in row.iter_mut().enumerate() {
-            *r = log_prob[(i, c)];
-        }
-        // One exp per component: r_c = exp(l_c - max) / sum_c exp(l_c - max).
-        let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-        if max == f64::NEG_INFINITY {
-            stats.log_likelihood = f64::NEG_INFINITY;
-            continue;
-        }
-        row.iter_mut().for_each(|r| *r = (*r - max).exp());
-        let sum: f64 = row.iter().sum();
-        stats.log_likelihood += max + sum.ln();
-        for (c, r) in row.iter().enumerate() {
-            log_prob[(i, c)] = r / sum;
-        }
-    }
-    let resp = log_prob;
-    for (c, r) in resp.column_iter().enumerate() {
-        stats.n[c] = r.sum();
-        if let Some(diff) = centred.get(c) {
-            let mut weighted = diff.clone();
-            for (j, mut col) in weighted.column_iter_mut().enumerate() {
-                col.component_mul_assign(&r);
-                stats.a[c * d + j] = col.sum();
-            }
-            // The scatter is symmetric: its lower half, mirrored.
-            let s = &mut stats.s[c * d * d..(c + 1) * d * d];
-            for j in 0..d {
-                let wj = &weighted.as_slice()[j * b..(j + 1) * b];
-                for l in 0..=j {
-                    let v = dot(wj, &diff.as_slice()[l * b..(l + 1) * b]);
-                    s[l * d + j] = v;
-                    s[j * d + l] = v;
-                }
-            }
-        } else {
-            let mu = &model.means[c * d..(c + 1) * d];
-            for (j, col) in xb.column_iter().enumerate() {
-                let (a, s) = centred_moments(col.as_slice(), r.as_slice(), mu[j]);
-                stats.a[c * d + j] = a;
-                stats.s[c * d + j] = s;
-            }
-        }
+        kernels::centre(&mut diff, x, mu, b);
+        kernels::weigh(&mut weighted, &mut stats.a[c * d..(c + 1) * d], r, &diff, b);
+        let s = &mut stats.s[c * d * d..(c + 1) * d * d];
+        crate::linalg::gram_into(s, &weighted, &diff, [b, d, d]);
     }
     stats
 }
 
-// The kernels below are compiled twice, for the baseline and for AVX2
-// (chosen at run time): sums run in eight interleaved partial sums, which
-// the compiler turns into vector instructions (a single running sum it
-// cannot), so results differ from a sequential sum by rounding only.
-
-/// `y += w x`.
-#[multiversion(targets("x86_64+avx2+fma"))]
-fn axpy(y: &mut [f64], w: f64, x: &[f64]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y += w * x);
-}
-
-/// `s += y^2`, elementwise.
-#[multiversion(targets("x86_64+avx2+fma"))]
-fn add_squares(s: &mut [f64], y: &[f64]) {
-    s.iter_mut().zip(y).for_each(|(s, y)| *s += y * y);
-}
-
-/// `s += ((x - m) p)^2`, elementwise.
-#[multiversion(targets("x86_64+avx2+fma"))]
-fn add_scaled_squares(s: &mut [f64], x: &[f64], m: f64, p: f64) {
-    s.iter_mut().zip(x).for_each(|(s, x)| {
-        let e = (x - m) * p;
-        *s += e * e;
+/// Diagonal and spherical covariances: the block centred at its column
+/// means `g` (`x' = x - g`, so that the expansions below lose little to
+/// cancellation), then every component's log-density from one matrix
+/// product, `Σ_j p_cj² (x'_j - m_cj)² = [x', x'²] [-2 p² m, p²]_cᵀ + Σ_j
+/// p_cj² m_cj²` with `m_c = mu_c - g` (scikit-learn expands the square the
+/// same way), and the moments from one more, `Rᵀ [x', x'²]`.
+fn diagonal_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) -> Stats {
+    let (b, d) = xb.shape();
+    let k = model.components();
+    let mut stats = Stats::zeros(k, d, false);
+    let g: Vec<f64> = (xb.as_slice().chunks_exact(b))
+        .map(|col| kernels::sum(col) / b as f64)
+        .collect();
+    // [x' | x'²], B x 2D.
+    let mut xc = DMatrix::zeros(b, 2 * d);
+    let (lin, sq) = xc.as_mut_slice().split_at_mut(b * d);
+    for (((lin, sq), x), &gj) in lin
+        .chunks_exact_mut(b)
+        .zip(sq.chunks_exact_mut(b))
+        .zip(xb.as_slice().chunks_exact(b))
+        .zip(&g)
+    {
+        kernels::centre_and_square(lin, sq, x, gj);
+    }
+    let shifted = |c: usize, j: usize| model.means[c * d + j] - g[j];
+    let p2 = |c: usize, j: usize| prep.scale[c * d + j] * prep.scale[c * d + j];
+    let weights = DMatrix::from_fn(2 * d, k, |jj, c| {
+        if jj < d {
+            -2.0 * p2(c, jj) * shifted(c, jj)
+        } else {
+            p2(c, jj - d)
+        }
     });
-}
-
-/// `sum_i a_i b_i`.
-#[multiversion(targets("x86_64+avx2+fma"))]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a8.zip(b8) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
+    let squares = &xc * &weights;
+    // ln w_c + ln N(x_i | c), column c for component c (B x K); then the
+    // responsibilities, in place.
+    let mut resp = squares.as_slice().to_vec();
+    for (c, lp) in resp.chunks_exact_mut(b).enumerate() {
+        let q: f64 = (0..d)
+            .map(|j| p2(c, j) * shifted(c, j) * shifted(c, j))
+            .sum();
+        kernels::log_prob_from_squares(lp, q, prep.constant[c]);
+    }
+    stats.log_likelihood = kernels::responsibilities(&mut resp, b);
+    // t = Rᵀ [x' | x'²], K x 2D: Σ_i r_ic x'_ij, then Σ_i r_ic x'_ij².
+    let mut t = vec![0.0; k * 2 * d];
+    crate::linalg::gram_into(&mut t, &resp, xc.as_slice(), [b, k, 2 * d]);
+    for (c, r) in resp.chunks_exact(b).enumerate() {
+        let n = kernels::sum(r);
+        stats.n[c] = n;
+        for j in 0..d {
+            let (t1, t2, m) = (t[j * k + c], t[(d + j) * k + c], shifted(c, j));
+            // About mu: Σ r (x' - m) and Σ r (x' - m)².
+            stats.a[c * d + j] = t1 - n * m;
+            stats.s[c * d + j] = t2 - 2.0 * m * t1 + n * m * m;
         }
     }
-    acc.iter().sum::<f64>() + tail
-}
-
-/// `(sum_i r_i (x_i - m), sum_i r_i (x_i - m)^2)`.
-#[multiversion(targets("x86_64+avx2+fma"))]
-fn centred_moments(x: &[f64], r: &[f64], m: f64) -> (f64, f64) {
-    let (mut a, mut s) = ([0.0; 8], [0.0; 8]);
-    let n = x.len().min(r.len());
-    let ((x8, x_tail), (r8, r_tail)) = (x[..n].as_chunks::<8>(), r[..n].as_chunks::<8>());
-    let (mut a_tail, mut s_tail) = (0.0, 0.0);
-    for (x, r) in x_tail.iter().zip(r_tail) {
-        let e = x - m;
-        a_tail += r * e;
-        s_tail += r * e * e;
-    }
-    // One pass per sum (the block is in cache), so that the compiler makes
-    // the eight lanes of each a vector rather than pairing a with s.
-    for (x, r) in x8.iter().zip(r8) {
-        for k in 0..8 {
-            a[k] += r[k] * (x[k] - m);
-        }
-    }
-    for (x, r) in x8.iter().zip(r8) {
-        for k in 0..8 {
-            let e = x[k] - m;
-            s[k] += r[k] * e * e;
-        }
-    }
-    (
-        a.iter().sum::<f64>() + a_tail,
-        s.iter().sum::<f64>() + s_tail,
-    )
+    stats
 }
 
 /// The M-step from the summed statistics, as
@@ -329,7 +292,9 @@ fn m_step(
                 let s = &stats.s[c * d * d..(c + 1) * d * d];
                 for j in 0..d {
                     for l in 0..d {
-                        let v = about_m(s[l * d + j], j, l) / nk[c];
+                        // One triangle of the product (it is symmetric up
+                        // to rounding), so that the covariance is exactly.
+                        let v = about_m(s[j.min(l) * d + j.max(l)], j, l) / nk[c];
                         covariances.push(if j == l { v + reg_covar } else { v });
                     }
                 }

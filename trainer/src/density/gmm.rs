@@ -6,6 +6,7 @@
 //! estimate: the sample mean and the biased (1/N) covariance, plus `reg_covar`
 //! on the diagonal.
 
+use crate::linalg::gram;
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -152,7 +153,7 @@ impl GaussianMixture {
         let d = x.ncols();
         let k = resp.ncols();
         let nk: DVector<f64> = resp.row_sum().transpose().add_scalar(10.0 * f64::EPSILON);
-        let mut means = resp.tr_mul(x);
+        let mut means = gram(resp, x);
         for (c, mut row) in means.row_iter_mut().enumerate() {
             row /= nk[c];
         }
@@ -166,7 +167,7 @@ impl GaussianMixture {
                         for mut col in weighted.column_iter_mut() {
                             col.component_mul_assign(&resp.column(c));
                         }
-                        let mut cov = weighted.tr_mul(&diff) / nk[c];
+                        let mut cov = gram(&weighted, &diff) / nk[c];
                         for j in 0..d {
                             cov[(j, j)] += reg_covar;
                         }
@@ -176,7 +177,7 @@ impl GaussianMixture {
                 blocks.concat()
             }
             Covariance::Tied => {
-                let avg_x2 = x.tr_mul(x);
+                let avg_x2 = gram(x, x);
                 let mut weighted_means = means.clone();
                 for (c, mut row) in weighted_means.row_iter_mut().enumerate() {
                     row *= nk[c];
@@ -189,7 +190,7 @@ impl GaussianMixture {
             }
             Covariance::Diag | Covariance::Spherical => {
                 let x2 = x.component_mul(x);
-                let avg_x2 = resp.tr_mul(&x2);
+                let avg_x2 = gram(resp, &x2);
                 let diag = DMatrix::from_fn(k, d, |c, j| {
                     avg_x2[(c, j)] / nk[c] - means[(c, j)] * means[(c, j)] + reg_covar
                 });

@@ -1,4 +1,5 @@
 //! Density models fitted on the host.
+mod em_kernels;
 mod em_pass;
 pub mod gmm;
 pub mod gmm_gd;
