@@ -69,19 +69,82 @@ pub fn em_iteration(
     x: &DMatrix<f64>,
     reg_covar: f64,
 ) -> Option<(f64, Result<GaussianMixture, FitError>)> {
-    let full = match model.covariance {
-        Covariance::Full => true,
-        Covariance::Diag | Covariance::Spherical => false,
-        Covariance::Tied => return None,
+    let full = is_full(model.covariance)?;
+    let prep = Prepared::new(model, x.ncols());
+    let stats = over_blocks(x, model.components(), full, |_, xb| {
+        block_stats(&prep, model, xb, full)
+    });
+    let mean_ll = stats.log_likelihood / x.nrows() as f64;
+    Some((mean_ll, m_step(model, &stats, reg_covar)))
+}
+
+/// The M-step from given responsibilities (EM's start), as
+/// [`GaussianMixture::from_responsibilities`] computes it but with the
+/// blocked statistics of an iteration, about the weighted means; `None`
+/// for tied covariances.
+pub fn initial_m_step(
+    x: &DMatrix<f64>,
+    resp: &DMatrix<f64>,
+    covariance: Covariance,
+    reg_covar: f64,
+) -> Option<Result<GaussianMixture, FitError>> {
+    let full = is_full(covariance)?;
+    let (n, k) = resp.shape();
+    let nk: Vec<f64> = (resp.as_slice().chunks_exact(n.max(1)))
+        .map(|r| kernels::sum(r) + 10.0 * f64::EPSILON)
+        .collect();
+    let mut means = crate::linalg::gram(resp, x);
+    for (c, mut row) in means.row_iter_mut().enumerate() {
+        row /= nk[c];
+    }
+    let start = GaussianMixture {
+        covariance,
+        weights: vec![1.0 / k as f64; k],
+        means: means.transpose().as_slice().to_vec(),
+        covariances: vec![],
+        precisions_cholesky: vec![],
     };
+    let stats = over_blocks(x, k, full, |start_row, xb| {
+        let b = xb.nrows();
+        let mut r = Vec::with_capacity(b * k);
+        for col in resp.as_slice().chunks_exact(n) {
+            r.extend_from_slice(&col[start_row..start_row + b]);
+        }
+        let mut stats = Stats::zeros(k, x.ncols(), full);
+        if full {
+            full_moments(&start, &xb, &r, &mut stats);
+        } else {
+            let (g, xc) = centred(&xb);
+            diagonal_moments(&start, &g, &xc, &r, &mut stats);
+        }
+        stats
+    });
+    Some(m_step(&start, &stats, reg_covar))
+}
+
+/// Whether EM's blocked pass takes full covariances (`Some(true)`),
+/// diagonal or spherical ones (`Some(false)`) or not these (tied: `None`).
+fn is_full(covariance: Covariance) -> Option<bool> {
+    match covariance {
+        Covariance::Full => Some(true),
+        Covariance::Diag | Covariance::Spherical => Some(false),
+        Covariance::Tied => None,
+    }
+}
+
+/// `f(first row, block)` over blocks of [`BLOCK`] rows of `x` (each copied
+/// column by column), in parallel, and the sum of the statistics.
+fn over_blocks(
+    x: &DMatrix<f64>,
+    k: usize,
+    full: bool,
+    f: impl Fn(usize, DMatrix<f64>) -> Stats + Sync,
+) -> Stats {
     let (n, d) = x.shape();
-    let k = model.components();
-    let prep = Prepared::new(model, d);
-    let stats = (0..n.div_ceil(BLOCK))
+    (0..n.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
             let (start, rows) = (b * BLOCK, BLOCK.min(n - b * BLOCK));
-            // The block's rows, column by column (a slice of each column).
             let mut xb = DMatrix::zeros(rows, d);
             for (to, from) in xb
                 .as_mut_slice()
@@ -90,11 +153,9 @@ pub fn em_iteration(
             {
                 to.copy_from_slice(&from[start..start + rows]);
             }
-            block_stats(&prep, model, xb, full)
+            f(start, xb)
         })
-        .reduce(|| Stats::zeros(k, d, full), Stats::add);
-    let mean_ll = stats.log_likelihood / n as f64;
-    Some((mean_ll, m_step(model, &stats, reg_covar)))
+        .reduce(|| Stats::zeros(k, d, full), Stats::add)
 }
 
 /// What every block needs of the model: the precision factors side by
@@ -164,13 +225,11 @@ fn block_stats(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>, full:
 }
 
 /// Full covariances: every component's projection of the block in one
-/// matrix product (`x [U_1 .. U_K]`, as scikit-learn projects), and each
-/// component's scatter about its current mean in one more, `S = (r ∘
-/// diff)ᵀ diff`.
+/// matrix product (`x [U_1 .. U_K]`, as scikit-learn projects), then the
+/// moments ([`full_moments`]).
 fn full_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) -> Stats {
     let (b, d) = xb.shape();
     let k = model.components();
-    let x = xb.as_slice();
     let mut stats = Stats::zeros(k, d, true);
     let y = &xb * &prep.factors;
     // ln w_c + ln N(x_i | c), column c for component c (B x K); then the
@@ -185,16 +244,24 @@ fn full_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) -> Sta
         kernels::full_log_prob(lp, yc, m, prep.constant[c], b);
     }
     stats.log_likelihood = kernels::responsibilities(&mut resp, b);
+    full_moments(model, &xb, &resp, &mut stats);
+    stats
+}
+
+/// Full covariances' statistics of a block about `model`'s means, from
+/// the responsibilities `resp` (K columns of B): each component's scatter
+/// in one matrix product, `S = (r ∘ diff)ᵀ diff`.
+fn full_moments(model: &GaussianMixture, xb: &DMatrix<f64>, resp: &[f64], stats: &mut Stats) {
+    let (b, d) = xb.shape();
     let (mut diff, mut weighted) = (vec![0.0; d * b], vec![0.0; d * b]);
     for (c, r) in resp.chunks_exact(b).enumerate() {
         stats.n[c] = kernels::sum(r);
         let mu = &model.means[c * d..(c + 1) * d];
-        kernels::centre(&mut diff, x, mu, b);
+        kernels::centre(&mut diff, xb.as_slice(), mu, b);
         kernels::weigh(&mut weighted, &mut stats.a[c * d..(c + 1) * d], r, &diff, b);
         let s = &mut stats.s[c * d * d..(c + 1) * d * d];
         crate::linalg::gram_into(s, &weighted, &diff, [b, d, d]);
     }
-    stats
 }
 
 /// Diagonal and spherical covariances: the block centred at its column
@@ -202,25 +269,12 @@ fn full_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) -> Sta
 /// cancellation), then every component's log-density from one matrix
 /// product, `Σ_j p_cj² (x'_j - m_cj)² = [x', x'²] [-2 p² m, p²]_cᵀ + Σ_j
 /// p_cj² m_cj²` with `m_c = mu_c - g` (scikit-learn expands the square the
-/// same way), and the moments from one more, `Rᵀ [x', x'²]`.
+/// same way), then the moments ([`diagonal_moments`]).
 fn diagonal_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) -> Stats {
     let (b, d) = xb.shape();
     let k = model.components();
     let mut stats = Stats::zeros(k, d, false);
-    let g: Vec<f64> = (xb.as_slice().chunks_exact(b))
-        .map(|col| kernels::sum(col) / b as f64)
-        .collect();
-    // [x' | x'²], B x 2D.
-    let mut xc = DMatrix::zeros(b, 2 * d);
-    let (lin, sq) = xc.as_mut_slice().split_at_mut(b * d);
-    for (((lin, sq), x), &gj) in lin
-        .chunks_exact_mut(b)
-        .zip(sq.chunks_exact_mut(b))
-        .zip(xb.as_slice().chunks_exact(b))
-        .zip(&g)
-    {
-        kernels::centre_and_square(lin, sq, x, gj);
-    }
+    let (g, xc) = centred(&xb);
     let shifted = |c: usize, j: usize| model.means[c * d + j] - g[j];
     let p2 = |c: usize, j: usize| prep.scale[c * d + j] * prep.scale[c * d + j];
     let weights = DMatrix::from_fn(2 * d, k, |jj, c| {
@@ -241,20 +295,55 @@ fn diagonal_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) ->
         kernels::log_prob_from_squares(lp, q, prep.constant[c]);
     }
     stats.log_likelihood = kernels::responsibilities(&mut resp, b);
-    // t = Rᵀ [x' | x'²], K x 2D: Σ_i r_ic x'_ij, then Σ_i r_ic x'_ij².
+    diagonal_moments(model, &g, &xc, &resp, &mut stats);
+    stats
+}
+
+/// A block's column means `g` and `[x' | x'²]` (B x 2D) with `x' = x - g`.
+fn centred(xb: &DMatrix<f64>) -> (Vec<f64>, DMatrix<f64>) {
+    let (b, d) = xb.shape();
+    let g: Vec<f64> = (xb.as_slice().chunks_exact(b.max(1)))
+        .map(|col| kernels::sum(col) / b as f64)
+        .collect();
+    let mut xc = DMatrix::zeros(b, 2 * d);
+    let (lin, sq) = xc.as_mut_slice().split_at_mut(b * d);
+    for (((lin, sq), x), &gj) in lin
+        .chunks_exact_mut(b.max(1))
+        .zip(sq.chunks_exact_mut(b.max(1)))
+        .zip(xb.as_slice().chunks_exact(b.max(1)))
+        .zip(&g)
+    {
+        kernels::centre_and_square(lin, sq, x, gj);
+    }
+    (g, xc)
+}
+
+/// Diagonal and spherical covariances' statistics of a block about
+/// `model`'s means, from the responsibilities `resp` (K columns of B) and
+/// [`centred`]'s `g` and `[x' | x'²]`: `t = Rᵀ [x' | x'²]` in one matrix
+/// product, then `Σ r (x' - m) = t₁ - n m` and `Σ r (x' - m)² = t₂ - 2 m t₁
+/// + n m²` with `m = mu - g`.
+fn diagonal_moments(
+    model: &GaussianMixture,
+    g: &[f64],
+    xc: &DMatrix<f64>,
+    resp: &[f64],
+    stats: &mut Stats,
+) {
+    let (b, d) = (xc.nrows(), g.len());
+    let k = resp.len() / b.max(1);
     let mut t = vec![0.0; k * 2 * d];
-    crate::linalg::gram_into(&mut t, &resp, xc.as_slice(), [b, k, 2 * d]);
-    for (c, r) in resp.chunks_exact(b).enumerate() {
+    crate::linalg::gram_into(&mut t, resp, xc.as_slice(), [b, k, 2 * d]);
+    for (c, r) in resp.chunks_exact(b.max(1)).enumerate() {
         let n = kernels::sum(r);
         stats.n[c] = n;
         for j in 0..d {
-            let (t1, t2, m) = (t[j * k + c], t[(d + j) * k + c], shifted(c, j));
-            // About mu: Σ r (x' - m) and Σ r (x' - m)².
+            let m = model.means[c * d + j] - g[j];
+            let (t1, t2) = (t[j * k + c], t[(d + j) * k + c]);
             stats.a[c * d + j] = t1 - n * m;
             stats.s[c * d + j] = t2 - 2.0 * m * t1 + n * m * m;
         }
     }
-    stats
 }
 
 /// The M-step from the summed statistics, as
@@ -333,6 +422,58 @@ mod tests {
         })
     }
 
+    /// Parameters equal to a relative 1e-10.
+    fn assert_close(got: &GaussianMixture, want: &GaussianMixture, what: &str) {
+        for (name, a, b) in [
+            ("weights", &got.weights, &want.weights),
+            ("means", &got.means, &want.means),
+            ("covariances", &got.covariances, &want.covariances),
+            (
+                "precisions",
+                &got.precisions_cholesky,
+                &want.precisions_cholesky,
+            ),
+        ] {
+            assert_eq!(a.len(), b.len(), "{what} {name}");
+            for (u, v) in a.iter().zip(b) {
+                assert!(
+                    (u - v).abs() <= 1e-10 * v.abs().max(1.0),
+                    "{what} {name}: {u} vs {v}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_blocked_initial_m_step_is_from_responsibilities() {
+        let resp = DMatrix::from_fn(1000, 3, |i, c| ((i * 7 + c * 3) % 5) as f64 + 0.5);
+        let resp = DMatrix::from_fn(1000, 3, |i, c| resp[(i, c)] / resp.row(i).sum());
+        let x = data();
+        for covariance in [Covariance::Full, Covariance::Diag, Covariance::Spherical] {
+            let got = initial_m_step(&x, &resp, covariance, 1e-6)
+                .unwrap()
+                .unwrap();
+            let want = GaussianMixture::from_responsibilities(&x, &resp, covariance, 1e-6).unwrap();
+            assert_close(&got, &want, &format!("{covariance:?}"));
+        }
+        // Far from the origin, where moments about zero (scikit-learn's
+        // diagonal M-step, and `from_responsibilities`') lose digits: the
+        // blocked diagonal variances are still the full covariances'
+        // diagonal, which both compute about the means.
+        let far = x.add_scalar(1e3);
+        let full =
+            GaussianMixture::from_responsibilities(&far, &resp, Covariance::Full, 1e-6).unwrap();
+        let diag = initial_m_step(&far, &resp, Covariance::Diag, 1e-6)
+            .unwrap()
+            .unwrap();
+        for (c, variances) in diag.covariances.chunks_exact(5).enumerate() {
+            for (j, v) in variances.iter().enumerate() {
+                let want = full.covariances[c * 25 + j * 5 + j];
+                assert!((v - want).abs() <= 1e-12 * want, "{c} {j}: {v} vs {want}");
+            }
+        }
+    }
+
     #[test]
     fn one_pass_equals_the_e_step_then_the_m_step() {
         let x = data();
@@ -368,6 +509,15 @@ mod tests {
                 }
             }
         }
+        assert!(
+            initial_m_step(
+                &x,
+                &DMatrix::from_element(1000, 2, 0.5),
+                Covariance::Tied,
+                1e-6
+            )
+            .is_none()
+        );
         let tied = GaussianMixture::from_responsibilities(
             &x,
             &DMatrix::from_element(1000, 2, 0.5),

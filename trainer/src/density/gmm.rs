@@ -516,8 +516,10 @@ pub fn em_from_responsibilities(
     opts: &EmOptions,
     on_iter: &mut dyn FnMut(usize, f64, f64),
 ) -> Result<(GaussianMixture, EmReport), FitError> {
-    let mut model =
-        GaussianMixture::from_responsibilities(x, resp, opts.covariance, opts.reg_covar)?;
+    let mut model = match super::em_pass::initial_m_step(x, resp, opts.covariance, opts.reg_covar) {
+        Some(model) => model?,
+        None => GaussianMixture::from_responsibilities(x, resp, opts.covariance, opts.reg_covar)?,
+    };
     let mut lower_bound = f64::NEG_INFINITY;
     let mut lower_bounds = Vec::new();
     let mut converged = false;
