@@ -36,7 +36,7 @@ macro_rules! row_passes {
 }
 
 /// `diff_j = x_j - mu_j` for every column `j` (each `b` rows).
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn centre(diff: &mut [f64], x: &[f64], mu: &[f64], b: usize) {
     for ((d, x), &m) in diff.chunks_exact_mut(b).zip(x.chunks_exact(b)).zip(mu) {
         d.iter_mut().zip(x).for_each(|(d, x)| *d = x - m);
@@ -45,7 +45,7 @@ pub fn centre(diff: &mut [f64], x: &[f64], mu: &[f64], b: usize) {
 
 /// `lp_i = constant - ½ Σ_j (y_ij - m_j)²` for full covariances, from the
 /// block's projections `y = x U` (`d` columns of `b`) and `m = mu U`.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn full_log_prob(lp: &mut [f64], y: &[f64], m: &[f64], constant: f64, b: usize) {
     const FMA: bool = selected_target!().supports_feature_str("fma");
     row_passes!(b, |start, L| {
@@ -64,7 +64,7 @@ pub fn full_log_prob(lp: &mut [f64], y: &[f64], m: &[f64], constant: f64, b: usi
 }
 
 /// `x'_i = x_i - g` and `x'_i²`.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn centre_and_square(lin: &mut [f64], sq: &mut [f64], x: &[f64], g: f64) {
     for ((l, s), &v) in lin.iter_mut().zip(sq.iter_mut()).zip(x) {
         *l = v - g;
@@ -73,7 +73,7 @@ pub fn centre_and_square(lin: &mut [f64], sq: &mut [f64], x: &[f64], g: f64) {
 }
 
 /// `lp_i = constant - ½ (sq_i + q)`, in place over `sq`.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn log_prob_from_squares(sq: &mut [f64], q: f64, constant: f64) {
     for v in sq.iter_mut() {
         *v = constant - 0.5 * (*v + q);
@@ -86,7 +86,7 @@ pub fn log_prob_from_squares(sq: &mut [f64], q: f64, constant: f64) {
 /// that row's responsibilities are then NaN, and EM stops as diverged).
 /// Each step is a loop over the rows, so that the compiler runs the rows
 /// through vector lanes, the exponential and logarithm included.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn responsibilities(lp: &mut [f64], b: usize) -> f64 {
     const FMA: bool = selected_target!().supports_feature_str("fma");
     let mut max = vec![f64::NEG_INFINITY; b];
@@ -111,9 +111,13 @@ pub fn responsibilities(lp: &mut [f64], b: usize) -> f64 {
         };
         total[i % LANES] += row;
     }
+    // One division a row, then products.
+    for s in sum.iter_mut() {
+        *s = 1.0 / *s;
+    }
     for col in lp.chunks_exact_mut(b) {
-        for (v, &s) in col.iter_mut().zip(&sum) {
-            *v /= s;
+        for (v, &inv) in col.iter_mut().zip(&sum) {
+            *v *= inv;
         }
     }
     total.iter().sum()
@@ -121,7 +125,7 @@ pub fn responsibilities(lp: &mut [f64], b: usize) -> f64 {
 
 /// `w_j = r ∘ diff_j` for every column `j` (each `b` rows), and `a_j =
 /// Σ_i w_ij`.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn weigh(w: &mut [f64], a: &mut [f64], r: &[f64], diff: &[f64], b: usize) {
     for ((wj, dj), aj) in w.chunks_exact_mut(b).zip(diff.chunks_exact(b)).zip(a) {
         for ((w, &x), &ri) in wj.iter_mut().zip(dj).zip(r) {
@@ -132,7 +136,7 @@ pub fn weigh(w: &mut [f64], a: &mut [f64], r: &[f64], diff: &[f64], b: usize) {
 }
 
 /// `Σ_i r_i`, in lanes.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn sum(r: &[f64]) -> f64 {
     let (whole, tail) = r.as_chunks::<LANES>();
     let mut n = [0.0; LANES];

@@ -71,8 +71,8 @@ pub fn em_iteration(
 ) -> Option<(f64, Result<GaussianMixture, FitError>)> {
     let full = is_full(model.covariance)?;
     let prep = Prepared::new(model, x.ncols());
-    let stats = over_blocks(x, model.components(), full, |_, xb| {
-        block_stats(&prep, model, xb, full)
+    let stats = over_blocks(x, model.components(), full, |rows| {
+        block_stats(&prep, model, rows, full)
     });
     let mean_ll = stats.log_likelihood / x.nrows() as f64;
     Some((mean_ll, m_step(model, &stats, reg_covar)))
@@ -97,25 +97,25 @@ pub fn initial_m_step(
     for (c, mut row) in means.row_iter_mut().enumerate() {
         row /= nk[c];
     }
+    let total: f64 = nk.iter().sum();
     let start = GaussianMixture {
         covariance,
-        weights: vec![1.0 / k as f64; k],
+        weights: nk.iter().map(|w| w / total).collect(),
         means: means.transpose().as_slice().to_vec(),
         covariances: vec![],
         precisions_cholesky: vec![],
     };
-    let stats = over_blocks(x, k, full, |start_row, xb| {
-        let b = xb.nrows();
-        let mut r = Vec::with_capacity(b * k);
+    let g = mixture_mean(&start);
+    let stats = over_blocks(x, k, full, |rows| {
+        let mut r = Vec::with_capacity(rows.len * k);
         for col in resp.as_slice().chunks_exact(n) {
-            r.extend_from_slice(&col[start_row..start_row + b]);
+            r.extend_from_slice(&col[rows.start..rows.start + rows.len]);
         }
         let mut stats = Stats::zeros(k, x.ncols(), full);
         if full {
-            full_moments(&start, &xb, &r, &mut stats);
+            full_moments(&start, &rows.copy(), &r, &mut stats);
         } else {
-            let (g, xc) = centred(&xb);
-            diagonal_moments(&start, &g, &xc, &r, &mut stats);
+            diagonal_moments(&start, &g, &centred(rows, &g), &r, &mut stats);
         }
         stats
     });
@@ -132,30 +132,45 @@ fn is_full(covariance: Covariance) -> Option<bool> {
     }
 }
 
-/// `f(first row, block)` over blocks of [`BLOCK`] rows of `x` (each copied
-/// column by column), in parallel, and the sum of the statistics.
-fn over_blocks(
-    x: &DMatrix<f64>,
-    k: usize,
-    full: bool,
-    f: impl Fn(usize, DMatrix<f64>) -> Stats + Sync,
-) -> Stats {
-    let (n, d) = x.shape();
+/// `f(block)` over blocks of [`BLOCK`] rows of `x`, in parallel, and the
+/// sum of the statistics.
+fn over_blocks(x: &DMatrix<f64>, k: usize, full: bool, f: impl Fn(Rows) -> Stats + Sync) -> Stats {
+    let n = x.nrows();
     (0..n.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
-            let (start, rows) = (b * BLOCK, BLOCK.min(n - b * BLOCK));
-            let mut xb = DMatrix::zeros(rows, d);
-            for (to, from) in xb
-                .as_mut_slice()
-                .chunks_exact_mut(rows)
-                .zip(x.as_slice().chunks_exact(n))
-            {
-                to.copy_from_slice(&from[start..start + rows]);
-            }
-            f(start, xb)
+            let start = b * BLOCK;
+            f(Rows {
+                x,
+                start,
+                len: BLOCK.min(n - start),
+            })
         })
-        .reduce(|| Stats::zeros(k, d, full), Stats::add)
+        .reduce(|| Stats::zeros(k, x.ncols(), full), Stats::add)
+}
+
+/// A block: rows `start..start + len` of `x`.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    x: &'a DMatrix<f64>,
+    start: usize,
+    len: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// Each column's part in the block.
+    fn columns(self) -> impl Iterator<Item = &'a [f64]> {
+        let n = self.x.nrows();
+        (self.x.as_slice().chunks_exact(n.max(1)))
+            .map(move |col| &col[self.start..self.start + self.len])
+    }
+
+    /// The block as a matrix of its own (column-major).
+    fn copy(self) -> DMatrix<f64> {
+        let mut values = Vec::with_capacity(self.len * self.x.ncols());
+        self.columns().for_each(|col| values.extend_from_slice(col));
+        DMatrix::from_vec(self.len, self.x.ncols(), values)
+    }
 }
 
 /// What every block needs of the model: the precision factors side by
@@ -169,6 +184,8 @@ struct Prepared {
     scale: Vec<f64>,
     /// `ln w_c + ln det U_c - D/2 ln(2 pi)`.
     constant: Vec<f64>,
+    /// Diagonal and spherical: where blocks are centred ([`mixture_mean`]).
+    means: Vec<f64>,
 }
 
 impl Prepared {
@@ -206,21 +223,26 @@ impl Prepared {
             Covariance::Diag => (DMatrix::zeros(0, 0), p.clone()),
             _ => (DMatrix::zeros(0, 0), (0..k * d).map(|i| p[i / d]).collect()),
         };
+        let means = match model.covariance {
+            Covariance::Full => vec![],
+            _ => mixture_mean(model),
+        };
         Prepared {
             factors,
             scale,
             constant,
+            means,
         }
     }
 }
 
 /// The E-step and the sufficient statistics of one block of rows (stored
 /// column by column).
-fn block_stats(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>, full: bool) -> Stats {
+fn block_stats(prep: &Prepared, model: &GaussianMixture, rows: Rows, full: bool) -> Stats {
     if full {
-        full_block(prep, model, xb)
+        full_block(prep, model, rows.copy())
     } else {
-        diagonal_block(prep, model, xb)
+        diagonal_block(prep, model, rows, &prep.means)
     }
 }
 
@@ -264,17 +286,17 @@ fn full_moments(model: &GaussianMixture, xb: &DMatrix<f64>, resp: &[f64], stats:
     }
 }
 
-/// Diagonal and spherical covariances: the block centred at its column
-/// means `g` (`x' = x - g`, so that the expansions below lose little to
-/// cancellation), then every component's log-density from one matrix
+/// Diagonal and spherical covariances: the block centred at the data's
+/// column means `g` (`x' = x - g`, so that the expansions below lose little
+/// to cancellation), then every component's log-density from one matrix
 /// product, `Σ_j p_cj² (x'_j - m_cj)² = [x', x'²] [-2 p² m, p²]_cᵀ + Σ_j
 /// p_cj² m_cj²` with `m_c = mu_c - g` (scikit-learn expands the square the
 /// same way), then the moments ([`diagonal_moments`]).
-fn diagonal_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) -> Stats {
-    let (b, d) = xb.shape();
+fn diagonal_block(prep: &Prepared, model: &GaussianMixture, rows: Rows, g: &[f64]) -> Stats {
+    let (b, d) = (rows.len, rows.x.ncols());
     let k = model.components();
     let mut stats = Stats::zeros(k, d, false);
-    let (g, xc) = centred(&xb);
+    let xc = centred(rows, g);
     let shifted = |c: usize, j: usize| model.means[c * d + j] - g[j];
     let p2 = |c: usize, j: usize| prep.scale[c * d + j] * prep.scale[c * d + j];
     let weights = DMatrix::from_fn(2 * d, k, |jj, c| {
@@ -284,10 +306,9 @@ fn diagonal_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) ->
             p2(c, jj - d)
         }
     });
-    let squares = &xc * &weights;
     // ln w_c + ln N(x_i | c), column c for component c (B x K); then the
     // responsibilities, in place.
-    let mut resp = squares.as_slice().to_vec();
+    let mut resp: Vec<f64> = (&xc * &weights).data.into();
     for (c, lp) in resp.chunks_exact_mut(b).enumerate() {
         let q: f64 = (0..d)
             .map(|j| p2(c, j) * shifted(c, j) * shifted(c, j))
@@ -295,32 +316,40 @@ fn diagonal_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) ->
         kernels::log_prob_from_squares(lp, q, prep.constant[c]);
     }
     stats.log_likelihood = kernels::responsibilities(&mut resp, b);
-    diagonal_moments(model, &g, &xc, &resp, &mut stats);
+    diagonal_moments(model, g, &xc, &resp, &mut stats);
     stats
 }
 
-/// A block's column means `g` and `[x' | x'²]` (B x 2D) with `x' = x - g`.
-fn centred(xb: &DMatrix<f64>) -> (Vec<f64>, DMatrix<f64>) {
-    let (b, d) = xb.shape();
-    let g: Vec<f64> = (xb.as_slice().chunks_exact(b.max(1)))
-        .map(|col| kernels::sum(col) / b as f64)
-        .collect();
-    let mut xc = DMatrix::zeros(b, 2 * d);
-    let (lin, sq) = xc.as_mut_slice().split_at_mut(b * d);
+/// `[x' | x'²]` (B x 2D) with `x' = x - g`.
+fn centred(rows: Rows, g: &[f64]) -> DMatrix<f64> {
+    let (b, d) = (rows.len, rows.x.ncols());
+    let mut values = vec![0.0; 2 * d * b];
+    let (lin, sq) = values.split_at_mut(b * d);
     for (((lin, sq), x), &gj) in lin
         .chunks_exact_mut(b.max(1))
         .zip(sq.chunks_exact_mut(b.max(1)))
-        .zip(xb.as_slice().chunks_exact(b.max(1)))
-        .zip(&g)
+        .zip(rows.columns())
+        .zip(g)
     {
         kernels::centre_and_square(lin, sq, x, gj);
     }
-    (g, xc)
+    DMatrix::from_vec(b, 2 * d, values)
+}
+
+/// The mixture's mean `Σ_c w_c mu_c` (the data's mean, once fitted):
+/// where diagonal and spherical blocks are centred.
+fn mixture_mean(model: &GaussianMixture) -> Vec<f64> {
+    let d = model.dim();
+    let mut g = vec![0.0; d];
+    for (w, mu) in model.weights.iter().zip(model.means.chunks_exact(d.max(1))) {
+        g.iter_mut().zip(mu).for_each(|(g, m)| *g += w * m);
+    }
+    g
 }
 
 /// Diagonal and spherical covariances' statistics of a block about
 /// `model`'s means, from the responsibilities `resp` (K columns of B) and
-/// [`centred`]'s `g` and `[x' | x'²]`: `t = Rᵀ [x' | x'²]` in one matrix
+/// [`centred`]'s `[x' | x'²]`: `[t₁ | t₂] = Rᵀ [x' | x'²]` in one matrix
 /// product, then `Σ r (x' - m) = t₁ - n m` and `Σ r (x' - m)² = t₂ - 2 m t₁
 /// + n m²` with `m = mu - g`.
 fn diagonal_moments(
