@@ -53,10 +53,9 @@ pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activatio
     }
 }
 
-/// The blocks of eight outputs through [`vfp::blocks_of_eight`], the last
-/// `n % 4` inputs added in order after it, then the
-/// activation; returns the weights, biases and outputs left for the
-/// portable loop.
+/// The whole blocks of eight outputs through [`vfp::blocks_of_eight`],
+/// the last `n % 4` inputs added in order after it, then the activation;
+/// returns the weights, biases and outputs left for the portable loop.
 #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
 fn eight_rows<'a>(
     w: &'a [f32],

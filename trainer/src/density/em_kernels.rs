@@ -1,15 +1,17 @@
-//! The loops of one EM pass over a block of rows ([`super::em_pass`]),
-//! each compiled for the baseline and for AVX2 with FMA (chosen at run
-//! time). A block is stored column by column (`B` rows a column); rows go
-//! through the loops [`LANES`] at a time, side by side in vector lanes, so
-//! every sum over features or components is still computed row by row in
-//! a fixed order. Sums over rows run in lanes too (partial sums added at
-//! the end), so they differ from a sequential sum by rounding only.
+//! The loops of one EM pass over a block of rows ([`super::em_pass`])
+//! between its matrix products, each compiled for the baseline, for AVX2
+//! with FMA and for AVX-512 (chosen at run time). A block is stored column
+//! by column (`b` rows a column); the loops run over rows, which the
+//! compiler puts side by side in vector lanes, so every sum over features
+//! or components is still computed row by row in a fixed order. Sums over
+//! rows run in [`LANES`] partial sums added at the end, so they differ from
+//! a sequential sum by rounding only.
 
 use multiversion::multiversion;
 use multiversion::target::selected_target;
 
-/// Rows side by side in one pass of a loop (two AVX registers of f64).
+/// Rows side by side in one pass of a loop, and partial sums of a sum
+/// over rows (two AVX registers of f64).
 const LANES: usize = 8;
 
 /// `a b + c`, fused where the selected target has FMA.
