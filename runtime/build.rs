@@ -1,15 +1,24 @@
-//! Selects the int8 kernel: `cfg(tinygen_dsp)` where the ARMv7E-M DSP
-//! instructions exist: every `thumbv7em` target, and Armv8-M Mainline
-//! builds for cores that have the optional extension (Cortex-M33/M35P/M55)
-//! when built with `-C target-feature=+dsp`.
+//! Selects the assembly kernels. `cfg(tinygen_dsp)`, the int8 kernel,
+//! where the ARMv7E-M DSP instructions exist: every `thumbv7em` target,
+//! and Armv8-M Mainline builds for cores that have the optional extension
+//! (Cortex-M33/M35P/M55) when built with `-C target-feature=+dsp`.
+//! `cfg(tinygen_vfp)`, the f32 kernels, on the microcontroller targets with
+//! a hardware FPU (`thumbv7em-none-eabihf`, `thumbv8m.main-none-eabihf`:
+//! Cortex-M4F, M7, M33), where the QEMU suite runs them.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(tinygen_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(tinygen_vfp)");
     println!("cargo::rerun-if-env-changed=TARGET");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = std::env::var("TARGET").unwrap_or_default();
     if target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && dsp_enabled()) {
         println!("cargo::rustc-cfg=tinygen_dsp");
+    }
+    if (target.starts_with("thumbv7em") || target.starts_with("thumbv8m.main"))
+        && target.ends_with("-none-eabihf")
+    {
+        println!("cargo::rustc-cfg=tinygen_vfp");
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::activation::Activation;
 
-#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+#[cfg(tinygen_vfp)]
 mod vfp;
 
 /// `y[o] = act(b[o] + Σ_i w[o][i] x[i])`, summed in ascending `i` from the bias.
@@ -15,7 +15,7 @@ mod vfp;
 /// row at a time, so the results are identical.
 #[inline]
 pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activation: Activation) {
-    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    #[cfg(tinygen_vfp)]
     let (w, bias, y) = eight_rows(w, bias, x, y, activation);
     let n = x.len().max(1);
     let mut blocks = w.chunks_exact(4 * n);
@@ -56,7 +56,7 @@ pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activatio
 /// The whole blocks of eight outputs through [`vfp::blocks_of_eight`],
 /// the last `n % 4` inputs added in order after it, then the activation;
 /// returns the weights, biases and outputs left for the portable loop.
-#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+#[cfg(tinygen_vfp)]
 fn eight_rows<'a>(
     w: &'a [f32],
     bias: &'a [f32],

@@ -38,7 +38,7 @@ use crate::format::{self, Header, ModelKind};
 use crate::math::{Lanes, LogSumExp};
 use crate::{Error, Shape};
 
-#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+#[cfg(tinygen_vfp)]
 mod vfp;
 
 /// Covariance structure of a mixture, with scikit-learn's meaning.
@@ -349,7 +349,7 @@ impl<'a> Gmm<'a> {
     /// (the same operations in the same order).
     #[inline]
     fn for_each_component_f32(&self, x: &[f32], f: impl FnMut(f32)) {
-        #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+        #[cfg(tinygen_vfp)]
         if self.spec.covariance == Covariance::Full {
             let mut f = f;
             let (d, stride) = (self.dim(), self.precision_stride);
@@ -559,7 +559,7 @@ fn partial_block<T: Lanes>(x: &[T], rest: &[f32]) -> [T; 4] {
 
 /// [`triangular_distance`] on Arm cores with an FPU: the whole blocks
 /// through the assembly kernel, the partial one as [`project`] does.
-#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+#[cfg(tinygen_vfp)]
 #[inline]
 fn full_distance(x: &[f32], blocks: &[f32], b: &[f32]) -> f32 {
     let Some((mut sq, rest)) = vfp::whole_blocks(x, blocks, b) else {
