@@ -322,7 +322,9 @@ impl<'a> Gmm<'a> {
                     f(T::splat(norm) - triangular_distance(x, u, b) * 0.5);
                 }
             }
-            Covariance::Tied => tied_components(x, self.precision, means, f),
+            Covariance::Tied => {
+                tied_components(x, self.precision, means, |z, b| squared_distance(z, b), f)
+            }
             Covariance::Diag | Covariance::Spherical => {
                 for ((b, &norm), p) in means.zip(self.precision.chunks_exact(d)) {
                     f(T::splat(norm) - diagonal_distance(x, p, b) * 0.5);
@@ -345,18 +347,22 @@ impl<'a> Gmm<'a> {
     }
 
     /// [`Self::for_each_component`] for one point. On Arm cores with an
-    /// FPU, full covariances take the assembly kernel of `gmm/vfp.rs`
-    /// (the same operations in the same order).
+    /// FPU, full and tied covariances (and KDEs) take the assembly kernels
+    /// of `gmm/vfp.rs` (the same operations in the same order).
     #[inline]
     fn for_each_component_f32(&self, x: &[f32], f: impl FnMut(f32)) {
         #[cfg(tinygen_vfp)]
-        if self.spec.covariance == Covariance::Full {
+        if matches!(self.spec.covariance, Covariance::Full | Covariance::Tied) {
             let mut f = f;
             let (d, stride) = (self.dim(), self.precision_stride);
             if d == 0 || stride == 0 {
                 return; // never: parsing rejects empty models
             }
             let means = self.prec_mean.chunks_exact(d).zip(self.log_norm);
+            if self.spec.covariance == Covariance::Tied {
+                tied_components(x, self.precision, means, vfp::squared_distance, f);
+                return;
+            }
             for ((b, &norm), u) in means.zip(self.precision.chunks_exact(stride)) {
                 f(norm - full_distance(x, u, b) * 0.5);
             }
@@ -419,6 +425,7 @@ fn tied_components<'m, T: Lanes>(
     x: &[T],
     blocks: &[f32],
     means: impl Iterator<Item = (&'m [f32], &'m f32)>,
+    distance: impl Fn(&[T], &[f32]) -> T,
     mut f: impl FnMut(T),
 ) {
     let mut buffer = [T::ZERO; PROJECT_MAX_DIM];
@@ -435,7 +442,7 @@ fn tied_components<'m, T: Lanes>(
             },
         );
         for (b, &norm) in means {
-            f(T::splat(norm) - squared_distance(z, b) * 0.5);
+            f(T::splat(norm) - distance(z, b) * 0.5);
         }
     } else {
         for (b, &norm) in means {

@@ -1,15 +1,17 @@
-//! The full-covariance distance `|xᵀU - b|²` for Arm cores with a
-//! single-precision FPU (Cortex-M4F, M7, M33), in assembly, over the whole
-//! column blocks of `U` (see the module docs of `gmm`): `VLDM` loads four
-//! inputs, a group of sixteen factor values or a triangle of ten, and each
-//! product is one `VMLA`. Like `dense/vfp.rs`, one of the crate's
-//! exceptions to `unsafe_code`.
+//! The mixture distances for Arm cores with a single-precision FPU
+//! (Cortex-M4F, M7, M33), in assembly: the full-covariance `|xᵀU - b|²`
+//! over the whole column blocks of `U` (see the module docs of `gmm`:
+//! `VLDM` loads four inputs, a group of sixteen factor values or a
+//! triangle of ten, and each product is one `VMLA`), and the tied one
+//! (and the KDE's), `|z - b|²` of a projected point. Like `dense/vfp.rs`,
+//! one of the crate's exceptions to `unsafe_code`.
 //!
-//! The numerics are `project`'s and `triangular_distance`'s: `VMLA.F32`
-//! rounds the product, then the sum, and every sum runs in their order
-//! (each column's from zero over ascending rows, then the squares in
-//! ascending column order). The QEMU suite compares every full-covariance
-//! score on the Cortex-M4F and M33 with the host's, bit for bit.
+//! The numerics are `project`'s, `triangular_distance`'s and
+//! `squared_distance`'s: `VMLA.F32` rounds the product, then the sum, and
+//! every sum runs in their order (each column's from zero over ascending
+//! rows, then the squares in ascending column order). The QEMU suite
+//! compares every full, tied and KDE score on the Cortex-M4F and M33 with
+//! the host's, bit for bit.
 #![allow(unsafe_code)]
 
 use core::arch::naked_asm;
@@ -134,5 +136,52 @@ unsafe extern "C" fn whole_blocks_asm(args: &mut Args) {
         "vstr s28, [r0, #16]",
         "vpop {{s16-s31}}",
         "pop {{r4-r6, pc}}",
+    )
+}
+
+/// `Σ_j (z_j - b_j)²` in ascending `j`, as `gmm::squared_distance`: four
+/// values at a time in assembly, the last `z.len() % 4` in Rust.
+pub(super) fn squared_distance(z: &[f32], b: &[f32]) -> f32 {
+    let len = z.len().min(b.len());
+    let chunks = len / 4;
+    let mut sq = if chunks == 0 {
+        0.0
+    } else {
+        // SAFETY: `chunks` is at least one and both slices hold `4 *
+        // chunks` floats, 4-byte aligned as `VLDM` needs; nothing is
+        // written but registers the AAPCS lets a call clobber.
+        unsafe { squared_distance_asm(z.as_ptr(), b.as_ptr(), chunks) }
+    };
+    for (&zj, &bj) in z[4 * chunks..len].iter().zip(&b[4 * chunks..len]) {
+        let y = zj - bj;
+        sq += y * y;
+    }
+    sq
+}
+
+/// [`squared_distance`]'s chunks of four, per the AAPCS: `z` in r0, `b`
+/// in r1, `chunks` (at least one) in r2, the sum returned in s0. Uses only
+/// registers a call may clobber.
+#[unsafe(naked)]
+unsafe extern "C" fn squared_distance_asm(z: *const f32, b: *const f32, chunks: usize) -> f32 {
+    naked_asm!(
+        ".fpu fpv4-sp-d16",
+        "movs r3, #0",
+        "vmov s12, r3",
+        "1:",
+        "vldmia r0!, {{s0-s3}}",
+        "vldmia r1!, {{s4-s7}}",
+        "vsub.f32 s0, s0, s4",
+        "vsub.f32 s1, s1, s5",
+        "vsub.f32 s2, s2, s6",
+        "vsub.f32 s3, s3, s7",
+        "vmla.f32 s12, s0, s0",
+        "vmla.f32 s12, s1, s1",
+        "vmla.f32 s12, s2, s2",
+        "vmla.f32 s12, s3, s3",
+        "subs r2, r2, #1",
+        "bne 1b",
+        "vmov.f32 s0, s12",
+        "bx lr",
     )
 }
