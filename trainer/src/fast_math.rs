@@ -170,7 +170,7 @@ fn scalar_lanes(x: &Block, out: &mut Block, f: fn(f32) -> f32, scalar: impl Fn(u
 /// in the same operations lane by lane, so each lane's bits are the scalar
 /// function's. Lanes outside its main path (zero, negative, subnormal,
 /// infinite, NaN) take the scalar function. Callers check
-/// [`vector_exp_is_the_runtimes`] (it probes both).
+/// [`exp8_matches_the_runtime`] (it probes both).
 #[inline(always)]
 pub fn ln8(x: &Block) -> Block {
     const LN2_HI: f32 = f32::from_bits(0x3f31_7180);

@@ -210,7 +210,8 @@ impl NetworkFile {
 
     /// The int8 pass of an int8 network on already quantized rows: each
     /// value of `data` must be an integer in `-128..=127`; the outputs are
-    /// the last int8 tensor's values ([`QNetwork::forward_i8`]).
+    /// the last int8 tensor's values
+    /// ([`tinygen_runtime::QNetwork::forward_i8`]).
     pub fn run_i8(&self, data: &Dataset, data_name: &Path) -> anyhow::Result<NetworkRows> {
         let name = data_name.display();
         let AnyModel::QNetwork(net) = self.network()? else {

@@ -56,7 +56,7 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub data: NeuralDataArgs,
     /// Run folder for the configuration, checkpoint, metrics and plots
-    /// (default: runs/<model>).
+    /// (default: `runs/<model>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Hidden layer widths of the encoder, or the GAN's discriminator (the

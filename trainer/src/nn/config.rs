@@ -61,7 +61,7 @@ pub enum Reconstruction {
 /// shares, and the kind with exactly its own settings.
 ///
 /// `config.json` keeps the flat format of earlier versions (see
-/// [`NetworkConfigFile`]): every setting of every kind, the irrelevant ones
+/// `NetworkConfigFile`): every setting of every kind, the irrelevant ones
 /// at their defaults, and ignored when read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(into = "NetworkConfigFile", try_from = "NetworkConfigFile")]

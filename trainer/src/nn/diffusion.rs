@@ -3,7 +3,7 @@
 //! formulas, and the export to a runtime `diffusion` file.
 //!
 //! The schedule (`alpha_bar`) and the time embedding are the runtime's own
-//! functions ([`Schedule::alpha_bar`], [`time_embedding`]), so the network
+//! functions ([`crate::nn::config::Schedule::alpha_bar`], [`time_embedding`]), so the network
 //! trains on exactly the values the device uses.
 //!
 //! Data: with `--reconstruction bce` (the default) rows lie in [0, 1] and
