@@ -23,7 +23,8 @@ use tinygen_runtime::gmm::Covariance;
 use super::em_kernels as kernels;
 use super::gmm::{FitError, GaussianMixture, precision_cholesky};
 
-/// Rows per block: a block's centred rows for every component stay in cache.
+/// Rows per block: a block's copies and products stay in cache (128 and
+/// 1,024 timed the same).
 const BLOCK: usize = 256;
 
 /// Sufficient statistics of one block (or of all of them, summed).
