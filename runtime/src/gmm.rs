@@ -322,9 +322,7 @@ impl<'a> Gmm<'a> {
                     f(T::splat(norm) - triangular_distance(x, u, b) * 0.5);
                 }
             }
-            Covariance::Tied => {
-                tied_components(x, self.precision, means, |z, b| squared_distance(z, b), f)
-            }
+            Covariance::Tied => tied_components(x, self.precision, means, squared_distance, f),
             Covariance::Diag | Covariance::Spherical => {
                 for ((b, &norm), p) in means.zip(self.precision.chunks_exact(d)) {
                     f(T::splat(norm) - diagonal_distance(x, p, b) * 0.5);

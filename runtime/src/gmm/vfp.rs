@@ -27,7 +27,8 @@ pub(super) fn whole_blocks<'u>(
 ) -> Option<(f32, &'u [f32])> {
     let whole = x.len() / 4;
     // Σ_c (16c + 10) values for c < whole.
-    let stored = whole.checked_mul(whole.checked_sub(1)?)?.checked_mul(8)? + 10 * whole;
+    let stored = (whole.checked_mul(whole.checked_sub(1)?)?.checked_mul(8)?)
+        .checked_add(whole.checked_mul(10)?)?;
     let rest = blocks.get(stored..)?;
     if whole == 0 || b.len() < 4 * whole {
         return None;
