@@ -10,31 +10,13 @@
 use multiversion::multiversion;
 use multiversion::target::selected_target;
 
-/// Rows side by side in one pass of a loop, and partial sums of a sum
-/// over rows (two AVX registers of f64).
+/// Partial sums of a sum over rows (two AVX registers of f64).
 const LANES: usize = 8;
 
 /// `a b + c`, fused where the selected target has FMA.
 #[inline(always)]
 fn madd<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
     if FMA { a.mul_add(b, c) } else { a * b + c }
-}
-
-/// Calls `f(start, len)` for the rows of a block of `b`, in passes of
-/// [`LANES`] rows (`len` a const generic) and then one row at a time.
-macro_rules! row_passes {
-    ($b:expr, |$start:ident, $len:ident| $body:expr) => {{
-        let b = $b;
-        let whole = b - b % LANES;
-        for $start in (0..whole).step_by(LANES) {
-            const $len: usize = LANES;
-            $body;
-        }
-        for $start in whole..b {
-            const $len: usize = 1;
-            $body;
-        }
-    }};
 }
 
 /// `diff_j = x_j - mu_j` for every column `j` (each `b` rows).
@@ -45,24 +27,19 @@ pub fn centre(diff: &mut [f64], x: &[f64], mu: &[f64], b: usize) {
     }
 }
 
-/// `lp_i = constant - ½ Σ_j (y_ij - m_j)²` for full covariances, from the
-/// block's projections `y = x U` (`d` columns of `b`) and `m = mu U`.
+/// `lp_i = Σ_j (y_ij - m_j)²` for full covariances, from the block's
+/// projections `y = x U` (`d` columns of `b`) and `m = mu U`; a column at a
+/// time, so each row's sum runs over `j` in order.
 #[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-pub fn full_log_prob(lp: &mut [f64], y: &[f64], m: &[f64], constant: f64, b: usize) {
+pub fn full_squares(lp: &mut [f64], y: &[f64], m: &[f64]) {
     const FMA: bool = selected_target!().supports_feature_str("fma");
-    row_passes!(b, |start, L| {
-        let mut sq = [0.0; L];
-        for (col, &mj) in y.chunks_exact(b).zip(m) {
-            let col = &col[start..][..L];
-            for l in 0..L {
-                let e = col[l] - mj;
-                sq[l] = madd::<FMA>(e, e, sq[l]);
-            }
+    lp.fill(0.0);
+    for (col, &mj) in y.chunks_exact(lp.len().max(1)).zip(m) {
+        for (s, &v) in lp.iter_mut().zip(col) {
+            let e = v - mj;
+            *s = madd::<FMA>(e, e, *s);
         }
-        for (out, s) in lp[start..][..L].iter_mut().zip(sq) {
-            *out = madd::<FMA>(-0.5, s, constant);
-        }
-    });
+    }
 }
 
 /// `x'_i = x_i - g` and `x'_i²`.
@@ -156,7 +133,7 @@ pub fn sum(r: &[f64]) -> f64 {
 /// be subnormal) and -inf give 0; NaN gives NaN. Branch-free, for loops
 /// that the compiler vectorises.
 #[inline(always)]
-pub(crate) fn exp_nonpositive<const FMA: bool>(x: f64) -> f64 {
+fn exp_nonpositive<const FMA: bool>(x: f64) -> f64 {
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     // Adding 1.5 2^52 rounds to an integer, left in the low mantissa bits.
@@ -191,7 +168,7 @@ const INV_FACTORIAL: [f64; 14] = {
 /// `log`: `x = 2^k m` with `m` in [√2/2, √2), `f = m - 1`, `s = f / (2 +
 /// f)` and a degree-14 polynomial in `s`). Branch-free.
 #[inline(always)]
-pub(crate) fn ln_positive<const FMA: bool>(x: f64) -> f64 {
+fn ln_positive<const FMA: bool>(x: f64) -> f64 {
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     const LG: [f64; 7] = [

@@ -7,8 +7,8 @@
 //! .. U_K]`, `U` the precision's upper Cholesky factor, minus `mu U`, as
 //! scikit-learn does) and take each component's scatter about its current
 //! mean, `S = sum_i r_i (x_i - mu)(x_i - mu)^T`, in one product; diagonal
-//! and spherical ones expand the squares over the block centred at its own
-//! means (see [`diagonal_block`]). The new covariance about the new means
+//! and spherical ones expand the squares over the block centred at the
+//! mixture's mean (see [`diagonal_block`]). The new covariance about the new means
 //! `m` follows exactly from `S`, `a = sum_i r_i (x_i - mu)` and `n = sum_i
 //! r_i`: `S - d a^T - a d^T + n d d^T` with `d = m - mu` (scikit-learn
 //! centres at `m` in a second pass; the two agree to rounding, checked
@@ -186,7 +186,7 @@ struct Prepared {
     /// `ln w_c + ln det U_c - D/2 ln(2 pi)`.
     constant: Vec<f64>,
     /// Diagonal and spherical: where blocks are centred ([`mixture_mean`]).
-    means: Vec<f64>,
+    centre: Vec<f64>,
 }
 
 impl Prepared {
@@ -224,7 +224,7 @@ impl Prepared {
             Covariance::Diag => (DMatrix::zeros(0, 0), p.clone()),
             _ => (DMatrix::zeros(0, 0), (0..k * d).map(|i| p[i / d]).collect()),
         };
-        let means = match model.covariance {
+        let centre = match model.covariance {
             Covariance::Full => vec![],
             _ => mixture_mean(model),
         };
@@ -232,7 +232,7 @@ impl Prepared {
             factors,
             scale,
             constant,
-            means,
+            centre,
         }
     }
 }
@@ -243,7 +243,7 @@ fn block_stats(prep: &Prepared, model: &GaussianMixture, rows: Rows, full: bool)
     if full {
         full_block(prep, model, rows.copy())
     } else {
-        diagonal_block(prep, model, rows, &prep.means)
+        diagonal_block(prep, model, rows, &prep.centre)
     }
 }
 
@@ -263,8 +263,8 @@ fn full_block(prep: &Prepared, model: &GaussianMixture, xb: DMatrix<f64>) -> Sta
         .zip(y.as_slice().chunks_exact(d * b))
         .enumerate()
     {
-        let m = &prep.scale[c * d..(c + 1) * d];
-        kernels::full_log_prob(lp, yc, m, prep.constant[c], b);
+        kernels::full_squares(lp, yc, &prep.scale[c * d..(c + 1) * d]);
+        kernels::log_prob_from_squares(lp, 0.0, prep.constant[c]);
     }
     stats.log_likelihood = kernels::responsibilities(&mut resp, b);
     full_moments(model, &xb, &resp, &mut stats);
@@ -287,8 +287,8 @@ fn full_moments(model: &GaussianMixture, xb: &DMatrix<f64>, resp: &[f64], stats:
     }
 }
 
-/// Diagonal and spherical covariances: the block centred at the data's
-/// column means `g` (`x' = x - g`, so that the expansions below lose little
+/// Diagonal and spherical covariances: the block centred at `g`, the
+/// mixture's mean (`x' = x - g`, so that the expansions below lose little
 /// to cancellation), then every component's log-density from one matrix
 /// product, `Σ_j p_cj² (x'_j - m_cj)² = [x', x'²] [-2 p² m, p²]_cᵀ + Σ_j
 /// p_cj² m_cj²` with `m_c = mu_c - g` (scikit-learn expands the square the
@@ -412,7 +412,8 @@ fn m_step(
                 for j in 0..d {
                     for l in 0..d {
                         // One triangle of the product (it is symmetric up
-                        // to rounding), so that the covariance is exactly.
+                        // to rounding), so that the covariance is exactly
+                        // symmetric.
                         let v = about_m(s[j.min(l) * d + j.max(l)], j, l) / nk[c];
                         covariances.push(if j == l { v + reg_covar } else { v });
                     }
@@ -525,19 +526,7 @@ mod tests {
                 (ll - expected_ll).abs() <= 1e-12 * expected_ll.abs(),
                 "{covariance:?}"
             );
-            for (what, a, b) in [
-                ("weights", &next.weights, &expected.weights),
-                ("means", &next.means, &expected.means),
-                ("covariances", &next.covariances, &expected.covariances),
-            ] {
-                assert_eq!(a.len(), b.len());
-                for (u, v) in a.iter().zip(b) {
-                    assert!(
-                        (u - v).abs() <= 1e-10 * v.abs().max(1.0),
-                        "{covariance:?} {what}: {u} vs {v}"
-                    );
-                }
-            }
+            assert_close(&next, &expected, &format!("{covariance:?}"));
         }
         assert!(
             initial_m_step(
