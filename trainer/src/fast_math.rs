@@ -83,14 +83,20 @@ impl Lanes for F32x8 {
 /// once: the runtime's `exp` is micromath's when built with that feature.
 #[inline(always)]
 pub fn exp8(x: &Block) -> Block {
+    exp_lanes(x)
+}
+
+/// [`exp8`] over `N` lanes (sixteen fill an AVX-512 register).
+#[inline(always)]
+pub fn exp_lanes<const N: usize>(x: &[f32; N]) -> [f32; N] {
     // libm's constants, by their bits.
     const LN2_HI: f32 = f32::from_bits(0x3f31_7200);
     const LN2_LO: f32 = f32::from_bits(0x35bf_be8e);
     const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b);
     const P1: f32 = f32::from_bits(0x3e2a_aa8f);
     const P2: f32 = f32::from_bits(0xbb35_5215);
-    let mut out = [0.0; LANES];
-    for l in 0..LANES {
+    let mut out = [0.0; N];
+    for l in 0..N {
         // Lanes that return zero (or take the scalar path) compute on 0 in
         // the meantime, away from slow subnormal arithmetic.
         let v = if underflows(x[l]) || x[l].is_nan() {
@@ -151,7 +157,12 @@ pub fn exp8(x: &Block) -> Block {
 /// Replaces `out[l]` by `f(x[l])` in the lanes whose bits satisfy
 /// `scalar`, checked first for all lanes at once (as vector compares).
 #[inline(always)]
-fn scalar_lanes(x: &Block, out: &mut Block, f: fn(f32) -> f32, scalar: impl Fn(u32) -> bool) {
+fn scalar_lanes<const N: usize>(
+    x: &[f32; N],
+    out: &mut [f32; N],
+    f: fn(f32) -> f32,
+    scalar: impl Fn(u32) -> bool,
+) {
     let mut any = 0u32;
     for v in x {
         any |= u32::from(scalar(v.to_bits()));

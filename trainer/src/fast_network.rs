@@ -5,39 +5,48 @@
 //! product and sum rounded (no fused multiply-add), then the runtime's own
 //! activation. Those numerics leave the outputs independent, so SIMD lanes
 //! can be outputs: [`FastNetwork`] copies each layer's weights into blocks
-//! of [`LANES`] outputs whose weights for one input are adjacent (the last
-//! block zero-padded), and its kernel adds one input's products to eight
-//! outputs with one vector multiply and one vector add, in tiles of
-//! [`ROWS`] input rows by two blocks per pass over the weights (each weight
-//! is loaded once for all the rows), or one row by four blocks: independent
-//! sums, so that the additions overlap. Sigmoid layers use a vectorised
-//! copy of libm's `expf` whose bits are the runtime's. Every output sees the same operations in the same order as on
-//! the board; only their scheduling differs. Batches run in parallel over
-//! rows.
+//! of [`WIDTH`] outputs whose weights for one input are adjacent (the last
+//! block zero-padded), and its kernel adds one input's products to sixteen
+//! outputs with one AVX-512 multiply and one add (two of each with AVX), in
+//! tiles of [`ROWS`] input rows by two blocks (one with AVX) per pass over
+//! the weights (each weight is loaded once for all the rows), or one row by
+//! four blocks (two): independent sums, so that the additions overlap.
+//! Sigmoid layers use a vectorised copy of libm's `expf` whose bits are the
+//! runtime's. Every output sees the same operations in the same order as
+//! on the board; only their scheduling differs. Batches run in parallel
+//! over rows.
 
 use anyhow::ensure;
 use multiversion::multiversion;
 use rayon::prelude::*;
 use tinygen_runtime::{Activation, Network};
 
-use crate::fast_math::{Block, LANES, exp8, exp8_matches_the_runtime};
+use crate::fast_math::{exp_lanes, exp8_matches_the_runtime};
 
+/// Outputs per block: one AVX-512 register, two AVX ones.
+pub const WIDTH: usize = 16;
 /// Input rows that share one pass over the weights.
 pub const ROWS: usize = 4;
-/// Rows per parallel task.
-const ROWS_PER_TASK: usize = 16;
+/// Batches up to this many rows run on the calling thread.
+const SERIAL_ROWS: usize = 16;
+/// The most rows per parallel task: each layer's weights are read once per
+/// task, its activations should stay in cache.
+const MAX_ROWS_PER_TASK: usize = 64;
 
-/// One layer in blocks of [`LANES`] outputs.
+/// The weights or sums of [`WIDTH`] outputs.
+type Wide = [f32; WIDTH];
+
+/// One layer in blocks of [`WIDTH`] outputs.
 #[derive(Debug, Clone)]
 struct FastLayer {
     inputs: usize,
     outputs: usize,
     activation: Activation,
-    /// Block `k`, input `i`: the weights of outputs `8k..8k+8` for input `i`.
-    weights: Vec<Block>,
-    /// Block `k`: the biases of outputs `8k..8k+8`.
-    biases: Vec<Block>,
-    /// Whether [`sigmoid8`] gives the runtime's sigmoid (its libm build).
+    /// Block `k`, input `i`: the weights of outputs `16k..16k+16` for input `i`.
+    weights: Vec<Wide>,
+    /// Block `k`: the biases of outputs `16k..16k+16`.
+    biases: Vec<Wide>,
+    /// Whether [`sigmoid16`] gives the runtime's sigmoid (its libm build).
     fast_sigmoid: bool,
 }
 
@@ -54,11 +63,11 @@ impl FastNetwork {
             .layer_weights()
             .map(|(layer, w, bias)| {
                 let (inputs, outputs) = (usize::from(layer.inputs), usize::from(layer.outputs));
-                let blocks = outputs.div_ceil(LANES);
-                let mut weights = vec![[0.0; LANES]; blocks * inputs];
-                let mut biases = vec![[0.0; LANES]; blocks];
+                let blocks = outputs.div_ceil(WIDTH);
+                let mut weights = vec![[0.0; WIDTH]; blocks * inputs];
+                let mut biases = vec![[0.0; WIDTH]; blocks];
                 for o in 0..outputs {
-                    let (k, lane) = (o / LANES, o % LANES);
+                    let (k, lane) = (o / WIDTH, o % WIDTH);
                     biases[k][lane] = bias[o];
                     for i in 0..inputs {
                         weights[k * inputs + i][lane] = w[o * inputs + i];
@@ -108,13 +117,18 @@ impl FastNetwork {
             "runtime: {}",
             tinygen_runtime::Error::NonFiniteInput
         );
-        if rows <= ROWS_PER_TASK {
+        if rows <= SERIAL_ROWS {
             self.forward_rows(inputs, outputs);
             return Ok(());
         }
+        // One task per thread, in whole row tiles, at most the cap.
+        let per_task = rows
+            .div_ceil(rayon::current_num_threads())
+            .next_multiple_of(ROWS)
+            .min(MAX_ROWS_PER_TASK);
         outputs
-            .par_chunks_mut(ROWS_PER_TASK * o)
-            .zip(inputs.par_chunks(ROWS_PER_TASK * i))
+            .par_chunks_mut(per_task * o)
+            .zip(inputs.par_chunks(per_task * i))
             .for_each(|(out, x)| self.forward_rows(x, out));
         Ok(())
     }
@@ -124,41 +138,86 @@ impl FastNetwork {
         self.forward_batch(input, output)
     }
 
-    /// The rows of one task, layer by layer through two buffers.
+    /// The rows of one task, layer by layer, the hidden layers' values in
+    /// two buffers.
     fn forward_rows(&self, inputs: &[f32], outputs: &mut [f32]) {
         let rows = inputs.len() / self.input_dim();
-        let mut src = inputs.to_vec();
-        let mut dst = Vec::new();
-        for layer in &self.layers {
-            dst.clear();
-            dst.resize(rows * layer.outputs, 0.0);
-            layer_rows(layer, &src, &mut dst);
-            std::mem::swap(&mut src, &mut dst);
+        let (mut src, mut dst) = (Vec::new(), Vec::new());
+        let last = self.layers.len() - 1;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let x = if l == 0 { inputs } else { &src[..] };
+            if l == last {
+                layer_rows(layer, x, outputs);
+            } else {
+                dst.clear();
+                dst.resize(rows * layer.outputs, 0.0);
+                layer_rows(layer, x, &mut dst);
+                std::mem::swap(&mut src, &mut dst);
+            }
         }
-        outputs.copy_from_slice(&src);
+    }
+}
+
+/// Whether the CPU has AVX-512's 32 registers of sixteen lanes, so that
+/// tiles of two blocks (one row by four) fit in registers.
+fn wide_registers() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
 /// The rows of `x` through one layer into `y`, in tiles of rows by output
-/// blocks whose sums are independent (so that the additions overlap):
-/// [`ROWS`] rows by two blocks, each pair of blocks' weights used for all
-/// the rows' tiles while they are in cache; the rows left over (all of
-/// them at batch 1) one by one, four blocks at a time.
+/// blocks whose sums are independent (so that the additions overlap): see
+/// [`tile_shapes`].
 fn layer_rows(layer: &FastLayer, x: &[f32], y: &mut [f32]) {
-    let (n, m) = (layer.inputs, layer.outputs);
-    let mut put = |r: usize, k: usize, acc: &Block| {
-        let start = r * m + k * LANES;
-        let lanes = (m - k * LANES).min(LANES);
+    layer_rows_in(layer, x, y, wide_registers());
+}
+
+/// [`layer_rows`] in the tiles for AVX-512 (`wide`) or for AVX.
+fn layer_rows_in(layer: &FastLayer, x: &[f32], y: &mut [f32], wide: bool) {
+    let m = layer.outputs;
+    let mut put = |r: usize, k: usize, acc: &Wide| {
         let values = match layer.activation {
-            Activation::Sigmoid if layer.fast_sigmoid => sigmoid8(acc),
-            activation => acc.map(|v| activation.apply(v)),
+            Activation::Sigmoid if layer.fast_sigmoid => sigmoid16(acc),
+            activation => {
+                let mut values = *acc;
+                activation.apply_all(&mut values);
+                values
+            }
         };
-        y[start..start + lanes].copy_from_slice(&values[..lanes]);
+        let start = r * m + k * WIDTH;
+        let lanes = m - k * WIDTH;
+        if lanes >= WIDTH {
+            y[start..start + WIDTH].copy_from_slice(&values);
+        } else {
+            y[start..start + lanes].copy_from_slice(&values[..lanes]);
+        }
     };
+    if wide {
+        tile_shapes::<2, 4>(layer, x, &mut put);
+    } else {
+        tile_shapes::<1, 2>(layer, x, &mut put);
+    }
+}
+
+/// [`ROWS`] rows by `B` blocks at a time, each group of blocks' weights
+/// used for all the rows' tiles while they are in cache; the rows left
+/// over (all of them at batch 1) one by one, `B1` blocks at a time.
+fn tile_shapes<const B: usize, const B1: usize>(
+    layer: &FastLayer,
+    x: &[f32],
+    put: &mut dyn FnMut(usize, usize, &Wide),
+) {
+    let n = layer.inputs;
     let tiled = x.len() / (ROWS * n) * ROWS;
-    tiles::<ROWS, 2>(layer, &x[..tiled * n], &mut put);
+    tiles::<ROWS, B>(layer, &x[..tiled * n], put);
     for (r, row) in x[tiled * n..].chunks_exact(n).enumerate() {
-        tiles::<1, 4>(layer, row, &mut |_, k, acc| put(tiled + r, k, acc));
+        tiles::<1, B1>(layer, row, &mut |_, k, acc| put(tiled + r, k, acc));
     }
 }
 
@@ -168,14 +227,14 @@ fn layer_rows(layer: &FastLayer, x: &[f32], y: &mut [f32]) {
 fn tiles<const R: usize, const B: usize>(
     layer: &FastLayer,
     x: &[f32],
-    put: &mut dyn FnMut(usize, usize, &Block),
+    put: &mut dyn FnMut(usize, usize, &Wide),
 ) {
     let n = layer.inputs;
     let groups = layer.weights.chunks(B * n).zip(layer.biases.chunks(B));
     for (g, (blocks, biases)) in groups.enumerate() {
         for (t, xs) in x.chunks_exact(R * n).enumerate() {
             if biases.len() == B {
-                let mut acc = [[[0.0; LANES]; B]; R];
+                let mut acc = [[[0.0; WIDTH]; B]; R];
                 for a in &mut acc {
                     a.copy_from_slice(biases);
                 }
@@ -200,22 +259,26 @@ fn tiles<const R: usize, const B: usize>(
 }
 
 /// `acc[r][b][l] += blocks[b][i][l] * x[r][i]` for ascending `i`: R rows
-/// of inputs (`x` row-major) against B consecutive blocks of eight
+/// of inputs (`x` row-major) against B consecutive blocks of sixteen
 /// outputs (`blocks` holds B blocks of `n` inputs each).
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "x86_64+avx"))]
 fn accumulate<const R: usize, const B: usize>(
-    blocks: &[Block],
+    blocks: &[Wide],
     x: &[f32],
-    acc: &mut [[Block; B]; R],
+    acc: &mut [[Wide; B]; R],
 ) {
     let n = blocks.len() / B;
+    // Each row's inputs and each block's weights as slices of n, so that
+    // the loop below needs no bounds checks.
+    let xs: [&[f32]; R] = std::array::from_fn(|r| &x[r * n..][..n]);
+    let ws: [&[Wide]; B] = std::array::from_fn(|b| &blocks[b * n..][..n]);
     let mut a = *acc;
     for i in 0..n {
-        for (r, ar) in a.iter_mut().enumerate() {
-            let xi = x[r * n + i];
-            for (b, ab) in ar.iter_mut().enumerate() {
-                let w = &blocks[b * n + i];
-                for l in 0..LANES {
+        for (ar, xr) in a.iter_mut().zip(&xs) {
+            let xi = xr[i];
+            for (ab, wb) in ar.iter_mut().zip(&ws) {
+                let w = &wb[i];
+                for l in 0..WIDTH {
                     // Multiply, then add: two roundings, as on the board.
                     ab[l] += w[l] * xi;
                 }
@@ -226,20 +289,25 @@ fn accumulate<const R: usize, const B: usize>(
 }
 
 /// The runtime's sigmoid (`x >= 0`: `1 / (1 + e)`, else `e / (1 + e)`, `e
-/// = exp(-|x|)`) of eight values, each lane's bits the scalar function's.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
-fn sigmoid8(x: &Block) -> Block {
+/// = exp(-|x|)`) of sixteen values, each lane's bits the scalar function's.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "x86_64+avx"))]
+fn sigmoid16(x: &Wide) -> Wide {
     // exp(-|x|): the sign bit set.
-    let e = exp8(&x.map(|v| f32::from_bits(v.to_bits() | 0x8000_0000)));
-    std::array::from_fn(|l| {
-        if x[l].is_nan() {
-            Activation::Sigmoid.apply(x[l])
-        } else if x[l] >= 0.0 {
-            1.0 / (1.0 + e[l])
-        } else {
-            e[l] / (1.0 + e[l])
+    let e = exp_lanes(&x.map(|v| f32::from_bits(v.to_bits() | 0x8000_0000)));
+    let mut y: Wide = std::array::from_fn(|l| {
+        // One division whichever the sign.
+        let numerator = if x[l] >= 0.0 { 1.0 } else { e[l] };
+        numerator / (1.0 + e[l])
+    });
+    // NaN lanes (checked as one vector compare) get the scalar's NaN.
+    if x.iter().fold(false, |any, v| any | v.is_nan()) {
+        for (y, &v) in y.iter_mut().zip(x) {
+            if v.is_nan() {
+                *y = Activation::Sigmoid.apply(v);
+            }
         }
-    })
+    }
+    y
 }
 
 #[cfg(test)]
@@ -295,6 +363,7 @@ mod tests {
             (2, vec![3, 5], vec![Tanh]),
             (3, vec![7, 9, 17, 1], vec![LeakyRelu, Identity, Sigmoid]),
             (4, vec![20, 8, 8], vec![Tanh, Relu]),
+            (5, vec![20, 400, 49], vec![Relu, Sigmoid]),
         ] {
             let bytes = AlignedBytes::new(&network(&widths, &activations, seed));
             let net = Network::from_bytes(bytes.as_bytes()).unwrap();
@@ -302,16 +371,28 @@ mod tests {
             let (i, o) = (widths[0], *widths.last().unwrap());
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 10);
             // Batches that exercise whole and partial row groups and tasks.
-            for rows in [1, 3, 4, 5, 37] {
+            for rows in [1, 3, 4, 5, 37, 64, 130] {
                 let x: Vec<f32> = (0..rows * i).map(|_| rng.random_range(-3.0..3.0)).collect();
                 let mut fast_out = vec![0.0; rows * o];
                 fast.forward_batch(&x, &mut fast_out).unwrap();
                 let mut scratch = Box::new(Scratch::<1024>::new());
                 let mut want = vec![0.0; o];
+                // Each layer in both tile shapes, whatever this CPU has.
+                let mut wide_out = x.clone();
+                let mut narrow_out = x.clone();
+                for layer in &fast.layers {
+                    let mut wide = vec![0.0; rows * layer.outputs];
+                    let mut narrow = wide.clone();
+                    layer_rows_in(layer, &wide_out, &mut wide, true);
+                    layer_rows_in(layer, &narrow_out, &mut narrow, false);
+                    (wide_out, narrow_out) = (wide, narrow);
+                }
                 for (r, row) in x.chunks_exact(i).enumerate() {
                     net.forward(row, &mut want, &mut scratch).unwrap();
-                    for (a, b) in fast_out[r * o..(r + 1) * o].iter().zip(&want) {
-                        assert_eq!(a.to_bits(), b.to_bits(), "{widths:?} row {r}");
+                    for out in [&fast_out, &wide_out, &narrow_out] {
+                        for (a, b) in out[r * o..(r + 1) * o].iter().zip(&want) {
+                            assert_eq!(a.to_bits(), b.to_bits(), "{widths:?} row {r}");
+                        }
                     }
                 }
             }
@@ -325,11 +406,11 @@ mod tests {
         assert!(exp8_matches_the_runtime());
         let mut bits = 0u32;
         while bits < 0x7f80_0000 {
-            let block: Block = core::array::from_fn(|l| {
+            let block: Wide = core::array::from_fn(|l| {
                 let b = bits.wrapping_add(l as u32 * 131);
                 f32::from_bits(if l % 2 == 0 { b } else { b | 0x8000_0000 })
             });
-            for (got, &x) in sigmoid8(&block).iter().zip(&block) {
+            for (got, &x) in sigmoid16(&block).iter().zip(&block) {
                 let want = Activation::Sigmoid.apply(x);
                 assert_eq!(got.to_bits(), want.to_bits(), "sigmoid({x:e})");
             }
@@ -342,9 +423,9 @@ mod tests {
     #[test]
     #[ignore]
     fn the_vector_sigmoid_is_the_runtimes_exhaustive() {
-        (0u32..1 << 29).into_par_iter().for_each(|chunk| {
-            let block: Block = core::array::from_fn(|l| f32::from_bits(chunk * 8 + l as u32));
-            for (got, &x) in sigmoid8(&block).iter().zip(&block) {
+        (0u32..1 << 28).into_par_iter().for_each(|chunk| {
+            let block: Wide = core::array::from_fn(|l| f32::from_bits(chunk * 16 + l as u32));
+            for (got, &x) in sigmoid16(&block).iter().zip(&block) {
                 let want = Activation::Sigmoid.apply(x);
                 assert!(
                     got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
