@@ -1,5 +1,5 @@
-//! The loops of one EM pass over a block of rows ([`super::em_pass`])
-//! between its matrix products, each compiled for the baseline, for AVX2
+//! The loops of one EM pass over a block of rows ([`super::em_pass`]),
+//! diagonal covariances' products included, each compiled for the baseline, for AVX2
 //! with FMA and for AVX-512 (chosen at run time). A block is stored column
 //! by column (`b` rows a column); the loops run over rows, which the
 //! compiler puts side by side in vector lanes, so every sum over features
@@ -42,12 +42,149 @@ pub fn full_squares(lp: &mut [f64], y: &[f64], m: &[f64]) {
     }
 }
 
-/// `x'_i = x_i - g` and `x'_i²`.
+/// Rows a step of the diagonal products below (two AVX-512 registers of
+/// f64).
+const STEP: usize = 16;
+
+/// Components a tile of the diagonal products below.
+const TILE: usize = 4;
+
+/// `out_ic = Σ_j x'_ij u_jc + x'_ij² v_jc` for every component `c` (`out`:
+/// `k` columns of `b` rows), `x'_j = x_j - g_j` from the block's columns
+/// `x_j`, `u` and `v` D x K row-major: in tiles of [`STEP`] rows by
+/// [`TILE`] components, `x'` formed on the fly (no copy of the block);
+/// each row's sum runs over `j` in order.
 #[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-pub fn centre_and_square(lin: &mut [f64], sq: &mut [f64], x: &[f64], g: f64) {
-    for ((l, s), &v) in lin.iter_mut().zip(sq.iter_mut()).zip(x) {
-        *l = v - g;
-        *s = *l * *l;
+pub fn diagonal_products(out: &mut [f64], columns: &[&[f64]], g: &[f64], u: &[f64], v: &[f64]) {
+    const FMA: bool = selected_target!().supports_feature_str("fma");
+    let k = u.len() / g.len().max(1);
+    let b = out.len() / k.max(1);
+    let mut c0 = 0;
+    while c0 < k {
+        if k - c0 >= TILE {
+            products_tile::<FMA, TILE>(out, columns, g, u, v, c0, b);
+            c0 += TILE;
+        } else {
+            products_tile::<FMA, 1>(out, columns, g, u, v, c0, b);
+            c0 += 1;
+        }
+    }
+}
+
+/// [`diagonal_products`] for components `c0..c0 + C`.
+#[inline(always)]
+fn products_tile<const FMA: bool, const C: usize>(
+    out: &mut [f64],
+    columns: &[&[f64]],
+    g: &[f64],
+    u: &[f64],
+    v: &[f64],
+    c0: usize,
+    b: usize,
+) {
+    let k = u.len() / g.len();
+    let whole = b / STEP * STEP;
+    let weights = |w: &[f64], j: usize| -> [f64; C] { std::array::from_fn(|t| w[j * k + c0 + t]) };
+    for i0 in (0..whole).step_by(STEP) {
+        let mut acc = [[0.0; STEP]; C];
+        for (j, (col, &gj)) in columns.iter().zip(g).enumerate() {
+            let (uj, vj) = (weights(u, j), weights(v, j));
+            let x: &[f64; STEP] = col[i0..i0 + STEP].try_into().expect("a step of rows");
+            for l in 0..STEP {
+                let d = x[l] - gj;
+                let d2 = d * d;
+                for t in 0..C {
+                    acc[t][l] = madd::<FMA>(d2, vj[t], madd::<FMA>(d, uj[t], acc[t][l]));
+                }
+            }
+        }
+        for (t, a) in acc.iter().enumerate() {
+            out[(c0 + t) * b + i0..][..STEP].copy_from_slice(a);
+        }
+    }
+    for i in whole..b {
+        let mut acc = [0.0; C];
+        for (j, (col, &gj)) in columns.iter().zip(g).enumerate() {
+            let (uj, vj) = (weights(u, j), weights(v, j));
+            let d = col[i] - gj;
+            let d2 = d * d;
+            for t in 0..C {
+                acc[t] = madd::<FMA>(d2, vj[t], madd::<FMA>(d, uj[t], acc[t]));
+            }
+        }
+        for (t, a) in acc.iter().enumerate() {
+            out[(c0 + t) * b + i] = *a;
+        }
+    }
+}
+
+/// `t1_jc = Σ_i r_ic x'_ij` and `t2_jc = Σ_i r_ic x'_ij²` (D x K
+/// row-major) from the responsibilities `r` (`k` columns of `b` rows) and
+/// the block's columns `x_j`, `x'_j = x_j - g_j` formed on the fly; sums
+/// over rows in [`LANES`] partial sums, [`TILE`] components at a time.
+#[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+pub fn diagonal_moments(t1: &mut [f64], t2: &mut [f64], columns: &[&[f64]], g: &[f64], r: &[f64]) {
+    const FMA: bool = selected_target!().supports_feature_str("fma");
+    let k = t1.len() / g.len().max(1);
+    let mut c0 = 0;
+    while c0 < k {
+        if k - c0 >= TILE {
+            moments_tile::<FMA, TILE>(t1, t2, columns, g, r, c0);
+            c0 += TILE;
+        } else {
+            moments_tile::<FMA, 1>(t1, t2, columns, g, r, c0);
+            c0 += 1;
+        }
+    }
+}
+
+/// [`diagonal_moments`] for components `c0..c0 + C`.
+#[inline(always)]
+fn moments_tile<const FMA: bool, const C: usize>(
+    t1: &mut [f64],
+    t2: &mut [f64],
+    columns: &[&[f64]],
+    g: &[f64],
+    r: &[f64],
+    c0: usize,
+) {
+    let k = t1.len() / g.len();
+    let b = r.len() / k;
+    let whole = b / LANES * LANES;
+    let rc: [&[f64]; C] = std::array::from_fn(|t| &r[(c0 + t) * b..][..b]);
+    for (j, (col, &gj)) in columns.iter().zip(g).enumerate() {
+        let col = &col[..b];
+        let mut s1 = [[0.0; LANES]; C];
+        let mut s2 = [[0.0; LANES]; C];
+        for i0 in (0..whole).step_by(LANES) {
+            let x: &[f64; LANES] = col[i0..i0 + LANES].try_into().expect("a step of rows");
+            for t in 0..C {
+                let rt: &[f64; LANES] = rc[t][i0..i0 + LANES].try_into().expect("a step of rows");
+                // (x' formed inside this loop: hoisted, the compiler stopped
+                // keeping the sums in vector registers.)
+                for l in 0..LANES {
+                    let d = x[l] - gj;
+                    let w = rt[l] * d;
+                    s1[t][l] += w;
+                    s2[t][l] = madd::<FMA>(w, d, s2[t][l]);
+                }
+            }
+        }
+        // The last rows (fewer than a step) in sums of their own.
+        let mut e1 = [0.0; C];
+        let mut e2 = [0.0; C];
+        for i in whole..b {
+            let d = col[i] - gj;
+            for t in 0..C {
+                let w = rc[t][i] * d;
+                e1[t] += w;
+                e2[t] = madd::<FMA>(w, d, e2[t]);
+            }
+        }
+        for t in 0..C {
+            t1[j * k + c0 + t] = s1[t].iter().sum::<f64>() + e1[t];
+            t2[j * k + c0 + t] = s2[t].iter().sum::<f64>() + e2[t];
+        }
     }
 }
 

@@ -116,7 +116,8 @@ pub fn initial_m_step(
         if full {
             full_moments(&start, &rows.copy(), &r, &mut stats);
         } else {
-            diagonal_moments(&start, &g, &centred(rows, &g), &r, &mut stats);
+            let columns: Vec<&[f64]> = rows.columns().collect();
+            diagonal_moments(&start, &g, &columns, &r, &mut stats);
         }
         stats
     });
@@ -289,27 +290,30 @@ fn full_moments(model: &GaussianMixture, xb: &DMatrix<f64>, resp: &[f64], stats:
 
 /// Diagonal and spherical covariances: the block centred at `g`, the
 /// mixture's mean (`x' = x - g`, so that the expansions below lose little
-/// to cancellation), then every component's log-density from one matrix
-/// product, `Σ_j p_cj² (x'_j - m_cj)² = [x', x'²] [-2 p² m, p²]_cᵀ + Σ_j
-/// p_cj² m_cj²` with `m_c = mu_c - g` (scikit-learn expands the square the
-/// same way), then the moments ([`diagonal_moments`]).
+/// to cancellation), then every component's log-density from one product,
+/// `Σ_j p_cj² (x'_j - m_cj)² = Σ_j x'_j (-2 p_cj² m_cj) + x'_j² p_cj² +
+/// Σ_j p_cj² m_cj²` with `m_c = mu_c - g` (scikit-learn expands the square
+/// the same way), then the moments ([`diagonal_moments`]).
 fn diagonal_block(prep: &Prepared, model: &GaussianMixture, rows: Rows, g: &[f64]) -> Stats {
     let (b, d) = (rows.len, rows.x.ncols());
     let k = model.components();
     let mut stats = Stats::zeros(k, d, false);
-    let xc = centred(rows, g);
+    let columns: Vec<&[f64]> = rows.columns().collect();
     let shifted = |c: usize, j: usize| model.means[c * d + j] - g[j];
     let p2 = |c: usize, j: usize| prep.scale[c * d + j] * prep.scale[c * d + j];
-    let weights = DMatrix::from_fn(2 * d, k, |jj, c| {
-        if jj < d {
-            -2.0 * p2(c, jj) * shifted(c, jj)
-        } else {
-            p2(c, jj - d)
+    // The products' weights, D x K: -2 p² m and p².
+    let mut u = vec![0.0; d * k];
+    let mut v = vec![0.0; d * k];
+    for j in 0..d {
+        for c in 0..k {
+            u[j * k + c] = -2.0 * p2(c, j) * shifted(c, j);
+            v[j * k + c] = p2(c, j);
         }
-    });
+    }
     // ln w_c + ln N(x_i | c), column c for component c (B x K); then the
     // responsibilities, in place.
-    let mut resp: Vec<f64> = (&xc * &weights).data.into();
+    let mut resp = vec![0.0; b * k];
+    kernels::diagonal_products(&mut resp, &columns, g, &u, &v);
     for (c, lp) in resp.chunks_exact_mut(b).enumerate() {
         let q: f64 = (0..d)
             .map(|j| p2(c, j) * shifted(c, j) * shifted(c, j))
@@ -317,24 +321,8 @@ fn diagonal_block(prep: &Prepared, model: &GaussianMixture, rows: Rows, g: &[f64
         kernels::log_prob_from_squares(lp, q, prep.constant[c]);
     }
     stats.log_likelihood = kernels::responsibilities(&mut resp, b);
-    diagonal_moments(model, g, &xc, &resp, &mut stats);
+    diagonal_moments(model, g, &columns, &resp, &mut stats);
     stats
-}
-
-/// `[x' | x'²]` (B x 2D) with `x' = x - g`.
-fn centred(rows: Rows, g: &[f64]) -> DMatrix<f64> {
-    let (b, d) = (rows.len, rows.x.ncols());
-    let mut values = vec![0.0; 2 * d * b];
-    let (lin, sq) = values.split_at_mut(b * d);
-    for (((lin, sq), x), &gj) in lin
-        .chunks_exact_mut(b.max(1))
-        .zip(sq.chunks_exact_mut(b.max(1)))
-        .zip(rows.columns())
-        .zip(g)
-    {
-        kernels::centre_and_square(lin, sq, x, gj);
-    }
-    DMatrix::from_vec(b, 2 * d, values)
 }
 
 /// The mixture's mean `Σ_c w_c mu_c` (the data's mean, once fitted):
@@ -348,28 +336,29 @@ fn mixture_mean(model: &GaussianMixture) -> Vec<f64> {
     g
 }
 
-/// Diagonal and spherical covariances' statistics of a block about
-/// `model`'s means, from the responsibilities `resp` (K columns of B) and
-/// [`centred`]'s `[x' | x'²]`: `[t₁ | t₂] = Rᵀ [x' | x'²]` in one matrix
-/// product, then `Σ r (x' - m) = t₁ - n m` and `Σ r (x' - m)² = t₂ - 2 m t₁
-/// + n m²` with `m = mu - g`.
+/// Diagonal and spherical covariances' statistics of a block (its
+/// `columns`) about `model`'s means, from the responsibilities `resp` (K
+/// columns of B): `t₁ = Σ r x'` and `t₂ = Σ r x'²` with `x' = x - g`
+/// ([`kernels::diagonal_moments`]), then `Σ r (x' - m) = t₁ - n m` and `Σ
+/// r (x' - m)² = t₂ - 2 m t₁ + n m²` with `m = mu - g`.
 fn diagonal_moments(
     model: &GaussianMixture,
     g: &[f64],
-    xc: &DMatrix<f64>,
+    columns: &[&[f64]],
     resp: &[f64],
     stats: &mut Stats,
 ) {
-    let (b, d) = (xc.nrows(), g.len());
-    let k = resp.len() / b.max(1);
-    let mut t = vec![0.0; k * 2 * d];
-    crate::linalg::gram_into(&mut t, resp, xc.as_slice(), [b, k, 2 * d]);
+    let d = g.len();
+    let k = model.components();
+    let b = resp.len() / k.max(1);
+    let (mut t1, mut t2) = (vec![0.0; d * k], vec![0.0; d * k]);
+    kernels::diagonal_moments(&mut t1, &mut t2, columns, g, resp);
     for (c, r) in resp.chunks_exact(b.max(1)).enumerate() {
         let n = kernels::sum(r);
         stats.n[c] = n;
         for j in 0..d {
             let m = model.means[c * d + j] - g[j];
-            let (t1, t2) = (t[j * k + c], t[(d + j) * k + c]);
+            let (t1, t2) = (t1[j * k + c], t2[j * k + c]);
             stats.a[c * d + j] = t1 - n * m;
             stats.s[c * d + j] = t2 - 2.0 * m * t1 + n * m * m;
         }
@@ -445,9 +434,13 @@ fn m_step(
 mod tests {
     use super::*;
 
-    /// Three blobs in 5 dimensions, 1,000 rows (crosses several blocks).
+    /// Rows of [`data`]: several blocks, the last one not a whole number
+    /// of the kernels' steps.
+    const N: usize = 1001;
+
+    /// Three blobs in 5 dimensions.
     fn data() -> DMatrix<f64> {
-        DMatrix::from_fn(1000, 5, |i, j| {
+        DMatrix::from_fn(N, 5, |i, j| {
             let h = ((i * 7919 + j * 104729) % 10007) as f64 / 10007.0 - 0.5;
             h + 3.0 * (i % 3) as f64 * if j % 2 == 0 { 1.0 } else { -0.5 }
         })
@@ -477,16 +470,22 @@ mod tests {
 
     #[test]
     fn the_blocked_initial_m_step_is_from_responsibilities() {
-        let resp = DMatrix::from_fn(1000, 3, |i, c| ((i * 7 + c * 3) % 5) as f64 + 0.5);
-        let resp = DMatrix::from_fn(1000, 3, |i, c| resp[(i, c)] / resp.row(i).sum());
         let x = data();
-        for covariance in [Covariance::Full, Covariance::Diag, Covariance::Spherical] {
-            let got = initial_m_step(&x, &resp, covariance, 1e-6)
-                .unwrap()
-                .unwrap();
-            let want = GaussianMixture::from_responsibilities(&x, &resp, covariance, 1e-6).unwrap();
-            assert_close(&got, &want, &format!("{covariance:?}"));
+        // Three components, and six (a tile of four and two more).
+        for k in [3, 6] {
+            let resp = DMatrix::from_fn(N, k, |i, c| ((i * 7 + c * 3) % 5) as f64 + 0.5);
+            let resp = DMatrix::from_fn(N, k, |i, c| resp[(i, c)] / resp.row(i).sum());
+            for covariance in [Covariance::Full, Covariance::Diag, Covariance::Spherical] {
+                let got = initial_m_step(&x, &resp, covariance, 1e-6)
+                    .unwrap()
+                    .unwrap();
+                let want =
+                    GaussianMixture::from_responsibilities(&x, &resp, covariance, 1e-6).unwrap();
+                assert_close(&got, &want, &format!("{covariance:?} K={k}"));
+            }
         }
+        let resp = DMatrix::from_fn(N, 3, |i, c| ((i * 7 + c * 3) % 5) as f64 + 0.5);
+        let resp = DMatrix::from_fn(N, 3, |i, c| resp[(i, c)] / resp.row(i).sum());
         // Far from the origin, where moments about zero (scikit-learn's
         // diagonal M-step, and `from_responsibilities`') lose digits: the
         // blocked diagonal variances are still the full covariances'
@@ -508,8 +507,16 @@ mod tests {
     #[test]
     fn one_pass_equals_the_e_step_then_the_m_step() {
         let x = data();
-        for covariance in [Covariance::Full, Covariance::Diag, Covariance::Spherical] {
-            let resp = DMatrix::from_fn(1000, 3, |i, c| if i % 3 == c { 0.8 } else { 0.1 });
+        for (k, covariance) in [3, 6].into_iter().flat_map(|k| {
+            [Covariance::Full, Covariance::Diag, Covariance::Spherical].map(|c| (k, c))
+        }) {
+            let resp = DMatrix::from_fn(N, k, |i, c| {
+                if i % k == c {
+                    0.8
+                } else {
+                    0.2 / (k - 1) as f64
+                }
+            });
             let model =
                 GaussianMixture::from_responsibilities(&x, &resp, covariance, 1e-6).unwrap();
             let (ll, next) = em_iteration(&model, &x, 1e-6).unwrap();
@@ -522,16 +529,17 @@ mod tests {
                 1e-6,
             )
             .unwrap();
+            let what = format!("{covariance:?} K={k}");
             assert!(
                 (ll - expected_ll).abs() <= 1e-12 * expected_ll.abs(),
-                "{covariance:?}"
+                "{what}"
             );
-            assert_close(&next, &expected, &format!("{covariance:?}"));
+            assert_close(&next, &expected, &what);
         }
         assert!(
             initial_m_step(
                 &x,
-                &DMatrix::from_element(1000, 2, 0.5),
+                &DMatrix::from_element(N, 2, 0.5),
                 Covariance::Tied,
                 1e-6
             )
@@ -539,7 +547,7 @@ mod tests {
         );
         let tied = GaussianMixture::from_responsibilities(
             &x,
-            &DMatrix::from_element(1000, 2, 0.5),
+            &DMatrix::from_element(N, 2, 0.5),
             Covariance::Tied,
             1e-6,
         )
