@@ -70,7 +70,10 @@ pub(crate) fn bench_neural(quality: bool) -> anyhow::Result<()> {
     );
     println!("| trainer | steps/s | ratio to PyTorch |");
     println!("|---|---|---|");
-    println!("| tinygen (candle) | {ours:.1} | {:.2} |", ours / theirs);
+    println!(
+        "| tinygen (hand-written step) | {ours:.1} | {:.2} |",
+        ours / theirs
+    );
     println!("| PyTorch | {theirs:.1} | 1.00 |");
     if !quality {
         return Ok(());

@@ -22,3 +22,4 @@ pub mod quality;
 pub mod quantize;
 pub mod run;
 pub mod train;
+pub mod vae_step;

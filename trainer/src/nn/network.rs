@@ -84,10 +84,14 @@ impl Draws {
 
     /// Independent standard normals of the given shape.
     pub fn normal(&mut self, rows: usize, cols: usize) -> candle_core::Result<Tensor> {
+        Tensor::from_vec(self.normal_values(rows, cols), (rows, cols), &Device::Cpu)
+    }
+
+    /// [`Draws::normal`]'s values, row-major.
+    pub fn normal_values(&mut self, rows: usize, cols: usize) -> Vec<f32> {
         let mut v = vec![0f64; rows * cols];
         fill_standard_normal(&mut self.rng, &mut v);
-        let v: Vec<f32> = v.into_iter().map(|x| x as f32).collect();
-        Tensor::from_vec(v, (rows, cols), &Device::Cpu)
+        v.into_iter().map(|x| x as f32).collect()
     }
 
     /// `count` random unit directions in `dim` dimensions, as the columns of
@@ -289,6 +293,12 @@ impl Network {
             Some(e) => e.trunk.iter().chain(std::iter::once(&e.out)).collect(),
             None => Vec::new(),
         }
+    }
+
+    /// The VAE's log-variance layer (beside the mean's, on the encoder's
+    /// last hidden layer); `None` for the other kinds.
+    pub fn vae_logvar_layer(&self) -> Option<&Linear> {
+        self.encoder.as_ref()?.logvar.as_ref()
     }
 
     /// The GAN discriminator's dense layers in order (empty for the other

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use candle_core::{Device, Tensor};
 use candle_nn::ParamsAdamW;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,6 +31,7 @@ use super::gan;
 use super::metrics::{EvalOptions, check_data, evaluate, samples_tensor};
 use super::network::{Batch, Draws, Network};
 use super::run::{EpochRecord, TrainState, save_checkpoint};
+use super::vae_step::VaeStep;
 use crate::data::images::Samples;
 
 /// How training reports progress.
@@ -84,6 +85,11 @@ pub fn train(
         _ => None,
     };
     let x = samples_tensor(train)?;
+    let adam = ParamsAdamW {
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        ..ParamsAdamW::default()
+    };
     let mut optimiser = match net.config.objective {
         Objective::Gan { gradient_penalty } => Optimiser::Gan(gan::Trainer::new(
             net,
@@ -91,14 +97,10 @@ pub fn train(
             cfg.weight_decay,
             gradient_penalty,
         )),
-        _ => Optimiser::One(Adam::new(
-            net.trainable_vars(),
-            ParamsAdamW {
-                lr: cfg.lr,
-                weight_decay: cfg.weight_decay,
-                ..ParamsAdamW::default()
-            },
+        Objective::Vae { .. } => Optimiser::Vae(Box::new(
+            VaeStep::new(net, adam)?.context("a VAE's training step")?,
         )),
+        _ => Optimiser::One(Adam::new(net.trainable_vars(), adam)),
     };
     let steps = train.n.div_ceil(cfg.batch_size);
     for epoch in state.epochs_done() + 1..=cfg.epochs {
@@ -111,15 +113,24 @@ pub fn train(
         let mut total = 0.0;
         let mut players = PlayerTotals::default();
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
-            let index = Tensor::new(idx, &Device::Cpu)?;
-            let batch = Batch {
-                x: x.index_select(&index, 0)?,
-                labels: train.labels.as_ref().map(|v| pick(v, idx)),
-                labelled: labelled.as_ref().map(|v| pick(v, idx)),
+            let batch = || -> candle_core::Result<Batch> {
+                Ok(Batch {
+                    x: x.index_select(&Tensor::new(idx, &Device::Cpu)?, 0)?,
+                    labels: train.labels.as_ref().map(|v| pick(v, idx)),
+                    labelled: labelled.as_ref().map(|v| pick(v, idx)),
+                })
             };
             let value = match &mut optimiser {
+                Optimiser::Vae(vae) => {
+                    let mut rows = Vec::with_capacity(idx.len() * train.dim);
+                    idx.iter()
+                        .for_each(|&i| rows.extend_from_slice(train.row(i as usize)));
+                    // The draws `Network::objective` takes for a VAE.
+                    let eps = draws.normal_values(idx.len(), net.config.latent);
+                    vae.step(&rows, &eps)
+                }
                 Optimiser::One(adam) => {
-                    let loss = net.objective(&batch, &mut draws)?;
+                    let loss = net.objective(&batch()?, &mut draws)?;
                     let value = loss.to_scalar::<f32>()? as f64;
                     if value.is_finite() {
                         // Step on the batch's sum, as pytorch/examples does:
@@ -131,7 +142,7 @@ pub fn train(
                     value
                 }
                 Optimiser::Gan(trainer) => {
-                    let stats = trainer.step(net, &batch.x, &mut draws)?;
+                    let stats = trainer.step(net, &batch()?.x, &mut draws)?;
                     players.add(&stats, idx.len());
                     if stats.is_finite() {
                         stats.discriminator_loss
@@ -163,6 +174,9 @@ pub fn train(
         }
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        if let Optimiser::Vae(vae) = &optimiser {
+            vae.write_back()?;
+        }
         let test_loss = match test {
             Some(t) => Some(
                 evaluate(
@@ -201,6 +215,8 @@ pub fn train(
 enum Optimiser {
     One(Adam),
     Gan(gan::Trainer),
+    /// The VAE's hand-written step ([`super::vae_step`]).
+    Vae(Box<VaeStep>),
 }
 
 /// The GAN's epoch sums, each step weighted by its rows.
