@@ -1,5 +1,6 @@
 //! The training loop shared by every neural model: Adam(W) over shuffled
-//! mini-batches (for the GAN one step of each player per batch, see
+//! mini-batches (the VAE through its hand-written step, see
+//! [`super::vae_step`]; for the GAN one step of each player per batch, see
 //! [`super::gan`]), a progress bar or JSON-lines log, test loss after every
 //! epoch, an atomic checkpoint after every epoch, and a clear stop on a
 //! non-finite loss (the last good checkpoint stays).
@@ -84,7 +85,6 @@ pub fn train(
         } => Some(labelled_rows(train.n, s.labelled_fraction, cfg.seed)),
         _ => None,
     };
-    let x = samples_tensor(train)?;
     let adam = ParamsAdamW {
         lr: cfg.lr,
         weight_decay: cfg.weight_decay,
@@ -102,6 +102,11 @@ pub fn train(
         )),
         _ => Optimiser::One(Adam::new(net.trainable_vars(), adam)),
     };
+    // The data as a tensor, for the steps through candle.
+    let x = match optimiser {
+        Optimiser::Vae(_) => None,
+        _ => Some(samples_tensor(train)?),
+    };
     let steps = train.n.div_ceil(cfg.batch_size);
     for epoch in state.epochs_done() + 1..=cfg.epochs {
         let bar = progress_bar(log, steps as u64, epoch, cfg.epochs);
@@ -115,7 +120,9 @@ pub fn train(
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
             let batch = || -> candle_core::Result<Batch> {
                 Ok(Batch {
-                    x: x.index_select(&Tensor::new(idx, &Device::Cpu)?, 0)?,
+                    x: x.as_ref()
+                        .ok_or_else(|| candle_core::Error::Msg("no data tensor".into()))?
+                        .index_select(&Tensor::new(idx, &Device::Cpu)?, 0)?,
                     labels: train.labels.as_ref().map(|v| pick(v, idx)),
                     labelled: labelled.as_ref().map(|v| pick(v, idx)),
                 })
