@@ -42,6 +42,15 @@ pub fn full_squares(lp: &mut [f64], y: &[f64], m: &[f64]) {
     }
 }
 
+/// `x'_i = x_i - g` and `x'_i²`.
+#[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+pub fn centre_and_square(lin: &mut [f64], sq: &mut [f64], x: &[f64], g: f64) {
+    for ((l, s), &v) in lin.iter_mut().zip(sq.iter_mut()).zip(x) {
+        *l = v - g;
+        *s = *l * *l;
+    }
+}
+
 /// Rows a step of the diagonal products below (two AVX-512 registers of
 /// f64).
 const STEP: usize = 16;
@@ -158,15 +167,18 @@ fn moments_tile<const FMA: bool, const C: usize>(
         let mut s2 = [[0.0; LANES]; C];
         for i0 in (0..whole).step_by(LANES) {
             let x: &[f64; LANES] = col[i0..i0 + LANES].try_into().expect("a step of rows");
+            let rt: [&[f64; LANES]; C] =
+                std::array::from_fn(|t| rc[t][i0..i0 + LANES].try_into().expect("a step of rows"));
+            let mut d = [0.0; LANES];
+            let mut d2 = [0.0; LANES];
+            for l in 0..LANES {
+                d[l] = x[l] - gj;
+                d2[l] = d[l] * d[l];
+            }
             for t in 0..C {
-                let rt: &[f64; LANES] = rc[t][i0..i0 + LANES].try_into().expect("a step of rows");
-                // (x' formed inside this loop: hoisted, the compiler stopped
-                // keeping the sums in vector registers.)
                 for l in 0..LANES {
-                    let d = x[l] - gj;
-                    let w = rt[l] * d;
-                    s1[t][l] += w;
-                    s2[t][l] = madd::<FMA>(w, d, s2[t][l]);
+                    s1[t][l] = madd::<FMA>(rt[t][l], d[l], s1[t][l]);
+                    s2[t][l] = madd::<FMA>(rt[t][l], d2[l], s2[t][l]);
                 }
             }
         }
@@ -176,9 +188,8 @@ fn moments_tile<const FMA: bool, const C: usize>(
         for i in whole..b {
             let d = col[i] - gj;
             for t in 0..C {
-                let w = rc[t][i] * d;
-                e1[t] += w;
-                e2[t] = madd::<FMA>(w, d, e2[t]);
+                e1[t] = madd::<FMA>(rc[t][i], d, e1[t]);
+                e2[t] = madd::<FMA>(rc[t][i], d * d, e2[t]);
             }
         }
         for t in 0..C {
