@@ -1,11 +1,11 @@
 //! The loops of one EM pass over a block of rows ([`super::em_pass`]),
-//! diagonal covariances' products included, each compiled for the baseline, for AVX2
-//! with FMA and for AVX-512 (chosen at run time). A block is stored column
-//! by column (`b` rows a column); the loops run over rows, which the
-//! compiler puts side by side in vector lanes, so every sum over features
-//! or components is still computed row by row in a fixed order. Sums over
-//! rows run in [`LANES`] partial sums added at the end, so they differ from
-//! a sequential sum by rounding only.
+//! diagonal covariances' products included, each compiled for the
+//! baseline, for AVX2 with FMA and for AVX-512 (chosen at run time). A
+//! block is stored column by column (`b` rows a column); the loops run
+//! over rows, which the compiler puts side by side in vector lanes, so
+//! every sum over features or components is still computed row by row in
+//! a fixed order. Sums over rows run in [`LANES`] partial sums added at
+//! the end, so they differ from a sequential sum by rounding only.
 
 use multiversion::multiversion;
 use multiversion::target::selected_target;
