@@ -20,6 +20,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 use tinygen_runtime::Activation;
 
+use super::adam::{AdamConstants, adam_update};
 use super::config::{Objective, Reconstruction};
 use super::network::Network;
 use crate::fast_math::{Block, LANES, exp8, ln8};
@@ -96,65 +97,9 @@ impl Dense {
         }
     }
 
-    /// candle-nn's AdamW update (see [`super::adam::Adam`]), one pass.
+    /// The AdamW update of [`super::adam`], one pass.
     fn adam(&mut self, k: &AdamConstants) {
         adam_update(&mut self.theta, &mut self.m, &mut self.v, &self.grad, k);
-    }
-}
-
-/// `x`, or zero below f32's smallest normal number.
-#[inline(always)]
-fn flush(x: f32) -> f32 {
-    if x.abs() < f32::MIN_POSITIVE { 0.0 } else { x }
-}
-
-/// candle-nn's AdamW update of `theta` with the gradient `grad`, except
-/// that moments below f32's smallest normal number become zero: the
-/// moments of weights whose gradient is zero (the pixels an MNIST digit
-/// never touches) decay geometrically through the subnormal range, where
-/// every multiplication took a microcode assist on x86 and the step slowed
-/// by half; such a moment changes its update by less than 1e-30.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-fn adam_update(theta: &mut [f32], m: &mut [f32], v: &mut [f32], grad: &[f32], k: &AdamConstants) {
-    for (((t, m), v), &g) in theta
-        .iter_mut()
-        .zip(m.iter_mut())
-        .zip(v.iter_mut())
-        .zip(grad)
-    {
-        *m = flush(*m * k.b1 + g * k.c1);
-        *v = flush(*v * k.b2 + (g * g) * k.c2);
-        let (m_hat, v_hat) = (*m * k.scale_m, *v * k.scale_v);
-        *t = *t * k.decay - (m_hat / (v_hat.sqrt() + k.eps)) * k.lr;
-    }
-}
-
-/// One step's Adam constants, rounded to f32 from f64 as candle does.
-struct AdamConstants {
-    b1: f32,
-    b2: f32,
-    c1: f32,
-    c2: f32,
-    scale_m: f32,
-    scale_v: f32,
-    lr: f32,
-    eps: f32,
-    decay: f32,
-}
-
-impl AdamConstants {
-    fn new(p: &ParamsAdamW, step: i32) -> Self {
-        Self {
-            b1: p.beta1 as f32,
-            b2: p.beta2 as f32,
-            c1: (1.0 - p.beta1) as f32,
-            c2: (1.0 - p.beta2) as f32,
-            scale_m: (1.0 / (1.0 - p.beta1.powi(step))) as f32,
-            scale_v: (1.0 / (1.0 - p.beta2.powi(step))) as f32,
-            lr: p.lr as f32,
-            eps: p.eps as f32,
-            decay: (1.0 - p.lr * p.weight_decay) as f32,
-        }
     }
 }
 
