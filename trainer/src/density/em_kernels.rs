@@ -60,23 +60,22 @@ const TILE: usize = 4;
 
 /// `out_ic = Σ_j x'_ij u_jc + x'_ij² v_jc` for every component `c` (`out`:
 /// `k` columns of `b` rows), `x'_j = x_j - g_j` from the block's columns
-/// `x_j`, `u` and `v` D x K row-major: in tiles of [`STEP`] rows by
-/// [`TILE`] components, `x'` formed on the fly (no copy of the block);
-/// each row's sum runs over `j` in order.
+/// `x_j`; `weights` holds `k` columns of `2D`, column `c` being `u_c` then
+/// `v_c`. In tiles of [`STEP`] rows by [`TILE`] components, `x'` formed on
+/// the fly (no copy of the block); each row's sum runs over `j` in order.
 #[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-pub fn diagonal_products(out: &mut [f64], columns: &[&[f64]], g: &[f64], u: &[f64], v: &[f64]) {
+pub fn diagonal_products(out: &mut [f64], columns: &[&[f64]], g: &[f64], weights: &[f64]) {
     const FMA: bool = selected_target!().supports_feature_str("fma");
-    let k = u.len() / g.len().max(1);
+    let k = weights.len() / (2 * g.len()).max(1);
     let b = out.len() / k.max(1);
-    let mut c0 = 0;
-    while c0 < k {
-        if k - c0 >= TILE {
-            products_tile::<FMA, TILE>(out, columns, g, u, v, c0, b);
-            c0 += TILE;
-        } else {
-            products_tile::<FMA, 1>(out, columns, g, u, v, c0, b);
-            c0 += 1;
-        }
+    // (Plain loops: a closure here would not take the function's target
+    // features, and `mul_add` would become a call.)
+    let whole = k / TILE * TILE;
+    for c0 in (0..whole).step_by(TILE) {
+        products_tile::<FMA, TILE>(out, columns, g, weights, c0, b);
+    }
+    for c0 in whole..k {
+        products_tile::<FMA, 1>(out, columns, g, weights, c0, b);
     }
 }
 
@@ -86,18 +85,25 @@ fn products_tile<const FMA: bool, const C: usize>(
     out: &mut [f64],
     columns: &[&[f64]],
     g: &[f64],
-    u: &[f64],
-    v: &[f64],
+    weights: &[f64],
     c0: usize,
     b: usize,
 ) {
-    let k = u.len() / g.len();
+    let d = g.len();
     let whole = b / STEP * STEP;
-    let weights = |w: &[f64], j: usize| -> [f64; C] { std::array::from_fn(|t| w[j * k + c0 + t]) };
+    // Feature j's weights of the tile's components: (u, v).
+    let tile = |j: usize| -> ([f64; C], [f64; C]) {
+        let (mut u, mut v) = ([0.0; C], [0.0; C]);
+        for t in 0..C {
+            u[t] = weights[(c0 + t) * 2 * d + j];
+            v[t] = weights[(c0 + t) * 2 * d + d + j];
+        }
+        (u, v)
+    };
     for i0 in (0..whole).step_by(STEP) {
         let mut acc = [[0.0; STEP]; C];
         for (j, (col, &gj)) in columns.iter().zip(g).enumerate() {
-            let (uj, vj) = (weights(u, j), weights(v, j));
+            let (uj, vj) = tile(j);
             let x: &[f64; STEP] = col[i0..i0 + STEP].try_into().expect("a step of rows");
             for l in 0..STEP {
                 let d = x[l] - gj;
@@ -114,7 +120,7 @@ fn products_tile<const FMA: bool, const C: usize>(
     for i in whole..b {
         let mut acc = [0.0; C];
         for (j, (col, &gj)) in columns.iter().zip(g).enumerate() {
-            let (uj, vj) = (weights(u, j), weights(v, j));
+            let (uj, vj) = tile(j);
             let d = col[i] - gj;
             let d2 = d * d;
             for t in 0..C {
@@ -135,15 +141,12 @@ fn products_tile<const FMA: bool, const C: usize>(
 pub fn diagonal_moments(t1: &mut [f64], t2: &mut [f64], columns: &[&[f64]], g: &[f64], r: &[f64]) {
     const FMA: bool = selected_target!().supports_feature_str("fma");
     let k = t1.len() / g.len().max(1);
-    let mut c0 = 0;
-    while c0 < k {
-        if k - c0 >= TILE {
-            moments_tile::<FMA, TILE>(t1, t2, columns, g, r, c0);
-            c0 += TILE;
-        } else {
-            moments_tile::<FMA, 1>(t1, t2, columns, g, r, c0);
-            c0 += 1;
-        }
+    let whole = k / TILE * TILE;
+    for c0 in (0..whole).step_by(TILE) {
+        moments_tile::<FMA, TILE>(t1, t2, columns, g, r, c0);
+    }
+    for c0 in whole..k {
+        moments_tile::<FMA, 1>(t1, t2, columns, g, r, c0);
     }
 }
 

@@ -2,18 +2,18 @@
 //! E-step's log-densities, log-sum-exp and responsibilities, and the
 //! M-step's sufficient statistics, with no N x K or N x D temporaries.
 //!
-//! Per block, the matrix products go through `matrixmultiply`'s kernels:
-//! full covariances project the block on every component at once (`x [U_1
-//! .. U_K]`, `U` the precision's upper Cholesky factor, minus `mu U`, as
-//! scikit-learn does) and take each component's scatter about its current
-//! mean, `S = sum_i r_i (x_i - mu)(x_i - mu)^T`, in one product; diagonal
-//! and spherical ones expand the squares over the block centred at the
-//! mixture's mean (see [`diagonal_block`]). The new covariance about the new means
-//! `m` follows exactly from `S`, `a = sum_i r_i (x_i - mu)` and `n = sum_i
-//! r_i`: `S - d a^T - a d^T + n d d^T` with `d = m - mu` (scikit-learn
-//! centres at `m` in a second pass; the two agree to rounding, checked
-//! against it by the parity tests). The loops between the products are in
-//! [`super::em_kernels`]. Tied covariances take [`GaussianMixture::e_step`]
+//! Per block, full covariances project the block on every component at
+//! once through `matrixmultiply` (`x [U_1 .. U_K]`, `U` the precision's
+//! upper Cholesky factor, minus `mu U`, as scikit-learn does) and take
+//! each component's scatter about its current mean, `S = sum_i r_i (x_i -
+//! mu)(x_i - mu)^T`, in one product; diagonal and spherical ones expand
+//! the squares over the block centred at the mixture's mean (see
+//! [`diagonal_block`]). The new covariance about the new means `m` follows
+//! exactly from `S`, `a = sum_i r_i (x_i - mu)` and `n = sum_i r_i`: `S - d
+//! a^T - a d^T + n d d^T` with `d = m - mu` (scikit-learn centres at `m` in
+//! a second pass; the two agree to rounding, checked against it by the
+//! parity tests). The loops, and the diagonal products of small mixtures,
+//! are in [`super::em_kernels`]. Tied covariances take [`GaussianMixture::e_step`]
 //! and [`GaussianMixture::from_responsibilities`].
 
 use nalgebra::DMatrix;
@@ -126,7 +126,7 @@ pub fn initial_m_step(
             full_moments(&start, &rows.copy(), &r, &mut stats);
         } else {
             let columns: Vec<&[f64]> = rows.columns().collect();
-            let xc = (k > DIAGONAL_KERNEL_MAX_K).then(|| centred(rows, &g));
+            let xc = product_block(rows, &g, k);
             diagonal_moments(&start, &g, &columns, xc.as_ref(), &r, &mut stats);
         }
         stats
@@ -189,12 +189,15 @@ impl<'a> Rows<'a> {
 /// side and the per-component constants.
 struct Prepared {
     /// Full: `[U_1 .. U_K]`, D x DK, so that one matrix product projects a
-    /// block on every component.
+    /// block on every component. Diagonal and spherical: column `c` holds
+    /// `-2 p_c² m_c` then `p_c²` (2D x K; `p_cj` the precision factor of
+    /// feature j, `m_c = mu_c - centre`), so that `[x', x'²]` times it is
+    /// every component's squared distance but for `Σ_j p_cj² m_cj²`.
     factors: DMatrix<f64>,
-    /// Full: `mu_c U_c` (K x D); diagonal and spherical: `p_cj`, the
-    /// precision factor of feature j (K x D).
+    /// Full: `mu_c U_c` (K x D).
     scale: Vec<f64>,
-    /// `ln w_c + ln det U_c - D/2 ln(2 pi)`.
+    /// `ln w_c + ln det U_c - D/2 ln(2 pi)`; diagonal and spherical ones
+    /// also minus `Σ_j p_cj² m_cj² / 2`.
     constant: Vec<f64>,
     /// Diagonal and spherical: where blocks are centred ([`mixture_mean`]).
     centre: Vec<f64>,
@@ -212,9 +215,13 @@ impl Prepared {
                 _ => d as f64 * p[c].ln(),
             }
         };
-        let constant = (0..k)
+        let mut constant: Vec<f64> = (0..k)
             .map(|c| model.weights[c].ln() + log_det(c) - 0.5 * log_2pi)
             .collect();
+        let centre = match model.covariance {
+            Covariance::Full => vec![],
+            _ => mixture_mean(model),
+        };
         let (factors, scale) = match model.covariance {
             Covariance::Full => {
                 // U_c is row-major in the model: (i, j) at c D² + i D + j.
@@ -232,12 +239,32 @@ impl Prepared {
                     .collect();
                 (factors, projected_means)
             }
-            Covariance::Diag => (DMatrix::zeros(0, 0), p.clone()),
-            _ => (DMatrix::zeros(0, 0), (0..k * d).map(|i| p[i / d]).collect()),
-        };
-        let centre = match model.covariance {
-            Covariance::Full => vec![],
-            _ => mixture_mean(model),
+            Covariance::Diag | Covariance::Spherical => {
+                let p2 = |c: usize, j: usize| {
+                    let pcj = if model.covariance == Covariance::Diag {
+                        p[c * d + j]
+                    } else {
+                        p[c]
+                    };
+                    pcj * pcj
+                };
+                let shifted = |c: usize, j: usize| model.means[c * d + j] - centre[j];
+                for (c, constant) in constant.iter_mut().enumerate() {
+                    let q: f64 = (0..d)
+                        .map(|j| p2(c, j) * shifted(c, j) * shifted(c, j))
+                        .sum();
+                    *constant -= 0.5 * q;
+                }
+                let weights = DMatrix::from_fn(2 * d, k, |jj, c| {
+                    if jj < d {
+                        -2.0 * p2(c, jj) * shifted(c, jj)
+                    } else {
+                        p2(c, jj - d)
+                    }
+                });
+                (weights, vec![])
+            }
+            Covariance::Tied => (DMatrix::zeros(0, 0), vec![]),
         };
         Prepared {
             factors,
@@ -303,52 +330,37 @@ fn full_moments(model: &GaussianMixture, xb: &DMatrix<f64>, resp: &[f64], stats:
 /// to cancellation), then every component's log-density from one product,
 /// `Σ_j p_cj² (x'_j - m_cj)² = Σ_j x'_j (-2 p_cj² m_cj) + x'_j² p_cj² +
 /// Σ_j p_cj² m_cj²` with `m_c = mu_c - g` (scikit-learn expands the square
-/// the same way), then the moments ([`diagonal_moments`]).
+/// the same way; the weights and the last sum are [`Prepared`]'s), then
+/// the moments ([`diagonal_moments`]).
 fn diagonal_block(prep: &Prepared, model: &GaussianMixture, rows: Rows, g: &[f64]) -> Stats {
     let (b, d) = (rows.len, rows.x.ncols());
     let k = model.components();
     let mut stats = Stats::zeros(k, d, false);
     let columns: Vec<&[f64]> = rows.columns().collect();
-    let shifted = |c: usize, j: usize| model.means[c * d + j] - g[j];
-    let p2 = |c: usize, j: usize| prep.scale[c * d + j] * prep.scale[c * d + j];
-    // The products' weights, D x K: -2 p² m and p².
-    let mut u = vec![0.0; d * k];
-    let mut v = vec![0.0; d * k];
-    for j in 0..d {
-        for c in 0..k {
-            u[j * k + c] = -2.0 * p2(c, j) * shifted(c, j);
-            v[j * k + c] = p2(c, j);
-        }
-    }
     // ln w_c + ln N(x_i | c), column c for component c (B x K); then the
     // responsibilities, in place.
-    let xc = (k > DIAGONAL_KERNEL_MAX_K).then(|| centred(rows, g));
+    let xc = product_block(rows, g, k);
     let mut resp = match &xc {
         None => {
             let mut resp = vec![0.0; b * k];
-            kernels::diagonal_products(&mut resp, &columns, g, &u, &v);
+            kernels::diagonal_products(&mut resp, &columns, g, prep.factors.as_slice());
             resp
         }
-        Some(xc) => {
-            let weights = DMatrix::from_fn(2 * d, k, |jj, c| {
-                if jj < d {
-                    u[jj * k + c]
-                } else {
-                    v[(jj - d) * k + c]
-                }
-            });
-            (xc * weights).data.into()
-        }
+        Some(xc) => (xc * &prep.factors).data.into(),
     };
-    for (c, lp) in resp.chunks_exact_mut(b).enumerate() {
-        let q: f64 = (0..d)
-            .map(|j| p2(c, j) * shifted(c, j) * shifted(c, j))
-            .sum();
-        kernels::log_prob_from_squares(lp, q, prep.constant[c]);
+    for (lp, &constant) in resp.chunks_exact_mut(b).zip(&prep.constant) {
+        kernels::log_prob_from_squares(lp, 0.0, constant);
     }
     stats.log_likelihood = kernels::responsibilities(&mut resp, b);
     diagonal_moments(model, g, &columns, xc.as_ref(), &resp, &mut stats);
     stats
+}
+
+/// [`centred`]'s block when `k` diagonal or spherical components take the
+/// matrix products (more than [`DIAGONAL_KERNEL_MAX_K`]); `None` when the
+/// loops of [`kernels`] read the data's columns themselves.
+fn product_block(rows: Rows, g: &[f64], k: usize) -> Option<DMatrix<f64>> {
+    (k > DIAGONAL_KERNEL_MAX_K).then(|| centred(rows, g))
 }
 
 /// `[x' | x'²]` (B x 2D) with `x' = x - g`: the block for the matrix

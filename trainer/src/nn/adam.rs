@@ -75,11 +75,12 @@ fn flush(x: f32) -> f32 {
 }
 
 /// candle-nn's AdamW update of `theta` with the gradient `grad` (see
-/// [`Adam::backward_step`]), except that moments below f32's smallest normal number become zero: the
-/// moments of weights whose gradient is zero (the pixels an MNIST digit
-/// never touches) decay geometrically through the subnormal range, where
-/// every multiplication took a microcode assist on x86 and the step slowed
-/// by half; such a moment changes its update by less than 1e-30.
+/// [`Adam::backward_step`]), except that moments below f32's smallest
+/// normal number become zero: the moments of weights whose gradient is
+/// zero (the pixels an MNIST digit never touches) decay geometrically
+/// through the subnormal range, where every multiplication took a
+/// microcode assist on x86 and the step slowed by half; such a moment
+/// changes its update by less than 1e-30.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub(crate) fn adam_update(
     theta: &mut [f32],

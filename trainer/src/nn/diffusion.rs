@@ -3,8 +3,9 @@
 //! formulas, and the export to a runtime `diffusion` file.
 //!
 //! The schedule (`alpha_bar`) and the time embedding are the runtime's own
-//! functions ([`crate::nn::config::Schedule::alpha_bar`], [`time_embedding`]), so the network
-//! trains on exactly the values the device uses.
+//! functions ([`crate::nn::config::Schedule::alpha_bar`],
+//! [`time_embedding`]), so the network trains on exactly the values the
+//! device uses.
 //!
 //! Data: with `--reconstruction bce` (the default) rows lie in [0, 1] and
 //! the model works on `2 x - 1`, clipping its predictions of `x_0` to

@@ -225,8 +225,9 @@ fn bce(l: &Block, t: &Block, g: &mut Block) -> Block {
     loss
 }
 
-/// The hidden activation and its derivative from the pre-activation `a`
-/// and the output `h`.
+/// The derivative of the hidden activation (the runtime's
+/// `Activation::apply`, which the forward pass uses) from the
+/// pre-activation `a` and the output `h`.
 fn derivative(activation: Activation, a: f32, h: f32) -> f32 {
     match activation {
         Activation::Identity => 1.0,
@@ -240,23 +241,6 @@ fn derivative(activation: Activation, a: f32, h: f32) -> f32 {
         }
         Activation::Tanh => 1.0 - h * h,
         Activation::Sigmoid => h * (1.0 - h),
-    }
-}
-
-/// The candle activation's values (`Network::activate`).
-fn activate(activation: Activation, a: f32) -> f32 {
-    match activation {
-        Activation::Identity => a,
-        Activation::Relu => a.max(0.0),
-        Activation::LeakyRelu => {
-            if a > 0.0 {
-                a
-            } else {
-                a * Activation::LEAKY_RELU_SLOPE
-            }
-        }
-        Activation::Tanh => a.tanh(),
-        Activation::Sigmoid => 1.0 / (1.0 + (-a).exp()),
     }
 }
 
@@ -351,7 +335,8 @@ impl VaeStep {
         for layer in &self.trunk {
             let mut a = vec![0.0; rows * layer.outputs];
             layer.forward(h, &mut a);
-            let out = a.iter().map(|&v| activate(self.activation, v)).collect();
+            let mut out = a.clone();
+            self.activation.apply_all(&mut out);
             pass.trunk.push((a, out));
             h = &pass.trunk.last().expect("pushed").1;
         }
@@ -376,7 +361,9 @@ impl VaeStep {
             let mut a = vec![0.0; rows * layer.outputs];
             layer.forward(input, &mut a);
             let out = if i < last {
-                a.iter().map(|&v| activate(self.activation, v)).collect()
+                let mut out = a.clone();
+                self.activation.apply_all(&mut out);
+                out
             } else {
                 Vec::new()
             };
