@@ -5,15 +5,22 @@
 //! `cfg(tinygen_vfp)`, the f32 kernels, on the microcontroller targets with
 //! a hardware FPU (`thumbv7em-none-eabihf`, `thumbv8m.main-none-eabihf`:
 //! Cortex-M4F, M7, M33), where the QEMU suite runs them.
+//! `cfg(tinygen_compact)`, one copy of code that is otherwise inlined, on
+//! Armv6-M (the Cortex-M0: 256 KiB of flash on the micro:bit, and the
+//! largest soft-float code).
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(tinygen_dsp)");
     println!("cargo::rustc-check-cfg=cfg(tinygen_vfp)");
+    println!("cargo::rustc-check-cfg=cfg(tinygen_compact)");
     println!("cargo::rerun-if-env-changed=TARGET");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = std::env::var("TARGET").unwrap_or_default();
     if target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && dsp_enabled()) {
         println!("cargo::rustc-cfg=tinygen_dsp");
+    }
+    if target.starts_with("thumbv6m") {
+        println!("cargo::rustc-cfg=tinygen_compact");
     }
     if (target.starts_with("thumbv7em") || target.starts_with("thumbv8m.main"))
         && target.ends_with("-none-eabihf")

@@ -1,11 +1,13 @@
 //! The fully connected layer kernel every network runs.
 
 use crate::activation::Activation;
+use crate::math::mul_add;
 
 #[cfg(tinygen_vfp)]
 mod vfp;
 
-/// `y[o] = act(b[o] + Σ_i w[o][i] x[i])`, summed in ascending `i` from the bias.
+/// `y[o] = act(b[o] + Σ_i w[o][i] x[i])`, summed in ascending `i` from the
+/// bias, each step one fused multiply-add ([`mul_add`]).
 ///
 /// On Arm cores with an FPU, blocks of eight outputs go through the
 /// assembly loop of `dense/vfp.rs` first. Elsewhere, and for the rest, four
@@ -33,10 +35,10 @@ pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activatio
         };
         let (mut a0, mut a1, mut a2, mut a3) = (*b0, *b1, *b2, *b3);
         for ((((&xi, &w0), &w1), &w2), &w3) in x.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
-            a0 += w0 * xi;
-            a1 += w1 * xi;
-            a2 += w2 * xi;
-            a3 += w3 * xi;
+            a0 = mul_add(w0, xi, a0);
+            a1 = mul_add(w1, xi, a1);
+            a2 = mul_add(w2, xi, a2);
+            a3 = mul_add(w3, xi, a3);
         }
         *o0 = activation.apply(a0);
         *o1 = activation.apply(a1);
@@ -47,7 +49,7 @@ pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activatio
     for ((row, &b), slot) in rest.zip(biases.remainder()).zip(outs.into_remainder()) {
         let mut acc = b;
         for (&wi, &xi) in row.iter().zip(x) {
-            acc += wi * xi;
+            acc = mul_add(wi, xi, acc);
         }
         *slot = activation.apply(acc);
     }
@@ -82,7 +84,7 @@ fn eight_rows<'a>(
     if let Some(x_tail) = x.get(done..).filter(|t| !t.is_empty()) {
         for (slot, row) in y_done.iter_mut().zip(w_done.chunks_exact(n.max(1))) {
             for (&wi, &xi) in row.get(done..).unwrap_or_default().iter().zip(x_tail) {
-                *slot += wi * xi;
+                *slot = mul_add(wi, xi, *slot);
             }
         }
     }

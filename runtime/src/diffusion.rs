@@ -54,8 +54,8 @@
 //! `sqrt(1 - a)`) are computed in f64 from the stored f32 values (`sqrt`,
 //! `/`) and rounded once to f32; the skip adds, per feature, `noise (x -
 //! signal m) / (a v + rest)` in f32 in that order; the predictor runs with
-//! [`Network`]'s numerics; each element update is f32 in the order written
-//! above (no fused multiply-add). The embedding uses libm's `expf`, `sinf`
+//! [`Network`]'s numerics (fused multiply-adds); each element update is f32
+//! in the order written above (no fused multiply-add there). The embedding uses libm's `expf`, `sinf`
 //! and `cosf`. The host and every device therefore draw the same bits.
 //!
 //! # Memory

@@ -1,6 +1,12 @@
 //! Scalar math for the kernels: exp, ln and tanh from libm (exact to about
 //! 1 ulp) or, with the `micromath` feature, micromath's fast approximations;
-//! a numerically stable logistic sigmoid built on [`exp`].
+//! a numerically stable logistic sigmoid built on [`exp`]; the fused
+//! multiply-add the network layers use.
+
+#[cfg(any(test, all(not(tinygen_vfp), target_os = "none")))]
+mod soft_fma;
+#[cfg(tinygen_vfp)]
+mod vfp;
 
 /// e^x.
 #[inline]
@@ -40,6 +46,29 @@ pub fn exp_nonpositive(x: f32) -> f32 {
         } else {
             exp_nonpositive_edges(x)
         }
+    }
+}
+
+/// `a * b + c` rounded once (IEEE 754's fused multiply-add, exact on every
+/// target, so every core gets the same bits): the network layers' one
+/// operation. `VFMA.F32` on Arm cores with an FPU, the CPU's instruction
+/// on hosts (through libm), integer arithmetic on cores without an FPU
+/// (`math/soft_fma.rs`).
+#[inline(always)]
+pub fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(tinygen_vfp)]
+    {
+        vfp::mul_add(a, b, c)
+    }
+    // Cores without an FPU.
+    #[cfg(all(not(tinygen_vfp), target_os = "none"))]
+    {
+        soft_fma::fma(a, b, c)
+    }
+    // Hosts: libm uses the CPU's instruction where it has one.
+    #[cfg(all(not(tinygen_vfp), not(target_os = "none")))]
+    {
+        libm::fmaf(a, b, c)
     }
 }
 

@@ -15,8 +15,9 @@
 //!
 //! Each output of a layer is `act(b_o + W[o][0] x[0] + W[o][1] x[1] + ...)`,
 //! accumulated in `f32` in ascending input index starting from the bias,
-//! one rounding per multiply and per add (no fused multiply-add; the kernel
-//! is in `dense.rs`). The activations ([`Activation`]): `relu(x) = x if x >
+//! each step `acc = fma(W[o][i], x[i], acc)`, IEEE's fused multiply-add
+//! with one rounding ([`crate::math::mul_add`]; the kernel is in
+//! `dense.rs`). The activations ([`Activation`]): `relu(x) = x if x >
 //! 0 else 0`, `leaky_relu(x) = x if x > 0 else 0.01 x`, `tanh` from libm,
 //! `sigmoid` computed stably ([`crate::math::sigmoid`]); with the
 //! `micromath` feature tanh and sigmoid use micromath's approximate exp.

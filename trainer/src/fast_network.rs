@@ -1,18 +1,18 @@
 //! The host's fast path for f32 networks, bit-identical to the runtime.
 //!
 //! The runtime's numerics (`tinygen_runtime::network`) fix every output's
-//! sum: from the bias, `acc += w[o][i] * x[i]` in ascending `i`, each
-//! product and sum rounded (no fused multiply-add), then the runtime's own
-//! activation. Those numerics leave the outputs independent, so SIMD lanes
-//! can be outputs: [`FastNetwork`] copies each layer's weights into blocks
-//! of [`WIDTH`] outputs whose weights for one input are adjacent (the last
-//! block zero-padded), and its kernel adds one input's products to sixteen
-//! outputs with one AVX-512 multiply and one add (two of each with AVX), in
-//! tiles of [`ROWS`] input rows by two blocks (one with AVX) per pass over
-//! the weights (each weight is loaded once for all the rows), or one row by
-//! four blocks (two): independent sums, so that the additions overlap.
-//! Sigmoid layers use a vectorised copy of libm's `expf` whose bits are the
-//! runtime's. Every output sees the same operations in the same order as
+//! sum: from the bias, `acc = fma(w[o][i], x[i], acc)` in ascending `i`,
+//! each step IEEE's fused multiply-add (one rounding), then the runtime's
+//! own activation. Those numerics leave the outputs independent, so SIMD
+//! lanes can be outputs: [`FastNetwork`] copies each layer's weights into
+//! blocks of [`WIDTH`] outputs whose weights for one input are adjacent
+//! (the last block zero-padded), and its kernel adds one input's products
+//! to sixteen outputs with one AVX-512 fused multiply-add (two with AVX2),
+//! in tiles of [`ROWS`] input rows by two blocks (one with AVX2) per pass
+//! over the weights (each weight is loaded once for all the rows), or one
+//! row by four blocks (two): independent sums, so that the operations
+//! overlap. Sigmoid layers use a vectorised copy of libm's `expf` whose
+//! bits are the runtime's, over a whole layer's outputs at once. Every output sees the same operations in the same order as
 //! on the board; only their scheduling differs. Batches run in parallel
 //! over rows.
 
@@ -23,7 +23,7 @@ use tinygen_runtime::{Activation, Network};
 
 use crate::fast_math::{exp_lanes, exp8_matches_the_runtime};
 
-/// Outputs per block: one AVX-512 register, two AVX ones.
+/// Outputs per block: one AVX-512 register, two AVX2 ones.
 pub const WIDTH: usize = 16;
 /// Input rows that share one pass over the weights.
 pub const ROWS: usize = 4;
@@ -46,7 +46,7 @@ struct FastLayer {
     weights: Vec<Wide>,
     /// Block `k`: the biases of outputs `16k..16k+16`.
     biases: Vec<Wide>,
-    /// Whether [`sigmoid16`] gives the runtime's sigmoid (its libm build).
+    /// Whether [`sigmoid_all`] gives the runtime's sigmoid (its libm build).
     fast_sigmoid: bool,
 }
 
@@ -178,30 +178,24 @@ fn layer_rows(layer: &FastLayer, x: &[f32], y: &mut [f32]) {
     layer_rows_in(layer, x, y, wide_registers());
 }
 
-/// [`layer_rows`] in the tiles for AVX-512 (`wide`) or for AVX.
+/// [`layer_rows`] in the tiles for AVX-512 (`wide`) or for AVX2.
 fn layer_rows_in(layer: &FastLayer, x: &[f32], y: &mut [f32], wide: bool) {
     let m = layer.outputs;
     let mut put = |r: usize, k: usize, acc: &Wide| {
-        let values = match layer.activation {
-            Activation::Sigmoid if layer.fast_sigmoid => sigmoid16(acc),
-            activation => {
-                let mut values = *acc;
-                activation.apply_all(&mut values);
-                values
-            }
-        };
         let start = r * m + k * WIDTH;
-        let lanes = m - k * WIDTH;
-        if lanes >= WIDTH {
-            y[start..start + WIDTH].copy_from_slice(&values);
-        } else {
-            y[start..start + lanes].copy_from_slice(&values[..lanes]);
-        }
+        let lanes = (m - k * WIDTH).min(WIDTH);
+        y[start..start + lanes].copy_from_slice(&acc[..lanes]);
     };
     if wide {
         tile_shapes::<2, 4>(layer, x, &mut put);
     } else {
         tile_shapes::<1, 2>(layer, x, &mut put);
+    }
+    // The activation over all the rows at once: the sigmoid's long chain of
+    // dependent operations overlaps across blocks.
+    match layer.activation {
+        Activation::Sigmoid if layer.fast_sigmoid => sigmoid_all(y),
+        activation => activation.apply_all(y),
     }
 }
 
@@ -258,10 +252,11 @@ fn tiles<const R: usize, const B: usize>(
     }
 }
 
-/// `acc[r][b][l] += blocks[b][i][l] * x[r][i]` for ascending `i`: R rows
+/// `acc[r][b][l] = fma(blocks[b][i][l], x[r][i], acc[r][b][l])` for ascending `i`: R rows
 /// of inputs (`x` row-major) against B consecutive blocks of sixteen
 /// outputs (`blocks` holds B blocks of `n` inputs each).
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "x86_64+avx"))]
+// Without FMA instructions `mul_add` is a call to libm (exact, slow).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 fn accumulate<const R: usize, const B: usize>(
     blocks: &[Wide],
     x: &[f32],
@@ -279,8 +274,8 @@ fn accumulate<const R: usize, const B: usize>(
             for (ab, wb) in ar.iter_mut().zip(&ws) {
                 let w = &wb[i];
                 for l in 0..WIDTH {
-                    // Multiply, then add: two roundings, as on the board.
-                    ab[l] += w[l] * xi;
+                    // One rounding, as on the board.
+                    ab[l] = w[l].mul_add(xi, ab[l]);
                 }
             }
         }
@@ -288,13 +283,31 @@ fn accumulate<const R: usize, const B: usize>(
     *acc = a;
 }
 
-/// The runtime's sigmoid (`x >= 0`: `1 / (1 + e)`, else `e / (1 + e)`, `e
-/// = exp(-|x|)`) of sixteen values, each lane's bits the scalar function's.
+/// The runtime's sigmoid of every value, in place, each value's bits the
+/// scalar function's: four registers of lanes at a time (independent
+/// chains), then one, then the last few values through the scalar function.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "x86_64+avx"))]
-fn sigmoid16(x: &Wide) -> Wide {
+fn sigmoid_all(values: &mut [f32]) {
+    let mut quads = values.chunks_exact_mut(4 * WIDTH);
+    for chunk in &mut quads {
+        let lanes: &mut [f32; 4 * WIDTH] = chunk.try_into().expect("a whole chunk");
+        *lanes = sigmoid_lanes(lanes);
+    }
+    let mut blocks = quads.into_remainder().chunks_exact_mut(WIDTH);
+    for chunk in &mut blocks {
+        let lanes: &mut Wide = chunk.try_into().expect("a whole chunk");
+        *lanes = sigmoid_lanes(lanes);
+    }
+    Activation::Sigmoid.apply_all(blocks.into_remainder());
+}
+
+/// The runtime's sigmoid (`x >= 0`: `1 / (1 + e)`, else `e / (1 + e)`, `e
+/// = exp(-|x|)`) of `N` values, each lane's bits the scalar function's.
+#[inline(always)]
+fn sigmoid_lanes<const N: usize>(x: &[f32; N]) -> [f32; N] {
     // exp(-|x|): the sign bit set.
     let e = exp_lanes(&x.map(|v| f32::from_bits(v.to_bits() | 0x8000_0000)));
-    let mut y: Wide = std::array::from_fn(|l| {
+    let mut y: [f32; N] = std::array::from_fn(|l| {
         // One division whichever the sign.
         let numerator = if x[l] >= 0.0 { 1.0 } else { e[l] };
         numerator / (1.0 + e[l])
@@ -400,21 +413,28 @@ mod tests {
     }
 
     /// Every float (of a stride through the bit patterns, both signs) gets
-    /// the runtime's sigmoid bit for bit.
+    /// the runtime's sigmoid bit for bit, whichever part of
+    /// [`sigmoid_all`] it goes through.
     #[test]
     fn the_vector_sigmoid_is_the_runtimes() {
         assert!(exp8_matches_the_runtime());
+        // 64 + 16 + 7 values: the four-register, one-register and scalar parts.
+        const LEN: usize = 87;
         let mut bits = 0u32;
         while bits < 0x7f80_0000 {
-            let block: Wide = core::array::from_fn(|l| {
-                let b = bits.wrapping_add(l as u32 * 131);
-                f32::from_bits(if l % 2 == 0 { b } else { b | 0x8000_0000 })
-            });
-            for (got, &x) in sigmoid16(&block).iter().zip(&block) {
+            let values: Vec<f32> = (0..LEN as u32)
+                .map(|l| {
+                    let b = bits.wrapping_add(l * 131);
+                    f32::from_bits(if l % 2 == 0 { b } else { b | 0x8000_0000 })
+                })
+                .collect();
+            let mut got = values.clone();
+            sigmoid_all(&mut got);
+            for (got, &x) in got.iter().zip(&values) {
                 let want = Activation::Sigmoid.apply(x);
                 assert_eq!(got.to_bits(), want.to_bits(), "sigmoid({x:e})");
             }
-            bits += 211;
+            bits += 211 * 5;
         }
     }
 
@@ -423,9 +443,11 @@ mod tests {
     #[test]
     #[ignore]
     fn the_vector_sigmoid_is_the_runtimes_exhaustive() {
-        (0u32..1 << 28).into_par_iter().for_each(|chunk| {
-            let block: Wide = core::array::from_fn(|l| f32::from_bits(chunk * 16 + l as u32));
-            for (got, &x) in sigmoid16(&block).iter().zip(&block) {
+        (0u32..1 << 26).into_par_iter().for_each(|chunk| {
+            let values: Vec<f32> = (0..64).map(|l| f32::from_bits(chunk * 64 + l)).collect();
+            let mut got = values.clone();
+            sigmoid_all(&mut got);
+            for (got, &x) in got.iter().zip(&values) {
                 let want = Activation::Sigmoid.apply(x);
                 assert!(
                     got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),

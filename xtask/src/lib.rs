@@ -439,8 +439,9 @@ pub fn run_qemu(elf: &Path, core: Core, icount: Option<&Path>) -> anyhow::Result
 /// Flash reserved for the Rust firmware's own code and constants when a
 /// suite is split into images (about 120 KB on the Cortex-M0, whose
 /// soft-float code is the largest, since the on-device learner brought
-/// f64 arithmetic and the diffusion sampler sines and cosines).
-const CODE_RESERVE: u64 = 128 << 10;
+/// f64 arithmetic, the diffusion sampler sines and cosines, and the
+/// network layers an integer fused multiply-add).
+const CODE_RESERVE: u64 = 132 << 10;
 
 /// The same for the C firmware (its Cortex-M0 build, the one that splits,
 /// leaves the on-device learner out).

@@ -168,7 +168,7 @@ fn reference(params: &DecoderParams<'_>, input: &[f32]) -> Vec<f32> {
             .map(|o| {
                 let mut acc = layer.bias[o];
                 for (i, &xi) in x.iter().enumerate() {
-                    acc += layer.weight[o * layer.inputs + i] * xi;
+                    acc = layer.weight[o * layer.inputs + i].mul_add(xi, acc);
                 }
                 layer.activation.apply(acc)
             })

@@ -5,9 +5,9 @@
 //! about three. Like
 //! `quant/dsp.rs`, one of the crate's exceptions to `unsafe_code`.
 //!
-//! The numerics are the portable loop's: `VMLA.F32` rounds the product,
-//! then the sum (it is not fused), and each row's sum runs from its bias in
-//! ascending input order. The QEMU suite compares every decoder output on
+//! The numerics are the portable loop's: `VFMA.F32` is IEEE's fused
+//! multiply-add (one rounding, like `math::mul_add` everywhere), and each
+//! row's sum runs from its bias in ascending input order. The QEMU suite compares every decoder output on
 //! the Cortex-M4F and M33 with the host's, bit for bit.
 //!
 //! It is a naked function with the C calling convention rather than an
@@ -80,7 +80,7 @@ unsafe extern "C" fn blocks_of_eight_asm(layer: &mut Layer) {
         ($w:literal, $acc:literal, $wregs:literal, $($ws:literal * $xs:literal),*) => {
             concat!(
                 "vldmia ", $w, "!, {{", $wregs, "}}\n",
-                $("vmla.f32 ", $acc, ", ", $ws, ", ", $xs, "\n",)*
+                $("vfma.f32 ", $acc, ", ", $ws, ", ", $xs, "\n",)*
             )
         };
     }
