@@ -1,26 +1,68 @@
 //! The fully connected layer kernel every network runs.
 
 use crate::activation::Activation;
-use crate::math::mul_add;
 
 #[cfg(tinygen_vfp)]
 mod vfp;
+#[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
+mod x86;
+
+/// The fused multiply-add a kernel is compiled with.
+pub(crate) trait MulAdd {
+    /// `a * b + c`, rounded once.
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// [`crate::math::mul_add`]: whatever this target has.
+pub(crate) struct Portable;
+
+impl MulAdd for Portable {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        crate::math::mul_add(a, b, c)
+    }
+}
 
 /// `y[o] = act(b[o] + Σ_i w[o][i] x[i])`, summed in ascending `i` from the
-/// bias, each step one fused multiply-add ([`mul_add`]).
+/// bias, each step one fused multiply-add ([`crate::math::mul_add`]).
 ///
 /// On Arm cores with an FPU, blocks of eight outputs go through the
 /// assembly loop of `dense/vfp.rs` first. Elsewhere, and for the rest, four
 /// outputs are computed per pass over `x` (each input value is loaded
 /// once for four rows, and the four sums are independent), each still
 /// accumulated in ascending `i`: the same additions in the same order as one
-/// row at a time, so the results are identical.
-#[inline]
+/// row at a time, so the results are identical. On x86-64 hosts built
+/// without FMA instructions the loop runs in a copy compiled with them when
+/// the CPU has them (`dense/x86.rs`), rather than calling libm per step.
+#[cfg_attr(tinygen_compact, inline(never))]
+#[cfg_attr(not(tinygen_compact), inline)]
 pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activation: Activation) {
     #[cfg(tinygen_vfp)]
     let (w, bias, y) = eight_rows(w, bias, x, y, activation);
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
+    if x86::rows_with_fma(w, bias, x, y, activation) {
+        return;
+    }
+    rows::<Portable>(w, bias, x, y, activation);
+}
+
+/// The portable loop of [`dense`], four rows at a time.
+#[inline(always)]
+pub(crate) fn rows<F: MulAdd>(
+    w: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    activation: Activation,
+) {
     let n = x.len().max(1);
-    let mut blocks = w.chunks_exact(4 * n);
+    // Never `None` (a slice of f32 is shorter than usize::MAX / 4), but
+    // written so that no panic on a zero chunk size is reachable where
+    // this loop is compiled on its own (`dense/x86.rs`).
+    let Some(four_rows) = n.checked_mul(4) else {
+        return;
+    };
+    let mut blocks = w.chunks_exact(four_rows);
     let mut biases = bias.chunks_exact(4);
     let mut outs = y.chunks_exact_mut(4);
     for ((block, b), out) in (&mut blocks).zip(&mut biases).zip(&mut outs) {
@@ -35,10 +77,10 @@ pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activatio
         };
         let (mut a0, mut a1, mut a2, mut a3) = (*b0, *b1, *b2, *b3);
         for ((((&xi, &w0), &w1), &w2), &w3) in x.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
-            a0 = mul_add(w0, xi, a0);
-            a1 = mul_add(w1, xi, a1);
-            a2 = mul_add(w2, xi, a2);
-            a3 = mul_add(w3, xi, a3);
+            a0 = F::mul_add(w0, xi, a0);
+            a1 = F::mul_add(w1, xi, a1);
+            a2 = F::mul_add(w2, xi, a2);
+            a3 = F::mul_add(w3, xi, a3);
         }
         *o0 = activation.apply(a0);
         *o1 = activation.apply(a1);
@@ -49,7 +91,7 @@ pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activatio
     for ((row, &b), slot) in rest.zip(biases.remainder()).zip(outs.into_remainder()) {
         let mut acc = b;
         for (&wi, &xi) in row.iter().zip(x) {
-            acc = mul_add(wi, xi, acc);
+            acc = F::mul_add(wi, xi, acc);
         }
         *slot = activation.apply(acc);
     }
@@ -84,7 +126,7 @@ fn eight_rows<'a>(
     if let Some(x_tail) = x.get(done..).filter(|t| !t.is_empty()) {
         for (slot, row) in y_done.iter_mut().zip(w_done.chunks_exact(n.max(1))) {
             for (&wi, &xi) in row.get(done..).unwrap_or_default().iter().zip(x_tail) {
-                *slot = mul_add(wi, xi, *slot);
+                *slot = crate::math::mul_add(wi, xi, *slot);
             }
         }
     }

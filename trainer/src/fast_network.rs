@@ -8,13 +8,13 @@
 //! blocks of [`WIDTH`] outputs whose weights for one input are adjacent
 //! (the last block zero-padded), and its kernel adds one input's products
 //! to sixteen outputs with one AVX-512 fused multiply-add (two with AVX2),
-//! in tiles of [`ROWS`] input rows by two blocks (one with AVX2) per pass
+//! in tiles of [`ROWS`] input rows by three blocks (one with AVX2) per pass
 //! over the weights (each weight is loaded once for all the rows), or one
 //! row by four blocks (two): independent sums, so that the operations
 //! overlap. Sigmoid layers use a vectorised copy of libm's `expf` whose
-//! bits are the runtime's, over a whole layer's outputs at once. Every output sees the same operations in the same order as
-//! on the board; only their scheduling differs. Batches run in parallel
-//! over rows.
+//! bits are the runtime's, over a whole layer's outputs at once. Every
+//! output sees the same operations in the same order as on the board; only
+//! their scheduling differs. Batches run in parallel over rows.
 
 use anyhow::ensure;
 use multiversion::multiversion;
@@ -159,7 +159,7 @@ impl FastNetwork {
 }
 
 /// Whether the CPU has AVX-512's 32 registers of sixteen lanes, so that
-/// tiles of two blocks (one row by four) fit in registers.
+/// tiles of three blocks (twelve sums; one row by four) fit in registers.
 fn wide_registers() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -187,7 +187,7 @@ fn layer_rows_in(layer: &FastLayer, x: &[f32], y: &mut [f32], wide: bool) {
         y[start..start + lanes].copy_from_slice(&acc[..lanes]);
     };
     if wide {
-        tile_shapes::<2, 4>(layer, x, &mut put);
+        tile_shapes::<3, 4>(layer, x, &mut put);
     } else {
         tile_shapes::<1, 2>(layer, x, &mut put);
     }
