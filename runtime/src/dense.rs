@@ -8,14 +8,17 @@ mod vfp;
 mod x86;
 
 /// The fused multiply-add a kernel is compiled with.
+#[cfg(not(tinygen_vfp))]
 pub(crate) trait MulAdd {
     /// `a * b + c`, rounded once.
     fn mul_add(a: f32, b: f32, c: f32) -> f32;
 }
 
 /// [`crate::math::mul_add`]: whatever this target has.
+#[cfg(not(tinygen_vfp))]
 pub(crate) struct Portable;
 
+#[cfg(not(tinygen_vfp))]
 impl MulAdd for Portable {
     #[inline(always)]
     fn mul_add(a: f32, b: f32, c: f32) -> f32 {
@@ -27,26 +30,35 @@ impl MulAdd for Portable {
 /// bias, each step one fused multiply-add ([`crate::math::mul_add`]).
 ///
 /// On Arm cores with an FPU, blocks of eight outputs go through the
-/// assembly loop of `dense/vfp.rs` first. Elsewhere, and for the rest, four
-/// outputs are computed per pass over `x` (each input value is loaded
-/// once for four rows, and the four sums are independent), each still
-/// accumulated in ascending `i`: the same additions in the same order as one
-/// row at a time, so the results are identical. On x86-64 hosts built
+/// assembly loop of `dense/vfp.rs`, the rest through its dot product.
+/// Elsewhere four outputs are computed per pass over `x` (each input value
+/// is loaded once for four rows, and the four sums are independent), each
+/// still accumulated in ascending `i`: the same operations in the same
+/// order as one row at a time, so the results are identical. On x86-64 hosts built
 /// without FMA instructions the loop runs in a copy compiled with them when
 /// the CPU has them (`dense/x86.rs`), rather than calling libm per step.
 #[cfg_attr(tinygen_compact, inline(never))]
 #[cfg_attr(not(tinygen_compact), inline)]
 pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activation: Activation) {
     #[cfg(tinygen_vfp)]
-    let (w, bias, y) = eight_rows(w, bias, x, y, activation);
+    {
+        let (w, bias, y) = eight_rows(w, bias, x, y, activation);
+        // The rows left, one at a time through the assembly dot product.
+        let n = x.len().max(1);
+        for ((row, &b), slot) in w.chunks_exact(n).zip(bias).zip(y) {
+            *slot = activation.apply(vfp::dot(row, x, b));
+        }
+    }
     #[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
     if x86::rows_with_fma(w, bias, x, y, activation) {
         return;
     }
+    #[cfg(not(tinygen_vfp))]
     rows::<Portable>(w, bias, x, y, activation);
 }
 
 /// The portable loop of [`dense`], four rows at a time.
+#[cfg(not(tinygen_vfp))]
 #[inline(always)]
 pub(crate) fn rows<F: MulAdd>(
     w: &[f32],
@@ -98,7 +110,8 @@ pub(crate) fn rows<F: MulAdd>(
 }
 
 /// The whole blocks of eight outputs through [`vfp::blocks_of_eight`],
-/// the last `n % 4` inputs added in order after it, then the activation;
+/// the last `n % 4` inputs added in order after it ([`vfp::dot`]), then
+/// the activation;
 /// returns the weights, biases and outputs left for the portable loop.
 #[cfg(tinygen_vfp)]
 fn eight_rows<'a>(
@@ -125,9 +138,7 @@ fn eight_rows<'a>(
     let done = n - n % 4;
     if let Some(x_tail) = x.get(done..).filter(|t| !t.is_empty()) {
         for (slot, row) in y_done.iter_mut().zip(w_done.chunks_exact(n.max(1))) {
-            for (&wi, &xi) in row.get(done..).unwrap_or_default().iter().zip(x_tail) {
-                *slot = crate::math::mul_add(wi, xi, *slot);
-            }
+            *slot = vfp::dot(row.get(done..).unwrap_or_default(), x_tail, *slot);
         }
     }
     activation.apply_all(y_done);

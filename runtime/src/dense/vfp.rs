@@ -51,6 +51,45 @@ pub(super) fn blocks_of_eight(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32],
     unsafe { blocks_of_eight_asm(&mut layer) }
 }
 
+/// `acc + Σ_j w[j] x[j]` over the shorter of the two, in ascending `j`,
+/// one `VFMA` each: four a loop (two `VLDM`s), then one at a time.
+pub(super) fn dot(w: &[f32], x: &[f32], acc: f32) -> f32 {
+    let n = w.len().min(x.len());
+    // SAFETY: both slices hold at least `n` floats, 4-byte aligned.
+    unsafe { dot_asm(w.as_ptr(), x.as_ptr(), n, acc) }
+}
+
+/// [`dot`] without its checks, per the AAPCS-VFP: `w`, `x`, `n` in r0-r2,
+/// `acc` in s0 and the result there; uses the caller-saved s4-s11.
+#[unsafe(naked)]
+unsafe extern "C" fn dot_asm(w: *const f32, x: *const f32, n: usize, acc: f32) -> f32 {
+    naked_asm!(
+        ".fpu fpv4-sp-d16",
+        "lsrs r3, r2, #2",
+        "beq 2f",
+        "1:",
+        "vldmia r0!, {{s4-s7}}",
+        "vldmia r1!, {{s8-s11}}",
+        "vfma.f32 s0, s4, s8",
+        "vfma.f32 s0, s5, s9",
+        "vfma.f32 s0, s6, s10",
+        "vfma.f32 s0, s7, s11",
+        "subs r3, r3, #1",
+        "bne 1b",
+        "2:",
+        "ands r2, r2, #3",
+        "beq 4f",
+        "3:",
+        "vldmia r0!, {{s4}}",
+        "vldmia r1!, {{s8}}",
+        "vfma.f32 s0, s4, s8",
+        "subs r2, r2, #1",
+        "bne 3b",
+        "4:",
+        "bx lr",
+    )
+}
+
 /// The arguments of [`blocks_of_eight_asm`] (offsets in the assembly); it
 /// advances `w`, `bias`, `y` and counts `blocks` down as it goes.
 #[repr(C)]
