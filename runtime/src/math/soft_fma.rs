@@ -88,9 +88,9 @@ fn fused(a: (u32, i32), b: (u32, i32), c: Option<(u32, i32)>, sign_p: u32, sign_
         // is shifted right onto it, its lost bits kept as one sticky bit
         // (bits are lost only when the sum keeps at least 60).
         let (big, small, big_sign) = if e >= e_c {
-            (m, shift_sticky(mc, e - e_c), sign_p)
+            (m, shift_sticky::<39>(mc, e - e_c), sign_p)
         } else {
-            let shifted = shift_sticky(m, e_c - e);
+            let shifted = shift_sticky::<15>(m, e_c - e);
             e = e_c;
             (mc, shifted, sign_c)
         };
@@ -109,7 +109,7 @@ fn fused(a: (u32, i32), b: (u32, i32), c: Option<(u32, i32)>, sign_p: u32, sign_
     }
     // Normalised to bit 63, the result is m 2^(e - shift): `exponent` is
     // its biased exponent, bits 40-63 its significand, 39 the rounding bit.
-    let shift = m.leading_zeros();
+    let shift = leading_zeros(m);
     m <<= shift;
     let exponent = e - shift as i32 + 63 + 127;
     if exponent > 254 {
@@ -126,7 +126,7 @@ fn fused(a: (u32, i32), b: (u32, i32), c: Option<(u32, i32)>, sign_p: u32, sign_
     } else {
         // Subnormal: the significand's lowest bit is 2^-149; two more bits
         // kept, the rounding bit and a sticky bit.
-        let kept = shift_sticky(m, 39 - exponent);
+        let kept = shift_sticky::<0>(m, 39 - exponent);
         let significand = (kept >> 2) as u32;
         (
             significand,
@@ -141,10 +141,49 @@ fn fused(a: (u32, i32), b: (u32, i32), c: Option<(u32, i32)>, sign_p: u32, sign_
     f32::from_bits(sign | ((biased << 23) + significand + u32::from(up)))
 }
 
-/// `x >> by`, with a lowest bit of one if any bit set was shifted out.
+/// `m.leading_zeros()`: on cores without a count-leading-zeros instruction
+/// (Cortex-M0, rv32imac) through [`few_leading_zeros`].
 #[inline(always)]
-fn shift_sticky(x: u64, by: i32) -> u64 {
-    if by >= 64 {
+fn leading_zeros(m: u64) -> u32 {
+    #[cfg(any(
+        tinygen_compact,
+        all(target_arch = "riscv32", not(target_feature = "zbb"))
+    ))]
+    return few_leading_zeros(m);
+    #[cfg(not(any(
+        tinygen_compact,
+        all(target_arch = "riscv32", not(target_feature = "zbb"))
+    )))]
+    m.leading_zeros()
+}
+
+/// `m.leading_zeros()`, by comparisons when there are at most three (a sum
+/// without cancellation), which is cheaper than a software count.
+#[cfg_attr(
+    not(any(
+        test,
+        tinygen_compact,
+        all(target_arch = "riscv32", not(target_feature = "zbb"))
+    )),
+    allow(dead_code)
+)]
+#[inline(always)]
+fn few_leading_zeros(m: u64) -> u32 {
+    let high = (m >> 32) as u32;
+    if high >= 1 << 28 {
+        u32::from(high < 1 << 31) + u32::from(high < 1 << 30) + u32::from(high < 1 << 29)
+    } else {
+        m.leading_zeros()
+    }
+}
+
+/// `x >> by`, with a lowest bit of one if any bit set was shifted out;
+/// `x`'s lowest `ZEROS` bits are zero.
+#[inline(always)]
+fn shift_sticky<const ZEROS: i32>(x: u64, by: i32) -> u64 {
+    if by <= ZEROS {
+        x >> by
+    } else if by >= 64 {
         u64::from(x != 0)
     } else {
         (x >> by) | u64::from(x & ((1 << by) - 1) != 0)
@@ -295,6 +334,16 @@ mod tests {
             let b = ((r >> 32) as u32 & 0x807f_ffff) | (0x34 + (t >> 3 & 15) as u32) << 23;
             let c = s as u32 & 0x87ff_ffff;
             check(f32::from_bits(a), f32::from_bits(b), f32::from_bits(c));
+        }
+    }
+
+    #[test]
+    fn leading_zeros_by_comparisons() {
+        for k in 0..64 {
+            for low in [0, 1, 0x5555_5555_5555_5555, u64::MAX] {
+                let m = 1u64 << k | (low & ((1u64 << k) - 1));
+                assert_eq!(super::few_leading_zeros(m), m.leading_zeros(), "{m:#x}");
+            }
         }
     }
 
