@@ -34,9 +34,10 @@ impl MulAdd for Portable {
 /// Elsewhere four outputs are computed per pass over `x` (each input value
 /// is loaded once for four rows, and the four sums are independent), each
 /// still accumulated in ascending `i`: the same operations in the same
-/// order as one row at a time, so the results are identical. On x86-64 hosts built
-/// without FMA instructions the loop runs in a copy compiled with them when
-/// the CPU has them (`dense/x86.rs`), rather than calling libm per step.
+/// order as one row at a time, so the results are identical. On x86-64
+/// hosts built without FMA instructions the loop runs in a copy compiled
+/// with them when the CPU has them (`dense/x86.rs`), rather than calling
+/// libm per step.
 #[cfg_attr(tinygen_compact, inline(never))]
 #[cfg_attr(not(tinygen_compact), inline)]
 pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activation: Activation) {
@@ -111,8 +112,8 @@ pub(crate) fn rows<F: MulAdd>(
 
 /// The whole blocks of eight outputs through [`vfp::blocks_of_eight`],
 /// the last `n % 4` inputs added in order after it ([`vfp::dot`]), then
-/// the activation;
-/// returns the weights, biases and outputs left for the portable loop.
+/// the activation; returns the weights, biases and outputs of the rows
+/// left.
 #[cfg(tinygen_vfp)]
 fn eight_rows<'a>(
     w: &'a [f32],

@@ -7,8 +7,10 @@
 //!
 //! The numerics are the portable loop's: `VFMA.F32` is IEEE's fused
 //! multiply-add (one rounding, like `math::mul_add` everywhere), and each
-//! row's sum runs from its bias in ascending input order. The QEMU suite compares every decoder output on
-//! the Cortex-M4F and M33 with the host's, bit for bit.
+//! row's sum runs from its bias in ascending input order. The rows outside
+//! the blocks of eight, and the inputs after the last four, go through
+//! [`dot`]. The QEMU suite compares every decoder output on the Cortex-M4F
+//! and M33 with the host's, bit for bit.
 //!
 //! It is a naked function with the C calling convention rather than an
 //! `asm!` block because stable Rust accepts `s` registers as `asm!`
