@@ -55,8 +55,9 @@
 //! `/`) and rounded once to f32; the skip adds, per feature, `noise (x -
 //! signal m) / (a v + rest)` in f32 in that order; the predictor runs with
 //! [`Network`]'s numerics (fused multiply-adds); each element update is f32
-//! in the order written above (no fused multiply-add there). The embedding uses libm's `expf`, `sinf`
-//! and `cosf`. The host and every device therefore draw the same bits.
+//! in the order written above (no fused multiply-add there). The embedding
+//! uses libm's `expf`, `sinf` and `cosf`. The host and every device
+//! therefore draw the same bits.
 //!
 //! # Memory
 //!

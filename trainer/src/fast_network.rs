@@ -252,9 +252,9 @@ fn tiles<const R: usize, const B: usize>(
     }
 }
 
-/// `acc[r][b][l] = fma(blocks[b][i][l], x[r][i], acc[r][b][l])` for ascending `i`: R rows
-/// of inputs (`x` row-major) against B consecutive blocks of sixteen
-/// outputs (`blocks` holds B blocks of `n` inputs each).
+/// `acc[r][b][l] = fma(blocks[b][i][l], x[r][i], acc[r][b][l])` for
+/// ascending `i`: R rows of inputs (`x` row-major) against B consecutive
+/// blocks of sixteen outputs (`blocks` holds B blocks of `n` inputs each).
 // Without FMA instructions `mul_add` is a call to libm (exact, slow).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 fn accumulate<const R: usize, const B: usize>(

@@ -202,6 +202,16 @@ mod tests {
         a.mul_add(b, c)
     }
 
+    /// Marsaglia's xorshift64 from `state`.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     fn check(a: f32, b: f32, c: f32) {
         let (got, want) = (fma(a, b, c), want(a, b, c));
         assert!(
@@ -251,13 +261,7 @@ mod tests {
     /// differ most.
     #[test]
     fn cancellation() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..1_000_000 {
             let r = next();
             let a = f32::from_bits(0x3000_0000 + (r as u32 & 0x1fff_ffff));
@@ -302,16 +306,10 @@ mod tests {
     }
 
     /// Products and sums of every scale, including those that leave the
-    /// normal range and take libm's path.
+    /// normal range (the `unusual` path, subnormal and infinite results).
     #[test]
     fn exponent_ranges() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..2_000_000 {
             let r = next();
             let s = next();
