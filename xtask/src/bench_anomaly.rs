@@ -18,6 +18,9 @@ pub(crate) enum Suite {
     /// The 21 sets of `data/anomaly-dev/` (choice and confirmation parts),
     /// both protocols, against scikit-learn's detectors.
     Dev,
+    /// The 11 sets of `data/anomaly-fresh/` (a second held-out suite, from
+    /// another collection), as `dev`.
+    Fresh,
 }
 
 /// Which part of the development suite to run.
@@ -64,7 +67,8 @@ fn max_macs(r: &Report) -> usize {
 pub(crate) fn bench_anomaly(suite: Suite, part: Part, neural: bool) -> anyhow::Result<()> {
     match suite {
         Suite::Odds => odds(neural),
-        Suite::Dev => dev(part),
+        Suite::Dev => dev("anomaly-dev", "anomaly_dev_data.py", part),
+        Suite::Fresh => dev("anomaly-fresh", "anomaly_fresh_data.py", Part::All),
     }
 }
 
@@ -170,15 +174,15 @@ fn odds(neural: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One set of the development suite, as `data/anomaly-dev/sets.tsv` lists it.
+/// One set of a suite, as its `data/<suite>/sets.tsv` lists it.
 struct DevSet {
     name: String,
     part: String,
     outliers: usize,
 }
 
-fn dev_sets(part: Part) -> anyhow::Result<Vec<DevSet>> {
-    let path = root().join("data/anomaly-dev/sets.tsv");
+fn dev_sets(suite: &str, part: Part) -> anyhow::Result<Vec<DevSet>> {
+    let path = root().join(format!("data/{suite}/sets.tsv"));
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
@@ -243,20 +247,20 @@ fn sklearn(dir: &Path, sets: &[DevSet], protocol: Protocol) -> anyhow::Result<Ve
         .collect()
 }
 
-/// Both protocols over the chosen part of the development suite: tinygen's
-/// default, the old default and PyOD's single Gaussian (runtime scores),
-/// scikit-learn's GMM K=1, GMM K=4 (reg 1e-3) and IsolationForest on the
-/// same splits; per set and mean per part.
-fn dev(part: Part) -> anyhow::Result<()> {
-    let dir = shared().join("data/anomaly-dev");
+/// Both protocols over the chosen part of a suite (`data/<suite>/`, built
+/// by `scripts/<script>`): tinygen's default, the old default and PyOD's
+/// single Gaussian (runtime scores), scikit-learn's GMM K=1, GMM K=4 (reg
+/// 1e-3) and IsolationForest on the same splits; per set and mean per part.
+fn dev(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
+    let dir = shared().join("data").join(suite);
     if !dir.join("SHA256SUMS").is_file() {
         bail!(
-            "{} is missing: build it with scripts/anomaly_dev_data.py (data/anomaly-dev/README.md) \
+            "{} is missing: build it with scripts/{script} (data/{suite}/README.md) \
              or set TINYGEN_SHARED",
             dir.display()
         );
     }
-    let sets = dev_sets(part)?;
+    let sets = dev_sets(suite, part)?;
     let detectors = [
         Density::Ensemble(Ensemble::bagged(0)),
         Density::Gmm(GmmDensity::smoothed(0)),

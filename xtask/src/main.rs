@@ -15,11 +15,12 @@
 //! * `bench-host [--scaling]` EM time per iteration and scoring throughput
 //!   against scikit-learn on the same data, in one run; with `--scaling`,
 //!   EM's time and memory over N, D and K.
-//! * `bench-anomaly [--suite odds|dev] [--part choice|confirmation|all]
+//! * `bench-anomaly [--suite odds|dev|fresh] [--part choice|confirmation|all]
 //!   [--neural]` mean ROC-AUC of tinygen's detectors over the 17 ODDS sets
 //!   with PyOD's splits against the published table, or over the
-//!   development suite of `data/anomaly-dev/` in both protocols against
-//!   scikit-learn (needs ../shared or TINYGEN_SHARED).
+//!   development suite of `data/anomaly-dev/` (or the fresh held-out suite
+//!   of `data/anomaly-fresh/`) in both protocols against scikit-learn
+//!   (needs ../shared or TINYGEN_SHARED).
 //! * `bench-decode` host latency of one decode (batch 1): the runtime
 //!   crate against candle on the same weights, in one run.
 //! * `bench-neural [--quality]` VAE training steps per second against
@@ -87,7 +88,8 @@ enum Task {
     /// Mean ROC-AUC of the detectors on the 17 ODDS sets or the development suite.
     BenchAnomaly {
         /// odds: the 17 ODDS sets against the published table; dev: the
-        /// sets of data/anomaly-dev, both protocols, against scikit-learn.
+        /// sets of data/anomaly-dev, both protocols, against scikit-learn;
+        /// fresh: the same for the held-out sets of data/anomaly-fresh.
         #[arg(long, value_enum, default_value = "odds")]
         suite: bench_anomaly::Suite,
         /// dev: which part of the suite.

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Z-score ensembles of bagged mixtures: a scikit-learn prototype (issue 16).
+
+    python scripts/anomaly_zscore_study.py --data DIR [--sets a,b] [--novelty] [--study]
+
+DIR as for `anomaly_baselines.py` (`csv/NAME.csv[.gz]`, `splits/NAME.txt`).
+Every detector here follows tinygen's default detector (`Ensemble::bagged`)
+in scikit-learn: the fitted rows standardized by median and IQR / 1.349 (at
+least a quarter of the standard deviation; mean and standard deviation where
+the IQR is 0); M members, member i fitted on a random half of the rows
+(numpy `default_rng(i)`), each a GaussianMixture of K = 4 full covariances
+(k-means start, `random_state` i) with the given `reg_covar` ("scott":
+n^(-2/(d+4)) for its n rows), components under 5 % weight dropped; the
+density is the members' average; M is as many as fit a byte budget (8 at
+most; if not one K = 4 member fits, one member of as many components as
+fit). A "z-score ensemble" sums the robust z-scores of several such
+densities' -log p, each centred and scaled by the median and IQR of its
+scores on the fitted rows.
+
+Prints, per set, the mean ROC-AUC over the splits of each detector:
+- default: `bag:scott` (the full 64 KiB budget);
+- `z:scott+0.01/half`: the candidate of `data/anomaly-fresh/README.md`, the
+  z-score ensemble of `bag:scott` and `bag:0.01`, 32 KiB each;
+- with `--study`, the study of BENCHMARKS.md instead: `bag:scott`,
+  `bag:0.01`, `bag:0.001` (64 KiB each), one Gaussian (reg 1e-6), a
+  Ledoit-Wolf Gaussian (Mahalanobis distance), and z-score ensembles of them.
+"""
+import argparse
+import gzip
+import pathlib
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.covariance import LedoitWolf
+from sklearn.metrics import roc_auc_score
+from sklearn.mixture import GaussianMixture
+
+BUDGET = 65536 // 4  # f32 values in 64 KiB
+K = 4
+MAX_MEMBERS = 8
+
+
+def load(data, name):
+    path = next(p for p in (data / f"csv/{name}.csv.gz", data / f"csv/{name}.csv") if p.exists())
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rt") as f:
+        header = f.readline().strip().split(",")
+        a = np.loadtxt(f, delimiter=",", ndmin=2)
+    label = header.index("label")
+    lines = (data / f"splits/{name}.txt").read_text().split("\n")
+    splits = [np.array(line.split(), int) for line in lines if line.strip()]
+    return np.delete(a, label, axis=1), a[:, label] != 0, splits
+
+
+def robust_standardization(rows):
+    q1, q3 = np.percentile(rows, [25, 75], axis=0)
+    iqr = (q3 - q1) / 1.349
+    std = rows.std(axis=0)
+    std[std == 0] = 1.0
+    center = np.where(iqr > 0, np.median(rows, axis=0), rows.mean(axis=0))
+    scale = np.where(iqr > 0, np.maximum(iqr, 0.25 * std), std)
+    return center, scale
+
+
+def shape(d, budget):
+    """Members and components per member that fit `budget` f32 values."""
+    per_component = d + d * (d + 1) // 2 + 2
+    members = budget // (K * per_component)
+    if members >= 1:
+        return min(MAX_MEMBERS, members), K
+    return 1, max(1, budget // per_component)
+
+
+def bag(u, reg, budget):
+    """The members: (fitted mixture, mask of the kept components)."""
+    members, k = shape(u.shape[1], budget)
+    out = []
+    for i in range(members):
+        rows = u[np.random.default_rng(i).choice(len(u), len(u) // 2, replace=False)]
+        r = len(rows) ** (-2.0 / (u.shape[1] + 4)) if reg == "scott" else reg
+        gm = GaussianMixture(min(k, len(rows)), covariance_type="full", reg_covar=r, random_state=i)
+        gm.fit(rows)
+        keep = gm.weights_ >= 0.05
+        out.append((gm, keep if keep.any() else gm.weights_ == gm.weights_.max()))
+    return out
+
+
+def neg_log_density(members, x):
+    per_member = []
+    for gm, keep in members:
+        lp = gm._estimate_weighted_log_prob(x)[:, keep] - np.log(gm.weights_[keep].sum())
+        per_member.append(np.logaddexp.reduce(lp, axis=1))
+    return -(np.logaddexp.reduce(np.array(per_member), axis=0) - np.log(len(members)))
+
+
+def robust_z(fitted, test):
+    q1, q3 = np.percentile(fitted, [25, 75])
+    return (test - np.median(fitted)) / max(q3 - q1, 1e-12)
+
+
+def one_split(x, y, train, novelty, study):
+    is_train = np.zeros(len(y), bool)
+    is_train[train] = True
+    rows = x[is_train & ~y] if novelty else x[is_train]
+    center, scale = robust_standardization(rows)
+    u, v, truth = (rows - center) / scale, (x[~is_train] - center) / scale, y[~is_train]
+    if study:
+        terms = {f"bag:{r}": bag(u, r, BUDGET) for r in ("scott", 0.01, 0.001)}
+        scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in terms.items()}
+        g1 = GaussianMixture(1, covariance_type="full", reg_covar=1e-6, random_state=0).fit(u)
+        scores["gauss"] = (-g1.score_samples(u), -g1.score_samples(v))
+        lw = LedoitWolf().fit(u)
+        scores["ledoit-wolf"] = (lw.mahalanobis(u), lw.mahalanobis(v))
+        combos = [
+            ["bag:scott", "bag:0.01"],
+            ["bag:scott", "bag:0.001"],
+            ["bag:scott", "bag:0.01", "bag:0.001"],
+            ["bag:scott", "gauss"],
+            ["bag:scott", "ledoit-wolf"],
+            ["bag:scott", "bag:0.01", "ledoit-wolf"],
+        ]
+    else:
+        half = {"bag:scott/half": bag(u, "scott", BUDGET // 2), "bag:0.01/half": bag(u, 0.01, BUDGET // 2)}
+        scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in half.items()}
+        full = bag(u, "scott", BUDGET)
+        scores["bag:scott"] = (None, neg_log_density(full, v))
+        combos = [["bag:scott/half", "bag:0.01/half"]]
+    out = {n: roc_auc_score(truth, s[1]) for n, s in scores.items() if not n.endswith("/half")}
+    for c in combos:
+        out["z:" + "+".join(c)] = roc_auc_score(truth, sum(robust_z(*scores[n]) for n in c))
+    return out
+
+
+def evaluate(data, name, novelty, study):
+    x, y, splits = load(data, name)
+    runs = [one_split(x, y, t, novelty, study) for t in splits]
+    return name, {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=pathlib.Path, required=True)
+    ap.add_argument("--sets", help="comma-separated set names (default: every CSV)")
+    ap.add_argument("--novelty", action="store_true", help="fit on the normal train rows only")
+    ap.add_argument("--study", action="store_true", help="the study's detectors")
+    args = ap.parse_args()
+    names = args.sets.split(",") if args.sets else sorted(
+        p.name.split(".csv")[0] for p in (args.data / "csv").glob("*.csv*")
+    )
+    results = Parallel(n_jobs=-1)(delayed(evaluate)(args.data, n, args.novelty, args.study) for n in names)
+    columns = list(results[0][1])
+    print("\t".join(["set"] + columns))
+    for name, r in results:
+        print("\t".join([name] + [f"{r[c]:.4f}" for c in columns]), flush=True)
+    print("\t".join(["mean"] + [f"{np.mean([r[c] for _, r in results]):.4f}" for c in columns]))
+
+
+if __name__ == "__main__":
+    main()
