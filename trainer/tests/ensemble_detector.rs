@@ -12,7 +12,7 @@ use tinygen::density::standardize::Standardizer;
 use tinygen::detector::density::{Density, Ensemble, GmmDensity, max_components};
 use tinygen::detector::fit::Scorer;
 use tinygen::detector::metrics::roc_auc;
-use tinygen::detector::protocol::{Protocol, evaluate_with, read_splits};
+use tinygen::detector::protocol::{Protocol, evaluate_with, fit_split, read_splits};
 use tinygen::host;
 use tinygen_runtime::gmm::Covariance;
 
@@ -159,7 +159,15 @@ fn the_novelty_protocol_fits_on_the_normal_train_rows_only() {
         assert!(normal.len() < train_idx.len());
         let test_idx: Vec<usize> = (0..set.rows).filter(|r| !train_idx.contains(r)).collect();
         let scorer = Scorer::fit(&density, None, &matrix(&set.select_rows(&normal))).unwrap();
-        let (_, scores) = scorer.score(&set.select_rows(&test_idx).to_f32()).unwrap();
+        let (file, scores) = scorer.score(&set.select_rows(&test_idx).to_f32()).unwrap();
+        // One split's fit on its own (what `bench-anomaly --m4f` writes out)
+        // is the same detector and test part.
+        let fitted = fit_split(&set, train_idx, &density, None, Protocol::Novelty).unwrap();
+        assert_eq!(fitted.test_idx, test_idx);
+        assert_eq!(
+            fitted.scorer.score(&fitted.test_x).unwrap(),
+            (file, scores.clone())
+        );
         let scores: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
         let outlier: Vec<bool> = test_idx.iter().map(|&r| labels[r] != 0.0).collect();
         assert_eq!(

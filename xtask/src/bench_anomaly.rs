@@ -7,8 +7,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use tinygen::density::kde::KdeOptions;
 use tinygen::detector::density::{Density, Ensemble, GmmDensity};
-use tinygen::detector::protocol::{Protocol, Report, evaluate_with, read_splits};
-use xtask::root;
+use tinygen::detector::protocol::{Protocol, Report, evaluate_with, fit_split, read_splits};
+use xtask::{Core, root};
 
 /// Which sets to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,13 +34,6 @@ pub(crate) enum Part {
     All,
 }
 
-/// Instructions per multiply-accumulate of a full-covariance mixture on
-/// the Cortex-M4F: `cargo xtask bench-mcu`'s "full, K=8 D=16" case, 2,954
-/// instructions for its `Gmm::macs()` = 2,176 (BENCHMARKS.md; 5,692 before
-/// the assembly kernels). Scores of other shapes are estimated from their
-/// MACs at this rate.
-const M4F_INSTRUCTIONS_PER_MAC: f64 = 2954.0 / 2176.0;
-
 fn shared() -> PathBuf {
     std::env::var_os("TINYGEN_SHARED")
         .map(PathBuf::from)
@@ -63,8 +56,17 @@ fn max_macs(r: &Report) -> usize {
     r.per_split.iter().map(|s| s.model_macs).max().unwrap_or(0)
 }
 
-/// Runs the chosen suite; `neural` adds the autoencoder columns to ODDS.
-pub(crate) fn bench_anomaly(suite: Suite, part: Part, neural: bool) -> anyhow::Result<()> {
+/// Runs the chosen suite; `neural` adds the autoencoder columns to ODDS;
+/// `m4f` measures the default's cost on the Cortex-M4F instead.
+pub(crate) fn bench_anomaly(
+    suite: Suite,
+    part: Part,
+    neural: bool,
+    m4f: bool,
+) -> anyhow::Result<()> {
+    if m4f {
+        return m4f_costs(suite, part);
+    }
     match suite {
         Suite::Odds => odds(neural),
         Suite::Dev => dev("anomaly-dev", "anomaly_dev_data.py", part),
@@ -120,11 +122,11 @@ fn odds(neural: bool) -> anyhow::Result<()> {
     }
     let names: Vec<&str> = detectors.iter().map(|d| d.0).collect();
     println!(
-        "| data | features | published GMM | published KDE | published INNE | {} | bytes (max over splits) | MACs per score | M4F instructions (est.) |",
+        "| data | features | published GMM | published KDE | published INNE | {} | bytes (max over splits) | MACs per score |",
         names.join(" | ")
     );
     println!(
-        "|---|---|---|---|---|{}---|---|---|",
+        "|---|---|---|---|---|{}---|---|",
         "---|".repeat(names.len())
     );
     let mut sums = vec![0.0f64; 3 + names.len()];
@@ -149,7 +151,7 @@ fn odds(neural: bool) -> anyhow::Result<()> {
         row.extend(reports.iter().map(Report::roc_auc));
         let default = &reports[3];
         println!(
-            "| {name} | {} | {} | {} | {} | {:.0} |",
+            "| {name} | {} | {} | {} | {} |",
             set.cols,
             row.iter()
                 .map(|v| format!("{v:.4}"))
@@ -157,7 +159,6 @@ fn odds(neural: bool) -> anyhow::Result<()> {
                 .join(" | "),
             max_bytes(default),
             max_macs(default),
-            max_macs(default) as f64 * M4F_INSTRUCTIONS_PER_MAC
         );
         for (s, v) in sums.iter_mut().zip(row) {
             *s += v;
@@ -165,7 +166,7 @@ fn odds(neural: bool) -> anyhow::Result<()> {
         n += 1;
     }
     println!(
-        "| **mean of {n}** | | {} | | | |",
+        "| **mean of {n}** | | {} | | |",
         sums.iter()
             .map(|s| format!("{:.4}", s / n as f64))
             .collect::<Vec<_>>()
@@ -269,9 +270,9 @@ fn dev(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
     for protocol in [Protocol::Unsupervised, Protocol::Novelty] {
         println!("\n### {protocol:?} protocol\n");
         println!(
-            "| set | part | rows | features | outliers | tinygen default | old default (--single) | tinygen GMM K=1 | sklearn GMM K=1 | sklearn GMM K=4 reg 1e-3 | sklearn IsolationForest | bytes (max over splits) | MACs per score | M4F instructions (est.) |"
+            "| set | part | rows | features | outliers | tinygen default | old default (--single) | tinygen GMM K=1 | sklearn GMM K=1 | sklearn GMM K=4 reg 1e-3 | sklearn IsolationForest | bytes (max over splits) | MACs per score |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let baselines = sklearn(&dir, &sets, protocol)?;
         let mut by_part: Vec<(String, Vec<[f64; 6]>)> = vec![];
         for (s, base) in sets.iter().zip(&baselines) {
@@ -291,7 +292,7 @@ fn dev(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
                 base[2],
             ];
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.name,
                 s.part,
                 set.rows,
@@ -303,7 +304,6 @@ fn dev(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
                     .join(" | "),
                 max_bytes(&reports[0]),
                 max_macs(&reports[0]),
-                max_macs(&reports[0]) as f64 * M4F_INSTRUCTIONS_PER_MAC
             );
             match by_part.iter_mut().find(|(p, _)| *p == s.part) {
                 Some((_, rows)) => rows.push(row),
@@ -317,10 +317,106 @@ fn dev(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
                 .map(|m| format!("**{m:.4}**"))
                 .collect();
             println!(
-                "| **mean, {p} ({})** | | | | | {} | | | |",
+                "| **mean, {p} ({})** | | | | | {} | | |",
                 rows.len(),
                 means.join(" | ")
             );
+        }
+    }
+    Ok(())
+}
+
+/// Each set of `suite` (part `part`) as (name, CSV, splits file).
+fn suite_files(suite: Suite, part: Part) -> anyhow::Result<Vec<(String, PathBuf, PathBuf)>> {
+    let (dir, names, ext) = match suite {
+        Suite::Odds => {
+            let dir = shared().join("data/odds-pyod");
+            let mut names: Vec<String> = std::fs::read_dir(dir.join("csv"))
+                .with_context(|| format!("{} is missing: set TINYGEN_SHARED", dir.display()))?
+                .filter_map(|e| {
+                    e.ok()?
+                        .file_name()
+                        .to_str()?
+                        .strip_suffix(".csv")
+                        .map(String::from)
+                })
+                .collect();
+            names.sort();
+            (dir, names, "csv")
+        }
+        Suite::Dev | Suite::Fresh => {
+            let name = if suite == Suite::Dev {
+                "anomaly-dev"
+            } else {
+                "anomaly-fresh"
+            };
+            let names = dev_sets(name, part)?.into_iter().map(|s| s.name).collect();
+            (shared().join("data").join(name), names, "csv.gz")
+        }
+    };
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let csv = dir.join(format!("csv/{n}.{ext}"));
+            let splits = dir.join(format!("splits/{n}.txt"));
+            (n, csv, splits)
+        })
+        .collect())
+}
+
+/// The default detector's cost on the Cortex-M4F, per set: its file on the
+/// split (unsupervised protocol) where a score costs most MACs, scored on
+/// the set's first test row under QEMU, exact instructions of the call.
+fn m4f_costs(suite: Suite, part: Part) -> anyhow::Result<()> {
+    let cases = xtask::target_dir().join(format!("anomaly-m4f-{suite:?}").to_lowercase());
+    std::fs::remove_dir_all(&cases).ok();
+    let default = Density::Ensemble(Ensemble::bagged(0));
+    let mut rows = Vec::new();
+    for (name, csv, splits) in suite_files(suite, part)? {
+        let set = load(&csv)?;
+        let splits = read_splits(&splits, set.rows)?;
+        let report = evaluate_with(&set, &splits, &default, None, Protocol::Unsupervised)
+            .with_context(|| name.clone())?;
+        let costliest = report
+            .per_split
+            .iter()
+            .max_by_key(|s| s.model_macs)
+            .context("no split")?;
+        let fitted = fit_split(
+            &set,
+            &splits[costliest.split],
+            &default,
+            None,
+            Protocol::Unsupervised,
+        )?;
+        let (model, _) = fitted.scorer.score(&fitted.test_x)?;
+        anyhow::ensure!(
+            model.len() == costliest.model_bytes,
+            "{name}: the refit differs from the evaluated file"
+        );
+        let case: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        xtask::write_case(&cases.join(&case), &model, &fitted.test_x[..set.cols])?;
+        rows.push((
+            name,
+            case,
+            set.cols,
+            costliest.model_bytes,
+            costliest.model_macs,
+        ));
+    }
+    let counts = crate::bench_mcu::count_calls(&cases, Core::M4f)?;
+    println!("| set | features | bytes | MACs per score | M4F instructions per score | per MAC |");
+    println!("|---|---|---|---|---|---|");
+    for (name, case, cols, bytes, macs) in rows {
+        match counts.iter().find(|(c, _)| *c == case) {
+            Some(&(_, calls)) => println!(
+                "| {name} | {cols} | {bytes} | {macs} | {calls} | {:.3} |",
+                calls as f64 / macs as f64
+            ),
+            None => println!("| {name} | {cols} | {bytes} | {macs} | does not fit the flash | |"),
         }
     }
     Ok(())

@@ -352,17 +352,23 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
 /// `cargo xtask qemu DIR --count`: the exact instructions of each case's
 /// first call in `dir` on each core, the cases checked as in any run.
 pub(crate) fn count(dir: &Path, cores: &[Core]) -> anyhow::Result<()> {
-    xtask::install_prerequisites()?;
-    let plugin = xtask::build_icount_plugin()?;
     println!("| core | case | instructions per call |\n|---|---|---|");
     for &core in cores {
-        let cases = crate::qemu::fitting_cases(dir, core)?;
-        let run = measure_images(&cases, core, &[], &plugin)?;
-        for (name, calls) in run.cases.iter().zip(&run.calls) {
+        for (name, calls) in count_calls(dir, core)? {
             println!("| {} | {name} | {calls} |", core.name());
         }
     }
     Ok(())
+}
+
+/// The exact instructions of the first call of each case under `dir` that
+/// fits `core`'s flash, by case name.
+pub(crate) fn count_calls(dir: &Path, core: Core) -> anyhow::Result<Vec<(String, u64)>> {
+    xtask::install_prerequisites()?;
+    let plugin = xtask::build_icount_plugin()?;
+    let cases = crate::qemu::fitting_cases(dir, core)?;
+    let run = measure_images(&cases, core, &[], &plugin)?;
+    Ok(run.cases.into_iter().zip(run.calls).collect())
 }
 
 /// Learning a detector on the device from BasicMotions windows: one full

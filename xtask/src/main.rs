@@ -16,11 +16,12 @@
 //!   against scikit-learn on the same data, in one run; with `--scaling`,
 //!   EM's time and memory over N, D and K.
 //! * `bench-anomaly [--suite odds|dev|fresh] [--part choice|confirmation|all]
-//!   [--neural]` mean ROC-AUC of tinygen's detectors over the 17 ODDS sets
+//!   [--neural] [--m4f]` mean ROC-AUC of tinygen's detectors over the 17 ODDS sets
 //!   with PyOD's splits against the published table, or over the
 //!   development suite of `data/anomaly-dev/` (or the fresh held-out suite
 //!   of `data/anomaly-fresh/`) in both protocols against scikit-learn
-//!   (needs ../shared or TINYGEN_SHARED).
+//!   (needs ../shared or TINYGEN_SHARED); with `--m4f` instead each set's
+//!   default detector scored on the Cortex-M4F, instructions per score.
 //! * `bench-decode` host latency of one decode (batch 1): the runtime
 //!   crate against candle on the same weights, in one run.
 //! * `bench-neural [--quality]` VAE training steps per second against
@@ -98,6 +99,11 @@ enum Task {
         /// odds: also the default detector with autoencoder scores (f32 and int8; about 30 minutes).
         #[arg(long)]
         neural: bool,
+        /// Instead of the ROC-AUC tables: each set's default detector file
+        /// (the split where a score costs most) scored on the Cortex-M4F
+        /// under QEMU, exact instructions per score.
+        #[arg(long)]
+        m4f: bool,
     },
     /// Host decode latency at batch 1: runtime, tract and candle.
     BenchDecode,
@@ -152,7 +158,8 @@ fn main() -> anyhow::Result<()> {
             suite,
             part,
             neural,
-        } => bench_anomaly::bench_anomaly(suite, part, neural),
+            m4f,
+        } => bench_anomaly::bench_anomaly(suite, part, neural, m4f),
         Task::BenchDecode => bench_decode::bench_decode(),
         Task::BenchNeural { quality } => bench_neural::bench_neural(quality),
         Task::Models { only } => models::models(only.as_deref()),

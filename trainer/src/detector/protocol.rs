@@ -123,6 +123,51 @@ pub enum Protocol {
     Novelty,
 }
 
+/// A detector fitted on one split, and the split's test part.
+pub struct FittedSplit {
+    /// The fitted detector.
+    pub scorer: Scorer,
+    /// The test rows' indices in the data set.
+    pub test_idx: Vec<usize>,
+    /// The test rows, row-major, f32 (as the runtime reads them).
+    pub test_x: Vec<f32>,
+}
+
+/// Fits `detector` (and `neural`) on the split whose train rows are
+/// `train_idx` as `protocol` says (all of them, or the normal ones).
+pub fn fit_split(
+    set: &Dataset,
+    train_idx: &[usize],
+    detector: &Density,
+    neural: Option<&NeuralOptions>,
+    protocol: Protocol,
+) -> anyhow::Result<FittedSplit> {
+    let labels = set
+        .labels
+        .as_ref()
+        .context("the data set needs a label column (--label-column)")?;
+    let mut is_train = vec![false; set.rows];
+    train_idx.iter().for_each(|&i| is_train[i] = true);
+    let test_idx: Vec<usize> = (0..set.rows).filter(|&i| !is_train[i]).collect();
+    let fit_idx: Vec<usize> = match protocol {
+        Protocol::Unsupervised => train_idx.to_vec(),
+        Protocol::Novelty => train_idx
+            .iter()
+            .copied()
+            .filter(|&i| labels[i] == 0.0)
+            .collect(),
+    };
+    ensure!(!fit_idx.is_empty(), "no row to fit on");
+    let train = set.select_rows(&fit_idx);
+    let train_x = DMatrix::from_row_slice(train.rows, train.cols, &train.values);
+    let test_x = set.select_rows(&test_idx).to_f32();
+    Ok(FittedSplit {
+        scorer: Scorer::fit(detector, neural, &train_x)?,
+        test_idx,
+        test_x,
+    })
+}
+
 /// Runs the unsupervised protocol (see [`evaluate_with`]).
 pub fn evaluate(
     set: &Dataset,
@@ -151,22 +196,11 @@ pub fn evaluate_with(
         .iter()
         .enumerate()
         .map(|(split, train_idx)| {
-            let mut is_train = vec![false; set.rows];
-            train_idx.iter().for_each(|&i| is_train[i] = true);
-            let test_idx: Vec<usize> = (0..set.rows).filter(|&i| !is_train[i]).collect();
-            let fit_idx: Vec<usize> = match protocol {
-                Protocol::Unsupervised => train_idx.clone(),
-                Protocol::Novelty => train_idx
-                    .iter()
-                    .copied()
-                    .filter(|&i| labels[i] == 0.0)
-                    .collect(),
-            };
-            ensure!(!fit_idx.is_empty(), "split {split}: no row to fit on");
-            let train = set.select_rows(&fit_idx);
-            let train_x = DMatrix::from_row_slice(train.rows, train.cols, &train.values);
-            let test_x = set.select_rows(&test_idx).to_f32();
-            let scorer = Scorer::fit(detector, neural, &train_x)
+            let FittedSplit {
+                scorer,
+                test_idx,
+                test_x,
+            } = fit_split(set, train_idx, detector, neural, protocol)
                 .with_context(|| format!("split {split}"))?;
             let (model, scores) = scorer
                 .score(&test_x)
