@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Generate scikit-learn GaussianMixture fixtures for tinygen's parity tests.
+"""Generate scikit-learn GaussianMixture and OAS fixtures for tinygen's parity tests.
 
 For every covariance type, fits sklearn.mixture.GaussianMixture on a small
 synthetic data set, starting EM from responsibilities that the script records
 (one-hot labels of sklearn's own KMeans, as init_params='kmeans' does), and
 writes data, initial responsibilities, fitted parameters, iteration count,
-lower bound, score_samples, BIC and AIC as JSON.
+lower bound, score_samples, BIC and AIC as JSON (`gmm_*.json`); and for a
+few data sets the OAS shrunk covariance (`sklearn.covariance.OAS`: location,
+covariance, shrinkage; `oas_*.json`).
 
     python scripts/sklearn_fixtures.py --out tests/fixtures/sklearn
 
@@ -20,6 +22,7 @@ import pathlib
 import numpy as np
 import sklearn
 from sklearn.cluster import KMeans
+from sklearn.covariance import OAS
 from sklearn.mixture import GaussianMixture
 
 
@@ -85,6 +88,24 @@ CASES = [
 ]
 
 
+def oas_fixture(name: str, seed: int, n: int, d: int) -> dict:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) + rng.normal(scale=3.0, size=d)
+    est = OAS().fit(x)
+    return {
+        "name": name,
+        "sklearn_version": sklearn.__version__,
+        "x": x.tolist(),
+        "location": est.location_.tolist(),
+        "covariance": est.covariance_.ravel().tolist(),
+        "shrinkage": float(est.shrinkage_),
+    }
+
+
+# name, seed, N, D: more rows than features, fewer, and one feature.
+OAS_CASES = [("tall", 7, 200, 6), ("wide", 8, 12, 20), ("one_feature", 9, 50, 1)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, required=True)
@@ -95,6 +116,11 @@ def main() -> None:
         path = args.out / f"gmm_{case[0]}.json"
         path.write_text(json.dumps(data, indent=None) + "\n")
         print(f"{path}: n_iter={data['n_iter']} lower_bound={data['lower_bound']:.6f}")
+    for case in OAS_CASES:
+        data = oas_fixture(*case)
+        path = args.out / f"oas_{case[0]}.json"
+        path.write_text(json.dumps(data, indent=None) + "\n")
+        print(f"{path}: shrinkage={data['shrinkage']:.6f}")
 
 
 if __name__ == "__main__":

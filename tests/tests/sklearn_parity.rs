@@ -1,5 +1,6 @@
-//! Parity of tinygen's EM with scikit-learn's GaussianMixture, and of the
-//! runtime's f32 scoring with the trainer's f64 scoring.
+//! Parity of tinygen's EM with scikit-learn's GaussianMixture and of its
+//! shrunk covariance with scikit-learn's OAS, and of the runtime's f32
+//! scoring with the trainer's f64 scoring.
 //!
 //! Fixtures come from `scripts/sklearn_fixtures.py`; the committed ones are in
 //! `tests/fixtures/sklearn`, and `TINYGEN_SKLEARN_FIXTURES=DIR` points the test
@@ -12,8 +13,59 @@ use tinygen::host::AlignedBytes;
 use tinygen_runtime::Gmm;
 use tinygen_runtime::gmm::Covariance;
 
+/// The fixtures whose file name starts with `prefix` (`gmm_`, `oas_`).
+fn fixtures_of(prefix: &str, min: usize) -> Vec<(String, Value)> {
+    let all = tinygen_tests::json_fixtures("TINYGEN_SKLEARN_FIXTURES", "sklearn", 1);
+    let some: Vec<_> = all
+        .into_iter()
+        .filter(|(path, _)| {
+            std::path::Path::new(path)
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect();
+    assert!(
+        some.len() >= min,
+        "expected at least {min} {prefix}* fixtures"
+    );
+    some
+}
+
 fn fixtures() -> Vec<(String, Value)> {
-    tinygen_tests::json_fixtures("TINYGEN_SKLEARN_FIXTURES", "sklearn", 5)
+    fixtures_of("gmm_", 5)
+}
+
+#[test]
+fn oas_matches_scikit_learn() {
+    for (name, f) in fixtures_of("oas_", 3) {
+        let x = matrix(&f["x"]);
+        let ours = tinygen::density::shrinkage::oas(&x).unwrap();
+        assert_close(
+            &format!("{name}: location"),
+            &ours.mean,
+            &flat(&f["location"]),
+            1e-12,
+            1e-12,
+        );
+        assert_close(
+            &format!("{name}: covariance"),
+            ours.covariance.as_slice(),
+            &flat(&f["covariance"]),
+            1e-10,
+            1e-12,
+        );
+        // scikit-learn reports 0 for one feature, where every weight gives
+        // the same covariance.
+        if x.ncols() > 1 {
+            let theirs = f["shrinkage"].as_f64().unwrap();
+            assert!(
+                (ours.shrinkage - theirs).abs() < 1e-12,
+                "{name}: shrinkage {} against {theirs}",
+                ours.shrinkage
+            );
+        }
+        assert!(ours.mixture().unwrap().components() == 1);
+    }
 }
 
 fn flat(v: &Value) -> Vec<f64> {

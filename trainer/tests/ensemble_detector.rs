@@ -8,6 +8,7 @@ use std::path::Path;
 use nalgebra::DMatrix;
 use tinygen::data::Dataset;
 use tinygen::density::gmm::GaussianMixture;
+use tinygen::density::shrinkage::oas;
 use tinygen::density::standardize::Standardizer;
 use tinygen::detector::density::{Density, Ensemble, GmmDensity, max_components};
 use tinygen::detector::fit::Scorer;
@@ -118,10 +119,23 @@ fn the_budget_caps_the_file_at_64_kib() {
             );
             assert_eq!(expected.len(), (c / 4).min(8), "d = {d}");
         } else {
-            // Not even one K = 4 member fits: one member of max(C, 1) components.
+            // Not even one K = 4 member fits: the default fits one OAS-shrunk
+            // Gaussian on all the standardized rows; without that rule, one
+            // member of max(C, 1) components.
+            assert!(Ensemble::bagged(3).is_wide(d));
+            let z = fitted.standardizer.apply(&x);
+            assert_eq!(fitted.mixture, oas(&z).unwrap().mixture().unwrap());
             assert_eq!(expected.len(), 1);
-            assert!(fitted.mixture.components() <= c.max(1));
+            let members = Ensemble {
+                shrunk_when_wide: false,
+                ..Ensemble::bagged(3)
+            }
+            .fit_mixture(&z)
+            .unwrap();
+            assert!(members.components() <= c.max(1));
+            assert_ne!(members, fitted.mixture);
         }
+        assert_eq!(Ensemble::bagged(3).is_wide(d), c < 4);
         assert!(fitted.mixture.components() <= 4 * expected.len());
     }
     // The budget is exact: the runtime encoder's file of C full components

@@ -112,7 +112,9 @@ impl MixtureArgs {
 
 /// How a detector's density is built from mixtures (`fit detector`, `eval
 /// anomaly`): by default the bagged ensemble of [`Ensemble::bagged`], whose
-/// members take the mixture options.
+/// members take the mixture options (given any of -k, --reg-covar and
+/// --min-weight, also on data too wide for the budget, where the default
+/// fits one OAS-shrunk Gaussian).
 #[derive(Debug, Clone, Args)]
 pub struct EnsembleArgs {
     /// One mixture on rows standardized by mean and standard deviation,
@@ -138,11 +140,16 @@ impl EnsembleArgs {
         }
         let defaults = Ensemble::bagged(seed);
         let members = self.members.map_or(defaults.members.len(), usize::from);
+        // Members the user described are fitted as described, wide data too.
+        let described = mixture.components.is_some()
+            || mixture.reg_covar.is_some()
+            || mixture.min_weight.is_some();
         Density::Ensemble(Ensemble {
             members: (0..members as u64)
                 .map(|i| mixture.detector(seed.wrapping_add(i)))
                 .collect(),
             subsample: self.subsample.unwrap_or(defaults.subsample),
+            shrunk_when_wide: defaults.shrunk_when_wide && !described,
             ..defaults
         })
     }
@@ -213,5 +220,32 @@ impl NeuralArgs {
             int8: self.quantize == Some(export::Quantize::Int8),
             ..Default::default()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn described_members_are_fitted_on_wide_data_too() {
+        let ensemble = EnsembleArgs {
+            single: false,
+            members: None,
+            subsample: None,
+        };
+        let mut mixture = MixtureArgs {
+            components: None,
+            covariance: CovarianceArg::Full,
+            reg_covar: None,
+            min_weight: None,
+        };
+        let shrunk = |m: &MixtureArgs| match ensemble.density(m, 0) {
+            Density::Ensemble(e) => e.shrunk_when_wide,
+            other => panic!("not an ensemble: {other:?}"),
+        };
+        assert!(shrunk(&mixture));
+        mixture.reg_covar = Some(RegCovar::Fixed(0.01));
+        assert!(!shrunk(&mixture));
     }
 }

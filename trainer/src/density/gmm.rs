@@ -213,6 +213,25 @@ impl GaussianMixture {
         })
     }
 
+    /// One full-covariance Gaussian with this mean and covariance.
+    pub fn gaussian(mean: &[f64], covariance: &DMatrix<f64>) -> Result<Self, FitError> {
+        let d = mean.len();
+        if covariance.shape() != (d, d) {
+            return Err(FitError::Invalid(format!(
+                "a {d}-dimensional Gaussian needs a {d} x {d} covariance"
+            )));
+        }
+        let covariances = covariance.transpose().as_slice().to_vec();
+        let precisions_cholesky = precision_cholesky(&covariances, Covariance::Full, 1, d, 0.0)?;
+        Ok(Self {
+            covariance: Covariance::Full,
+            weights: vec![1.0],
+            means: mean.to_vec(),
+            covariances,
+            precisions_cholesky,
+        })
+    }
+
     /// `ln N(x_i | mu_k, Sigma_k)` for every row i and component k (N x K).
     pub fn log_gaussian(&self, x: &DMatrix<f64>) -> DMatrix<f64> {
         let (n, d) = x.shape();

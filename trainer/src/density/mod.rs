@@ -6,4 +6,5 @@ pub mod gmm_gd;
 pub mod kde;
 pub mod kmeans;
 pub mod sample;
+pub mod shrinkage;
 pub mod standardize;

@@ -8,6 +8,7 @@ use tinygen_runtime::gmm::{Covariance, GmmParams, GmmSpec};
 
 use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
 use crate::density::kde::{KdeOptions, fit_kde};
+use crate::density::shrinkage::oas;
 use crate::density::standardize::Standardizer;
 
 /// Regularisation added to a detector's covariance diagonal.
@@ -123,8 +124,12 @@ pub struct Ensemble {
     /// If given, the mixture must fit in a file of this many bytes: only
     /// the first `floor(C / K)` members are fitted (C the most components
     /// that fit, K the members' largest component count), or, when not
-    /// even one fits, the first member alone with `max(C, 1)` components.
+    /// even one fits (the data are "wide"), the first member alone with
+    /// `max(C, 1)` components, or see [`Ensemble::shrunk_when_wide`].
     pub max_bytes: Option<usize>,
+    /// Wide data (above): one Gaussian on all the rows with the OAS shrunk
+    /// covariance ([`crate::density::shrinkage`]) instead of one member.
+    pub shrunk_when_wide: bool,
     /// If given, standardize by median and IQR with this floor
     /// ([`Standardizer::fit_robust`]) instead of mean and standard
     /// deviation.
@@ -137,7 +142,10 @@ impl Ensemble {
     /// [`GmmDensity::smoothed`] (K = 4 full, Scott's regularisation, pruned
     /// at 5 %) with seeds `seed..seed + 8`, on random halves of the rows
     /// standardized by median and IQR / 1.349 (floored at a quarter of the
-    /// standard deviation), at most 64 KiB.
+    /// standard deviation), at most 64 KiB; where not one member fits (89
+    /// features or more), one OAS-shrunk Gaussian on all the rows (chosen
+    /// on the wide sets of ODDS and the fresh suite, confirmed on ADBench's
+    /// embeddings, see BENCHMARKS.md).
     pub fn bagged(seed: u64) -> Self {
         Self {
             members: (0..8)
@@ -146,6 +154,7 @@ impl Ensemble {
             subsample: 0.5,
             max_bytes: Some(64 * 1024),
             robust_scale: Some(0.25),
+            shrunk_when_wide: true,
         }
     }
 
@@ -167,6 +176,9 @@ impl Ensemble {
             "the subsample fraction must be in (0, 1], not {}",
             self.subsample
         );
+        if self.shrunk_when_wide && self.is_wide(x.ncols()) {
+            return Ok(oas(x)?.mixture()?);
+        }
         let n = x.nrows();
         let take = ((n as f64 * self.subsample).round() as usize).clamp(1, n);
         let members = self
@@ -187,10 +199,28 @@ impl Ensemble {
 
     /// The members fitted in `d` dimensions under [`Ensemble::max_bytes`].
     pub fn within_budget(&self, d: usize) -> Vec<GmmDensity> {
-        let (Some(max_bytes), Some(first)) = (self.max_bytes, self.members.first()) else {
+        let (Some((budget, widest)), Some(first)) = (self.budget(d), self.members.first()) else {
             return self.members.clone();
         };
-        let budget = max_components(d, first.em.covariance, max_bytes);
+        match budget / widest {
+            0 => vec![GmmDensity {
+                components: Components::Fixed(budget.max(1)),
+                ..first.clone()
+            }],
+            fit => self.members.iter().take(fit).cloned().collect(),
+        }
+    }
+
+    /// Whether not one member fits [`Ensemble::max_bytes`] in `d` dimensions.
+    pub fn is_wide(&self, d: usize) -> bool {
+        self.budget(d)
+            .is_some_and(|(budget, widest)| budget < widest)
+    }
+
+    /// The most components that fit the budget in `d` dimensions, and the
+    /// members' largest component count; `None` without a budget.
+    fn budget(&self, d: usize) -> Option<(usize, usize)> {
+        let (max_bytes, first) = (self.max_bytes?, self.members.first()?);
         let widest = self
             .members
             .iter()
@@ -200,13 +230,7 @@ impl Ensemble {
             })
             .max()
             .unwrap_or(1);
-        match budget / widest {
-            0 => vec![GmmDensity {
-                components: Components::Fixed(budget.max(1)),
-                ..first.clone()
-            }],
-            fit => self.members.iter().take(fit).cloned().collect(),
-        }
+        Some((max_components(d, first.em.covariance, max_bytes), widest))
     }
 }
 
