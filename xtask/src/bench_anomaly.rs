@@ -21,9 +21,6 @@ pub(crate) enum Suite {
     /// The 11 sets of `data/anomaly-fresh/` (a second held-out suite, from
     /// another collection), as `dev`.
     Fresh,
-    /// The 23 wide sets of `data/anomaly-embedding/` (image and text
-    /// embeddings), as `dev`.
-    Embedding,
 }
 
 /// Which part of the development suite to run.
@@ -74,7 +71,6 @@ pub(crate) fn bench_anomaly(
         Suite::Odds => odds(neural),
         Suite::Dev => dev("anomaly-dev", "anomaly_dev_data.py", part),
         Suite::Fresh => dev("anomaly-fresh", "anomaly_fresh_data.py", Part::All),
-        Suite::Embedding => dev("anomaly-embedding", "anomaly_embedding_data.py", Part::All),
     }
 }
 
@@ -348,11 +344,11 @@ fn suite_files(suite: Suite, part: Part) -> anyhow::Result<Vec<(String, PathBuf,
             names.sort();
             (dir, names, "csv")
         }
-        Suite::Dev | Suite::Fresh | Suite::Embedding => {
-            let name = match suite {
-                Suite::Dev => "anomaly-dev",
-                Suite::Fresh => "anomaly-fresh",
-                _ => "anomaly-embedding",
+        Suite::Dev | Suite::Fresh => {
+            let name = if suite == Suite::Dev {
+                "anomaly-dev"
+            } else {
+                "anomaly-fresh"
             };
             let names = dev_sets(name, part)?.into_iter().map(|s| s.name).collect();
             (shared().join("data").join(name), names, "csv.gz")
