@@ -19,8 +19,9 @@ scores on the fitted rows.
 
 Prints, per set, the mean ROC-AUC over the splits of each detector:
 - default: `bag:scott` (the full 64 KiB budget);
-- `z:scott+0.01/half`: the candidate of `data/anomaly-fresh/README.md`, the
-  z-score ensemble of `bag:scott` and `bag:0.01`, 32 KiB each;
+- `z:bag:scott/half+bag:0.01/half`: the candidate of
+  `data/anomaly-fresh/README.md`, the z-score ensemble of `bag:scott` and
+  `bag:0.01`, 32 KiB each;
 - with `--study`, the study of BENCHMARKS.md instead: `bag:scott`,
   `bag:0.01`, `bag:0.001` (64 KiB each), one Gaussian (reg 1e-6), a
   Ledoit-Wolf Gaussian (Mahalanobis distance), and z-score ensembles of them.
