@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """scikit-learn baselines of the anomaly benchmark, in tinygen's protocol.
 
-    python scripts/anomaly_baselines.py --data DIR [--sets a,b,..] [--novelty]
+    python scripts/anomaly_baselines.py --data DIR [--sets a,b,..] [--novelty] [--detectors a,b]
 
 DIR holds `csv/NAME.csv[.gz]` (columns x0.., label; label != 0 = outlier) and
 `splits/NAME.txt` (one line per split: the 0-based train row indices); the
@@ -40,15 +40,15 @@ def standardize(fit_rows, *others):
     return [(x - mean) / std for x in (fit_rows, *others)]
 
 
-def evaluate(x, y, splits, novelty):
-    aucs = {name: [] for name in DETECTORS}
+def evaluate(x, y, splits, novelty, detectors=DETECTORS):
+    aucs = {name: [] for name in detectors}
     for train in splits:
         is_train = np.zeros(len(y), bool)
         is_train[train] = True
         fit_rows = x[is_train & (y == 0)] if novelty else x[is_train]
         fit_rows, test = standardize(fit_rows, x[~is_train])
-        for name, make in DETECTORS.items():
-            model = make().fit(fit_rows)
+        for name in detectors:
+            model = DETECTORS[name]().fit(fit_rows)
             aucs[name].append(roc_auc_score(y[~is_train] != 0, -model.score_samples(test)))
     return {name: float(np.mean(v)) for name, v in aucs.items()}
 
@@ -58,18 +58,23 @@ def main():
     ap.add_argument("--data", type=pathlib.Path, required=True)
     ap.add_argument("--sets", help="comma-separated set names (default: every CSV)")
     ap.add_argument("--novelty", action="store_true", help="fit on the normal train rows only")
+    ap.add_argument("--detectors", default=",".join(DETECTORS), help="comma-separated (default: all)")
     args = ap.parse_args()
+    detectors = args.detectors.split(",")
+    unknown = set(detectors) - set(DETECTORS)
+    if unknown:
+        ap.error(f"unknown detectors: {', '.join(sorted(unknown))}")
     csvs = {p.name.split(".csv")[0]: p for p in (args.data / "csv").glob("*.csv*")}
     names = args.sets.split(",") if args.sets else sorted(csvs, key=str.lower)
-    print("set\t" + "\t".join(DETECTORS))
+    print("set\t" + "\t".join(detectors))
     for name in names:
         table = pd.read_csv(csvs[name])
         y = table.pop("label").to_numpy()
         x = table.to_numpy(dtype=np.float64)
         lines = (args.data / f"splits/{name}.txt").read_text().split("\n")
         splits = [np.array(line.split(), dtype=np.int64) for line in lines if line.strip()]
-        result = evaluate(x, y, splits, args.novelty)
-        print(name + "\t" + "\t".join(f"{result[d]:.4f}" for d in DETECTORS), flush=True)
+        result = evaluate(x, y, splits, args.novelty, detectors)
+        print(name + "\t" + "\t".join(f"{result[d]:.4f}" for d in detectors), flush=True)
 
 
 if __name__ == "__main__":
