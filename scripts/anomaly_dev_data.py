@@ -79,6 +79,38 @@ def fmt(v):
     return repr(float(v)) if isinstance(v, np.floating) else str(int(v))
 
 
+def write_set(out, name, x, y, split_seed, compresslevel=9):
+    """Writes `csv/NAME.csv.gz` (columns x0..x{d-1}, label) and
+    `splits/NAME.txt` (SPLITS random train parts of TRAIN_FRACTION, numpy
+    `default_rng(split_seed)`, each test part holding both classes) under
+    `out`; returns the CSV's sha256 and the two files' SHA256SUMS lines."""
+    (out / "csv").mkdir(parents=True, exist_ok=True)
+    (out / "splits").mkdir(parents=True, exist_ok=True)
+    lines = [",".join([f"x{j}" for j in range(x.shape[1])] + ["label"])]
+    lines += [",".join([fmt(v) for v in row] + [str(label)]) for row, label in zip(x, y)]
+    text = ("\n".join(lines) + "\n").encode()
+    csv = gzip.compress(text, compresslevel=compresslevel, mtime=0)
+    (out / f"csv/{name}.csv.gz").write_bytes(csv)
+    rng = np.random.default_rng(split_seed)
+    n_train = int(round(TRAIN_FRACTION * len(y)))
+    split_lines = []
+    for _ in range(SPLITS):
+        train = np.sort(rng.permutation(len(y))[:n_train])
+        test = np.setdiff1d(np.arange(len(y)), train)
+        assert 0 < y[test].sum() < len(test), f"{name}: a test part has one class"
+        split_lines.append(" ".join(map(str, train)))
+    splits = ("\n".join(split_lines) + "\n").encode()
+    (out / f"splits/{name}.txt").write_bytes(splits)
+    return sha256(csv), [f"{sha256(csv)}  csv/{name}.csv.gz", f"{sha256(splits)}  splits/{name}.txt"]
+
+
+def write_index(out, sums, table, sets):
+    """Writes `SHA256SUMS` under `out` and, if `sets` is given, the suite's table there."""
+    (out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    if sets:
+        sets.write_text("\n".join(table) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--adbench", type=pathlib.Path, required=True)
@@ -88,8 +120,6 @@ def main():
     order = np.random.default_rng(PART_SEED).permutation(len(SETS))
     part = {SETS[i][0]: "choice" if r < CHOICE_SETS else "confirmation" for r, i in enumerate(order)}
     table = ["name\tpart\trows\tfeatures\toutliers\tadbench_file\tcsv_sha256"]
-    (args.out / "csv").mkdir(parents=True, exist_ok=True)
-    (args.out / "splits").mkdir(parents=True, exist_ok=True)
     sums = []
     for n, (name, file, digest) in enumerate(SETS):
         raw = (args.adbench / file).read_bytes()
@@ -100,28 +130,12 @@ def main():
         assert np.isfinite(x.astype(np.float64)).all(), name
         keep = subsample(y, 0)
         x, y = x[keep], y[keep]
-        lines = [",".join([f"x{j}" for j in range(x.shape[1])] + ["label"])]
-        lines += [",".join([fmt(v) for v in row] + [str(label)]) for row, label in zip(x, y)]
-        text = ("\n".join(lines) + "\n").encode()
-        csv = gzip.compress(text, compresslevel=9, mtime=0)
-        (args.out / f"csv/{name}.csv.gz").write_bytes(csv)
-        rng = np.random.default_rng(1000 + n)
-        n_train = int(round(TRAIN_FRACTION * len(y)))
-        split_lines = []
-        for _ in range(SPLITS):
-            train = np.sort(rng.permutation(len(y))[:n_train])
-            test = np.setdiff1d(np.arange(len(y)), train)
-            assert 0 < y[test].sum() < len(test), f"{name}: a test part has one class"
-            split_lines.append(" ".join(map(str, train)))
-        splits = ("\n".join(split_lines) + "\n").encode()
-        (args.out / f"splits/{name}.txt").write_bytes(splits)
-        sums += [f"{sha256(csv)}  csv/{name}.csv.gz", f"{sha256(splits)}  splits/{name}.txt"]
-        row = [name, part[name], x.shape[0], x.shape[1], int(y.sum()), file, sha256(csv)]
+        csv_sha, set_sums = write_set(args.out, name, x, y, 1000 + n)
+        sums += set_sums
+        row = [name, part[name], x.shape[0], x.shape[1], int(y.sum()), file, csv_sha]
         table.append("\t".join(map(str, row)))
         print(table[-1])
-    (args.out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
-    if args.sets:
-        args.sets.write_text("\n".join(table) + "\n")
+    write_index(args.out, sums, table, args.sets)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ the same layout as `anomaly_dev_data.py` writes (`csv/`, `splits/`,
 No set has more than 10,000 rows, so none is subsampled. Deterministic.
 """
 import argparse
-import gzip
 import pathlib
 
 import numpy as np
 
-from anomaly_dev_data import SPLITS, TRAIN_FRACTION, fmt, sha256
+from anomaly_dev_data import sha256, write_index, write_set
 
 # name, file under DIR, sha256
 SETS = [
@@ -55,8 +54,6 @@ def main():
     ap.add_argument("--sets", type=pathlib.Path)
     args = ap.parse_args()
     table = ["name\tpart\trows\tfeatures\toutliers\tadbench_file\tcsv_sha256"]
-    (args.out / "csv").mkdir(parents=True, exist_ok=True)
-    (args.out / "splits").mkdir(parents=True, exist_ok=True)
     sums = []
     for n, (name, file, digest) in enumerate(SETS):
         raw = (args.adbench / file).read_bytes()
@@ -65,27 +62,12 @@ def main():
         x, y = d["X"], d["y"].astype(np.int64).ravel()
         assert x.ndim == 2 and len(x) == len(y) and set(np.unique(y)) == {0, 1}, name
         assert np.isfinite(x.astype(np.float64)).all(), name
-        lines = [",".join([f"x{j}" for j in range(x.shape[1])] + ["label"])]
-        lines += [",".join([fmt(v) for v in row] + [str(label)]) for row, label in zip(x, y)]
-        csv = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=6, mtime=0)
-        (args.out / f"csv/{name}.csv.gz").write_bytes(csv)
-        rng = np.random.default_rng(3000 + n)
-        n_train = int(round(TRAIN_FRACTION * len(y)))
-        split_lines = []
-        for _ in range(SPLITS):
-            train = np.sort(rng.permutation(len(y))[:n_train])
-            test = np.setdiff1d(np.arange(len(y)), train)
-            assert 0 < y[test].sum() < len(test), f"{name}: a test part has one class"
-            split_lines.append(" ".join(map(str, train)))
-        splits = ("\n".join(split_lines) + "\n").encode()
-        (args.out / f"splits/{name}.txt").write_bytes(splits)
-        sums += [f"{sha256(csv)}  csv/{name}.csv.gz", f"{sha256(splits)}  splits/{name}.txt"]
-        row = [name, "embedding", x.shape[0], x.shape[1], int(y.sum()), file, sha256(csv)]
+        csv_sha, set_sums = write_set(args.out, name, x, y, 3000 + n, compresslevel=6)
+        sums += set_sums
+        row = [name, "embedding", x.shape[0], x.shape[1], int(y.sum()), file, csv_sha]
         table.append("\t".join(map(str, row)))
         print(table[-1], flush=True)
-    (args.out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
-    if args.sets:
-        args.sets.write_text("\n".join(table) + "\n")
+    write_index(args.out, sums, table, args.sets)
 
 
 if __name__ == "__main__":

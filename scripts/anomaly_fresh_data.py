@@ -18,8 +18,6 @@ rows are subsampled to 10,000 rows, stratified, seed 0, as in
 """
 import argparse
 import csv as csvlib
-import gzip
-import hashlib
 import io
 import lzma
 import pathlib
@@ -27,7 +25,7 @@ import tarfile
 
 import numpy as np
 
-from anomaly_dev_data import SPLITS, TRAIN_FRACTION, fmt, sha256, subsample
+from anomaly_dev_data import sha256, subsample, write_index, write_set
 
 CAT = "categorical data"
 NUM = "numerical data/DevNet datasets"
@@ -127,8 +125,6 @@ def main():
     ap.add_argument("--sets", type=pathlib.Path)
     args = ap.parse_args()
     table = ["name\tpart\trows\tfeatures\toutliers\tsource_file\tcsv_sha256"]
-    (args.out / "csv").mkdir(parents=True, exist_ok=True)
-    (args.out / "splits").mkdir(parents=True, exist_ok=True)
     sums = []
     for n, (name, file, member, outlier, digest) in enumerate(SETS):
         raw = (args.repo / file).read_bytes()
@@ -141,27 +137,12 @@ def main():
         keep = subsample(y, 0)
         x, y = x[keep], y[keep]
         x = x.astype(np.float64)
-        lines = [",".join([f"x{j}" for j in range(x.shape[1])] + ["label"])]
-        lines += [",".join([fmt(v) for v in row] + [str(label)]) for row, label in zip(x, y)]
-        csv = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=9, mtime=0)
-        (args.out / f"csv/{name}.csv.gz").write_bytes(csv)
-        rng = np.random.default_rng(2000 + n)
-        n_train = int(round(TRAIN_FRACTION * len(y)))
-        split_lines = []
-        for _ in range(SPLITS):
-            train = np.sort(rng.permutation(len(y))[:n_train])
-            test = np.setdiff1d(np.arange(len(y)), train)
-            assert 0 < y[test].sum() < len(test), f"{name}: a test part has one class"
-            split_lines.append(" ".join(map(str, train)))
-        splits = ("\n".join(split_lines) + "\n").encode()
-        (args.out / f"splits/{name}.txt").write_bytes(splits)
-        sums += [f"{sha256(csv)}  csv/{name}.csv.gz", f"{sha256(splits)}  splits/{name}.txt"]
-        row = [name, "fresh", x.shape[0], x.shape[1], int(y.sum()), pathlib.Path(file).name, sha256(csv)]
+        csv_sha, set_sums = write_set(args.out, name, x, y, 2000 + n)
+        sums += set_sums
+        row = [name, "fresh", x.shape[0], x.shape[1], int(y.sum()), pathlib.Path(file).name, csv_sha]
         table.append("\t".join(map(str, row)))
         print(table[-1], flush=True)
-    (args.out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
-    if args.sets:
-        args.sets.write_text("\n".join(table) + "\n")
+    write_index(args.out, sums, table, args.sets)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from sklearn.covariance import OAS, LedoitWolf
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
-from anomaly_zscore_study import BUDGET, K, load, neg_log_density, robust_standardization, shape
+from anomaly_zscore_study import BUDGET, K, load, neg_log_density, print_results, robust_standardization, shape
 
 
 def member(u, reg, half):
@@ -91,11 +91,7 @@ def main():
             if members == 1 and k < K:
                 jobs.append((data, p.name.split(".csv")[0]))
     results = Parallel(n_jobs=-1)(delayed(evaluate)(d, n, args.novelty, args.study) for d, n in jobs)
-    columns = list(results[0][1])
-    print("\t".join(["set"] + columns))
-    for name, r in results:
-        print("\t".join([name] + [f"{r[c]:.4f}" for c in columns]), flush=True)
-    print("\t".join(["mean"] + [f"{np.mean([r[c] for _, r in results]):.4f}" for c in columns]))
+    print_results(results)
 
 
 if __name__ == "__main__":

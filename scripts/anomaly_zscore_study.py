@@ -137,6 +137,15 @@ def evaluate(data, name, novelty, study):
     return name, {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
+def print_results(results):
+    """A tab-separated table of (set, {detector: mean ROC-AUC}) pairs and their means."""
+    columns = list(results[0][1])
+    print("\t".join(["set"] + columns))
+    for name, r in results:
+        print("\t".join([name] + [f"{r[c]:.4f}" for c in columns]), flush=True)
+    print("\t".join(["mean"] + [f"{np.mean([r[c] for _, r in results]):.4f}" for c in columns]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=pathlib.Path, required=True)
@@ -148,11 +157,7 @@ def main():
         p.name.split(".csv")[0] for p in (args.data / "csv").glob("*.csv*")
     )
     results = Parallel(n_jobs=-1)(delayed(evaluate)(args.data, n, args.novelty, args.study) for n in names)
-    columns = list(results[0][1])
-    print("\t".join(["set"] + columns))
-    for name, r in results:
-        print("\t".join([name] + [f"{r[c]:.4f}" for c in columns]), flush=True)
-    print("\t".join(["mean"] + [f"{np.mean([r[c] for _, r in results]):.4f}" for c in columns]))
+    print_results(results)
 
 
 if __name__ == "__main__":
