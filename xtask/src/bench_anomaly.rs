@@ -1,5 +1,5 @@
 //! `cargo xtask bench-anomaly`: the anomaly benchmarks, on the 17 ODDS sets
-//! (`--suite odds`) or on the development suite of issue 16 (`--suite dev`).
+//! (`--suite odds`) or on the suites of issue 16 (`--suite dev|fresh|pmlb`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +21,22 @@ pub(crate) enum Suite {
     /// The 11 sets of `data/anomaly-fresh/` (a second held-out suite, from
     /// another collection), as `dev`.
     Fresh,
+    /// The 15 sets of `data/anomaly-pmlb/` (a third held-out suite, derived
+    /// from PMLB's classification sets), as `dev`.
+    Pmlb,
+}
+
+impl Suite {
+    /// The suite's directory under `data/` and the script that builds it
+    /// (`None` for ODDS).
+    fn data(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Suite::Odds => None,
+            Suite::Dev => Some(("anomaly-dev", "anomaly_dev_data.py")),
+            Suite::Fresh => Some(("anomaly-fresh", "anomaly_fresh_data.py")),
+            Suite::Pmlb => Some(("anomaly-pmlb", "anomaly_pmlb_data.py")),
+        }
+    }
 }
 
 /// Which part of the development suite to run.
@@ -67,10 +83,9 @@ pub(crate) fn bench_anomaly(
     if m4f {
         return m4f_costs(suite, part);
     }
-    match suite {
-        Suite::Odds => odds(neural),
-        Suite::Dev => dev("anomaly-dev", "anomaly_dev_data.py", part),
-        Suite::Fresh => dev("anomaly-fresh", "anomaly_fresh_data.py", Part::All),
+    match suite.data() {
+        None => odds(neural),
+        Some((dir, script)) => dev(dir, script, part),
     }
 }
 
@@ -344,12 +359,8 @@ fn suite_files(suite: Suite, part: Part) -> anyhow::Result<Vec<(String, PathBuf,
             names.sort();
             (dir, names, "csv")
         }
-        Suite::Dev | Suite::Fresh => {
-            let name = if suite == Suite::Dev {
-                "anomaly-dev"
-            } else {
-                "anomaly-fresh"
-            };
+        _ => {
+            let (name, _) = suite.data().context("a suite of issue 16")?;
             let names = dev_sets(name, part)?.into_iter().map(|s| s.name).collect();
             (shared().join("data").join(name), names, "csv.gz")
         }
