@@ -38,7 +38,10 @@ struct Case {
     dim: usize,
     /// Values per expected row (1 for densities and detectors).
     out_dim: usize,
-    inputs: &'static [f32],
+    /// The input rows' values, stored once where rows overlap (build.rs).
+    series: &'static [f32],
+    /// Where each input row of `dim` values starts in `series`.
+    starts: &'static [u32],
     expected: &'static [f32],
     /// 1 for an anomaly, 0 for a normal row (detector cases; may be empty).
     labels: &'static [u8],
@@ -57,6 +60,15 @@ const MAX_WIDTH: usize = if cfg!(small_ram) { 200 } else { 512 };
 const MAX_OUTPUT: usize = if cfg!(small_ram) { 784 } else { 1024 };
 
 include!(concat!(env!("OUT_DIR"), "/cases.rs"));
+
+impl Case {
+    /// The input rows, in order (build.rs keeps every row inside `series`).
+    fn rows(&self) -> impl Iterator<Item = &'static [f32]> + '_ {
+        self.starts
+            .iter()
+            .filter_map(|&s| self.series.get(s as usize..s as usize + self.dim))
+    }
+}
 
 /// Largest relative difference from the host (relative to max(1, |value|))
 /// that still counts as a match. With libm the device is bit-exact in
@@ -141,7 +153,9 @@ fn score_case<const OUT: usize>(case: &Case, model: &AnyModel<'_>, measure: bool
         return 1;
     };
     // One exactly measured call (markers for the instruction counter).
-    let first = &case.inputs[..case.dim];
+    let Some(first) = case.rows().next() else {
+        return 1;
+    };
     if let (true, AnyModel::Diffusion(diffusion)) = (measure, model) {
         measure_diffusion_sample(diffusion, out);
     } else if measure {
@@ -156,8 +170,7 @@ fn score_case<const OUT: usize>(case: &Case, model: &AnyModel<'_>, measure: bool
     let mut mismatches = 0;
     let mut bit_exact = 0;
     let mut max_rel = 0.0f32;
-    let rows = case.inputs.chunks_exact(case.dim);
-    for (x, want) in rows.zip(case.expected.chunks_exact(out_len)) {
+    for (x, want) in case.rows().zip(case.expected.chunks_exact(out_len)) {
         if let Err(e) = model.eval(x, out, &mut scratch) {
             println!("case {}: evaluation failed: {}", case.name, e);
             mismatches += 1;
@@ -287,7 +300,7 @@ fn learn(case: &Case, file: &mut [u8]) -> Result<usize, Error> {
     // instruction counter): every input, the fit and the threshold.
     tinygen_bench_start();
     let mut result = Ok(());
-    for x in case.inputs.chunks_exact(case.dim).take(needed) {
+    for x in case.rows().take(needed) {
         if let Err(e) = learner.observe(black_box(x)) {
             result = Err(e);
             break;
@@ -449,7 +462,7 @@ fn stack_used(f: impl FnOnce()) -> usize {
 /// Streams a detector case's inputs and prints its hit and false-alarm counts.
 fn report_alarms(case: &Case, detector: &Detector) {
     let (mut hits, mut anomalies, mut false_alarms, mut normal) = (0, 0, 0, 0);
-    for (x, &label) in case.inputs.chunks_exact(case.dim).zip(case.labels) {
+    for (x, &label) in case.rows().zip(case.labels) {
         let alarm = detector.is_anomaly(x).unwrap_or(true);
         if label != 0 {
             anomalies += 1;

@@ -447,8 +447,9 @@ const CODE_RESERVE: u64 = 132 << 10;
 /// leaves the on-device learner out).
 const C_CODE_RESERVE: u64 = 88 << 10;
 
-/// Flash a case directory takes in the firmware, estimated: the model
-/// file, 4 bytes per value of the CSV files, 1 per label.
+/// Flash a case directory takes in the firmware, at most: the model file,
+/// 4 bytes per value of the CSV files, 1 per label (the Rust firmware
+/// stores overlapping input rows once, so windows may take less).
 fn case_bytes(case: &Path) -> anyhow::Result<u64> {
     let mut bytes = std::fs::metadata(case.join("model.tgm"))?.len();
     for (name, width) in [
