@@ -35,27 +35,7 @@ fn floats(path: &Path, skip_header: bool) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The rows stored once where they overlap: one series in which each row
-/// starts where its head repeats the series' tail so far (consecutive
-/// windows that share samples share storage), and each row's start in it.
-fn overlapped(rows: &[Vec<String>]) -> (Vec<&str>, Vec<usize>) {
-    let mut series: Vec<&str> = Vec::new();
-    let mut starts = Vec::with_capacity(rows.len());
-    for row in rows {
-        let shared = (1..=row.len().min(series.len()))
-            .rev()
-            .find(|&k| {
-                series[series.len() - k..]
-                    .iter()
-                    .zip(&row[..k])
-                    .all(|(a, b)| *a == b.as_str())
-            })
-            .unwrap_or(0);
-        starts.push(series.len() - shared);
-        series.extend(row[shared..].iter().map(String::as_str));
-    }
-    (series, starts)
-}
+include!("overlap.rs");
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
@@ -76,6 +56,7 @@ fn main() {
     let memory = Path::new("memory").join(format!("{memory}.x"));
     fs::copy(&memory, out.join("memory.x")).unwrap();
     println!("cargo:rerun-if-changed=memory");
+    println!("cargo:rerun-if-changed=overlap.rs");
     println!("cargo:rustc-link-search={}", out.display());
     // The runtime crates' linker scripts (cortex-m-rt's and riscv-rt's
     // `link.x` include `memory.x`).
@@ -160,7 +141,11 @@ fn main() {
             "    Case {{ name: {name:?}, model: tinygen_runtime::include_model!({:?}), dim: {dim}, out_dim: {}, series: &[{}], starts: &[{}], expected: &[{}], labels: &[{}], samples: &[{}] }},",
             dir.join("model.tgm").display(),
             expected[0].len(),
-            series.join(", "),
+            series
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             starts
                 .iter()
                 .map(usize::to_string)

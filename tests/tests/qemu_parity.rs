@@ -154,10 +154,8 @@ fn c_firmware_outputs_are_bit_identical_to_the_host() {
 /// 7 KB, would not leave that build's stack enough of the 16 KiB of RAM),
 /// the int8 edge case and the diffusion cases, whose 1,040 and 1,152
 /// scratch bytes exceed the 512 that build can spare beside the stack a
-/// neural detector's parse needs, and the BasicMotions stream, whose 360
-/// windows (173 KB) no longer fit the flash beside the C library (the Rust
-/// firmware runs them all on every core; the kernels are the same, and the
-/// M0's C build still scores the other detectors' windows).
+/// neural detector's parse needs (the Rust firmware runs them all on every
+/// core; the kernels are the same).
 fn c_suite_dir(dir: &std::path::Path, core: xtask::Core) -> std::path::PathBuf {
     let c_dir = xtask::target_dir().join(format!("qemu-parity-c-{}-cases", core.name()));
     std::fs::remove_dir_all(&c_dir).ok();
@@ -168,7 +166,6 @@ fn c_suite_dir(dir: &std::path::Path, core: xtask::Core) -> std::path::PathBuf {
                 && (n == LEARN
                     || n == LEARN_MIXTURE
                     || n == INT8_EDGES
-                    || n == STREAM
                     || DIFFUSION.iter().any(|d| n == *d))
         };
         if case.file_name().is_some_and(|n| !skipped(n)) {
@@ -200,13 +197,12 @@ fn sampled_case_lines() -> Vec<String> {
 
 /// Every case's line, as for the Rust firmware, in the C firmware's report.
 fn check_c_report(core: xtask::Core, stdout: &str, suite: &Suite) {
-    let mut lines = Vec::new();
+    let mut lines = vec![
+        suite.stream_report.clone(),
+        format!("case {STREAM}: 360 values, 360 bit-exact, 0 mismatches"),
+    ];
     if core != xtask::Core::M0 {
-        lines.push(suite.stream_report.clone());
         lines.extend(suite.learn_report.iter().cloned());
-        lines.push(format!(
-            "case {STREAM}: 360 values, 360 bit-exact, 0 mismatches"
-        ));
         lines.push(format!(
             "case {INT8_EDGES}: 24 values, 24 bit-exact, 0 mismatches"
         ));

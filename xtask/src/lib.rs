@@ -436,6 +436,12 @@ pub fn run_qemu(elf: &Path, core: Core, icount: Option<&Path>) -> anyhow::Result
     })
 }
 
+/// Overlapping input rows stored once (the Rust firmware's build script
+/// does the same).
+mod overlap {
+    include!("../../firmware/overlap.rs");
+}
+
 /// Flash reserved for the Rust firmware's own code and constants when a
 /// suite is split into images (about 120 KB on the Cortex-M0, whose
 /// soft-float code is the largest, since the on-device learner brought
@@ -448,8 +454,8 @@ const CODE_RESERVE: u64 = 132 << 10;
 const C_CODE_RESERVE: u64 = 88 << 10;
 
 /// Flash a case directory takes in the firmware, at most: the model file,
-/// 4 bytes per value of the CSV files, 1 per label (the Rust firmware
-/// stores overlapping input rows once, so windows may take less).
+/// 4 bytes per value of the CSV files, 1 per label (both firmwares store
+/// overlapping input rows once, so windows may take less).
 fn case_bytes(case: &Path) -> anyhow::Result<u64> {
     let mut bytes = std::fs::metadata(case.join("model.tgm"))?.len();
     for (name, width) in [
@@ -706,8 +712,9 @@ fn csv_rows(path: &Path, skip_header: bool) -> anyhow::Result<Vec<Vec<f32>>> {
 /// cases.h`'s `tg_cases`) for every case directory under `dir` (as the Rust
 /// firmware embeds them: model.tgm, inputs.csv, expected.csv, optional
 /// samples.csv and labels.csv): models as aligned arrays (the trainer's
-/// `--format c` writer), inputs as exact hexadecimal floats, expected
-/// outputs and samples as f32 bit patterns.
+/// `--format c` writer), inputs as exact hexadecimal floats (overlapping
+/// rows stored once, with each row's start), expected outputs and samples
+/// as f32 bit patterns.
 pub fn write_c_cases(dir: &Path, out: &Path) -> anyhow::Result<()> {
     use std::fmt::Write as _;
     let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -760,10 +767,24 @@ pub fn write_c_cases(dir: &Path, out: &Path) -> anyhow::Result<()> {
             &format!("model_{i}"),
             &model,
         )?);
+        // Overlapping rows (windows sharing samples) stored once, compared
+        // by their bits (0.0 and -0.0 differ).
+        let bits: Vec<Vec<u32>> = inputs
+            .iter()
+            .map(|r| r.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        let (series, starts) = overlap::overlapped(&bits);
+        let series: Vec<f32> = series.into_iter().map(|&b| f32::from_bits(b)).collect();
         let _ = writeln!(
             src,
             "static const float inputs_{i}[] = {{\n{}}};",
-            flat(&inputs, &c_float)
+            flat(&[series], &c_float)
+        );
+        let starts: Vec<String> = starts.iter().map(usize::to_string).collect();
+        let _ = writeln!(
+            src,
+            "static const uint32_t starts_{i}[] = {{{}}};",
+            starts.join(", ")
         );
         let _ = writeln!(
             src,
@@ -794,7 +815,7 @@ pub fn write_c_cases(dir: &Path, out: &Path) -> anyhow::Result<()> {
         let _ = writeln!(
             table,
             "    {{{name:?}, model_{i}, sizeof model_{i}, {dim}, {out_dim}, {}, inputs_{i}, \
-             expected_{i}, {samples_ref}, {}, {labels_ref}, {}}},",
+             starts_{i}, expected_{i}, {samples_ref}, {}, {labels_ref}, {}}},",
             inputs.len(),
             samples.len(),
             labels.len()

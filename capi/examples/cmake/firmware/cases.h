@@ -15,9 +15,12 @@ struct tg_case {
   /* Values per input row, and per output row (1 for densities and detectors). */
   size_t dim, out_dim;
   size_t rows;
-  /* rows x dim inputs; rows x out_dim expected outputs as f32 bit patterns:
-     a density's log-density, a detector's score, a network's output. */
+  /* The input rows' values, stored once where rows overlap (windows that
+     share samples), and where each row's dim values start in them; rows x
+     out_dim expected outputs as f32 bit patterns: a density's
+     log-density, a detector's score, a network's output. */
   const float *inputs;
+  const uint32_t *starts;
   const uint32_t *expected;
   /* A decoder's first samples with the generator seeded with 0 (bit
      patterns, n_samples x out_dim), or none. */

@@ -95,7 +95,7 @@ static void report_alarms(const struct tg_case *c) {
   unsigned hits = 0, anomalies = 0, false_alarms = 0, normal = 0;
   for (size_t r = 0; r < c->n_labels; r++) {
     bool alarm = true;
-    tg_detector_is_anomaly(&model, c->inputs + r * c->dim, c->dim, &alarm);
+    tg_detector_is_anomaly(&model, c->inputs + c->starts[r], c->dim, &alarm);
     if (c->labels[r]) {
       anomalies++;
       hits += alarm;
@@ -129,7 +129,7 @@ static tg_status learn_case(const struct tg_case *c, const tg_learner_memory *ne
   tg_progress progress = TG_PROGRESS_LEARNING;
   size_t taken = 0;
   for (size_t r = 0; st == TG_OK && progress != TG_PROGRESS_DONE && r < c->rows; r++, taken++)
-    st = tg_learner_observe(&learner, c->inputs + r * c->dim, c->dim, &progress, NULL);
+    st = tg_learner_observe(&learner, c->inputs + c->starts[r], c->dim, &progress, NULL);
   const uint8_t *file = NULL;
   size_t len = 0;
   if (st == TG_OK) st = tg_learner_file(&learner, &file, &len);
@@ -187,7 +187,7 @@ static int check_case(const struct tg_case *c) {
   }
   unsigned exact = 0, mismatches = 0;
   for (size_t r = 0; r < c->rows; r++) {
-    st = eval(&model, c->inputs + r * c->dim, c->dim, out, c->out_dim);
+    st = eval(&model, c->inputs + c->starts[r], c->dim, out, c->out_dim);
     if (st != TG_OK) {
       printf("case %s: row %u failed: %s\n", c->name, (unsigned)r, tg_strerror(st));
       mismatches++;
