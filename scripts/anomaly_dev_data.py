@@ -104,11 +104,28 @@ def write_set(out, name, x, y, split_seed, compresslevel=9):
     return sha256(csv), [f"{sha256(csv)}  csv/{name}.csv.gz", f"{sha256(splits)}  splits/{name}.txt"]
 
 
-def write_index(out, sums, table, sets):
-    """Writes `SHA256SUMS` under `out` and, if `sets` is given, the suite's table there."""
-    (out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
-    if sets:
-        sets.write_text("\n".join(table) + "\n")
+class Suite:
+    """A suite being written under `out`: each set's files (`write_set`),
+    then `SHA256SUMS` and the suite's table (name, part, rows, features,
+    outliers, the source column, the CSV's sha256)."""
+
+    def __init__(self, out, source_column):
+        self.out = out
+        self.sums = []
+        self.table = [f"name\tpart\trows\tfeatures\toutliers\t{source_column}\tcsv_sha256"]
+
+    def add(self, name, part, x, y, source, split_seed, compresslevel=9):
+        csv_sha, sums = write_set(self.out, name, x, y, split_seed, compresslevel)
+        self.sums += sums
+        row = [name, part, x.shape[0], x.shape[1], int(y.sum()), source, csv_sha]
+        self.table.append("\t".join(map(str, row)))
+        print(self.table[-1], flush=True)
+
+    def finish(self, sets):
+        """Writes `SHA256SUMS` and, if `sets` is given, the table there."""
+        (self.out / "SHA256SUMS").write_text("\n".join(self.sums) + "\n")
+        if sets:
+            sets.write_text("\n".join(self.table) + "\n")
 
 
 def main():
@@ -119,8 +136,7 @@ def main():
     args = ap.parse_args()
     order = np.random.default_rng(PART_SEED).permutation(len(SETS))
     part = {SETS[i][0]: "choice" if r < CHOICE_SETS else "confirmation" for r, i in enumerate(order)}
-    table = ["name\tpart\trows\tfeatures\toutliers\tadbench_file\tcsv_sha256"]
-    sums = []
+    suite = Suite(args.out, "adbench_file")
     for n, (name, file, digest) in enumerate(SETS):
         raw = (args.adbench / file).read_bytes()
         assert sha256(raw) == digest, f"{file}: sha256 differs from the recorded one"
@@ -130,12 +146,8 @@ def main():
         assert np.isfinite(x.astype(np.float64)).all(), name
         keep = subsample(y, 0)
         x, y = x[keep], y[keep]
-        csv_sha, set_sums = write_set(args.out, name, x, y, 1000 + n)
-        sums += set_sums
-        row = [name, part[name], x.shape[0], x.shape[1], int(y.sum()), file, csv_sha]
-        table.append("\t".join(map(str, row)))
-        print(table[-1])
-    write_index(args.out, sums, table, args.sets)
+        suite.add(name, part[name], x, y, file, 1000 + n)
+    suite.finish(args.sets)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from anomaly_dev_data import sha256, write_index, write_set
+from anomaly_dev_data import Suite, sha256
 
 # name, file under DIR, sha256
 SETS = [
@@ -53,8 +53,7 @@ def main():
     ap.add_argument("--out", type=pathlib.Path, required=True)
     ap.add_argument("--sets", type=pathlib.Path)
     args = ap.parse_args()
-    table = ["name\tpart\trows\tfeatures\toutliers\tadbench_file\tcsv_sha256"]
-    sums = []
+    suite = Suite(args.out, "adbench_file")
     for n, (name, file, digest) in enumerate(SETS):
         raw = (args.adbench / file).read_bytes()
         assert sha256(raw) == digest, f"{file}: sha256 differs from the recorded one"
@@ -62,12 +61,8 @@ def main():
         x, y = d["X"], d["y"].astype(np.int64).ravel()
         assert x.ndim == 2 and len(x) == len(y) and set(np.unique(y)) == {0, 1}, name
         assert np.isfinite(x.astype(np.float64)).all(), name
-        csv_sha, set_sums = write_set(args.out, name, x, y, 3000 + n, compresslevel=6)
-        sums += set_sums
-        row = [name, "embedding", x.shape[0], x.shape[1], int(y.sum()), file, csv_sha]
-        table.append("\t".join(map(str, row)))
-        print(table[-1], flush=True)
-    write_index(args.out, sums, table, args.sets)
+        suite.add(name, "embedding", x, y, file, 3000 + n, compresslevel=6)
+    suite.finish(args.sets)
 
 
 if __name__ == "__main__":

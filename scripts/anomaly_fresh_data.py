@@ -25,7 +25,7 @@ import tarfile
 
 import numpy as np
 
-from anomaly_dev_data import sha256, subsample, write_index, write_set
+from anomaly_dev_data import Suite, sha256, subsample
 
 CAT = "categorical data"
 NUM = "numerical data/DevNet datasets"
@@ -124,8 +124,7 @@ def main():
     ap.add_argument("--out", type=pathlib.Path, required=True)
     ap.add_argument("--sets", type=pathlib.Path)
     args = ap.parse_args()
-    table = ["name\tpart\trows\tfeatures\toutliers\tsource_file\tcsv_sha256"]
-    sums = []
+    suite = Suite(args.out, "source_file")
     for n, (name, file, member, outlier, digest) in enumerate(SETS):
         raw = (args.repo / file).read_bytes()
         assert sha256(raw) == digest, f"{file}: sha256 differs from the recorded one"
@@ -137,12 +136,8 @@ def main():
         keep = subsample(y, 0)
         x, y = x[keep], y[keep]
         x = x.astype(np.float64)
-        csv_sha, set_sums = write_set(args.out, name, x, y, 2000 + n)
-        sums += set_sums
-        row = [name, "fresh", x.shape[0], x.shape[1], int(y.sum()), pathlib.Path(file).name, csv_sha]
-        table.append("\t".join(map(str, row)))
-        print(table[-1], flush=True)
-    write_index(args.out, sums, table, args.sets)
+        suite.add(name, "fresh", x, y, pathlib.Path(file).name, 2000 + n)
+    suite.finish(args.sets)
 
 
 if __name__ == "__main__":

@@ -21,18 +21,17 @@ these sets:
 OUT receives, per set, `csv/NAME.csv.gz` (columns x0..x{d-1}, label),
 `splits/NAME.txt` (10 random 60/40 splits, one line per split: the 0-based
 train row indices) and `SHA256SUMS`; with `--sets` also the suite's table
-(`data/anomaly-pmlb/sets.tsv`). Reuses `anomaly_dev_data.py`'s writers;
+(`data/anomaly-pmlb/sets.tsv`). Writes through `anomaly_dev_data.py`'s `Suite`;
 deterministic output.
 """
 import argparse
 import gzip
-import io
 import pathlib
 import subprocess
 
 import numpy as np
 
-from anomaly_dev_data import sha256, write_index, write_set
+from anomaly_dev_data import Suite, sha256
 
 RARE = 0.05
 MAX_OUTLIERS = 0.10
@@ -117,8 +116,7 @@ def main():
     ap.add_argument("--out", type=pathlib.Path, required=True)
     ap.add_argument("--sets", type=pathlib.Path)
     args = ap.parse_args()
-    table = ["name\tpart\trows\tfeatures\toutliers\tpmlb_blob\tcsv_sha256"]
-    sums = []
+    suite = Suite(args.out, "pmlb_blob")
     for n, (name, blob, digest) in enumerate(SETS):
         raw = read_blob(args.pmlb, blob)
         assert sha256(raw) == digest, f"{name}: sha256 differs from the recorded one"
@@ -126,12 +124,8 @@ def main():
         assert np.isfinite(x).all(), name
         x, y = derive(x, classes, 0)
         assert y.sum() >= 10, f"{name}: fewer than 10 outliers"
-        csv_sha, set_sums = write_set(args.out, name, x, y, 3000 + n)
-        sums += set_sums
-        row = [name, "pmlb", x.shape[0], x.shape[1], int(y.sum()), blob, csv_sha]
-        table.append("\t".join(map(str, row)))
-        print(table[-1], flush=True)
-    write_index(args.out, sums, table, args.sets)
+        suite.add(name, "pmlb", x, y, blob, 3000 + n)
+    suite.finish(args.sets)
 
 
 if __name__ == "__main__":
