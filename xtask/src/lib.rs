@@ -440,6 +440,49 @@ pub fn run_qemu(elf: &Path, core: Core, icount: Option<&Path>) -> anyhow::Result
 /// does the same).
 mod overlap {
     include!("../../firmware/overlap.rs");
+
+    #[cfg(test)]
+    mod tests {
+        use super::overlapped;
+
+        fn rebuilt(series: &[&u32], starts: &[usize], dim: usize) -> Vec<Vec<u32>> {
+            starts
+                .iter()
+                .map(|&s| series[s..s + dim].iter().map(|&&v| v).collect())
+                .collect()
+        }
+
+        #[test]
+        fn windows_that_share_samples_are_stored_once() {
+            // Windows of 4 values, stride 2, over 0..10, then an unrelated row.
+            let mut rows: Vec<Vec<u32>> = (0..4).map(|w| (2 * w..2 * w + 4).collect()).collect();
+            rows.push(vec![100, 101, 102, 103]);
+            let (series, starts) = overlapped(&rows);
+            assert_eq!(starts, [0, 2, 4, 6, 10]);
+            assert_eq!(series.len(), 14);
+            assert_eq!(rebuilt(&series, &starts, 4), rows);
+        }
+
+        #[test]
+        fn equal_rows_share_and_bits_decide() {
+            // 0.0 and -0.0 compare equal as floats: compared by bits they
+            // must not share storage.
+            let (zero, minus_zero) = (0.0f32.to_bits(), (-0.0f32).to_bits());
+            let rows = vec![vec![1, zero], vec![1, zero], vec![minus_zero, 7]];
+            let (series, starts) = overlapped(&rows);
+            assert_eq!(starts, [0, 0, 2]);
+            assert_eq!(rebuilt(&series, &starts, 2), rows);
+            let floats: Vec<Vec<f32>> = rows
+                .iter()
+                .map(|r| r.iter().map(|&b| f32::from_bits(b)).collect())
+                .collect();
+            assert_eq!(
+                overlapped(&floats).1,
+                [0, 0, 1],
+                "why the C writer compares bits"
+            );
+        }
+    }
 }
 
 /// Flash reserved for the Rust firmware's own code and constants when a
