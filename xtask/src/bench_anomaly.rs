@@ -223,6 +223,20 @@ fn dev_sets(suite: &str, part: Part) -> anyhow::Result<Vec<DevSet>> {
         .collect()
 }
 
+/// A suite's data directory (`data/<suite>` under the shared directory),
+/// or how to build it (`scripts/<script>`) if it is missing.
+fn suite_dir(suite: &str, script: &str) -> anyhow::Result<PathBuf> {
+    let dir = shared().join("data").join(suite);
+    if !dir.join("SHA256SUMS").is_file() {
+        bail!(
+            "{} is missing: build it with scripts/{script} (data/{suite}/README.md) \
+             or set TINYGEN_SHARED",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
 /// scikit-learn's columns (`scripts/anomaly_baselines.py`) per set.
 fn sklearn(dir: &Path, sets: &[DevSet], protocol: Protocol) -> anyhow::Result<Vec<[f64; 3]>> {
     let python = std::env::var("TINYGEN_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -268,14 +282,7 @@ fn sklearn(dir: &Path, sets: &[DevSet], protocol: Protocol) -> anyhow::Result<Ve
 /// single Gaussian (runtime scores), scikit-learn's GMM K=1, GMM K=4 (reg
 /// 1e-3) and IsolationForest on the same splits; per set and mean per part.
 fn dev(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
-    let dir = shared().join("data").join(suite);
-    if !dir.join("SHA256SUMS").is_file() {
-        bail!(
-            "{} is missing: build it with scripts/{script} (data/{suite}/README.md) \
-             or set TINYGEN_SHARED",
-            dir.display()
-        );
-    }
+    let dir = suite_dir(suite, script)?;
     let sets = dev_sets(suite, part)?;
     let detectors = [
         Density::Ensemble(Ensemble::bagged(0)),
@@ -360,9 +367,10 @@ fn suite_files(suite: Suite, part: Part) -> anyhow::Result<Vec<(String, PathBuf,
             (dir, names, "csv")
         }
         _ => {
-            let (name, _) = suite.data().context("a suite of issue 16")?;
+            let (name, script) = suite.data().context("a suite of issue 16")?;
+            let dir = suite_dir(name, script)?;
             let names = dev_sets(name, part)?.into_iter().map(|s| s.name).collect();
-            (shared().join("data").join(name), names, "csv.gz")
+            (dir, names, "csv.gz")
         }
     };
     Ok(names
