@@ -85,7 +85,7 @@ pub(crate) fn bench_anomaly(
     }
     match suite.data() {
         None => odds(neural),
-        Some((dir, script)) => dev(dir, script, part),
+        Some((dir, script)) => both_protocols(dir, script, part),
     }
 }
 
@@ -191,13 +191,13 @@ fn odds(neural: bool) -> anyhow::Result<()> {
 }
 
 /// One set of a suite, as its `data/<suite>/sets.tsv` lists it.
-struct DevSet {
+struct SuiteSet {
     name: String,
     part: String,
     outliers: usize,
 }
 
-fn dev_sets(suite: &str, part: Part) -> anyhow::Result<Vec<DevSet>> {
+fn suite_sets(suite: &str, part: Part) -> anyhow::Result<Vec<SuiteSet>> {
     let path = root().join(format!("data/{suite}/sets.tsv"));
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -207,7 +207,7 @@ fn dev_sets(suite: &str, part: Part) -> anyhow::Result<Vec<DevSet>> {
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             anyhow::ensure!(f.len() >= 5, "{}: short line {l:?}", path.display());
-            Ok(DevSet {
+            Ok(SuiteSet {
                 name: f[0].to_string(),
                 part: f[1].to_string(),
                 outliers: f[4].parse()?,
@@ -238,7 +238,7 @@ fn suite_dir(suite: &str, script: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// scikit-learn's columns (`scripts/anomaly_baselines.py`) per set.
-fn sklearn(dir: &Path, sets: &[DevSet], protocol: Protocol) -> anyhow::Result<Vec<[f64; 3]>> {
+fn sklearn(dir: &Path, sets: &[SuiteSet], protocol: Protocol) -> anyhow::Result<Vec<[f64; 3]>> {
     let python = std::env::var("TINYGEN_PYTHON").unwrap_or_else(|_| "python3".into());
     let names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
     let mut cmd = Command::new(&python);
@@ -281,9 +281,9 @@ fn sklearn(dir: &Path, sets: &[DevSet], protocol: Protocol) -> anyhow::Result<Ve
 /// by `scripts/<script>`): tinygen's default, the old default and PyOD's
 /// single Gaussian (runtime scores), scikit-learn's GMM K=1, GMM K=4 (reg
 /// 1e-3) and IsolationForest on the same splits; per set and mean per part.
-fn dev(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
+fn both_protocols(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
     let dir = suite_dir(suite, script)?;
-    let sets = dev_sets(suite, part)?;
+    let sets = suite_sets(suite, part)?;
     let detectors = [
         Density::Ensemble(Ensemble::bagged(0)),
         Density::Gmm(GmmDensity::smoothed(0)),
@@ -369,7 +369,10 @@ fn suite_files(suite: Suite, part: Part) -> anyhow::Result<Vec<(String, PathBuf,
         _ => {
             let (name, script) = suite.data().context("a suite of issue 16")?;
             let dir = suite_dir(name, script)?;
-            let names = dev_sets(name, part)?.into_iter().map(|s| s.name).collect();
+            let names = suite_sets(name, part)?
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
             (dir, names, "csv.gz")
         }
     };
