@@ -104,6 +104,17 @@ def write_set(out, name, x, y, split_seed, compresslevel=9):
     return sha256(csv), [f"{sha256(csv)}  csv/{name}.csv.gz", f"{sha256(splits)}  splits/{name}.txt"]
 
 
+def read_adbench(path, digest, name):
+    """Features and 0/1 labels of an ADBench `.npz` file, checked against
+    its recorded sha256 and for shape, labels and finite values."""
+    assert sha256(path.read_bytes()) == digest, f"{path.name}: sha256 differs from the recorded one"
+    d = np.load(path, allow_pickle=False)
+    x, y = d["X"], d["y"].astype(np.int64).ravel()
+    assert x.ndim == 2 and len(x) == len(y) and set(np.unique(y)) == {0, 1}, name
+    assert np.isfinite(x.astype(np.float64)).all(), name
+    return x, y
+
+
 class Suite:
     """A suite being written under `out`: each set's files (`write_set`),
     then `SHA256SUMS` and the suite's table (name, part, rows, features,
@@ -138,12 +149,7 @@ def main():
     part = {SETS[i][0]: "choice" if r < CHOICE_SETS else "confirmation" for r, i in enumerate(order)}
     suite = Suite(args.out, "adbench_file")
     for n, (name, file, digest) in enumerate(SETS):
-        raw = (args.adbench / file).read_bytes()
-        assert sha256(raw) == digest, f"{file}: sha256 differs from the recorded one"
-        d = np.load(args.adbench / file, allow_pickle=False)
-        x, y = d["X"], d["y"].astype(np.int64).ravel()
-        assert x.ndim == 2 and len(x) == len(y) and set(np.unique(y)) == {0, 1}, name
-        assert np.isfinite(x.astype(np.float64)).all(), name
+        x, y = read_adbench(args.adbench / file, digest, name)
         keep = subsample(y, 0)
         x, y = x[keep], y[keep]
         suite.add(name, part[name], x, y, file, 1000 + n)

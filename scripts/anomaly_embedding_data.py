@@ -15,9 +15,7 @@ No set has more than 10,000 rows, so none is subsampled. Deterministic.
 import argparse
 import pathlib
 
-import numpy as np
-
-from anomaly_dev_data import Suite, sha256
+from anomaly_dev_data import Suite, read_adbench
 
 # name, file under DIR, sha256
 SETS = [
@@ -55,12 +53,7 @@ def main():
     args = ap.parse_args()
     suite = Suite(args.out, "adbench_file")
     for n, (name, file, digest) in enumerate(SETS):
-        raw = (args.adbench / file).read_bytes()
-        assert sha256(raw) == digest, f"{file}: sha256 differs from the recorded one"
-        d = np.load(args.adbench / file, allow_pickle=False)
-        x, y = d["X"], d["y"].astype(np.int64).ravel()
-        assert x.ndim == 2 and len(x) == len(y) and set(np.unique(y)) == {0, 1}, name
-        assert np.isfinite(x.astype(np.float64)).all(), name
+        x, y = read_adbench(args.adbench / file, digest, name)
         suite.add(name, "embedding", x, y, file, 3000 + n, compresslevel=6)
     suite.finish(args.sets)
 
