@@ -261,6 +261,7 @@ fn evaluate_detector(detector: &Detector<'_>, values: &mut Values<'_>) {
         detector.spec(),
         detector.stored_values(),
         detector.has_neural(),
+        detector.has_second_density(),
         detector.neural_width(),
         detector.macs(),
     );
@@ -280,6 +281,7 @@ fn evaluate_detector(detector: &Detector<'_>, values: &mut Values<'_>) {
         }
     }
     let _ = detector.terms_in(&x, &mut Box::new(DetectorScratch::<256>::new()));
+    let _ = detector.density_terms(&x);
     if let Ok(score) = score {
         let _ = detector.alarm(score);
     }

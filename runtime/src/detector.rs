@@ -22,6 +22,17 @@
 //! score = sum_i (t_i - center_i) / scale_i
 //! ```
 //!
+//! With a second density instead ([`SecondDensitySpec`]: another mixture
+//! or KDE over the same features, say one regularised differently) the
+//! score is the sum of the two densities' robust z-scores, centred and
+//! scaled in the same way:
+//!
+//! ```text
+//! score = (-ln p(f) - center_0) / scale_0 + (-ln q(f) - center_1) / scale_1
+//! ```
+//!
+//! A detector has a neural part or a second density, not both.
+//!
 //! The encoder and the decoder are either f32 networks ([`crate::network`])
 //! or int8 networks ([`crate::qnetwork`], TensorFlow Lite's int8 scheme),
 //! as [`AutoencoderSpec`] says. An int8 pair runs exactly as standalone
@@ -36,17 +47,19 @@
 //! The file's data: the density's values, then for a neural part the
 //! feature mean (D), inverse scale (D), the encoder's and the decoder's
 //! data (f32 weights in the network module's layout, or int8 words in the
-//! int8 network's, without a prior) and the latent mixture's values.
+//! int8 network's, without a prior) and the latent mixture's values; for a
+//! second density, its values.
 //!
 //! # Versions
 //!
-//! This is `detector/5` ([`SCHEMA_KEY`]), whose int8 networks are
-//! `mlp-int8/4`'s (packed weights, sigmoid and tanh tables, the final
-//! activation's choice). `detector/4` ([`SCHEMA_KEY_V4`]) and `detector/3`
-//! ([`SCHEMA_KEY_V3`]) are the same spec over `mlp-int8/3` and `mlp-int8/2`
-//! networks: their files without an int8 part (the same bytes as
-//! `detector/5`'s) are still read, those with one are rejected with
-//! `SchemaMismatch`. `detector/2`
+//! This is `detector/6` ([`SCHEMA_KEY`]): `detector/5`'s spec and a second
+//! density. `detector/5` ([`SCHEMA_KEY_V5`]) files, whose int8 networks are
+//! also `mlp-int8/4`'s (packed weights, sigmoid and tanh tables, the final
+//! activation's choice), are still read. `detector/4` ([`SCHEMA_KEY_V4`])
+//! and `detector/3` ([`SCHEMA_KEY_V3`]) are `detector/5`'s spec over
+//! `mlp-int8/3` and `mlp-int8/2` networks: their files without an int8 part
+//! (the same bytes as `detector/5`'s) are still read, those with one are
+//! rejected with `SchemaMismatch`. `detector/2`
 //! ([`SCHEMA_KEY_V2`]) had f32 networks only and no [`AutoencoderSpec`]
 //! variant; such files are still read (as [`AutoencoderSpec::F32`]).
 //! Neither is written any more.
@@ -181,6 +194,22 @@ pub struct DetectorSpec {
     pub density: GmmSpec,
     /// The autoencoder scores, if any.
     pub neural: Option<NeuralSpec>,
+    /// A second density, if any (not with a neural part).
+    pub second: Option<SecondDensitySpec>,
+}
+
+/// A detector's second density (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SecondDensitySpec {
+    /// Whether it is a mixture or a KDE.
+    pub kind: ModelKind,
+    /// Its spec: the same dimension as the first density's.
+    pub density: GmmSpec,
+    /// Subtracted from the terms (first density, second density).
+    pub center: [f32; 2],
+    /// Divides the centred terms (positive).
+    pub scale: [f32; 2],
 }
 
 /// Metadata of a detector's neural part (see the module docs).
@@ -231,6 +260,20 @@ impl AutoencoderSpec {
 
 /// Schema key of the detector body.
 pub const SCHEMA_KEY: u32 = format::schema_key(
+    "detector/6 spec{features:{identity, window_stats{channels:u32 length:u32}, \
+     raw_window{channels:u32 length:u32}} threshold:f32 \
+     density_kind:{gmm,kde} density:gmm/1 spec \
+     neural:option{autoencoder:{f32{encoder:mlp/1 spec decoder:mlp/1 spec}, \
+     int8{encoder:mlp-int8/4 spec decoder:mlp-int8/4 spec}} latent:gmm/1 spec \
+     center:[f32;3] scale:[f32;3]} \
+     second:option{kind:{gmm,kde} density:gmm/1 spec center:[f32;2] scale:[f32;2]}} \
+     data: the density's data; if neural: mean D, inv_scale D, encoder data, decoder data \
+     (f32 values or int8 words as in their own kinds, no prior), latent data; \
+     if second: its data",
+);
+
+/// Schema key of `detector/5` files (no second density), still read.
+pub const SCHEMA_KEY_V5: u32 = format::schema_key(
     "detector/5 spec{features:{identity, window_stats{channels:u32 length:u32}, \
      raw_window{channels:u32 length:u32}} threshold:f32 \
      density_kind:{gmm,kde} density:gmm/1 spec \
@@ -295,6 +338,31 @@ enum AutoencoderTag {
     Int8,
 }
 
+/// The spec of a `detector/3`, `detector/4` or `detector/5` file: today's
+/// without a second density.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct DetectorSpecV5 {
+    features: Features,
+    threshold: f32,
+    density_kind: ModelKind,
+    density: GmmSpec,
+    neural: Option<NeuralSpec>,
+}
+
+impl From<DetectorSpecV5> for DetectorSpec {
+    fn from(v5: DetectorSpecV5) -> Self {
+        DetectorSpec {
+            features: v5.features,
+            threshold: v5.threshold,
+            density_kind: v5.density_kind,
+            density: v5.density,
+            neural: v5.neural,
+            second: None,
+        }
+    }
+}
+
 /// The spec of a `detector/2` file, as it was.
 #[derive(Deserialize)]
 struct DetectorSpecV2 {
@@ -331,7 +399,88 @@ impl From<DetectorSpecV2> for DetectorSpec {
                 center: n.center,
                 scale: n.scale,
             }),
+            second: None,
         }
+    }
+}
+
+/// Reads a `detector/2` body as today's spec. Out of line, as
+/// [`read_spec`].
+#[inline(never)]
+fn read_v2(file: format::File<'_>) -> Result<(Header, DetectorSpec, &[f32]), Error> {
+    let (header, spec, data) =
+        file.read_body::<DetectorSpecV2>(&[ModelKind::Detector], SCHEMA_KEY_V2)?;
+    Ok((header, spec.into(), data))
+}
+
+/// Reads a body of `detector/3` to today's `detector/6` (whose spec is
+/// `detector/5`'s followed by the second density) through one reader: two
+/// large specs inlined into one frame overflowed the Cortex-M0's stack.
+#[inline(never)]
+fn read_spec(file: format::File<'_>, key: u32) -> Result<(Header, DetectorSpec, &[f32]), Error> {
+    let old = matches!(key, SCHEMA_KEY_V3 | SCHEMA_KEY_V4 | SCHEMA_KEY_V5);
+    // An older file with an int8 network holds another int8 spec: told by
+    // the autoencoder's tag, before reading it.
+    if key != SCHEMA_KEY_V5 && old && file.header().kind == ModelKind::Detector {
+        let prefix: OldSpecPrefix = file.spec_prefix()?;
+        if prefix.neural == Some(AutoencoderTag::Int8) {
+            return Err(Error::SchemaMismatch);
+        }
+    }
+    let schema = if old { key } else { SCHEMA_KEY };
+    let (header, v5, second, data) = file
+        .read_extended::<DetectorSpecV5, Option<SecondDensitySpec>>(
+            &[ModelKind::Detector],
+            schema,
+            !old,
+        )?;
+    Ok((
+        header,
+        DetectorSpec {
+            second,
+            ..v5.into()
+        },
+        data,
+    ))
+}
+
+/// A detector's second density, validated.
+#[derive(Debug, Clone, Copy)]
+struct Second<'a> {
+    density: Gmm<'a>,
+    center: [f32; 2],
+    scale: [f32; 2],
+}
+
+impl<'a> Second<'a> {
+    /// Validates a second density over `dim` features; `data` is the rest
+    /// of the detector's data after the first density's.
+    fn from_parts(
+        header: Header,
+        spec: SecondDensitySpec,
+        dim: usize,
+        data: &'a [f32],
+    ) -> Result<Self, Error> {
+        let density = Gmm::from_parts(header, spec.kind, spec.density, data)?;
+        if density.dim() != dim {
+            return Err(Error::InvalidShape(Shape::SecondDensity));
+        }
+        if spec.center.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteParameter);
+        }
+        if spec.scale.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
+            return Err(Error::ParameterOutOfRange);
+        }
+        Ok(Self {
+            density,
+            center: spec.center,
+            scale: spec.scale,
+        })
+    }
+
+    /// `(terms_0 - center_0) / scale_0 + (terms_1 - center_1) / scale_1`.
+    fn combine(&self, terms: [f32; 2]) -> f32 {
+        (terms[0] - self.center[0]) / self.scale[0] + (terms[1] - self.center[1]) / self.scale[1]
     }
 }
 
@@ -471,6 +620,7 @@ pub struct Detector<'a> {
     spec: DetectorSpec,
     density: Gmm<'a>,
     neural: Option<Neural<'a>>,
+    second: Option<Second<'a>>,
 }
 
 impl<'a> Detector<'a> {
@@ -481,35 +631,25 @@ impl<'a> Detector<'a> {
 
     /// Parses a checked file (see [`format::File`]).
     pub(crate) fn from_file(file: format::File<'a>) -> Result<Self, Error> {
-        let kinds = &[ModelKind::Detector];
-        let (header, spec, data): (Header, DetectorSpec, _) = match file.header().schema {
-            SCHEMA_KEY_V2 => {
-                let (header, spec, data) =
-                    file.read_body::<DetectorSpecV2>(kinds, SCHEMA_KEY_V2)?;
-                (header, spec.into(), data)
-            }
-            // One read for both keys: a second inlined copy of the large
-            // spec overflowed the Cortex-M0's stack.
-            key => {
-                let old = key == SCHEMA_KEY_V3 || key == SCHEMA_KEY_V4;
-                // An older file with an int8 network holds another int8
-                // spec: told by the autoencoder's tag, before reading it.
-                if old && kinds.contains(&file.header().kind) {
-                    let prefix: OldSpecPrefix = file.spec_prefix()?;
-                    if prefix.neural == Some(AutoencoderTag::Int8) {
-                        return Err(Error::SchemaMismatch);
-                    }
-                }
-                file.read_body(kinds, if old { key } else { SCHEMA_KEY })?
-            }
+        let (header, spec, data) = match file.header().schema {
+            SCHEMA_KEY_V2 => read_v2(file)?,
+            key => read_spec(file, key)?,
         };
         let density_len = spec.density.stored_values().ok_or(DATA_LENGTH)?;
         let (density_data, rest) = data.split_at_checked(density_len).ok_or(DATA_LENGTH)?;
         let density = Gmm::from_parts(header, spec.density_kind, spec.density, density_data)?;
-        let neural = match spec.neural {
-            None if rest.is_empty() => None,
-            None => return Err(DATA_LENGTH),
-            Some(n) => Some(Neural::from_parts(header, n, density.dim(), rest)?),
+        let (neural, second) = match (spec.neural, spec.second) {
+            (None, None) if rest.is_empty() => (None, None),
+            (None, None) => return Err(DATA_LENGTH),
+            (Some(n), None) => (
+                Some(Neural::from_parts(header, n, density.dim(), rest)?),
+                None,
+            ),
+            (None, Some(s)) => (
+                None,
+                Some(Second::from_parts(header, s, density.dim(), rest)?),
+            ),
+            (Some(_), Some(_)) => return Err(Error::InvalidShape(Shape::SecondDensity)),
         };
         if !spec.threshold.is_finite() {
             return Err(Error::NonFiniteParameter);
@@ -537,6 +677,7 @@ impl<'a> Detector<'a> {
             spec,
             density,
             neural,
+            second,
         })
     }
 
@@ -568,18 +709,26 @@ impl<'a> Detector<'a> {
                     + n.autoencoder.stored_values()
                     + n.latent.stored_values()
             })
+            + self.second.map_or(0, |s| s.density.stored_values())
     }
 
     /// Multiply-accumulates of one [`Self::score`] call: the density's
     /// [`Gmm::macs`], plus for a neural part both networks' and the latent
     /// mixture's (int8 ones count one each), and `2 D` for standardizing
-    /// the features and summing the reconstruction error. Window
-    /// statistics add `O(input_len)` and a square root per channel.
+    /// the features and summing the reconstruction error, or the second
+    /// density's. Window statistics add `O(input_len)` and a square root
+    /// per channel.
     pub fn macs(&self) -> usize {
         self.density.macs()
             + self.neural.map_or(0, |n| {
                 n.autoencoder.macs() + n.latent.macs() + 2 * self.density.dim()
             })
+            + self.second.map_or(0, |s| s.density.macs())
+    }
+
+    /// Whether the detector has a second density.
+    pub fn has_second_density(&self) -> bool {
+        self.second.is_some()
     }
 
     /// Whether the detector has a neural part.
@@ -600,13 +749,14 @@ impl<'a> Detector<'a> {
     }
 
     /// Anomaly score, higher is more anomalous: `-ln p(features(x))`, or
-    /// the combined score of the module docs with a neural part, whose
-    /// widths must then be at most [`NEURAL_WIDTH`] (`TooWide` otherwise;
-    /// use [`Self::score_in`]).
+    /// the combined score of the module docs with a second density or a
+    /// neural part, whose widths must then be at most [`NEURAL_WIDTH`]
+    /// (`TooWide` otherwise; use [`Self::score_in`]).
     pub fn score(&self, x: &[f32]) -> Result<f32, Error> {
-        match self.neural {
-            None => self.score_density(x),
-            Some(_) => self.score_on_stack(x),
+        match (&self.neural, &self.second) {
+            (None, None) => self.score_density(x),
+            (None, Some(second)) => Ok(second.combine(self.second_terms(second, x)?)),
+            (Some(_), _) => self.score_on_stack(x),
         }
     }
 
@@ -617,16 +767,46 @@ impl<'a> Detector<'a> {
     }
 
     /// [`Self::score`] with the caller's buffers, for neural parts up to
-    /// `N` wide (`TooWide` otherwise); any `N` for a density-only detector.
+    /// `N` wide (`TooWide` otherwise); any `N` for a detector without one.
     pub fn score_in<const N: usize>(
         &self,
         x: &[f32],
         scratch: &mut DetectorScratch<N>,
     ) -> Result<f32, Error> {
         match &self.neural {
-            None => self.score_density(x),
+            None => self.score(x),
             Some(neural) => Ok(neural.combine(self.neural_terms(neural, x, scratch)?)),
         }
+    }
+
+    /// The two densities' `-ln p` at the features of `x` (the terms of the
+    /// combined score before centring and scaling); `None` for a detector
+    /// without a second density.
+    pub fn density_terms(&self, x: &[f32]) -> Result<Option<[f32; 2]>, Error> {
+        self.second
+            .as_ref()
+            .map(|second| self.second_terms(second, x))
+            .transpose()
+    }
+
+    /// Kept out of line so that only detectors with a second density pay
+    /// for the features' buffer.
+    #[inline(never)]
+    fn second_terms(&self, second: &Second<'a>, x: &[f32]) -> Result<[f32; 2], Error> {
+        self.check_input(x)?;
+        let mut buffer = [0.0f32; MAX_FEATURES];
+        let features = match self.spec.features {
+            Features::Identity | Features::RawWindow { .. } => x,
+            Features::WindowStats { channels, .. } => {
+                let features = buffer.get_mut(..self.density.dim()).ok_or(INTERNAL)?;
+                window_stats(x, channels as usize, features)?;
+                features
+            }
+        };
+        Ok([
+            -self.density.log_density(features)?,
+            -second.density.log_density(features)?,
+        ])
     }
 
     /// The three terms of the combined score (density, reconstruction,
@@ -823,13 +1003,13 @@ fn int8_words(spec: &QNetworkSpec) -> Result<usize, Error> {
 }
 
 #[cfg(feature = "alloc")]
-pub use encode::{AutoencoderParams, NeuralParams};
+pub use encode::{AutoencoderParams, NeuralParams, SecondDensityParams};
 
 #[cfg(feature = "alloc")]
 mod encode {
     use alloc::vec::Vec;
 
-    use super::{AutoencoderSpec, DetectorSpec, Features, NeuralSpec};
+    use super::{AutoencoderSpec, DetectorSpec, Features, NeuralSpec, SecondDensitySpec};
     use crate::Error;
     use crate::format::{self, ModelKind};
     use crate::gmm::GmmParams;
@@ -913,6 +1093,26 @@ mod encode {
         pub scale: [f32; 3],
     }
 
+    /// A detector's second density, ready to encode (see the module docs).
+    #[derive(Debug, Clone)]
+    pub struct SecondDensityParams<'p> {
+        /// Gmm or Kde.
+        pub kind: ModelKind,
+        /// The density, over the same features as the first.
+        pub density: GmmParams<'p>,
+        /// Subtracted from the terms (first density, second density).
+        pub center: [f32; 2],
+        /// Divides the centred terms (positive).
+        pub scale: [f32; 2],
+    }
+
+    /// The optional parts of a detector file.
+    enum Extra<'e, 'p> {
+        None,
+        Neural(&'e NeuralParams<'p>),
+        Second(&'e SecondDensityParams<'p>),
+    }
+
     impl GmmParams<'_> {
         /// Encodes a detector file around this density (`density_kind` gmm
         /// or kde): its input features and its alarm threshold.
@@ -934,33 +1134,68 @@ mod encode {
             threshold: f32,
             neural: Option<&NeuralParams<'_>>,
         ) -> Result<Vec<u8>, Error> {
+            let extra = neural.map_or(Extra::None, Extra::Neural);
+            self.encode_with(density_kind, features, threshold, extra)
+        }
+
+        /// Encodes a detector file around this density and a second one;
+        /// `InvalidParameters` if the result would not parse.
+        pub fn encode_pair_detector(
+            &self,
+            density_kind: ModelKind,
+            features: Features,
+            threshold: f32,
+            second: &SecondDensityParams<'_>,
+        ) -> Result<Vec<u8>, Error> {
+            self.encode_with(density_kind, features, threshold, Extra::Second(second))
+        }
+
+        fn encode_with(
+            &self,
+            density_kind: ModelKind,
+            features: Features,
+            threshold: f32,
+            extra: Extra<'_, '_>,
+        ) -> Result<Vec<u8>, Error> {
             if !matches!(density_kind, ModelKind::Gmm | ModelKind::Kde) || !threshold.is_finite() {
                 return Err(Error::InvalidParameters);
             }
             let (density, mut data) = self.stored()?;
-            let neural = match neural {
-                None => None,
-                Some(n) => {
+            let (mut neural, mut second) = (None, None);
+            match extra {
+                Extra::None => {}
+                Extra::Neural(n) => {
                     let (autoencoder, networks) = n.autoencoder.stored()?;
                     let (latent, latent_data) = n.latent.stored()?;
                     data.extend_from_slice(n.mean);
                     data.extend_from_slice(n.inv_scale);
                     data.extend(networks);
                     data.extend(latent_data);
-                    Some(NeuralSpec {
+                    neural = Some(NeuralSpec {
                         autoencoder,
                         latent,
                         center: n.center,
                         scale: n.scale,
-                    })
+                    });
                 }
-            };
+                Extra::Second(s) => {
+                    let (spec, values) = s.density.stored()?;
+                    data.extend(values);
+                    second = Some(SecondDensitySpec {
+                        kind: s.kind,
+                        density: spec,
+                        center: s.center,
+                        scale: s.scale,
+                    });
+                }
+            }
             let spec = DetectorSpec {
                 features,
                 threshold,
                 density_kind,
                 density,
                 neural,
+                second,
             };
             let bytes = format::write(ModelKind::Detector, super::SCHEMA_KEY, &spec, &data)?;
             // Exactly the runtime's checks, on exactly the bytes written.
@@ -1136,6 +1371,7 @@ mod tests {
             density_kind: ModelKind::Gmm,
             density: spec,
             neural: None,
+            second: None,
         };
         let bytes = format::write(ModelKind::Detector, SCHEMA_KEY, &detector, &data).unwrap();
         let words = aligned(&bytes);
@@ -1446,9 +1682,138 @@ mod tests {
     }
 
     #[test]
-    fn detector_3_files_are_read_unless_their_networks_are_int8() {
-        // detector/3's spec is detector/4's: only the int8 networks' words
-        // changed (mlp-int8/3 stores sigmoid and tanh tables).
+    fn malformed_second_densities_are_typed_errors() {
+        let normal = |dim: usize| GmmParams {
+            covariance: Covariance::Diag,
+            dim,
+            weights: &[1.0],
+            means: &[0.0; 3][..dim],
+            precisions_cholesky: &[1.0; 3][..dim],
+            standardizer: None,
+        };
+        let second = |dim| SecondDensityParams {
+            kind: ModelKind::Gmm,
+            density: normal(dim),
+            center: [0.0, 1.0],
+            scale: [1.0, 2.0],
+        };
+        let bytes = normal(2)
+            .encode_pair_detector(ModelKind::Gmm, Features::Identity, 1.0, &second(2))
+            .unwrap();
+        let words = aligned(&bytes);
+        let file = format::open(&bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()]).unwrap();
+        let (_, spec, data): (Header, DetectorSpec, &[f32]) =
+            file.read_body(&[ModelKind::Detector], SCHEMA_KEY).unwrap();
+        assert_eq!(parse(&spec, data), Ok(()));
+        let with = |second: SecondDensitySpec| DetectorSpec {
+            second: Some(second),
+            ..spec
+        };
+        let s = spec.second.unwrap();
+        assert_eq!(
+            parse(
+                &with(SecondDensitySpec {
+                    scale: [1.0, 0.0],
+                    ..s
+                }),
+                data
+            ),
+            Err(Error::ParameterOutOfRange)
+        );
+        assert_eq!(
+            parse(
+                &with(SecondDensitySpec {
+                    center: [f32::NAN, 0.0],
+                    ..s
+                }),
+                data
+            ),
+            Err(Error::NonFiniteParameter)
+        );
+        let kind = ModelKind::Detector;
+        assert_eq!(
+            parse(&with(SecondDensitySpec { kind, ..s }), data),
+            Err(Error::InvalidShape(Shape::PartKind))
+        );
+        assert_eq!(
+            parse(&spec, &data[..data.len() - 1]),
+            Err(Error::InvalidShape(Shape::DataLength))
+        );
+        // A second density over other features; one next to a neural part.
+        assert_eq!(
+            normal(2).encode_pair_detector(ModelKind::Gmm, Features::Identity, 1.0, &second(3)),
+            Err(Error::InvalidParameters)
+        );
+        let mut wider = data.to_vec();
+        wider.extend([0.0, 1.0]);
+        let mut three = s;
+        three.density.dim = 3;
+        assert_eq!(
+            parse(&with(three), &wider),
+            Err(Error::InvalidShape(Shape::SecondDensity))
+        );
+        let (neural_spec, neural_data) = {
+            let bytes = detector_file([2.0, 4.0, 0.5], Features::Identity);
+            let words = aligned(&bytes);
+            let file =
+                format::open(&bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()]).unwrap();
+            let (_, spec, data): (Header, DetectorSpec, &[f32]) =
+                file.read_body(&[ModelKind::Detector], SCHEMA_KEY).unwrap();
+            (spec, data.to_vec())
+        };
+        let mut both_data = neural_data.clone();
+        both_data.extend_from_slice(&data[5..]);
+        let both = DetectorSpec {
+            second: Some(s),
+            ..neural_spec
+        };
+        assert_eq!(
+            parse(&both, &both_data),
+            Err(Error::InvalidShape(Shape::SecondDensity))
+        );
+        // Scores: the documented sum; inputs checked as for one density.
+        let detector = Detector::from_bytes(file_bytes(&words, bytes.len())).unwrap();
+        // Each density: log-norm, precisions, precision-weighted means (5);
+        // 2 K D multiply-accumulates (4).
+        assert_eq!(detector.stored_values(), 10);
+        assert_eq!(detector.macs(), 8);
+        let terms = detector.density_terms(&[3.0, -2.0]).unwrap().unwrap();
+        assert_eq!(terms[0], terms[1]);
+        let want = terms[0] + (terms[1] - 1.0) / 2.0;
+        assert_eq!(detector.score(&[3.0, -2.0]), Ok(want));
+        assert_eq!(
+            detector.score_in(&[3.0, -2.0], &mut DetectorScratch::<1>::new()),
+            Ok(want)
+        );
+        assert_eq!(detector.score(&[f32::NAN, 0.0]), Err(Error::NonFiniteInput));
+        assert!(matches!(
+            detector.density_terms(&[0.0]),
+            Err(Error::DimensionMismatch { .. })
+        ));
+    }
+
+    fn file_bytes(words: &[u32], len: usize) -> &[u8] {
+        &bytemuck::cast_slice::<u32, u8>(words)[..len]
+    }
+
+    /// `spec` in the layout of `detector/3` to `detector/5` (no second
+    /// density).
+    fn v5_layout(spec: DetectorSpec) -> DetectorSpecV5 {
+        assert!(spec.second.is_none());
+        DetectorSpecV5 {
+            features: spec.features,
+            threshold: spec.threshold,
+            density_kind: spec.density_kind,
+            density: spec.density,
+            neural: spec.neural,
+        }
+    }
+
+    #[test]
+    fn detector_3_to_5_files_are_read_unless_older_networks_are_int8() {
+        // detector/3 and /4 wrote detector/5's spec, but for their int8
+        // networks' weight layouts (mlp-int8/2 and /3); detector/6 added
+        // the second density.
         for (bytes, int8) in [
             (detector_file([2.0, 4.0, 0.5], Features::Identity), false),
             (int8_detector_file(), true),
@@ -1460,19 +1825,29 @@ mod tests {
                 .unwrap()
                 .read_body(&[ModelKind::Detector], SCHEMA_KEY)
                 .unwrap();
-            let old = format::write(ModelKind::Detector, SCHEMA_KEY_V3, &spec, data).unwrap();
-            let old_words = aligned(&old);
-            let old_file = &bytemuck::cast_slice::<u32, u8>(&old_words)[..old.len()];
-            match Detector::from_bytes(old_file) {
-                Ok(read) => {
-                    assert!(!int8);
-                    assert_eq!(read.spec(), new.spec());
-                    assert_eq!(read.score(&[3.0, -2.0]), new.score(&[3.0, -2.0]));
+            for key in [SCHEMA_KEY_V3, SCHEMA_KEY_V4, SCHEMA_KEY_V5] {
+                let old = format::write(ModelKind::Detector, key, &v5_layout(spec), data).unwrap();
+                let old_words = aligned(&old);
+                let old_file = &bytemuck::cast_slice::<u32, u8>(&old_words)[..old.len()];
+                match Detector::from_bytes(old_file) {
+                    Ok(read) => {
+                        assert!(!int8 || key == SCHEMA_KEY_V5);
+                        assert_eq!(read.spec(), new.spec());
+                        assert_eq!(read.score(&[3.0, -2.0]), new.score(&[3.0, -2.0]));
+                    }
+                    Err(e) => assert_eq!((int8, e), (true, Error::SchemaMismatch)),
                 }
-                Err(e) => assert_eq!((int8, e), (true, Error::SchemaMismatch)),
+                // Today's layout under an old key does not parse.
+                let mixed = format::write(ModelKind::Detector, key, &spec, data).unwrap();
+                let w = aligned(&mixed);
+                let mixed = &bytemuck::cast_slice::<u32, u8>(&w)[..mixed.len()];
+                assert!(Detector::from_bytes(mixed).is_err());
             }
         }
-        assert_ne!(SCHEMA_KEY, SCHEMA_KEY_V3);
+        const {
+            assert!(SCHEMA_KEY != SCHEMA_KEY_V5 && SCHEMA_KEY != SCHEMA_KEY_V4);
+            assert!(SCHEMA_KEY != SCHEMA_KEY_V3 && SCHEMA_KEY != SCHEMA_KEY_V2);
+        };
         assert_eq!(
             SCHEMA_KEY_V3, 0x9436_e365,
             "the detector/3 key as FORMAT.md lists it"
@@ -1529,41 +1904,5 @@ mod tests {
             SCHEMA_KEY_V2, 0xbfa4_6c95,
             "the detector/2 key as FORMAT.md lists it"
         );
-    }
-
-    #[test]
-    fn detector_3_files_are_read_unless_they_hold_int8_networks() {
-        // detector/3 wrote the same bytes as detector/4 but for its int8
-        // networks' weight layout (mlp-int8/2).
-        assert_eq!(
-            SCHEMA_KEY_V3, 0x9436_e365,
-            "the detector/3 key as FORMAT.md lists it"
-        );
-        const { assert!(SCHEMA_KEY != SCHEMA_KEY_V3 && SCHEMA_KEY != SCHEMA_KEY_V2) };
-        let rekeyed = |bytes: &[u8]| {
-            let file = format::open(bytes).unwrap();
-            let (_, spec, data): (Header, DetectorSpec, &[f32]) =
-                file.read_body(&[ModelKind::Detector], SCHEMA_KEY).unwrap();
-            format::write(ModelKind::Detector, SCHEMA_KEY_V3, &spec, data).unwrap()
-        };
-        for (bytes, int8) in [
-            (detector_file([2.0, 4.0, 0.5], Features::Identity), false),
-            (int8_detector_file(), true),
-        ] {
-            let words = aligned(&bytes);
-            let file = &bytemuck::cast_slice::<u32, u8>(&words)[..bytes.len()];
-            let new = Detector::from_bytes(file).unwrap();
-            let old = rekeyed(file);
-            let old_words = aligned(&old);
-            let read =
-                Detector::from_bytes(&bytemuck::cast_slice::<u32, u8>(&old_words)[..old.len()]);
-            if int8 {
-                assert_eq!(read.map(|_| ()), Err(Error::SchemaMismatch));
-            } else {
-                let read = read.unwrap();
-                assert_eq!(read.spec(), new.spec());
-                assert_eq!(read.score(&[3.0, -2.0]), new.score(&[3.0, -2.0]));
-            }
-        }
     }
 }

@@ -199,6 +199,9 @@ pub enum Shape {
     /// A detector's neural part does not match its density (dimensions,
     /// latent code, a standardized latent mixture).
     NeuralPart,
+    /// A detector's second density does not match its first (dimension),
+    /// or comes with a neural part.
+    SecondDensity,
     /// A length the parser already checked failed again while evaluating:
     /// a bug in the runtime, never expected.
     Internal,
@@ -225,6 +228,9 @@ impl fmt::Display for Shape {
             Shape::PriorDimension => "circle and ring priors need a 2-D latent",
             Shape::Window => "the window does not match the density's dimension",
             Shape::NeuralPart => "the neural part does not match the density",
+            Shape::SecondDensity => {
+                "the second density does not match the first, or comes with a neural part"
+            }
             Shape::Internal => "an internal length check failed (a runtime bug)",
             Shape::Recipe => "the learning recipe's counts do not fit together",
             Shape::Diffusion => "the diffusion model's parts do not fit together",

@@ -141,10 +141,23 @@ pub struct Header {
     pub crc: u32,
 }
 
-/// The postcard body of every kind: metadata, alignment padding, weights.
-#[derive(Serialize, Deserialize)]
-struct Body<'a, S> {
-    spec: S,
+/// The weights of a body whose spec was read: what follows it (the
+/// alignment padding and the data) must be all that is left.
+fn weights(rest: &[u8]) -> Result<&[f32], Error> {
+    let (tail, rest): (Tail<'_>, _) =
+        postcard::take_from_bytes(rest).map_err(|_| Error::Malformed)?;
+    if !rest.is_empty() || tail.pad.len() > 3 {
+        return Err(Error::Malformed);
+    }
+    if tail.data.len() % 4 != 0 {
+        return Err(Error::InvalidShape(Shape::PartialValue));
+    }
+    bytemuck::try_cast_slice(tail.data).map_err(|_| Error::Misaligned)
+}
+
+/// What follows the spec in a body: alignment padding, weights.
+#[derive(Deserialize)]
+struct Tail<'a> {
     #[serde(borrow)]
     pad: &'a [u8],
     #[serde(borrow)]
@@ -220,26 +233,44 @@ impl<'a> File<'a> {
         accepted: &[ModelKind],
         schema: u32,
     ) -> Result<(Header, S, &'a [f32]), Error> {
-        let header = self.header;
-        if !accepted.contains(&header.kind) {
+        self.check(accepted, schema)?;
+        let (spec, rest) = postcard::take_from_bytes(self.body).map_err(|_| Error::Malformed)?;
+        Ok((self.header, spec, weights(rest)?))
+    }
+
+    /// [`Self::read_body`] for a spec written as `S` followed, when
+    /// `extended`, by `E` (fields a later version appended; otherwise
+    /// `E::default()`): one reader for both versions.
+    pub(crate) fn read_extended<S: Deserialize<'a>, E: Deserialize<'a> + Default>(
+        self,
+        accepted: &[ModelKind],
+        schema: u32,
+        extended: bool,
+    ) -> Result<(Header, S, E, &'a [f32]), Error> {
+        self.check(accepted, schema)?;
+        let (spec, rest) = postcard::take_from_bytes(self.body).map_err(|_| Error::Malformed)?;
+        let (extension, rest) = if extended {
+            postcard::take_from_bytes(rest).map_err(|_| Error::Malformed)?
+        } else {
+            (E::default(), rest)
+        };
+        Ok((self.header, spec, extension, weights(rest)?))
+    }
+
+    /// `WrongKind` unless the file is one of the `accepted` kinds (the first
+    /// is the one named), `SchemaMismatch` unless its body carries `schema`.
+    fn check(&self, accepted: &[ModelKind], schema: u32) -> Result<(), Error> {
+        let kind = self.header.kind;
+        if !accepted.contains(&kind) {
             return Err(Error::WrongKind {
-                expected: accepted.first().copied().unwrap_or(header.kind),
-                found: header.kind,
+                expected: accepted.first().copied().unwrap_or(kind),
+                found: kind,
             });
         }
-        if header.schema != schema {
+        if self.header.schema != schema {
             return Err(Error::SchemaMismatch);
         }
-        let (decoded, rest): (Body<'a, S>, _) =
-            postcard::take_from_bytes(self.body).map_err(|_| Error::Malformed)?;
-        if !rest.is_empty() || decoded.pad.len() > 3 {
-            return Err(Error::Malformed);
-        }
-        if decoded.data.len() % 4 != 0 {
-            return Err(Error::InvalidShape(Shape::PartialValue));
-        }
-        let data: &[f32] = bytemuck::try_cast_slice(decoded.data).map_err(|_| Error::Misaligned)?;
-        Ok((header, decoded.spec, data))
+        Ok(())
     }
 
     /// Decodes the first values of the spec as `P` (a prefix of the spec's

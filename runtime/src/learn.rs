@@ -36,7 +36,7 @@
 //!    [`Detector::score`] scores it with that file, into the caller's score
 //!    buffer.
 //! 4. The threshold is then set by [`threshold_at_rate`] (the trainer's
-//!    rule) and the file is written again: a normal `detector/5` file that
+//!    rule) and the file is written again: a normal `detector/6` file that
 //!    can be stored, read back after a reset, or pulled to the desktop.
 //!
 //! Every step is IEEE arithmetic (`+ - * /`, square roots), `libm`'s
@@ -188,6 +188,7 @@ impl RecipeSpec {
                 standardized: true,
             },
             neural: None,
+            second: None,
         }
     }
 

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use tinygen_runtime::Activation;
-use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
+use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams, SecondDensityParams};
 use tinygen_runtime::diffusion::{Diffusion, DiffusionParams, Sampler, Schedule};
 use tinygen_runtime::gmm::{Covariance, GmmParams};
 use tinygen_runtime::learn::{Recipe, RecipeSpec};
@@ -59,8 +59,13 @@ fn linear<'p>(weight: &'p [f32], bias: &'p [f32]) -> LayerParams<'p> {
     }
 }
 
-/// Pinned schema key of detectors (`detector/5`).
-const DETECTOR_KEY: u32 = 0x142c_61df;
+/// Pinned schema key of detectors (`detector/6`).
+const DETECTOR_KEY: u32 = 0x09b3_ff53;
+
+/// Pinned schema key of `detector/5` files (`detector_v5.tgm` and
+/// `detector_int8_v5.tgm`, the golden detectors before the second density,
+/// read).
+const DETECTOR_V5_KEY: u32 = 0x142c_61df;
 
 /// Pinned schema key of `detector/4` files (`detector_v4.tgm`, read;
 /// `detector_int8_v4.tgm`, whose int8 networks are `mlp-int8/3`, rejected).
@@ -202,6 +207,24 @@ fn diffusion() -> Vec<u8> {
     .unwrap()
 }
 
+/// The golden pair detector's second density: a KDE of one kernel
+/// N(0, diag(4, 4)); the terms centred by (1, 2) and scaled by (2, 0.5).
+fn second_density() -> SecondDensityParams<'static> {
+    SecondDensityParams {
+        kind: ModelKind::Kde,
+        density: GmmParams {
+            covariance: Covariance::Diag,
+            dim: 2,
+            weights: &[1.0],
+            means: &[0.0, 0.0],
+            precisions_cholesky: &[0.5, 0.5],
+            standardizer: None,
+        },
+        center: [1.0, 2.0],
+        scale: [2.0, 0.5],
+    }
+}
+
 fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
     // KDE: kernels N(-1, 1) and N(1, 1), equal weights (a tied mixture).
     let kde = GmmParams {
@@ -317,6 +340,13 @@ fn golden() -> Vec<(&'static str, ModelKind, Vec<u8>)> {
             ModelKind::Detector,
             density
                 .encode_neural_detector(ModelKind::Gmm, Features::Identity, 7.0, Some(&neural_int8))
+                .unwrap(),
+        ),
+        (
+            "detector_pair.tgm",
+            ModelKind::Detector,
+            density
+                .encode_pair_detector(ModelKind::Gmm, Features::Identity, 7.0, &second_density())
                 .unwrap(),
         ),
         ("decoder.tgm", ModelKind::Decoder, decoder.encode().unwrap()),
@@ -465,13 +495,16 @@ fn golden_files_give_their_closed_form_outputs() {
 
     // The f32 and the int8 detector (whose tensors are exact on these
     // points: the standardized features are multiples of 1/16), and the
-    // f32 one as detector/2, detector/3 and detector/4 wrote it.
+    // f32 one as detector/2 to detector/5 wrote it (the int8 one too, for
+    // detector/5).
     for name in [
         "detector.tgm",
         "detector_int8.tgm",
         "detector_v2.tgm",
         "detector_v3.tgm",
         "detector_v4.tgm",
+        "detector_v5.tgm",
+        "detector_int8_v5.tgm",
     ] {
         let (words, len) = committed(name);
         let bytes = &bytemuck::cast_slice(&words)[..len];
@@ -481,10 +514,14 @@ fn golden_files_give_their_closed_form_outputs() {
             "detector_v2.tgm" => DETECTOR_V2_KEY,
             "detector_v3.tgm" => DETECTOR_V3_KEY,
             "detector_v4.tgm" => DETECTOR_V4_KEY,
+            "detector_v5.tgm" | "detector_int8_v5.tgm" => DETECTOR_V5_KEY,
             _ => DETECTOR_KEY,
         };
         assert_eq!(key, want_key, "{name}: schema key");
-        assert_eq!(detector.has_int8_neural(), name == "detector_int8.tgm");
+        assert_eq!(
+            detector.has_int8_neural(),
+            name.starts_with("detector_int8")
+        );
         for x in [[3.0f32, -2.0], [1.0, 2.0], [-0.5, 9.0]] {
             let (x0, x1) = (f64::from(x[0]), f64::from(x[1]));
             let nll = 0.5 * (x0 * x0 + x1 * x1) + LN_2PI;
@@ -495,6 +532,23 @@ fn golden_files_give_their_closed_form_outputs() {
             close(score, want, name);
             assert_eq!(detector.is_anomaly(&x).unwrap(), score >= 7.0);
         }
+    }
+
+    // The pair: -ln N(x; 0, I) and -ln N(x; 0, 4 I), as robust z-scores.
+    let (words, len) = committed("detector_pair.tgm");
+    let detector = Detector::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
+    assert!(detector.has_second_density() && !detector.has_neural());
+    for x in [[3.0f32, -2.0], [1.0, 2.0], [-0.5, 9.0]] {
+        let r2 = f64::from(x[0]).powi(2) + f64::from(x[1]).powi(2);
+        let first = 0.5 * r2 + LN_2PI;
+        let second = 0.125 * r2 + LN_2PI + 2.0 * 2f64.ln();
+        let terms = detector.density_terms(&x).unwrap().unwrap();
+        close(terms[0], first, "pair: first density");
+        close(terms[1], second, "pair: second density");
+        let score = detector.score(&x).unwrap();
+        close(score, (first - 1.0) / 2.0 + (second - 2.0) / 0.5, "pair");
+        assert_eq!(detector.is_anomaly(&x).unwrap(), score >= 7.0);
+        assert_eq!(detector.log_density(&x).unwrap(), -terms[0]);
     }
 
     let (words, len) = committed("decoder.tgm");

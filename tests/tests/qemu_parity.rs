@@ -15,7 +15,7 @@ use tinygen::data::{self, LoadOptions};
 use tinygen::density::gmm::{EmOptions, fit_em};
 use tinygen::density::kde::{KdeOptions, fit_kde};
 use tinygen::density::standardize::Standardizer;
-use tinygen::detector::density::{Density, GmmDensity, RegCovar};
+use tinygen::detector::density::{Density, Ensemble, GmmDensity, Pair, RegCovar};
 use tinygen::detector::fit::{DetectorFit, fit_detector};
 use tinygen::detector::neural::NeuralOptions;
 use tinygen::detector::windows::series_windows;
@@ -225,6 +225,7 @@ fn check_c_report(core: xtask::Core, stdout: &str, suite: &Suite) {
     }
     lines.push("case basicmotions_neural: 40 values, 40 bit-exact, 0 mismatches".into());
     lines.push("case basicmotions_neural_int8: 40 values, 40 bit-exact, 0 mismatches".into());
+    lines.push("case basicmotions_pair: 40 values, 40 bit-exact, 0 mismatches".into());
     for name in [
         "decoder_vae_gaussian",
         "decoder_swae_ring",
@@ -468,6 +469,24 @@ fn build_suite() -> Suite {
         some_windows,
     )
     .unwrap();
+
+    // Two densities (`--pair`, here in 8 KiB halves to spare the M0's
+    // flash): the device must sum both robust z-scores bit for bit.
+    let pair_fit = DetectorFit {
+        density: Density::Pair(Box::new(Pair::halves(Ensemble {
+            max_bytes: Some(16 * 1024),
+            ..Ensemble::bagged(0)
+        }))),
+        ..fit.clone()
+    };
+    let pair = fit_detector(windowed, 24, &train_windows, Some(&train_labels), &pair_fit).unwrap();
+    let pair_host = AlignedBytes::new(&pair.bytes);
+    assert!(
+        Detector::from_bytes(pair_host.as_bytes())
+            .unwrap()
+            .has_second_density()
+    );
+    xtask::write_case(&dir.join("basicmotions_pair"), &pair.bytes, some_windows).unwrap();
 
     let stream_report = format!(
         "case basicmotions_stream: detector flagged {hits} of 180 anomalous windows, {false_alarms} false alarms in 180 normal windows"
@@ -948,6 +967,17 @@ fn check_core(core: xtask::Core, suite: &Suite, plugin: &std::path::Path) {
         "missing {line:?} on the {core:?}:\n{}",
         stdout
     );
+    for name in [
+        "basicmotions_neural",
+        "basicmotions_neural_int8",
+        "basicmotions_pair",
+    ] {
+        let line = format!("case {name}: 40 values, 40 bit-exact, 0 mismatches");
+        assert!(
+            stdout.contains(&line),
+            "missing {line:?} on the {core:?}:\n{stdout}"
+        );
+    }
     for name in [
         "decoder_vae_gaussian",
         "decoder_swae_ring",

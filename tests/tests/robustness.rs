@@ -74,14 +74,17 @@ fn valid_models() -> Vec<Vec<u8>> {
     .collect()
 }
 
-/// The golden detectors with a neural part: f32 (`detector/4`, and as
-/// `detector/2` and `detector/3` wrote it) and int8.
+/// The golden detectors with a neural part: f32 (`detector/6`, and as
+/// `detector/2`, `detector/3` and `detector/5` wrote it) and int8; and the
+/// golden detector with a second density.
 fn neural_detectors() -> Vec<Vec<u8>> {
     [
         &include_bytes!("../../runtime/tests/golden/detector.tgm")[..],
         &include_bytes!("../../runtime/tests/golden/detector_int8.tgm")[..],
         &include_bytes!("../../runtime/tests/golden/detector_v2.tgm")[..],
         &include_bytes!("../../runtime/tests/golden/detector_v3.tgm")[..],
+        &include_bytes!("../../runtime/tests/golden/detector_v5.tgm")[..],
+        &include_bytes!("../../runtime/tests/golden/detector_pair.tgm")[..],
     ]
     .map(<[u8]>::to_vec)
     .into()
@@ -184,6 +187,8 @@ fn exercise(bytes: &[u8], input: &[f32]) {
         let _ = detector.score(&x[..x.len() - 1]);
         let _ = detector.score_in(&x, &mut DetectorScratch::<2>::new());
         let _ = detector.terms_in(&x, &mut DetectorScratch::<8>::new());
+        let _ = detector.density_terms(&x);
+        let _ = detector.density_terms(&x[1..]);
     }
     let take = |n: usize| -> Vec<f32> { input.iter().cycle().take(n).copied().collect() };
     if let Ok(decoder) = Decoder::<16>::from_bytes(file.as_bytes()) {

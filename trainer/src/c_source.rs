@@ -218,7 +218,7 @@ mod tests {
         assert!(header.contains("learns a detector of 8 input values from the first 64 inputs"));
         assert!(header.contains(
             "tg_learner_start (buffers: 96 doubles of state, 512 floats of features, \
-             16 floats of scores, 236 bytes of file)"
+             16 floats of scores, 240 bytes of file)"
         ));
         assert!(header.contains("#define recipe_LEN 48u"));
         assert!(summary(&recipe[..40]).is_err());

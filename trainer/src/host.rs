@@ -124,22 +124,34 @@ pub fn run_file(file: &[u8], inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
     run_rows(&model, inputs)
 }
 
-/// The three terms of a neural detector's score (density, reconstruction,
-/// latent; before centring and scaling) for each row of `inputs`.
+/// The terms of a detector's combined score, before centring and scaling,
+/// for each row of `inputs`, row-major: three for a neural part (density,
+/// reconstruction, latent), two for a second density (each `-ln p`).
 pub fn detector_terms(detector: &Detector<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
     let len = detector.input_len();
+    let width = match (detector.has_neural(), detector.has_second_density()) {
+        (true, _) => 3,
+        (false, true) => 2,
+        (false, false) => anyhow::bail!("the detector has one density: its score has no terms"),
+    };
     ensure!(
-        detector.has_neural() && len > 0 && inputs.len().is_multiple_of(len),
-        "not a neural detector, or inputs are not whole rows of {len}"
+        len > 0 && inputs.len().is_multiple_of(len),
+        "inputs are not whole rows of {len}"
     );
-    let mut out = vec![0f32; inputs.len() / len * 3];
-    out.par_chunks_mut(ROWS_PER_TASK * 3)
+    let mut out = vec![0f32; inputs.len() / len * width];
+    out.par_chunks_mut(ROWS_PER_TASK * width)
         .zip(inputs.par_chunks(ROWS_PER_TASK * len))
         .try_for_each(|(out, rows)| {
             let mut scratch = Box::new(DetectorScratch::<HOST_WIDTH>::new());
-            for (y, x) in out.chunks_exact_mut(3).zip(rows.chunks_exact(len)) {
-                let terms = detector.terms_in(x, &mut scratch)?;
-                y.copy_from_slice(&terms.ok_or(Error::InvalidShape(Shape::NeuralPart))?);
+            for (y, x) in out.chunks_exact_mut(width).zip(rows.chunks_exact(len)) {
+                match detector.terms_in(x, &mut scratch)? {
+                    Some(terms) => y.copy_from_slice(&terms),
+                    None => y.copy_from_slice(
+                        &detector
+                            .density_terms(x)?
+                            .ok_or(Error::InvalidShape(Shape::SecondDensity))?,
+                    ),
+                }
             }
             Ok::<_, Error>(())
         })

@@ -800,6 +800,86 @@ fn neural_detector_flags_a_burst_and_evaluates() {
     );
 }
 
+/// `--pair`: a detector with a second density, from fit to detect, and in
+/// the evaluation protocol.
+#[test]
+fn pair_detector_flags_a_burst_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write(dir.path(), "series.csv", &burst_series_csv());
+    let d = data.to_str().unwrap();
+    let model = dir.path().join("pair.tgm");
+    let m = model.to_str().unwrap();
+    let fit = tinygen(&[
+        "fit",
+        "detector",
+        "--data",
+        d,
+        "--label-column",
+        "label",
+        "--window",
+        "20",
+        "--stride",
+        "10",
+        "--alarm-rate",
+        "0.05",
+        "--pair",
+        "--out",
+        m,
+    ]);
+    let out = String::from_utf8_lossy(&fit.stdout);
+    assert!(
+        fit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fit.stderr)
+    );
+    assert!(out.contains("two densities' robust z-scores"), "{out}");
+    let info = String::from_utf8_lossy(&tinygen(&["info", m]).stdout).into_owned();
+    assert!(info.contains("second      gmm"), "{info}");
+    let detect = tinygen(&[
+        "detect",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--label-column",
+        "label",
+        "--stride",
+        "10",
+    ]);
+    assert!(
+        detect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&detect.stderr)
+    );
+    let text = String::from_utf8_lossy(&detect.stdout);
+    let flags: Vec<bool> = text.lines().skip(1).map(|l| l.ends_with(",1")).collect();
+    assert_eq!(flags.len(), 79);
+    for (w, &flag) in flags.iter().enumerate() {
+        if (590..=630).contains(&(w * 10)) {
+            assert!(flag, "window at {} overlaps the burst", w * 10);
+        }
+    }
+    let false_alarms = flags
+        .iter()
+        .enumerate()
+        .filter(|&(w, &f)| f && !(581..640).contains(&(w * 10)))
+        .count();
+    assert!(false_alarms <= 8, "{false_alarms} false alarms");
+
+    // Cardio (21 features), novelty: a working detector within 64 KiB.
+    let pair = eval_cardio(&["--pair", "--novelty"]);
+    let auc = pair["roc_auc"].as_f64().unwrap();
+    assert!(auc > 0.85, "{auc}");
+    let bytes = pair["per_split"][0]["model_bytes"].as_u64().unwrap();
+    assert!(bytes <= 64 * 1024, "{bytes}");
+    // Not with an autoencoder, nor with the single mixture.
+    for other in [&["--neural", "ae"][..], &["--single"]] {
+        let mut args = vec!["fit", "detector", "--data", d, "--pair", "--out", m];
+        args.extend(other);
+        assert_fails(&tinygen(&args), &["--pair"]);
+    }
+}
+
 /// `fit detector --on-device-recipe`: the recipe, the detector the device
 /// learns from the data (the bytes the runtime's learner writes), `info` on
 /// both, and bad recipes refused.

@@ -54,6 +54,7 @@ fn main() -> ! {
         let mut buffers = DetectorScratch::<32>::new();
         black_box(detector.score_in(input, &mut buffers).ok());
         black_box(detector.terms_in(input, &mut buffers).ok());
+        black_box(detector.density_terms(input).ok());
     }
     let mut scratch = Scratch::<64>::new();
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(black_box(1));

@@ -127,11 +127,7 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         dim,
         fitted.train,
         fitted.threshold,
-        if args.neural.neural.is_some() {
-            "sum of robust z-scores of -log p, reconstruction error, latent -log q"
-        } else {
-            "-log p"
-        },
+        score_name(&fitted.bytes),
         fitted.held_alarms,
         fitted.held_out
     );
@@ -145,6 +141,18 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
     write_atomic(&args.out, &bytes).context("cannot write the detector")?;
     println!("wrote {} ({} bytes)", args.out.display(), bytes.len());
     Ok(())
+}
+
+/// What the detector file's score is.
+fn score_name(bytes: &[u8]) -> &'static str {
+    let file = AlignedBytes::new(bytes);
+    match tinygen_runtime::Detector::from_bytes(file.as_bytes()) {
+        Ok(d) if d.has_neural() => {
+            "sum of robust z-scores of -log p, reconstruction error, latent -log q"
+        }
+        Ok(d) if d.has_second_density() => "sum of the two densities' robust z-scores of -log p",
+        _ => "-log p",
+    }
 }
 
 fn print_alarm_counts(counts: &AlarmCounts) {

@@ -68,12 +68,27 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
                     (w(encoder), w(decoder), "int8 (TFLite scheme)")
                 }
             };
-            match &spec.neural {
-                None => println!(
+            match (&spec.neural, &spec.second) {
+                (None, None) => println!(
                     "threshold   {} (alarm when -log p >= threshold)",
                     spec.threshold
                 ),
-                Some(n) => {
+                (None, Some(second)) => {
+                    println!(
+                        "second      {} ({} components, {} covariance); score = sum of \
+                         (-log p - center) / scale over both densities: center {:?}, scale {:?}",
+                        second.kind,
+                        second.density.components,
+                        second.density.covariance.name(),
+                        second.center,
+                        second.scale
+                    );
+                    println!(
+                        "threshold   {} (alarm when the combined score >= threshold)",
+                        spec.threshold
+                    );
+                }
+                (Some(n), _) => {
                     let (encoder, decoder, format) = autoencoder(&n.autoencoder);
                     println!(
                         "autoencoder {format} encoder {encoder}, decoder {decoder}, latent mixture of {} component(s); \

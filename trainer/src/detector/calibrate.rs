@@ -1,4 +1,6 @@
-//! Calibrating a detector's alarm threshold on held-out normal scores.
+//! Calibrating a detector: the alarm threshold on held-out normal scores,
+//! and the constants that make the terms of a combined score robust
+//! z-scores.
 
 use anyhow::ensure;
 use tinygen_runtime::detector::threshold_at_rate;
@@ -23,9 +25,82 @@ pub fn calibrate_threshold(scores: &[f32], alarm_rate: f64) -> anyhow::Result<f3
     threshold_at_rate(&mut scores.to_vec(), alarm_rate).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// The constants of a combined score of `N` terms (see
+/// `tinygen_runtime::detector`): each term's centre and scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Combination<const N: usize> {
+    /// Subtracted from the terms.
+    pub center: [f32; N],
+    /// Divides the centred terms.
+    pub scale: [f32; N],
+}
+
+impl<const N: usize> Combination<N> {
+    /// The terms as they are (centre 0, scale 1).
+    pub const RAW: Self = Self {
+        center: [0.0; N],
+        scale: [1.0; N],
+    };
+
+    /// The medians and IQR / 1.349 of the terms over rows of `N` (`terms`
+    /// row-major, as the runtime computed them on the training rows), so
+    /// each counts as a robust z-score and none wins by its units. A term
+    /// that barely varies is scaled by its standard deviation if it has
+    /// any spread, else left in its own units.
+    pub fn measure(terms: &[f32]) -> anyhow::Result<Self> {
+        ensure!(
+            !terms.is_empty() && terms.len().is_multiple_of(N),
+            "no whole rows of {N} terms to calibrate the combined score on"
+        );
+        let mut combination = Self::RAW;
+        for i in 0..N {
+            let mut t: Vec<f64> = terms.chunks(N).map(|r| f64::from(r[i])).collect();
+            ensure!(
+                t.iter().all(|v| v.is_finite()),
+                "a term of the combined score is not finite on the training rows"
+            );
+            t.sort_by(f64::total_cmp);
+            let q = |p: f64| quantile(&t, p);
+            combination.center[i] = q(0.5) as f32;
+            let iqr = (q(0.75) - q(0.25)) / 1.349;
+            combination.scale[i] = if iqr > 1e-12 {
+                iqr as f32
+            } else {
+                let mean = t.iter().sum::<f64>() / t.len() as f64;
+                let sd =
+                    (t.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / t.len() as f64).sqrt();
+                if sd > 1e-12 { sd as f32 } else { 1.0 }
+            };
+        }
+        Ok(combination)
+    }
+}
+
+/// Linear-interpolation quantile of sorted values.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let pos = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn combination_constants_are_medians_and_scaled_iqrs() {
+        // Column 0: 1..=5 (median 3, IQR 2); column 1: constant 7.
+        let terms: Vec<f32> = (1..=5).flat_map(|i| [i as f32, 7.0]).collect();
+        let c = Combination::<2>::measure(&terms).unwrap();
+        assert_eq!(c.center, [3.0, 7.0]);
+        assert_eq!(c.scale, [(2.0 / 1.349) as f32, 1.0]);
+        // Few distinct values: no IQR, the standard deviation instead.
+        let terms = [0.0f32, 0.0, 0.0, 0.0, 10.0];
+        let c = Combination::<1>::measure(&terms).unwrap();
+        assert_eq!(c.scale, [4.0]);
+        assert!(Combination::<2>::measure(&[1.0, 2.0, 3.0]).is_err());
+        assert!(Combination::<1>::measure(&[1.0, f32::NAN]).is_err());
+    }
 
     #[test]
     fn threshold_lets_the_alarm_rate_through() {

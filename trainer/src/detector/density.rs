@@ -234,6 +234,61 @@ impl Ensemble {
     }
 }
 
+/// Two densities over the same features, scored as the sum of their robust
+/// z-scores: a detector file with a second density (see
+/// `tinygen_runtime::detector`).
+#[derive(Debug, Clone)]
+pub struct Pair {
+    /// The first density, the one [`tinygen_runtime::Detector::log_density`] reads.
+    pub first: Ensemble,
+    /// The second density.
+    pub second: Ensemble,
+}
+
+impl Pair {
+    /// The z-score pair (issue 16, a lead for clean training rows, see
+    /// BENCHMARKS.md): `ensemble` and the same with `reg_covar` 0.01, each
+    /// in half its byte budget.
+    pub fn halves(ensemble: Ensemble) -> Self {
+        let first = Ensemble {
+            max_bytes: ensemble.max_bytes.map(|b| b / 2),
+            ..ensemble
+        };
+        let second = Ensemble {
+            members: first
+                .members
+                .iter()
+                .map(|m| GmmDensity {
+                    reg: RegCovar::Fixed(0.01),
+                    ..m.clone()
+                })
+                .collect(),
+            ..first.clone()
+        };
+        Self { first, second }
+    }
+
+    /// Fits both densities on `train`; where a half holds no whole member
+    /// ([`Ensemble::is_wide`]), the first density alone in the whole
+    /// budget instead (so wide data get the single-density detector).
+    pub fn fit(
+        &self,
+        train: &DMatrix<f64>,
+    ) -> anyhow::Result<(FittedDensity, Option<FittedDensity>)> {
+        let d = train.ncols();
+        if self.first.is_wide(d) || self.second.is_wide(d) {
+            let whole = Ensemble {
+                max_bytes: self.first.max_bytes.map(|b| b * 2),
+                ..self.first.clone()
+            };
+            return Ok((Density::Ensemble(whole).fit_density(train)?, None));
+        }
+        let first = Density::Ensemble(self.first.clone()).fit_density(train)?;
+        let second = Density::Ensemble(self.second.clone()).fit_density(train)?;
+        Ok((first, Some(second)))
+    }
+}
+
 /// Bytes of a file's header, spec, padding and CRC, and of a detector's
 /// own spec around its density, at most (the budget leaves this room).
 const FILE_OVERHEAD: usize = 256;
@@ -275,19 +330,25 @@ pub enum Density {
     Ensemble(Ensemble),
     /// A Gaussian kernel density estimate.
     Kde(KdeOptions),
+    /// Two densities (a detector with a second density; fitted by
+    /// [`Pair::fit`], not [`Density::fit_density`]).
+    Pair(Box<Pair>),
 }
 
 impl Density {
-    /// Standardizes `train` (rows are points) and fits the density on it.
+    /// Standardizes `train` (rows are points) and fits the density on it;
+    /// for a pair, its first density alone.
     pub fn fit_density(&self, train: &DMatrix<f64>) -> anyhow::Result<FittedDensity> {
         let standardizer = match self {
             Density::Ensemble(e) => e.standardizer(train),
+            Density::Pair(p) => p.first.standardizer(train),
             _ => Standardizer::fit(train),
         };
         let x = standardizer.apply(train);
         let (mixture, kind) = match self {
             Density::Gmm(g) => (g.fit_mixture(&x)?, ModelKind::Gmm),
             Density::Ensemble(e) => (e.fit_mixture(&x)?, ModelKind::Gmm),
+            Density::Pair(p) => (p.first.fit_mixture(&x)?, ModelKind::Gmm),
             Density::Kde(opts) => (fit_kde(&x, None, opts)?.mixture, ModelKind::Kde),
         };
         Ok(FittedDensity {
@@ -297,10 +358,15 @@ impl Density {
         })
     }
 
-    /// Fits the density (see [`Density::fit_density`]) and returns its
-    /// `.tgm` file (see [`FittedDensity::encode`]).
-    pub fn fit(&self, train: &DMatrix<f64>) -> anyhow::Result<Vec<u8>> {
-        self.fit_density(train)?.encode()
+    /// Fits the density and, for a pair, its second one (see [`Pair::fit`]).
+    pub fn fit_densities(
+        &self,
+        train: &DMatrix<f64>,
+    ) -> anyhow::Result<(FittedDensity, Option<FittedDensity>)> {
+        match self {
+            Density::Pair(pair) => pair.fit(train),
+            _ => Ok((self.fit_density(train)?, None)),
+        }
     }
 }
 

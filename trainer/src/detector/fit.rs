@@ -1,49 +1,77 @@
 //! Fitting a detector: features, standardization and density on the normal
-//! inputs, the autoencoder part if asked for (together a [`Scorer`]), and
-//! the alarm threshold calibrated on a held-out part of the normal inputs.
+//! inputs, the second density or the autoencoder part if asked for
+//! (together a [`Scorer`]), and the alarm threshold calibrated on a
+//! held-out part of the normal inputs.
 
 use anyhow::ensure;
 use nalgebra::DMatrix;
-use tinygen_runtime::detector::Features;
+use tinygen_runtime::detector::{Features, SecondDensityParams};
 use tinygen_runtime::features::window_stats;
 use tinygen_runtime::{AnyModel, Detector};
 
-use super::calibrate::calibrate_threshold;
+use super::calibrate::{Combination, calibrate_threshold};
 use super::density::{Density, FittedDensity};
-use super::neural::{Combination, Int8Error, NeuralOptions, NeuralPart, fit_neural_part};
+use super::neural::{Int8Error, NeuralOptions, NeuralPart, fit_neural_part};
 use crate::host::{self, AlignedBytes};
 
 /// The scoring part of a detector fitted on feature rows: the density, and
-/// the autoencoder part with its calibrated combination when asked for.
+/// a second density or the autoencoder part with the calibrated constants
+/// of the combined score when asked for.
 #[derive(Debug, Clone)]
 pub struct Scorer {
     /// The density and its standardization.
     pub density: FittedDensity,
     /// The neural part and the constants of the combined score, if any.
-    pub neural: Option<(NeuralPart, Combination)>,
+    pub neural: Option<(NeuralPart, Combination<3>)>,
+    /// The second density and the constants of the combined score, if any.
+    pub second: Option<(FittedDensity, Combination<2>)>,
 }
 
 impl Scorer {
-    /// Fits `density`, and the neural part when `neural` is given, on
-    /// `train_x` (feature rows); the combination's constants come from the
-    /// runtime's terms on the same rows.
+    /// Fits `density` (for a pair both), and the neural part when `neural`
+    /// is given, on `train_x` (feature rows); the combination's constants
+    /// come from the runtime's terms on the same rows.
     pub fn fit(
         density: &Density,
         neural: Option<&NeuralOptions>,
         train_x: &DMatrix<f64>,
     ) -> anyhow::Result<Self> {
-        let density = density.fit_density(train_x)?;
+        ensure!(
+            neural.is_none() || !matches!(density, Density::Pair(_)),
+            "a detector has a second density or a neural part, not both"
+        );
+        let (density, second) = density.fit_densities(train_x)?;
+        let train_f32: Vec<f32> = (0..train_x.nrows())
+            .flat_map(|i| (0..train_x.ncols()).map(move |j| train_x[(i, j)] as f32))
+            .collect();
         let neural = neural
             .map(|opts| {
                 let part = fit_neural_part(train_x, &density.standardizer, opts)?;
-                let train_f32: Vec<f32> = (0..train_x.nrows())
-                    .flat_map(|i| (0..train_x.ncols()).map(move |j| train_x[(i, j)] as f32))
-                    .collect();
                 let combination = part.calibrate(&density.params(), density.kind, &train_f32)?;
                 anyhow::Ok((part, combination))
             })
             .transpose()?;
-        Ok(Self { density, neural })
+        let second = second
+            .map(|second| {
+                let raw = pair_params(&second, Combination::RAW);
+                let file = density.params().encode_pair_detector(
+                    density.kind,
+                    Features::Identity,
+                    f32::MAX,
+                    &raw,
+                )?;
+                let file = AlignedBytes::new(&file);
+                let detector =
+                    Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let terms = host::detector_terms(&detector, &train_f32)?;
+                anyhow::Ok((second, Combination::measure(&terms)?))
+            })
+            .transpose()?;
+        Ok(Self {
+            density,
+            neural,
+            second,
+        })
     }
 
     /// How far the int8 autoencoder is from the f32 one, if quantized.
@@ -59,13 +87,13 @@ impl Scorer {
     /// gives `rows` (feature rows, row-major; higher = more anomalous:
     /// `-ln p` or the combined score), computed by the runtime crate.
     pub fn score(&self, rows: &[f32]) -> anyhow::Result<(Vec<u8>, Vec<f32>)> {
-        Ok(match &self.neural {
-            None => {
+        Ok(match (&self.neural, &self.second) {
+            (None, None) => {
                 let file = self.density.encode()?;
                 let scores = host::run_file(&file, rows)?.iter().map(|s| -s).collect();
                 (file, scores)
             }
-            Some(_) => {
+            _ => {
                 let file = self.encode(Features::Identity, f32::MAX)?;
                 let scores = host::run_file(&file, rows)?;
                 (file, scores)
@@ -76,12 +104,26 @@ impl Scorer {
     /// The detector file with input `features` and alarm `threshold`.
     pub fn encode(&self, features: Features, threshold: f32) -> anyhow::Result<Vec<u8>> {
         let (params, kind) = (self.density.params(), self.density.kind);
-        match &self.neural {
-            None => Ok(params.encode_detector(kind, features, threshold)?),
-            Some((part, combination)) => {
+        match (&self.neural, &self.second) {
+            (Some((part, combination)), _) => {
                 part.encode(&params, kind, features, threshold, *combination)
             }
+            (None, Some((second, combination))) => {
+                let second = pair_params(second, *combination);
+                Ok(params.encode_pair_detector(kind, features, threshold, &second)?)
+            }
+            (None, None) => Ok(params.encode_detector(kind, features, threshold)?),
         }
+    }
+}
+
+/// A second density as the runtime's writer takes it.
+fn pair_params(second: &FittedDensity, combination: Combination<2>) -> SecondDensityParams<'_> {
+    SecondDensityParams {
+        kind: second.kind,
+        density: second.params(),
+        center: combination.center,
+        scale: combination.scale,
     }
 }
 
@@ -231,4 +273,89 @@ pub fn fit_detector(
         flags,
         int8_error: scorer.int8_error(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::density::{Ensemble, Pair};
+
+    /// Rows of two Gaussian clusters in `d` dimensions.
+    fn clusters(n: usize, d: usize) -> DMatrix<f64> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        DMatrix::from_fn(n, d, |i, j| {
+            // Box-Muller: one standard normal from two uniforms.
+            let (u, v) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
+            let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+            z + if i % 3 == 0 { 4.0 } else { 0.0 } + j as f64
+        })
+    }
+
+    fn row_major(x: &DMatrix<f64>) -> Vec<f32> {
+        (0..x.nrows())
+            .flat_map(|i| (0..x.ncols()).map(move |j| x[(i, j)] as f32))
+            .collect()
+    }
+
+    #[test]
+    fn a_pair_scores_the_robust_z_scores_of_its_standalone_densities() {
+        let x = clusters(400, 4);
+        let pair = Density::Pair(Box::new(Pair::halves(Ensemble::bagged(0))));
+        let scorer = Scorer::fit(&pair, None, &x).unwrap();
+        let (second, combination) = scorer.second.as_ref().expect("a second density");
+        let rows = row_major(&x);
+        // Each half on its own, as a plain density file.
+        let nll = |d: &FittedDensity| -> Vec<f64> {
+            let file = d.encode().unwrap();
+            assert!(file.len() <= 32 * 1024, "{} bytes", file.len());
+            host::run_file(&file, &rows)
+                .unwrap()
+                .iter()
+                .map(|&v| -f64::from(v))
+                .collect()
+        };
+        let (first, other) = (nll(&scorer.density), nll(second));
+        // The constants are the medians (and IQR / 1.349) over the training rows.
+        for (terms, (&c, &s)) in [&first, &other]
+            .into_iter()
+            .zip(combination.center.iter().zip(&combination.scale))
+        {
+            let mut t = terms.clone();
+            t.sort_by(f64::total_cmp);
+            let median = (t[199] + t[200]) / 2.0;
+            assert!((f64::from(c) - median).abs() < 1e-4 * median.abs().max(1.0));
+            assert!(s > 0.0);
+        }
+        let (file, scores) = scorer.score(&rows).unwrap();
+        assert!(file.len() <= 64 * 1024);
+        for (i, &score) in scores.iter().enumerate() {
+            let want = (first[i] - f64::from(combination.center[0]))
+                / f64::from(combination.scale[0])
+                + (other[i] - f64::from(combination.center[1])) / f64::from(combination.scale[1]);
+            assert!(
+                (f64::from(score) - want).abs() < 1e-4 * want.abs().max(1.0),
+                "row {i}: {score} vs {want}"
+            );
+        }
+        // The second density is regularised more: it is not the first.
+        assert_ne!(first, other);
+    }
+
+    #[test]
+    fn a_pair_on_data_too_wide_for_a_half_is_the_default_detector() {
+        // 70 features: a K = 4 member fits 64 KiB (up to 88), not 32 (up to 60).
+        let x = clusters(300, 70);
+        let pair = Pair::halves(Ensemble::bagged(0));
+        assert!(pair.first.is_wide(70) && !Ensemble::bagged(0).is_wide(70));
+        let scorer = Scorer::fit(&Density::Pair(Box::new(pair)), None, &x).unwrap();
+        assert!(scorer.second.is_none());
+        let default = Scorer::fit(&Density::Ensemble(Ensemble::bagged(0)), None, &x).unwrap();
+        let rows = row_major(&x);
+        assert_eq!(scorer.score(&rows).unwrap(), default.score(&rows).unwrap());
+        // A pair and a neural part do not go together.
+        let neural = super::super::neural::NeuralOptions::default();
+        let pair = Density::Pair(Box::new(Pair::halves(Ensemble::bagged(0))));
+        assert!(Scorer::fit(&pair, Some(&neural), &x).is_err());
+    }
 }

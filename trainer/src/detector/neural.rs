@@ -28,6 +28,7 @@ use tinygen_runtime::gmm::GmmParams;
 use tinygen_runtime::network::{DecoderParams, PriorParams, Role};
 use tinygen_runtime::qnetwork::QNetworkParams;
 
+use super::calibrate::Combination;
 use super::density::RegCovar;
 use crate::data::images::Samples;
 use crate::density::gmm::{Components, EmOptions, GaussianMixture, fit_em_select};
@@ -274,23 +275,6 @@ pub fn fit_neural_part(
     })
 }
 
-/// The constants of the combined score: each term's centre and scale.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Combination {
-    /// Subtracted from the terms (density, reconstruction, latent).
-    pub center: [f32; 3],
-    /// Divides the centred terms.
-    pub scale: [f32; 3],
-}
-
-impl Combination {
-    /// The terms as they are (centre 0, scale 1).
-    pub const RAW: Self = Self {
-        center: [0.0; 3],
-        scale: [1.0; 3],
-    };
-}
-
 impl NeuralPart {
     /// The int8 networks and their error against f32, if quantized.
     pub fn int8(&self) -> Option<&Int8Part> {
@@ -304,7 +288,7 @@ impl NeuralPart {
         density_kind: ModelKind,
         features: Features,
         threshold: f32,
-        combination: Combination,
+        combination: Combination<3>,
     ) -> anyhow::Result<Vec<u8>> {
         let latent = self.latent.dim();
         let autoencoder = match &self.int8 {
@@ -338,7 +322,7 @@ impl NeuralPart {
         density: &GmmParams<'_>,
         density_kind: ModelKind,
         train_features: &[f32],
-    ) -> anyhow::Result<Combination> {
+    ) -> anyhow::Result<Combination<3>> {
         let raw = self.encode(
             density,
             density_kind,
@@ -349,32 +333,6 @@ impl NeuralPart {
         let raw = AlignedBytes::new(&raw);
         let detector = tinygen_runtime::Detector::from_bytes(raw.as_bytes())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let terms = host::detector_terms(&detector, train_features)?;
-        let mut combination = Combination::RAW;
-        for i in 0..3 {
-            let mut t: Vec<f64> = terms.chunks(3).map(|r| f64::from(r[i])).collect();
-            t.sort_by(f64::total_cmp);
-            let q = |p: f64| quantile(&t, p);
-            combination.center[i] = q(0.5) as f32;
-            let iqr = (q(0.75) - q(0.25)) / 1.349;
-            combination.scale[i] = if iqr > 1e-12 {
-                iqr as f32
-            } else {
-                // A term that barely varies on the training rows: scale
-                // by its spread if any, else leave it in its own units.
-                let mean = t.iter().sum::<f64>() / t.len() as f64;
-                let sd =
-                    (t.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / t.len() as f64).sqrt();
-                if sd > 1e-12 { sd as f32 } else { 1.0 }
-            };
-        }
-        Ok(combination)
+        Combination::measure(&host::detector_terms(&detector, train_features)?)
     }
-}
-
-/// Linear-interpolation quantile of sorted values.
-fn quantile(sorted: &[f64], p: f64) -> f64 {
-    let pos = p * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
