@@ -1,12 +1,13 @@
 //! `cargo xtask bench-anomaly`: the anomaly benchmarks, on the 17 ODDS sets
-//! (`--suite odds`) or on the suites of issue 16 (`--suite dev|fresh|pmlb`).
+//! (`--suite odds`) or on the suites of issue 16 (`--suite
+//! dev|fresh|pmlb|categorical`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
 use tinygen::density::kde::KdeOptions;
-use tinygen::detector::density::{Density, Ensemble, GmmDensity};
+use tinygen::detector::density::{Density, Ensemble, GmmDensity, Pair};
 use tinygen::detector::protocol::{Protocol, Report, evaluate_with, fit_split, read_splits};
 use xtask::{Core, root};
 
@@ -24,6 +25,9 @@ pub(crate) enum Suite {
     /// The 15 sets of `data/anomaly-pmlb/` (a third held-out suite, derived
     /// from PMLB's classification sets), as `dev`.
     Pmlb,
+    /// The 14 sets of `data/anomaly-categorical/` (a fifth held-out suite,
+    /// from PMLB's sets with categorical features), as `dev`.
+    Categorical,
 }
 
 impl Suite {
@@ -35,6 +39,7 @@ impl Suite {
             Suite::Dev => Some(("anomaly-dev", "anomaly_dev_data.py")),
             Suite::Fresh => Some(("anomaly-fresh", "anomaly_fresh_data.py")),
             Suite::Pmlb => Some(("anomaly-pmlb", "anomaly_pmlb_data.py")),
+            Suite::Categorical => Some(("anomaly-categorical", "anomaly_categorical_data.py")),
         }
     }
 }
@@ -278,25 +283,27 @@ fn sklearn(dir: &Path, sets: &[SuiteSet], protocol: Protocol) -> anyhow::Result<
 }
 
 /// Both protocols over the chosen part of a suite (`data/<suite>/`, built
-/// by `scripts/<script>`): tinygen's default, the old default and PyOD's
-/// single Gaussian (runtime scores), scikit-learn's GMM K=1, GMM K=4 (reg
-/// 1e-3) and IsolationForest on the same splits; per set and mean per part.
+/// by `scripts/<script>`): tinygen's default, its `--pair`, the old default
+/// and PyOD's single Gaussian (runtime scores), scikit-learn's GMM K=1, GMM
+/// K=4 (reg 1e-3) and IsolationForest on the same splits; per set and mean
+/// per part.
 fn both_protocols(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
     let dir = suite_dir(suite, script)?;
     let sets = suite_sets(suite, part)?;
     let detectors = [
         Density::Ensemble(Ensemble::bagged(0)),
+        Density::Pair(Box::new(Pair::halves(Ensemble::bagged(0)))),
         Density::Gmm(GmmDensity::smoothed(0)),
         Density::Gmm(GmmDensity::pyod()),
     ];
     for protocol in [Protocol::Unsupervised, Protocol::Novelty] {
         println!("\n### {protocol:?} protocol\n");
         println!(
-            "| set | part | rows | features | outliers | tinygen default | old default (--single) | tinygen GMM K=1 | sklearn GMM K=1 | sklearn GMM K=4 reg 1e-3 | sklearn IsolationForest | bytes (max over splits) | MACs per score |"
+            "| set | part | rows | features | outliers | tinygen default | tinygen --pair | old default (--single) | tinygen GMM K=1 | sklearn GMM K=1 | sklearn GMM K=4 reg 1e-3 | sklearn IsolationForest | bytes (max over splits) | MACs per score | --pair bytes |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let baselines = sklearn(&dir, &sets, protocol)?;
-        let mut by_part: Vec<(String, Vec<[f64; 6]>)> = vec![];
+        let mut by_part: Vec<(String, Vec<[f64; 7]>)> = vec![];
         for (s, base) in sets.iter().zip(&baselines) {
             let set = load(&dir.join(format!("csv/{}.csv.gz", s.name)))?;
             let splits = read_splits(&dir.join(format!("splits/{}.txt", s.name)), set.rows)?;
@@ -309,12 +316,13 @@ fn both_protocols(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
                 reports[0].roc_auc(),
                 reports[1].roc_auc(),
                 reports[2].roc_auc(),
+                reports[3].roc_auc(),
                 base[0],
                 base[1],
                 base[2],
             ];
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.name,
                 s.part,
                 set.rows,
@@ -326,6 +334,7 @@ fn both_protocols(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
                     .join(" | "),
                 max_bytes(&reports[0]),
                 max_macs(&reports[0]),
+                max_bytes(&reports[1]),
             );
             match by_part.iter_mut().find(|(p, _)| *p == s.part) {
                 Some((_, rows)) => rows.push(row),
@@ -334,12 +343,12 @@ fn both_protocols(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
         }
         by_part.sort_by(|a, b| a.0.cmp(&b.0));
         for (p, rows) in &by_part {
-            let means: Vec<String> = (0..6)
+            let means: Vec<String> = (0..7)
                 .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / rows.len() as f64)
                 .map(|m| format!("**{m:.4}**"))
                 .collect();
             println!(
-                "| **mean, {p} ({})** | | | | | {} | | |",
+                "| **mean, {p} ({})** | | | | | {} | | | |",
                 rows.len(),
                 means.join(" | ")
             );

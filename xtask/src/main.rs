@@ -15,11 +15,12 @@
 //! * `bench-host [--scaling]` EM time per iteration and scoring throughput
 //!   against scikit-learn on the same data, in one run; with `--scaling`,
 //!   EM's time and memory over N, D and K.
-//! * `bench-anomaly [--suite odds|dev|fresh|pmlb] [--part choice|confirmation|all]
-//!   [--neural] [--m4f]` mean ROC-AUC of tinygen's detectors over the 17 ODDS sets
-//!   with PyOD's splits against the published table, or over the
-//!   development suite of `data/anomaly-dev/` (or the held-out suites of
-//!   `data/anomaly-fresh/` and `data/anomaly-pmlb/`) in both protocols against scikit-learn
+//! * `bench-anomaly [--suite odds|dev|fresh|pmlb|categorical] [--part
+//!   choice|confirmation|all] [--neural] [--m4f]` mean ROC-AUC of tinygen's
+//!   detectors over the 17 ODDS sets with PyOD's splits against the
+//!   published table, or over the development suite of `data/anomaly-dev/`
+//!   (or the held-out suites of `data/anomaly-fresh/`, `data/anomaly-pmlb/`
+//!   and `data/anomaly-categorical/`) in both protocols against scikit-learn
 //!   (needs ../shared or TINYGEN_SHARED); with `--m4f` instead each set's
 //!   default detector scored on the Cortex-M4F, instructions per score.
 //! * `bench-decode` host latency of one decode (batch 1): the runtime
@@ -90,8 +91,8 @@ enum Task {
     BenchAnomaly {
         /// odds: the 17 ODDS sets against the published table; dev: the
         /// sets of data/anomaly-dev, both protocols, against scikit-learn;
-        /// fresh, pmlb: the same for the held-out sets of data/anomaly-fresh
-        /// and data/anomaly-pmlb.
+        /// fresh, pmlb, categorical: the same for the held-out sets of
+        /// data/anomaly-fresh, data/anomaly-pmlb and data/anomaly-categorical.
         #[arg(long, value_enum, default_value = "odds")]
         suite: bench_anomaly::Suite,
         /// dev: which part of the suite.
