@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use tinygen::detector::density::{Density, Ensemble, GmmDensity};
+use tinygen::detector::density::{Density, Ensemble, GmmDensity, Pair};
 use tinygen::detector::protocol::{evaluate, read_splits};
 
 mod common;
@@ -319,6 +319,11 @@ fn eval_cardio(extra: &[&str]) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The first split's model file size in an `eval anomaly --json` report.
+fn bytes(report: &serde_json::Value) -> u64 {
+    report["per_split"][0]["model_bytes"].as_u64().unwrap()
+}
+
 #[test]
 fn eval_anomaly_on_the_bundled_cardio_splits() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -352,11 +357,22 @@ fn eval_anomaly_on_the_bundled_cardio_splits() {
     let expected = evaluate(
         &set,
         &split_rows,
-        &Density::Ensemble(Ensemble::bagged(0)),
+        &Density::Pair(Box::new(Pair::bagged(0))),
         None,
     )
     .unwrap();
     assert_eq!(default["roc_auc"].as_f64().unwrap(), expected.roc_auc());
+    // --one-density: the default before the fifth held-out suite.
+    let one = eval_cardio(&["--one-density"]);
+    let expected = evaluate(
+        &set,
+        &split_rows,
+        &Density::Ensemble(Ensemble::bagged(0)),
+        None,
+    )
+    .unwrap();
+    assert_eq!(one["roc_auc"].as_f64().unwrap(), expected.roc_auc());
+    assert!(bytes(&default) <= 64 * 1024 && bytes(&one) <= 64 * 1024);
     // --single: the default before issue 16.
     let single = eval_cardio(&["--single"]);
     let expected = evaluate(
@@ -711,12 +727,11 @@ fn neural_detector_flags_a_burst_and_evaluates() {
 
     // The PyOD protocol with autoencoder scores on the bundled Cardio splits:
     // a working detector (the published GMM column is 0.898 here), and a
-    // larger file than the density alone.
+    // larger file than its density alone (one: --neural implies it).
     let neural = eval_cardio(&["--neural", "ae", "--neural-steps", "300"]);
-    let plain = eval_cardio(&[]);
+    let plain = eval_cardio(&["--one-density"]);
     let auc = neural["roc_auc"].as_f64().unwrap();
     assert!(auc > 0.75, "ROC-AUC {auc}");
-    let bytes = |v: &serde_json::Value| v["per_split"][0]["model_bytes"].as_u64().unwrap();
     assert!(bytes(&neural) > bytes(&plain));
     // The same with its autoencoder in int8: it still works, reports its
     // error against f32 per split, and its file is smaller.
@@ -800,7 +815,7 @@ fn neural_detector_flags_a_burst_and_evaluates() {
     );
 }
 
-/// `--pair`: a detector with a second density, from fit to detect, and in
+/// The default detector has a second density: from fit to detect, and in
 /// the evaluation protocol.
 #[test]
 fn pair_detector_flags_a_burst_and_evaluates() {
@@ -822,7 +837,6 @@ fn pair_detector_flags_a_burst_and_evaluates() {
         "10",
         "--alarm-rate",
         "0.05",
-        "--pair",
         "--out",
         m,
     ]);
@@ -867,17 +881,28 @@ fn pair_detector_flags_a_burst_and_evaluates() {
     assert!(false_alarms <= 8, "{false_alarms} false alarms");
 
     // Cardio (21 features), novelty: a working detector within 64 KiB.
-    let pair = eval_cardio(&["--pair", "--novelty"]);
+    let pair = eval_cardio(&["--novelty"]);
     let auc = pair["roc_auc"].as_f64().unwrap();
     assert!(auc > 0.85, "{auc}");
-    let bytes = pair["per_split"][0]["model_bytes"].as_u64().unwrap();
-    assert!(bytes <= 64 * 1024, "{bytes}");
-    // Not with an autoencoder, nor with the single mixture.
-    for other in [&["--neural", "ae"][..], &["--single"]] {
-        let mut args = vec!["fit", "detector", "--data", d, "--pair", "--out", m];
-        args.extend(other);
-        assert_fails(&tinygen(&args), &["--pair"]);
+    assert!(bytes(&pair) <= 64 * 1024, "{}", bytes(&pair));
+    // --one-density and --single keep one density; not with each other.
+    for (other, second) in [("--one-density", false), ("--single", false)] {
+        let fit = tinygen(&["fit", "detector", "--data", d, other, "--out", m]);
+        assert!(fit.status.success());
+        let info = String::from_utf8_lossy(&tinygen(&["info", m]).stdout).into_owned();
+        assert_eq!(info.contains("second "), second, "{other}: {info}");
     }
+    let both = [
+        "fit",
+        "detector",
+        "--data",
+        d,
+        "--single",
+        "--one-density",
+        "--out",
+        m,
+    ];
+    assert_fails(&tinygen(&both), &["cannot be used with"]);
 }
 
 /// `fit detector --on-device-recipe`: the recipe, the detector the device

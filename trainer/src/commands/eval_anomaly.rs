@@ -72,7 +72,9 @@ pub fn run(args: &EvalAnomalyArgs) -> anyhow::Result<()> {
     let set = args.data.load()?;
     let splits = read_splits(&args.splits, set.rows)?;
     let detector = match args.detector {
-        DetectorKind::Gmm => args.ensemble.density(&args.mixture, args.seed),
+        DetectorKind::Gmm => args
+            .ensemble
+            .density(&args.mixture, args.seed, neural.is_some()),
         DetectorKind::Kde => Density::Kde(KdeOptions {
             bandwidth: args.bandwidth,
             diagonal: args.diagonal,

@@ -63,7 +63,10 @@ pub struct FitDetectorArgs {
     /// --alarm-rate of the next --calibrate (default: the normal inputs
     /// split by --holdout, in order). The device's learner also runs here
     /// over the data's normal inputs.
-    #[arg(long, conflicts_with_all = ["neural", "members", "subsample", "single", "min_weight"])]
+    #[arg(
+        long,
+        conflicts_with_all = ["neural", "members", "subsample", "single", "one_density", "min_weight"]
+    )]
     pub on_device_recipe: bool,
     /// Normal inputs the device learns its density from.
     #[arg(long, value_name = "N", requires = "on_device_recipe")]
@@ -107,12 +110,15 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
     if args.on_device_recipe {
         return on_device(args, features, dim, &inputs, labels.as_deref());
     }
+    let neural = args.neural.options(args.seed)?;
     let fit = DetectorFit {
-        density: args.ensemble.density(&args.mixture, args.seed),
+        density: args
+            .ensemble
+            .density(&args.mixture, args.seed, neural.is_some()),
         alarm_rate: args.alarm_rate,
         holdout: args.holdout,
         seed: args.seed,
-        neural: args.neural.options(args.seed)?,
+        neural,
     };
     let fitted = fit_detector(features, dim, &inputs, labels.as_deref(), &fit)?;
     println!(

@@ -111,17 +111,24 @@ impl MixtureArgs {
 }
 
 /// How a detector's density is built from mixtures (`fit detector`, `eval
-/// anomaly`): by default the bagged ensemble of [`Ensemble::bagged`], whose
-/// members take the mixture options (given any of -k, --reg-covar and
-/// --min-weight, also on data too wide for the budget, where the default
-/// fits one OAS-shrunk Gaussian).
+/// anomaly`): by default two bagged ensembles ([`Pair::bagged`]: the
+/// ensemble of [`Ensemble::bagged`] and the same with reg-covar 0.01, in
+/// half the budget each), whose members take the mixture options (given any
+/// of -k, --reg-covar and --min-weight, also on data too wide for the
+/// budget, where the default fits one OAS-shrunk Gaussian; --reg-covar sets
+/// the first ensemble's).
 #[derive(Debug, Clone, Args)]
 pub struct EnsembleArgs {
     /// One mixture on rows standardized by mean and standard deviation,
     /// without a size budget: the default detector before issue 16.
-    #[arg(long, conflicts_with_all = ["members", "subsample"])]
+    #[arg(long, conflicts_with_all = ["members", "subsample", "one_density"])]
     pub single: bool,
-    /// Mixtures averaged into the density, each fitted on its own random
+    /// One bagged ensemble in the whole 64 KiB budget, not two in half of
+    /// it each: the default before the fifth held-out suite (also what
+    /// --neural adds its scores to).
+    #[arg(long)]
+    pub one_density: bool,
+    /// Mixtures averaged into each density, each fitted on its own random
     /// subsample of the rows [default: 8].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub members: Option<u16>,
@@ -129,19 +136,13 @@ pub struct EnsembleArgs {
     /// [default: 0.5].
     #[arg(long)]
     pub subsample: Option<f64>,
-    /// Two densities, the ensemble and the same with reg-covar 0.01, each
-    /// in half the byte budget, scored as the sum of their robust z-scores
-    /// (a detector with a second density). Measured better than the default
-    /// when the training rows are clean (novelty), about even otherwise
-    /// (BENCHMARKS.md). Data too wide for a half get the default detector.
-    #[arg(long, conflicts_with_all = ["single", "neural"])]
-    pub pair: bool,
 }
 
 impl EnsembleArgs {
     /// The detector density with these options and the members' `mixture`
-    /// options.
-    pub fn density(&self, mixture: &MixtureArgs, seed: u64) -> Density {
+    /// options: two ensembles, or one with `neural` (an autoencoder's
+    /// scores are added to one density).
+    pub fn density(&self, mixture: &MixtureArgs, seed: u64, neural: bool) -> Density {
         if self.single {
             return Density::Gmm(mixture.detector(seed));
         }
@@ -159,10 +160,10 @@ impl EnsembleArgs {
             shrunk_when_wide: defaults.shrunk_when_wide && !described,
             ..defaults
         };
-        if self.pair {
-            Density::Pair(Box::new(Pair::halves(ensemble)))
-        } else {
+        if self.one_density || neural {
             Density::Ensemble(ensemble)
+        } else {
+            Density::Pair(Box::new(Pair::halves(ensemble)))
         }
     }
 }
@@ -243,9 +244,9 @@ mod tests {
     fn described_members_are_fitted_on_wide_data_too() {
         let ensemble = EnsembleArgs {
             single: false,
+            one_density: true,
             members: None,
             subsample: None,
-            pair: false,
         };
         let mut mixture = MixtureArgs {
             components: None,
@@ -253,12 +254,40 @@ mod tests {
             reg_covar: None,
             min_weight: None,
         };
-        let shrunk = |m: &MixtureArgs| match ensemble.density(m, 0) {
+        let shrunk = |m: &MixtureArgs| match ensemble.density(m, 0, false) {
             Density::Ensemble(e) => e.shrunk_when_wide,
             other => panic!("not an ensemble: {other:?}"),
         };
         assert!(shrunk(&mixture));
         mixture.reg_covar = Some(RegCovar::Fixed(0.01));
         assert!(!shrunk(&mixture));
+    }
+
+    #[test]
+    fn the_default_is_a_pair_and_one_density_carries_an_autoencoder() {
+        let mixture = MixtureArgs {
+            components: None,
+            covariance: CovarianceArg::Full,
+            reg_covar: None,
+            min_weight: None,
+        };
+        let args = |one_density| EnsembleArgs {
+            single: false,
+            one_density,
+            members: None,
+            subsample: None,
+        };
+        match args(false).density(&mixture, 0, false) {
+            Density::Pair(pair) => {
+                assert_eq!(pair.first.max_bytes, Some(32 * 1024));
+                assert_eq!(pair.second.members[0].reg, RegCovar::Fixed(0.01));
+                assert_eq!(pair.first.members[0].reg, RegCovar::Scott);
+            }
+            other => panic!("not a pair: {other:?}"),
+        }
+        for (one_density, neural) in [(true, false), (false, true)] {
+            let density = args(one_density).density(&mixture, 0, neural);
+            assert!(matches!(density, Density::Ensemble(_)), "{density:?}");
+        }
     }
 }
