@@ -654,6 +654,68 @@ fn raw_window_detector() {
     );
 }
 
+/// Fits a detector with `extra` options on the burst series `d` (windows
+/// of 20, stride 10, 5 % alarm rate) into `m`, and checks that `detect`
+/// flags every window over the burst and at most 8 others; returns what
+/// `fit` and `info` printed.
+fn detect_the_burst(d: &str, m: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec![
+        "fit",
+        "detector",
+        "--data",
+        d,
+        "--label-column",
+        "label",
+        "--window",
+        "20",
+        "--stride",
+        "10",
+        "--alarm-rate",
+        "0.05",
+        "--out",
+        m,
+    ];
+    args.extend(extra);
+    let fit = tinygen(&args);
+    assert!(
+        fit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fit.stderr)
+    );
+    let info = String::from_utf8_lossy(&tinygen(&["info", m]).stdout).into_owned();
+    let detect = tinygen(&[
+        "detect",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--label-column",
+        "label",
+        "--stride",
+        "10",
+    ]);
+    assert!(
+        detect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&detect.stderr)
+    );
+    let text = String::from_utf8_lossy(&detect.stdout);
+    let flags: Vec<bool> = text.lines().skip(1).map(|l| l.ends_with(",1")).collect();
+    assert_eq!(flags.len(), 79);
+    for (w, &flag) in flags.iter().enumerate() {
+        if (590..=630).contains(&(w * 10)) {
+            assert!(flag, "{extra:?}: window at {} overlaps the burst", w * 10);
+        }
+    }
+    let false_alarms = flags
+        .iter()
+        .enumerate()
+        .filter(|&(w, &f)| f && !(581..640).contains(&(w * 10)))
+        .count();
+    assert!(false_alarms <= 8, "{extra:?}: {false_alarms} false alarms");
+    (String::from_utf8_lossy(&fit.stdout).into_owned(), info)
+}
+
 #[test]
 fn neural_detector_flags_a_burst_and_evaluates() {
     let dir = tempfile::tempdir().unwrap();
@@ -662,67 +724,20 @@ fn neural_detector_flags_a_burst_and_evaluates() {
     let model = dir.path().join("neural.tgm");
     let m = model.to_str().unwrap();
     for kind in ["ae", "vae"] {
-        let fit = tinygen(&[
-            "fit",
-            "detector",
-            "--data",
+        let (out, info) = detect_the_burst(
             d,
-            "--label-column",
-            "label",
-            "--window",
-            "20",
-            "--stride",
-            "10",
-            "--alarm-rate",
-            "0.05",
-            "--neural",
-            kind,
-            "--neural-hidden",
-            "16",
-            "--neural-steps",
-            "300",
-            "--out",
             m,
-        ]);
-        let out = String::from_utf8_lossy(&fit.stdout);
-        assert!(
-            fit.status.success(),
-            "{}",
-            String::from_utf8_lossy(&fit.stderr)
+            &[
+                "--neural",
+                kind,
+                "--neural-hidden",
+                "16",
+                "--neural-steps",
+                "300",
+            ],
         );
         assert!(out.contains("robust z-scores"), "{out}");
-        let info = String::from_utf8_lossy(&tinygen(&["info", m]).stdout).into_owned();
         assert!(info.contains("autoencoder"), "{info}");
-        let detect = tinygen(&[
-            "detect",
-            "--model",
-            m,
-            "--data",
-            d,
-            "--label-column",
-            "label",
-            "--stride",
-            "10",
-        ]);
-        assert!(
-            detect.status.success(),
-            "{}",
-            String::from_utf8_lossy(&detect.stderr)
-        );
-        let text = String::from_utf8_lossy(&detect.stdout);
-        let flags: Vec<bool> = text.lines().skip(1).map(|l| l.ends_with(",1")).collect();
-        assert_eq!(flags.len(), 79);
-        for (w, &flag) in flags.iter().enumerate() {
-            if (590..=630).contains(&(w * 10)) {
-                assert!(flag, "window at {} overlaps the burst", w * 10);
-            }
-        }
-        let false_alarms = flags
-            .iter()
-            .enumerate()
-            .filter(|&(w, &f)| f && !(581..640).contains(&(w * 10)))
-            .count();
-        assert!(false_alarms <= 8, "{kind}: {false_alarms} false alarms");
     }
 
     // The PyOD protocol with autoencoder scores on the bundled Cardio splits:
@@ -824,61 +839,9 @@ fn pair_detector_flags_a_burst_and_evaluates() {
     let d = data.to_str().unwrap();
     let model = dir.path().join("pair.tgm");
     let m = model.to_str().unwrap();
-    let fit = tinygen(&[
-        "fit",
-        "detector",
-        "--data",
-        d,
-        "--label-column",
-        "label",
-        "--window",
-        "20",
-        "--stride",
-        "10",
-        "--alarm-rate",
-        "0.05",
-        "--out",
-        m,
-    ]);
-    let out = String::from_utf8_lossy(&fit.stdout);
-    assert!(
-        fit.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fit.stderr)
-    );
+    let (out, info) = detect_the_burst(d, m, &[]);
     assert!(out.contains("two densities' robust z-scores"), "{out}");
-    let info = String::from_utf8_lossy(&tinygen(&["info", m]).stdout).into_owned();
     assert!(info.contains("second      gmm"), "{info}");
-    let detect = tinygen(&[
-        "detect",
-        "--model",
-        m,
-        "--data",
-        d,
-        "--label-column",
-        "label",
-        "--stride",
-        "10",
-    ]);
-    assert!(
-        detect.status.success(),
-        "{}",
-        String::from_utf8_lossy(&detect.stderr)
-    );
-    let text = String::from_utf8_lossy(&detect.stdout);
-    let flags: Vec<bool> = text.lines().skip(1).map(|l| l.ends_with(",1")).collect();
-    assert_eq!(flags.len(), 79);
-    for (w, &flag) in flags.iter().enumerate() {
-        if (590..=630).contains(&(w * 10)) {
-            assert!(flag, "window at {} overlaps the burst", w * 10);
-        }
-    }
-    let false_alarms = flags
-        .iter()
-        .enumerate()
-        .filter(|&(w, &f)| f && !(581..640).contains(&(w * 10)))
-        .count();
-    assert!(false_alarms <= 8, "{false_alarms} false alarms");
 
     // Cardio (21 features), novelty: a working detector within 64 KiB.
     let pair = eval_cardio(&["--novelty"]);
