@@ -1,6 +1,6 @@
 //! Adam with decoupled weight decay (AdamW): candle-nn's update rule, the
 //! same f32 operations in the same order (the results are identical but
-//! for moments below f32's normal range, see [`adam_update`]), with the
+//! for moments below f32's normal range, see `adam_update`), with the
 //! moment estimates kept in plain vectors and one fused pass over each
 //! parameter. candle-nn's `AdamW` builds about fifteen temporary tensors
 //! per parameter and step; on a CPU that took as long as the forward and
