@@ -1,6 +1,6 @@
 //! Writes small, valid model files of every kind (GMMs of each covariance,
 //! KDEs, detectors with each feature map, with and without a neural part
-//! (f32 and int8),
+//! (f32 and int8) or a second density,
 //! decoders with each prior and activation, encoders) into the directory
 //! given as the only argument, each prefixed with the `model` fuzz target's
 //! control byte 0 (keep the header, fix up length and CRC).
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use tinygen_runtime::Activation;
 use tinygen_runtime::ModelKind;
-use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams};
+use tinygen_runtime::detector::{AutoencoderParams, Features, NeuralParams, SecondDensityParams};
 use tinygen_runtime::diffusion::{DiffusionParams, Sampler, Schedule};
 use tinygen_runtime::gmm::{Covariance, GmmParams, Standardizer};
 use tinygen_runtime::learn::RecipeSpec;
@@ -367,6 +367,19 @@ fn main() {
         };
         let name = format!("detector-{i}");
         write(&dir, &name, m.params().encode_detector(kind, features, 1.5));
+        // With a second density (the default detector's shape).
+        let second = Mixture::new(v, COVARIANCES[(i + 2) % 4], dim, 2, true);
+        let pair = SecondDensityParams {
+            kind: ModelKind::Gmm,
+            density: second.params(),
+            center: [1.0, -2.0],
+            scale: [0.5, 3.0],
+        };
+        write(
+            &dir,
+            &format!("detector-{i}-pair"),
+            m.params().encode_pair_detector(kind, features, 0.5, &pair),
+        );
 
         let latent = 2;
         let encoder = Mlp::new(
