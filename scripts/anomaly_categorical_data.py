@@ -43,14 +43,13 @@ train row indices) and `SHA256SUMS`; with `--sets` also the suite's table
 `Suite` and reads PMLB as `anomaly_pmlb_data.py` does; deterministic output.
 """
 import argparse
-import gzip
 import pathlib
 import re
 
 import numpy as np
 
 from anomaly_dev_data import MAX_ROWS, Suite, sha256
-from anomaly_pmlb_data import outlier_classes, parse_tsv, read_blob
+from anomaly_pmlb_data import derive, parse_tsv, read_blob
 
 MAX_OUTLIERS = 0.05
 MAX_FEATURES = 128
@@ -130,19 +129,6 @@ def one_hot(x, cat):
     return np.column_stack(cols), encoded
 
 
-def derive(classes, seed):
-    """Labels (1 for the outlier classes) and the rows kept (outliers beyond
-    MAX_OUTLIERS of the normal rows dropped at random)."""
-    y = np.isin(classes, outlier_classes(classes)).astype(np.int64)
-    outliers = np.flatnonzero(y == 1)
-    cap = int(MAX_OUTLIERS * (len(y) - len(outliers)))
-    keep = np.arange(len(y))
-    if len(outliers) > cap:
-        drop = np.random.default_rng(seed).choice(outliers, len(outliers) - cap, replace=False)
-        keep = np.setdiff1d(keep, drop)
-    return y[keep], keep
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pmlb", type=pathlib.Path, required=True)
@@ -153,9 +139,7 @@ def main():
     for n, (name, blob, digest, meta_dir) in enumerate(SETS):
         raw = read_blob(args.pmlb, blob)
         assert sha256(raw) == digest, f"{name}: sha256 differs from the recorded one"
-        x, classes = parse_tsv(raw)
-        header = gzip.decompress(raw).decode().split("\n", 1)[0].split("\t")
-        names = [h for h in header if h != "target"]
+        x, classes, names = parse_tsv(raw)
         meta = read_blob(args.pmlb, f"{META}:datasets/{meta_dir}/metadata.yaml")
         types = feature_types(meta.decode())
         if len(x) > MAX_ROWS:
@@ -163,8 +147,7 @@ def main():
             x, classes = x[rows], classes[rows]
         x, encoded = one_hot(x, categorical(x, names, types))
         assert encoded >= 1 and x.shape[1] <= MAX_FEATURES, f"{name}: {x.shape[1]} features"
-        y, keep = derive(classes, 0)
-        x = x[keep]
+        x, y = derive(x, classes, 0, MAX_OUTLIERS)
         assert np.isfinite(x).all() and y.sum() >= MIN_OUTLIERS, name
         suite.add(name, "categorical", x, y, blob, 4000 + n)
     suite.finish(args.sets)

@@ -78,8 +78,8 @@ def read_blob(repo, blob):
 
 
 def parse_tsv(raw):
-    """Features (float64) and class labels of a PMLB `.tsv.gz` (a header;
-    the class in the column `target`)."""
+    """Features (float64), class labels and feature names of a PMLB
+    `.tsv.gz` (a header; the class in the column `target`)."""
     lines = gzip.decompress(raw).decode().splitlines()
     header = lines[0].split("\t")
     t = header.index("target")
@@ -87,7 +87,7 @@ def parse_tsv(raw):
     assert all(len(r) == len(header) for r in rows)
     x = np.array([[float(v) for j, v in enumerate(r) if j != t] for r in rows])
     classes = np.array([int(float(r[t])) for r in rows])
-    return x, classes
+    return x, classes, [h for j, h in enumerate(header) if j != t]
 
 
 def outlier_classes(classes):
@@ -97,12 +97,12 @@ def outlier_classes(classes):
     return rare if len(rare) else values[[np.argmin(counts)]]
 
 
-def derive(x, classes, seed):
+def derive(x, classes, seed, max_outliers=MAX_OUTLIERS):
     """The anomaly set: labels 1 for the outlier classes, and the rows kept
-    (outliers beyond MAX_OUTLIERS of the normal rows dropped at random)."""
+    (outliers beyond `max_outliers` of the normal rows dropped at random)."""
     y = np.isin(classes, outlier_classes(classes)).astype(np.int64)
     outliers = np.flatnonzero(y == 1)
-    cap = int(MAX_OUTLIERS * (len(y) - len(outliers)))
+    cap = int(max_outliers * (len(y) - len(outliers)))
     if len(outliers) > cap:
         drop = np.random.default_rng(seed).choice(outliers, len(outliers) - cap, replace=False)
         keep = np.setdiff1d(np.arange(len(y)), drop)
@@ -120,7 +120,7 @@ def main():
     for n, (name, blob, digest) in enumerate(SETS):
         raw = read_blob(args.pmlb, blob)
         assert sha256(raw) == digest, f"{name}: sha256 differs from the recorded one"
-        x, classes = parse_tsv(raw)
+        x, classes, _ = parse_tsv(raw)
         assert np.isfinite(x).all(), name
         x, y = derive(x, classes, 0)
         assert y.sum() >= 10, f"{name}: fewer than 10 outliers"
