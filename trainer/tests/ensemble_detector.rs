@@ -37,9 +37,7 @@ fn the_default_is_the_average_of_eight_robustly_standardized_members() {
     let (set, splits) = cardio();
     let train = matrix(&set.select_rows(&splits[0]));
     let bagged = Ensemble::bagged(0);
-    let fitted = Density::Ensemble(bagged.clone())
-        .fit_density(&train)
-        .unwrap();
+    let fitted = bagged.fit_density(&train).unwrap();
     // The standardization is the robust one.
     assert_eq!(fitted.standardizer, Standardizer::fit_robust(&train, 0.25));
     assert_ne!(fitted.standardizer, Standardizer::fit(&train));
@@ -99,9 +97,7 @@ fn the_budget_caps_the_file_at_64_kib() {
         let x = DMatrix::from_fn(400, d, |i, j| {
             ((i * 31 + j * 17) % 23) as f64 + (i % 7) as f64 * 0.1 * j as f64
         });
-        let fitted = Density::Ensemble(Ensemble::bagged(3))
-            .fit_density(&x)
-            .unwrap();
+        let fitted = Ensemble::bagged(3).fit_density(&x).unwrap();
         let detector = fitted
             .params()
             .encode_detector(

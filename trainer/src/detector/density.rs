@@ -167,6 +167,13 @@ impl Ensemble {
         }
     }
 
+    /// Standardizes `train` (rows are points) and fits the ensemble on it.
+    pub fn fit_density(&self, train: &DMatrix<f64>) -> anyhow::Result<FittedDensity> {
+        FittedDensity::fit(train, self.standardizer(train), ModelKind::Gmm, |x| {
+            self.fit_mixture(x)
+        })
+    }
+
     /// Fits every member (see [`Ensemble::within_budget`]) on its
     /// subsample of the standardized rows `x` and averages their densities.
     pub fn fit_mixture(&self, x: &DMatrix<f64>) -> anyhow::Result<GaussianMixture> {
@@ -288,11 +295,10 @@ impl Pair {
                 max_bytes: self.first.max_bytes.map(|b| b * 2),
                 ..self.first.clone()
             };
-            return Ok((Density::Ensemble(whole).fit_density(train)?, None));
+            return Ok((whole.fit_density(train)?, None));
         }
-        let first = Density::Ensemble(self.first.clone()).fit_density(train)?;
-        let second = Density::Ensemble(self.second.clone()).fit_density(train)?;
-        Ok((first, Some(second)))
+        let first = self.first.fit_density(train)?;
+        Ok((first, Some(self.second.fit_density(train)?)))
     }
 }
 
@@ -337,43 +343,35 @@ pub enum Density {
     Ensemble(Ensemble),
     /// A Gaussian kernel density estimate.
     Kde(KdeOptions),
-    /// Two densities (a detector with a second density; fitted by
-    /// [`Pair::fit`], not [`Density::fit_density`]).
+    /// Two densities (a detector with a second density).
     Pair(Box<Pair>),
 }
 
 impl Density {
-    /// Standardizes `train` (rows are points) and fits the density on it;
-    /// for a pair, its first density alone.
-    pub fn fit_density(&self, train: &DMatrix<f64>) -> anyhow::Result<FittedDensity> {
-        let standardizer = match self {
-            Density::Ensemble(e) => e.standardizer(train),
-            Density::Pair(p) => p.first.standardizer(train),
-            _ => Standardizer::fit(train),
-        };
-        let x = standardizer.apply(train);
-        let (mixture, kind) = match self {
-            Density::Gmm(g) => (g.fit_mixture(&x)?, ModelKind::Gmm),
-            Density::Ensemble(e) => (e.fit_mixture(&x)?, ModelKind::Gmm),
-            Density::Pair(p) => (p.first.fit_mixture(&x)?, ModelKind::Gmm),
-            Density::Kde(opts) => (fit_kde(&x, None, opts)?.mixture, ModelKind::Kde),
-        };
-        Ok(FittedDensity {
-            mixture,
-            standardizer,
-            kind,
-        })
-    }
-
-    /// Fits the density and, for a pair, its second one (see [`Pair::fit`]).
+    /// Standardizes `train` (rows are points) and fits the density on it,
+    /// and for a pair its second one (see [`Pair::fit`]).
     pub fn fit_densities(
         &self,
         train: &DMatrix<f64>,
     ) -> anyhow::Result<(FittedDensity, Option<FittedDensity>)> {
-        match self {
-            Density::Pair(pair) => pair.fit(train),
-            _ => Ok((self.fit_density(train)?, None)),
-        }
+        Ok(match self {
+            Density::Pair(pair) => return pair.fit(train),
+            Density::Ensemble(e) => (e.fit_density(train)?, None),
+            Density::Gmm(g) => {
+                let fitted =
+                    FittedDensity::fit(train, Standardizer::fit(train), ModelKind::Gmm, |x| {
+                        g.fit_mixture(x)
+                    })?;
+                (fitted, None)
+            }
+            Density::Kde(opts) => {
+                let fitted =
+                    FittedDensity::fit(train, Standardizer::fit(train), ModelKind::Kde, |x| {
+                        Ok(fit_kde(x, None, opts)?.mixture)
+                    })?;
+                (fitted, None)
+            }
+        })
     }
 }
 
@@ -389,6 +387,21 @@ pub struct FittedDensity {
 }
 
 impl FittedDensity {
+    /// `fit` on `train` standardized by `standardizer`, a density of `kind`.
+    fn fit(
+        train: &DMatrix<f64>,
+        standardizer: Standardizer,
+        kind: ModelKind,
+        fit: impl FnOnce(&DMatrix<f64>) -> anyhow::Result<GaussianMixture>,
+    ) -> anyhow::Result<Self> {
+        let mixture = fit(&standardizer.apply(train))?;
+        Ok(Self {
+            mixture,
+            standardizer,
+            kind,
+        })
+    }
+
     /// The density's parameters with the standardization folded in, so
     /// they score raw rows.
     pub fn params(&self) -> GmmParams<'_> {
