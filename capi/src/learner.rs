@@ -119,7 +119,7 @@ unsafe fn recipe_sizes(bytes: *const u8, len: usize) -> Result<tg_learner_memory
         input_dim: spec.input_len(),
         state: spec.state_len().ok_or(shape)?,
         features: spec.features_len().ok_or(shape)?,
-        scores: spec.calibrate as usize,
+        scores: spec.scores_len().ok_or(shape)?,
         file: spec.detector_len().map_err(status)?,
     })
 }

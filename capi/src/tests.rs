@@ -816,6 +816,7 @@ mod learning {
             alarm_rate: 0.1,
             learn: 40,
             calibrate: 20,
+            second_reg_covar: None,
         }
     }
 
@@ -895,10 +896,23 @@ mod learning {
 
     #[test]
     fn the_c_learner_learns_the_runtimes_file_byte_for_byte() {
-        for (components, covariance) in [(1, Covariance::Full), (3, Covariance::Diag)] {
-            let recipe = spec(components, covariance, 1e-3).encode().unwrap();
+        for (components, covariance, second) in [
+            (1, Covariance::Full, None),
+            (3, Covariance::Diag, None),
+            (1, Covariance::Full, Some(0.01)),
+            (3, Covariance::Diag, Some(0.01)),
+        ] {
+            let recipe = RecipeSpec {
+                second_reg_covar: second,
+                ..spec(components, covariance, 1e-3)
+            }
+            .encode()
+            .unwrap();
             let mut memory = Memory::for_recipe(&recipe);
             assert_eq!(memory.sizes.input_dim, 10);
+            // A pair keeps both terms of its 20 calibration inputs and a copy.
+            let terms = if second.is_some() { 3 } else { 1 };
+            assert_eq!(memory.sizes.scores, 20 * terms);
             let mut l = unstarted();
             assert_eq!(memory.start(&mut l, &recipe), TG_OK);
 

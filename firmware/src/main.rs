@@ -214,13 +214,14 @@ fn score_case<const OUT: usize>(case: &Case, model: &AnyModel<'_>, measure: bool
 }
 
 /// Learner state a recipe case may use: 348 f64 values for a full
-/// Gaussian over 24 features (six channels' window statistics).
-const LEARN_STATE: usize = if cfg!(small_ram) { 360 } else { 2400 };
+/// Gaussian over 24 features (six channels' window statistics), 370 for
+/// a pair of two-component diagonal mixtures over them.
+const LEARN_STATE: usize = if cfg!(small_ram) { 400 } else { 2400 };
 /// Stored features a recipe case with several components may use (24
 /// windows of 24 features).
 const LEARN_FEATURES: usize = 600;
 /// Calibration scores a recipe case may use.
-const LEARN_SCORES: usize = 64;
+const LEARN_SCORES: usize = 128;
 /// Bytes of a learned detector file (1,528 for 24 full features).
 const LEARN_FILE: usize = if cfg!(small_ram) { 1600 } else { 12 * 1024 };
 

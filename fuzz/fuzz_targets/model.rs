@@ -211,9 +211,12 @@ fn evaluate_gmm(gmm: &Gmm<'_>, values: &mut Values<'_>) {
 /// learns must parse and score.
 fn evaluate_recipe(recipe: &Recipe, values: &mut Values<'_>) {
     let spec = recipe.spec();
-    let (Some(state_len), Some(features_len), Ok(file_len)) =
-        (spec.state_len(), spec.features_len(), spec.detector_len())
-    else {
+    let (Some(state_len), Some(features_len), Some(scores_len), Ok(file_len)) = (
+        spec.state_len(),
+        spec.features_len(),
+        spec.scores_len(),
+        spec.detector_len(),
+    ) else {
         return;
     };
     let inputs = spec.learn as usize + spec.calibrate as usize;
@@ -222,13 +225,14 @@ fn evaluate_recipe(recipe: &Recipe, values: &mut Values<'_>) {
     if state_len > 1 << 16
         || file_len > 1 << 20
         || inputs * spec.input_len() > 1 << 16
+        || scores_len > 1 << 16
         || em_work > 1 << 22
     {
         return;
     }
     let mut state = vec![0.0f64; state_len];
     let mut features = vec![0.0f32; features_len];
-    let mut scores = vec![0.0f32; spec.calibrate as usize];
+    let mut scores = vec![0.0f32; scores_len];
     let mut words = vec![0u32; file_len.div_ceil(4)];
     let buffers = Buffers {
         state: &mut state,

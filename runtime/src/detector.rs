@@ -145,6 +145,58 @@ pub fn threshold_at_rate(scores: &mut [f32], alarm_rate: f64) -> Result<f32, Err
     }
 }
 
+/// The centre and scale that make `terms` (one term of a combined score
+/// over normal inputs) a robust z-score: the median and the interquartile
+/// range / 1.349 (linear-interpolation quantiles, in f64). A term that
+/// barely varies (IQR at most 1e-12) is scaled by its population standard
+/// deviation if that is above 1e-12, else by 1. Sorts `terms` in place.
+/// `InvalidShape(Empty)` for no terms, `NonFiniteInput` for a term that
+/// is not finite. The trainer measures its detectors' constants with it,
+/// and the on-device learner its own.
+pub fn robust_z_constants(terms: &mut [f32]) -> Result<(f32, f32), Error> {
+    if terms.iter().any(|t| !t.is_finite()) {
+        return Err(Error::NonFiniteInput);
+    }
+    heapsort(terms);
+    let last = terms
+        .len()
+        .checked_sub(1)
+        .ok_or(Error::InvalidShape(Shape::Empty))?;
+    let at = |i: usize| terms.get(i).map_or(f64::NAN, |&t| f64::from(t));
+    let quantile = |p: f64| {
+        let pos = p * last as f64;
+        let (lo, hi) = (libm::floor(pos) as usize, libm::ceil(pos) as usize);
+        at(lo) + (at(hi) - at(lo)) * (pos - lo as f64)
+    };
+    let center = quantile(0.5) as f32;
+    let iqr = (quantile(0.75) - quantile(0.25)) / 1.349;
+    if iqr > 1e-12 {
+        return Ok((center, iqr as f32));
+    }
+    let n = terms.len() as f64;
+    let mean = terms.iter().map(|&t| f64::from(t)).sum::<f64>() / n;
+    let var = terms
+        .iter()
+        .map(|&t| (f64::from(t) - mean) * (f64::from(t) - mean))
+        .sum::<f64>()
+        / n;
+    let sd = libm::sqrt(var);
+    Ok((center, if sd > 1e-12 { sd as f32 } else { 1.0 }))
+}
+
+/// `sum_i (terms_i - center_i) / scale_i`, in order from 0: a combined
+/// score.
+pub(crate) fn robust_sum<const N: usize>(
+    terms: &[f32; N],
+    center: &[f32; N],
+    scale: &[f32; N],
+) -> f32 {
+    terms
+        .iter()
+        .zip(center.iter().zip(scale))
+        .fold(0.0f32, |acc, (&t, (&c, &s))| acc + (t - c) / s)
+}
+
 /// Sorts ascending by [`f32::total_cmp`] in place, in O(n log n) with no
 /// allocation: a heapsort with checked indices, since core's sorts keep a
 /// panic path (they check that the comparison is a total order).
@@ -480,7 +532,7 @@ impl<'a> Second<'a> {
 
     /// `(terms_0 - center_0) / scale_0 + (terms_1 - center_1) / scale_1`.
     fn combine(&self, terms: [f32; 2]) -> f32 {
-        (terms[0] - self.center[0]) / self.scale[0] + (terms[1] - self.center[1]) / self.scale[1]
+        robust_sum(&terms, &self.center, &self.scale)
     }
 }
 
@@ -984,10 +1036,7 @@ impl<'a> Neural<'a> {
 
     /// `sum_i (terms_i - center_i) / scale_i`, summed in order.
     fn combine(&self, terms: [f32; 3]) -> f32 {
-        terms
-            .iter()
-            .zip(self.center.iter().zip(&self.scale))
-            .fold(0.0f32, |acc, (&t, (&c, &s))| acc + (t - c) / s)
+        robust_sum(&terms, &self.center, &self.scale)
     }
 }
 

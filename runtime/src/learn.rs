@@ -6,9 +6,12 @@
 //! features and the hyper-parameters of its density: K components with a
 //! full, diagonal or spherical covariance (tied too when K = 1, where it is
 //! full), the regularisation added to their diagonals, the alarm rate, how
-//! many inputs to learn from and to calibrate on, and for K > 1 the number
-//! of EM passes and the seed of their initialisation. A [`Learner`] then
-//! takes inputs one at a time:
+//! many inputs to learn from and to calibrate on, for K > 1 the number
+//! of EM passes and the seed of their initialisation, and optionally a
+//! second regularisation: the detector then has two densities, the same
+//! mixture learned with each, and scores the sum of their robust z-scores
+//! (`detector/6`'s second density; the trainer's default detector is such
+//! a pair). A [`Learner`] then takes inputs one at a time:
 //!
 //! 1. **Learning** (the first `learn` inputs): the features of each input
 //!    update, in f64, their running mean and co-moments (Welford's
@@ -30,14 +33,19 @@
 //!    responsibilities) accumulating the weighted sums, then scikit-learn's
 //!    M-step (`n_k + 10 eps`, means, covariances from second moments plus
 //!    `reg_covar`, factored as above).
-//!    The density is written as a detector file (threshold `f32::MAX`)
+//!    A second density is the same computation with `second_reg_covar`
+//!    (with K > 1, from the same initialisation, before the first).
+//!    The densities are written as a detector file (threshold `f32::MAX`)
 //!    into the caller's buffer.
 //! 3. **Calibration** (the next `calibrate` inputs): each is scored as
 //!    [`Detector::score`] scores it with that file, into the caller's score
-//!    buffer.
-//! 4. The threshold is then set by [`threshold_at_rate`] (the trainer's
-//!    rule) and the file is written again: a normal `detector/6` file that
-//!    can be stored, read back after a reset, or pulled to the desktop.
+//!    buffer; with a second density, both terms `-ln p` and `-ln q`.
+//! 4. With a second density, each term's centre and scale are measured
+//!    over the calibration inputs ([`robust_z_constants`], the trainer's
+//!    rule: median and IQR / 1.349) and the scores combined. The threshold
+//!    is then set by [`threshold_at_rate`] (the trainer's rule) and the
+//!    file is written again: a normal `detector/6` file that can be
+//!    stored, read back after a reset, or pulled to the desktop.
 //!
 //! Every step is IEEE arithmetic (`+ - * /`, square roots), `libm`'s
 //! logarithm and exponential and the integer generator, in a fixed order,
@@ -50,25 +58,32 @@
 //! component that lost its points) fails the input that completes learning
 //! with [`Error::NotPositiveDefinite`], and parameters that do not fit in
 //! f32 with `InvalidParameters`; the learner then stays failed (start a
-//! new one). Calibration scores that are NaN are refused like bad
-//! inputs; if the rate picks an infinite score, the threshold is
-//! `f32::MAX`.
+//! new one). Calibration scores that are NaN (with a second density:
+//! terms that are not finite) are refused like bad inputs; if the rate
+//! picks an infinite score, the threshold is `f32::MAX`.
 //!
 //! Memory (the caller's, [`Buffers`]): [`RecipeSpec::state_len`] f64
 //! values (`2 D + D (D + 1) / 2` for one full Gaussian, `3 D` for a
 //! diagonal one; with K > 1, `3 D + 2 K (2 + D + F)`, F = `D (D + 1) / 2`
-//! full or D otherwise), [`RecipeSpec::features_len`] f32 values
-//! (`learn · D` when K > 1, none otherwise), `calibrate` f32 scores, and
+//! full or D otherwise; a second density adds F, or `K (1 + D + F)` with
+//! K > 1), [`RecipeSpec::features_len`] f32 values (`learn · D` when
+//! K > 1, none otherwise), [`RecipeSpec::scores_len`] f32 scores
+//! (`calibrate`, three times that with a second density), and
 //! [`RecipeSpec::detector_len`] bytes for the file, 4-byte aligned.
 //!
 //! Work: each learning input costs O(D²) (full) or O(D); the input that
 //! completes learning with K > 1 runs the k-means and EM passes, about
 //! `iterations · learn · K · (2 D + 2 F)` multiply-adds and `iterations ·
-//! learn · K` exponentials (`iterations` is at most [`MAX_ITERATIONS`]).
+//! learn · K` exponentials (`iterations` is at most [`MAX_ITERATIONS`]),
+//! twice with a second density; the last calibration input sorts the
+//! scores (O(n log n), each term once more with a second density).
 
 use serde::{Deserialize, Serialize};
 
-use crate::detector::{self, DetectorSpec, Features, MAX_FEATURES, threshold_at_rate};
+use crate::detector::{
+    self, DetectorSpec, Features, MAX_FEATURES, SecondDensitySpec, robust_sum, robust_z_constants,
+    threshold_at_rate,
+};
 use crate::features::{STATS, window_stats};
 use crate::format::{self, Header, ModelKind};
 use crate::gmm::{Covariance, GmmSpec, MixtureParams, write_values};
@@ -81,8 +96,18 @@ pub const MAX_ITERATIONS: u32 = 1000;
 const RECIPE: Error = Error::InvalidShape(Shape::Recipe);
 const INTERNAL: Error = Error::InvalidShape(Shape::Internal);
 
-/// Schema key of the recipe body.
+/// Schema key of the recipe body (`recipe/2`: `recipe/1`'s spec and the
+/// second density's regularisation).
 pub const SCHEMA_KEY: u32 = format::schema_key(
+    "recipe/2 spec{features:{identity, window_stats{channels:u32 length:u32}, \
+     raw_window{channels:u32 length:u32}} dim:u32 \
+     covariance:{full,tied,diag,spherical} components:u32 iterations:u32 seed:u64 \
+     reg_covar:f64 alarm_rate:f64 learn:u32 calibrate:u32 \
+     second_reg_covar:option<f64>} data: none",
+);
+
+/// Schema key of `recipe/1` files (one density), still read.
+pub const SCHEMA_KEY_V1: u32 = format::schema_key(
     "recipe/1 spec{features:{identity, window_stats{channels:u32 length:u32}, \
      raw_window{channels:u32 length:u32}} dim:u32 \
      covariance:{full,tied,diag,spherical} components:u32 iterations:u32 seed:u64 \
@@ -113,6 +138,56 @@ pub struct RecipeSpec {
     pub learn: u32,
     /// Inputs after those that set the threshold (at least 1).
     pub calibrate: u32,
+    /// A second density: the same mixture learned with this
+    /// regularisation (at least 0). The detector then scores the sum of
+    /// both densities' robust z-scores, their constants measured on the
+    /// calibration inputs. `None`: one density.
+    pub second_reg_covar: Option<f64>,
+}
+
+/// `recipe/1`'s spec: today's without the second density.
+#[derive(Deserialize)]
+struct RecipeSpecV1 {
+    features: Features,
+    dim: u32,
+    covariance: Covariance,
+    components: u32,
+    iterations: u32,
+    seed: u64,
+    reg_covar: f64,
+    alarm_rate: f64,
+    learn: u32,
+    calibrate: u32,
+}
+
+impl RecipeSpecV1 {
+    fn with(self, second_reg_covar: Option<f64>) -> RecipeSpec {
+        let Self {
+            features,
+            dim,
+            covariance,
+            components,
+            iterations,
+            seed,
+            reg_covar,
+            alarm_rate,
+            learn,
+            calibrate,
+        } = self;
+        RecipeSpec {
+            features,
+            dim,
+            covariance,
+            components,
+            iterations,
+            seed,
+            reg_covar,
+            alarm_rate,
+            learn,
+            calibrate,
+            second_reg_covar,
+        }
+    }
 }
 
 impl RecipeSpec {
@@ -145,12 +220,14 @@ impl RecipeSpec {
         {
             return Err(RECIPE);
         }
-        let reg_ok = self.reg_covar >= 0.0 && self.reg_covar.is_finite();
-        if !(reg_ok && (0.0..1.0).contains(&self.alarm_rate)) {
+        let reg_ok = |r: f64| r >= 0.0 && r.is_finite();
+        let regs_ok = reg_ok(self.reg_covar) && self.second_reg_covar.is_none_or(reg_ok);
+        if !(regs_ok && (0.0..1.0).contains(&self.alarm_rate)) {
             return Err(Error::ParameterOutOfRange);
         }
         self.state_len().ok_or(RECIPE)?;
         self.features_len().ok_or(RECIPE)?;
+        self.scores_len().ok_or(RECIPE)?;
         self.detector_len().map_err(|_| RECIPE)?;
         Ok(())
     }
@@ -175,28 +252,56 @@ impl RecipeSpec {
         (self.learn as usize).checked_mul(self.dim as usize)
     }
 
-    /// The spec of the detector this recipe learns, with `threshold`.
+    /// f32 values of calibration scores: `calibrate`, or `3 · calibrate`
+    /// with a second density (both terms, and room to sort one).
+    pub fn scores_len(&self) -> Option<usize> {
+        let terms = if self.second_reg_covar.is_some() {
+            3
+        } else {
+            1
+        };
+        (self.calibrate as usize).checked_mul(terms)
+    }
+
+    /// The spec of the detector this recipe learns, with `threshold` (and,
+    /// with a second density, centres 0 and scales 1).
     pub fn detector_spec(&self, threshold: f32) -> DetectorSpec {
+        let density = GmmSpec {
+            dim: self.dim,
+            components: self.components,
+            covariance: self.covariance,
+            standardized: true,
+        };
         DetectorSpec {
             features: self.features,
             threshold,
             density_kind: ModelKind::Gmm,
-            density: GmmSpec {
-                dim: self.dim,
-                components: self.components,
-                covariance: self.covariance,
-                standardized: true,
-            },
+            density,
             neural: None,
-            second: None,
+            second: self.second_reg_covar.map(|_| SecondDensitySpec {
+                kind: ModelKind::Gmm,
+                density,
+                center: [0.0; 2],
+                scale: [1.0; 2],
+            }),
         }
     }
 
     /// Bytes of the learned detector file.
     pub fn detector_len(&self) -> Result<usize, Error> {
         let spec = self.detector_spec(f32::MAX);
-        let values = spec.density.stored_values().ok_or(RECIPE)?;
-        format::file_len(&spec, values)
+        format::file_len(&spec, self.detector_values().ok_or(RECIPE)?)
+    }
+
+    /// 4-byte values of the learned detector's data: each density's.
+    fn detector_values(&self) -> Option<usize> {
+        let one = self.detector_spec(f32::MAX).density.stored_values()?;
+        let densities = if self.second_reg_covar.is_some() {
+            2
+        } else {
+            1
+        };
+        one.checked_mul(densities)
     }
 
     /// Encodes the recipe as a model file of kind `recipe`.
@@ -215,10 +320,14 @@ pub struct Recipe {
 }
 
 impl Recipe {
-    /// Parses and validates a recipe file.
+    /// Parses and validates a recipe file (`recipe/2` or `recipe/1`).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let (header, spec, data) =
-            format::open(bytes)?.read_body::<RecipeSpec>(&[ModelKind::Recipe], SCHEMA_KEY)?;
+        let file = format::open(bytes)?;
+        let old = file.header().schema == SCHEMA_KEY_V1;
+        let schema = if old { SCHEMA_KEY_V1 } else { SCHEMA_KEY };
+        let (header, v1, second_reg_covar, data) =
+            file.read_extended::<RecipeSpecV1, Option<f64>>(&[ModelKind::Recipe], schema, !old)?;
+        let spec = v1.with(second_reg_covar);
         if !data.is_empty() {
             return Err(Error::InvalidShape(Shape::DataLength));
         }
@@ -262,7 +371,9 @@ pub enum Progress {
 /// lower triangle, row by row, which becomes the factor `X`; otherwise the
 /// diagonal). With K > 1 then the mixture: weights (K), means (K·D),
 /// factors (K·F), the E-step's sums (K, K·D, K·F), K log-responsibilities
-/// and K log-normalisers, F being one component's factor length.
+/// and K log-normalisers, F being one component's factor length. Last,
+/// with a second density, its parameters: one factor (F) with one
+/// component, else weights, means and factors (K (1 + D + F)).
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     d: usize,
@@ -271,6 +382,9 @@ struct Layout {
     f: usize,
     /// Length of the co-moments.
     moments: usize,
+    /// Length of the mixture being learned with its sums (0 for K = 1).
+    mixture: usize,
+    /// Everything, the second density's parameters last.
     len: usize,
 }
 
@@ -287,15 +401,22 @@ impl Layout {
             let one = d.checked_add(f)?.checked_add(2)?;
             k.checked_mul(one)?.checked_mul(2)?
         };
+        let second = match spec.second_reg_covar {
+            None => 0,
+            Some(_) if k == 1 => f,
+            Some(_) => k.checked_mul(d.checked_add(f)?.checked_add(1)?)?,
+        };
         let len = d
             .checked_mul(2)?
             .checked_add(moments)?
-            .checked_add(mixture)?;
+            .checked_add(mixture)?
+            .checked_add(second)?;
         Some(Self {
             d,
             k,
             f,
             moments,
+            mixture,
             len,
         })
     }
@@ -308,7 +429,7 @@ pub struct Buffers<'b> {
     pub state: &'b mut [f64],
     /// At least [`RecipeSpec::features_len`] values (none for one component).
     pub features: &'b mut [f32],
-    /// At least `calibrate` values.
+    /// At least [`RecipeSpec::scores_len`] values.
     pub scores: &'b mut [f32],
     /// At least [`RecipeSpec::detector_len`] bytes, 4-byte aligned (see
     /// [`crate::Aligned`]).
@@ -337,6 +458,7 @@ pub struct Buffers<'b> {
 ///     alarm_rate: 0.1,
 ///     learn: 40,
 ///     calibrate: 20,
+///     second_reg_covar: None,
 /// };
 /// let bytes = spec.encode().unwrap();
 /// let mut flash = Aligned([0u8; 64]);
@@ -377,6 +499,9 @@ pub struct Learner<'b> {
     learned: usize,
     calibrated: usize,
     file_len: usize,
+    /// With a second density, the terms' centres and scales (0 and 1
+    /// until the calibration measures them).
+    constants: ([f32; 2], [f32; 2]),
     failed: Option<Error>,
 }
 
@@ -403,7 +528,8 @@ impl<'b> Learner<'b> {
         } = buffers;
         fits(layout.len, state.len())?;
         fits(features_len, features.len())?;
-        fits(spec.calibrate as usize, scores.len())?;
+        let scores_len = spec.scores_len().ok_or(RECIPE)?;
+        fits(scores_len, scores.len())?;
         fits(spec.detector_len()?, file.len())?;
         if file.as_ptr().align_offset(4) != 0 {
             return Err(Error::Misaligned);
@@ -415,11 +541,12 @@ impl<'b> Learner<'b> {
             layout,
             state,
             features: features.get_mut(..features_len).ok_or(INTERNAL)?,
-            scores: scores.get_mut(..spec.calibrate as usize).ok_or(INTERNAL)?,
+            scores: scores.get_mut(..scores_len).ok_or(INTERNAL)?,
             file,
             learned: 0,
             calibrated: 0,
             file_len: 0,
+            constants: ([0.0; 2], [1.0; 2]),
             failed: None,
         })
     }
@@ -476,24 +603,33 @@ impl<'b> Learner<'b> {
                 }
             }
             Progress::Calibrating { .. } => {
-                // What `Detector::score` computes, without parsing the
-                // whole detector spec (a few KB of stack) for each input.
+                // What `Detector::score` computes (for a second density,
+                // its terms), without parsing the whole detector spec (a
+                // few KB of stack) for each input.
                 let mut buf = [0.0f32; MAX_FEATURES];
                 let features = self.features(input, &mut buf)?;
-                let score = -self.density()?.log_density(features)?;
-                if score.is_nan() {
-                    return Err(Error::NonFiniteInput);
-                }
-                let slot = self.scores.get_mut(self.calibrated).ok_or(INTERNAL)?;
-                *slot = score;
-                self.calibrated += 1;
-                if self.calibrated == self.scores.len() {
-                    let written = threshold_at_rate(self.scores, self.spec.alarm_rate)
-                        .and_then(|t| self.write(if t.is_finite() { t } else { f32::MAX }));
-                    if let Err(e) = written {
-                        self.failed = Some(e);
-                        return Err(e);
+                let (first, second) = self.densities()?;
+                let score = -first.log_density(features)?;
+                let other = second.map(|q| q.log_density(features)).transpose()?;
+                let calibrate = self.spec.calibrate as usize;
+                let at = self.calibrated;
+                match other {
+                    None if score.is_nan() => return Err(Error::NonFiniteInput),
+                    None => *self.scores.get_mut(at).ok_or(INTERNAL)? = score,
+                    Some(log_q) if !(score.is_finite() && log_q.is_finite()) => {
+                        return Err(Error::NonFiniteInput);
                     }
+                    Some(log_q) => {
+                        *self.scores.get_mut(at).ok_or(INTERNAL)? = score;
+                        *self.scores.get_mut(calibrate + at).ok_or(INTERNAL)? = -log_q;
+                    }
+                }
+                self.calibrated += 1;
+                if self.calibrated == calibrate
+                    && let Err(e) = self.set_threshold()
+                {
+                    self.failed = Some(e);
+                    return Err(e);
                 }
             }
             Progress::Done => {}
@@ -538,18 +674,55 @@ impl<'b> Learner<'b> {
         }
     }
 
-    /// The density of the file written so far, read in place from its data
-    /// (the last values before the CRC).
-    fn density(&self) -> Result<Gmm<'_>, Error> {
+    /// The densities of the file written so far, read in place from its
+    /// data (the last values before the CRC): the first, and the second
+    /// if the recipe learns one.
+    fn densities(&self) -> Result<(Gmm<'_>, Option<Gmm<'_>>), Error> {
         let file = self.file.get(..self.file_len).ok_or(INTERNAL)?;
         let header = format::read_header(file)?;
         let spec = self.spec.detector_spec(f32::MAX).density;
-        let values = spec.stored_values().ok_or(INTERNAL)?;
+        let one = spec.stored_values().ok_or(INTERNAL)?;
+        let values = self.spec.detector_values().ok_or(INTERNAL)?;
         let end = file.len().checked_sub(format::CRC_LEN).ok_or(INTERNAL)?;
         let start = end.checked_sub(4 * values).ok_or(INTERNAL)?;
-        let data = bytemuck::try_cast_slice(file.get(start..end).ok_or(INTERNAL)?)
+        let data: &[f32] = bytemuck::try_cast_slice(file.get(start..end).ok_or(INTERNAL)?)
             .map_err(|_| Error::Misaligned)?;
-        Gmm::from_parts(header, ModelKind::Gmm, spec, data)
+        let (first, second) = data.split_at_checked(one).ok_or(INTERNAL)?;
+        let first = Gmm::from_parts(header, ModelKind::Gmm, spec, first)?;
+        let second = match self.spec.second_reg_covar {
+            Some(_) => Some(Gmm::from_parts(header, ModelKind::Gmm, spec, second)?),
+            None => None,
+        };
+        Ok((first, second))
+    }
+
+    /// After the last calibration input: with a second density, measures
+    /// both terms' robust z-score constants and combines them in place;
+    /// then sets the threshold at the alarm rate and writes the file.
+    fn set_threshold(&mut self) -> Result<(), Error> {
+        let calibrate = self.spec.calibrate as usize;
+        if self.spec.second_reg_covar.is_some() {
+            let (terms, scratch) = self
+                .scores
+                .split_at_mut_checked(2 * calibrate)
+                .ok_or(INTERNAL)?;
+            let (first, second) = terms.split_at_mut_checked(calibrate).ok_or(INTERNAL)?;
+            let (mut center, mut scale) = ([0.0f32; 2], [1.0f32; 2]);
+            for ((c, s), terms) in center.iter_mut().zip(&mut scale).zip([&*first, &*second]) {
+                let sorted = scratch.get_mut(..calibrate).ok_or(INTERNAL)?;
+                for (slot, &t) in sorted.iter_mut().zip(terms) {
+                    *slot = t;
+                }
+                (*c, *s) = robust_z_constants(sorted)?;
+            }
+            for (a, &b) in first.iter_mut().zip(&*second) {
+                *a = robust_sum(&[*a, b], &center, &scale);
+            }
+            self.constants = (center, scale);
+        }
+        let scores = self.scores.get_mut(..calibrate).ok_or(INTERNAL)?;
+        let t = threshold_at_rate(scores, self.spec.alarm_rate)?;
+        self.write(if t.is_finite() { t } else { f32::MAX })
     }
 
     /// Welford's update of the mean and co-moments with one feature row;
@@ -590,12 +763,20 @@ impl<'b> Learner<'b> {
     /// Fixes the standardization and the density, in place (see the
     /// module docs).
     fn fix_density(&mut self) -> Result<(), Error> {
-        let Layout { d, k, moments, .. } = self.layout;
+        let Layout {
+            d,
+            k,
+            f,
+            moments,
+            mixture,
+            ..
+        } = self.layout;
         let n = self.spec.learn as f64;
         let reg = self.spec.reg_covar;
         let (mean, rest) = self.state.split_at_mut_checked(d).ok_or(INTERNAL)?;
         let (scale, rest) = rest.split_at_mut_checked(d).ok_or(INTERNAL)?;
-        let (m, mixture) = rest.split_at_mut_checked(moments).ok_or(INTERNAL)?;
+        let (m, rest) = rest.split_at_mut_checked(moments).ok_or(INTERNAL)?;
+        let (mixture, second) = rest.split_at_mut_checked(mixture).ok_or(INTERNAL)?;
         let triangular =
             k == 1 && matches!(self.spec.covariance, Covariance::Full | Covariance::Tied);
         let at = |i: usize, j: usize| if triangular { tri(i, j) } else { i };
@@ -616,9 +797,16 @@ impl<'b> Learner<'b> {
                     *v = ((f64::from(*v) - mu) / s) as f32;
                 }
             }
-            return em::fit(&self.spec, self.layout.f, mixture, self.features);
+            // The second mixture first, its parameters (the mixture's
+            // first values) kept aside; then the first, in place.
+            if let Some(reg2) = self.spec.second_reg_covar {
+                em::fit(&self.spec, f, reg2, mixture, self.features)?;
+                copy(mixture, second)?;
+            }
+            return em::fit(&self.spec, f, reg, mixture, self.features);
         }
-        // One Gaussian: its standardized covariance, factored in place.
+        // One Gaussian: its standardized covariance, factored in place
+        // (and a copy with the second regularisation).
         let s = |i: usize| scale.get(i).copied().ok_or(INTERNAL);
         for i in 0..d {
             for j in 0..=i {
@@ -627,19 +815,34 @@ impl<'b> Learner<'b> {
                 }
                 let slot = m.get_mut(at(i, j)).ok_or(INTERNAL)?;
                 *slot = *slot / n / (s(i)? * s(j)?);
-                if i == j {
-                    *slot += reg;
-                }
             }
         }
-        invert_cholesky(m, d, self.spec.covariance)
+        let regularise = |m: &mut [f64], reg: f64| {
+            for i in 0..d {
+                *m.get_mut(at(i, i)).ok_or(INTERNAL)? += reg;
+            }
+            invert_cholesky(m, d, self.spec.covariance)
+        };
+        if let Some(reg2) = self.spec.second_reg_covar {
+            copy(m, second)?;
+            regularise(second, reg2)?;
+        }
+        regularise(m, reg)
     }
 
-    /// Writes the learned density as a detector file with `threshold`.
+    /// Writes the learned densities as a detector file with `threshold`.
     fn write(&mut self, threshold: f32) -> Result<(), Error> {
-        let spec = self.spec.detector_spec(threshold);
-        let values = spec.density.stored_values().ok_or(RECIPE)?;
-        let learned = Learned::new(spec.density, self.layout, self.state)?;
+        let mut spec = self.spec.detector_spec(threshold);
+        if let Some(second) = spec.second.as_mut() {
+            (second.center, second.scale) = self.constants;
+        }
+        let one = spec.density.stored_values().ok_or(RECIPE)?;
+        let values = self.spec.detector_values().ok_or(RECIPE)?;
+        let first = Learned::new(spec.density, self.layout, self.state, false)?;
+        let second = match spec.second {
+            Some(_) => Some(Learned::new(spec.density, self.layout, self.state, true)?),
+            None => None,
+        };
         self.file_len = 0;
         let len = format::write_into(
             ModelKind::Detector,
@@ -650,7 +853,9 @@ impl<'b> Learner<'b> {
             |bytes| {
                 let out: &mut [f32] =
                     bytemuck::try_cast_slice_mut(bytes).map_err(|_| Error::Misaligned)?;
-                write_values(&learned, out)
+                let (out, rest) = out.split_at_mut_checked(one).ok_or(INTERNAL)?;
+                write_values(&first, out)?;
+                second.map_or(Ok(()), |second| write_values(&second, rest))
             },
         )?;
         self.file_len = len;
@@ -673,13 +878,26 @@ struct Learned<'s> {
 }
 
 impl<'s> Learned<'s> {
-    fn new(spec: GmmSpec, layout: Layout, state: &'s [f64]) -> Result<Self, Error> {
+    /// The first density, or the second.
+    fn new(spec: GmmSpec, layout: Layout, state: &'s [f64], second: bool) -> Result<Self, Error> {
         let Layout {
-            d, k, f, moments, ..
+            d,
+            k,
+            f,
+            moments,
+            mixture,
+            ..
         } = layout;
         let (mean, rest) = state.split_at_checked(d).ok_or(INTERNAL)?;
         let (scale, rest) = rest.split_at_checked(d).ok_or(INTERNAL)?;
-        let (factor, mixture) = rest.split_at_checked(moments).ok_or(INTERNAL)?;
+        let (factor, rest) = rest.split_at_checked(moments).ok_or(INTERNAL)?;
+        let (mixture, kept) = rest.split_at_checked(mixture).ok_or(INTERNAL)?;
+        // The mixture's parameters and the second's share a layout.
+        let params = match (second, k) {
+            (false, 1) => factor,
+            (false, _) => mixture,
+            (true, _) => kept,
+        };
         if k == 1 {
             return Ok(Self {
                 spec,
@@ -688,10 +906,10 @@ impl<'s> Learned<'s> {
                 scale,
                 weights: None,
                 means: None,
-                factors: factor,
+                factors: params.get(..f).ok_or(INTERNAL)?,
             });
         }
-        let (weights, rest) = mixture.split_at_checked(k).ok_or(INTERNAL)?;
+        let (weights, rest) = params.split_at_checked(k).ok_or(INTERNAL)?;
         let (means, rest) = rest.split_at_checked(k * d).ok_or(INTERNAL)?;
         Ok(Self {
             spec,
@@ -738,6 +956,15 @@ impl MixtureParams for Learned<'_> {
         let value = |v: &[f64]| v.get(i).copied().unwrap_or(f64::NAN);
         Some((value(self.mean), value(self.scale)))
     }
+}
+
+/// Copies the first `into.len()` values of `from` into `into`.
+fn copy(from: &[f64], into: &mut [f64]) -> Result<(), Error> {
+    let from = from.get(..into.len()).ok_or(INTERNAL)?;
+    for (slot, &v) in into.iter_mut().zip(from) {
+        *slot = v;
+    }
+    Ok(())
 }
 
 mod em;

@@ -158,11 +158,16 @@ fn encoder_int8() -> QNetworkParams<'static> {
 }
 
 /// The golden models: (file name, kind, bytes the writer produces today).
-/// Pinned schema key of learning recipes (`recipe/1`).
-const RECIPE_KEY: u32 = 0x3bd6_36f7;
+/// Pinned schema key of learning recipes (`recipe/2`).
+const RECIPE_KEY: u32 = 0xaaa6_cce8;
+
+/// Pinned schema key of `recipe/1` files (`recipe_v1.tgm`, the golden
+/// recipe before the second density), still read.
+const RECIPE_V1_KEY: u32 = 0x3bd6_36f7;
 
 /// A recipe: learn two diagonal components (20 EM passes from seed 7) over
-/// the window statistics of two channels from 64 windows, calibrate on 16.
+/// the window statistics of two channels from 64 windows, calibrate on 16;
+/// a second density regularised by 0.5.
 fn recipe() -> RecipeSpec {
     RecipeSpec {
         features: Features::WindowStats {
@@ -178,6 +183,7 @@ fn recipe() -> RecipeSpec {
         alarm_rate: 0.0625,
         learn: 64,
         calibrate: 16,
+        second_reg_covar: Some(0.5),
     }
 }
 
@@ -475,6 +481,16 @@ fn golden_files_give_their_closed_form_outputs() {
     let (words, len) = committed("recipe.tgm");
     let parsed = Recipe::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();
     assert_eq!(parsed.spec(), recipe());
+    // recipe/1, as that version wrote it: the same without the second.
+    let (words, len) = committed("recipe_v1.tgm");
+    let bytes = &bytemuck::cast_slice(&words)[..len];
+    assert_eq!(format::read_header(bytes).unwrap().schema, RECIPE_V1_KEY);
+    let parsed = Recipe::from_bytes(bytes).unwrap();
+    let want = RecipeSpec {
+        second_reg_covar: None,
+        ..recipe()
+    };
+    assert_eq!(parsed.spec(), want);
 
     let (words, len) = committed("gmm.tgm");
     let gmm = Gmm::from_bytes(&bytemuck::cast_slice(&words)[..len]).unwrap();

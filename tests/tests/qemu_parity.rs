@@ -75,7 +75,8 @@ const STREAM: &str = "basicmotions_stream";
 
 /// The cases whose detectors are learned on the device.
 const LEARN: &str = "learn_basicmotions";
-const LEARN_MIXTURE: &str = "learn_basicmotions_k2";
+const LEARN_PAIR: &str = "learn_basicmotions_pair";
+const LEARN_MIXTURE_PAIR: &str = "learn_basicmotions_k2_pair";
 
 fn suite() -> &'static Suite {
     static SUITE: std::sync::OnceLock<Suite> = std::sync::OnceLock::new();
@@ -164,7 +165,8 @@ fn c_suite_dir(dir: &std::path::Path, core: xtask::Core) -> std::path::PathBuf {
         let skipped = |n: &std::ffi::OsStr| {
             core == xtask::Core::M0
                 && (n == LEARN
-                    || n == LEARN_MIXTURE
+                    || n == LEARN_PAIR
+                    || n == LEARN_MIXTURE_PAIR
                     || n == INT8_EDGES
                     || DIFFUSION.iter().any(|d| n == *d))
         };
@@ -794,10 +796,12 @@ fn int8_edges_case(dir: &std::path::Path) {
 /// The cases whose detectors are learned on the device, from recipes for
 /// the BasicMotions windows (Standing and Walking normal): one full
 /// Gaussian learned from the normal training windows in recording order
-/// (144, then 36 to calibrate), and a two-component diagonal mixture (20
-/// k-means and EM passes) from 36 of them alternating between the first
-/// and the last recordings (24, then 12: the features it stores must fit
-/// the Cortex-M0's 16 KiB of RAM). Every sixth test window follows.
+/// (144, then 36 to calibrate), a pair of diagonal Gaussians (reg-covar
+/// Scott's and 0.01) from the same windows, and a pair of two-component
+/// diagonal mixtures (20 k-means and EM passes) from 36 of them
+/// alternating between the first and the last recordings (24, then 12:
+/// the features it stores must fit the Cortex-M0's 16 KiB of RAM). Every
+/// sixth test window follows.
 /// The device must learn the host's bytes (the file's CRC) and score every
 /// window bit for bit. Returns the lines the firmware must print.
 fn learn_cases(dir: &std::path::Path) -> Vec<String> {
@@ -841,8 +845,21 @@ fn learn_cases(dir: &std::path::Path) -> Vec<String> {
         alarm_rate: 0.01,
         learn: 144,
         calibrate: 36,
+        second_reg_covar: None,
     };
     let mut lines = learn_case(&dir.join(LEARN), &recipe, &normal_train, &some_test, true);
+    let pair = RecipeSpec {
+        covariance: Covariance::Diag,
+        second_reg_covar: Some(0.01),
+        ..recipe
+    };
+    lines.extend(learn_case(
+        &dir.join(LEARN_PAIR),
+        &pair,
+        &normal_train,
+        &some_test,
+        true,
+    ));
     let alternating: Vec<&[f32]> = (0..18)
         .flat_map(|i| [normal_train[i], normal_train[179 - i]])
         .collect();
@@ -854,10 +871,11 @@ fn learn_cases(dir: &std::path::Path) -> Vec<String> {
         reg_covar: RegCovar::Scott.value(24, 24),
         learn: 24,
         calibrate: 12,
+        second_reg_covar: Some(0.01),
         ..recipe
     };
     lines.extend(learn_case(
-        &dir.join(LEARN_MIXTURE),
+        &dir.join(LEARN_MIXTURE_PAIR),
         &mixture,
         &alternating,
         &some_test,

@@ -133,14 +133,20 @@ fn recipe_summary(recipe: &Recipe, len: usize) -> anyhow::Result<Vec<String>> {
     let header = recipe.header();
     let state = spec.state_len().context("recipe state length")?;
     let features = spec.features_len().context("recipe features length")?;
+    let scores = spec.scores_len().context("recipe scores length")?;
+    let densities = if spec.second_reg_covar.is_some() {
+        "a pair of densities"
+    } else {
+        "one density"
+    };
     Ok(vec![
         format!(
             "kind {}, format v{} (schema {:#010x}), crc32 {:#010x}",
             header.kind, header.version, header.schema, header.crc
         ),
         format!(
-            "{len} bytes; learns a detector of {} input values from the first {} inputs, \
-             its threshold at alarm rate {} from the next {}",
+            "{len} bytes; learns a detector ({densities}) of {} input values from the first {} \
+             inputs, its threshold at alarm rate {} from the next {}",
             spec.input_len(),
             spec.learn,
             spec.alarm_rate,
@@ -148,9 +154,8 @@ fn recipe_summary(recipe: &Recipe, len: usize) -> anyhow::Result<Vec<String>> {
         ),
         format!(
             "C API: tg_learner_sizes, tg_learner_start (buffers: {state} doubles of state, \
-             {features} floats of features, {} floats of scores, {} bytes of file), \
+             {features} floats of features, {scores} floats of scores, {} bytes of file), \
              tg_learner_observe, tg_learner_file",
-            spec.calibrate,
             spec.detector_len().map_err(|e| anyhow!("recipe: {e}"))?
         ),
     ])
@@ -213,14 +218,18 @@ mod tests {
     fn a_recipe_header_names_the_learner_calls_and_its_buffers() {
         let recipe = include_bytes!("../../runtime/tests/golden/recipe.tgm");
         let header = model_header("recipe", recipe, "recipe.tgm").unwrap();
-        // The golden recipe: 2 diag components over 8 window statistics,
-        // learning from 64 windows of 4 x 2 and calibrating on 16.
-        assert!(header.contains("learns a detector of 8 input values from the first 64 inputs"));
+        // The golden recipe: 2 diag components over 8 window statistics
+        // and the same with another regularisation, learning from 64
+        // windows of 4 x 2 and calibrating on 16: 3 D + 2 K (2 + D + D)
+        // + K (1 + D + D) doubles of state, 3 x 16 floats of scores.
         assert!(header.contains(
-            "tg_learner_start (buffers: 96 doubles of state, 512 floats of features, \
-             16 floats of scores, 240 bytes of file)"
+            "learns a detector (a pair of densities) of 8 input values from the first 64 inputs"
         ));
-        assert!(header.contains("#define recipe_LEN 48u"));
+        assert!(header.contains(
+            "tg_learner_start (buffers: 130 doubles of state, 512 floats of features, \
+             48 floats of scores, 460 bytes of file)"
+        ));
+        assert!(header.contains("#define recipe_LEN 60u"));
         assert!(summary(&recipe[..40]).is_err());
     }
 }

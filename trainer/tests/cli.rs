@@ -873,24 +873,59 @@ fn detector_learned_on_the_device() {
         String::from_utf8_lossy(&fit.stderr)
     );
     assert!(
-        out.contains("2 diag Gaussian(s) over 24 features")
+        out.contains("2 diag Gaussian(s) over 24 features, reg-covar")
+            && out.contains("and the same with reg-covar 0.01")
             && out.contains("learned from 144 inputs")
             && out.contains("180 inputs taken, 0 refused"),
         "{out}"
     );
+    // By default the device learns the pair, as the default detector is.
     let info = String::from_utf8_lossy(&tinygen(&["info", r]).stdout).into_owned();
     assert!(
-        info.contains("kind        recipe") && info.contains("2 component(s) over 24 features"),
+        info.contains("kind        recipe")
+            && info.contains("2 component(s) over 24 features")
+            && info.contains("second      the same with reg-covar 0.01"),
         "{info}"
     );
     let info = String::from_utf8_lossy(&tinygen(&["info", l]).stdout).into_owned();
     assert!(
-        info.contains("kind        detector") && info.contains("2 components, diag"),
+        info.contains("kind        detector")
+            && info.contains("2 components, diag")
+            && info.contains("second      "),
         "{info}"
     );
+    // --one-density: one mixture, no second density.
+    let one = dir.path().join("one.tgm");
+    let mut one_args = args(&["--one-density", "--out"]);
+    one_args.extend([
+        r.to_string(),
+        "--learned".into(),
+        one.to_str().unwrap().into(),
+    ]);
+    let fit_one = run(one_args);
+    assert!(fit_one.status.success());
+    let info = String::from_utf8_lossy(&tinygen(&["info", r]).stdout).into_owned();
+    assert!(
+        info.contains("kind        recipe") && !info.contains("second"),
+        "{info}"
+    );
+    let one_file = AlignedBytes::read(&one).unwrap();
+    let one_detector = tinygen_runtime::Detector::from_bytes(one_file.as_bytes()).unwrap();
+    assert!(!one_detector.has_second_density());
 
     // The learned file is what the device's learner writes from the
-    // normal windows in order.
+    // normal windows in order (the pair's recipe, written again).
+    let mut fit_args = args(&[
+        "-k",
+        "2",
+        "--covariance",
+        "diag",
+        "--learn-iterations",
+        "10",
+        "--out",
+    ]);
+    fit_args.extend([r.to_string(), "--learned".into(), l.to_string()]);
+    assert!(run(fit_args).status.success());
     let recipe_file = AlignedBytes::read(&recipe).unwrap();
     let spec = Recipe::from_bytes(recipe_file.as_bytes()).unwrap().spec();
     let set = tinygen::data::ts::load_ts(&data).unwrap();

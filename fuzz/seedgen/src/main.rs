@@ -284,6 +284,8 @@ fn main() {
             alarm_rate: 0.1,
             learn: 4 + i as u32,
             calibrate: 3,
+            // The first recipe/1-like, the others pairs.
+            second_reg_covar: (i > 0).then_some(0.01),
         };
         write(&dir, &format!("recipe-{i}"), recipe.encode());
     }

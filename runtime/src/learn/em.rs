@@ -31,12 +31,14 @@ struct Mixture<'s> {
     log_norm: &'s mut [f64],
 }
 
-/// Fits the mixture of `spec` to `rows` (standardized features, D each)
-/// into `state` (weights, means, factors, then the sums, K
-/// log-responsibilities and K log-normalisers; see `Layout`).
+/// Fits the mixture of `spec`, regularised by `reg`, to `rows`
+/// (standardized features, D each) into `state` (weights, means, factors,
+/// then the sums, K log-responsibilities and K log-normalisers; see
+/// `Layout`).
 pub(super) fn fit(
     spec: &RecipeSpec,
     f: usize,
+    reg: f64,
     state: &mut [f64],
     rows: &[f32],
 ) -> Result<(), Error> {
@@ -63,10 +65,10 @@ pub(super) fn fit(
     }
     m.seed_means(rows, spec.seed)?;
     m.k_means(rows, spec.iterations)?;
-    m.m_step(spec.reg_covar)?;
+    m.m_step(reg)?;
     for _ in 0..spec.iterations {
         m.e_step(rows)?;
-        m.m_step(spec.reg_covar)?;
+        m.m_step(reg)?;
     }
     Ok(())
 }

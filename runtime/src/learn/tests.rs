@@ -1,6 +1,7 @@
 //! Unit tests of the on-device learner: closed forms, the threshold rule,
 //! determinism and bad input.
 
+use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -21,6 +22,7 @@ fn recipe(features: Features, dim: u32, covariance: Covariance) -> RecipeSpec {
         alarm_rate: 0.1,
         learn: 6,
         calibrate: 10,
+        second_reg_covar: None,
     }
 }
 
@@ -45,7 +47,7 @@ impl Memory {
         Self {
             state: vec![0.0; spec.state_len().unwrap()],
             features: vec![0.0; spec.features_len().unwrap()],
-            scores: vec![0.0; spec.calibrate as usize],
+            scores: vec![0.0; spec.scores_len().unwrap()],
             file: vec![0; spec.detector_len().unwrap().div_ceil(4)],
         }
     }
@@ -478,6 +480,20 @@ fn bad_recipes_and_short_buffers_are_typed_errors() {
             },
             Error::ParameterOutOfRange,
         ),
+        (
+            RecipeSpec {
+                second_reg_covar: Some(-0.5),
+                ..good
+            },
+            Error::ParameterOutOfRange,
+        ),
+        (
+            RecipeSpec {
+                second_reg_covar: Some(f64::INFINITY),
+                ..good
+            },
+            Error::ParameterOutOfRange,
+        ),
     ] {
         assert_eq!(bad.check(), Err(error), "{bad:?}");
         assert_eq!(bad.encode(), Err(Error::InvalidParameters));
@@ -559,6 +575,162 @@ fn damaged_recipe_files_are_refused() {
         buf.0[..n].copy_from_slice(&bytes);
         assert!(Recipe::from_bytes(&buf.0[..len]).is_err());
     }
+}
+
+/// Runs a learner for `spec` over `inputs` until it is done; its file.
+fn learned(spec: &RecipeSpec, inputs: &[[f32; 3]]) -> Vec<u8> {
+    let recipe = parsed(spec);
+    let mut buffers = Memory::new(spec);
+    let mut learner = buffers.learner(&recipe);
+    for x in inputs {
+        learner.observe(x).unwrap();
+    }
+    learner.file().unwrap().to_vec()
+}
+
+/// A detector file in an aligned buffer.
+fn aligned(file: &[u8]) -> Aligned<[u8; 2048]> {
+    let mut buf = Aligned([0u8; 2048]);
+    buf.0[..file.len()].copy_from_slice(file);
+    buf
+}
+
+/// Linear-interpolation quantile of sorted values, in f64.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let pos = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+#[test]
+fn a_pair_learns_both_densities_and_their_robust_z_scores() {
+    let stream: Vec<[f32; 3]> = two_clusters(60)
+        .iter()
+        .map(|p| [p[0], p[1], p[0] - 0.5 * p[1]])
+        .collect();
+    for (components, covariance) in [
+        (1, Covariance::Full),
+        (1, Covariance::Diag),
+        (3, Covariance::Full),
+        (2, Covariance::Spherical),
+    ] {
+        let single = RecipeSpec {
+            components,
+            iterations: 8,
+            seed: 3,
+            reg_covar: 0.05,
+            alarm_rate: 0.1,
+            learn: 40,
+            calibrate: 20,
+            ..recipe(Features::Identity, 3, covariance)
+        };
+        let pair = RecipeSpec {
+            second_reg_covar: Some(0.5),
+            ..single
+        };
+        let what = format!("K {components} {covariance:?}");
+        assert_eq!(pair.scores_len(), Some(60), "{what}: both terms and a copy");
+        // Each density is the one a recipe with its regularisation
+        // learns alone, bit for bit.
+        let (first, second) = (
+            learned(&single, &stream),
+            learned(
+                &RecipeSpec {
+                    reg_covar: 0.5,
+                    ..single
+                },
+                &stream,
+            ),
+        );
+        let both = learned(&pair, &stream);
+        let lens = (first.len(), second.len(), both.len());
+        let (first, second, both) = (aligned(&first), aligned(&second), aligned(&both));
+        let first = Detector::from_bytes(&first.0[..lens.0]).unwrap();
+        let second = Detector::from_bytes(&second.0[..lens.1]).unwrap();
+        let both = Detector::from_bytes(&both.0[..lens.2]).unwrap();
+        assert!(both.has_second_density() && !first.has_second_density());
+        let terms = |x: &[f32; 3]| both.density_terms(x).unwrap().unwrap();
+        for x in &stream {
+            let [p, q] = terms(x);
+            assert_eq!(p.to_bits(), first.score(x).unwrap().to_bits(), "{what}");
+            assert_eq!(q.to_bits(), second.score(x).unwrap().to_bits(), "{what}");
+        }
+        // Each term's centre and scale: the median and IQR / 1.349 of its
+        // values on the calibration inputs, computed here in f64.
+        let calibration = &stream[40..60];
+        let spec = both.spec().second.unwrap();
+        for i in 0..2 {
+            let mut t: Vec<f64> = calibration.iter().map(|x| f64::from(terms(x)[i])).collect();
+            t.sort_by(f64::total_cmp);
+            let iqr = (quantile(&t, 0.75) - quantile(&t, 0.25)) / 1.349;
+            assert_eq!(spec.center[i], quantile(&t, 0.5) as f32, "{what}");
+            assert_eq!(spec.scale[i], iqr as f32, "{what}");
+        }
+        // The score is their sum, and 2 of the 20 calibration inputs
+        // reach the threshold.
+        let threshold = both.spec().threshold;
+        let mut alarms = 0;
+        for x in calibration {
+            let [p, q] = terms(x);
+            let z = (p - spec.center[0]) / spec.scale[0] + (q - spec.center[1]) / spec.scale[1];
+            assert_eq!(both.score(x).unwrap().to_bits(), z.to_bits(), "{what}");
+            alarms += usize::from(z >= threshold);
+        }
+        assert_eq!(alarms, 2, "{what}");
+    }
+}
+
+#[test]
+fn a_pair_refuses_calibration_inputs_whose_terms_are_not_finite() {
+    let spec = RecipeSpec {
+        second_reg_covar: Some(0.25),
+        reg_covar: 0.25,
+        ..recipe(Features::Identity, 3, Covariance::Full)
+    };
+    let recipe = parsed(&spec);
+    let mut buffers = Memory::new(&spec);
+    let mut learner = buffers.learner(&recipe);
+    for p in &POINTS {
+        learner.observe(p).unwrap();
+    }
+    // Finite input, but so far out that -ln p overflows f32.
+    assert_eq!(
+        learner.observe(&[1e30, -1e30, 1e30]),
+        Err(Error::NonFiniteInput)
+    );
+    assert_eq!(learner.progress(), Progress::Calibrating { remaining: 10 });
+    // The scores buffer holds three times the calibration count.
+    let mut buffers = Memory::new(&spec);
+    assert_eq!(buffers.scores.len(), 30);
+    let mut short = buffers.buffers();
+    short.scores = &mut short.scores[..29];
+    assert_eq!(
+        Learner::new(&recipe, short).err(),
+        Some(Error::BufferTooSmall {
+            needed: 30,
+            found: 29
+        })
+    );
+}
+
+#[test]
+fn robust_z_constants_are_medians_and_scaled_iqrs() {
+    let mut t = [5.0f32, 1.0, 4.0, 2.0, 3.0];
+    assert_eq!(robust_z_constants(&mut t), Ok((3.0, (2.0 / 1.349) as f32)));
+    // No IQR: the standard deviation; no spread at all: 1.
+    assert_eq!(
+        robust_z_constants(&mut [0.0, 0.0, 0.0, 0.0, 10.0]),
+        Ok((0.0, 4.0))
+    );
+    assert_eq!(robust_z_constants(&mut [7.0; 4]), Ok((7.0, 1.0)));
+    assert_eq!(
+        robust_z_constants(&mut []),
+        Err(Error::InvalidShape(Shape::Empty))
+    );
+    assert_eq!(
+        robust_z_constants(&mut [1.0, f32::INFINITY]),
+        Err(Error::NonFiniteInput)
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use tinygen_runtime::detector::Features;
 use tinygen_runtime::learn::RecipeSpec;
 
 use crate::density::gmm::Components;
-use crate::detector::density::RegCovar;
+use crate::detector::density::{RegCovar, SECOND_REG_COVAR};
 use crate::detector::fit::{AlarmCounts, DetectorFit, fit_detector};
 use crate::detector::inputs::{DetectorInputs, detector_inputs};
 use crate::detector::on_device::learn_on_host;
@@ -57,7 +57,9 @@ pub struct FitDetectorArgs {
     pub seed: u64,
     /// Write a recipe for a detector that learns on the device instead of
     /// a fitted one: a Gaussian mixture (-k, default 1; --covariance,
-    /// --reg-covar) over the features, learned from the first --learn
+    /// --reg-covar) over the features and, as the default detector, a
+    /// second one with reg-covar 0.01 (the sum of their robust z-scores;
+    /// --one-density: the first alone), learned from the first --learn
     /// normal inputs the device sees (K > 1: --learn-iterations EM passes
     /// from a k-means++ start drawn with --seed) and with its threshold at
     /// --alarm-rate of the next --calibrate (default: the normal inputs
@@ -65,7 +67,7 @@ pub struct FitDetectorArgs {
     /// over the data's normal inputs.
     #[arg(
         long,
-        conflicts_with_all = ["neural", "members", "subsample", "single", "one_density", "min_weight"]
+        conflicts_with_all = ["neural", "members", "subsample", "single", "min_weight"]
     )]
     pub on_device_recipe: bool,
     /// Normal inputs the device learns its density from.
@@ -209,6 +211,7 @@ fn on_device(
         alarm_rate: args.alarm_rate,
         learn,
         calibrate,
+        second_reg_covar: (!args.ensemble.one_density).then_some(SECOND_REG_COVAR),
     };
     recipe.check().map_err(|e| {
         anyhow::anyhow!(
@@ -222,14 +225,18 @@ fn on_device(
         .encode()
         .map_err(|e| anyhow::anyhow!("cannot encode the recipe: {e}"))?;
     let state = recipe.state_len().unwrap_or(0) * 8 + recipe.features_len().unwrap_or(0) * 4;
+    let second = recipe.second_reg_covar.map_or(String::new(), |r| {
+        format!(" and the same with reg-covar {r} (score: the sum of their robust z-scores)")
+    });
     println!(
-        "recipe: {components} {} Gaussian(s) over {dim} features, reg-covar {}, learned from \
-         {learn} inputs, threshold at alarm rate {} of the next {calibrate}; the device needs \
-         {state} bytes of state and stored features, {} for scores and {} for the learned file",
+        "recipe: {components} {} Gaussian(s) over {dim} features, reg-covar {}{second}, learned \
+         from {learn} inputs, threshold at alarm rate {} of the next {calibrate}; the device \
+         needs {state} bytes of state and stored features, {} for scores and {} for the learned \
+         file",
         recipe.covariance.name(),
         recipe.reg_covar,
         recipe.alarm_rate,
-        4 * calibrate,
+        4 * recipe.scores_len().unwrap_or(0),
         recipe.detector_len().unwrap_or(0),
     );
     let learned = learn_on_host(&recipe, &normal)?;

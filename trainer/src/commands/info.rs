@@ -342,6 +342,12 @@ fn recipe_info(args: &InfoArgs, bytes: &[u8]) -> anyhow::Result<()> {
         spec.covariance.name(),
         spec.reg_covar
     );
+    if let Some(reg) = spec.second_reg_covar {
+        println!(
+            "second      the same with reg-covar {reg}; score: the sum of the two densities' \
+             robust z-scores (constants from the calibration inputs)"
+        );
+    }
     if spec.components > 1 {
         println!(
             "fit         k-means++ (seed {}), then {} k-means and {} EM passes over the stored features",
@@ -357,7 +363,7 @@ fn recipe_info(args: &InfoArgs, bytes: &[u8]) -> anyhow::Result<()> {
         "ram         {} bytes of state, {} of stored features, {} of scores, {learned} for the learned file",
         8 * spec.state_len().unwrap_or(0),
         4 * spec.features_len().unwrap_or(0),
-        4 * spec.calibrate
+        4 * spec.scores_len().unwrap_or(0)
     );
     Ok(())
 }

@@ -125,7 +125,8 @@ pub struct EnsembleArgs {
     pub single: bool,
     /// One bagged ensemble in the whole 64 KiB budget, not two in half of
     /// it each: the default before the fifth held-out suite (also what
-    /// --neural adds its scores to).
+    /// --neural adds its scores to). With --on-device-recipe: the device
+    /// learns one mixture, not the pair.
     #[arg(long)]
     pub one_density: bool,
     /// Mixtures averaged into each density, each fitted on its own random

@@ -3,7 +3,7 @@
 //! z-scores.
 
 use anyhow::ensure;
-use tinygen_runtime::detector::threshold_at_rate;
+use tinygen_runtime::detector::{robust_z_constants, threshold_at_rate};
 
 /// The alarm threshold that `alarm_rate` of `scores` reach: the
 /// runtime's rule ([`threshold_at_rate`]: with `k = floor(rate · n)`, the
@@ -42,11 +42,11 @@ impl<const N: usize> Combination<N> {
         scale: [1.0; N],
     };
 
-    /// The medians and IQR / 1.349 of the terms over rows of `N` (`terms`
-    /// row-major, as the runtime computed them on the training rows), so
-    /// each counts as a robust z-score and none wins by its units. A term
-    /// that barely varies is scaled by its standard deviation if it has
-    /// any spread, else left in its own units.
+    /// Each term's robust z-score constants over rows of `N` (`terms`
+    /// row-major, as the runtime computed them on the training rows): the
+    /// runtime's [`robust_z_constants`] (median, IQR / 1.349, or the
+    /// standard deviation for a term that barely varies), so none wins by
+    /// its units, and the device that learns a detector measures the same.
     pub fn measure(terms: &[f32]) -> anyhow::Result<Self> {
         ensure!(
             !terms.is_empty() && terms.len().is_multiple_of(N),
@@ -54,33 +54,16 @@ impl<const N: usize> Combination<N> {
         );
         let mut combination = Self::RAW;
         for i in 0..N {
-            let mut t: Vec<f64> = terms.chunks(N).map(|r| f64::from(r[i])).collect();
+            let mut t: Vec<f32> = terms.chunks(N).map(|r| r[i]).collect();
             ensure!(
                 t.iter().all(|v| v.is_finite()),
                 "a term of the combined score is not finite on the training rows"
             );
-            t.sort_by(f64::total_cmp);
-            let q = |p: f64| quantile(&t, p);
-            combination.center[i] = q(0.5) as f32;
-            let iqr = (q(0.75) - q(0.25)) / 1.349;
-            combination.scale[i] = if iqr > 1e-12 {
-                iqr as f32
-            } else {
-                let mean = t.iter().sum::<f64>() / t.len() as f64;
-                let sd =
-                    (t.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / t.len() as f64).sqrt();
-                if sd > 1e-12 { sd as f32 } else { 1.0 }
-            };
+            (combination.center[i], combination.scale[i]) =
+                robust_z_constants(&mut t).map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         Ok(combination)
     }
-}
-
-/// Linear-interpolation quantile of sorted values.
-fn quantile(sorted: &[f64], p: f64) -> f64 {
-    let pos = p * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 #[cfg(test)]

@@ -253,6 +253,10 @@ pub struct Pair {
     pub second: Ensemble,
 }
 
+/// The second density's regularisation in a pair: the default detector's
+/// and, with a mixture learned on the device, the recipe's default.
+pub const SECOND_REG_COVAR: f64 = 0.01;
+
 impl Pair {
     /// tinygen's default detector density (issue 16, confirmed on the fifth
     /// held-out suite, see BENCHMARKS.md): [`Pair::halves`] of
@@ -261,8 +265,8 @@ impl Pair {
         Self::halves(Ensemble::bagged(seed))
     }
 
-    /// The z-score pair: `ensemble` and the same with `reg_covar` 0.01,
-    /// each in half its byte budget.
+    /// The z-score pair: `ensemble` and the same with `reg_covar`
+    /// [`SECOND_REG_COVAR`], each in half its byte budget.
     pub fn halves(ensemble: Ensemble) -> Self {
         let first = Ensemble {
             max_bytes: ensemble.max_bytes.map(|b| b / 2),
@@ -273,7 +277,7 @@ impl Pair {
                 .members
                 .iter()
                 .map(|m| GmmDensity {
-                    reg: RegCovar::Fixed(0.01),
+                    reg: RegCovar::Fixed(SECOND_REG_COVAR),
                     ..m.clone()
                 })
                 .collect(),

@@ -40,7 +40,7 @@ pub fn learn_on_host(recipe: &RecipeSpec, inputs: &[f32]) -> anyhow::Result<Lear
     let spec = recipe.spec();
     let mut state = vec![0.0f64; spec.state_len().context("recipe too large")?];
     let mut features = vec![0.0f32; spec.features_len().context("recipe too large")?];
-    let mut scores = vec![0.0f32; spec.calibrate as usize];
+    let mut scores = vec![0.0f32; spec.scores_len().context("recipe too large")?];
     let file_len = spec.detector_len().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = vec![0u32; file_len.div_ceil(4)];
     let buffers = Buffers {
@@ -148,6 +148,7 @@ mod tests {
                 alarm_rate: 0.1,
                 learn: learn as u32,
                 calibrate: calibrate as u32,
+                second_reg_covar: None,
             };
             let learned = learn_on_host(&recipe, &x).unwrap();
             assert_eq!((learned.taken, learned.refused), (learn + calibrate, 0));
@@ -194,6 +195,7 @@ mod tests {
                 alarm_rate: 0.1,
                 learn: learn as u32,
                 calibrate: calibrate as u32,
+                second_reg_covar: None,
             };
             let learned = learn_on_host(&recipe, &x).unwrap();
             let aligned = AlignedBytes::new(&learned.file);
@@ -223,6 +225,7 @@ mod tests {
             alarm_rate: 0.0,
             learn: 50,
             calibrate: 10,
+            second_reg_covar: None,
         };
         let mut x = points(61);
         x[4 * 7 + 2] = f32::NAN;

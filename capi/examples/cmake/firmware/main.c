@@ -36,7 +36,7 @@
 #define TG_LEARN_FEATURES 600
 #endif
 #ifndef TG_LEARN_SCORES
-#define TG_LEARN_SCORES 64
+#define TG_LEARN_SCORES 128
 #endif
 #ifndef TG_LEARN_FILE
 #define TG_LEARN_FILE 12288
