@@ -1,6 +1,7 @@
 //! `cargo xtask bench-anomaly`: the anomaly benchmarks, on the 17 ODDS sets
 //! (`--suite odds`) or on the suites of issue 16 (`--suite
-//! dev|fresh|pmlb|categorical`).
+//! dev|fresh|pmlb|categorical`); with `--on-device`, the detectors a device
+//! learns itself from a recipe, on any of them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,15 +79,20 @@ fn max_macs(r: &Report) -> usize {
 }
 
 /// Runs the chosen suite; `neural` adds the autoencoder columns to ODDS;
-/// `m4f` measures the default's cost on the Cortex-M4F instead.
+/// `m4f` measures the default's cost on the Cortex-M4F instead, and
+/// `on_device` the detectors learned on the device.
 pub(crate) fn bench_anomaly(
     suite: Suite,
     part: Part,
     neural: bool,
     m4f: bool,
+    on_device: bool,
 ) -> anyhow::Result<()> {
     if m4f {
         return m4f_costs(suite, part);
+    }
+    if on_device {
+        return learned_on_device(suite, part);
     }
     match suite.data() {
         None => odds(neural),
@@ -356,6 +362,150 @@ fn both_protocols(suite: &str, script: &str, part: Part) -> anyhow::Result<()> {
                 means.join(" | ")
             );
         }
+    }
+    Ok(())
+}
+
+/// The recipes of `--on-device`: K = 1 and K = 4 full covariances (20 EM
+/// passes), each alone (`--one-density`) and as the pair
+/// `--on-device-recipe` learns by default.
+const ON_DEVICE: [(u32, bool); 4] = [(1, false), (1, true), (4, false), (4, true)];
+
+/// Most inputs a device learns from, and calibrates on, in `--on-device`.
+const ON_DEVICE_LEARN: usize = 1000;
+const ON_DEVICE_CALIBRATE: usize = 500;
+
+/// The detectors a device learns itself, in the novelty protocol (it sees
+/// normal rows only): per split, the normal train rows shuffled (seed: the
+/// split), the first 80 % (at most [`ON_DEVICE_LEARN`]) learned from and
+/// the rest (at most [`ON_DEVICE_CALIBRATE`]) calibrated on by the
+/// runtime's learner (`learn_on_host`, the device's bytes), Scott's
+/// regularisation, alarm rate 0.05; ROC-AUC of its scores on the test
+/// rows. Sets of more than 64 features are left out.
+fn learned_on_device(suite: Suite, part: Part) -> anyhow::Result<()> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    use rayon::prelude::*;
+    use tinygen::detector::density::{RegCovar, SECOND_REG_COVAR};
+    use tinygen::detector::metrics::roc_auc;
+    use tinygen::detector::on_device::learn_on_host;
+    use tinygen::host::AlignedBytes;
+    use tinygen_runtime::detector::Features;
+    use tinygen_runtime::gmm::Covariance;
+    use tinygen_runtime::learn::RecipeSpec;
+
+    let parts: Vec<(String, String)> = match suite.data() {
+        Some((name, _)) => suite_sets(name, part)?
+            .into_iter()
+            .map(|s| (s.name, s.part))
+            .collect(),
+        None => vec![],
+    };
+    println!(
+        "| set | part | features | normal train rows | K = 1 | K = 1 pair | K = 4 | K = 4 pair |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut by_part: Vec<(String, Vec<[f64; 4]>)> = vec![];
+    for (name, csv, splits) in suite_files(suite, part)? {
+        let set = load(&csv)?;
+        let d = set.cols;
+        let labels = set.labels.clone().context("no label column")?;
+        let part = parts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or_else(|| format!("{suite:?}").to_lowercase(), |(_, p)| p.clone());
+        if d > 64 {
+            println!("| {name} | {part} | {d} | | left out (more than 64 features) | | | |");
+            continue;
+        }
+        let splits = read_splits(&splits, set.rows)?;
+        let normal_rows = splits[0].iter().filter(|&&i| labels[i] == 0.0).count();
+        // ROC-AUC per split and recipe (NaN where the learner failed).
+        let runs: Vec<[f64; 4]> = splits
+            .par_iter()
+            .enumerate()
+            .map(|(split, train)| {
+                let mut normal: Vec<usize> = train
+                    .iter()
+                    .copied()
+                    .filter(|&i| labels[i] == 0.0)
+                    .collect();
+                normal.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(split as u64));
+                let learn = ((normal.len() * 4) / 5).min(ON_DEVICE_LEARN);
+                let calibrate = (normal.len() - learn).min(ON_DEVICE_CALIBRATE);
+                let inputs: Vec<f32> = normal[..learn + calibrate]
+                    .iter()
+                    .flat_map(|&i| set.row(i).iter().map(|&v| v as f32))
+                    .collect();
+                let mut in_train = vec![false; set.rows];
+                train.iter().for_each(|&i| in_train[i] = true);
+                let test: Vec<usize> = (0..set.rows).filter(|&i| !in_train[i]).collect();
+                let truth: Vec<bool> = test.iter().map(|&i| labels[i] != 0.0).collect();
+                ON_DEVICE.map(|(components, pair)| {
+                    let recipe = RecipeSpec {
+                        features: Features::Identity,
+                        dim: d as u32,
+                        covariance: Covariance::Full,
+                        components,
+                        iterations: 20,
+                        seed: 0,
+                        reg_covar: RegCovar::Scott.value(learn, d),
+                        alarm_rate: 0.05,
+                        learn: learn as u32,
+                        calibrate: calibrate as u32,
+                        second_reg_covar: pair.then_some(SECOND_REG_COVAR),
+                    };
+                    let scored = learn_on_host(&recipe, &inputs).and_then(|learned| {
+                        let aligned = AlignedBytes::new(&learned.file);
+                        let detector = learned.detector(&aligned)?;
+                        test.iter()
+                            .map(|&i| {
+                                let x: Vec<f32> = set.row(i).iter().map(|&v| v as f32).collect();
+                                detector
+                                    .score(&x)
+                                    .map(f64::from)
+                                    .map_err(|e| anyhow::anyhow!("{e}"))
+                            })
+                            .collect::<anyhow::Result<Vec<f64>>>()
+                    });
+                    match scored {
+                        Ok(scores) => roc_auc(&scores, &truth).unwrap_or(f64::NAN),
+                        Err(e) => {
+                            eprintln!("{name} split {split} K {components} pair {pair}: {e:#}");
+                            f64::NAN
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mean: [f64; 4] =
+            std::array::from_fn(|j| runs.iter().map(|r| r[j]).sum::<f64>() / runs.len() as f64);
+        println!(
+            "| {name} | {part} | {d} | {normal_rows} | {} |",
+            mean.map(|m| format!("{m:.4}")).join(" | ")
+        );
+        match by_part.iter_mut().find(|(p, _)| *p == part) {
+            Some((_, rows)) => rows.push(mean),
+            None => by_part.push((part, vec![mean])),
+        }
+    }
+    by_part.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, rows) in &by_part {
+        // Sets where a recipe failed (NaN) count in no column's mean.
+        let ok: Vec<&[f64; 4]> = rows
+            .iter()
+            .filter(|r| r.iter().all(|v| v.is_finite()))
+            .collect();
+        let means: Vec<String> = (0..4)
+            .map(|j| ok.iter().map(|r| r[j]).sum::<f64>() / ok.len() as f64)
+            .map(|m| format!("**{m:.4}**"))
+            .collect();
+        println!(
+            "| **mean, {p} ({} of {} sets)** | | | | {} |",
+            ok.len(),
+            rows.len(),
+            means.join(" | ")
+        );
     }
     Ok(())
 }

@@ -16,13 +16,14 @@
 //!   against scikit-learn on the same data, in one run; with `--scaling`,
 //!   EM's time and memory over N, D and K.
 //! * `bench-anomaly [--suite odds|dev|fresh|pmlb|categorical] [--part
-//!   choice|confirmation|all] [--neural] [--m4f]` mean ROC-AUC of tinygen's
+//!   choice|confirmation|all] [--neural] [--m4f] [--on-device]` mean ROC-AUC of tinygen's
 //!   detectors over the 17 ODDS sets with PyOD's splits against the
 //!   published table, or over the development suite of `data/anomaly-dev/`
 //!   (or the held-out suites of `data/anomaly-fresh/`, `data/anomaly-pmlb/`
 //!   and `data/anomaly-categorical/`) in both protocols against scikit-learn
 //!   (needs ../shared or TINYGEN_SHARED); with `--m4f` instead each set's
-//!   default detector scored on the Cortex-M4F, instructions per score.
+//!   default detector scored on the Cortex-M4F, instructions per score;
+//!   with `--on-device` the detectors a device learns itself (novelty).
 //! * `bench-decode` host latency of one decode (batch 1): the runtime
 //!   crate against candle on the same weights, in one run.
 //! * `bench-neural [--quality]` VAE training steps per second against
@@ -106,6 +107,11 @@ enum Task {
         /// under QEMU, exact instructions per score.
         #[arg(long)]
         m4f: bool,
+        /// Instead of the ROC-AUC tables: the detectors a device learns
+        /// itself from a recipe (K = 1 and 4, alone and as the pair), in
+        /// the novelty protocol, on sets of at most 64 features.
+        #[arg(long, conflicts_with = "m4f")]
+        on_device: bool,
     },
     /// Host decode latency at batch 1: runtime, tract and candle.
     BenchDecode,
@@ -161,7 +167,8 @@ fn main() -> anyhow::Result<()> {
             part,
             neural,
             m4f,
-        } => bench_anomaly::bench_anomaly(suite, part, neural, m4f),
+            on_device,
+        } => bench_anomaly::bench_anomaly(suite, part, neural, m4f, on_device),
         Task::BenchDecode => bench_decode::bench_decode(),
         Task::BenchNeural { quality } => bench_neural::bench_neural(quality),
         Task::Models { only } => models::models(only.as_deref()),
