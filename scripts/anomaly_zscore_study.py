@@ -24,7 +24,12 @@ Prints, per set, the mean ROC-AUC over the splits of each detector:
   `bag:0.01`, 32 KiB each;
 - with `--study`, the study of BENCHMARKS.md instead: `bag:scott`,
   `bag:0.01`, `bag:0.001` (64 KiB each), one Gaussian (reg 1e-6), a
-  Ledoit-Wolf Gaussian (Mahalanobis distance), and z-score ensembles of them.
+  Ledoit-Wolf Gaussian (Mahalanobis distance), and z-score ensembles of them;
+- with `--third`, third terms for the pair (the nineteenth session's
+  study): `marginal`, the sum over features of -log of a 1-D mixture of
+  K = 4 (reg 0.01) fitted to each standardized feature alone; `kde`, a
+  Gaussian KDE on a random subsample of the rows (as many as fit 32 KiB, at
+  least 16), bandwidth^2 n^(-2/(d+4)); and the pair's z-score sums with each.
 """
 import argparse
 import gzip
@@ -98,13 +103,48 @@ def robust_z(fitted, test):
     return (test - np.median(fitted)) / max(q3 - q1, 1e-12)
 
 
-def one_split(x, y, train, novelty, study):
+def marginal(u, v):
+    """-log of the product of per-feature 1-D mixtures, on u and on v."""
+    su, sv = np.zeros(len(u)), np.zeros(len(v))
+    for j in range(u.shape[1]):
+        k = max(1, min(K, len(np.unique(u[:, j]))))
+        gm = GaussianMixture(k, reg_covar=0.01, random_state=0).fit(u[:, j : j + 1])
+        su -= gm.score_samples(u[:, j : j + 1])
+        sv -= gm.score_samples(v[:, j : j + 1])
+    return su, sv
+
+
+def kde(u, v):
+    """-log of a Gaussian KDE on a subsample of u, on u and on v."""
+    n, d = u.shape
+    m = max(16, min(n, BUDGET // 2 // d))
+    points = u[np.random.default_rng(0).choice(n, m, replace=False)] if m < n else u
+    h2 = n ** (-2.0 / (d + 4))
+
+    def score(x):
+        out = []
+        for i in range(0, len(x), 512):
+            d2 = ((x[i : i + 512, None, :] - points[None]) ** 2).sum(-1)
+            out.append(-np.logaddexp.reduce(-0.5 * d2 / h2, axis=1))
+        return np.concatenate(out)
+
+    return score(u), score(v)
+
+
+def one_split(x, y, train, novelty, study, third=False):
     is_train = np.zeros(len(y), bool)
     is_train[train] = True
     rows = x[is_train & ~y] if novelty else x[is_train]
     center, scale = robust_standardization(rows)
     u, v, truth = (rows - center) / scale, (x[~is_train] - center) / scale, y[~is_train]
-    if study:
+    if third:
+        pair = ["bag:scott/half", "bag:0.01/half"]
+        members = (bag(u, "scott", BUDGET // 2), bag(u, 0.01, BUDGET // 2))
+        scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in zip(pair, members)}
+        scores["marginal"] = marginal(u, v)
+        scores["kde"] = kde(u, v)
+        combos = [pair, pair + ["marginal"], pair + ["kde"]]
+    elif study:
         terms = {f"bag:{r}": bag(u, r, BUDGET) for r in ("scott", 0.01, 0.001)}
         scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in terms.items()}
         g1 = GaussianMixture(1, covariance_type="full", reg_covar=1e-6, random_state=0).fit(u)
@@ -131,9 +171,9 @@ def one_split(x, y, train, novelty, study):
     return out
 
 
-def evaluate(data, name, novelty, study):
+def evaluate(data, name, novelty, study, third):
     x, y, splits = load(data, name)
-    runs = [one_split(x, y, t, novelty, study) for t in splits]
+    runs = [one_split(x, y, t, novelty, study, third) for t in splits]
     return name, {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
@@ -152,11 +192,12 @@ def main():
     ap.add_argument("--sets", help="comma-separated set names (default: every CSV)")
     ap.add_argument("--novelty", action="store_true", help="fit on the normal train rows only")
     ap.add_argument("--study", action="store_true", help="the study's detectors")
+    ap.add_argument("--third", action="store_true", help="third terms for the pair")
     args = ap.parse_args()
     names = args.sets.split(",") if args.sets else sorted(
         p.name.split(".csv")[0] for p in (args.data / "csv").glob("*.csv*")
     )
-    results = Parallel(n_jobs=-1)(delayed(evaluate)(args.data, n, args.novelty, args.study) for n in names)
+    results = Parallel(n_jobs=-1)(delayed(evaluate)(args.data, n, args.novelty, args.study, args.third) for n in names)
     print_results(results)
 
 
