@@ -292,7 +292,8 @@ typedef struct tg_learner_memory {
    */
   size_t features;
   /**
-   * `float` values of calibration scores.
+   * `float` values of calibration scores (three per calibration input
+   * for a pair of densities: both terms, and room to sort one).
    */
   size_t scores;
   /**

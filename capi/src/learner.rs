@@ -40,7 +40,8 @@ pub struct tg_learner_memory {
     pub state: usize,
     /// `float` values of stored features (0 for one component).
     pub features: usize,
-    /// `float` values of calibration scores.
+    /// `float` values of calibration scores (three per calibration input
+    /// for a pair of densities: both terms, and room to sort one).
     pub scores: usize,
     /// Bytes of the learned detector file (4-byte aligned buffer).
     pub file: usize,
