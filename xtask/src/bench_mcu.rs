@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::ensure;
 use tinygen::density::gmm::{EmOptions, fit_em};
-use tinygen::detector::density::{Density, GmmDensity};
+use tinygen::detector::density::{Density, GmmDensity, Pair};
 use tinygen::detector::fit::{DetectorFit, fit_detector};
 use tinygen::detector::neural::NeuralOptions;
 use tinygen::detector::windows::series_windows;
@@ -13,7 +13,8 @@ use xtask::{Core, build_firmware, run_qemu, write_case};
 
 /// Instructions per call, exact (QEMU plugin): K = 8, D = 16 mixtures
 /// (diag, full), a 256-point KDE in D = 16, a stream detector scoring one
-/// 6 x 20 window (with and without autoencoder scores), learning such a
+/// 6 x 20 window (with and without autoencoder scores, and the default
+/// pair of ensembles), learning such a
 /// detector on the device (the whole learning, one call), an MNIST-sized
 /// decoder and a digits-sized diffusion model (one whole sample per call,
 /// 10, 50 and 200 steps); on the Cortex-M4F with libm and with micromath, then on every
@@ -96,6 +97,19 @@ pub(crate) fn bench_mcu() -> anyhow::Result<()> {
     let neural = fit_detector(features, 24, &windows, Some(&labels), &neural_fit)?;
     xtask::basicmotions_stream_case(&cases.join("d_detector_ae_6x20"), &neural.bytes)?;
     names.push("d_detector_ae_6x20");
+    // The default detector since issue 16 (`fit detector` without
+    // options: the z-score pair of bagged ensembles), as `cargo xtask
+    // demo` fits and streams it.
+    let pair_fit = DetectorFit {
+        density: Density::Pair(Box::new(Pair::bagged(0))),
+        alarm_rate: 0.01,
+        holdout: 0.2,
+        seed: 0,
+        neural: None,
+    };
+    let pair = fit_detector(features, 24, &windows, Some(&labels), &pair_fit)?;
+    xtask::basicmotions_stream_case(&cases.join(DETECTOR_PAIR), &pair.bytes)?;
+    names.push(DETECTOR_PAIR);
     // Learning a detector on the device (the measured region is the whole
     // learning): one full Gaussian from the 180 normal training windows in
     // order (144, then 36 to calibrate), and two diagonal components (20
@@ -398,6 +412,7 @@ pub(crate) fn count_calls(dir: &Path, core: Core) -> anyhow::Result<Vec<(String,
 
 /// Learning a detector on the device from BasicMotions windows: one full
 /// Gaussian from 180 windows, two diagonal components from 36.
+const DETECTOR_PAIR: &str = "d_detector_pair_6x20";
 const LEARN_FULL: &str = "d_learn_full_180";
 const LEARN_MIXTURE: &str = "d_learn_k2_diag_36";
 const LEARN_FULL_PAIR: &str = "d_learn_full_pair_180";
