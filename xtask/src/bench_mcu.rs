@@ -410,9 +410,10 @@ pub(crate) fn count_calls(dir: &Path, core: Core) -> anyhow::Result<Vec<(String,
     Ok(run.cases.into_iter().zip(run.calls).collect())
 }
 
+/// The default detector (the z-score pair) scoring one BasicMotions window.
+const DETECTOR_PAIR: &str = "d_detector_pair_6x20";
 /// Learning a detector on the device from BasicMotions windows: one full
 /// Gaussian from 180 windows, two diagonal components from 36.
-const DETECTOR_PAIR: &str = "d_detector_pair_6x20";
 const LEARN_FULL: &str = "d_learn_full_180";
 const LEARN_MIXTURE: &str = "d_learn_k2_diag_36";
 const LEARN_FULL_PAIR: &str = "d_learn_full_pair_180";
