@@ -342,6 +342,20 @@ const char *tg_version(void);
 tg_status tg_model_open(struct tg_model *m, const uint8_t *bytes, size_t len);
 
 /**
+ * The length of the model file at the start of `region[0..region_len]`,
+ * such as a flash page a learned detector was written to, into `*len`:
+ * pass `region` and `*len` to `tg_model_open`. Only the header is read
+ * (magic, version, claimed length within the region); `tg_model_open`
+ * checks the rest. An erased page (all `0xFF`) is `TG_ERR_BAD_MAGIC`, a
+ * region shorter than the length its header claims `TG_ERR_LENGTH`.
+ *
+ * # Safety
+ * `region` is NULL or valid for reads of `region_len` bytes; `len` is
+ * NULL or writable.
+ */
+tg_status tg_file_len(const uint8_t *region, size_t region_len, size_t *len);
+
+/**
  * The kind of the open model (`TG_KIND_NONE` if `m` is NULL or not open).
  *
  * # Safety

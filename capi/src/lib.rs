@@ -29,7 +29,7 @@ use core::ptr;
 
 use tinygen_runtime::diffusion::Sampler;
 use tinygen_runtime::rand_core::SeedableRng;
-use tinygen_runtime::{AnyModel, Error, ModelKind, Xoshiro128PlusPlus};
+use tinygen_runtime::{AnyModel, Error, ModelKind, Xoshiro128PlusPlus, format};
 
 /// Status code of every call: `TG_OK` (0) or an error, which
 /// `tg_strerror` describes.
@@ -460,6 +460,31 @@ pub unsafe extern "C" fn tg_model_open(
         }
         Err(e) => status(e),
     }
+}
+
+/// The length of the model file at the start of `region[0..region_len]`,
+/// such as a flash page a learned detector was written to, into `*len`:
+/// pass `region` and `*len` to `tg_model_open`. Only the header is read
+/// (magic, version, claimed length within the region); `tg_model_open`
+/// checks the rest. An erased page (all `0xFF`) is `TG_ERR_BAD_MAGIC`, a
+/// region shorter than the length its header claims `TG_ERR_LENGTH`.
+///
+/// # Safety
+/// `region` is NULL or valid for reads of `region_len` bytes; `len` is
+/// NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tg_file_len(
+    region: *const u8,
+    region_len: usize,
+    len: *mut usize,
+) -> tg_status {
+    // SAFETY: the caller's promises.
+    done(unsafe { out(len) }.and_then(|len| {
+        // SAFETY: the caller's promise.
+        let region = unsafe { slice(region, region_len) }?;
+        *len = format::file_in(region).map_err(status)?.len();
+        Ok(())
+    }))
 }
 
 /// The kind of the open model (`TG_KIND_NONE` if `m` is NULL or not open).

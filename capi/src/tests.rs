@@ -981,6 +981,56 @@ mod learning {
     }
 
     #[test]
+    fn a_file_stored_in_an_erased_page_is_found_and_opens() {
+        let recipe = spec(1, Covariance::Full, 1e-3).encode().unwrap();
+        let mut memory = Memory::for_recipe(&recipe);
+        let mut l = unstarted();
+        assert_eq!(memory.start(&mut l, &recipe), TG_OK);
+        for i in 0..60 {
+            assert_eq!(observe(&mut l, &window(i)).0, TG_OK);
+        }
+        let (mut out, mut len) = (core::ptr::null(), 0);
+        assert_eq!(unsafe { tg_learner_file(&l, &mut out, &mut len) }, TG_OK);
+        let learned = unsafe { core::slice::from_raw_parts(out, len) };
+
+        // A 4 KiB flash page, erased, then the learned file written to its start.
+        let mut page = vec![u32::MAX; 1024];
+        let erased = bytemuck_bytes(&mut page).to_vec();
+        let mut found = usize::MAX;
+        let s = unsafe { tg_file_len(erased.as_ptr(), erased.len(), &mut found) };
+        assert_eq!((s, found), (TG_ERR_BAD_MAGIC, usize::MAX));
+        bytemuck_bytes(&mut page)[..learned.len()].copy_from_slice(learned);
+        let region = bytemuck_bytes(&mut page);
+        let s = unsafe { tg_file_len(region.as_ptr(), region.len(), &mut found) };
+        assert_eq!((s, found), (TG_OK, learned.len()));
+
+        // Opened from the page, it scores as the learned file.
+        let mut m = closed();
+        let s = unsafe { tg_model_open(&mut m, region.as_ptr(), region.len()) };
+        assert_eq!(s, TG_ERR_LENGTH, "the whole page is not the file");
+        assert_eq!(
+            unsafe { tg_model_open(&mut m, region.as_ptr(), found) },
+            TG_OK
+        );
+        let detector = Detector::from_bytes(learned).unwrap();
+        let x = window(77);
+        let mut score = 0.0;
+        let s = unsafe { tg_detector_score(&m, x.as_ptr(), x.len(), &mut score) };
+        assert_eq!(s, TG_OK);
+        assert_eq!(score.to_bits(), detector.score(&x).unwrap().to_bits());
+
+        // A page cut short of the file, a short region, NULL pointers.
+        let s = unsafe { tg_file_len(region.as_ptr(), learned.len() - 1, &mut found) };
+        assert_eq!(s, TG_ERR_LENGTH);
+        let s = unsafe { tg_file_len(region.as_ptr(), 15, &mut found) };
+        assert_eq!(s, TG_ERR_TOO_SHORT);
+        let s = unsafe { tg_file_len(core::ptr::null(), 4096, &mut found) };
+        assert_eq!(s, TG_ERR_NULL);
+        let s = unsafe { tg_file_len(region.as_ptr(), region.len(), core::ptr::null_mut()) };
+        assert_eq!(s, TG_ERR_NULL);
+    }
+
+    #[test]
     fn bad_inputs_are_refused_and_not_counted() {
         let recipe = spec(1, Covariance::Full, 1e-3).encode().unwrap();
         let mut memory = Memory::for_recipe(&recipe);

@@ -22,7 +22,7 @@ use cortex_m as _;
 use semihosting::println;
 mod platform;
 
-use tinygen_runtime::format::read_header;
+use tinygen_runtime::format::{file_in, read_header};
 use tinygen_runtime::learn::{Buffers, Learner, Recipe};
 use tinygen_runtime::qnetwork::{QNetwork, QScratch};
 use tinygen_runtime::rand_core::SeedableRng;
@@ -232,9 +232,11 @@ const LEARN_FILE: usize = if cfg!(small_ram) { 1600 } else { 12 * 1024 };
 /// buffers must leave the stack before the next case.
 #[inline(never)]
 fn learn_case(case: &Case) -> usize {
-    let mut file = Aligned([0u8; LEARN_FILE]);
-    match learn(case, &mut file.0) {
-        Ok(len) => score_learned(case, &file.0[..len]),
+    // The learned file goes to the start of an erased flash page, and is
+    // found there as after a reset: by its header, not a stored length.
+    let mut page = Aligned([0xFF; LEARN_FILE]);
+    match learn(case, &mut page.0).and_then(|()| file_in(&page.0)) {
+        Ok(file) => score_learned(case, file),
         Err(e) => {
             println!("case {}: learning failed: {}", case.name, e);
             1
@@ -274,10 +276,10 @@ fn learned_inputs(case: &Case) -> usize {
 
 /// Runs the learner over the case's first inputs with its state and scores
 /// on this function's frame (gone before the caller parses the learned
-/// detector: the Cortex-M0 has 16 KiB of RAM); returns the learned file's
-/// length in `file`.
+/// detector: the Cortex-M0 has 16 KiB of RAM), writing the learned file to
+/// the start of `file`.
 #[inline(never)]
-fn learn(case: &Case, file: &mut [u8]) -> Result<usize, Error> {
+fn learn(case: &Case, file: &mut [u8]) -> Result<(), Error> {
     let recipe = Recipe::from_bytes(case.model)?;
     let spec = recipe.spec();
     if spec.input_len() != case.dim {
@@ -309,7 +311,7 @@ fn learn(case: &Case, file: &mut [u8]) -> Result<usize, Error> {
     }
     tinygen_bench_end();
     result?;
-    Ok(learner.file()?.len())
+    learner.file().map(|_| ())
 }
 
 /// [`check_samples`] for an f32 decoder. Not inlined, so that its decoder

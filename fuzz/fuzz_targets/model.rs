@@ -54,6 +54,11 @@ fuzz_target!(|data: &[u8]| {
     let mut values = Values::new(extra, format::checksum(bytes));
 
     let _ = format::read_header(bytes);
+    // The file found at the start of the bytes as a region (a flash page):
+    // never longer than the region, and what it finds is a prefix.
+    if let Ok(found) = format::file_in(bytes) {
+        assert!(found.len() <= bytes.len() && bytes.starts_with(found));
+    }
     if let Ok(gmm) = Gmm::from_bytes(bytes) {
         evaluate_gmm(&gmm, &mut values);
     }

@@ -125,6 +125,29 @@ pub fn reseal(bytes: &mut [u8]) {
     crc.copy_from_slice(&checksum(content).to_le_bytes());
 }
 
+/// The model file at the start of a larger `region`, such as a flash page
+/// a device wrote a learned detector into: its header's magic and version
+/// are checked and its claimed length must fit the region; the bytes
+/// returned are the whole file, to hand to [`open`] or a kind's parser
+/// (which check the rest, the CRC included). An erased page (all `0xFF`)
+/// or one holding something else is [`Error::BadMagic`].
+pub fn file_in(region: &[u8]) -> Result<&[u8], Error> {
+    let h = region.first_chunk::<HEADER_LEN>().ok_or(Error::TooShort)?;
+    if h[0..4] != MAGIC {
+        return Err(Error::BadMagic);
+    }
+    let version = u16::from_le_bytes([h[4], h[5]]);
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    let body_len = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+    let len = usize::try_from(body_len)
+        .ok()
+        .and_then(|body| body.checked_add(HEADER_LEN + CRC_LEN))
+        .ok_or(Error::LengthMismatch)?;
+    region.get(..len).ok_or(Error::LengthMismatch)
+}
+
 /// The checked fixed header of a model file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

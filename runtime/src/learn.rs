@@ -45,7 +45,9 @@
 //!    rule: median and IQR / 1.349) and the scores combined. The threshold
 //!    is then set by [`threshold_at_rate`] (the trainer's rule) and the
 //!    file is written again: a normal `detector/6` file that can be
-//!    stored, read back after a reset, or pulled to the desktop.
+//!    stored, read back after a reset ([`crate::format::file_in`] finds it
+//!    at the start of the flash page it was written to), or pulled to the
+//!    desktop.
 //!
 //! Every step is IEEE arithmetic (`+ - * /`, square roots), `libm`'s
 //! logarithm and exponential and the integer generator, in a fixed order,
@@ -444,7 +446,7 @@ pub struct Buffers<'b> {
 /// use tinygen_runtime::detector::Features;
 /// use tinygen_runtime::gmm::Covariance;
 /// use tinygen_runtime::learn::{Buffers, Learner, Progress, Recipe, RecipeSpec};
-/// use tinygen_runtime::{Aligned, Detector};
+/// use tinygen_runtime::{Aligned, Detector, format};
 ///
 /// // The trainer writes the recipe (`tinygen fit detector --on-device-recipe`).
 /// let spec = RecipeSpec {
@@ -466,14 +468,15 @@ pub struct Buffers<'b> {
 /// let recipe = Recipe::from_bytes(&flash.0[..bytes.len()]).unwrap();
 ///
 /// // The device: its buffers, sized by the recipe.
-/// let (mut state, mut scores, mut file) = ([0f64; 7], [0f32; 20], Aligned([0u8; 96]));
+/// // The file buffer is a flash page here, erased (all 0xFF).
+/// let (mut state, mut scores, mut page) = ([0f64; 7], [0f32; 20], Aligned([0xFF; 96]));
 /// assert_eq!(spec.state_len(), Some(7));
 /// assert!(spec.detector_len().unwrap() <= 96);
 /// let buffers = Buffers {
 ///     state: &mut state,
 ///     features: &mut [],
 ///     scores: &mut scores,
-///     file: &mut file.0,
+///     file: &mut page.0,
 /// };
 /// let mut learner = Learner::new(&recipe, buffers).unwrap();
 /// let mut t = 0.0f32;
@@ -482,8 +485,13 @@ pub struct Buffers<'b> {
 ///     t += 1.0;
 ///     progress = learner.observe(&[t.sin(), 2.0 * t.cos()]).unwrap();
 /// }
-/// // A normal detector file: stored, read back, scored.
-/// let detector = Detector::from_bytes(learner.file().unwrap()).unwrap();
+/// // A normal detector file, at the start of the page: after a reset the
+/// // device finds it there by its header, and scores with it.
+/// let len = learner.file().unwrap().len();
+/// drop(learner);
+/// let stored = format::file_in(&page.0).unwrap();
+/// assert_eq!(stored.len(), len);
+/// let detector = Detector::from_bytes(stored).unwrap();
 /// assert!(!detector.is_anomaly(&[0.0, 0.0]).unwrap());
 /// assert!(detector.is_anomaly(&[5.0, 5.0]).unwrap());
 /// # }

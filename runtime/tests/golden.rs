@@ -698,3 +698,43 @@ fn files_of_replaced_int8_layouts_are_rejected() {
         ));
     }
 }
+
+/// Parses a model file of any kind, recipes included.
+fn parse(bytes: &[u8]) -> Result<(), Error> {
+    match format::read_header(bytes)?.kind {
+        ModelKind::Recipe => Recipe::from_bytes(bytes).map(|_| ()),
+        _ => AnyModel::from_bytes(bytes).map(|_| ()),
+    }
+}
+
+#[test]
+fn a_file_is_found_at_the_start_of_a_larger_region() {
+    for (name, _, bytes) in golden() {
+        // A flash page: the file, then erased bytes up to the page's end.
+        let mut page = vec![u32::MAX; (bytes.len() + 64).div_ceil(4)];
+        let region: &mut [u8] = bytemuck::cast_slice_mut(&mut page);
+        region[..bytes.len()].copy_from_slice(&bytes);
+        let region: &[u8] = region;
+        assert_eq!(parse(region), Err(Error::LengthMismatch), "{name}");
+        let file = format::file_in(region).unwrap();
+        assert_eq!(file, &bytes[..], "{name}");
+        parse(file).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The page cut short of the file's claimed length.
+        assert_eq!(
+            format::file_in(&region[..bytes.len() - 1]),
+            Err(Error::LengthMismatch),
+            "{name}"
+        );
+        let mut newer = region.to_vec();
+        newer[4] = 2;
+        assert_eq!(
+            format::file_in(&newer),
+            Err(Error::UnsupportedVersion(2)),
+            "{name}"
+        );
+    }
+    let erased = [0xFF; 256];
+    assert_eq!(format::file_in(&erased), Err(Error::BadMagic));
+    assert_eq!(format::file_in(&erased[..15]), Err(Error::TooShort));
+    assert_eq!(format::file_in(&[]), Err(Error::TooShort));
+}

@@ -143,6 +143,7 @@ fn main() -> ! {
     let channels = black_box(4usize);
     black_box(window_stats(input, channels, out).ok());
     black_box(tinygen_runtime::format::read_header(bytes).ok());
+    black_box(tinygen_runtime::format::file_in(bytes).ok());
     // The int8 arithmetic, on lengths and parameters the optimiser cannot see.
     {
         use tinygen_runtime::quant::{self, Requant, Rounding};

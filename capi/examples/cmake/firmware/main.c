@@ -123,6 +123,9 @@ static tg_status learn_case(const struct tg_case *c, const tg_learner_memory *ne
            (unsigned)c->dim);
     return TG_ERR_SCRATCH_TOO_SMALL;
   }
+  /* The learned file goes to the start of an erased flash page, and is
+     opened from there as after a reset: tg_file_len finds its length. */
+  memset(learned_file, 0xFF, sizeof learned_file);
   tg_status st = tg_learner_start(&learner, c->model, c->model_len, learn_state, need->state,
                                   learn_features, need->features, learn_scores, need->scores,
                                   (uint8_t *)learned_file, need->file);
@@ -133,7 +136,13 @@ static tg_status learn_case(const struct tg_case *c, const tg_learner_memory *ne
   const uint8_t *file = NULL;
   size_t len = 0;
   if (st == TG_OK) st = tg_learner_file(&learner, &file, &len);
-  if (st == TG_OK) st = tg_model_open(&model, file, len);
+  size_t found = 0;
+  if (st == TG_OK) st = tg_file_len((const uint8_t *)learned_file, sizeof learned_file, &found);
+  if (st == TG_OK && (file != (const uint8_t *)learned_file || found != len)) {
+    printf("case %s: the learned file is not where the learner wrote it\n", c->name);
+    return TG_ERR_INTERNAL;
+  }
+  if (st == TG_OK) st = tg_model_open(&model, (const uint8_t *)learned_file, found);
   float threshold = 0;
   if (st == TG_OK) st = tg_detector_threshold(&model, &threshold);
   if (st != TG_OK) {
