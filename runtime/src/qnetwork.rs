@@ -32,8 +32,8 @@
 //!   pre-activation with the layer's `output` params (range `[-128,
 //!   127]`), then each value `q` becomes `table[q as u8]`, the layer's
 //!   256-entry table stored in the file: TFLite's int8 `LOGISTIC` and
-//!   `TANH`, which writers fill with [`crate::quant::activation_table`]
-//!   (LiteRT's reference kernels give the same on every value checked),
+//!   `TANH`, which writers fill with `quant::activation_table` (feature
+//!   `alloc`; LiteRT's reference kernels give the same on every value checked),
 //!   from the layer's `output` params to TFLite's fixed int8 output params:
 //!   sigmoid `(1/256, -128)`, tanh `(1/128, 0)`. The next layer reads the
 //!   tensor with those fixed params. A pass does no floating point between

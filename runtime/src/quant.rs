@@ -287,7 +287,7 @@ pub struct Requant<'a> {
 /// overflows).
 ///
 /// `weights` holds `w` packed two rows to a 16-bit lane in blocks of four
-/// rows ([`kernel`]'s layout, [`kernel::packed_words`] words; [`kernel::pack`]
+/// rows ([`kernel`]'s layout, [`kernel::packed_words`] words; `kernel::pack`
 /// converts row-major weights, TFLite's), so that one pass over the input
 /// serves four outputs.
 ///

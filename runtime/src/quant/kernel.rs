@@ -7,11 +7,12 @@
 //! `v = 256 w_hi + w_lo`, so that one multiply of `v` by an input serves
 //! both rows and the pair still takes one byte per weight. A layer's
 //! `outputs x inputs` weights are padded with zero rows and columns to
-//! multiples of four ([`padded`]) and stored as 32-bit words ([`pack`]),
-//! block after block. Block `b` holds rows `4b .. 4b + 4` as two pairs:
-//! pair 0 is rows `4b` (lo) and `4b + 1` (hi), pair 1 rows `4b + 2` (lo)
-//! and `4b + 3` (hi). Within a block, each group of four columns `4g .. 4g
-//! + 4` takes four words, each two lanes (the first in the low halfword):
+//! multiples of four ([`padded`]) and stored as 32-bit words (`pack`,
+//! feature `alloc`), block after block. Block `b` holds rows
+//! `4b .. 4b + 4` as two pairs: pair 0 is rows `4b` (lo) and `4b + 1`
+//! (hi), pair 1 rows `4b + 2` (lo) and `4b + 3` (hi). Within a block,
+//! each group of four columns `4g .. 4g + 4` takes four words, each two
+//! lanes (the first in the low halfword):
 //! pair 0 at columns `4g, 4g + 1`; pair 0 at `4g + 2, 4g + 3`; pair 1 at
 //! `4g, 4g + 1`; pair 1 at `4g + 2, 4g + 3`. A block is
 //! [`padded`]`(inputs)` words.
