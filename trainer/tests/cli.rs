@@ -894,6 +894,36 @@ fn detector_learned_on_the_device() {
             && info.contains("second      "),
         "{info}"
     );
+    // Pulled from the device: a dump of the 4 KiB flash page it was
+    // written to, the rest erased. `info` finds it and extracts it.
+    let learned_bytes = std::fs::read(&learned).unwrap();
+    let mut page = learned_bytes.clone();
+    page.resize(4096, 0xFF);
+    let dump = dir.path().join("page.bin");
+    std::fs::write(&dump, &page).unwrap();
+    let extracted = dir.path().join("extracted.tgm");
+    let (dp, ex) = (dump.to_str().unwrap(), extracted.to_str().unwrap());
+    let info = tinygen(&["info", dp, "--extract", ex]);
+    let text = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(info.status.success(), "{text}");
+    let at_start = format!(
+        "bytes       {}, at the start of the input's 4096 (the {} after it ignored)",
+        learned_bytes.len(),
+        4096 - learned_bytes.len()
+    );
+    assert!(
+        text.contains("kind        detector") && text.contains(&at_start),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&extracted).unwrap(), learned_bytes);
+    // An erased page, and a page whose file is corrupted: errors, nothing extracted.
+    std::fs::remove_file(&extracted).unwrap();
+    std::fs::write(&dump, [0xFF; 4096]).unwrap();
+    assert_fails(&tinygen(&["info", dp, "--extract", ex]), &["erased flash"]);
+    page[40] ^= 1;
+    std::fs::write(&dump, &page).unwrap();
+    assert_fails(&tinygen(&["info", dp, "--extract", ex]), &["CRC"]);
+    assert!(!extracted.exists());
     // --one-density: one mixture, no second density.
     let (one_recipe, one) = (
         dir.path().join("one-recipe.tgm"),

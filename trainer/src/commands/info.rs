@@ -1,31 +1,72 @@
-//! `tinygen info`: describe a model file.
+//! `tinygen info`: describe a model file, or the model file at the start of
+//! a dump of a device's flash page.
 
 use std::path::PathBuf;
 
+use anyhow::bail;
 use clap::Args;
 use tinygen_runtime::detector::{AutoencoderSpec, Features};
 use tinygen_runtime::diffusion::Schedule;
-use tinygen_runtime::format::{ModelKind, read_header};
+use tinygen_runtime::format::{self, ModelKind, read_header};
 use tinygen_runtime::gmm::Covariance;
 use tinygen_runtime::learn::Recipe;
 use tinygen_runtime::{Activation, AnyModel};
 
 use crate::host::AlignedBytes;
+use crate::io::write_atomic;
 
 /// Arguments of `tinygen info`.
 #[derive(Debug, Clone, Args)]
 pub struct InfoArgs {
-    /// Model file (.tgm).
+    /// Model file (.tgm), or a dump of the flash page a device wrote one to
+    /// (the file at its start; the bytes after it are ignored).
     pub model: PathBuf,
+    /// Also write the model file alone (checked first) to this path: a
+    /// detector learned on a device, pulled from its flash dump.
+    #[arg(long, value_name = "FILE")]
+    pub extract: Option<PathBuf>,
 }
 
 /// Runs `tinygen info`: checks the file as the runtime does and prints its summary.
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
-    let file = AlignedBytes::read(&args.model)?;
-    let bytes = file.as_bytes();
+    let input = AlignedBytes::read(&args.model)?;
+    let all = input.as_bytes();
+    let bytes = match format::file_in(all) {
+        Ok(file) => file,
+        Err(_) if !all.is_empty() && all.iter().all(|&b| b == 0xFF) => bail!(
+            "{}: erased flash ({} bytes of 0xFF), no model file",
+            args.model.display(),
+            all.len()
+        ),
+        // The whole input, for the runtime's own error.
+        Err(_) => all,
+    };
     if read_header(bytes).is_ok_and(|h| h.kind == ModelKind::Recipe) {
-        return recipe_info(args, bytes);
+        recipe_info(args, bytes, all.len())?;
+    } else {
+        model_info(args, bytes, all.len())?;
     }
+    if let Some(path) = &args.extract {
+        write_atomic(path, bytes)?;
+        println!("extracted   {} bytes to {}", bytes.len(), path.display());
+    }
+    Ok(())
+}
+
+/// The size line: the file's bytes, and where they sit in a larger input.
+fn print_size(file: usize, input: usize) {
+    if file == input {
+        println!("bytes       {file}");
+    } else {
+        println!(
+            "bytes       {file}, at the start of the input's {input} (the {} after it ignored)",
+            input - file
+        );
+    }
+}
+
+/// `tinygen info` on a model of any kind but a recipe.
+fn model_info(args: &InfoArgs, bytes: &[u8], input: usize) -> anyhow::Result<()> {
     let model = AnyModel::from_bytes(bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let header = model.header();
@@ -35,7 +76,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         "format      v{} (schema {:#010x})",
         header.version, header.schema
     );
-    println!("bytes       {}", bytes.len());
+    print_size(bytes.len(), input);
     println!("crc32       {:#010x}", header.crc);
     match model {
         AnyModel::Detector(detector) => {
@@ -319,7 +360,7 @@ fn print_features(features: Features, input_len: usize) {
 
 /// `tinygen info` on a recipe: what the device learns, from how many
 /// inputs, in how much memory.
-fn recipe_info(args: &InfoArgs, bytes: &[u8]) -> anyhow::Result<()> {
+fn recipe_info(args: &InfoArgs, bytes: &[u8], input: usize) -> anyhow::Result<()> {
     let recipe =
         Recipe::from_bytes(bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     let (header, spec) = (recipe.header(), recipe.spec());
@@ -332,7 +373,7 @@ fn recipe_info(args: &InfoArgs, bytes: &[u8]) -> anyhow::Result<()> {
         "format      v{} (schema {:#010x})",
         header.version, header.schema
     );
-    println!("bytes       {}", bytes.len());
+    print_size(bytes.len(), input);
     println!("crc32       {:#010x}", header.crc);
     print_features(spec.features, spec.input_len());
     println!(
