@@ -33,11 +33,11 @@
 //!   127]`), then each value `q` becomes `table[q as u8]`, the layer's
 //!   256-entry table stored in the file: TFLite's int8 `LOGISTIC` and
 //!   `TANH`, which writers fill with `quant::activation_table` (feature
-//!   `alloc`; LiteRT's reference kernels give the same on every value checked),
-//!   from the layer's `output` params to TFLite's fixed int8 output params:
-//!   sigmoid `(1/256, -128)`, tanh `(1/128, 0)`. The next layer reads the
-//!   tensor with those fixed params. A pass does no floating point between
-//!   its input and its output.
+//!   `alloc`; LiteRT's reference kernels give the same on every value
+//!   checked), from the layer's `output` params to TFLite's fixed int8
+//!   output params: sigmoid `(1/256, -128)`, tanh `(1/128, 0)`. The next
+//!   layer reads the tensor with those fixed params. A pass does no
+//!   floating point between its input and its output.
 //! - With [`FinalActivation::F32`] the last layer's sigmoid or tanh is not
 //!   a table: its int8 pre-activation (the `output` params) is the pass's
 //!   last tensor, and [`QNetwork::forward`] dequantizes it and applies the
