@@ -732,9 +732,24 @@ fn a_file_is_found_at_the_start_of_a_larger_region() {
             Err(Error::UnsupportedVersion(2)),
             "{name}"
         );
+        // A header claiming more than any region holds.
+        let mut huge = region.to_vec();
+        huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(format::file_in(&huge), Err(Error::LengthMismatch), "{name}");
+        // A torn write (the power cut before the last bytes): found by its
+        // header, refused by its CRC.
+        let mut torn = page.clone();
+        let torn: &mut [u8] = bytemuck::cast_slice_mut(&mut torn);
+        torn[bytes.len() - 8..bytes.len()].fill(0xFF);
+        let found = format::file_in(torn).unwrap();
+        assert!(
+            matches!(parse(found), Err(Error::CrcMismatch { .. })),
+            "{name}"
+        );
     }
     let erased = [0xFF; 256];
     assert_eq!(format::file_in(&erased), Err(Error::BadMagic));
+    assert_eq!(format::file_in(&[0; 256]), Err(Error::BadMagic));
     assert_eq!(format::file_in(&erased[..15]), Err(Error::TooShort));
     assert_eq!(format::file_in(&[]), Err(Error::TooShort));
 }
