@@ -263,6 +263,20 @@ static void learner_checks(void) {
   for (int j = 0; j < 8; j++) in[j] = 40.0f;
   EXPECT(tg_detector_is_anomaly(&d, in, 8, &alarm), TG_OK);
   CHECK(alarm);
+
+  /* Stored at the start of an erased flash page, found there by its header. */
+  static _Alignas(4) uint8_t page[4096];
+  memset(page, 0xFF, sizeof page);
+  size_t found = 0;
+  EXPECT(tg_file_len(page, sizeof page, &found), TG_ERR_BAD_MAGIC);
+  memcpy(page, learned, len);
+  EXPECT(tg_file_len(page, sizeof page, &found), TG_OK);
+  CHECK(found == len);
+  EXPECT(tg_file_len(page, len - 1, &found), TG_ERR_LENGTH);
+  tg_model stored;
+  open_ok(&stored, page, found, TG_KIND_DETECTOR);
+  EXPECT(tg_detector_is_anomaly(&stored, in, 8, &alarm), TG_OK);
+  CHECK(alarm);
 }
 
 int main(void) {
