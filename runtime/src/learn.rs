@@ -448,7 +448,7 @@ pub struct Buffers<'b> {
 /// use tinygen_runtime::learn::{Buffers, Learner, Progress, Recipe, RecipeSpec};
 /// use tinygen_runtime::{Aligned, Detector, format};
 ///
-/// // The trainer writes the recipe (`tinygen fit detector --on-device-recipe`).
+/// // The trainer writes the recipe (`tinygen recipe`, or `fit detector --on-device-recipe`).
 /// let spec = RecipeSpec {
 ///     features: Features::Identity,
 ///     dim: 2,

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use tinygen::commands::{
     data, detect, eval_anomaly, eval_run, export, fit_detector, fit_gmm, fit_kde, fit_neural,
-    fit_pca, import, info, quality, score,
+    fit_pca, import, info, quality, recipe, score,
 };
 
 /// Train small generative models on a desktop and run them on microcontrollers.
@@ -23,6 +23,9 @@ enum Command {
     Eval(EvalArgs),
     /// Describe a model file: kind, dimensions, sizes, CRC.
     Info(info::InfoArgs),
+    /// Write a recipe for a detector that learns "normal" on the device,
+    /// from its input shape and settings alone (no data).
+    Recipe(recipe::RecipeArgs),
     /// Anomaly scores and alarms of a detector (CSV `score,anomaly`), using the runtime crate.
     Detect(detect::DetectArgs),
     /// Export a run's decoder or encoder as a runtime model file or ONNX.
@@ -125,6 +128,7 @@ fn main() -> std::process::ExitCode {
             "give a run folder (tinygen eval RUN --data ...) or a subcommand (tinygen eval anomaly ...)"
         )),
         Command::Info(args) => info::run(args),
+        Command::Recipe(args) => recipe::run(args),
         Command::Score(args) => score::run(args),
         Command::Export(args) => export::run_export(args),
         Command::Import(args) => import::run(args),

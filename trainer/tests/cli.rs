@@ -894,6 +894,55 @@ fn detector_learned_on_the_device() {
             && info.contains("second      "),
         "{info}"
     );
+    // The same recipe without data: from the windows' shape and the counts.
+    let shape_only = dir.path().join("shape-only.tgm");
+    let so = shape_only.to_str().unwrap();
+    let made = tinygen(&[
+        "recipe",
+        "--channels",
+        "6",
+        "--window",
+        "20",
+        "-k",
+        "2",
+        "--covariance",
+        "diag",
+        "--learn-iterations",
+        "10",
+        "--learn",
+        "144",
+        "--calibrate",
+        "36",
+        "--out",
+        so,
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&shape_only).unwrap(),
+        std::fs::read(&recipe).unwrap()
+    );
+    for (extra, needle) in [
+        (&["--inputs", "0"][..], "at least 1"),
+        (
+            &["--inputs", "4", "--alarm-rate", "2"][..],
+            "cannot make a recipe",
+        ),
+        (&["--window", "5"][..], "--channels"),
+        (
+            &["--inputs", "4", "--window", "5", "--channels", "2"][..],
+            "cannot be used",
+        ),
+    ] {
+        let mut a = vec!["recipe", "--learn", "30", "--calibrate", "10", "--out", so];
+        a.extend(extra);
+        std::fs::remove_file(&shape_only).ok();
+        assert_fails(&tinygen(&a), &[needle]);
+        assert!(!shape_only.exists());
+    }
     // Pulled from the device: a dump of the 4 KiB flash page it was
     // written to, the rest erased. `info` finds it and extracts it.
     let learned_bytes = std::fs::read(&learned).unwrap();

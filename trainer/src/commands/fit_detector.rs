@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
+use super::recipe::{self, LearnedDensity, LearningArgs};
 use super::{DataArgs, EnsembleArgs, MixtureArgs, NeuralArgs};
 use tinygen_runtime::detector::Features;
-use tinygen_runtime::learn::RecipeSpec;
 
 use crate::density::gmm::Components;
-use crate::detector::density::{RegCovar, SECOND_REG_COVAR};
+use crate::detector::density::RegCovar;
 use crate::detector::fit::{AlarmCounts, DetectorFit, fit_detector};
 use crate::detector::inputs::{DetectorInputs, detector_inputs};
 use crate::detector::on_device::learn_on_host;
@@ -179,13 +179,6 @@ fn on_device(
     inputs: &[f32],
     labels: Option<&[f64]>,
 ) -> anyhow::Result<()> {
-    let components = match args.mixture.components {
-        None => 1,
-        Some(Components::Fixed(k)) => u32::try_from(k)?,
-        Some(_) => {
-            bail!("a detector learned on the device has a fixed number of components (-k N)")
-        }
-    };
     let input_len = features.window().map_or(dim, |(c, l)| c * l);
     let normal: Vec<f32> = inputs
         .chunks_exact(input_len)
@@ -199,46 +192,25 @@ fn on_device(
     let calibrate = args
         .calibrate
         .unwrap_or((available as u32).saturating_sub(learn));
-    let reg = args.mixture.reg_covar.unwrap_or(RegCovar::Scott);
-    let recipe = RecipeSpec {
-        features,
-        dim: u32::try_from(dim)?,
-        covariance: args.mixture.covariance.into(),
-        components,
-        iterations: args.learn_iterations,
-        seed: args.seed,
-        reg_covar: reg.value(learn as usize, dim),
-        alarm_rate: args.alarm_rate,
-        learn,
-        calibrate,
-        second_reg_covar: (!args.ensemble.one_density).then_some(SECOND_REG_COVAR),
+    let components = match args.mixture.components {
+        None => 1,
+        Some(Components::Fixed(k)) => u32::try_from(k)?,
+        Some(_) => {
+            bail!("a detector learned on the device has a fixed number of components (-k N)")
+        }
     };
-    recipe.check().map_err(|e| {
-        anyhow::anyhow!(
-            "cannot make a recipe (learn {learn}, calibrate {calibrate}, alarm rate {}, \
-             reg-covar {}): {e}",
-            args.alarm_rate,
-            recipe.reg_covar
-        )
-    })?;
-    let bytes = recipe
-        .encode()
-        .map_err(|e| anyhow::anyhow!("cannot encode the recipe: {e}"))?;
-    let state = recipe.state_len().unwrap_or(0) * 8 + recipe.features_len().unwrap_or(0) * 4;
-    let second = recipe.second_reg_covar.map_or(String::new(), |r| {
-        format!(" and the same with reg-covar {r} (score: the sum of their robust z-scores)")
-    });
-    println!(
-        "recipe: {components} {} Gaussian(s) over {dim} features, reg-covar {}{second}, learned \
-         from {learn} inputs, threshold at alarm rate {} of the next {calibrate}; the device \
-         needs {state} bytes of state and stored features, {} for scores and {} for the learned \
-         file",
-        recipe.covariance.name(),
-        recipe.reg_covar,
-        recipe.alarm_rate,
-        4 * recipe.scores_len().unwrap_or(0),
-        recipe.detector_len().unwrap_or(0),
-    );
+    let density = LearnedDensity {
+        components,
+        covariance: args.mixture.covariance,
+        reg_covar: args.mixture.reg_covar.unwrap_or(RegCovar::Scott),
+    };
+    let learning = LearningArgs {
+        alarm_rate: args.alarm_rate,
+        learn_iterations: args.learn_iterations,
+        seed: args.seed,
+        one_density: args.ensemble.one_density,
+    };
+    let (recipe, bytes) = recipe::make(&density, &learning, features, dim, learn, calibrate)?;
     let learned = learn_on_host(&recipe, &normal)?;
     let aligned = AlignedBytes::new(&learned.file);
     let detector = learned.detector(&aligned)?;

@@ -12,6 +12,7 @@ pub mod fit_pca;
 pub mod import;
 pub mod info;
 pub mod quality;
+pub mod recipe;
 pub mod score;
 
 use std::path::PathBuf;

@@ -38,32 +38,12 @@ pub fn detector_inputs(
     normal_classes: &[String],
     raw: bool,
 ) -> anyhow::Result<DetectorInputs> {
-    let window_features = |channels: usize, length: usize| -> anyhow::Result<(Features, usize)> {
-        let (c, l) = (u32::try_from(channels)?, u32::try_from(length)?);
-        Ok(if raw {
-            (
-                Features::RawWindow {
-                    channels: c,
-                    length: l,
-                },
-                channels * length,
-            )
-        } else {
-            (
-                Features::WindowStats {
-                    channels: c,
-                    length: l,
-                },
-                STATS.len() * channels,
-            )
-        })
-    };
     if is_ts(data) {
         let set = load_ts(data)?;
         let length = window.context("a .ts collection needs --window (samples per window)")?;
         let (inputs, labels) =
             series_windows(&set, length, stride.unwrap_or(length), normal_classes)?;
-        let (features, dim) = window_features(set.channels, length)?;
+        let (features, dim) = window_features(set.channels, length, raw)?;
         return Ok(DetectorInputs {
             features,
             dim,
@@ -81,7 +61,7 @@ pub fn detector_inputs(
         },
         Some(length) => {
             let (inputs, labels) = windows(&set, length, stride.unwrap_or(length))?;
-            let (features, dim) = window_features(set.cols, length)?;
+            let (features, dim) = window_features(set.cols, length, raw)?;
             DetectorInputs {
                 features,
                 dim,
@@ -89,6 +69,38 @@ pub fn detector_inputs(
                 labels,
             }
         }
+    })
+}
+
+/// The features of windows of `length` samples of `channels` channels and
+/// the density's dimension: the raw values, or per channel the window's
+/// statistics.
+pub fn window_features(
+    channels: usize,
+    length: usize,
+    raw: bool,
+) -> anyhow::Result<(Features, usize)> {
+    let too_large = || anyhow::anyhow!("windows of {length} x {channels} are too large");
+    let (c, l) = match (u32::try_from(channels), u32::try_from(length)) {
+        (Ok(c), Ok(l)) => (c, l),
+        _ => return Err(too_large()),
+    };
+    Ok(if raw {
+        (
+            Features::RawWindow {
+                channels: c,
+                length: l,
+            },
+            channels.checked_mul(length).ok_or_else(too_large)?,
+        )
+    } else {
+        (
+            Features::WindowStats {
+                channels: c,
+                length: l,
+            },
+            channels.checked_mul(STATS.len()).ok_or_else(too_large)?,
+        )
     })
 }
 
