@@ -925,6 +925,20 @@ fn detector_learned_on_the_device() {
         std::fs::read(&shape_only).unwrap(),
         std::fs::read(&recipe).unwrap()
     );
+    // A recipe no microcontroller could learn is written, with a warning.
+    let big = tinygen(&[
+        "recipe",
+        "--inputs",
+        "8",
+        "--learn",
+        "100000",
+        "--calibrate",
+        "100000",
+        "--out",
+        so,
+    ]);
+    assert!(big.status.success());
+    assert!(String::from_utf8_lossy(&big.stderr).contains("warning: the learner needs"));
     for (extra, needle) in [
         (&["--inputs", "0"][..], "at least 1"),
         (

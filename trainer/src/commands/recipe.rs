@@ -15,6 +15,10 @@ use crate::detector::density::{RegCovar, SECOND_REG_COVAR};
 use crate::detector::inputs::window_features;
 use crate::io::write_atomic;
 
+/// RAM beyond which a recipe is flagged: the nRF52840's 256 KiB, the
+/// largest of the boards tinygen is built for.
+const DEVICE_RAM: usize = 256 * 1024;
+
 /// Arguments of `tinygen recipe`.
 #[derive(Debug, Clone, Args)]
 pub struct RecipeArgs {
@@ -150,6 +154,10 @@ pub fn make(
         .encode()
         .map_err(|e| anyhow::anyhow!("cannot encode the recipe: {e}"))?;
     let state = recipe.state_len().unwrap_or(0) * 8 + recipe.features_len().unwrap_or(0) * 4;
+    let (scores, file) = (
+        4 * recipe.scores_len().unwrap_or(0),
+        recipe.detector_len().unwrap_or(0),
+    );
     let second = recipe.second_reg_covar.map_or(String::new(), |r| {
         format!(" and the same with reg-covar {r} (score: the sum of their robust z-scores)")
     });
@@ -161,8 +169,17 @@ pub fn make(
         recipe.covariance.name(),
         recipe.reg_covar,
         recipe.alarm_rate,
-        4 * recipe.scores_len().unwrap_or(0),
-        recipe.detector_len().unwrap_or(0),
+        scores,
+        file,
     );
+    let ram = state.saturating_add(scores).saturating_add(file);
+    if ram > DEVICE_RAM {
+        eprintln!(
+            "warning: the learner needs {ram} bytes, more than the {} KiB of RAM of the largest \
+             microcontrollers tinygen targets (fewer --learn or --calibrate inputs, fewer \
+             components or --one-density need less)",
+            DEVICE_RAM / 1024
+        );
+    }
     Ok((recipe, bytes))
 }
