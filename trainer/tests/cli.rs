@@ -939,6 +939,20 @@ fn detector_learned_on_the_device() {
     ]);
     assert!(big.status.success());
     assert!(String::from_utf8_lossy(&big.stderr).contains("warning: the learner needs"));
+    assert_fails(
+        &tinygen(&[
+            "recipe",
+            "--inputs",
+            "4",
+            "--learn",
+            "30",
+            "--calibrate",
+            "10",
+            "--out",
+            "r.bin",
+        ]),
+        &[".tgm extension"],
+    );
     for (extra, needle) in [
         (&["--inputs", "0"][..], "at least 1"),
         (

@@ -94,6 +94,11 @@ pub struct LearningArgs {
 /// Runs `tinygen recipe`.
 pub fn run(args: &RecipeArgs) -> anyhow::Result<()> {
     ensure!(
+        args.out.extension().is_some_and(|e| e == "tgm"),
+        "output file {} should have the .tgm extension",
+        args.out.display()
+    );
+    ensure!(
         [args.inputs, args.window, args.channels]
             .iter()
             .all(|n| n.is_none_or(|n| n > 0)),
