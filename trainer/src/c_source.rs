@@ -1,6 +1,7 @@
 //! Model files as C source: a 4-byte aligned `const uint8_t` array that C
 //! firmware compiles in (into flash) and opens with the C API's
-//! `tg_model_open`, so that C users need no `include_bytes` or linker
+//! `tg_model_open` (a recipe: starts a learner with `tg_learner_start`),
+//! so that C users need no `include_bytes` or linker
 //! tricks. `tinygen export --format c` writes [`model_header`]; the C
 //! firmware's test cases use [`model_array`].
 
@@ -8,6 +9,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, anyhow, ensure};
 use tinygen_runtime::AnyModel;
+use tinygen_runtime::format::{ModelKind, read_header};
 use tinygen_runtime::learn::Recipe;
 
 use crate::host::AlignedBytes;
@@ -174,9 +176,18 @@ pub fn model_header(name: &str, bytes: &[u8], source: &str) -> anyhow::Result<St
     for line in summary {
         let _ = writeln!(out, " * {line}");
     }
+    // A recipe starts a learner; every other kind opens as a model.
+    let usage = if read_header(bytes).is_ok_and(|h| h.kind == ModelKind::Recipe) {
+        format!(
+            "tg_learner_memory need;\n *   tg_status s = tg_learner_sizes({name}, {name}_LEN, &need);\n \
+             *   then tg_learner_start(&learner, {name}, {name}_LEN, ...) with buffers of those sizes"
+        )
+    } else {
+        format!("tg_model m;\n *   tg_status s = tg_model_open(&m, {name}, {name}_LEN);")
+    };
     let _ = write!(
         out,
-        " *\n * Use with the C API (tinygen.h):\n *   tg_model m;\n *   tg_status s = tg_model_open(&m, {name}, {name}_LEN);\n */\n\
+        " *\n * Use with the C API (tinygen.h):\n *   {usage}\n */\n\
          #ifndef {guard}\n#define {guard}\n\n#include <stdint.h>\n\n{array}\n\
          #define {name}_LEN {}u\n\n#endif /* {guard} */\n",
         bytes.len()
@@ -230,6 +241,8 @@ mod tests {
              48 floats of scores, 460 bytes of file)"
         ));
         assert!(header.contains("#define recipe_LEN 60u"));
+        assert!(header.contains("tg_learner_sizes(recipe, recipe_LEN, &need);"));
+        assert!(!header.contains("tg_model_open"));
         assert!(summary(&recipe[..40]).is_err());
     }
 }
