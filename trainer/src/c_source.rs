@@ -1,9 +1,9 @@
 //! Model files as C source: a 4-byte aligned `const uint8_t` array that C
 //! firmware compiles in (into flash) and opens with the C API's
 //! `tg_model_open` (a recipe: starts a learner with `tg_learner_start`),
-//! so that C users need no `include_bytes` or linker
-//! tricks. `tinygen export --format c` writes [`model_header`]; the C
-//! firmware's test cases use [`model_array`].
+//! so that C users need no `include_bytes` or linker tricks. `tinygen
+//! export --format c` writes [`model_header`]; the C firmware's test cases
+//! use [`model_array`].
 
 use std::fmt::Write as _;
 
