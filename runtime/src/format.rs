@@ -133,15 +133,8 @@ pub fn reseal(bytes: &mut [u8]) {
 /// or one holding something else is [`Error::BadMagic`].
 pub fn file_in(region: &[u8]) -> Result<&[u8], Error> {
     let h = region.first_chunk::<HEADER_LEN>().ok_or(Error::TooShort)?;
-    if h[0..4] != MAGIC {
-        return Err(Error::BadMagic);
-    }
-    let version = u16::from_le_bytes([h[4], h[5]]);
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion(version));
-    }
-    let body_len = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
-    let len = usize::try_from(body_len)
+    check_version(h)?;
+    let len = usize::try_from(claimed_body_len(h))
         .ok()
         .and_then(|body| body.checked_add(HEADER_LEN + CRC_LEN))
         .ok_or(Error::LengthMismatch)?;
@@ -187,6 +180,24 @@ struct Tail<'a> {
     data: &'a [u8],
 }
 
+/// Checks that a header is this format's: the magic, then this runtime's
+/// version, which it returns.
+fn check_version(h: &[u8; HEADER_LEN]) -> Result<u16, Error> {
+    if h[0..4] != MAGIC {
+        return Err(Error::BadMagic);
+    }
+    let version = u16::from_le_bytes([h[4], h[5]]);
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    Ok(version)
+}
+
+/// The body length a header claims.
+fn claimed_body_len(h: &[u8; HEADER_LEN]) -> u32 {
+    u32::from_le_bytes([h[12], h[13], h[14], h[15]])
+}
+
 /// Splits a file into its fixed header, body and stored CRC.
 fn split(bytes: &[u8]) -> Result<(&[u8; HEADER_LEN], &[u8], u32), Error> {
     let (header, rest) = bytes
@@ -214,17 +225,11 @@ pub struct File<'a> {
 /// Checks the header, length and CRC of a model file (see [`read_header`]).
 pub fn open(bytes: &[u8]) -> Result<File<'_>, Error> {
     let (h, body, stored) = split(bytes)?;
-    if h[0..4] != MAGIC {
-        return Err(Error::BadMagic);
-    }
-    let version = u16::from_le_bytes([h[4], h[5]]);
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion(version));
-    }
+    let version = check_version(h)?;
     let code = u16::from_le_bytes([h[6], h[7]]);
     let kind = ModelKind::from_code(code).ok_or(Error::UnknownKind(code))?;
     let schema = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    let body_len = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+    let body_len = claimed_body_len(h);
     if body.len() as u64 != u64::from(body_len) {
         return Err(Error::LengthMismatch);
     }
