@@ -333,7 +333,10 @@ const char *tg_version(void);
  * Parses and validates the model file `bytes[0..len]` (4-byte aligned)
  * into `m`, once; the weights are read in place later, so `bytes` must
  * outlive `m` unchanged. On failure `m` is left closed (every call on it
- * returns `TG_ERR_NOT_OPEN`).
+ * returns `TG_ERR_NOT_OPEN`). Stack, measured on a Cortex-M0: about
+ * 1.6 KB for a mixture or KDE, 2.2 KB for a network, 2.7 KB for a
+ * diffusion model, 3.2 KB for a detector, 3.5 KB for an int8 network,
+ * 7 KB for a detector with a neural part.
  *
  * # Safety
  * `m` is NULL or points to a writable `tg_model`; `bytes` is NULL or

@@ -418,7 +418,10 @@ pub extern "C" fn tg_version() -> *const c_char {
 /// Parses and validates the model file `bytes[0..len]` (4-byte aligned)
 /// into `m`, once; the weights are read in place later, so `bytes` must
 /// outlive `m` unchanged. On failure `m` is left closed (every call on it
-/// returns `TG_ERR_NOT_OPEN`).
+/// returns `TG_ERR_NOT_OPEN`). Stack, measured on a Cortex-M0: about
+/// 1.6 KB for a mixture or KDE, 2.2 KB for a network, 2.7 KB for a
+/// diffusion model, 3.2 KB for a detector, 3.5 KB for an int8 network,
+/// 7 KB for a detector with a neural part.
 ///
 /// # Safety
 /// `m` is NULL or points to a writable `tg_model`; `bytes` is NULL or
@@ -671,7 +674,7 @@ pub unsafe extern "C" fn tg_detector_threshold(
             return Err(TG_ERR_WRONG_KIND);
         };
         // SAFETY: the caller's promise.
-        *unsafe { out(threshold) }? = d.spec().threshold;
+        *unsafe { out(threshold) }? = d.threshold();
         Ok(())
     }))
 }

@@ -144,7 +144,7 @@ fn every_kind_gives_the_runtimes_results_bit_for_bit() {
                     assert_eq!((s, alarm), (TG_OK, d.is_anomaly(&x).unwrap()));
                     let mut threshold = 0.0;
                     assert_eq!(unsafe { tg_detector_threshold(&m, &mut threshold) }, TG_OK);
-                    assert_eq!(threshold, d.spec().threshold);
+                    assert_eq!(threshold, d.threshold());
                     // The density's log-density at the point's features.
                     let mut log_p = 0.0;
                     let s = unsafe { tg_log_density(&m, x.as_ptr(), n_in, &mut log_p) };

@@ -383,6 +383,47 @@ struct OldSpecPrefix {
     neural: Option<AutoencoderTag>,
 }
 
+/// The fields every detector spec starts with.
+struct SpecHead {
+    features: Features,
+    threshold: f32,
+    density_kind: ModelKind,
+    density: GmmSpec,
+}
+
+impl SpecHead {
+    /// The first density, validated with the features and threshold, and
+    /// the data after the density's.
+    fn density<'a>(&self, header: Header, data: &'a [f32]) -> Result<(Gmm<'a>, &'a [f32]), Error> {
+        let density_len = self.density.stored_values().ok_or(DATA_LENGTH)?;
+        let (density_data, rest) = data.split_at_checked(density_len).ok_or(DATA_LENGTH)?;
+        let density = Gmm::from_parts(header, self.density_kind, self.density, density_data)?;
+        if !self.threshold.is_finite() {
+            return Err(Error::NonFiniteParameter);
+        }
+        match self.features {
+            Features::Identity => {}
+            Features::WindowStats { channels, length } => {
+                let features = (channels as usize).checked_mul(STATS.len());
+                let input = (channels as usize).checked_mul(length as usize);
+                if length == 0
+                    || input.is_none()
+                    || features != Some(density.dim())
+                    || density.dim() > MAX_FEATURES
+                {
+                    return Err(Error::InvalidShape(Shape::Window));
+                }
+            }
+            Features::RawWindow { channels, length } => {
+                if (channels as usize).checked_mul(length as usize) != Some(density.dim()) {
+                    return Err(Error::InvalidShape(Shape::Window));
+                }
+            }
+        }
+        Ok((density, rest))
+    }
+}
+
 /// [`AutoencoderSpec`]'s variant, without its content.
 #[derive(Deserialize, PartialEq)]
 enum AutoencoderTag {
@@ -456,44 +497,25 @@ impl From<DetectorSpecV2> for DetectorSpec {
     }
 }
 
-/// Reads a `detector/2` body as today's spec. Out of line, as
-/// [`read_spec`].
+/// Reads a body of `detector/2` to `detector/5` as today's spec, out of
+/// line: their specs' frames stay off the path of today's files.
 #[inline(never)]
-fn read_v2(file: format::File<'_>) -> Result<(Header, DetectorSpec, &[f32]), Error> {
-    let (header, spec, data) =
-        file.read_body::<DetectorSpecV2>(&[ModelKind::Detector], SCHEMA_KEY_V2)?;
-    Ok((header, spec.into(), data))
-}
-
-/// Reads a body of `detector/3` to today's `detector/6` (whose spec is
-/// `detector/5`'s followed by the second density) through one reader: two
-/// large specs inlined into one frame overflowed the Cortex-M0's stack.
-#[inline(never)]
-fn read_spec(file: format::File<'_>, key: u32) -> Result<(Header, DetectorSpec, &[f32]), Error> {
-    let old = matches!(key, SCHEMA_KEY_V3 | SCHEMA_KEY_V4 | SCHEMA_KEY_V5);
-    // An older file with an int8 network holds another int8 spec: told by
-    // the autoencoder's tag, before reading it.
-    if key != SCHEMA_KEY_V5 && old && file.header().kind == ModelKind::Detector {
+fn read_old(file: format::File<'_>, key: u32) -> Result<(Header, DetectorSpec, &[f32]), Error> {
+    if key == SCHEMA_KEY_V2 {
+        let (header, spec, data) =
+            file.read_body::<DetectorSpecV2>(&[ModelKind::Detector], SCHEMA_KEY_V2)?;
+        return Ok((header, spec.into(), data));
+    }
+    // A `detector/3` or `/4` file with an int8 network holds another int8
+    // spec: told by the autoencoder's tag, before reading it.
+    if key != SCHEMA_KEY_V5 && file.header().kind == ModelKind::Detector {
         let prefix: OldSpecPrefix = file.spec_prefix()?;
         if prefix.neural == Some(AutoencoderTag::Int8) {
             return Err(Error::SchemaMismatch);
         }
     }
-    let schema = if old { key } else { SCHEMA_KEY };
-    let (header, v5, second, data) = file
-        .read_extended::<DetectorSpecV5, Option<SecondDensitySpec>>(
-            &[ModelKind::Detector],
-            schema,
-            !old,
-        )?;
-    Ok((
-        header,
-        DetectorSpec {
-            second,
-            ..v5.into()
-        },
-        data,
-    ))
+    let (header, spec, data) = file.read_body::<DetectorSpecV5>(&[ModelKind::Detector], key)?;
+    Ok((header, spec.into(), data))
 }
 
 /// A detector's second density, validated.
@@ -528,6 +550,16 @@ impl<'a> Second<'a> {
             center: spec.center,
             scale: spec.scale,
         })
+    }
+
+    /// The spec it was read from.
+    fn spec(&self) -> SecondDensitySpec {
+        SecondDensitySpec {
+            kind: self.density.kind(),
+            density: self.density.spec(),
+            center: self.center,
+            scale: self.scale,
+        }
     }
 
     /// `(terms_0 - center_0) / scale_0 + (terms_1 - center_1) / scale_1`.
@@ -669,7 +701,10 @@ impl<const N: usize> Default for DetectorScratch<N> {
 /// A detector read in place from a model file.
 #[derive(Debug, Clone, Copy)]
 pub struct Detector<'a> {
-    spec: DetectorSpec,
+    // Not the whole spec: its networks' tables live in the networks, and a
+    // second copy would double what opening a detector moves on the stack.
+    features: Features,
+    threshold: f32,
     density: Gmm<'a>,
     neural: Option<Neural<'a>>,
     second: Option<Second<'a>>,
@@ -681,61 +716,122 @@ impl<'a> Detector<'a> {
         Self::from_file(format::open(bytes)?)
     }
 
-    /// Parses a checked file (see [`format::File`]).
+    /// Parses a checked file (see [`format::File`]). Today's spec is read
+    /// field by field: a neural part's spec (hundreds of bytes of layer
+    /// tables) is decoded out of line, only when the file has one, so that
+    /// opening any other detector takes little stack.
     pub(crate) fn from_file(file: format::File<'a>) -> Result<Self, Error> {
-        let (header, spec, data) = match file.header().schema {
-            SCHEMA_KEY_V2 => read_v2(file)?,
-            key => read_spec(file, key)?,
-        };
-        let density_len = spec.density.stored_values().ok_or(DATA_LENGTH)?;
-        let (density_data, rest) = data.split_at_checked(density_len).ok_or(DATA_LENGTH)?;
-        let density = Gmm::from_parts(header, spec.density_kind, spec.density, density_data)?;
-        let (neural, second) = match (spec.neural, spec.second) {
-            (None, None) if rest.is_empty() => (None, None),
-            (None, None) => return Err(DATA_LENGTH),
-            (Some(n), None) => (
-                Some(Neural::from_parts(header, n, density.dim(), rest)?),
-                None,
-            ),
-            (None, Some(s)) => (
-                None,
-                Some(Second::from_parts(header, s, density.dim(), rest)?),
-            ),
-            (Some(_), Some(_)) => return Err(Error::InvalidShape(Shape::SecondDensity)),
-        };
-        if !spec.threshold.is_finite() {
-            return Err(Error::NonFiniteParameter);
+        let key = file.header().schema;
+        if matches!(
+            key,
+            SCHEMA_KEY_V2 | SCHEMA_KEY_V3 | SCHEMA_KEY_V4 | SCHEMA_KEY_V5
+        ) {
+            return Self::from_old(file, key);
         }
-        match spec.features {
-            Features::Identity => {}
-            Features::WindowStats { channels, length } => {
-                let features = (channels as usize).checked_mul(STATS.len());
-                let input = (channels as usize).checked_mul(length as usize);
-                if length == 0
-                    || input.is_none()
-                    || features != Some(density.dim())
-                    || density.dim() > MAX_FEATURES
-                {
-                    return Err(Error::InvalidShape(Shape::Window));
-                }
-            }
-            Features::RawWindow { channels, length } => {
-                if (channels as usize).checked_mul(length as usize) != Some(density.dim()) {
-                    return Err(Error::InvalidShape(Shape::Window));
-                }
-            }
+        let mut spec = file.spec_reader(&[ModelKind::Detector], SCHEMA_KEY)?;
+        let head = SpecHead {
+            features: spec.field()?,
+            threshold: spec.field()?,
+            density_kind: spec.field()?,
+            density: spec.field()?,
+        };
+        if spec.is_some()? {
+            return Self::with_neural(head, spec);
         }
+        let second = spec.field()?;
+        let header = spec.header();
+        Self::with_second(header, head, second, spec.weights()?)
+    }
+
+    /// The rest of a `detector/6` file with a neural part.
+    #[inline(never)]
+    fn with_neural(head: SpecHead, mut spec: format::SpecReader<'a>) -> Result<Self, Error> {
+        let neural: NeuralSpec = spec.field()?;
+        if spec.field::<Option<SecondDensitySpec>>()?.is_some() {
+            return Err(Error::InvalidShape(Shape::SecondDensity));
+        }
+        let header = spec.header();
+        Self::with_neural_spec(header, head, &neural, spec.weights()?)
+    }
+
+    /// A `detector/2` to `/5` file.
+    #[inline(never)]
+    fn from_old(file: format::File<'a>, key: u32) -> Result<Self, Error> {
+        let (header, spec, data) = read_old(file, key)?;
+        let head = SpecHead {
+            features: spec.features,
+            threshold: spec.threshold,
+            density_kind: spec.density_kind,
+            density: spec.density,
+        };
+        match &spec.neural {
+            Some(neural) => Self::with_neural_spec(header, head, neural, data),
+            None => Self::with_second(header, head, None, data),
+        }
+    }
+
+    /// A detector with a neural part, from its spec and data.
+    #[inline(never)]
+    fn with_neural_spec(
+        header: Header,
+        head: SpecHead,
+        neural: &NeuralSpec,
+        data: &'a [f32],
+    ) -> Result<Self, Error> {
+        let (density, rest) = head.density(header, data)?;
+        let neural = Neural::from_parts(header, neural, density.dim(), rest)?;
         Ok(Self {
-            spec,
+            features: head.features,
+            threshold: head.threshold,
             density,
-            neural,
+            neural: Some(neural),
+            second: None,
+        })
+    }
+
+    /// A detector with at most a second density, from its spec and data.
+    fn with_second(
+        header: Header,
+        head: SpecHead,
+        second: Option<SecondDensitySpec>,
+        data: &'a [f32],
+    ) -> Result<Self, Error> {
+        let (density, rest) = head.density(header, data)?;
+        let second = match second {
+            None if rest.is_empty() => None,
+            None => return Err(DATA_LENGTH),
+            Some(s) => Some(Second::from_parts(header, s, density.dim(), rest)?),
+        };
+        // Built in place of the result: no copy of a whole detector.
+        Ok(Self {
+            features: head.features,
+            threshold: head.threshold,
+            density,
+            neural: None,
             second,
         })
     }
 
-    /// The detector's metadata.
+    /// The detector's metadata (as the file stores it).
     pub fn spec(&self) -> DetectorSpec {
-        self.spec
+        DetectorSpec {
+            features: self.features,
+            threshold: self.threshold,
+            density_kind: self.density.kind(),
+            density: self.density.spec(),
+            neural: self.neural.as_ref().map(Neural::spec),
+            second: self.second.as_ref().map(Second::spec),
+        }
+    }
+
+    /// Scores at or above this are anomalies.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    /// The input transformation.
+    pub fn features(&self) -> Features {
+        self.features
     }
 
     /// The embedded density.
@@ -745,7 +841,7 @@ impl<'a> Detector<'a> {
 
     /// Number of input values per call (a point, or a whole window).
     pub fn input_len(&self) -> usize {
-        match self.spec.features.window() {
+        match self.features.window() {
             None => self.density.dim(),
             Some((channels, length)) => channels * length,
         }
@@ -755,13 +851,16 @@ impl<'a> Detector<'a> {
     /// part; an int8 network's words count as values).
     pub fn stored_values(&self) -> usize {
         self.density.stored_values()
-            + self.neural.map_or(0, |n| {
+            + self.neural.as_ref().map_or(0, |n| {
                 n.mean.len()
                     + n.inv_scale.len()
                     + n.autoencoder.stored_values()
                     + n.latent.stored_values()
             })
-            + self.second.map_or(0, |s| s.density.stored_values())
+            + self
+                .second
+                .as_ref()
+                .map_or(0, |s| s.density.stored_values())
     }
 
     /// Multiply-accumulates of one [`Self::score`] call: the density's
@@ -772,10 +871,10 @@ impl<'a> Detector<'a> {
     /// per channel.
     pub fn macs(&self) -> usize {
         self.density.macs()
-            + self.neural.map_or(0, |n| {
+            + self.neural.as_ref().map_or(0, |n| {
                 n.autoencoder.macs() + n.latent.macs() + 2 * self.density.dim()
             })
-            + self.second.map_or(0, |s| s.density.macs())
+            + self.second.as_ref().map_or(0, |s| s.density.macs())
     }
 
     /// Whether the detector has a second density.
@@ -790,14 +889,20 @@ impl<'a> Detector<'a> {
 
     /// Whether the detector has a neural part with int8 networks.
     pub fn has_int8_neural(&self) -> bool {
-        self.spec.neural.is_some_and(|n| n.autoencoder.is_int8())
+        matches!(
+            self.neural,
+            Some(Neural {
+                autoencoder: Autoencoder::Int8 { .. },
+                ..
+            })
+        )
     }
 
     /// The width [`DetectorScratch`] must hold for [`Self::score_in`]: the
     /// features, the latent code and the hidden layers of the neural part
     /// (0 without one).
     pub fn neural_width(&self) -> usize {
-        self.neural.map_or(0, |n| n.width)
+        self.neural.as_ref().map_or(0, |n| n.width)
     }
 
     /// Anomaly score, higher is more anomalous: `-ln p(features(x))`, or
@@ -847,7 +952,7 @@ impl<'a> Detector<'a> {
     fn second_terms(&self, second: &Second<'a>, x: &[f32]) -> Result<[f32; 2], Error> {
         self.check_input(x)?;
         let mut buffer = [0.0f32; MAX_FEATURES];
-        let features = match self.spec.features {
+        let features = match self.features {
             Features::Identity | Features::RawWindow { .. } => x,
             Features::WindowStats { channels, .. } => {
                 let features = buffer.get_mut(..self.density.dim()).ok_or(INTERNAL)?;
@@ -890,7 +995,7 @@ impl<'a> Detector<'a> {
         }
         let d = self.density.dim();
         let features = scratch.features.get_mut(..d).ok_or(INTERNAL)?;
-        match self.spec.features {
+        match self.features {
             Features::Identity | Features::RawWindow { .. } => {
                 features.iter_mut().zip(x).for_each(|(f, &v)| *f = v);
             }
@@ -928,7 +1033,7 @@ impl<'a> Detector<'a> {
     /// detector's first term is too.
     pub fn log_density(&self, x: &[f32]) -> Result<f32, Error> {
         self.check_input(x)?;
-        match self.spec.features {
+        match self.features {
             Features::Identity | Features::RawWindow { .. } => self.density.log_density(x),
             Features::WindowStats { channels, .. } => self.window_log_density(x, channels as usize),
         }
@@ -950,7 +1055,7 @@ impl<'a> Detector<'a> {
 
     /// Whether a score raises the alarm (is at or above the threshold).
     pub fn alarm(&self, score: f32) -> bool {
-        score >= self.spec.threshold
+        score >= self.threshold
     }
 }
 
@@ -959,29 +1064,29 @@ impl<'a> Neural<'a> {
     /// the detector's data after the density's.
     fn from_parts(
         header: Header,
-        spec: NeuralSpec,
+        spec: &NeuralSpec,
         dim: usize,
         data: &'a [f32],
     ) -> Result<Self, Error> {
         let (mean, rest) = data.split_at_checked(dim).ok_or(DATA_LENGTH)?;
         let (inv_scale, rest) = rest.split_at_checked(dim).ok_or(DATA_LENGTH)?;
-        let (autoencoder, latent) = match spec.autoencoder {
+        let (autoencoder, latent) = match &spec.autoencoder {
             AutoencoderSpec::F32 { encoder, decoder } => {
                 let encoder_len = encoder.stored_values().ok_or(DATA_LENGTH)?;
                 let decoder_len = decoder.stored_values().ok_or(DATA_LENGTH)?;
                 let (e, rest) = rest.split_at_checked(encoder_len).ok_or(DATA_LENGTH)?;
                 let (d, latent) = rest.split_at_checked(decoder_len).ok_or(DATA_LENGTH)?;
-                let encoder = Network::from_parts(header, ModelKind::Encoder, encoder, e)?;
-                let decoder = Network::from_parts(header, ModelKind::Decoder, decoder, d)?;
+                let encoder = Network::from_parts(header, ModelKind::Encoder, *encoder, e)?;
+                let decoder = Network::from_parts(header, ModelKind::Decoder, *decoder, d)?;
                 (Autoencoder::F32 { encoder, decoder }, latent)
             }
             AutoencoderSpec::Int8 { encoder, decoder } => {
-                let encoder_len = int8_words(&encoder)?;
-                let decoder_len = int8_words(&decoder)?;
+                let encoder_len = int8_words(encoder)?;
+                let decoder_len = int8_words(decoder)?;
                 let (e, rest) = rest.split_at_checked(encoder_len).ok_or(DATA_LENGTH)?;
                 let (d, latent) = rest.split_at_checked(decoder_len).ok_or(DATA_LENGTH)?;
-                let encoder = QNetwork::from_parts(header, ModelKind::EncoderInt8, encoder, e)?;
-                let decoder = QNetwork::from_parts(header, ModelKind::DecoderInt8, decoder, d)?;
+                let encoder = QNetwork::from_parts(header, ModelKind::EncoderInt8, *encoder, e)?;
+                let decoder = QNetwork::from_parts(header, ModelKind::DecoderInt8, *decoder, d)?;
                 (Autoencoder::Int8 { encoder, decoder }, latent)
             }
         };
@@ -1009,6 +1114,25 @@ impl<'a> Neural<'a> {
             scale: spec.scale,
             width,
         })
+    }
+
+    /// The spec it was read from.
+    fn spec(&self) -> NeuralSpec {
+        NeuralSpec {
+            autoencoder: match &self.autoencoder {
+                Autoencoder::F32 { encoder, decoder } => AutoencoderSpec::F32 {
+                    encoder: encoder.spec(),
+                    decoder: decoder.spec(),
+                },
+                Autoencoder::Int8 { encoder, decoder } => AutoencoderSpec::Int8 {
+                    encoder: encoder.spec(),
+                    decoder: decoder.spec(),
+                },
+            },
+            latent: self.latent.spec(),
+            center: self.center,
+            scale: self.scale,
+        }
     }
 
     /// The terms for features `f` (standardized in place into `u`) whose
@@ -1855,6 +1979,66 @@ mod tests {
             density_kind: spec.density_kind,
             density: spec.density,
             neural: spec.neural,
+        }
+    }
+
+    #[test]
+    fn the_spec_read_field_by_field_is_the_spec_decoded_whole() {
+        let normal = GmmParams {
+            covariance: Covariance::Diag,
+            dim: 2,
+            weights: &[1.0],
+            means: &[0.0, 0.0],
+            precisions_cholesky: &[1.0, 1.0],
+            standardizer: None,
+        };
+        let second = SecondDensityParams {
+            kind: ModelKind::Kde,
+            density: normal,
+            center: [0.5, 1.0],
+            scale: [1.0, 2.0],
+        };
+        let files = [
+            detector_file([2.0, 4.0, 0.5], Features::Identity),
+            int8_detector_file(),
+            normal
+                .encode_pair_detector(ModelKind::Gmm, Features::Identity, 1.0, &second)
+                .unwrap(),
+            normal
+                .encode_neural_detector(ModelKind::Kde, Features::Identity, 3.0, None)
+                .unwrap(),
+        ];
+        for bytes in files {
+            let words = aligned(&bytes);
+            let file = file_bytes(&words, bytes.len());
+            let (_, whole, _): (Header, DetectorSpec, &[f32]) = format::open(file)
+                .unwrap()
+                .read_body(&[ModelKind::Detector], SCHEMA_KEY)
+                .unwrap();
+            assert_eq!(Detector::from_bytes(file).unwrap().spec(), whole);
+            if whole.neural.is_some() {
+                continue;
+            }
+            // The neural part's option tag written as a byte: 0 reads as the
+            // file did, any value but 0 and 1 is malformed.
+            let (_, _, data): (Header, DetectorSpec, &[f32]) = format::open(file)
+                .unwrap()
+                .read_body(&[ModelKind::Detector], SCHEMA_KEY)
+                .unwrap();
+            for (tag, want) in [(0u8, Ok(whole)), (2, Err(Error::Malformed))] {
+                let spec = (
+                    whole.features,
+                    whole.threshold,
+                    whole.density_kind,
+                    whole.density,
+                    tag,
+                    whole.second,
+                );
+                let bytes = format::write(ModelKind::Detector, SCHEMA_KEY, &spec, data).unwrap();
+                let words = aligned(&bytes);
+                let read = Detector::from_bytes(file_bytes(&words, bytes.len()));
+                assert_eq!(read.map(|d| d.spec()), want);
+            }
         }
     }
 

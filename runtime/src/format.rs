@@ -285,6 +285,23 @@ impl<'a> File<'a> {
         Ok((self.header, spec, extension, weights(rest)?))
     }
 
+    /// [`Self::read_body`] field by field: a reader of the spec's fields in
+    /// order (postcard writes a struct as its fields, one after another),
+    /// then of the weights. A parser decodes a large optional part only
+    /// when its tag says it is there, so files without it are read with
+    /// less stack.
+    pub(crate) fn spec_reader(
+        self,
+        accepted: &[ModelKind],
+        schema: u32,
+    ) -> Result<SpecReader<'a>, Error> {
+        self.check(accepted, schema)?;
+        Ok(SpecReader {
+            header: self.header,
+            rest: self.body,
+        })
+    }
+
     /// `WrongKind` unless the file is one of the `accepted` kinds (the first
     /// is the one named), `SchemaMismatch` unless its body carries `schema`.
     fn check(&self, accepted: &[ModelKind], schema: u32) -> Result<(), Error> {
@@ -308,6 +325,37 @@ impl<'a> File<'a> {
         postcard::take_from_bytes(self.body)
             .map(|(prefix, _)| prefix)
             .map_err(|_| Error::Malformed)
+    }
+}
+
+/// A body being decoded one spec field at a time (see [`File::spec_reader`]).
+pub(crate) struct SpecReader<'a> {
+    header: Header,
+    rest: &'a [u8],
+}
+
+impl<'a> SpecReader<'a> {
+    /// The file's checked header.
+    pub(crate) fn header(&self) -> Header {
+        self.header
+    }
+
+    /// Decodes the next field.
+    pub(crate) fn field<T: Deserialize<'a>>(&mut self) -> Result<T, Error> {
+        let (value, rest) = postcard::take_from_bytes(self.rest).map_err(|_| Error::Malformed)?;
+        self.rest = rest;
+        Ok(value)
+    }
+
+    /// Decodes only the tag of an `Option` field (postcard: one byte, 0 or
+    /// 1, as a `bool`): whether its value follows.
+    pub(crate) fn is_some(&mut self) -> Result<bool, Error> {
+        self.field()
+    }
+
+    /// The weights after the spec's last field, borrowed in place.
+    pub(crate) fn weights(self) -> Result<&'a [f32], Error> {
+        weights(self.rest)
     }
 }
 

@@ -52,16 +52,14 @@ impl<'a> AnyModel<'a> {
     /// [`crate::Aligned`]), as that kind's own `from_bytes` does.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let file = format::open(bytes)?;
+        // One out-of-line parser per kind, each returning into the caller's
+        // result: inline, the kinds' models would share (and sum) one frame.
         match file.header().kind {
-            ModelKind::Gmm | ModelKind::Kde => Gmm::from_file(file).map(Self::Density),
-            ModelKind::Detector => Detector::from_file(file).map(Self::Detector),
-            kind @ (ModelKind::Decoder | ModelKind::Encoder) => {
-                Network::from_file(file, &[kind]).map(Self::Network)
-            }
-            ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => {
-                QNetwork::from_file(file).map(Self::QNetwork)
-            }
-            ModelKind::Diffusion => Diffusion::from_file(file).map(Self::Diffusion),
+            ModelKind::Gmm | ModelKind::Kde => Self::density(file),
+            ModelKind::Detector => Self::detector(file),
+            ModelKind::Decoder | ModelKind::Encoder => Self::network(file),
+            ModelKind::DecoderInt8 | ModelKind::EncoderInt8 => Self::qnetwork(file),
+            ModelKind::Diffusion => Self::diffusion(file),
             // A recipe evaluates nothing until a `learn::Learner` has
             // turned it into a detector.
             found @ ModelKind::Recipe => Err(Error::WrongKind {
@@ -69,6 +67,31 @@ impl<'a> AnyModel<'a> {
                 found,
             }),
         }
+    }
+
+    #[inline(never)]
+    fn density(file: format::File<'a>) -> Result<Self, Error> {
+        Gmm::from_file(file).map(Self::Density)
+    }
+
+    #[inline(never)]
+    fn detector(file: format::File<'a>) -> Result<Self, Error> {
+        Detector::from_file(file).map(Self::Detector)
+    }
+
+    #[inline(never)]
+    fn network(file: format::File<'a>) -> Result<Self, Error> {
+        Network::from_file(file, &[file.header().kind]).map(Self::Network)
+    }
+
+    #[inline(never)]
+    fn qnetwork(file: format::File<'a>) -> Result<Self, Error> {
+        QNetwork::from_file(file).map(Self::QNetwork)
+    }
+
+    #[inline(never)]
+    fn diffusion(file: format::File<'a>) -> Result<Self, Error> {
+        Diffusion::from_file(file).map(Self::Diffusion)
     }
 
     /// The kind of the file.

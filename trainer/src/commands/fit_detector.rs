@@ -217,7 +217,7 @@ fn on_device(
     println!(
         "on this data's {available} normal inputs in order, the device learns threshold {} \
          ({} inputs taken, {} refused)",
-        detector.spec().threshold,
+        detector.threshold(),
         learned.taken,
         learned.refused
     );

@@ -258,7 +258,7 @@ pub fn fit_detector(
     let bytes = scorer.encode(features, threshold)?;
     let file = AlignedBytes::new(&bytes);
     let detector = Detector::from_bytes(file.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let threshold = detector.spec().threshold;
+    let threshold = detector.threshold();
     let flags: Vec<bool> = host::run_rows(&AnyModel::Detector(detector), inputs)?
         .into_iter()
         .map(|s| detector.alarm(s))

@@ -114,7 +114,7 @@ pub fn inputs_for(
     load: &LoadOptions,
     stride: Option<usize>,
 ) -> anyhow::Result<Vec<f32>> {
-    let spec_features = detector.spec().features;
+    let spec_features = detector.features();
     let (window, channels) = match spec_features.window() {
         None => (None, detector.input_len()),
         Some((channels, length)) => (Some(length), channels),

@@ -174,12 +174,39 @@ static tg_status learn_case(const struct tg_case *c, const tg_learner_memory *ne
 }
 #endif
 
+#ifdef TG_BARE_METAL
+/* The stack's peak over the run, kept across the repaints that measure
+   one call, and the most any tg_model_open took. */
+static unsigned peak_stack, open_stack;
+
+static void repaint_stack(void) {
+  unsigned p = tg_platform_stack_peak();
+  if (p > peak_stack) peak_stack = p;
+  tg_platform_paint_stack();
+}
+#endif
+
+/* tg_model_open, measuring its stack on the device. */
+static tg_status open_case(const struct tg_case *c) {
+#ifdef TG_BARE_METAL
+  repaint_stack();
+#endif
+  tg_status opened = tg_model_open(&model, c->model, c->model_len);
+#ifdef TG_BARE_METAL
+  unsigned used = tg_platform_stack_peak();
+  if (used > open_stack) open_stack = used;
+  printf("case %s: stack %u bytes deep in tg_model_open\n", c->name, used);
+  repaint_stack();
+#endif
+  return opened;
+}
+
 static int check_case(const struct tg_case *c) {
   tg_learner_memory need;
   if (is_recipe(c, &need)) {
     if (learn_case(c, &need) != TG_OK) return 1;
   } else {
-    tg_status opened = tg_model_open(&model, c->model, c->model_len);
+    tg_status opened = open_case(c);
     if (opened != TG_OK) {
       printf("case %s: model rejected: %s\n", c->name, tg_strerror(opened));
       return 1;
@@ -313,7 +340,8 @@ int main(void) {
     failures += check_misuse(smallest);
   }
 #ifdef TG_BARE_METAL
-  printf("c firmware: peak stack %u bytes\n", tg_platform_stack_peak());
+  repaint_stack();
+  printf("c firmware: peak stack %u bytes (opening a model: %u at most)\n", peak_stack, open_stack);
 #endif
   if (failures == 0) {
     printf("c firmware: all checks passed\n");
