@@ -124,7 +124,7 @@ fn c_firmware_outputs_are_bit_identical_to_the_host() {
     }
     let suite = suite();
     for core in [xtask::Core::M4f, xtask::Core::M0] {
-        let runs = xtask::run_c_suite(&c_suite_dir(&suite.dir, core), core).unwrap();
+        let runs = xtask::run_c_suite(&suite.dir, core).unwrap();
         let stdout: String = runs.iter().map(|(_, r)| r.stdout.as_str()).collect();
         println!(
             "C firmware on the {} ({} image(s)):\n{stdout}",
@@ -150,30 +150,6 @@ fn c_firmware_outputs_are_bit_identical_to_the_host() {
     }
 }
 
-/// The suite's cases for the C firmware on `core`: all of them, but on the
-/// Cortex-M0 not the ones that learn on the device (their buffers, about
-/// 7 KB, would not leave that build's stack enough of the 16 KiB of RAM;
-/// the Rust firmware learns on every core, through the same code).
-fn c_suite_dir(dir: &std::path::Path, core: xtask::Core) -> std::path::PathBuf {
-    let c_dir = xtask::target_dir().join(format!("qemu-parity-c-{}-cases", core.name()));
-    std::fs::remove_dir_all(&c_dir).ok();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let case = entry.unwrap().path();
-        let skipped = |n: &std::ffi::OsStr| {
-            core == xtask::Core::M0 && (n == LEARN || n == LEARN_PAIR || n == LEARN_MIXTURE_PAIR)
-        };
-        if case.file_name().is_some_and(|n| !skipped(n)) {
-            let to = c_dir.join(case.file_name().unwrap());
-            std::fs::create_dir_all(&to).unwrap();
-            for file in std::fs::read_dir(&case).unwrap() {
-                let file = file.unwrap().path();
-                std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-    c_dir
-}
-
 /// The report lines of the [`DIFFUSION`] and [`GAN`] cases: every noise
 /// prediction or decoded latent and both samples bit for bit.
 fn sampled_case_lines() -> Vec<String> {
@@ -195,9 +171,7 @@ fn check_c_report(core: xtask::Core, stdout: &str, suite: &Suite) {
         suite.stream_report.clone(),
         format!("case {STREAM}: 360 values, 360 bit-exact, 0 mismatches"),
     ];
-    if core != xtask::Core::M0 {
-        lines.extend(suite.learn_report.iter().cloned());
-    }
+    lines.extend(suite.learn_report.iter().cloned());
     lines.push(format!(
         "case {INT8_EDGES}: 24 values, 24 bit-exact, 0 mismatches"
     ));
