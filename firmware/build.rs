@@ -65,9 +65,15 @@ fn main() {
         println!("cargo:rustc-link-arg-bin=board=-Tdefmt.x");
     }
     // The Cortex-M0 part has 16 KiB of RAM: smaller buffers (see main.rs).
+    // It is a Nordic part (QEMU's micro:bit), as is the board: a learned
+    // detector is written to flash through the NVMC (src/nvmc.rs).
     println!("cargo::rustc-check-cfg=cfg(small_ram)");
+    println!("cargo::rustc-check-cfg=cfg(nvmc)");
     if target.starts_with("thumbv6m") {
         println!("cargo:rustc-cfg=small_ram");
+    }
+    if target.starts_with("thumbv6m") || board {
+        println!("cargo:rustc-cfg=nvmc");
     }
     println!("cargo:rerun-if-env-changed=TINYGEN_FW_CASES");
 

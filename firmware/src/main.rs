@@ -20,6 +20,8 @@ use core::hint::black_box;
 #[cfg(target_arch = "arm")]
 use cortex_m as _;
 use semihosting::println;
+#[cfg(nvmc)]
+mod nvmc;
 mod platform;
 
 use tinygen_runtime::format::{file_in, read_header};
@@ -235,13 +237,46 @@ fn learn_case(case: &Case) -> usize {
     // The learned file goes to the start of an erased flash page, and is
     // found there as after a reset: by its header, not a stored length.
     let mut page = Aligned([0xFF; LEARN_FILE]);
-    match learn(case, &mut page.0).and_then(|()| file_in(&page.0)) {
+    match learn(case, &mut page.0)
+        .and_then(|()| file_in(&page.0))
+        .and_then(|file| keep(case, file))
+    {
         Ok(file) => score_learned(case, file),
         Err(e) => {
             println!("case {}: learning failed: {}", case.name, e);
             1
         }
     }
+}
+
+/// The flash region a Nordic part keeps its learned detector in: the last
+/// 4 KiB of the micro:bit's flash (`memory/cortex-m0.x`), 1 KiB pages.
+#[cfg(nvmc)]
+const LEARNED: nvmc::Region = nvmc::Region {
+    start: 0x3_F000,
+    len: 4096,
+    page: 1024,
+};
+
+/// Where the device keeps a learned `file`: on a Nordic part, written to
+/// [`LEARNED`] through the flash controller and found there again by its
+/// header; elsewhere the RAM page it was learned into.
+#[cfg(nvmc)]
+fn keep<'a>(case: &Case, file: &'a [u8]) -> Result<&'a [u8], Error> {
+    LEARNED.write(file)?;
+    let kept = file_in(LEARNED.bytes())?;
+    println!(
+        "case {}: the learned file is in flash at {:#x}, {} bytes, written through the NVMC",
+        case.name,
+        LEARNED.start,
+        kept.len()
+    );
+    Ok(kept)
+}
+
+#[cfg(not(nvmc))]
+fn keep<'a>(_: &Case, file: &'a [u8]) -> Result<&'a [u8], Error> {
+    Ok(file)
 }
 
 /// Reports what [`learn`] learned and scores the case's inputs with it.
@@ -262,7 +297,7 @@ fn score_learned(case: &Case, file: &[u8]) -> usize {
         "case {}: learned on the device from {} inputs, threshold bits {:#010x}, file crc {:#010x}",
         case.name,
         learned_inputs(case),
-        detector.spec().threshold.to_bits(),
+        detector.threshold().to_bits(),
         detector.density().header().crc
     );
     // The case's measured region was the learning.

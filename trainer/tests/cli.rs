@@ -925,6 +925,29 @@ fn detector_learned_on_the_device() {
         std::fs::read(&shape_only).unwrap(),
         std::fs::read(&recipe).unwrap()
     );
+    // The board program's recipe is what its documented command writes.
+    let board = tinygen(&[
+        "recipe",
+        "--window",
+        "32",
+        "--channels",
+        "3",
+        "--learn",
+        "200",
+        "--calibrate",
+        "100",
+        "--alarm-rate",
+        "0.01",
+        "--out",
+        so,
+    ]);
+    assert!(board.status.success());
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware/board/recipe.tgm");
+    assert_eq!(
+        std::fs::read(&shape_only).unwrap(),
+        std::fs::read(committed).unwrap(),
+        "firmware/board/recipe.tgm is stale: rewrite it with the command in firmware/src/bin/board.rs"
+    );
     // A recipe no microcontroller could learn is written, with a warning.
     let big = tinygen(&[
         "recipe",

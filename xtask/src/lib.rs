@@ -66,10 +66,11 @@ impl Core {
         }
     }
 
-    /// Flash of its memory map (`firmware/memory/`).
+    /// Flash of its memory map (`firmware/memory/`) for code and data (the
+    /// Cortex-M0 keeps 4 KiB more for a learned detector).
     pub fn flash_bytes(self) -> u64 {
         match self {
-            Core::M0 => 256 << 10,
+            Core::M0 => 252 << 10,
             _ => 1024 << 10,
         }
     }
