@@ -1395,7 +1395,6 @@ mod tests {
     /// (x1 - 2) / 4), z = u0 (1-D), reconstruction (z, 0), so the error is
     /// u1^2; the density and the latent density are standard normals.
     fn detector_file(scale: [f32; 3], features: Features) -> alloc::vec::Vec<u8> {
-        let dim = 2;
         let layer = |inputs, outputs, weight| LayerParams {
             inputs,
             outputs,
@@ -1427,17 +1426,22 @@ mod tests {
             center: [1.0, 0.5, -1.0],
             scale,
         };
-        let density = GmmParams {
+        let density = standard_normal_2d();
+        density
+            .encode_neural_detector(ModelKind::Gmm, features, 7.0, Some(&neural))
+            .unwrap()
+    }
+
+    /// A standard normal over two features, as one diagonal component.
+    fn standard_normal_2d() -> GmmParams<'static> {
+        GmmParams {
             covariance: Covariance::Diag,
-            dim,
+            dim: 2,
             weights: &[1.0],
             means: &[0.0, 0.0],
             precisions_cholesky: &[1.0, 1.0],
             standardizer: None,
-        };
-        density
-            .encode_neural_detector(ModelKind::Gmm, features, 7.0, Some(&neural))
-            .unwrap()
+        }
     }
 
     fn aligned(bytes: &[u8]) -> alloc::vec::Vec<u32> {
@@ -1526,14 +1530,7 @@ mod tests {
     fn a_window_that_does_not_match_the_density_is_rejected_at_parse_time() {
         // Written around the encoder's checks: 2 density dimensions cannot
         // be 4 statistics per channel.
-        let density = GmmParams {
-            covariance: Covariance::Diag,
-            dim: 2,
-            weights: &[1.0],
-            means: &[0.0, 0.0],
-            precisions_cholesky: &[1.0, 1.0],
-            standardizer: None,
-        };
+        let density = standard_normal_2d();
         let (spec, data) = density.stored().unwrap();
         let detector = DetectorSpec {
             features: Features::WindowStats {
@@ -1669,14 +1666,7 @@ mod tests {
     }
 
     fn int8_detector_file() -> alloc::vec::Vec<u8> {
-        let density = GmmParams {
-            covariance: Covariance::Diag,
-            dim: 2,
-            weights: &[1.0],
-            means: &[0.0, 0.0],
-            precisions_cholesky: &[1.0, 1.0],
-            standardizer: None,
-        };
+        let density = standard_normal_2d();
         let neural = NeuralParams {
             mean: &[1.0, 2.0],
             inv_scale: &[0.5, 0.25],
@@ -1984,14 +1974,7 @@ mod tests {
 
     #[test]
     fn the_spec_read_field_by_field_is_the_spec_decoded_whole() {
-        let normal = GmmParams {
-            covariance: Covariance::Diag,
-            dim: 2,
-            weights: &[1.0],
-            means: &[0.0, 0.0],
-            precisions_cholesky: &[1.0, 1.0],
-            standardizer: None,
-        };
+        let normal = standard_normal_2d();
         let second = SecondDensityParams {
             kind: ModelKind::Kde,
             density: normal,
