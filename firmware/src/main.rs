@@ -21,6 +21,7 @@ use core::hint::black_box;
 use cortex_m as _;
 use semihosting::println;
 #[cfg(nvmc)]
+#[allow(dead_code)] // the nRF52840's region is the board program's
 mod nvmc;
 mod platform;
 
@@ -249,20 +250,13 @@ fn learn_case(case: &Case) -> usize {
     }
 }
 
-/// The flash region a Nordic part keeps its learned detector in: the last
-/// 4 KiB of the micro:bit's flash (`memory/cortex-m0.x`), 1 KiB pages.
-#[cfg(nvmc)]
-const LEARNED: nvmc::Region = nvmc::Region {
-    start: 0x3_F000,
-    len: 4096,
-    page: 1024,
-};
-
-/// Where the device keeps a learned `file`: on a Nordic part, written to
-/// [`LEARNED`] through the flash controller and found there again by its
-/// header; elsewhere the RAM page it was learned into.
+/// Where the device keeps a learned `file`: on a Nordic part (the
+/// micro:bit), written to its last flash pages through the flash controller
+/// and found there again by its header; elsewhere the RAM page it was
+/// learned into.
 #[cfg(nvmc)]
 fn keep<'a>(case: &Case, file: &'a [u8]) -> Result<&'a [u8], Error> {
+    const LEARNED: nvmc::Region = nvmc::MICROBIT;
     LEARNED.write(file)?;
     let kept = file_in(LEARNED.bytes())?;
     println!(

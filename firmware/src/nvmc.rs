@@ -13,6 +13,22 @@ const CONFIG: *mut u32 = (NVMC + 0x504) as *mut u32;
 /// Writing a page's address erases it.
 const ERASEPAGE: *mut u32 = (NVMC + 0x508) as *mut u32;
 
+/// The last 4 KiB of the micro:bit's flash (QEMU `microbit`, nRF51822):
+/// four 1 KiB pages, kept out of the program by `memory/cortex-m0.x`.
+pub const MICROBIT: Region = Region {
+    start: 0x3_F000,
+    len: 4096,
+    page: 1024,
+};
+
+/// The nRF52840's last flash page (4 KiB), kept out of the program by
+/// `memory/nrf52840.x`.
+pub const NRF52840: Region = Region {
+    start: 0xF_F000,
+    len: 4096,
+    page: 4096,
+};
+
 /// A flash region of whole pages, reserved for learned detectors.
 pub struct Region {
     pub start: usize,

@@ -1161,3 +1161,67 @@ fn a_decoder_over_the_flash_budget_fails_the_link() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The board program's "learn normal, keep it in flash" flow
+/// (firmware/src/learn_demo.rs), here as the host runs it.
+#[path = "../../firmware/src/learn_demo.rs"]
+mod learn_demo;
+
+/// On QEMU's micro:bit (an nRF51, the nRF52840's flash controller) the
+/// `learn_reset` program learns a detector, writes it to flash through the
+/// NVMC and resets the part; after the reset it finds the file there and
+/// scores with it. The file's CRC and the alarms must be the host's, which
+/// runs the same flow on the same simulated sensor.
+#[test]
+fn a_detector_learned_on_the_micro_bit_is_found_in_flash_after_a_reset() {
+    if skip(xtask::qemu_missing()) {
+        return;
+    }
+    let mut file = tinygen_runtime::Aligned([0u8; learn_demo::FILE_BYTES]);
+    let (len, windows) = learn_demo::learn(&mut file.0).unwrap();
+    let learned = &file.0[..len];
+    let crc = u32::from_le_bytes(*learned.last_chunk::<4>().unwrap());
+    let detector = tinygen_runtime::Detector::from_bytes(learned).unwrap();
+    let [normal, shaken] = learn_demo::alarms(&detector).unwrap();
+    assert!(
+        normal <= 5 && shaken >= 90,
+        "the demo's detector: {normal} alarms on normal windows, {shaken} on shaken ones"
+    );
+
+    // Its own target directory: the parity tests build the firmware beside it.
+    let core = xtask::Core::M0;
+    let target = xtask::target_dir().join("firmware-learn-reset");
+    let status = std::process::Command::new(env!("CARGO"))
+        .current_dir(xtask::root().join("firmware"))
+        .args(["build", "--release", "--quiet", "--target", core.target()])
+        .args(["--bin", "learn_reset"])
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .unwrap();
+    assert!(status.success(), "learn_reset did not build");
+    let elf = target.join(core.target()).join("release/learn_reset");
+    let run = xtask::run_qemu(&elf, core, None).unwrap();
+    println!("{}", run.stdout);
+    for line in [
+        format!(
+            "learn_reset: learned from {windows} windows, file crc {crc:#010x}; written to flash, resetting"
+        ),
+        format!(
+            "learn_reset: after a reset, found in flash at 0x3f000: {len} bytes, file crc {crc:#010x}"
+        ),
+        format!(
+            "learn_reset: normal windows {normal} alarms in 100, shaken windows {shaken} alarms in 100"
+        ),
+    ] {
+        assert!(
+            run.stdout.contains(&line),
+            "missing {line:?}:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+}

@@ -4,22 +4,27 @@
 //!
 //! - **Decoding**: embeds the example MNIST decoder, samples digits from
 //!   the prior with a seeded generator and draws them as text.
-//! - **Learning "normal" and keeping it**: on the first boot the board
-//!   learns a detector from the windows of its (simulated) sensor with the
-//!   recipe `firmware/board/recipe.tgm`, writes the learned file to its
-//!   last flash page through the NVMC and says so; after a reset (or power
-//!   cycle) it finds the detector there by its header and uses it without
-//!   learning again. Either way it then scores normal windows and windows
-//!   whose vibration doubled, and logs how many raise the alarm. Erase the
-//!   page to learn again: `probe-rs erase --chip nRF52840_xxAA`.
+//! - **Learning "normal" and keeping it** (`src/learn_demo.rs`): on the
+//!   first boot the board learns a detector from the windows of its
+//!   (simulated) sensor with the recipe `firmware/board/recipe.tgm`,
+//!   writes the learned file to its last flash page through the NVMC and
+//!   says so; after a reset (or power cycle) it finds the detector there by
+//!   its header and uses it without learning again. Either way it then
+//!   scores normal windows and windows whose vibration doubled, and logs
+//!   how many raise the alarm. Erase the page to learn again: `probe-rs
+//!   erase --chip nRF52840_xxAA`.
 //!
 //! The same runtime calls as the QEMU firmware, whose outputs are checked
-//! bit for bit against the host in CI, the NVMC writes included (QEMU's
-//! micro:bit, an nRF51 with the same flash controller); this program is
-//! built in CI but can only run on hardware.
+//! bit for bit against the host in CI; the learning flow itself runs in CI
+//! on QEMU's micro:bit (an nRF51 with the same flash controller) across a
+//! reset, learning the host's detector bit for bit (`learn_reset`). This
+//! program is built in CI but can only run on hardware.
 #![no_std]
 #![no_main]
 
+#[path = "../learn_demo.rs"]
+mod learn_demo;
+#[allow(dead_code)] // the micro:bit's region is the QEMU programs'
 #[path = "../nvmc.rs"]
 mod nvmc;
 
@@ -27,34 +32,18 @@ use cortex_m_rt::entry;
 use defmt_rtt as _;
 use panic_probe as _;
 use tinygen_runtime::format::file_in;
-use tinygen_runtime::learn::{Buffers, Learner, Progress, Recipe};
-use tinygen_runtime::rand_core::{RngCore, SeedableRng};
+use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
     Aligned, Decoder, Detector, Error, Scratch, Xoshiro128PlusPlus, include_model,
 };
 
 static MODEL: &[u8] = include_model!("../../../models/mnist-vae-decoder/model.tgm");
 
-/// Made with `tinygen recipe --window 32 --channels 3 --learn 200
-/// --calibrate 100 --alarm-rate 0.01 --out firmware/board/recipe.tgm`: one
-/// full Gaussian (and its 0.01-regularised twin) over the windows'
-/// per-channel mean, std, min and max.
-static RECIPE: &[u8] = include_model!("../../board/recipe.tgm");
-
 /// The widest layer this program supports (the decoder's hidden layer is 128).
 const MAX_WIDTH: usize = 128;
 
-/// The nRF52840's last flash page (4 KiB), kept out of the program by
-/// `memory/nrf52840.x`.
-const LEARNED: nvmc::Region = nvmc::Region {
-    start: 0xF_F000,
-    len: 4096,
-    page: 4096,
-};
-
-/// Samples per window and channels of the sensor.
-const LENGTH: usize = 32;
-const CHANNELS: usize = 3;
+/// Where the learned detector is kept: the last flash page.
+const LEARNED: nvmc::Region = nvmc::NRF52840;
 
 #[entry]
 fn main() -> ! {
@@ -103,7 +92,6 @@ fn decode_digits() -> Result<(), Error> {
 /// Uses the detector kept in flash, or learns one and keeps it there; then
 /// counts the alarms on normal and on shaken windows.
 fn learn_normal() -> Result<(), Error> {
-    let mut sensor = Sensor::new();
     let file = match file_in(LEARNED.bytes()) {
         Ok(file) => {
             defmt::println!(
@@ -113,82 +101,22 @@ fn learn_normal() -> Result<(), Error> {
             );
             file
         }
-        Err(_) => learn_and_keep(&mut sensor)?,
+        Err(_) => {
+            let mut learned = Aligned([0u8; learn_demo::FILE_BYTES]);
+            let (len, windows) = learn_demo::learn(&mut learned.0)?;
+            LEARNED.write(&learned.0[..len])?;
+            let kept = file_in(LEARNED.bytes())?;
+            defmt::println!(
+                "learned a detector from {} windows and wrote it to flash at {=usize:#x} ({} bytes): reset the board and it is found there",
+                windows,
+                LEARNED.start,
+                kept.len()
+            );
+            kept
+        }
     };
-    let detector = Detector::from_bytes(file)?;
-    let mut window = [0f32; LENGTH * CHANNELS];
-    for (amplitude, what) in [(1.0, "normal"), (2.0, "shaken")] {
-        let mut alarms = 0;
-        for _ in 0..100 {
-            sensor.window(amplitude, &mut window);
-            alarms += usize::from(detector.is_anomaly(&window)?);
-        }
-        defmt::println!("{} windows: {} alarms in 100", what, alarms);
-    }
+    let [normal, shaken] = learn_demo::alarms(&Detector::from_bytes(file)?)?;
+    defmt::println!("normal windows: {} alarms in 100", normal);
+    defmt::println!("shaken windows: {} alarms in 100", shaken);
     Ok(())
-}
-
-/// Learns the recipe's detector from the sensor's windows and writes it to
-/// the [`LEARNED`] page; returns the file as found there.
-fn learn_and_keep(sensor: &mut Sensor) -> Result<&'static [u8], Error> {
-    let recipe = Recipe::from_bytes(RECIPE)?;
-    let (mut state, mut features, mut scores) = ([0f64; 256], [0f32; 0], [0f32; 512]);
-    let mut file = Aligned([0u8; 2048]);
-    let mut learner = Learner::new(
-        &recipe,
-        Buffers {
-            state: &mut state,
-            features: &mut features,
-            scores: &mut scores,
-            file: &mut file.0,
-        },
-    )?;
-    let mut window = [0f32; LENGTH * CHANNELS];
-    let mut windows = 0;
-    loop {
-        sensor.window(1.0, &mut window);
-        windows += 1;
-        if learner.observe(&window)? == Progress::Done {
-            break;
-        }
-    }
-    LEARNED.write(learner.file()?)?;
-    let kept = file_in(LEARNED.bytes())?;
-    defmt::println!(
-        "learned a detector from {} windows and wrote it to flash at {=usize:#x} ({} bytes): reset the board and it is found there",
-        windows,
-        LEARNED.start,
-        kept.len()
-    );
-    Ok(kept)
-}
-
-/// A stand-in for a three-axis vibration sensor (the DK has none): a
-/// triangle wave per axis (periods of 16, 20 and 25 samples) scaled by an
-/// amplitude, plus uniform noise.
-struct Sensor {
-    rng: Xoshiro128PlusPlus,
-    t: u32,
-}
-
-impl Sensor {
-    fn new() -> Self {
-        Self {
-            rng: Xoshiro128PlusPlus::seed_from_u64(1),
-            t: 0,
-        }
-    }
-
-    /// The next window of `LENGTH` samples, time-major.
-    fn window(&mut self, amplitude: f32, out: &mut [f32; LENGTH * CHANNELS]) {
-        for sample in out.chunks_exact_mut(CHANNELS) {
-            for (v, period) in sample.iter_mut().zip([16u32, 20, 25]) {
-                let phase = (self.t % period) as f32 / period as f32;
-                let wave = 4.0 * (phase - 0.5).abs() - 1.0;
-                let noise = (self.rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-                *v = amplitude * wave + 0.2 * noise;
-            }
-            self.t += 1;
-        }
-    }
 }
