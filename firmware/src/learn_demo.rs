@@ -4,6 +4,7 @@
 //! detector (`tests/tests/qemu_parity.rs`). No printing: each program logs
 //! its own way.
 
+use tinygen_runtime::format::file_in;
 use tinygen_runtime::learn::{Buffers, Learner, Progress, Recipe};
 use tinygen_runtime::rand_core::{RngCore, SeedableRng};
 use tinygen_runtime::{Detector, Error, Xoshiro128PlusPlus, include_model};
@@ -82,6 +83,14 @@ pub fn learn(file: &mut [u8]) -> Result<(usize, usize), Error> {
             return Ok((learner.file()?.len(), windows));
         }
     }
+}
+
+/// The detector file at the start of a flash region, if one is there and
+/// whole: a write cut short (power lost while writing) fails its CRC, and
+/// the device learns again.
+pub fn kept(region: &[u8]) -> Option<&[u8]> {
+    let file = file_in(region).ok()?;
+    Detector::from_bytes(file).is_ok().then_some(file)
 }
 
 /// Alarms of `detector` on 100 normal windows, then on 100 whose vibration

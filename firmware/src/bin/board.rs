@@ -92,8 +92,8 @@ fn decode_digits() -> Result<(), Error> {
 /// Uses the detector kept in flash, or learns one and keeps it there; then
 /// counts the alarms on normal and on shaken windows.
 fn learn_normal() -> Result<(), Error> {
-    let file = match file_in(LEARNED.bytes()) {
-        Ok(file) => {
+    let file = match learn_demo::kept(LEARNED.bytes()) {
+        Some(file) => {
             defmt::println!(
                 "learned detector found in flash at {=usize:#x}: {} bytes, not learning again",
                 LEARNED.start,
@@ -101,7 +101,7 @@ fn learn_normal() -> Result<(), Error> {
             );
             file
         }
-        Err(_) => {
+        None => {
             let mut learned = Aligned([0u8; learn_demo::FILE_BYTES]);
             let (len, windows) = learn_demo::learn(&mut learned.0)?;
             LEARNED.write(&learned.0[..len])?;

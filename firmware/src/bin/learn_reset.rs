@@ -47,7 +47,6 @@ fn main() -> ! {
 #[cfg(nvmc)]
 mod cycle {
     use super::{learn_demo, nvmc, println};
-    use tinygen_runtime::format::file_in;
     use tinygen_runtime::{Aligned, Detector, Error};
 
     const LEARNED: nvmc::Region = nvmc::MICROBIT;
@@ -55,9 +54,9 @@ mod cycle {
     /// One boot: scores with the kept detector if there is one, else
     /// learns one, keeps it and resets.
     pub fn run() -> Result<(), Error> {
-        let file = match file_in(LEARNED.bytes()) {
-            Ok(file) => file,
-            Err(_) => {
+        let file = match learn_demo::kept(LEARNED.bytes()) {
+            Some(file) => file,
+            None => {
                 let mut learned = Aligned([0u8; learn_demo::FILE_BYTES]);
                 let (len, windows) = learn_demo::learn(&mut learned.0)?;
                 LEARNED.write(&learned.0[..len])?;
