@@ -31,8 +31,11 @@ pub const NRF52840: Region = Region {
 
 /// A flash region of whole pages, reserved for learned detectors.
 pub struct Region {
+    /// Address of its first byte (page-aligned).
     pub start: usize,
+    /// Bytes, a whole number of pages.
     pub len: usize,
+    /// Bytes per erasable page.
     pub page: usize,
 }
 
