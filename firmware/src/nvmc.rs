@@ -4,6 +4,7 @@
 //! by the memory map (`firmware/memory/`), so no code or data lives there.
 
 use tinygen_runtime::Error;
+use tinygen_runtime::format::file_in;
 
 const NVMC: usize = 0x4001_E000;
 /// 1 when the controller is ready for the next erase or write.
@@ -50,9 +51,10 @@ impl Region {
 
     /// Erases the region's pages and writes `file` at its start, word by
     /// word (the last one padded with 0xFF, as erased flash reads), as a
-    /// device keeps the detector it learned. `InvalidShape(DataLength)` if
-    /// the file does not fit.
-    pub fn write(&self, file: &[u8]) -> Result<(), Error> {
+    /// device keeps the detector it learned; returns the file as found
+    /// there again by its header. `InvalidShape(DataLength)` if the file
+    /// does not fit.
+    pub fn write(&self, file: &[u8]) -> Result<&'static [u8], Error> {
         if file.len() > self.len {
             return Err(Error::InvalidShape(tinygen_runtime::Shape::DataLength));
         }
@@ -74,7 +76,7 @@ impl Region {
             }
             configure(0);
         }
-        Ok(())
+        file_in(self.bytes())
     }
 }
 

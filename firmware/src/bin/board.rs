@@ -31,7 +31,6 @@ mod nvmc;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
 use panic_probe as _;
-use tinygen_runtime::format::file_in;
 use tinygen_runtime::rand_core::SeedableRng;
 use tinygen_runtime::{
     Aligned, Decoder, Detector, Error, Scratch, Xoshiro128PlusPlus, include_model,
@@ -104,8 +103,7 @@ fn learn_normal() -> Result<(), Error> {
         None => {
             let mut learned = Aligned([0u8; learn_demo::FILE_BYTES]);
             let (len, windows) = learn_demo::learn(&mut learned.0)?;
-            LEARNED.write(&learned.0[..len])?;
-            let kept = file_in(LEARNED.bytes())?;
+            let kept = LEARNED.write(&learned.0[..len])?;
             defmt::println!(
                 "learned a detector from {} windows and wrote it to flash at {=usize:#x} ({} bytes): reset the board and it is found there",
                 windows,

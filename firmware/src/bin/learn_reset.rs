@@ -59,11 +59,11 @@ mod cycle {
             None => {
                 let mut learned = Aligned([0u8; learn_demo::FILE_BYTES]);
                 let (len, windows) = learn_demo::learn(&mut learned.0)?;
-                LEARNED.write(&learned.0[..len])?;
+                let kept = LEARNED.write(&learned.0[..len])?;
                 println!(
                     "learn_reset: learned from {} windows, file crc {:#010x}; written to flash, resetting",
                     windows,
-                    crc(&learned.0[..len])
+                    crc(kept)
                 );
                 cortex_m::peripheral::SCB::sys_reset()
             }
