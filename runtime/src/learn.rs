@@ -265,6 +265,17 @@ impl RecipeSpec {
         (self.calibrate as usize).checked_mul(terms)
     }
 
+    /// Bytes of each buffer the learner needs ([`Buffers`]); `None` if a
+    /// length overflows.
+    pub fn memory(&self) -> Option<BufferBytes> {
+        Some(BufferBytes {
+            state: self.state_len()?.checked_mul(8)?,
+            features: self.features_len()?.checked_mul(4)?,
+            scores: self.scores_len()?.checked_mul(4)?,
+            file: self.detector_len().ok()?,
+        })
+    }
+
     /// The spec of the detector this recipe learns, with `threshold` (and,
     /// with a second density, centres 0 and scales 1).
     pub fn detector_spec(&self, threshold: f32) -> DetectorSpec {
@@ -311,6 +322,29 @@ impl RecipeSpec {
     pub fn encode(&self) -> Result<alloc::vec::Vec<u8>, Error> {
         self.check().map_err(|_| Error::InvalidParameters)?;
         format::write(ModelKind::Recipe, SCHEMA_KEY, self, &[])
+    }
+}
+
+/// Bytes of the buffers a [`Learner`] needs ([`RecipeSpec::memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferBytes {
+    /// The learner's f64 state.
+    pub state: usize,
+    /// Stored f32 features (0 for one component).
+    pub features: usize,
+    /// f32 calibration scores.
+    pub scores: usize,
+    /// The learned detector file.
+    pub file: usize,
+}
+
+impl BufferBytes {
+    /// All four buffers together (saturating).
+    pub fn total(&self) -> usize {
+        self.state
+            .saturating_add(self.features)
+            .saturating_add(self.scores)
+            .saturating_add(self.file)
     }
 }
 

@@ -880,11 +880,20 @@ fn detector_learned_on_the_device() {
         "{out}"
     );
     // By default the device learns the pair, as the default detector is.
+    // Its buffers: 144 stored inputs of 24 f32 features, 36 calibration
+    // inputs of three f32 scores each, and the file the learner wrote.
     let info = String::from_utf8_lossy(&tinygen(&["info", r]).stdout).into_owned();
+    let ram = format!(
+        "{} of stored features, {} of scores, {} for the learned file",
+        144 * 24 * 4,
+        36 * 3 * 4,
+        std::fs::metadata(&learned).unwrap().len()
+    );
     assert!(
         info.contains("kind        recipe")
             && info.contains("2 component(s) over 24 features")
-            && info.contains("second      the same with reg-covar 0.01"),
+            && info.contains("second      the same with reg-covar 0.01")
+            && info.contains(&ram),
         "{info}"
     );
     let info = String::from_utf8_lossy(&tinygen(&["info", l]).stdout).into_owned();

@@ -34,7 +34,7 @@ fn parsed(spec: &RecipeSpec) -> Recipe {
     Recipe::from_bytes(&buf.0[..bytes.len()]).unwrap()
 }
 
-/// Buffers sized for `spec`, the file's 4-byte aligned.
+/// Buffers of the sizes `spec.memory()` gives, the file's 4-byte aligned.
 struct Memory {
     state: Vec<f64>,
     features: Vec<f32>,
@@ -44,11 +44,12 @@ struct Memory {
 
 impl Memory {
     fn new(spec: &RecipeSpec) -> Self {
+        let bytes = spec.memory().unwrap();
         Self {
-            state: vec![0.0; spec.state_len().unwrap()],
-            features: vec![0.0; spec.features_len().unwrap()],
-            scores: vec![0.0; spec.scores_len().unwrap()],
-            file: vec![0; spec.detector_len().unwrap().div_ceil(4)],
+            state: vec![0.0; bytes.state / 8],
+            features: vec![0.0; bytes.features / 4],
+            scores: vec![0.0; bytes.scores / 4],
+            file: vec![0; bytes.file.div_ceil(4)],
         }
     }
 

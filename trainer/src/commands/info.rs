@@ -399,12 +399,12 @@ fn recipe_info(args: &InfoArgs, bytes: &[u8], input: usize) -> anyhow::Result<()
         "learning    from the first {} inputs; threshold at alarm rate {} of the next {}",
         spec.learn, spec.alarm_rate, spec.calibrate
     );
-    let learned = spec.detector_len().unwrap_or(0);
-    println!(
-        "ram         {} bytes of state, {} of stored features, {} of scores, {learned} for the learned file",
-        8 * spec.state_len().unwrap_or(0),
-        4 * spec.features_len().unwrap_or(0),
-        4 * spec.scores_len().unwrap_or(0)
-    );
+    // A recipe that parsed passed its check: every length is known.
+    if let Some(m) = spec.memory() {
+        println!(
+            "ram         {} bytes of state, {} of stored features, {} of scores, {} for the learned file",
+            m.state, m.features, m.scores, m.file
+        );
+    }
     Ok(())
 }

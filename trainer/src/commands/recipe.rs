@@ -158,26 +158,26 @@ pub fn make(
     let bytes = recipe
         .encode()
         .map_err(|e| anyhow::anyhow!("cannot encode the recipe: {e}"))?;
-    let state = recipe.state_len().unwrap_or(0) * 8 + recipe.features_len().unwrap_or(0) * 4;
-    let (scores, file) = (
-        4 * recipe.scores_len().unwrap_or(0),
-        recipe.detector_len().unwrap_or(0),
-    );
+    // `check` passed, so every length is known.
+    let memory = recipe
+        .memory()
+        .context("the recipe's buffers overflow this machine's sizes")?;
     let second = recipe.second_reg_covar.map_or(String::new(), |r| {
         format!(" and the same with reg-covar {r} (score: the sum of their robust z-scores)")
     });
     println!(
         "recipe: {components} {} Gaussian(s) over {dim} features, reg-covar {}{second}, learned \
          from {learn} inputs, threshold at alarm rate {} of the next {calibrate}; the device \
-         needs {state} bytes of state and stored features, {} for scores and {} for the learned \
+         needs {} bytes of state and stored features, {} for scores and {} for the learned \
          file",
         recipe.covariance.name(),
         recipe.reg_covar,
         recipe.alarm_rate,
-        scores,
-        file,
+        memory.state + memory.features,
+        memory.scores,
+        memory.file,
     );
-    let ram = state.saturating_add(scores).saturating_add(file);
+    let ram = memory.total();
     if ram > DEVICE_RAM {
         eprintln!(
             "warning: the learner needs {ram} bytes, more than the {} KiB of RAM of the largest \
