@@ -39,8 +39,15 @@ pub fn window_stats(window: &[f32], channels: usize, out: &mut [f32]) -> Result<
         let (mut sum, mut min, mut max) = (0.0f32, f32::INFINITY, f32::NEG_INFINITY);
         for &v in samples.clone() {
             sum += v;
-            min = min.min(v);
-            max = max.max(v);
+            // Comparisons, not `f32::min` and `max`: the values are finite,
+            // and a core without FPv5's `vminnm` (the Cortex-M4F) calls
+            // libm's `fminf` and `fmaxf` for those.
+            if v < min {
+                min = v;
+            }
+            if v > max {
+                max = v;
+            }
         }
         let mean = sum / n;
         let var = samples.map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
