@@ -51,7 +51,7 @@ pub fn window_stats(window: &[f32], channels: usize, out: &mut [f32]) -> Result<
         }
         let mean = sum / n;
         let var = samples.map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
-        stats.copy_from_slice(&[mean, libm::sqrtf(var), min, max]);
+        stats.copy_from_slice(&[mean, crate::math::sqrt(var), min, max]);
     }
     Ok(())
 }

@@ -320,7 +320,7 @@ pub fn unit<R: RngCore + ?Sized>(rng: &mut R) -> f32 {
 pub fn normal_pair<R: RngCore + ?Sized>(rng: &mut R) -> (f32, f32) {
     let u1 = unit(rng);
     let u2 = unit(rng);
-    let r = libm::sqrtf(-2.0 * libm::logf(u1));
+    let r = crate::math::sqrt(-2.0 * libm::logf(u1));
     let t = core::f32::consts::TAU * u2;
     (r * libm::cosf(t), r * libm::sinf(t))
 }
