@@ -153,7 +153,37 @@ fn bad_inputs_fail_clearly() {
         &["singular", "--reg-covar"],
     );
     assert_fails(&fit(&dir.path().join("missing.csv"), &[]), &["missing.csv"]);
+    // Too few points for the default detector's ensemble: said in the
+    // points the user gave, with the options that help.
+    let eight = write(
+        dir.path(),
+        "eight.csv",
+        "a,b\n1,2\n2,1\n3,5\n4,3\n5,8\n6,2\n7,7\n8,4\n",
+    );
+    let detector = |extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "detector",
+            "--data",
+            eight.to_str().unwrap(),
+            "--out",
+            o,
+        ];
+        args.extend_from_slice(extra);
+        tinygen(&args)
+    };
+    assert_fails(
+        &detector(&[]),
+        &[
+            "fitting on 6 of the 8 normal points",
+            "random 3 of the 6 rows",
+            "fewer components with -k",
+            "cannot fit 4 components to 3 rows",
+        ],
+    );
     assert!(!out.exists(), "no model may be written by a failed fit");
+    assert!(detector(&["-k", "2"]).status.success());
+    std::fs::remove_file(&out).unwrap();
 
     // Scoring: a file that is not a model, a model of an unknown kind, wrong dimensions.
     let data = write(dir.path(), "d.csv", &clusters_csv());

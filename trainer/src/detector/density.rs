@@ -2,6 +2,7 @@
 //! standardized features (a Gaussian mixture or a KDE), its regularisation,
 //! and fitting it to a detector's training rows.
 
+use anyhow::Context;
 use nalgebra::DMatrix;
 use tinygen_runtime::ModelKind;
 use tinygen_runtime::gmm::{Covariance, GmmParams, GmmSpec};
@@ -199,7 +200,13 @@ impl Ensemble {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(member.em.seed);
                 let mut rows = sample(&mut rng, n, take).into_vec();
                 rows.sort_unstable();
-                member.fit_mixture(&x.select_rows(&rows))
+                member.fit_mixture(&x.select_rows(&rows)).with_context(|| {
+                    format!(
+                        "each mixture of the ensemble is fitted on a random {take} of the {n} \
+                         rows (--subsample {}; fewer components with -k, or more rows)",
+                        self.subsample
+                    )
+                })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(GaussianMixture::average(&members)?)

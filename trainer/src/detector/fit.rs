@@ -3,7 +3,7 @@
 //! (together a [`Scorer`]), and the alarm threshold calibrated on a
 //! held-out part of the normal inputs.
 
-use anyhow::ensure;
+use anyhow::{Context, ensure};
 use nalgebra::DMatrix;
 use tinygen_runtime::detector::{Features, SecondDensityParams};
 use tinygen_runtime::features::window_stats;
@@ -246,7 +246,13 @@ pub fn fit_detector(
     );
     let (calibration, train) = normal.split_at(held);
     let train_x = DMatrix::from_fn(train.len(), dim, |r, j| f64::from(rows[train[r]][j]));
-    let scorer = Scorer::fit(&fit.density, fit.neural.as_ref(), &train_x)?;
+    let scorer = Scorer::fit(&fit.density, fit.neural.as_ref(), &train_x).with_context(|| {
+        format!(
+            "fitting on {} of the {} normal points (the other {held} set the threshold)",
+            train.len(),
+            normal.len()
+        )
+    })?;
     let held_points: Vec<f32> = calibration
         .iter()
         .flat_map(|&i| rows[i].iter().copied())
