@@ -559,7 +559,7 @@ fn detector_calibrates_its_alarm_rate_and_flags_a_burst() {
             "--label-column",
             "label",
         ]),
-        &["wrong model kind"],
+        &["wrong model kind", "`tinygen detect` gives its scores"],
     );
     let gmm = dir.path().join("g.tgm");
     assert!(

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tinygen_runtime::Gmm;
 
-use super::DataArgs;
+use super::{DataArgs, open_error};
 use crate::host::AlignedBytes;
 use crate::io::write_output;
 
@@ -26,8 +26,7 @@ pub struct ScoreArgs {
 /// Runs `tinygen score`: writes `log_density` and one value per input row, in order.
 pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let file = AlignedBytes::read(&args.model)?;
-    let gmm = Gmm::from_bytes(file.as_bytes())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let gmm = Gmm::from_bytes(file.as_bytes()).map_err(|e| open_error(&args.model, e))?;
     let data = args.data.load()?;
     if data.cols != gmm.dim() {
         bail!(
