@@ -25,6 +25,27 @@ const TEMP_RANDOM_CHARS: usize = 6;
 /// so that the name stays within file-system limits.
 const TEMP_TARGET_MAX: usize = 100;
 
+/// Checks, before any work, that a model file can go to `path`: it ends in
+/// `.tgm` and its directory exists.
+pub fn check_model_out(path: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        path.extension().is_some_and(|e| e == "tgm"),
+        "output file {} should have the .tgm extension",
+        path.display()
+    );
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    anyhow::ensure!(
+        dir.is_dir(),
+        "cannot write {}: the directory {} does not exist",
+        path.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
 /// Writes a command's output: to `path` atomically (see [`write_atomic`]),
 /// or to standard output when no path is given.
 pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {

@@ -153,6 +153,13 @@ fn bad_inputs_fail_clearly() {
         &["singular", "--reg-covar"],
     );
     assert_fails(&fit(&dir.path().join("missing.csv"), &[]), &["missing.csv"]);
+    // An output directory that does not exist fails before the fit.
+    let nowhere = dir.path().join("no-such-dir/m.tgm");
+    let (s, n) = (small.to_str().unwrap(), nowhere.to_str().unwrap());
+    assert_fails(
+        &tinygen(&["fit", "gmm", "--data", s, "--out", n]),
+        &["no-such-dir", "does not exist"],
+    );
     // Too few points for the default detector's ensemble: said in the
     // points the user gave, with the options that help.
     let eight = write(

@@ -90,11 +90,9 @@ pub struct FitDetectorArgs {
 
 /// Runs `tinygen fit detector`.
 pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
-    if args.out.extension().is_none_or(|e| e != "tgm") {
-        bail!(
-            "output file {} should have the .tgm extension",
-            args.out.display()
-        );
+    crate::io::check_model_out(&args.out)?;
+    if let Some(learned) = &args.learned {
+        crate::io::check_model_out(learned)?;
     }
     let DetectorInputs {
         features,

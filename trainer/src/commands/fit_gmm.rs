@@ -103,12 +103,7 @@ pub struct FitGmmArgs {
 
 /// Runs `tinygen fit gmm`.
 pub fn run(args: &FitGmmArgs) -> anyhow::Result<()> {
-    if args.out.extension().is_none_or(|e| e != "tgm") {
-        bail!(
-            "output file {} should have the .tgm extension",
-            args.out.display()
-        );
-    }
+    crate::io::check_model_out(&args.out)?;
     let data = args.data.load()?;
     let gmm = args.mixture.gmm(args.seed);
     let raw = DMatrix::from_row_slice(data.rows, data.cols, &data.values);

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use nalgebra::DMatrix;
 use tinygen_runtime::ModelKind;
@@ -61,12 +61,7 @@ pub struct FitKdeArgs {
 
 /// Runs `tinygen fit kde`.
 pub fn run(args: &FitKdeArgs) -> anyhow::Result<()> {
-    if args.out.extension().is_none_or(|e| e != "tgm") {
-        bail!(
-            "output file {} should have the .tgm extension",
-            args.out.display()
-        );
-    }
+    crate::io::check_model_out(&args.out)?;
     let (set, weights) = match &args.weights {
         None => (args.data.load()?, None),
         Some(column) => {

@@ -93,11 +93,7 @@ pub struct LearningArgs {
 
 /// Runs `tinygen recipe`.
 pub fn run(args: &RecipeArgs) -> anyhow::Result<()> {
-    ensure!(
-        args.out.extension().is_some_and(|e| e == "tgm"),
-        "output file {} should have the .tgm extension",
-        args.out.display()
-    );
+    crate::io::check_model_out(&args.out)?;
     ensure!(
         [args.inputs, args.window, args.channels]
             .iter()
