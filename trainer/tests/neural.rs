@@ -257,6 +257,16 @@ fn bad_input_gets_a_clear_error() {
         &tinygen(&["fit", "ae", "--out", r, "--data", u, "--supervised"]),
         &["has no labels", "--label-column"],
     );
+    // Values whose squares overflow f32: the first loss is infinite, and
+    // the error blames the data's scale, not the learning rate.
+    let huge = dir.path().join("huge.csv");
+    std::fs::write(&huge, "a,b\n1e30,2\n-3e30,4\n2e30,1\n").unwrap();
+    let h = huge.to_str().unwrap();
+    let mse = ["--reconstruction", "mse", "--epochs", "1", "--log", "quiet"];
+    fails(
+        &tinygen(&[&["fit", "ae", "--out", r, "--data", h][..], &mse[..]].concat()),
+        &["training diverged", "before any update", "scale"],
+    );
     let empty = dir.path().join("empty.csv");
     std::fs::write(&empty, "a,b\n").unwrap();
     fails(

@@ -160,8 +160,15 @@ pub fn train(
             };
             if !value.is_finite() {
                 bar.abandon();
+                // Before any update the learning rate is not the cause.
+                let hint = if state.epochs_done() == 0 && step == 0 {
+                    "the first batch's loss, before any update: check the data's scale (f32 \
+                     squares overflow past 1.8e19; standardize or rescale the columns)"
+                } else {
+                    "try a smaller --lr"
+                };
                 bail!(
-                    "training diverged: the loss is {value} at epoch {epoch}, step {}; {} (try a smaller --lr)",
+                    "training diverged: the loss is {value} at epoch {epoch}, step {}; {} ({hint})",
                     step + 1,
                     match (state.epochs_done(), run) {
                         (0, _) | (_, None) => "no checkpoint was written".to_string(),
