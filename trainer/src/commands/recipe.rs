@@ -169,7 +169,7 @@ pub fn make(
         recipe.covariance.name(),
         recipe.reg_covar,
         recipe.alarm_rate,
-        memory.state + memory.features,
+        memory.state.saturating_add(memory.features),
         memory.scores,
         memory.file,
     );
