@@ -47,6 +47,7 @@ fn main() -> ! {
 #[cfg(nvmc)]
 mod cycle {
     use super::{learn_demo, nvmc, println};
+    use tinygen_runtime::format;
     use tinygen_runtime::{Aligned, Detector, Error};
 
     const LEARNED: nvmc::Region = nvmc::MICROBIT;
@@ -63,7 +64,7 @@ mod cycle {
                 println!(
                     "learn_reset: learned from {} windows, file crc {:#010x}; written to flash, resetting",
                     windows,
-                    crc(kept)
+                    crc(kept)?
                 );
                 cortex_m::peripheral::SCB::sys_reset()
             }
@@ -72,7 +73,7 @@ mod cycle {
             "learn_reset: after a reset, found in flash at {:#x}: {} bytes, file crc {:#010x}",
             LEARNED.start,
             file.len(),
-            crc(file)
+            crc(file)?
         );
         let [normal, shaken] = learn_demo::alarms(&Detector::from_bytes(file)?)?;
         println!(
@@ -82,12 +83,9 @@ mod cycle {
         Ok(())
     }
 
-    /// A model file's stored CRC: its last four bytes, little-endian.
-    fn crc(file: &[u8]) -> u32 {
-        match file.last_chunk::<4>() {
-            Some(&b) => u32::from_le_bytes(b),
-            None => 0,
-        }
+    /// A model file's CRC, as the runtime reads and checks it.
+    fn crc(file: &[u8]) -> Result<u32, Error> {
+        Ok(format::open(file)?.header().crc)
     }
 }
 
