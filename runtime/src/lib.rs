@@ -30,6 +30,8 @@ pub mod network;
 pub mod prior;
 pub mod qnetwork;
 pub mod quant;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 pub use activation::Activation;
 pub use decoder::{Decoder, Encoder};

@@ -1,4 +1,5 @@
-//! `cargo xtask bench-decode`: host decode latency, runtime vs tract vs candle.
+//! `cargo xtask bench-decode`: host decode latency, runtime vs tract vs candle
+//! (f32) and runtime vs LiteRT (int8).
 
 #[cfg(feature = "onnx")]
 use crate::process::median_seconds;
@@ -147,6 +148,136 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
         rayon::current_num_threads()
     );
     println!("|---|---|---|---|---|---|---|");
+    for row in batch_rows {
+        println!("{row}");
+    }
+    bench_int8()
+}
+
+/// The same decoders quantized to int8 (TFLite's scheme, per-channel,
+/// sigmoid by table): the runtime crate against the LiteRT interpreter
+/// (`scripts/bench_litert.py`, `TINYGEN_PYTHON` with `ai-edge-litert`)
+/// running the TFLite file `export --format tflite --quantize int8` writes
+/// for it, one thread each, and whether their outputs are the same.
+#[cfg(feature = "onnx")]
+fn bench_int8() -> anyhow::Result<()> {
+    use rand::SeedableRng;
+    use tinygen::import::{Imported, Int8Network, tflite, tflite_writer};
+    use tinygen::nn::config::{NetworkConfig, Objective};
+    use tinygen::nn::export::{Part, dense_layers};
+    use tinygen::nn::network::Network;
+    use tinygen::nn::prior::Prior;
+    use tinygen::nn::quantize::{QuantOptions, quantize_with};
+    use tinygen_runtime::{QNetwork, QScratch};
+    use xtask::root;
+
+    let python = std::env::var("TINYGEN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let dir = root().join("target/bench-decode");
+    std::fs::create_dir_all(&dir)?;
+    let rows = 64;
+    let mut batch_rows = Vec::new();
+    println!(
+        "\nInt8 (LiteRT: the TFLite file of the same int8 network, float input and output), batch 1, microseconds per decode:\n\n| decoder | MACs | runtime | LiteRT (1 thread) | LiteRT / runtime | outputs identical |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (latent, hidden) in [(16, 128), (20, 400)] {
+        let config = NetworkConfig {
+            image: Some((28, 28)),
+            ..NetworkConfig::new(Objective::VAE, 784, vec![hidden], latent)
+        };
+        let net = Network::new(config, 0)?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let calibration = Prior::Gaussian.sample(1000, latent, None, &mut rng);
+        let quantized = quantize_with(
+            &dense_layers(&net, Part::Decoder)?,
+            &calibration,
+            QuantOptions::default(),
+        )?;
+        let network = Imported::Int8(Int8Network::from(&quantized));
+        let flat = tflite_writer::write(&network)?;
+        let file = tflite::import(&flat)?.encode(Part::Decoder.role())?;
+        let bytes = tinygen::host::AlignedBytes::new(&file);
+        let qnet = QNetwork::from_bytes(bytes.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let model = dir.join(format!("decoder-{latent}-{hidden}-int8.tflite"));
+        std::fs::write(&model, &flat)?;
+
+        // 64 latent codes from the prior, other draws than the calibration's.
+        let zs = Prior::Gaussian.sample(rows, latent, None, &mut rng);
+        let mut ours = vec![0f32; rows * 784];
+        let mut scratch = Box::new(QScratch::<1024>::new());
+        let decode_all = |ours: &mut [f32], scratch: &mut QScratch<1024>| {
+            for (z, out) in zs.chunks(latent).zip(ours.chunks_mut(784)) {
+                qnet.forward(std::hint::black_box(z), out, scratch)
+                    .expect("decode");
+            }
+        };
+        decode_all(&mut ours, &mut scratch);
+        let reps = 2000;
+        let runtime_1 = median_seconds(|| {
+            for k in 0..reps {
+                let z = &zs[(k % rows) * latent..][..latent];
+                qnet.forward(std::hint::black_box(z), &mut ours[..784], &mut scratch)
+                    .expect("decode");
+            }
+        }) / reps as f64
+            * 1e6;
+        let reps = 100;
+        let runtime_batch = median_seconds(|| {
+            for _ in 0..reps {
+                decode_all(&mut ours, &mut scratch);
+            }
+        }) / reps as f64
+            * 1e6;
+
+        let (inputs, outputs) = (dir.join("inputs.json"), dir.join("outputs.json"));
+        let bits: Vec<u32> = zs.iter().map(|v| v.to_bits()).collect();
+        std::fs::write(
+            &inputs,
+            serde_json::to_string(&serde_json::json!({"width": latent, "bits": bits}))?,
+        )?;
+        let out = std::process::Command::new(&python)
+            .arg(root().join("scripts/bench_litert.py"))
+            .args([&model, &inputs, &outputs])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "scripts/bench_litert.py failed (TINYGEN_PYTHON needs numpy and ai-edge-litert):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let times: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let litert_1 = times["batch_1_us"].as_f64().unwrap_or(f64::NAN);
+        let litert_batch = times["batch_us"].as_f64().unwrap_or(f64::NAN);
+        let theirs: serde_json::Value = serde_json::from_slice(&std::fs::read(&outputs)?)?;
+        let theirs: Vec<f32> = theirs["bits"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_u64())
+                    .map(|b| f32::from_bits(b as u32))
+                    .collect()
+            })
+            .unwrap_or_default();
+        decode_all(&mut ours, &mut scratch);
+        let identical = theirs.len() == ours.len()
+            && theirs
+                .iter()
+                .zip(&ours)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        println!(
+            "| {latent}-{hidden}-784 | {} | {runtime_1:.1} | {litert_1:.1} | {:.2} | {} |",
+            qnet.macs(),
+            litert_1 / runtime_1,
+            if identical { "yes" } else { "no" },
+        );
+        batch_rows.push(format!(
+            "| {latent}-{hidden}-784 | {runtime_batch:.0} | {litert_batch:.0} | {:.2} |",
+            litert_batch / runtime_batch,
+        ));
+    }
+    println!(
+        "\nInt8, batch 64, microseconds per batch (one thread each; the runtime row by row, LiteRT in one call):\n\n| decoder | runtime | LiteRT | LiteRT / runtime |"
+    );
+    println!("|---|---|---|---|");
     for row in batch_rows {
         println!("{row}");
     }

@@ -1,12 +1,11 @@
 //! [`super::dense`]'s loop with the CPU's fused multiply-add on x86-64
-//! hosts built without it (the default target): the CPU is asked once
-//! (`CPUID`, `XGETBV`, as `is_x86_feature_detected!` does, which `no_std`
-//! lacks), then each layer runs in a copy of the loop compiled for FMA.
+//! hosts built without it (the default target): when the CPU has it
+//! ([`crate::x86::has_fma`]), each layer runs in a copy of the loop
+//! compiled for FMA.
 //! One of the crate's exceptions to `unsafe_code`.
 #![allow(unsafe_code)]
 
-use core::arch::x86_64::{__cpuid, _mm_cvtss_f32, _mm_fmadd_ss, _mm_set_ss, _xgetbv};
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::arch::x86_64::{_mm_cvtss_f32, _mm_fmadd_ss, _mm_set_ss};
 
 use super::{MulAdd, rows};
 use crate::activation::Activation;
@@ -38,7 +37,7 @@ pub(super) fn rows_with_fma(
     y: &mut [f32],
     activation: Activation,
 ) -> bool {
-    if !has_fma() {
+    if !crate::x86::has_fma() {
         return false;
     }
     // SAFETY: the CPU has FMA.
@@ -49,40 +48,6 @@ pub(super) fn rows_with_fma(
 #[target_feature(enable = "fma")]
 fn rows_fma(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activation: Activation) {
     rows::<Instruction>(w, bias, x, y, activation);
-}
-
-/// Whether the CPU and the OS support FMA (its VEX encoding needs the OS
-/// to save the AVX registers), asked once.
-fn has_fma() -> bool {
-    // 0: not asked yet, 1: no, 2: yes.
-    static ANSWER: AtomicU8 = AtomicU8::new(0);
-    match ANSWER.load(Ordering::Relaxed) {
-        0 => {
-            let yes = ask_cpu();
-            ANSWER.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-            yes
-        }
-        answer => answer == 2,
-    }
-}
-
-fn ask_cpu() -> bool {
-    let ecx = __cpuid(1).ecx;
-    let (fma, osxsave, avx) = (ecx >> 12 & 1, ecx >> 27 & 1, ecx >> 28 & 1);
-    if fma & osxsave & avx == 0 {
-        return false;
-    }
-    // SAFETY: OSXSAVE says XSAVE and XGETBV exist.
-    let xcr0 = unsafe { xcr0() };
-    // The OS saves the SSE and AVX state.
-    xcr0 & 0b110 == 0b110
-}
-
-/// XCR0, the state the OS saves.
-#[target_feature(enable = "xsave")]
-fn xcr0() -> u64 {
-    // SAFETY: XGETBV exists (this function's feature); register 0 is XCR0.
-    unsafe { _xgetbv(0) }
 }
 
 #[cfg(test)]

@@ -46,8 +46,9 @@
 //! - `Portable` and `PortableLanes`: the same sums in plain Rust (two
 //!   multiplies per lane), the lanes picked out of words or loaded as
 //!   halfwords and bytes, whichever the core runs in fewer instructions
-//!   (measured: the first on the Cortex-M0 and M3 and the host, the second
-//!   on RISC-V).
+//!   (measured: the first on the Cortex-M0 and M3, the second on RISC-V).
+//! - `Avx2` (`kernel/avx2.rs`): on x86-64 hosts, `SMLAD` on eight words at
+//!   once with `VPMADDWD` where the CPU has AVX2, else `Portable`.
 
 #[cfg(feature = "alloc")]
 use crate::Error;
@@ -134,7 +135,8 @@ fn groups<'a>(x: &'a [u32], w: &'a [u32]) -> impl Iterator<Item = (&'a [u32; 2],
 }
 
 /// Plain Rust: per lane `A += v x`, `S += (v as i8) x`, the lanes picked
-/// out of word loads. The Cortex-M0 and M3 kernel (and the host's).
+/// out of word loads. The Cortex-M0 and M3 kernel (and x86-64 hosts'
+/// without AVX2).
 #[cfg_attr(any(tinygen_dsp, target_arch = "riscv32"), allow(dead_code))]
 pub(super) struct Portable;
 
@@ -229,7 +231,14 @@ pub(super) type Native = super::dsp::Arm;
 #[cfg(all(not(tinygen_dsp), target_arch = "riscv32"))]
 pub(super) type Native = PortableLanes;
 /// The kernel of this target.
-#[cfg(all(not(tinygen_dsp), not(target_arch = "riscv32")))]
+#[cfg(target_arch = "x86_64")]
+pub(super) type Native = avx2::Avx2;
+/// The kernel of this target.
+#[cfg(all(
+    not(tinygen_dsp),
+    not(target_arch = "riscv32"),
+    not(target_arch = "x86_64")
+))]
 pub(super) type Native = Portable;
 
 /// The DSP instructions [`Packed`] is written in (ARM ARM semantics).
@@ -416,5 +425,7 @@ pub fn unpack(words: &[u32], inputs: usize, outputs: usize) -> Result<alloc::vec
     Ok(out)
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(test)]
 mod tests;

@@ -45,6 +45,10 @@ fn every_kernel(x: &[i8], z: i32, words: &[u32], outputs: usize) -> Vec<i32> {
         run_in::<Portable, { CHUNK / 2 }>(x, z, words, outputs),
         run_in::<PortableLanes, { CHUNK / 2 }>(x, z, words, outputs),
         run_in::<Packed<Emulated>, 32>(x, z, words, outputs),
+        #[cfg(target_arch = "x86_64")]
+        run_in::<avx2::Avx2, { CHUNK / 2 }>(x, z, words, outputs),
+        #[cfg(target_arch = "x86_64")]
+        run_in::<avx2::Avx2, 32>(x, z, words, outputs),
     ] {
         assert_eq!(other, dsp, "{} x {}, z {z}", x.len(), outputs);
     }
