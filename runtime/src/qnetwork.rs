@@ -556,8 +556,10 @@ impl<'a> QNetwork<'a> {
         self.spec.final_activation
     }
 
-    /// `output = f32_activation(dequantize(q))` for the pass's last tensor.
-    fn finish(&self, y: &[i8], output: &mut [f32]) {
+    /// `output = f32_activation(dequantize(q))` for the pass's last tensor
+    /// `y` (the ends of [`Self::forward`], as [`Self::input_params`]'
+    /// `quantize` is its start).
+    pub fn finish(&self, y: &[i8], output: &mut [f32]) {
         let params = self.output_params();
         let pairs = output.iter_mut().zip(y);
         match self.f32_activation() {
@@ -738,49 +740,87 @@ impl<'a> QNetwork<'a> {
     /// Runs every layer: the input is the first [`Self::input_dim`] values
     /// of `src`; returns the last tensor (in `src` or `dst`).
     fn run<'s>(&self, mut src: &'s mut [i8], mut dst: &'s mut [i8]) -> Result<&'s [i8], Error> {
-        let mut words = self.words;
-        let mut params = self.spec.input;
         let mut width = self.input_dim();
-        for (layer, table) in self.spec.tabled() {
-            let (n_in, n_out) = (usize::from(layer.inputs), usize::from(layer.outputs));
-            // Lengths were validated at parse time: the errors are unreachable.
-            let (parts, rest) = layer.split(words, table).ok_or(INTERNAL)?;
-            words = rest;
-            let w: &[u32] = bytemuck::try_cast_slice(parts.weights).map_err(|_| INTERNAL)?;
-            let (act_min, act_max) = layer.act_range();
-            let requant = Requant {
-                multiplier: parts.multiplier,
-                shift: parts.shift,
-                output_zero_point: i32::from(layer.output.zero_point),
-                act_min,
-                act_max,
-                rounding: self.spec.rounding,
-            };
-            if width != n_in {
+        for layer in self.layer_data() {
+            let layer = layer?;
+            if width != layer.inputs {
                 return Err(INTERNAL);
             }
-            let x = src.get(..n_in).ok_or(INTERNAL)?;
-            let y = dst.get_mut(..n_out).ok_or(INTERNAL)?;
+            let x = src.get(..layer.inputs).ok_or(INTERNAL)?;
+            let y = dst.get_mut(..layer.outputs).ok_or(INTERNAL)?;
             quant::dense_i8(
                 x,
-                i32::from(params.zero_point),
-                w,
-                Some(parts.bias),
-                &requant,
+                layer.input_zero_point,
+                layer.weights,
+                Some(layer.bias),
+                &layer.requant,
                 y,
             )?;
-            if let Some(table) = parts.table {
+            if let Some(table) = layer.table {
                 for q in y.iter_mut() {
                     *q = table[usize::from(*q as u8)];
                 }
             }
-            params = layer.activated(table);
-            width = n_out;
+            width = layer.outputs;
             core::mem::swap(&mut src, &mut dst);
         }
         let src: &'s [i8] = src;
         src.get(..width).ok_or(INTERNAL)
     }
+
+    /// Each layer's stored arrays and arithmetic, input to output, as the
+    /// pass runs them: for hosts that compute the same integers in another
+    /// schedule. (An error only where the parse-time checks were
+    /// bypassed: unreachable.)
+    pub fn layer_data(&self) -> impl Iterator<Item = Result<QLayerData<'a>, Error>> + '_ {
+        let mut words = self.words;
+        let mut params = self.spec.input;
+        self.spec.tabled().map(move |(layer, table)| {
+            let (parts, rest) = layer.split(words, table).ok_or(INTERNAL)?;
+            words = rest;
+            let (act_min, act_max) = layer.act_range();
+            let data = QLayerData {
+                inputs: usize::from(layer.inputs),
+                outputs: usize::from(layer.outputs),
+                input_zero_point: i32::from(params.zero_point),
+                weights: bytemuck::try_cast_slice(parts.weights).map_err(|_| INTERNAL)?,
+                bias: parts.bias,
+                requant: Requant {
+                    multiplier: parts.multiplier,
+                    shift: parts.shift,
+                    output_zero_point: i32::from(layer.output.zero_point),
+                    act_min,
+                    act_max,
+                    rounding: self.spec.rounding,
+                },
+                table: parts.table,
+            };
+            params = layer.activated(table);
+            Ok(data)
+        })
+    }
+}
+
+/// One layer of an int8 network as [`QNetwork::layer_data`] gives it: `y[o]
+/// = table(requant.output(o, bias[o] + Σ_j w[o][j] (x[j] -
+/// input_zero_point)))`, the sum in wrapping `i32`.
+#[derive(Debug, Clone, Copy)]
+pub struct QLayerData<'a> {
+    /// Width of the input.
+    pub inputs: usize,
+    /// Width of the output.
+    pub outputs: usize,
+    /// The input tensor's zero point.
+    pub input_zero_point: i32,
+    /// The weights in the packed layout ([`quant::kernel`];
+    /// `quant::kernel::unpack` gives them row-major).
+    pub weights: &'a [u32],
+    /// One `i32` per output.
+    pub bias: &'a [i32],
+    /// How a sum becomes an int8 output.
+    pub requant: Requant<'a>,
+    /// A sigmoid or tanh layer's table, indexed by `q as u8`.
+    pub table: Option<&'a [i8; 256]>,
 }
 
 /// Checks a spec against its data; returns the layers' words, the prior and

@@ -274,6 +274,43 @@ pub struct Requant<'a> {
     pub rounding: Rounding,
 }
 
+impl Requant<'_> {
+    /// Output `o` of accumulator `acc` (the sum with the bias added):
+    /// `clamp(MBQM(acc, multiplier, shift) + output_zero_point, act_min,
+    /// act_max)` with output `o`'s [`Self::scale`].
+    #[inline(always)]
+    #[must_use]
+    pub fn output(&self, o: usize, acc: i32) -> i8 {
+        let (multiplier, shift) = self.scale(o);
+        self.requantize(acc, multiplier, shift)
+    }
+
+    /// [`Self::output`] with the output's multiplier and shift given.
+    #[inline(always)]
+    #[must_use]
+    pub fn requantize(&self, acc: i32, multiplier: i32, shift: i32) -> i8 {
+        let scaled = self
+            .rounding
+            .apply(acc, multiplier, shift)
+            .saturating_add(self.output_zero_point)
+            // Not `clamp`, whose `min <= max` assertion would be a panic
+            // where the caller's check is out of sight.
+            .max(i32::from(self.act_min))
+            .min(i32::from(self.act_max));
+        i8::try_from(scaled).unwrap_or(self.act_max)
+    }
+
+    /// Output `o`'s multiplier and shift: entry `o`, or entry 0 of a
+    /// per-tensor layer (a missing entry counts as 0).
+    #[inline(always)]
+    #[must_use]
+    pub fn scale(&self, o: usize) -> (i32, i32) {
+        let c = if self.multiplier.len() == 1 { 0 } else { o };
+        let entry = |v: &[i32]| v.get(c).copied().unwrap_or(0);
+        (entry(self.multiplier), entry(self.shift))
+    }
+}
+
 /// An int8 fully connected layer, as TFLite's reference
 /// `reference_integer_ops::FullyConnected` (one multiplier) and
 /// `FullyConnectedPerChannel` (one per output), for one input vector.
@@ -325,21 +362,14 @@ pub fn dense_i8(
     }
     // Output `o`'s multiplier and shift are entry `o` (per-channel) or 0.
     let (multipliers, shifts, biases) = (requant.multiplier, requant.shift, bias.unwrap_or(&[]));
+    // `Requant::output`, the entry of output `o` found with a stride set once.
     let stride = usize::from(per_channel);
     let write = |slot: &mut i8, o: usize, dot: i32| {
         let acc = dot.wrapping_add(biases.get(o).copied().unwrap_or(0));
         let c = o * stride;
         let multiplier = multipliers.get(c).copied().unwrap_or(0);
         let shift = shifts.get(c).copied().unwrap_or(0);
-        let scaled = requant
-            .rounding
-            .apply(acc, multiplier, shift)
-            .saturating_add(requant.output_zero_point)
-            // Not `clamp`, whose `min <= max` assertion LLVM cannot see
-            // was checked above once this closure is not inlined.
-            .max(i32::from(requant.act_min))
-            .min(i32::from(requant.act_max));
-        *slot = i8::try_from(scaled).unwrap_or(requant.act_max);
+        *slot = requant.requantize(acc, multiplier, shift);
     };
     if inputs == 0 {
         // No weights: every sum is zero.

@@ -19,6 +19,7 @@ use tinygen_runtime::{
 use crate::data::Dataset;
 use crate::fast_gmm;
 use crate::fast_network::FastNetwork;
+use crate::fast_qnetwork::FastQNetwork;
 
 /// Largest activation width the host-side runtime calls support.
 pub const HOST_WIDTH: usize = 4096;
@@ -62,8 +63,8 @@ impl AlignedBytes {
 /// [`AnyModel::output_len`] values per row, the log-density of a density,
 /// the anomaly score of a detector (with buffers for neural parts up to
 /// [`HOST_WIDTH`] wide), a network's output. Densities and networks run on
-/// the host's fast paths ([`crate::fast_gmm`], [`crate::fast_network`]):
-/// the same values, bit for bit.
+/// the host's fast paths ([`crate::fast_gmm`], [`crate::fast_network`],
+/// [`crate::fast_qnetwork`]): the same values, bit for bit.
 pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>> {
     let (i, o) = (model.input_len(), model.output_len());
     ensure!(
@@ -81,6 +82,13 @@ pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>
         AnyModel::Density(gmm) => {
             fast_gmm::log_density_batch(gmm, inputs, &mut out)?;
             return Ok(out);
+        }
+        // Unless a weight is 128 (hand-made files only): the runtime below.
+        AnyModel::QNetwork(net) => {
+            if let Ok(fast) = FastQNetwork::new(net) {
+                fast.forward_batch(inputs, &mut out)?;
+                return Ok(out);
+            }
         }
         _ => {}
     }

@@ -8,6 +8,7 @@ pub mod divergence;
 pub mod fast_gmm;
 pub mod fast_math;
 pub mod fast_network;
+pub mod fast_qnetwork;
 pub mod host;
 pub mod import;
 pub mod io;

@@ -162,6 +162,7 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
 #[cfg(feature = "onnx")]
 fn bench_int8() -> anyhow::Result<()> {
     use rand::SeedableRng;
+    use tinygen::fast_qnetwork::FastQNetwork;
     use tinygen::import::{Imported, Int8Network, tflite, tflite_writer};
     use tinygen::nn::config::{NetworkConfig, Objective};
     use tinygen::nn::export::{Part, dense_layers};
@@ -174,12 +175,13 @@ fn bench_int8() -> anyhow::Result<()> {
     let python = std::env::var("TINYGEN_PYTHON").unwrap_or_else(|_| "python3".into());
     let dir = root().join("target/bench-decode");
     std::fs::create_dir_all(&dir)?;
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let rows = 64;
     let mut batch_rows = Vec::new();
     println!(
-        "\nInt8 (LiteRT: the TFLite file of the same int8 network, float input and output), batch 1, microseconds per decode:\n\n| decoder | MACs | runtime | LiteRT (1 thread) | LiteRT / runtime | outputs identical |"
+        "\nInt8 (LiteRT: the TFLite file of the same int8 network, float input and output), batch 1, microseconds per decode:\n\n| decoder | MACs | runtime | host fast path | LiteRT (1 thread) | LiteRT / fast path | runtime / fast path | outputs identical |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (latent, hidden) in [(16, 128), (20, 400)] {
         let config = NetworkConfig {
             image: Some((28, 28)),
@@ -198,6 +200,7 @@ fn bench_int8() -> anyhow::Result<()> {
         let file = tflite::import(&flat)?.encode(Part::Decoder.role())?;
         let bytes = tinygen::host::AlignedBytes::new(&file);
         let qnet = QNetwork::from_bytes(bytes.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let fast = FastQNetwork::new(&qnet)?;
         let model = dir.join(format!("decoder-{latent}-{hidden}-int8.tflite"));
         std::fs::write(&model, &flat)?;
 
@@ -205,29 +208,60 @@ fn bench_int8() -> anyhow::Result<()> {
         let zs = Prior::Gaussian.sample(rows, latent, None, &mut rng);
         let mut ours = vec![0f32; rows * 784];
         let mut scratch = Box::new(QScratch::<1024>::new());
-        let decode_all = |ours: &mut [f32], scratch: &mut QScratch<1024>| {
-            for (z, out) in zs.chunks(latent).zip(ours.chunks_mut(784)) {
-                qnet.forward(std::hint::black_box(z), out, scratch)
-                    .expect("decode");
-            }
+        for (z, out) in zs.chunks(latent).zip(ours.chunks_mut(784)) {
+            qnet.forward(z, out, &mut scratch)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let mut fast_out = vec![0f32; rows * 784];
+        fast.forward_batch(&zs, &mut fast_out)?;
+        let same = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
         };
-        decode_all(&mut ours, &mut scratch);
+        anyhow::ensure!(
+            same(&ours, &fast_out),
+            "the fast path differs from the runtime"
+        );
+
         let reps = 2000;
-        let runtime_1 = median_seconds(|| {
+        let per = |f: &mut dyn FnMut()| median_seconds(f) / reps as f64 * 1e6;
+        let runtime_1 = per(&mut || {
             for k in 0..reps {
                 let z = &zs[(k % rows) * latent..][..latent];
                 qnet.forward(std::hint::black_box(z), &mut ours[..784], &mut scratch)
                     .expect("decode");
             }
-        }) / reps as f64
-            * 1e6;
-        let reps = 100;
-        let runtime_batch = median_seconds(|| {
-            for _ in 0..reps {
-                decode_all(&mut ours, &mut scratch);
+        });
+        let fast_1 = per(&mut || {
+            for k in 0..reps {
+                let z = &zs[(k % rows) * latent..][..latent];
+                fast.forward(std::hint::black_box(z), &mut fast_out[..784])
+                    .expect("decode");
             }
-        }) / reps as f64
-            * 1e6;
+        });
+        let reps = 100;
+        let per = |f: &mut dyn FnMut()| median_seconds(f) / reps as f64 * 1e6;
+        let runtime_batch = per(&mut || {
+            for _ in 0..reps {
+                for (z, out) in zs.chunks(latent).zip(ours.chunks_mut(784)) {
+                    qnet.forward(std::hint::black_box(z), out, &mut scratch)
+                        .expect("decode");
+                }
+            }
+        });
+        let fast_batch_1 = one_thread.install(|| {
+            per(&mut || {
+                for _ in 0..reps {
+                    fast.forward_batch(std::hint::black_box(&zs), &mut fast_out)
+                        .expect("decode");
+                }
+            })
+        });
+        let fast_batch_all = per(&mut || {
+            for _ in 0..reps {
+                fast.forward_batch(std::hint::black_box(&zs), &mut fast_out)
+                    .expect("decode");
+            }
+        });
 
         let (inputs, outputs) = (dir.join("inputs.json"), dir.join("outputs.json"));
         let bits: Vec<u32> = zs.iter().map(|v| v.to_bits()).collect();
@@ -257,27 +291,29 @@ fn bench_int8() -> anyhow::Result<()> {
                     .collect()
             })
             .unwrap_or_default();
-        decode_all(&mut ours, &mut scratch);
-        let identical = theirs.len() == ours.len()
-            && theirs
-                .iter()
-                .zip(&ours)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
+        fast.forward_batch(&zs, &mut fast_out)?;
         println!(
-            "| {latent}-{hidden}-784 | {} | {runtime_1:.1} | {litert_1:.1} | {:.2} | {} |",
+            "| {latent}-{hidden}-784 | {} | {runtime_1:.1} | {fast_1:.1} | {litert_1:.1} | {:.2} | {:.2} | {} |",
             qnet.macs(),
-            litert_1 / runtime_1,
-            if identical { "yes" } else { "no" },
+            litert_1 / fast_1,
+            runtime_1 / fast_1,
+            if same(&theirs, &fast_out) {
+                "yes"
+            } else {
+                "no"
+            },
         );
         batch_rows.push(format!(
-            "| {latent}-{hidden}-784 | {runtime_batch:.0} | {litert_batch:.0} | {:.2} |",
-            litert_batch / runtime_batch,
+            "| {latent}-{hidden}-784 | {runtime_batch:.0} | {fast_batch_1:.0} | {fast_batch_all:.0} | {litert_batch:.0} | {:.2} | {:.2} |",
+            litert_batch / fast_batch_1,
+            litert_batch / fast_batch_all,
         ));
     }
     println!(
-        "\nInt8, batch 64, microseconds per batch (one thread each; the runtime row by row, LiteRT in one call):\n\n| decoder | runtime | LiteRT | LiteRT / runtime |"
+        "\nInt8, batch 64, microseconds per batch (the runtime row by row, LiteRT in one call on one thread):\n\n| decoder | runtime | host fast path, 1 thread | host fast path, {} threads | LiteRT | LiteRT / fast path (1 thread) | LiteRT / fast path (all) |",
+        rayon::current_num_threads()
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for row in batch_rows {
         println!("{row}");
     }
