@@ -360,9 +360,9 @@ pub fn dense_i8(
     if requant.act_min > requant.act_max || i8::try_from(input_zero_point).is_err() {
         return Err(Error::InvalidParameters);
     }
-    // Output `o`'s multiplier and shift are entry `o` (per-channel) or 0.
+    // `Requant::output`, output `o`'s multiplier and shift (entry `o`,
+    // per-channel, or 0) found with a stride set once.
     let (multipliers, shifts, biases) = (requant.multiplier, requant.shift, bias.unwrap_or(&[]));
-    // `Requant::output`, the entry of output `o` found with a stride set once.
     let stride = usize::from(per_channel);
     let write = |slot: &mut i8, o: usize, dot: i32| {
         let acc = dot.wrapping_add(biases.get(o).copied().unwrap_or(0));
