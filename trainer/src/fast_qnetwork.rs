@@ -11,8 +11,8 @@
 //! unsigned by signed bytes into sixteen sums: the inputs go in as `u = x +
 //! 128` (unsigned), and each output starts from `bias - (128 + z) Σ_j
 //! w[o][j]`, which makes `Σ w u` into the runtime's sum modulo 2^32. Tiles
-//! of [`ROWS`] input rows by three blocks (one row by four) keep twelve
-//! (four) sums in flight. Without VNNI the same layout runs as plain Rust.
+//! of [`ROWS`] input rows by three blocks (one row by eight) keep twelve
+//! (eight) sums in flight. Without VNNI the same layout runs as plain Rust.
 //! Every output then goes through the runtime's own `Requant::output` and
 //! table, and the last tensor through `QNetwork::finish`; with AVX-512,
 //! single-rounding requantization runs eight outputs at a time in `i64`
@@ -284,7 +284,8 @@ mod vnni {
     use super::{Block, FastQLayer, ROWS, WIDTH};
 
     /// [`super::layer_sums`] with `VPDPBUSD`: tiles of [`ROWS`] rows by
-    /// three blocks, the rows left one at a time by four blocks.
+    /// three blocks, the rows left one at a time by eight blocks (one row
+    /// streams the weights: eight sums hide `VPDPBUSD`'s latency).
     #[target_feature(enable = "avx512f,avx512vnni")]
     pub(super) fn layer_sums(layer: &FastQLayer<'_>, u: &[u8], rows: usize, sums: &mut [i32]) {
         let mut row = 0;
@@ -293,7 +294,7 @@ mod vnni {
             row += ROWS;
         }
         while row < rows {
-            blocks::<1, 4>(layer, u, row, sums);
+            blocks::<1, 8>(layer, u, row, sums);
             row += 1;
         }
     }
