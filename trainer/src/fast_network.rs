@@ -29,8 +29,7 @@ pub const WIDTH: usize = 16;
 pub const ROWS: usize = 4;
 /// Batches up to this many rows run on the calling thread.
 const SERIAL_ROWS: usize = 16;
-/// The most rows per parallel task: each layer's weights are read once per
-/// task, its activations should stay in cache.
+/// The most rows per parallel task.
 const MAX_ROWS_PER_TASK: usize = 64;
 
 /// The weights or sums of [`WIDTH`] outputs.
@@ -105,32 +104,9 @@ impl FastNetwork {
     /// with NaN or infinite values are an error, as on the device.
     pub fn forward_batch(&self, inputs: &[f32], outputs: &mut [f32]) -> anyhow::Result<()> {
         let (i, o) = (self.input_dim(), self.output_dim());
-        let rows = inputs.len() / i;
-        ensure!(
-            inputs.len() == rows * i && outputs.len() == rows * o,
-            "{} inputs and {} outputs are not whole rows of {i} and {o}",
-            inputs.len(),
-            outputs.len()
-        );
-        ensure!(
-            inputs.iter().all(|v| v.is_finite()),
-            "runtime: {}",
-            tinygen_runtime::Error::NonFiniteInput
-        );
-        if rows <= SERIAL_ROWS {
-            self.forward_rows(inputs, outputs);
-            return Ok(());
-        }
-        // One task per thread, in whole row tiles, at most the cap.
-        let per_task = rows
-            .div_ceil(rayon::current_num_threads())
-            .next_multiple_of(ROWS)
-            .min(MAX_ROWS_PER_TASK);
-        outputs
-            .par_chunks_mut(per_task * o)
-            .zip(inputs.par_chunks(per_task * i))
-            .for_each(|(out, x)| self.forward_rows(x, out));
-        Ok(())
+        in_row_tasks(inputs, i, outputs, o, ROWS, |x, out| {
+            self.forward_rows(x, out)
+        })
     }
 
     /// One input row (the batch-1 call).
@@ -156,6 +132,48 @@ impl FastNetwork {
             }
         }
     }
+}
+
+/// Runs `task` over row-major `inputs` (whole rows of `i` values) into
+/// `outputs` (rows of `o`): on the calling thread up to [`SERIAL_ROWS`]
+/// rows, else in parallel, one task per thread in whole tiles of
+/// `tile_rows` rows and at most [`MAX_ROWS_PER_TASK`] (each layer's weights
+/// are read once per task, its activations should stay in cache). Errors for partial rows and for NaN
+/// or infinite inputs, as on the device. The f32 and int8 fast paths' batch
+/// loop.
+pub(crate) fn in_row_tasks(
+    inputs: &[f32],
+    i: usize,
+    outputs: &mut [f32],
+    o: usize,
+    tile_rows: usize,
+    task: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> anyhow::Result<()> {
+    let rows = inputs.len() / i.max(1);
+    ensure!(
+        i > 0 && inputs.len() == rows * i && outputs.len() == rows * o,
+        "{} inputs and {} outputs are not whole rows of {i} and {o}",
+        inputs.len(),
+        outputs.len()
+    );
+    ensure!(
+        inputs.iter().all(|v| v.is_finite()),
+        "runtime: {}",
+        tinygen_runtime::Error::NonFiniteInput
+    );
+    if rows <= SERIAL_ROWS {
+        task(inputs, outputs);
+        return Ok(());
+    }
+    let per_task = rows
+        .div_ceil(rayon::current_num_threads())
+        .next_multiple_of(tile_rows.max(1))
+        .min(MAX_ROWS_PER_TASK);
+    outputs
+        .par_chunks_mut(per_task * o)
+        .zip(inputs.par_chunks(per_task * i))
+        .for_each(|(out, x)| task(x, out));
+    Ok(())
 }
 
 /// Whether the CPU has AVX-512's 32 registers of sixteen lanes, so that

@@ -21,20 +21,17 @@
 //! over rows.
 
 use anyhow::{bail, ensure};
-use rayon::prelude::*;
+use tinygen_runtime::QNetwork;
 use tinygen_runtime::qnetwork::QLayerData;
 use tinygen_runtime::quant::Rounding;
 use tinygen_runtime::quant::kernel::unpack;
-use tinygen_runtime::{Error, QNetwork};
+
+use crate::fast_network::in_row_tasks;
 
 /// Outputs per block: the `i32` lanes of one AVX-512 register.
 pub const WIDTH: usize = 16;
 /// Input rows that share one pass over the weights.
 pub const ROWS: usize = 4;
-/// Batches up to this many rows run on the calling thread.
-const SERIAL_ROWS: usize = 16;
-/// The most rows per parallel task.
-const MAX_ROWS_PER_TASK: usize = 64;
 
 /// Four inputs' weights for [`WIDTH`] outputs: byte `4 o + k` is output
 /// `o`'s weight for input `k`.
@@ -125,31 +122,9 @@ impl<'a> FastQNetwork<'a> {
     /// with NaN or infinite values are an error, as on the device.
     pub fn forward_batch(&self, inputs: &[f32], outputs: &mut [f32]) -> anyhow::Result<()> {
         let (i, o) = (self.network.input_dim(), self.network.output_dim());
-        let rows = inputs.len() / i.max(1);
-        ensure!(
-            inputs.len() == rows * i && outputs.len() == rows * o,
-            "{} inputs and {} outputs are not whole rows of {i} and {o}",
-            inputs.len(),
-            outputs.len()
-        );
-        ensure!(
-            inputs.iter().all(|v| v.is_finite()),
-            "runtime: {}",
-            Error::NonFiniteInput
-        );
-        if rows <= SERIAL_ROWS {
-            self.forward_rows(inputs, outputs);
-            return Ok(());
-        }
-        let per_task = rows
-            .div_ceil(rayon::current_num_threads())
-            .next_multiple_of(ROWS)
-            .min(MAX_ROWS_PER_TASK);
-        outputs
-            .par_chunks_mut(per_task * o)
-            .zip(inputs.par_chunks(per_task * i))
-            .for_each(|(out, x)| self.forward_rows(x, out));
-        Ok(())
+        in_row_tasks(inputs, i, outputs, o, ROWS, |x, out| {
+            self.forward_rows(x, out)
+        })
     }
 
     /// One input row (the batch-1 call).

@@ -33,9 +33,7 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
 pub(crate) fn bench_decode() -> anyhow::Result<()> {
     use candle_core::{Device, Tensor};
     use tinygen::fast_network::FastNetwork;
-    use tinygen::nn::config::{NetworkConfig, Objective};
     use tinygen::nn::export::{Part, dense_layers, export_tgm};
-    use tinygen::nn::network::Network;
     use tinygen::nn::onnx::{TractPlan, export_onnx};
     use tinygen_runtime::{Network as RtNetwork, Scratch};
 
@@ -46,11 +44,7 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (latent, hidden) in [(16, 128), (20, 400)] {
-        let config = NetworkConfig {
-            image: Some((28, 28)),
-            ..NetworkConfig::new(Objective::VAE, 784, vec![hidden], latent)
-        };
-        let net = Network::new(config, 0)?;
+        let net = vae(latent, hidden)?;
         let bytes = tinygen::host::AlignedBytes::new(&export_tgm(&net, Part::Decoder, None)?);
         let rt = RtNetwork::from_bytes(bytes.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let fast = FastNetwork::new(&rt)?;
@@ -71,29 +65,20 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
             "the fast path differs from the runtime"
         );
         let reps = 2000;
-        let per = |f: &mut dyn FnMut()| median_seconds(f) / reps as f64 * 1e6;
-        let runtime = per(&mut || {
-            for _ in 0..reps {
-                rt.forward(std::hint::black_box(&z), &mut out, &mut scratch)
-                    .expect("decode");
-            }
+        let runtime = microseconds(reps, || {
+            rt.forward(std::hint::black_box(&z), &mut out, &mut scratch)
+                .expect("decode");
         });
-        let fast_us = per(&mut || {
-            for _ in 0..reps {
-                fast.forward(std::hint::black_box(&z), &mut out)
-                    .expect("decode");
-            }
+        let fast_us = microseconds(reps, || {
+            fast.forward(std::hint::black_box(&z), &mut out)
+                .expect("decode");
         });
-        let tract_us = per(&mut || {
-            for _ in 0..reps {
-                std::hint::black_box(tract.run(std::hint::black_box(&z)).expect("tract"));
-            }
+        let tract_us = microseconds(reps, || {
+            std::hint::black_box(tract.run(std::hint::black_box(&z)).expect("tract"));
         });
         let zt = Tensor::from_slice(&z, (1, latent), &Device::Cpu)?;
-        let candle = per(&mut || {
-            for _ in 0..reps {
-                std::hint::black_box(net.decode(&zt).expect("decode"));
-            }
+        let candle = microseconds(reps, || {
+            std::hint::black_box(net.decode(&zt).expect("decode"));
         });
         println!(
             "| {latent}-{hidden}-784 | {} | {runtime:.1} | {fast_us:.1} | {tract_us:.1} | {candle:.1} | {:.2} | {:.2} |",
@@ -111,31 +96,22 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
         let mut outs = vec![0f32; rows * 784];
         let tract64 = TractPlan::new(&onnx, rows, latent)?;
         let reps = 100;
-        let per = |f: &mut dyn FnMut()| median_seconds(f) / reps as f64 * 1e6;
         let fast_1 = one_thread.install(|| {
-            per(&mut || {
-                for _ in 0..reps {
-                    fast.forward_batch(std::hint::black_box(&zs), &mut outs)
-                        .expect("decode");
-                }
-            })
-        });
-        let fast_all = per(&mut || {
-            for _ in 0..reps {
+            microseconds(reps, || {
                 fast.forward_batch(std::hint::black_box(&zs), &mut outs)
                     .expect("decode");
-            }
+            })
         });
-        let tract64_us = per(&mut || {
-            for _ in 0..reps {
-                std::hint::black_box(tract64.run(std::hint::black_box(&zs)).expect("tract"));
-            }
+        let fast_all = microseconds(reps, || {
+            fast.forward_batch(std::hint::black_box(&zs), &mut outs)
+                .expect("decode");
+        });
+        let tract64_us = microseconds(reps, || {
+            std::hint::black_box(tract64.run(std::hint::black_box(&zs)).expect("tract"));
         });
         let zt = Tensor::from_slice(&zs, (rows, latent), &Device::Cpu)?;
-        let candle64 = per(&mut || {
-            for _ in 0..reps {
-                std::hint::black_box(net.decode(&zt).expect("decode"));
-            }
+        let candle64 = microseconds(reps, || {
+            std::hint::black_box(net.decode(&zt).expect("decode"));
         });
         batch_rows.push(format!(
             "| {latent}-{hidden}-784 | {fast_1:.0} | {fast_all:.0} | {tract64_us:.0} | {candle64:.0} | {:.2} | {:.2} |",
@@ -159,14 +135,36 @@ pub(crate) fn bench_decode() -> anyhow::Result<()> {
 /// (`scripts/bench_litert.py`, `TINYGEN_PYTHON` with `ai-edge-litert`)
 /// running the TFLite file `export --format tflite --quantize int8` writes
 /// for it, one thread each, and whether their outputs are the same.
+/// The benchmarks' VAE, latent-hidden-784 (MNIST's images), weights as
+/// initialised with seed 0 (speed does not depend on them).
+#[cfg(feature = "onnx")]
+fn vae(latent: usize, hidden: usize) -> anyhow::Result<tinygen::nn::network::Network> {
+    use tinygen::nn::config::{NetworkConfig, Objective};
+    let config = NetworkConfig {
+        image: Some((28, 28)),
+        ..NetworkConfig::new(Objective::VAE, 784, vec![hidden], latent)
+    };
+    tinygen::nn::network::Network::new(config, 0)
+}
+
+/// Microseconds per call of `call`, the median of three timings of `reps`
+/// calls.
+#[cfg(feature = "onnx")]
+fn microseconds(reps: usize, mut call: impl FnMut()) -> f64 {
+    median_seconds(|| {
+        for _ in 0..reps {
+            call();
+        }
+    }) / reps as f64
+        * 1e6
+}
+
 #[cfg(feature = "onnx")]
 fn bench_int8() -> anyhow::Result<()> {
     use rand::SeedableRng;
     use tinygen::fast_qnetwork::FastQNetwork;
     use tinygen::import::{Imported, Int8Network, tflite, tflite_writer};
-    use tinygen::nn::config::{NetworkConfig, Objective};
     use tinygen::nn::export::{Part, dense_layers};
-    use tinygen::nn::network::Network;
     use tinygen::nn::prior::Prior;
     use tinygen::nn::quantize::{QuantOptions, quantize_with};
     use tinygen_runtime::{QNetwork, QScratch};
@@ -183,11 +181,7 @@ fn bench_int8() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (latent, hidden) in [(16, 128), (20, 400)] {
-        let config = NetworkConfig {
-            image: Some((28, 28)),
-            ..NetworkConfig::new(Objective::VAE, 784, vec![hidden], latent)
-        };
-        let net = Network::new(config, 0)?;
+        let net = vae(latent, hidden)?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let calibration = Prior::Gaussian.sample(1000, latent, None, &mut rng);
         let quantized = quantize_with(
@@ -223,44 +217,40 @@ fn bench_int8() -> anyhow::Result<()> {
         );
 
         let reps = 2000;
-        let per = |f: &mut dyn FnMut()| median_seconds(f) / reps as f64 * 1e6;
-        let runtime_1 = per(&mut || {
-            for k in 0..reps {
-                let z = &zs[(k % rows) * latent..][..latent];
-                qnet.forward(std::hint::black_box(z), &mut ours[..784], &mut scratch)
-                    .expect("decode");
+        // One latent code after the other, round the 64.
+        let mut next_z = {
+            let mut k = 0;
+            move || {
+                k = (k + 1) % rows;
+                k * latent
             }
+        };
+        let runtime_1 = microseconds(reps, || {
+            let z = &zs[next_z()..][..latent];
+            qnet.forward(std::hint::black_box(z), &mut ours[..784], &mut scratch)
+                .expect("decode");
         });
-        let fast_1 = per(&mut || {
-            for k in 0..reps {
-                let z = &zs[(k % rows) * latent..][..latent];
-                fast.forward(std::hint::black_box(z), &mut fast_out[..784])
-                    .expect("decode");
-            }
+        let fast_1 = microseconds(reps, || {
+            let z = &zs[next_z()..][..latent];
+            fast.forward(std::hint::black_box(z), &mut fast_out[..784])
+                .expect("decode");
         });
         let reps = 100;
-        let per = |f: &mut dyn FnMut()| median_seconds(f) / reps as f64 * 1e6;
-        let runtime_batch = per(&mut || {
-            for _ in 0..reps {
-                for (z, out) in zs.chunks(latent).zip(ours.chunks_mut(784)) {
-                    qnet.forward(std::hint::black_box(z), out, &mut scratch)
-                        .expect("decode");
-                }
+        let runtime_batch = microseconds(reps, || {
+            for (z, out) in zs.chunks(latent).zip(ours.chunks_mut(784)) {
+                qnet.forward(std::hint::black_box(z), out, &mut scratch)
+                    .expect("decode");
             }
         });
         let fast_batch_1 = one_thread.install(|| {
-            per(&mut || {
-                for _ in 0..reps {
-                    fast.forward_batch(std::hint::black_box(&zs), &mut fast_out)
-                        .expect("decode");
-                }
-            })
-        });
-        let fast_batch_all = per(&mut || {
-            for _ in 0..reps {
+            microseconds(reps, || {
                 fast.forward_batch(std::hint::black_box(&zs), &mut fast_out)
                     .expect("decode");
-            }
+            })
+        });
+        let fast_batch_all = microseconds(reps, || {
+            fast.forward_batch(std::hint::black_box(&zs), &mut fast_out)
+                .expect("decode");
         });
 
         let (inputs, outputs) = (dir.join("inputs.json"), dir.join("outputs.json"));
