@@ -12,7 +12,9 @@
 //! 128` (unsigned), and each output starts from `bias - (128 + z) Σ_j
 //! w[o][j]`, which makes `Σ w u` into the runtime's sum modulo 2^32. Tiles
 //! of [`ROWS`] input rows by three blocks (one row by eight) keep twelve
-//! (eight) sums in flight. Without VNNI the same layout runs as plain Rust.
+//! (eight) sums in flight. Without VNNI the same layout runs as plain Rust
+//! (for the tests on any CPU; slower than the runtime there, see
+//! [`has_vnni`]).
 //! Every output then goes through the runtime's own `Requant::output` and
 //! table, and the last tensor through `QNetwork::finish`; with AVX-512,
 //! single-rounding requantization runs eight outputs at a time in `i64`
@@ -233,8 +235,10 @@ fn layer_sums(layer: &FastQLayer<'_>, u: &[u8], rows: usize, sums: &mut [i32]) {
     }
 }
 
-/// Whether the CPU runs AVX-512 VNNI.
-fn has_vnni() -> bool {
+/// Whether the CPU runs AVX-512 VNNI: where the fast path is fast. Without
+/// it the plain-Rust kernel is about 4x slower than the runtime's own
+/// (AVX2) loop, so callers run the runtime instead.
+pub fn has_vnni() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")

@@ -19,7 +19,7 @@ use tinygen_runtime::{
 use crate::data::Dataset;
 use crate::fast_gmm;
 use crate::fast_network::FastNetwork;
-use crate::fast_qnetwork::FastQNetwork;
+use crate::fast_qnetwork::{self, FastQNetwork};
 
 /// Largest activation width the host-side runtime calls support.
 pub const HOST_WIDTH: usize = 4096;
@@ -83,8 +83,9 @@ pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>
             fast_gmm::log_density_batch(gmm, inputs, &mut out)?;
             return Ok(out);
         }
-        // Unless a weight is 128 (hand-made files only): the runtime below.
-        AnyModel::QNetwork(net) => {
+        // With VNNI, unless a weight is 128 (hand-made files only); else
+        // the runtime below.
+        AnyModel::QNetwork(net) if fast_qnetwork::has_vnni() => {
             if let Ok(fast) = FastQNetwork::new(net) {
                 fast.forward_batch(inputs, &mut out)?;
                 return Ok(out);
@@ -315,7 +316,10 @@ pub fn sample_file(
             }
         }
         AnyModel::QNetwork(q) if model.kind() == ModelKind::DecoderInt8 => {
-            if let Ok(fast) = FastQNetwork::new(&q) {
+            let fast = FastQNetwork::new(&q)
+                .ok()
+                .filter(|_| fast_qnetwork::has_vnni());
+            if let Some(fast) = fast {
                 // The draws `QNetwork::sample` makes, in its order (the
                 // pass draws nothing), then decoded together.
                 let mut latents = vec![0f32; n * q.latent_dim()];
