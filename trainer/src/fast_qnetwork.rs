@@ -157,12 +157,13 @@ impl<'a> FastQNetwork<'a> {
             q.clear();
             q.resize(rows * width, 0i8);
             let data = &layer.data;
-            #[cfg(target_arch = "x86_64")]
             if self.vnni {
+                #[cfg(target_arch = "x86_64")]
                 // SAFETY: the CPU has AVX-512 VNNI (`has_vnni`).
-                unsafe { vnni::layer_sums(layer, &u, rows, &mut sums) };
-            }
-            if !self.vnni {
+                unsafe {
+                    vnni::layer_sums(layer, &u, rows, &mut sums)
+                };
+            } else {
                 layer_sums(layer, &u, rows, &mut sums);
             }
             // The runtime's requantization, or with AVX-512 its vector copy.

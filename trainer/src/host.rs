@@ -316,9 +316,10 @@ pub fn sample_file(
             }
         }
         AnyModel::QNetwork(q) if model.kind() == ModelKind::DecoderInt8 => {
-            let fast = FastQNetwork::new(&q)
-                .ok()
-                .filter(|_| fast_qnetwork::has_vnni());
+            // Built only where it is fast (see `has_vnni`).
+            let fast = fast_qnetwork::has_vnni()
+                .then(|| FastQNetwork::new(&q).ok())
+                .flatten();
             if let Some(fast) = fast {
                 // The draws `QNetwork::sample` makes, in its order (the
                 // pass draws nothing), then decoded together.
