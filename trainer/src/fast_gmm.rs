@@ -35,7 +35,7 @@ pub fn log_density_batch(gmm: &Gmm<'_>, points: &[f32], out: &mut [f32]) -> anyh
         }
     );
     ensure!(
-        points.iter().all(|v| v.is_finite()),
+        crate::fast_math::all_finite(points),
         "runtime: {}",
         Error::NonFiniteInput
     );
@@ -306,5 +306,17 @@ mod tests {
         assert!(log_density_batch(&gmm, &[1.0, f32::NAN, 0.0, 0.0], &mut out).is_err());
         assert!(log_density_batch(&gmm, &[1.0, 2.0, 3.0], &mut out).is_err());
         assert!(log_density_batch(&gmm, &[], &mut []).is_ok());
+        // NaN and infinities anywhere in a longer batch (the check's vector
+        // body and its tail).
+        let (mut out, mut points) = (vec![0.0; 61], vec![0.5f32; 122]);
+        assert!(log_density_batch(&gmm, &points, &mut out).is_ok());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for at in [0, 61, 121] {
+                points[at] = bad;
+                let err = log_density_batch(&gmm, &points, &mut out).unwrap_err();
+                assert!(err.to_string().contains("finite"), "{err}");
+                points[at] = 0.5;
+            }
+        }
     }
 }
