@@ -14,7 +14,8 @@
 //!   decoder) on the Cortex-M4F and on every other core, and firmware size.
 //! * `bench-host [--scaling]` EM time per iteration and scoring throughput
 //!   against scikit-learn on the same data, in one run; with `--scaling`,
-//!   EM's time and memory over N, D and K.
+//!   EM's time and memory over N, D and K (from a release build, as
+//!   `bench-decode`).
 //! * `bench-anomaly [--suite odds|dev|fresh|pmlb|categorical] [--part
 //!   choice|confirmation|all] [--neural] [--m4f] [--on-device]` mean ROC-AUC of tinygen's
 //!   detectors over the 17 ODDS sets with PyOD's splits against the
@@ -24,8 +25,10 @@
 //!   (needs ../shared or TINYGEN_SHARED); with `--m4f` instead each set's
 //!   default detector scored on the Cortex-M4F, instructions per score;
 //!   with `--on-device` the detectors a device learns itself (novelty).
-//! * `bench-decode` host latency of one decode (batch 1): the runtime
-//!   crate against candle on the same weights, in one run.
+//! * `bench-decode` host latency of decodes (batch 1 and 64): the
+//!   runtime crate and its host fast path against tract-onnx and candle
+//!   (f32) and the LiteRT interpreter (int8, each fast-path kernel the CPU
+//!   runs) on the same weights, in one run, from a release build.
 //! * `bench-neural [--quality]` VAE training steps per second against
 //!   PyTorch on the same MNIST batches and threads, in one run; with
 //!   `--quality` also the 10-epoch MNIST VAE and the ring-prior SWAE
@@ -113,7 +116,8 @@ enum Task {
         #[arg(long, conflicts_with = "m4f")]
         on_device: bool,
     },
-    /// Host decode latency at batch 1: runtime, tract and candle.
+    /// Host decode latency at batch 1 and 64: runtime and fast path against
+    /// tract, candle and LiteRT (from a release build).
     BenchDecode,
     /// VAE training steps per second against PyTorch.
     BenchNeural {
