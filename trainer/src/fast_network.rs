@@ -35,14 +35,32 @@ const MAX_ROWS_PER_TASK: usize = 64;
 /// The weights or sums of [`WIDTH`] outputs.
 type Wide = [f32; WIDTH];
 
+/// 64 bytes on a cache line of their own: the fast paths' weights, whose
+/// 64-byte vector loads would otherwise straddle two lines wherever the
+/// allocator put them (up to 1.7x slower; see BENCHMARKS.md).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub(crate) struct Line(pub(crate) [u8; 64]);
+
+// SAFETY: 64 bytes of any value, without padding (size = alignment = 64).
+unsafe impl bytemuck::Zeroable for Line {}
+// SAFETY: as above.
+unsafe impl bytemuck::Pod for Line {}
+
+/// `n` zeroed lines.
+pub(crate) fn lines(n: usize) -> Vec<Line> {
+    vec![Line([0; 64]); n]
+}
+
 /// One layer in blocks of [`WIDTH`] outputs.
 #[derive(Debug, Clone)]
 struct FastLayer {
     inputs: usize,
     outputs: usize,
     activation: Activation,
-    /// Block `k`, input `i`: the weights of outputs `16k..16k+16` for input `i`.
-    weights: Vec<Wide>,
+    /// Block `k`, input `i`: the weights of outputs `16k..16k+16` for
+    /// input `i` (a [`Wide`] a line).
+    weights: Vec<Line>,
     /// Block `k`: the biases of outputs `16k..16k+16`.
     biases: Vec<Wide>,
     /// Whether [`sigmoid_all`] gives the runtime's sigmoid (its libm build).
@@ -63,13 +81,14 @@ impl FastNetwork {
             .map(|(layer, w, bias)| {
                 let (inputs, outputs) = (usize::from(layer.inputs), usize::from(layer.outputs));
                 let blocks = outputs.div_ceil(WIDTH);
-                let mut weights = vec![[0.0; WIDTH]; blocks * inputs];
+                let mut weights = lines(blocks * inputs);
                 let mut biases = vec![[0.0; WIDTH]; blocks];
+                let wide: &mut [Wide] = bytemuck::cast_slice_mut(&mut weights);
                 for o in 0..outputs {
                     let (k, lane) = (o / WIDTH, o % WIDTH);
                     biases[k][lane] = bias[o];
                     for i in 0..inputs {
-                        weights[k * inputs + i][lane] = w[o * inputs + i];
+                        wide[k * inputs + i][lane] = w[o * inputs + i];
                     }
                 }
                 FastLayer {
@@ -138,9 +157,9 @@ impl FastNetwork {
 /// `outputs` (rows of `o`): on the calling thread up to [`SERIAL_ROWS`]
 /// rows, else in parallel, one task per thread in whole tiles of
 /// `tile_rows` rows and at most [`MAX_ROWS_PER_TASK`] (each layer's weights
-/// are read once per task, its activations should stay in cache). Errors for partial rows and for NaN
-/// or infinite inputs, as on the device. The f32 and int8 fast paths' batch
-/// loop.
+/// are read once per task, its activations should stay in cache). Errors
+/// for partial rows and for NaN or infinite inputs, as on the device. The
+/// f32 and int8 fast paths' batch loop.
 pub(crate) fn in_row_tasks(
     inputs: &[f32],
     i: usize,
@@ -157,7 +176,7 @@ pub(crate) fn in_row_tasks(
         outputs.len()
     );
     ensure!(
-        inputs.iter().all(|v| v.is_finite()),
+        crate::fast_math::all_finite(inputs),
         "runtime: {}",
         tinygen_runtime::Error::NonFiniteInput
     );
@@ -242,7 +261,8 @@ fn tiles<const R: usize, const B: usize>(
     put: &mut dyn FnMut(usize, usize, &Wide),
 ) {
     let n = layer.inputs;
-    let groups = layer.weights.chunks(B * n).zip(layer.biases.chunks(B));
+    let weights: &[Wide] = bytemuck::cast_slice(&layer.weights);
+    let groups = weights.chunks(B * n).zip(layer.biases.chunks(B));
     for (g, (blocks, biases)) in groups.enumerate() {
         for (t, xs) in x.chunks_exact(R * n).enumerate() {
             if biases.len() == B {

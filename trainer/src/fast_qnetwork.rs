@@ -7,20 +7,21 @@
 //! host's: [`FastQNetwork`] copies each layer's weights (unpacked from the
 //! file's layout) into blocks of [`WIDTH`] outputs by four inputs, 64 bytes
 //! whose sixteen 4-byte groups are one output's weights for four adjacent
-//! inputs. With AVX-512 VNNI one `VPDPBUSD` then adds 64 products of
-//! unsigned by signed bytes into sixteen sums: the inputs go in as `u = x +
-//! 128` (unsigned), and each output starts from `bias - (128 + z) Σ_j
-//! w[o][j]`, which makes `Σ w u` into the runtime's sum modulo 2^32. Tiles
-//! of [`ROWS`] input rows by three blocks (one row by eight) keep twelve
-//! (eight) sums in flight. Without VNNI the same layout runs as plain Rust
-//! (for the tests on any CPU; slower than the runtime there, see
-//! [`has_vnni`]).
+//! inputs. The inputs go in as unsigned bytes `u = x + 128`, and each output
+//! starts from `bias - (128 + z) Σ_j w[o][j]`, which makes `Σ w u` into the
+//! runtime's sum modulo 2^32. A [`Kernel`] then adds the products a tile of
+//! rows by blocks at a time: with AVX-512 VNNI one `VPDPBUSD` adds a whole
+//! block's 64 products of unsigned by signed bytes into sixteen sums; with
+//! AVX-VNNI the same instruction on each half of a block; with AVX2,
+//! `VPMADDWD` on the weights widened to 16 bits (two sums per output, added
+//! at the end); plain Rust elsewhere (for the tests on any CPU; slower than
+//! the runtime there, see [`runs_fast`]).
 //! Every output then goes through the runtime's own `Requant::output` and
-//! table, and the last tensor through `QNetwork::finish`; with AVX-512,
-//! single-rounding requantization runs eight outputs at a time in `i64`
-//! lanes (`vnni::requantize`, tested against `Requant::output` over the
-//! whole range of sums, multipliers and shifts). Batches run in parallel
-//! over rows.
+//! table, and the last tensor through `QNetwork::finish`; with AVX2 or
+//! AVX-512, single-rounding requantization runs four or eight outputs a
+//! register in `i64` lanes (`avx2::requantize`, `avx512::requantize`, both
+//! tested against `Requant::output` over the whole range of sums,
+//! multipliers and shifts). Batches run in parallel over rows.
 
 use anyhow::{bail, ensure};
 use tinygen_runtime::QNetwork;
@@ -28,16 +29,124 @@ use tinygen_runtime::qnetwork::QLayerData;
 use tinygen_runtime::quant::Rounding;
 use tinygen_runtime::quant::kernel::unpack;
 
-use crate::fast_network::in_row_tasks;
+use crate::fast_network::{Line, in_row_tasks, lines};
 
 /// Outputs per block: the `i32` lanes of one AVX-512 register.
 pub const WIDTH: usize = 16;
-/// Input rows that share one pass over the weights.
+/// Input rows that share one pass over the weights (at most; a batch's
+/// rows are split between threads in multiples of it).
 pub const ROWS: usize = 4;
 
 /// Four inputs' weights for [`WIDTH`] outputs: byte `4 o + k` is output
 /// `o`'s weight for input `k`.
 type Block = [i8; 4 * WIDTH];
+
+/// The loop that adds a layer's products (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// Plain Rust, on any CPU.
+    Portable,
+    /// `VPMADDWD` on 16-bit weights.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// `VPDPBUSD` on 256-bit halves of a block.
+    #[cfg(target_arch = "x86_64")]
+    AvxVnni,
+    /// `VPDPBUSD` on whole blocks; vector requantization.
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
+}
+
+impl Kernel {
+    /// The kernels this CPU runs, slowest first.
+    pub fn available() -> Vec<Kernel> {
+        #[allow(unused_mut)]
+        let mut kernels = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") {
+                kernels.push(Kernel::Avx2);
+                if has!("avxvnni") {
+                    kernels.push(Kernel::AvxVnni);
+                }
+            }
+            if has!("avx512f") && has!("avx512vnni") {
+                kernels.push(Kernel::Avx512Vnni);
+            }
+        }
+        kernels
+    }
+
+    /// The fastest kernel this CPU runs.
+    pub fn best() -> Kernel {
+        Self::available().pop().unwrap_or(Kernel::Portable)
+    }
+
+    /// The kernel's name, as benchmarks print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => "AVX2",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::AvxVnni => "AVX-VNNI",
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => "AVX-512 VNNI",
+        }
+    }
+
+    /// Each row's sums of `rows` rows of `u` (each `4 * groups` bytes) for
+    /// every block of `layer`, from each output's start, in tiles of rows
+    /// by blocks (shapes chosen on random networks of the bench decoders'
+    /// widths).
+    fn layer_sums(self, layer: &FastQLayer<'_>, u: &[u8], rows: usize, sums: &mut [i32]) {
+        // SAFETY (every arm): `FastQNetwork` holds only kernels that
+        // `available` lists, so the CPU has their instructions.
+        match self {
+            Kernel::Portable => unsafe { tiles::<Portable, ROWS, 3, 8>(layer, u, rows, sums) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { tiles::<avx2::Madd, 3, 1, 3>(layer, u, rows, sums) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::AvxVnni => unsafe { tiles::<avx2::Vnni, ROWS, 1, 4>(layer, u, rows, sums) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => unsafe {
+                tiles::<avx512::Vnni, ROWS, 3, 8>(layer, u, rows, sums)
+            },
+        }
+    }
+
+    /// One row's sums (`acc`, every block) into `out`: the runtime's
+    /// requantization, or with single rounding and AVX2 or AVX-512 its
+    /// vector copy.
+    fn requantize(self, layer: &FastQLayer<'_>, acc: &[i32], out: &mut [i8]) {
+        if !layer.multiplier.is_empty() {
+            // SAFETY (both arms): the CPU has the kernel's instructions,
+            // AVX2 or AVX-512F among them (as in `layer_sums`).
+            match self {
+                Kernel::Portable => {}
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 | Kernel::AvxVnni => {
+                    return unsafe { avx2::requantize(layer, acc, out) };
+                }
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512Vnni => return unsafe { avx512::requantize(layer, acc, out) },
+            }
+        }
+        let data = &layer.data;
+        for (o, (q, &acc)) in out.iter_mut().zip(acc).take(data.outputs).enumerate() {
+            *q = data.requant.output(o, acc);
+        }
+    }
+}
+
+/// Whether this CPU runs a SIMD kernel, where the fast path beats the
+/// runtime's own loop (AVX2 alone 1.8-3x, `cargo xtask bench-decode`);
+/// the portable kernel is about 8x slower than it, so callers run the
+/// runtime there.
+pub fn runs_fast() -> bool {
+    Kernel::best() != Kernel::Portable
+}
 
 /// One layer in blocks of [`WIDTH`] outputs.
 struct FastQLayer<'a> {
@@ -46,8 +155,8 @@ struct FastQLayer<'a> {
     groups: usize,
     /// Blocks of [`WIDTH`] outputs (zero rows past the last output).
     blocks: usize,
-    /// Block `b`, group `g` at `b * groups + g`.
-    weights: Vec<Block>,
+    /// Block `b`, group `g` at `b * groups + g` (a [`Block`] a line).
+    weights: Vec<Line>,
     /// Each output's starting sum, `bias - (128 + z) Σ_j w[o][j]`
     /// (wrapping), `blocks * WIDTH` of them.
     start: Vec<i32>,
@@ -63,21 +172,46 @@ struct FastQLayer<'a> {
 pub struct FastQNetwork<'a> {
     network: &'a QNetwork<'a>,
     layers: Vec<FastQLayer<'a>>,
-    vnni: bool,
+    kernel: Kernel,
 }
 
 impl<'a> FastQNetwork<'a> {
-    /// Copies the network's layers into output blocks. An error for a
-    /// weight of 128 (a lane only a hand-made file holds), which a signed
-    /// byte cannot hold: run such a file with the runtime.
+    /// Copies the network's layers into output blocks for the fastest
+    /// kernel here. An error for a weight of 128 (a lane only a hand-made
+    /// file holds), which a signed byte cannot hold: run such a file with
+    /// the runtime.
     pub fn new(network: &'a QNetwork<'a>) -> anyhow::Result<Self> {
+        Self::with_kernel(network, Kernel::best())
+    }
+
+    /// [`FastQNetwork::new`] where it beats the runtime ([`runs_fast`]),
+    /// `None` elsewhere and for files it cannot lay out (a weight of 128):
+    /// what the host's commands run int8 networks with, the runtime when
+    /// `None`.
+    pub fn where_fast(network: &'a QNetwork<'a>) -> Option<Self> {
+        if runs_fast() {
+            Self::new(network).ok()
+        } else {
+            None
+        }
+    }
+
+    /// [`FastQNetwork::new`] with the given kernel; an error if this CPU
+    /// does not run it.
+    pub fn with_kernel(network: &'a QNetwork<'a>, kernel: Kernel) -> anyhow::Result<Self> {
+        ensure!(
+            Kernel::available().contains(&kernel),
+            "this CPU does not run the {} kernel",
+            kernel.name()
+        );
         let mut layers = Vec::new();
         for data in network.layer_data() {
             let data = data.map_err(|e| anyhow::anyhow!("runtime: {e}"))?;
             let (inputs, outputs) = (data.inputs, data.outputs);
             let w = unpack(data.weights, inputs, outputs).map_err(|e| anyhow::anyhow!("{e}"))?;
             let (groups, blocks) = (inputs.div_ceil(4), outputs.div_ceil(WIDTH));
-            let mut weights = vec![[0i8; 4 * WIDTH]; blocks * groups];
+            let mut weights = lines(blocks * groups);
+            let block: &mut [Block] = bytemuck::cast_slice_mut(&mut weights);
             let mut start = vec![0i32; blocks * WIDTH];
             let offset = 128 + data.input_zero_point;
             for o in 0..outputs {
@@ -87,7 +221,7 @@ impl<'a> FastQNetwork<'a> {
                     let Ok(v) = i8::try_from(v) else {
                         bail!("a weight of {v} does not fit a signed byte");
                     };
-                    weights[(o / WIDTH) * groups + j / 4][4 * (o % WIDTH) + j % 4] = v;
+                    block[(o / WIDTH) * groups + j / 4][4 * (o % WIDTH) + j % 4] = v;
                     sum += i32::from(v);
                 }
                 let bias = data.bias.get(o).copied().unwrap_or(0);
@@ -115,7 +249,7 @@ impl<'a> FastQNetwork<'a> {
         Ok(Self {
             network,
             layers,
-            vnni: has_vnni(),
+            kernel,
         })
     }
 
@@ -157,29 +291,9 @@ impl<'a> FastQNetwork<'a> {
             q.clear();
             q.resize(rows * width, 0i8);
             let data = &layer.data;
-            if self.vnni {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: the CPU has AVX-512 VNNI (`has_vnni`).
-                unsafe {
-                    vnni::layer_sums(layer, &u, rows, &mut sums)
-                };
-            } else {
-                layer_sums(layer, &u, rows, &mut sums);
-            }
-            // The runtime's requantization, or with AVX-512 its vector copy.
-            let vector = self.vnni && !layer.multiplier.is_empty();
+            self.kernel.layer_sums(layer, &u, rows, &mut sums);
             for (acc, out) in sums.chunks_exact(width).zip(q.chunks_exact_mut(width)) {
-                if vector {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: the CPU has AVX-512 (`has_vnni`).
-                    unsafe {
-                        vnni::requantize(layer, acc, out)
-                    };
-                } else {
-                    for (o, (q, &acc)) in out.iter_mut().zip(acc).take(data.outputs).enumerate() {
-                        *q = data.requant.output(o, acc);
-                    }
-                }
+                self.kernel.requantize(layer, acc, out);
             }
             let table = |q: i8| data.table.map_or(q, |t| t[usize::from(q as u8)]);
             let q = q.chunks_exact(width).map(|q| &q[..data.outputs]);
@@ -210,179 +324,143 @@ fn unsigned(q: i8) -> u8 {
     q as u8 ^ 0x80
 }
 
-/// The sums of `rows` rows of `u` (each `4 * groups` bytes) for every
-/// block, from each output's start, in plain Rust.
-fn layer_sums(layer: &FastQLayer<'_>, u: &[u8], rows: usize, sums: &mut [i32]) {
-    let stride = 4 * layer.groups;
-    for (x, out) in u
-        .chunks_exact(stride)
-        .zip(sums.chunks_exact_mut(layer.blocks * WIDTH))
-        .take(rows)
-    {
-        for (b, acc) in out.chunks_exact_mut(WIDTH).enumerate() {
-            acc.copy_from_slice(&layer.start[b * WIDTH..(b + 1) * WIDTH]);
-            let blocks = &layer.weights[b * layer.groups..(b + 1) * layer.groups];
-            for (w, x) in blocks.iter().zip(x.chunks_exact(4)) {
-                for (acc, w) in acc.iter_mut().zip(w.chunks_exact(4)) {
-                    let dot: i32 = w
-                        .iter()
-                        .zip(x)
-                        .map(|(&w, &x)| i32::from(w) * i32::from(x))
-                        .sum();
-                    *acc = acc.wrapping_add(dot);
+/// Where a tile starts: a layer, its input rows `u` (each `4 * groups`
+/// bytes), the tile's first row and first block.
+#[derive(Clone, Copy)]
+struct At<'l> {
+    layer: &'l FastQLayer<'l>,
+    u: &'l [u8],
+    row: usize,
+    block: usize,
+}
+
+impl<'l> At<'l> {
+    /// The tile's inputs and weights: each of its `R` rows' groups of four
+    /// inputs, each of its `B` blocks' groups of weights.
+    fn operands<const R: usize, const B: usize>(self) -> ([&'l [[u8; 4]]; R], [&'l [Block]; B]) {
+        let groups = self.layer.groups;
+        let weights: &'l [Block] = bytemuck::cast_slice(&self.layer.weights);
+        let x = std::array::from_fn(|r| {
+            let start = (self.row + r) * 4 * groups;
+            self.u[start..start + 4 * groups].as_chunks::<4>().0
+        });
+        let w = std::array::from_fn(|k| {
+            let start = (self.block + k) * groups;
+            &weights[start..start + groups]
+        });
+        (x, w)
+    }
+
+    /// The starting sums of the tile's block `k`.
+    fn start(self, k: usize) -> &'l [i32; WIDTH] {
+        let o = (self.block + k) * WIDTH;
+        self.layer.start[o..o + WIDTH].try_into().expect("a block")
+    }
+
+    /// The tile's row `r`, block `k` in `sums` (each row's `blocks *
+    /// WIDTH`).
+    fn sums(self, sums: &mut [i32], r: usize, k: usize) -> &mut [i32; WIDTH] {
+        let o = ((self.row + r) * self.layer.blocks + self.block + k) * WIDTH;
+        (&mut sums[o..o + WIDTH]).try_into().expect("a block")
+    }
+}
+
+/// A kernel's tile: the sums of `R` rows by `B` blocks from `at`, from each
+/// output's start, into `sums`.
+trait Tile {
+    /// # Safety
+    /// The CPU has the kernel's instructions.
+    unsafe fn tile<const R: usize, const B: usize>(at: At<'_>, sums: &mut [i32]);
+}
+
+/// Every row and block of a layer in tiles of `R` rows by `B` blocks (the
+/// blocks left one a tile), the rows left one at a time by `B1` blocks.
+///
+/// # Safety
+/// As [`Tile::tile`].
+unsafe fn tiles<T: Tile, const R: usize, const B: usize, const B1: usize>(
+    layer: &FastQLayer<'_>,
+    u: &[u8],
+    rows: usize,
+    sums: &mut [i32],
+) {
+    let mut row = 0;
+    while row < rows {
+        let (r, b) = if row + R <= rows { (R, B) } else { (1, B1) };
+        let mut block = 0;
+        while block < layer.blocks {
+            let at = At {
+                layer,
+                u,
+                row,
+                block,
+            };
+            // SAFETY: as this function's.
+            unsafe {
+                match (r == R, block + b <= layer.blocks) {
+                    (true, true) => T::tile::<R, B>(at, sums),
+                    (true, false) => T::tile::<R, 1>(at, sums),
+                    (false, true) => T::tile::<1, B1>(at, sums),
+                    (false, false) => T::tile::<1, 1>(at, sums),
+                }
+            }
+            block += if block + b <= layer.blocks { b } else { 1 };
+        }
+        row += r;
+    }
+}
+
+/// The vector requantizations' loop over one row (`acc`, every block, into
+/// `out`): `eight` requantizes eight sums with their multipliers and right
+/// shifts.
+#[inline(always)]
+fn requantize_eights(
+    layer: &FastQLayer<'_>,
+    acc: &[i32],
+    out: &mut [i8],
+    mut eight: impl FnMut(&[i32; 8], &[i32; 8], &[i32; 8]) -> [i8; 8],
+) {
+    let lanes = acc
+        .as_chunks::<8>()
+        .0
+        .iter()
+        .zip(layer.multiplier.as_chunks::<8>().0)
+        .zip(layer.right_shift.as_chunks::<8>().0)
+        .zip(out.as_chunks_mut::<8>().0);
+    for (((acc, multiplier), shift), out) in lanes {
+        *out = eight(acc, multiplier, shift);
+    }
+}
+
+/// The plain-Rust kernel.
+struct Portable;
+
+impl Tile for Portable {
+    unsafe fn tile<const R: usize, const B: usize>(at: At<'_>, sums: &mut [i32]) {
+        let (x, w) = at.operands::<R, B>();
+        for (r, x) in x.iter().enumerate() {
+            for (k, w) in w.iter().enumerate() {
+                let out = at.sums(sums, r, k);
+                *out = *at.start(k);
+                for (w, x) in w.iter().zip(*x) {
+                    for (acc, w) in out.iter_mut().zip(w.as_chunks::<4>().0) {
+                        let dot: i32 = w
+                            .iter()
+                            .zip(x)
+                            .map(|(&w, &x)| i32::from(w) * i32::from(x))
+                            .sum();
+                        *acc = acc.wrapping_add(dot);
+                    }
                 }
             }
         }
     }
 }
 
-/// Whether the CPU runs AVX-512 VNNI: where the fast path is fast. Without
-/// it the plain-Rust kernel is about 4x slower than the runtime's own
-/// (AVX2) loop, so callers run the runtime instead.
-pub fn has_vnni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// The AVX-512 VNNI kernel.
 #[cfg(target_arch = "x86_64")]
-mod vnni {
-    use std::arch::x86_64::{
-        __m512i, _mm256_loadu_si256, _mm512_add_epi64, _mm512_cvtepi32_epi64, _mm512_cvtepi64_epi8,
-        _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_max_epi64, _mm512_min_epi64,
-        _mm512_mul_epi32, _mm512_set1_epi32, _mm512_set1_epi64, _mm512_sllv_epi64,
-        _mm512_srav_epi64, _mm512_storeu_si512, _mm512_sub_epi64,
-    };
-
-    use super::{Block, FastQLayer, ROWS, WIDTH};
-
-    /// [`super::layer_sums`] with `VPDPBUSD`: tiles of [`ROWS`] rows by
-    /// three blocks, the rows left one at a time by eight blocks (one row
-    /// streams the weights: eight sums hide `VPDPBUSD`'s latency).
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    pub(super) fn layer_sums(layer: &FastQLayer<'_>, u: &[u8], rows: usize, sums: &mut [i32]) {
-        let mut row = 0;
-        while row + ROWS <= rows {
-            blocks::<ROWS, 3>(layer, u, row, sums);
-            row += ROWS;
-        }
-        while row < rows {
-            blocks::<1, 8>(layer, u, row, sums);
-            row += 1;
-        }
-    }
-
-    /// Single-rounding requantization of one row's sums (`acc`, every
-    /// block), into `out`: per lane, as `Requant::output` computes it,
-    /// `clamp((acc · multiplier + 2^(s - 1)) >> s + zero point, act_min,
-    /// act_max)` with `s = 31 - shift`, in `i64` (where the runtime
-    /// saturates to `i32` first, the clamp to an int8 range gives the same).
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn requantize(layer: &FastQLayer<'_>, acc: &[i32], out: &mut [i8]) {
-        let requant = &layer.data.requant;
-        let zero_point = _mm512_set1_epi64(i64::from(requant.output_zero_point));
-        let low = _mm512_set1_epi64(i64::from(requant.act_min));
-        let high = _mm512_set1_epi64(i64::from(requant.act_max));
-        let one = _mm512_set1_epi64(1);
-        let eight = |v: &[i32]| {
-            let v: &[i32; 8] = v.try_into().expect("eight lanes");
-            // SAFETY: 32 bytes (unaligned load).
-            _mm512_cvtepi32_epi64(unsafe { _mm256_loadu_si256(v.as_ptr().cast()) })
-        };
-        let lanes = acc
-            .chunks_exact(8)
-            .zip(layer.multiplier.chunks_exact(8))
-            .zip(layer.right_shift.chunks_exact(8))
-            .zip(out.chunks_exact_mut(8));
-        for (((acc, multiplier), shift), out) in lanes {
-            let (acc, multiplier, shift) = (eight(acc), eight(multiplier), eight(shift));
-            let round = _mm512_sllv_epi64(one, _mm512_sub_epi64(shift, one));
-            let product = _mm512_add_epi64(_mm512_mul_epi32(acc, multiplier), round);
-            let scaled = _mm512_add_epi64(_mm512_srav_epi64(product, shift), zero_point);
-            let clamped = _mm512_min_epi64(_mm512_max_epi64(scaled, low), high);
-            let bytes: [i8; 16] = bytemuck::cast(_mm512_cvtepi64_epi8(clamped));
-            out.copy_from_slice(&bytes[..8]);
-        }
-    }
-
-    /// Rows `row..row + R`, every block, `B` blocks a tile.
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    fn blocks<const R: usize, const B: usize>(
-        layer: &FastQLayer<'_>,
-        u: &[u8],
-        row: usize,
-        sums: &mut [i32],
-    ) {
-        let mut b = 0;
-        while b + B <= layer.blocks {
-            tile::<R, B>(layer, u, row, b, sums);
-            b += B;
-        }
-        while b < layer.blocks {
-            tile::<R, 1>(layer, u, row, b, sums);
-            b += 1;
-        }
-    }
-
-    /// Rows `row..row + R` by blocks `block..block + B`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    fn tile<const R: usize, const B: usize>(
-        layer: &FastQLayer<'_>,
-        u: &[u8],
-        row: usize,
-        block: usize,
-        sums: &mut [i32],
-    ) {
-        let (groups, width) = (layer.groups, layer.blocks * WIDTH);
-        let load = |v: &[i32]| {
-            let v: &[i32; WIDTH] = v.try_into().expect("a block of sums");
-            // SAFETY: 64 bytes (unaligned load).
-            unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
-        };
-        let start: [__m512i; B] = std::array::from_fn(|k| {
-            let o = (block + k) * WIDTH;
-            load(&layer.start[o..o + WIDTH])
-        });
-        let mut acc: [[__m512i; B]; R] = [start; R];
-        // Each row's groups of four inputs, each block's groups of weights.
-        let x: [&[[u8; 4]]; R] = std::array::from_fn(|r| {
-            let start = (row + r) * 4 * groups;
-            u[start..start + 4 * groups].as_chunks::<4>().0
-        });
-        let w: [&[Block]; B] = std::array::from_fn(|k| {
-            let start = (block + k) * groups;
-            &layer.weights[start..start + groups]
-        });
-        for g in 0..groups {
-            let w: [__m512i; B] = std::array::from_fn(|k| {
-                // SAFETY: 64 bytes (unaligned load).
-                unsafe { _mm512_loadu_si512(w[k][g].as_ptr().cast()) }
-            });
-            for (acc, x) in acc.iter_mut().zip(&x) {
-                let x = _mm512_set1_epi32(i32::from_le_bytes(x[g]));
-                for (acc, &w) in acc.iter_mut().zip(&w) {
-                    *acc = _mm512_dpbusd_epi32(*acc, x, w);
-                }
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            for (k, &acc) in acc.iter().enumerate() {
-                let o = (row + r) * width + (block + k) * WIDTH;
-                let out: &mut [i32; WIDTH] = (&mut sums[o..o + WIDTH]).try_into().expect("a block");
-                // SAFETY: 64 bytes (unaligned store).
-                unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), acc) };
-            }
-        }
-    }
-}
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 #[cfg(test)]
 mod tests {
@@ -468,6 +546,7 @@ mod tests {
             (&[64, 16], &[Identity]),
         ];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let kernels = Kernel::available();
         let mut compared = 0;
         for (seed, (widths, activations)) in cases.iter().enumerate() {
             for (per_tensor, f32_output, extreme) in [
@@ -484,14 +563,14 @@ mod tests {
                 let file = network(widths, activations, options, extreme, seed as u64);
                 let bytes = AlignedBytes::new(&file);
                 let net = QNetwork::from_bytes(bytes.as_bytes()).unwrap();
-                let mut fast = FastQNetwork::new(&net).unwrap();
+                let mut fast = FastQNetwork::with_kernel(&net, Kernel::Portable).unwrap();
                 for rows in [1, 3, 4, 5, 37, 100] {
                     let inputs: Vec<f32> = (0..rows * widths[0])
                         .map(|_| rng.random_range(-4.0..4.0))
                         .collect();
                     let want = runtime_rows(&net, &inputs);
-                    for vnni in [false, has_vnni()] {
-                        fast.vnni = vnni;
+                    for &kernel in &kernels {
+                        fast.kernel = kernel;
                         let mut got = vec![0f32; want.len()];
                         fast.forward_batch(&inputs, &mut got).unwrap();
                         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -499,7 +578,7 @@ mod tests {
                                 g.to_bits(),
                                 w.to_bits(),
                                 "{widths:?} {activations:?} per-tensor {per_tensor} f32 output \
-                                 {f32_output} extreme {extreme}, {rows} rows, VNNI {vnni}, value {k}"
+                                 {f32_output} extreme {extreme}, {rows} rows, {kernel:?}, value {k}"
                             );
                         }
                         compared += 1;
@@ -507,20 +586,22 @@ mod tests {
                 }
             }
         }
-        assert!(compared >= 60, "{compared}");
-        if !has_vnni() {
-            eprintln!("no AVX-512 VNNI on this CPU: only the portable kernel was compared");
-        }
+        assert!(compared >= 60 * kernels.len(), "{compared}");
+        eprintln!("kernels compared: {kernels:?}");
     }
 
-    /// The vector requantization against the runtime's on sums,
-    /// multipliers and shifts over their whole valid ranges.
+    /// The vector requantizations (AVX2, AVX-512) against the runtime's on
+    /// sums, multipliers and shifts over their whole valid ranges.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_vector_requantization_is_the_runtimes() {
         use tinygen_runtime::quant::Requant;
-        if !has_vnni() {
-            eprintln!("no AVX-512 VNNI on this CPU: nothing to compare");
+        let kernels: Vec<Kernel> = Kernel::available()
+            .into_iter()
+            .filter(|&k| matches!(k, Kernel::Avx2 | Kernel::Avx512Vnni))
+            .collect();
+        if kernels.is_empty() {
+            eprintln!("no AVX2 on this CPU: nothing to compare");
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
@@ -577,11 +658,13 @@ mod tests {
                 multiplier: (0..WIDTH).map(|o| requant.scale(o).0).collect(),
                 right_shift: (0..WIDTH).map(|o| 31 - requant.scale(o).1).collect(),
             };
-            let mut got = [0i8; WIDTH];
-            // SAFETY: the CPU has AVX-512 VNNI.
-            unsafe { vnni::requantize(&layer, &acc, &mut got) };
-            for (o, (&g, &a)) in got.iter().zip(&acc).enumerate() {
-                assert_eq!(g, requant.output(o, a), "trial {trial}, lane {o}: {a}");
+            for &kernel in &kernels {
+                let mut got = [0i8; WIDTH];
+                kernel.requantize(&layer, &acc, &mut got);
+                for (o, (&g, &a)) in got.iter().zip(&acc).enumerate() {
+                    let want = requant.output(o, a);
+                    assert_eq!(g, want, "{kernel:?}, trial {trial}, lane {o}: {a}");
+                }
             }
         }
     }

@@ -19,7 +19,7 @@ use tinygen_runtime::{
 use crate::data::Dataset;
 use crate::fast_gmm;
 use crate::fast_network::FastNetwork;
-use crate::fast_qnetwork::{self, FastQNetwork};
+use crate::fast_qnetwork::FastQNetwork;
 
 /// Largest activation width the host-side runtime calls support.
 pub const HOST_WIDTH: usize = 4096;
@@ -83,10 +83,9 @@ pub fn run_rows(model: &AnyModel<'_>, inputs: &[f32]) -> anyhow::Result<Vec<f32>
             fast_gmm::log_density_batch(gmm, inputs, &mut out)?;
             return Ok(out);
         }
-        // With VNNI, unless a weight is 128 (hand-made files only); else
-        // the runtime below.
-        AnyModel::QNetwork(net) if fast_qnetwork::has_vnni() => {
-            if let Ok(fast) = FastQNetwork::new(net) {
+        // Where the fast path is fast; else the runtime below.
+        AnyModel::QNetwork(net) => {
+            if let Some(fast) = FastQNetwork::where_fast(net) {
                 fast.forward_batch(inputs, &mut out)?;
                 return Ok(out);
             }
@@ -316,11 +315,7 @@ pub fn sample_file(
             }
         }
         AnyModel::QNetwork(q) if model.kind() == ModelKind::DecoderInt8 => {
-            // Built only where it is fast (see `has_vnni`).
-            let fast = fast_qnetwork::has_vnni()
-                .then(|| FastQNetwork::new(&q).ok())
-                .flatten();
-            if let Some(fast) = fast {
+            if let Some(fast) = FastQNetwork::where_fast(&q) {
                 // The draws `QNetwork::sample` makes, in its order (the
                 // pass draws nothing), then decoded together.
                 let mut latents = vec![0f32; n * q.latent_dim()];

@@ -3,34 +3,25 @@
 
 #[cfg(feature = "onnx")]
 use crate::process::median_seconds;
-#[cfg(not(feature = "onnx"))]
-use crate::process::{cargo, run};
-#[cfg(not(feature = "onnx"))]
-use xtask::root;
+use crate::process::rerun_in_release;
 
 /// Host latency of decodes at batch 1 and 64, same weights, one run: the
 /// runtime crate (what the board runs, here compiled for the host), its
 /// host fast path (`tinygen::fast_network`, bit-identical), tract-onnx
-/// running the exported ONNX file, and candle. Needs the `onnx` feature; without it,
-/// reruns itself with it.
-#[cfg(not(feature = "onnx"))]
+/// running the exported ONNX file, and candle. Runs from a release build
+/// with the `onnx` feature (rerunning itself if this is not one).
 pub(crate) fn bench_decode() -> anyhow::Result<()> {
-    run(cargo()
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "xtask",
-            "--features",
-            "onnx",
-            "--",
-            "bench-decode",
-        ])
-        .current_dir(root()))
+    if let Some(done) = rerun_in_release(&["onnx"], cfg!(feature = "onnx")) {
+        return done;
+    }
+    #[cfg(feature = "onnx")]
+    return measure();
+    #[cfg(not(feature = "onnx"))]
+    anyhow::bail!("bench-decode needs the onnx feature")
 }
 
 #[cfg(feature = "onnx")]
-pub(crate) fn bench_decode() -> anyhow::Result<()> {
+fn measure() -> anyhow::Result<()> {
     use candle_core::{Device, Tensor};
     use tinygen::fast_network::FastNetwork;
     use tinygen::nn::export::{Part, dense_layers, export_tgm};
@@ -162,7 +153,7 @@ fn microseconds(reps: usize, mut call: impl FnMut()) -> f64 {
 #[cfg(feature = "onnx")]
 fn bench_int8() -> anyhow::Result<()> {
     use rand::SeedableRng;
-    use tinygen::fast_qnetwork::FastQNetwork;
+    use tinygen::fast_qnetwork::{FastQNetwork, Kernel};
     use tinygen::import::{Imported, Int8Network, tflite, tflite_writer};
     use tinygen::nn::export::{Part, dense_layers};
     use tinygen::nn::prior::Prior;
@@ -175,7 +166,7 @@ fn bench_int8() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let rows = 64;
-    let mut batch_rows = Vec::new();
+    let (mut batch_rows, mut kernel_rows) = (Vec::new(), Vec::new());
     println!(
         "\nInt8 (LiteRT: the TFLite file of the same int8 network, float input and output), batch 1, microseconds per decode:\n\n| decoder | MACs | runtime | host fast path | LiteRT (1 thread) | LiteRT / fast path | runtime / fast path | outputs identical |"
     );
@@ -216,6 +207,30 @@ fn bench_int8() -> anyhow::Result<()> {
             "the fast path differs from the runtime"
         );
 
+        // Every kernel this CPU runs, batch 1 and 64 on one thread.
+        let mut kernel_times = Vec::new();
+        for kernel in Kernel::available() {
+            let fast = FastQNetwork::with_kernel(&qnet, kernel)?;
+            let mut out = vec![0f32; rows * 784];
+            fast.forward_batch(&zs, &mut out)?;
+            anyhow::ensure!(same(&ours, &out), "the {} kernel differs", kernel.name());
+            let (one, batch) = one_thread.install(|| {
+                let mut k = 0;
+                let one = microseconds(500, || {
+                    k = (k + 1) % rows;
+                    let z = &zs[k * latent..][..latent];
+                    fast.forward(std::hint::black_box(z), &mut out[..784])
+                        .expect("decode");
+                });
+                let batch = microseconds(20, || {
+                    fast.forward_batch(std::hint::black_box(&zs), &mut out)
+                        .expect("decode");
+                });
+                (one, batch)
+            });
+            kernel_times.push((kernel, one, batch));
+        }
+
         let reps = 2000;
         // One latent code after the other, round the 64.
         let mut next_z = {
@@ -252,6 +267,15 @@ fn bench_int8() -> anyhow::Result<()> {
             fast.forward_batch(std::hint::black_box(&zs), &mut fast_out)
                 .expect("decode");
         });
+
+        for (kernel, one, batch) in kernel_times {
+            kernel_rows.push(format!(
+                "| {latent}-{hidden}-784 | {} | {one:.1} | {batch:.0} | {:.2} | {:.2} |",
+                kernel.name(),
+                runtime_1 / one,
+                runtime_batch / batch
+            ));
+        }
 
         let (inputs, outputs) = (dir.join("inputs.json"), dir.join("outputs.json"));
         let bits: Vec<u32> = zs.iter().map(|v| v.to_bits()).collect();
@@ -305,6 +329,13 @@ fn bench_int8() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|");
     for row in batch_rows {
+        println!("{row}");
+    }
+    println!(
+        "\nInt8 host fast path by kernel (those this CPU runs; `FastQNetwork::new` takes the last), microseconds, one thread:\n\n| decoder | kernel | batch 1 | batch 64 | runtime / kernel, batch 1 | runtime / kernel, batch 64 |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for row in kernel_rows {
         println!("{row}");
     }
     Ok(())
