@@ -295,23 +295,22 @@ impl<'a> FastQNetwork<'a> {
             for (acc, out) in sums.chunks_exact(width).zip(q.chunks_exact_mut(width)) {
                 self.kernel.requantize(layer, acc, out);
             }
-            let table = |q: i8| data.table.map_or(q, |t| t[usize::from(q as u8)]);
             let q = q.chunks_exact(width).map(|q| &q[..data.outputs]);
             if let Some(after) = self.layers.get(l + 1) {
                 next.clear();
                 next.resize(rows * 4 * after.groups, 0);
                 for (row, q) in next.chunks_exact_mut(4 * after.groups).zip(q) {
-                    for (u, &q) in row.iter_mut().zip(q) {
-                        *u = unsigned(table(q));
+                    let row = &mut row[..q.len()];
+                    apply_table(data.table, q, bytemuck::cast_slice_mut(&mut *row));
+                    for u in row {
+                        *u ^= 0x80;
                     }
                 }
                 std::mem::swap(&mut u, &mut next);
             } else {
                 let mut y = vec![0i8; data.outputs];
                 for (out, q) in outputs.chunks_exact_mut(data.outputs).zip(q) {
-                    for (y, &q) in y.iter_mut().zip(q) {
-                        *y = table(q);
-                    }
+                    apply_table(data.table, q, &mut y);
                     self.network.finish(&y, out);
                 }
             }
@@ -322,6 +321,20 @@ impl<'a> FastQNetwork<'a> {
 /// `q + 128` as an unsigned byte.
 fn unsigned(q: i8) -> u8 {
     q as u8 ^ 0x80
+}
+
+/// `q` through a sigmoid or tanh layer's `table` (indexed by `q as u8`)
+/// into `out`, or copied without one; the branch outside the loop, so that
+/// the copy vectorises and the lookups keep the table in a register.
+fn apply_table(table: Option<&[i8; 256]>, q: &[i8], out: &mut [i8]) {
+    match table {
+        Some(table) => {
+            for (y, &q) in out.iter_mut().zip(q) {
+                *y = table[usize::from(q as u8)];
+            }
+        }
+        None => out.copy_from_slice(q),
+    }
 }
 
 /// Where a tile starts: a layer, its input rows `u` (each `4 * groups`
