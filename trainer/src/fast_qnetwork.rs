@@ -325,7 +325,8 @@ fn unsigned(q: i8) -> u8 {
 
 /// `q` through a sigmoid or tanh layer's `table` (indexed by `q as u8`)
 /// into `out`, or copied without one; the branch outside the loop, so that
-/// the copy vectorises and the lookups keep the table in a register.
+/// the copy vectorises and the lookups keep the table's address in a
+/// register.
 fn apply_table(table: Option<&[i8; 256]>, q: &[i8], out: &mut [i8]) {
     match table {
         Some(table) => {
