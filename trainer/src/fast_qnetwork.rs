@@ -16,18 +16,23 @@
 //! `VPMADDWD` on the weights widened to 16 bits (two sums per output, added
 //! at the end); plain Rust elsewhere (for the tests on any CPU; slower than
 //! the runtime there, see [`runs_fast`]).
-//! Every output then goes through the runtime's own `Requant::output` and
-//! table, and the last tensor through `QNetwork::finish`; with AVX2 or
-//! AVX-512, single-rounding requantization runs four or eight outputs a
+//! Every output is then requantized as the runtime's `Requant::output`
+//! does; with AVX2 or AVX-512, single rounding runs four or eight outputs a
 //! register in `i64` lanes (`avx2::requantize`, `avx512::requantize`, both
 //! tested against `Requant::output` over the whole range of sums,
-//! multipliers and shifts). Batches run in parallel over rows.
+//! multipliers and shifts). What the runtime does to a requantized byte
+//! after that (the activation's clamp, the sigmoid or tanh table, and the
+//! next layer's offset or, for the last layer, `QNetwork::finish`) depends
+//! on the byte alone, so it is one 256-entry `Lookup` computed from the
+//! runtime's own functions, looked up 64 bytes at a time with AVX-512
+//! VBMI. A task's rows go through each layer a tile of rows at a time, so
+//! that the tile's sums stay in cache. Batches run in parallel over rows.
 
 use anyhow::{bail, ensure};
 use tinygen_runtime::QNetwork;
 use tinygen_runtime::qnetwork::QLayerData;
-use tinygen_runtime::quant::Rounding;
 use tinygen_runtime::quant::kernel::unpack;
+use tinygen_runtime::quant::{Requant, Rounding};
 
 use crate::fast_network::{Line, in_row_tasks, lines};
 
@@ -36,6 +41,9 @@ pub const WIDTH: usize = 16;
 /// Input rows that share one pass over the weights (at most; a batch's
 /// rows are split between threads in multiples of it).
 pub const ROWS: usize = 4;
+/// The AVX2 kernel's rows a pass (its sixteen registers hold three rows'
+/// sums).
+const AVX2_ROWS: usize = 3;
 
 /// Four inputs' weights for [`WIDTH`] outputs: byte `4 o + k` is output
 /// `o`'s weight for input `k`.
@@ -106,7 +114,7 @@ impl Kernel {
         match self {
             Kernel::Portable => unsafe { tiles::<Portable, ROWS, 3, 8>(layer, u, rows, sums) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { tiles::<avx2::Madd, 3, 1, 3>(layer, u, rows, sums) },
+            Kernel::Avx2 => unsafe { tiles::<avx2::Madd, AVX2_ROWS, 1, 3>(layer, u, rows, sums) },
             #[cfg(target_arch = "x86_64")]
             Kernel::AvxVnni => unsafe { tiles::<avx2::Vnni, ROWS, 1, 4>(layer, u, rows, sums) },
             #[cfg(target_arch = "x86_64")]
@@ -116,11 +124,21 @@ impl Kernel {
         }
     }
 
+    /// The rows of one tile of [`Self::layer_sums`].
+    fn tile_rows(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => AVX2_ROWS,
+            _ => ROWS,
+        }
+    }
+
     /// One row's sums (`acc`, every block) into `out`: the runtime's
     /// requantization, or with single rounding and AVX2 or AVX-512 its
-    /// vector copy.
+    /// vector copy, which may leave the clamp to the activation's range to
+    /// the layer's [`Lookup`] (as [`clamp`]).
     fn requantize(self, layer: &FastQLayer<'_>, acc: &[i32], out: &mut [i8]) {
-        if !layer.multiplier.is_empty() {
+        if !layer.scales.multiplier.is_empty() {
             // SAFETY (both arms): the CPU has the kernel's instructions,
             // AVX2 or AVX-512F among them (as in `layer_sums`).
             match self {
@@ -160,11 +178,84 @@ struct FastQLayer<'a> {
     /// Each output's starting sum, `bias - (128 + z) Σ_j w[o][j]`
     /// (wrapping), `blocks * WIDTH` of them.
     start: Vec<i32>,
-    /// With single rounding, each output's multiplier and `31 - shift`
-    /// (the shift clamped as the runtime does), `blocks * WIDTH` of each,
-    /// for the vector requantization; empty with double rounding.
-    multiplier: Vec<i32>,
-    right_shift: Vec<i32>,
+    /// With single rounding, the vector requantization's constants;
+    /// empty with double rounding.
+    scales: Scales,
+    /// What the layer's requantized bytes become.
+    lookup: Lookup,
+}
+
+/// Each output's multiplier, rounding term `2^(s - 1)` and right shift `s
+/// = 31 - shift` (the shift clamped as the runtime does), as `i64` lanes,
+/// `blocks * WIDTH` of each.
+#[derive(Default)]
+struct Scales {
+    multiplier: Vec<i64>,
+    round: Vec<i64>,
+    right_shift: Vec<i64>,
+}
+
+impl Scales {
+    /// `requant`'s scales for `outputs` outputs with single rounding, none
+    /// with double rounding.
+    fn new(requant: &Requant<'_>, outputs: usize) -> Self {
+        let mut scales = Scales::default();
+        if requant.rounding == Rounding::Single {
+            for o in 0..outputs {
+                let (m, shift) = requant.scale(o);
+                let s = 31 - i64::from(shift.clamp(-31, 30));
+                scales.multiplier.push(i64::from(m));
+                scales.round.push(1 << (s - 1));
+                scales.right_shift.push(s);
+            }
+        }
+        scales
+    }
+}
+
+/// A layer's requantized bytes `q` through the rest of the runtime's
+/// steps, as one 256-entry table indexed by `q as u8`: the clamp to the
+/// activation's range, the sigmoid or tanh table, and then either the next
+/// layer's unsigned input byte or the network's output value.
+enum Lookup {
+    /// A hidden layer: `table(clamp(q)) ^ 0x80`, the next layer's input
+    /// rows being `next_row` bytes.
+    Next {
+        table: Box<[u8; 256]>,
+        next_row: usize,
+    },
+    /// The last layer: `QNetwork::finish` of `table(clamp(q))`.
+    Output(Values),
+}
+
+/// The last layer's output values by requantized byte, and the same
+/// values' bytes as four tables (byte `k` of each value in table `k`) for
+/// the VBMI lookup.
+struct Values {
+    table: Box<[f32; 256]>,
+    bytes: Box<[[u8; 256]; 4]>,
+}
+
+impl Values {
+    fn new(table: [f32; 256]) -> Self {
+        let bytes = std::array::from_fn(|k| std::array::from_fn(|q| table[q].to_le_bytes()[k]));
+        Values {
+            table: Box::new(table),
+            bytes: Box::new(bytes),
+        }
+    }
+}
+
+/// The activation's clamp after requantization, as `Requant::requantize`
+/// applies it.
+fn clamp(requant: &Requant<'_>, q: i8) -> i8 {
+    q.max(requant.act_min).min(requant.act_max)
+}
+
+/// The byte `q` (as `u8`) after `data`'s clamp and table.
+fn activated(data: &QLayerData<'_>, q: u8) -> i8 {
+    let q = clamp(&data.requant, q as i8);
+    data.table.map_or(q, |table| table[usize::from(q as u8)])
 }
 
 /// An int8 network laid out for the host's SIMD units (see the module
@@ -173,6 +264,9 @@ pub struct FastQNetwork<'a> {
     network: &'a QNetwork<'a>,
     layers: Vec<FastQLayer<'a>>,
     kernel: Kernel,
+    /// Whether the lookups run 64 bytes at a time with AVX-512 VBMI's
+    /// `VPERMI2B` (wherever the CPU has it, with any kernel).
+    vbmi: bool,
 }
 
 impl<'a> FastQNetwork<'a> {
@@ -204,9 +298,14 @@ impl<'a> FastQNetwork<'a> {
             "this CPU does not run the {} kernel",
             kernel.name()
         );
+        let layer_data = network
+            .layer_data()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("runtime: {e}"))?;
+        ensure!(!layer_data.is_empty(), "the network has no layers");
+        let last = layer_data.len() - 1;
         let mut layers = Vec::new();
-        for data in network.layer_data() {
-            let data = data.map_err(|e| anyhow::anyhow!("runtime: {e}"))?;
+        for (l, data) in layer_data.into_iter().enumerate() {
             let (inputs, outputs) = (data.inputs, data.outputs);
             let w = unpack(data.weights, inputs, outputs).map_err(|e| anyhow::anyhow!("{e}"))?;
             let (groups, blocks) = (inputs.div_ceil(4), outputs.div_ceil(WIDTH));
@@ -227,29 +326,35 @@ impl<'a> FastQNetwork<'a> {
                 let bias = data.bias.get(o).copied().unwrap_or(0);
                 start[o] = bias.wrapping_sub(offset.wrapping_mul(sum));
             }
-            let (mut multiplier, mut right_shift) = (Vec::new(), Vec::new());
-            if data.requant.rounding == Rounding::Single {
-                for o in 0..blocks * WIDTH {
-                    let (m, shift) = data.requant.scale(o);
-                    multiplier.push(m);
-                    right_shift.push(31 - shift.clamp(-31, 30));
-                }
-            }
             layers.push(FastQLayer {
-                data,
                 groups,
                 blocks,
                 weights,
                 start,
-                multiplier,
-                right_shift,
+                scales: Scales::new(&data.requant, blocks * WIDTH),
+                lookup: if l < last {
+                    Lookup::Next {
+                        table: Box::new(std::array::from_fn(|q| {
+                            unsigned(activated(&data, q as u8))
+                        })),
+                        // The next layer's inputs, in whole groups.
+                        next_row: 4 * outputs.div_ceil(4),
+                    }
+                } else {
+                    Lookup::Output(Values::new(std::array::from_fn(|q| {
+                        let mut out = [0.0];
+                        network.finish(&[activated(&data, q as u8)], &mut out);
+                        out[0]
+                    })))
+                },
+                data,
             });
         }
-        ensure!(!layers.is_empty(), "the network has no layers");
         Ok(Self {
             network,
             layers,
             kernel,
+            vbmi: has_vbmi(),
         })
     }
 
@@ -263,13 +368,36 @@ impl<'a> FastQNetwork<'a> {
         })
     }
 
+    /// A hidden layer's [`Lookup`]: the requantized bytes `q` (whole
+    /// registers) through `table` into `out`.
+    fn look_up_bytes(&self, table: &[u8; 256], q: &[i8], out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.vbmi {
+            // SAFETY: `vbmi` is set only where the CPU has AVX-512 VBMI.
+            return unsafe { avx512::look_up_bytes(table, q, out) };
+        }
+        look_up(table, q, out);
+    }
+
+    /// The last layer's [`Lookup`]: the requantized bytes `q` (whole
+    /// registers) through `values` into `out`.
+    fn look_up_values(&self, values: &Values, q: &[i8], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.vbmi {
+            // SAFETY: as in `look_up_bytes`.
+            return unsafe { avx512::look_up_values(&values.bytes, q, out) };
+        }
+        look_up(&values.table, q, out);
+    }
+
     /// One input row (the batch-1 call).
     pub fn forward(&self, input: &[f32], output: &mut [f32]) -> anyhow::Result<()> {
         self.forward_batch(input, output)
     }
 
-    /// The rows of one task, layer by layer: each tensor as unsigned bytes
-    /// `q + 128`, rows padded to whole groups of four.
+    /// The rows of one task, layer by layer and in each layer a tile of
+    /// rows at a time: each tensor as unsigned bytes `q + 128`, rows padded
+    /// to whole groups of four.
     fn forward_rows(&self, inputs: &[f32], outputs: &mut [f32]) {
         let rows = inputs.len() / self.network.input_dim();
         let first = &self.layers[0];
@@ -283,59 +411,63 @@ impl<'a> FastQNetwork<'a> {
                 *u = unsigned(params.quantize(v));
             }
         }
+        let tile = self.kernel.tile_rows();
         let (mut sums, mut q, mut next) = (Vec::new(), Vec::new(), Vec::new());
-        for (l, layer) in self.layers.iter().enumerate() {
-            let width = layer.blocks * WIDTH;
-            sums.clear();
-            sums.resize(rows * width, 0);
-            q.clear();
-            q.resize(rows * width, 0i8);
-            let data = &layer.data;
-            self.kernel.layer_sums(layer, &u, rows, &mut sums);
-            for (acc, out) in sums.chunks_exact(width).zip(q.chunks_exact_mut(width)) {
-                self.kernel.requantize(layer, acc, out);
-            }
-            let q = q.chunks_exact(width).map(|q| &q[..data.outputs]);
-            if let Some(after) = self.layers.get(l + 1) {
+        for layer in &self.layers {
+            let (width, outputs_per_row) = (layer.blocks * WIDTH, layer.data.outputs);
+            sums.resize(tile * width, 0);
+            // Whole registers for the VBMI lookups.
+            q.resize(width.next_multiple_of(64), 0i8);
+            if let Lookup::Next { next_row, .. } = layer.lookup {
                 next.clear();
-                next.resize(rows * 4 * after.groups, 0);
-                for (row, q) in next.chunks_exact_mut(4 * after.groups).zip(q) {
-                    let row = &mut row[..q.len()];
-                    apply_table(data.table, q, bytemuck::cast_slice_mut(&mut *row));
-                    for u in row {
-                        *u ^= 0x80;
+                next.resize(rows * next_row, 0);
+            }
+            let input_row = 4 * layer.groups;
+            for (t, u) in u.chunks(tile * input_row).enumerate() {
+                let n = u.len() / input_row;
+                let sums = &mut sums[..n * width];
+                self.kernel.layer_sums(layer, u, n, sums);
+                for (r, acc) in sums.chunks_exact(width).enumerate() {
+                    let row = t * tile + r;
+                    self.kernel.requantize(layer, acc, &mut q);
+                    match &layer.lookup {
+                        Lookup::Next { table, next_row } => {
+                            let out = &mut next[row * next_row..][..outputs_per_row];
+                            self.look_up_bytes(table, &q, out);
+                        }
+                        Lookup::Output(values) => {
+                            let out = &mut outputs[row * outputs_per_row..][..outputs_per_row];
+                            self.look_up_values(values, &q, out);
+                        }
                     }
                 }
-                std::mem::swap(&mut u, &mut next);
-            } else {
-                let mut y = vec![0i8; data.outputs];
-                for (out, q) in outputs.chunks_exact_mut(data.outputs).zip(q) {
-                    apply_table(data.table, q, &mut y);
-                    self.network.finish(&y, out);
-                }
             }
+            std::mem::swap(&mut u, &mut next);
         }
     }
+}
+
+/// Each of the first `out.len()` bytes of `q` through `table` into `out`.
+fn look_up<T: Copy>(table: &[T; 256], q: &[i8], out: &mut [T]) {
+    for (y, &q) in out.iter_mut().zip(q) {
+        *y = table[usize::from(q as u8)];
+    }
+}
+
+/// Whether the CPU has AVX-512 VBMI (and BW), for the lookups.
+fn has_vbmi() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        has!("avx512f") && has!("avx512bw") && has!("avx512vbmi")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// `q + 128` as an unsigned byte.
 fn unsigned(q: i8) -> u8 {
     q as u8 ^ 0x80
-}
-
-/// `q` through a sigmoid or tanh layer's `table` (indexed by `q as u8`)
-/// into `out`, or copied without one; the branch outside the loop, so that
-/// the copy vectorises and the lookups keep the table's address in a
-/// register.
-fn apply_table(table: Option<&[i8; 256]>, q: &[i8], out: &mut [i8]) {
-    match table {
-        Some(table) => {
-            for (y, &q) in out.iter_mut().zip(q) {
-                *y = table[usize::from(q as u8)];
-            }
-        }
-        None => out.copy_from_slice(q),
-    }
 }
 
 /// Where a tile starts: a layer, its input rows `u` (each `4 * groups`
@@ -425,24 +557,26 @@ unsafe fn tiles<T: Tile, const R: usize, const B: usize, const B1: usize>(
 }
 
 /// The vector requantizations' loop over one row (`acc`, every block, into
-/// `out`): `eight` requantizes eight sums with their multipliers and right
-/// shifts.
+/// `out`): `eight` requantizes eight sums with their [`Scales`] into eight
+/// bytes.
 #[inline(always)]
 fn requantize_eights(
     layer: &FastQLayer<'_>,
     acc: &[i32],
     out: &mut [i8],
-    mut eight: impl FnMut(&[i32; 8], &[i32; 8], &[i32; 8]) -> [i8; 8],
+    mut eight: impl FnMut(&[i32; 8], [&[i64; 8]; 3], &mut [i8; 8]),
 ) {
+    let scales = &layer.scales;
     let lanes = acc
         .as_chunks::<8>()
         .0
         .iter()
-        .zip(layer.multiplier.as_chunks::<8>().0)
-        .zip(layer.right_shift.as_chunks::<8>().0)
+        .zip(scales.multiplier.as_chunks::<8>().0)
+        .zip(scales.round.as_chunks::<8>().0)
+        .zip(scales.right_shift.as_chunks::<8>().0)
         .zip(out.as_chunks_mut::<8>().0);
-    for (((acc, multiplier), shift), out) in lanes {
-        *out = eight(acc, multiplier, shift);
+    for ((((acc, multiplier), round), shift), out) in lanes {
+        eight(acc, [multiplier, round, shift], out);
     }
 }
 
@@ -491,12 +625,14 @@ mod tests {
     /// the quantizer writes it with `options`; then, with `extreme`, some
     /// weights set to -128 (where a lane holds them) and the biases spread
     /// over the whole `i32` range, so that sums wrap and requantization
-    /// saturates.
+    /// saturates; with `clamping`, the ReLUs' zero points (where
+    /// calibration puts -128, which clamps nothing) moved up, so that they
+    /// clamp.
     fn network(
         widths: &[usize],
         activations: &[Activation],
         options: QuantOptions,
-        extreme: bool,
+        [extreme, clamping]: [bool; 2],
         seed: u64,
     ) -> Vec<u8> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -534,6 +670,13 @@ mod tests {
                 }
             }
         }
+        if clamping {
+            for layer in &mut quantized.layers {
+                if layer.activation == Activation::Relu {
+                    layer.output.zero_point = rng.random_range(-100..=20);
+                }
+            }
+        }
         quantized
             .params(Role::Decoder, PriorParams::None)
             .encode()
@@ -561,20 +704,29 @@ mod tests {
         ];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let kernels = Kernel::available();
+        // The scalar lookups, and the VBMI ones where the CPU has them.
+        let lookups = [false, has_vbmi()];
         let mut compared = 0;
         for (seed, (widths, activations)) in cases.iter().enumerate() {
-            for (per_tensor, f32_output, extreme) in [
-                (false, false, false),
-                (true, false, false),
-                (false, true, true),
-                (true, true, true),
+            for (per_tensor, f32_output, extreme, clamping) in [
+                (false, false, false, false),
+                (true, false, false, true),
+                (false, true, true, false),
+                (true, true, true, true),
+                (false, true, false, true),
             ] {
                 let saturating = matches!(activations.last(), Some(Sigmoid | Tanh));
                 if f32_output && !saturating {
                     continue;
                 }
                 let options = QuantOptions::from_flags(per_tensor, f32_output);
-                let file = network(widths, activations, options, extreme, seed as u64);
+                let file = network(
+                    widths,
+                    activations,
+                    options,
+                    [extreme, clamping],
+                    seed as u64,
+                );
                 let bytes = AlignedBytes::new(&file);
                 let net = QNetwork::from_bytes(bytes.as_bytes()).unwrap();
                 let mut fast = FastQNetwork::with_kernel(&net, Kernel::Portable).unwrap();
@@ -583,8 +735,8 @@ mod tests {
                         .map(|_| rng.random_range(-4.0..4.0))
                         .collect();
                     let want = runtime_rows(&net, &inputs);
-                    for &kernel in &kernels {
-                        fast.kernel = kernel;
+                    for (&kernel, vbmi) in kernels.iter().flat_map(|k| lookups.map(|v| (k, v))) {
+                        (fast.kernel, fast.vbmi) = (kernel, vbmi);
                         let mut got = vec![0f32; want.len()];
                         fast.forward_batch(&inputs, &mut got).unwrap();
                         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -592,7 +744,8 @@ mod tests {
                                 g.to_bits(),
                                 w.to_bits(),
                                 "{widths:?} {activations:?} per-tensor {per_tensor} f32 output \
-                                 {f32_output} extreme {extreme}, {rows} rows, {kernel:?}, value {k}"
+                                 {f32_output} extreme {extreme} clamping {clamping}, {rows} rows, \
+                                 {kernel:?}, VBMI lookups {vbmi}, value {k}"
                             );
                         }
                         compared += 1;
@@ -601,11 +754,12 @@ mod tests {
             }
         }
         assert!(compared >= 60 * kernels.len(), "{compared}");
-        eprintln!("kernels compared: {kernels:?}");
+        eprintln!("kernels compared: {kernels:?}, VBMI lookups {}", has_vbmi());
     }
 
-    /// The vector requantizations (AVX2, AVX-512) against the runtime's on
-    /// sums, multipliers and shifts over their whole valid ranges.
+    /// The vector requantizations (AVX2, AVX-512), followed by the
+    /// lookups' clamp, against the runtime's on sums, multipliers and
+    /// shifts over their whole valid ranges.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_vector_requantization_is_the_runtimes() {
@@ -669,14 +823,17 @@ mod tests {
                 blocks: 1,
                 weights: Vec::new(),
                 start: Vec::new(),
-                multiplier: (0..WIDTH).map(|o| requant.scale(o).0).collect(),
-                right_shift: (0..WIDTH).map(|o| 31 - requant.scale(o).1).collect(),
+                scales: Scales::new(&requant, WIDTH),
+                lookup: Lookup::Next {
+                    table: Box::new([0; 256]),
+                    next_row: 0,
+                },
             };
             for &kernel in &kernels {
                 let mut got = [0i8; WIDTH];
                 kernel.requantize(&layer, &acc, &mut got);
                 for (o, (&g, &a)) in got.iter().zip(&acc).enumerate() {
-                    let want = requant.output(o, a);
+                    let (g, want) = (clamp(&requant, g), requant.output(o, a));
                     assert_eq!(g, want, "{kernel:?}, trial {trial}, lane {o}: {a}");
                 }
             }
@@ -686,7 +843,7 @@ mod tests {
     #[test]
     fn bad_rows_are_errors() {
         let options = QuantOptions::default();
-        let file = network(&[3, 8, 2], &[Relu, Identity], options, false, 1);
+        let file = network(&[3, 8, 2], &[Relu, Identity], options, [false; 2], 1);
         let bytes = AlignedBytes::new(&file);
         let net = QNetwork::from_bytes(bytes.as_bytes()).unwrap();
         let fast = FastQNetwork::new(&net).unwrap();

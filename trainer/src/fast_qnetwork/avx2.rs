@@ -8,8 +8,8 @@ use std::arch::x86_64::{
     _mm256_cmpgt_epi64, _mm256_cvtepi8_epi16, _mm256_cvtepi32_epi64, _mm256_cvtepu8_epi16,
     _mm256_dpbusd_avx_epi32, _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_madd_epi16,
     _mm256_mul_epi32, _mm256_permute4x64_epi64, _mm256_permutevar8x32_epi32, _mm256_set1_epi32,
-    _mm256_set1_epi64x, _mm256_setr_epi32, _mm256_setzero_si256, _mm256_sllv_epi64,
-    _mm256_srlv_epi64, _mm256_storeu_si256, _mm256_sub_epi64, _mm256_xor_si256,
+    _mm256_set1_epi64x, _mm256_setr_epi32, _mm256_setzero_si256, _mm256_srlv_epi64,
+    _mm256_storeu_si256, _mm256_xor_si256,
 };
 
 use super::{At, FastQLayer, Tile, requantize_eights};
@@ -123,18 +123,18 @@ pub(super) fn requantize(layer: &FastQLayer<'_>, acc: &[i32], out: &mut [i8]) {
     let zero_point = _mm256_set1_epi64x(i64::from(requant.output_zero_point));
     let low = _mm256_set1_epi64x(i64::from(requant.act_min));
     let high = _mm256_set1_epi64x(i64::from(requant.act_max));
-    let (zero, one) = (_mm256_setzero_si256(), _mm256_set1_epi64x(1));
+    let zero = _mm256_setzero_si256();
     // The low halves of the four i64 lanes.
     let evens = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-    let four = |v: &[i32]| {
-        // SAFETY: 16 bytes (unaligned load).
-        _mm256_cvtepi32_epi64(unsafe { _mm_loadu_si128(v.as_ptr().cast()) })
-    };
-    requantize_eights(layer, acc, out, |acc, multiplier, shift| {
+    requantize_eights(layer, acc, out, |acc, [multiplier, round, shift], out| {
         let [a, b] = [0, 4].map(|h| {
-            let (acc, multiplier, shift) =
-                (four(&acc[h..]), four(&multiplier[h..]), four(&shift[h..]));
-            let round = _mm256_sllv_epi64(one, _mm256_sub_epi64(shift, one));
+            // SAFETY: 16 and 32 bytes (unaligned loads).
+            let (acc, [multiplier, round, shift]) = unsafe {
+                (
+                    _mm256_cvtepi32_epi64(_mm_loadu_si128(acc[h..].as_ptr().cast())),
+                    [multiplier, round, shift].map(|v| _mm256_loadu_si256(v[h..].as_ptr().cast())),
+                )
+            };
             let product = _mm256_add_epi64(_mm256_mul_epi32(acc, multiplier), round);
             let negative = _mm256_cmpgt_epi64(zero, product);
             let shifted = _mm256_xor_si256(
@@ -147,9 +147,7 @@ pub(super) fn requantize(layer: &FastQLayer<'_>, acc: &[i32], out: &mut [i8]) {
             _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, evens))
         });
         let bytes = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm256_castsi256_si128(zero));
-        let mut out = [0i8; 8];
         // SAFETY: 8 bytes (unaligned store).
         unsafe { _mm_storel_epi64(out.as_mut_ptr().cast(), bytes) };
-        out
     });
 }
