@@ -400,6 +400,9 @@ impl<'a> FastQNetwork<'a> {
     /// to whole groups of four.
     fn forward_rows(&self, inputs: &[f32], outputs: &mut [f32]) {
         let rows = inputs.len() / self.network.input_dim();
+        if rows == 0 {
+            return;
+        }
         let first = &self.layers[0];
         let params = self.network.input_params();
         let mut u = vec![0u8; rows * 4 * first.groups];
@@ -411,7 +414,7 @@ impl<'a> FastQNetwork<'a> {
                 *u = unsigned(params.quantize(v));
             }
         }
-        let tile = self.kernel.tile_rows();
+        let tile = self.kernel.tile_rows().min(rows);
         let (mut sums, mut q, mut next) = (Vec::new(), Vec::new(), Vec::new());
         for layer in &self.layers {
             let (width, outputs_per_row) = (layer.blocks * WIDTH, layer.data.outputs);
@@ -848,6 +851,7 @@ mod tests {
         let net = QNetwork::from_bytes(bytes.as_bytes()).unwrap();
         let fast = FastQNetwork::new(&net).unwrap();
         let mut out = [0f32; 4];
+        assert!(fast.forward_batch(&[], &mut []).is_ok(), "no rows");
         assert!(fast.forward_batch(&[0.0; 5], &mut out).is_err());
         assert!(fast.forward_batch(&[0.0; 6], &mut out[..3]).is_err());
         let err = fast
