@@ -1,8 +1,9 @@
 //! Criterion benchmarks of the kernels whose speed the project reports
 //! (BENCHMARKS.md): EM (the M-step from initial responsibilities, then one
 //! iteration; full and diagonal covariances), the batch scoring of a
-//! mixture (the runtime's kernel and the host's fast path), and one decode of the example MNIST decoders, f32 and
-//! int8. `cargo bench -p tinygen-tests` runs them
+//! mixture (the runtime's kernel and the host's fast path), and decodes of
+//! the example MNIST decoders, f32 and int8: one row by the runtime, one
+//! row and 64 rows by the host fast paths. `cargo bench -p tinygen-tests` runs them
 //! all; criterion compares each run with the previous one, so a regression
 //! shows in one command.
 
@@ -76,6 +77,42 @@ fn decoders(c: &mut Criterion) {
                 .unwrap()
         })
     });
+
+    // The host fast paths (bit-identical to the runtime, their tests say),
+    // one row and a batch of 64, timed inside a one-thread pool (each
+    // call from outside it would also time rayon's handover).
+    let rows = 64;
+    let zs: Vec<f32> = (0..rows * 16)
+        .map(|k| (k % 17) as f32 / 8.0 - 1.0)
+        .collect();
+    let mut outs = vec![0f32; rows * 784];
+    let fast = tinygen::fast_network::FastNetwork::new(&net).unwrap();
+    let qfast = tinygen::fast_qnetwork::FastQNetwork::new(&qnet).unwrap();
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let mut in_pool = |name: &str, call: &(dyn Fn(&[f32], &mut [f32]) + Sync)| {
+        for (what, inputs) in [("", &zs[..16]), (", 64 rows, 1 thread", &zs[..])] {
+            let out = &mut outs[..inputs.len() / 16 * 784];
+            c.bench_function(
+                &format!("host fast path decode mnist {name} 16-128-784{what}"),
+                |b| {
+                    b.iter_custom(|iters| {
+                        one_thread.install(|| {
+                            let start = std::time::Instant::now();
+                            for _ in 0..iters {
+                                call(black_box(inputs), out);
+                            }
+                            start.elapsed()
+                        })
+                    })
+                },
+            );
+        }
+    };
+    in_pool("f32", &|z, out| fast.forward_batch(z, out).unwrap());
+    in_pool("int8", &|z, out| qfast.forward_batch(z, out).unwrap());
 }
 
 criterion_group!(benches, em, decoders);
