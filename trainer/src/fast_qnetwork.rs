@@ -30,7 +30,7 @@
 
 use anyhow::{bail, ensure};
 use tinygen_runtime::QNetwork;
-use tinygen_runtime::qnetwork::QLayerData;
+use tinygen_runtime::qnetwork::{QLayerData, QuantParams};
 use tinygen_runtime::quant::kernel::unpack;
 use tinygen_runtime::quant::{Requant, Rounding};
 
@@ -73,14 +73,15 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
+            // Every SIMD kernel needs AVX2 (the input quantization's).
             if has!("avx2") {
                 kernels.push(Kernel::Avx2);
                 if has!("avxvnni") {
                     kernels.push(Kernel::AvxVnni);
                 }
-            }
-            if has!("avx512f") && has!("avx512vnni") {
-                kernels.push(Kernel::Avx512Vnni);
+                if has!("avx512f") && has!("avx512vnni") {
+                    kernels.push(Kernel::Avx512Vnni);
+                }
             }
         }
         kernels
@@ -410,9 +411,7 @@ impl<'a> FastQNetwork<'a> {
             .chunks_exact_mut(4 * first.groups)
             .zip(inputs.chunks_exact(first.data.inputs))
         {
-            for (u, &v) in row.iter_mut().zip(x) {
-                *u = unsigned(params.quantize(v));
-            }
+            quantize(self.kernel, params, x, &mut row[..x.len()]);
         }
         let tile = self.kernel.tile_rows().min(rows);
         let (mut sums, mut q, mut next) = (Vec::new(), Vec::new(), Vec::new());
@@ -471,6 +470,38 @@ fn has_vbmi() -> bool {
 /// `q + 128` as an unsigned byte.
 fn unsigned(q: i8) -> u8 {
     q as u8 ^ 0x80
+}
+
+/// The runtime's `params.quantize` of each value of `x` (finite) into `out`
+/// as unsigned bytes: vectorised with the SIMD kernels' AVX2, where the
+/// runtime calls libm's `roundf` for each value.
+fn quantize(kernel: Kernel, params: QuantParams, x: &[f32], out: &mut [u8]) {
+    if kernel != Kernel::Portable {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2")]
+            fn vectorised(params: QuantParams, x: &[f32], out: &mut [u8]) {
+                quantize_loop(params, x, out);
+            }
+            // SAFETY: every kernel but the portable one needs AVX2.
+            return unsafe { vectorised(params, x, out) };
+        }
+    }
+    quantize_loop(params, x, out);
+}
+
+/// `quant::quantize`'s integer-zero-point branch, which every int8 zero
+/// point takes: the division in `f32`, rounded half away from zero (std's
+/// `round`, the rule of libm's `roundf`, and one correct result for every
+/// input), clamped to ±384 (past which the sum saturates either way), plus
+/// the zero point, saturated; for finite `x`, whose quotient is never NaN.
+#[inline(always)]
+fn quantize_loop(params: QuantParams, x: &[f32], out: &mut [u8]) {
+    let zero_point = i32::from(params.zero_point);
+    for (u, &v) in out.iter_mut().zip(x) {
+        let centred = (v / params.scale).round().clamp(-384.0, 384.0) as i32;
+        *u = unsigned((centred + zero_point).clamp(-128, 127) as i8);
+    }
 }
 
 /// Where a tile starts: a layer, its input rows `u` (each `4 * groups`
@@ -838,6 +869,48 @@ mod tests {
                 for (o, (&g, &a)) in got.iter().zip(&acc).enumerate() {
                     let (g, want) = (clamp(&requant, g), requant.output(o, a));
                     assert_eq!(g, want, "{kernel:?}, trial {trial}, lane {o}: {a}");
+                }
+            }
+        }
+    }
+
+    /// The fast path's input quantization, scalar and vectorised, against
+    /// the runtime's on values at every magnitude, ties, and the extremes.
+    #[test]
+    fn the_input_quantization_is_the_runtimes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        // Finite values of every exponent, and the extremes.
+        let values: Vec<f32> = [0.0, -0.0, f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45]
+            .into_iter()
+            .chain((0..20_000).map(|_| {
+                f32::from_bits(rng.random::<u32>() & !(0xff << 23) | rng.random_range(0..255) << 23)
+            }))
+            .collect();
+        for scale in [1.0f32, 0.034199186, 1.0 / 3.0, 1e-30, 3e37] {
+            for zero_point in [-128i8, -6, 0, 66, 127] {
+                let params = QuantParams { scale, zero_point };
+                // Ties and their neighbours: (k + 1/2) scale, one ulp either way.
+                let mut x = values.clone();
+                for k in -400..400 {
+                    let tie = (k as f32 + 0.5) * scale;
+                    x.extend([
+                        tie,
+                        f32::from_bits(tie.to_bits() + 1),
+                        f32::from_bits(tie.to_bits() - 1),
+                    ]);
+                }
+                x.retain(|v| v.is_finite());
+                let want: Vec<u8> = x.iter().map(|&v| unsigned(params.quantize(v))).collect();
+                for kernel in Kernel::available() {
+                    let mut got = vec![0u8; x.len()];
+                    quantize(kernel, params, &x, &mut got);
+                    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            g, w,
+                            "{kernel:?} scale {scale} zero point {zero_point}: {}",
+                            x[k]
+                        );
+                    }
                 }
             }
         }
