@@ -221,7 +221,12 @@ fn layer_rows_in(layer: &FastLayer, x: &[f32], y: &mut [f32], wide: bool) {
     let mut put = |r: usize, k: usize, acc: &Wide| {
         let start = r * m + k * WIDTH;
         let lanes = (m - k * WIDTH).min(WIDTH);
-        y[start..start + lanes].copy_from_slice(&acc[..lanes]);
+        if lanes == WIDTH {
+            // A copy of known length: vector stores, not a call to memmove.
+            y[start..start + WIDTH].copy_from_slice(acc);
+        } else {
+            y[start..start + lanes].copy_from_slice(&acc[..lanes]);
+        }
     };
     if wide {
         tile_shapes::<3, 4>(layer, x, &mut put);
