@@ -3,9 +3,9 @@
 //! iteration; full and diagonal covariances), the batch scoring of a
 //! mixture (the runtime's kernel and the host's fast path), and decodes of
 //! the example MNIST decoders, f32 and int8: one row by the runtime, one
-//! row and 64 rows by the host fast paths. `cargo bench -p tinygen-tests` runs them
-//! all; criterion compares each run with the previous one, so a regression
-//! shows in one command.
+//! row and 64 rows by the host fast paths. `cargo bench -p tinygen-tests`
+//! runs them all; criterion compares each run with the previous one, so a
+//! regression shows in one command.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;

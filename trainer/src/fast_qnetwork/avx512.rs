@@ -162,10 +162,14 @@ pub(super) unsafe fn look_up_values(bytes: &[[u8; 256]; 4], q: &[i8], out: &mut 
             _mm512_unpackhi_epi16(high, high2),
         ];
         for (k, v) in values.into_iter().enumerate() {
-            // Sixteen of the register's lanes a store.
+            // Sixteen of the register's lanes a store, none past the end
+            // (nor a pointer there).
             let lanes = (mask >> (16 * k)) as u16;
-            // SAFETY: the store writes only the lanes the mask keeps,
-            // those below `out.len()`.
+            if lanes == 0 {
+                break;
+            }
+            // SAFETY: the store starts inside `out` and writes only the
+            // lanes the mask keeps, those below `out.len()`.
             unsafe {
                 _mm512_mask_storeu_epi32(out.as_mut_ptr().add(64 * c + 16 * k).cast(), lanes, v)
             };
