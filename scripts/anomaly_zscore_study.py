@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Z-score ensembles of bagged mixtures: a scikit-learn prototype (issue 16).
 
-    python scripts/anomaly_zscore_study.py --data DIR [--sets a,b] [--novelty] [--study]
+    python scripts/anomaly_zscore_study.py --data DIR [--sets a,b] [--novelty] [--study|--third|--trim]
 
 DIR as for `anomaly_baselines.py` (`csv/NAME.csv[.gz]`, `splits/NAME.txt`).
 Every detector here follows tinygen's default detector (`Ensemble::bagged`)
@@ -131,12 +131,44 @@ def kde(u, v):
     return score(u), score(v)
 
 
-def one_split(x, y, train, novelty, study, third=False):
+def pair_scores(u, v):
+    """The pair's z-score sum on u (its fitted rows) and on v."""
+    members = (bag(u, "scott", BUDGET // 2), bag(u, 0.01, BUDGET // 2))
+    fitted = [neg_log_density(m, u) for m in members]
+    return sum(robust_z(f, f) for f in fitted), sum(
+        robust_z(f, neg_log_density(m, v)) for f, m in zip(fitted, members)
+    )
+
+
+def trimmed(u, v, score_u, rule):
+    """The pair refitted on the rows of u that `rule` keeps by their first
+    scores `score_u`: "frac:A" drops the fraction A scored most anomalous,
+    "fence:C" every row above Q3 + C IQR of the scores (at most half)."""
+    kind, a = rule.split(":")
+    a = float(a)
+    if kind == "frac":
+        keep = score_u <= np.quantile(score_u, 1.0 - a)
+    else:
+        q1, q3 = np.percentile(score_u, [25, 75])
+        keep = score_u <= max(q3 + a * (q3 - q1), np.median(score_u))
+    return pair_scores(u[keep], v)
+
+
+TRIMS = ["frac:0.05", "frac:0.1", "frac:0.2", "fence:1.5", "fence:3"]
+
+
+def one_split(x, y, train, novelty, study, third=False, trim=False):
     is_train = np.zeros(len(y), bool)
     is_train[train] = True
     rows = x[is_train & ~y] if novelty else x[is_train]
     center, scale = robust_standardization(rows)
     u, v, truth = (rows - center) / scale, (x[~is_train] - center) / scale, y[~is_train]
+    if trim:
+        su, sv = pair_scores(u, v)
+        out = {"pair": roc_auc_score(truth, sv)}
+        for rule in TRIMS:
+            out["trim:" + rule] = roc_auc_score(truth, trimmed(u, v, su, rule)[1])
+        return out
     if third:
         pair = ["bag:scott/half", "bag:0.01/half"]
         members = (bag(u, "scott", BUDGET // 2), bag(u, 0.01, BUDGET // 2))
@@ -171,9 +203,9 @@ def one_split(x, y, train, novelty, study, third=False):
     return out
 
 
-def evaluate(data, name, novelty, study, third):
+def evaluate(data, name, novelty, study, third, trim):
     x, y, splits = load(data, name)
-    runs = [one_split(x, y, t, novelty, study, third) for t in splits]
+    runs = [one_split(x, y, t, novelty, study, third, trim) for t in splits]
     return name, {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
@@ -193,11 +225,14 @@ def main():
     ap.add_argument("--novelty", action="store_true", help="fit on the normal train rows only")
     ap.add_argument("--study", action="store_true", help="the study's detectors")
     ap.add_argument("--third", action="store_true", help="third terms for the pair")
+    ap.add_argument("--trim", action="store_true", help="the pair refitted on trimmed rows")
     args = ap.parse_args()
     names = args.sets.split(",") if args.sets else sorted(
         p.name.split(".csv")[0] for p in (args.data / "csv").glob("*.csv*")
     )
-    results = Parallel(n_jobs=-1)(delayed(evaluate)(args.data, n, args.novelty, args.study, args.third) for n in names)
+    results = Parallel(n_jobs=-1)(
+        delayed(evaluate)(args.data, n, args.novelty, args.study, args.third, args.trim) for n in names
+    )
     print_results(results)
 
 
