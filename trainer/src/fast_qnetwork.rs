@@ -43,6 +43,7 @@ pub const WIDTH: usize = 16;
 pub const ROWS: usize = 4;
 /// The AVX2 kernel's rows a pass (its sixteen registers hold three rows'
 /// sums).
+#[cfg(target_arch = "x86_64")]
 const AVX2_ROWS: usize = 3;
 
 /// Four inputs' weights for [`WIDTH`] outputs: byte `4 o + k` is output
@@ -234,6 +235,7 @@ enum Lookup {
 /// the VBMI lookup.
 struct Values {
     table: Box<[f32; 256]>,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     bytes: Box<[[u8; 256]; 4]>,
 }
 
@@ -267,6 +269,7 @@ pub struct FastQNetwork<'a> {
     kernel: Kernel,
     /// Whether the lookups run 64 bytes at a time with AVX-512 VBMI's
     /// `VPERMI2B` (wherever the CPU has it, with any kernel).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     vbmi: bool,
 }
 
@@ -593,6 +596,7 @@ unsafe fn tiles<T: Tile, const R: usize, const B: usize, const B1: usize>(
 /// The vector requantizations' loop over one row (`acc`, every block, into
 /// `out`): `eight` requantizes eight sums with their [`Scales`] into eight
 /// bytes.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn requantize_eights(
     layer: &FastQLayer<'_>,

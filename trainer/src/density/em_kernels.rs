@@ -8,10 +8,17 @@
 //! the end, so they differ from a sequential sum by rounding only.
 
 use multiversion::multiversion;
-use multiversion::target::selected_target;
+use multiversion::target::{Target, selected_target};
 
 /// Partial sums of a sum over rows (two AVX registers of f64).
 const LANES: usize = 8;
+
+/// Whether a multiversioned function's `target` fuses multiply-adds:
+/// every AArch64 core does; on x86-64, with the FMA extension.
+const fn has_fma(target: Target) -> bool {
+    cfg!(target_arch = "aarch64")
+        || (cfg!(target_arch = "x86_64") && target.supports_feature_str("fma"))
+}
 
 /// `a b + c`, fused where the selected target has FMA.
 #[inline(always)]
@@ -32,7 +39,7 @@ pub fn centre(diff: &mut [f64], x: &[f64], mu: &[f64], b: usize) {
 /// time, so each row's sum runs over `j` in order.
 #[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn full_squares(lp: &mut [f64], y: &[f64], m: &[f64]) {
-    const FMA: bool = selected_target!().supports_feature_str("fma");
+    const FMA: bool = has_fma(selected_target!());
     lp.fill(0.0);
     for (col, &mj) in y.chunks_exact(lp.len().max(1)).zip(m) {
         for (s, &v) in lp.iter_mut().zip(col) {
@@ -65,7 +72,7 @@ const TILE: usize = 4;
 /// the fly (no copy of the block); each row's sum runs over `j` in order.
 #[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn diagonal_products(out: &mut [f64], columns: &[&[f64]], g: &[f64], weights: &[f64]) {
-    const FMA: bool = selected_target!().supports_feature_str("fma");
+    const FMA: bool = has_fma(selected_target!());
     let k = weights.len() / (2 * g.len()).max(1);
     let b = out.len() / k.max(1);
     // (Plain loops: a closure here would not take the function's target
@@ -139,7 +146,7 @@ fn products_tile<const FMA: bool, const C: usize>(
 /// over rows in [`LANES`] partial sums, [`TILE`] components at a time.
 #[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn diagonal_moments(t1: &mut [f64], t2: &mut [f64], columns: &[&[f64]], g: &[f64], r: &[f64]) {
-    const FMA: bool = selected_target!().supports_feature_str("fma");
+    const FMA: bool = has_fma(selected_target!());
     let k = t1.len() / g.len().max(1);
     let whole = k / TILE * TILE;
     for c0 in (0..whole).step_by(TILE) {
@@ -218,7 +225,7 @@ pub fn log_prob_from_squares(sq: &mut [f64], q: f64, constant: f64) {
 /// through vector lanes, the exponential and logarithm included.
 #[multiversion(targets("x86_64+avx512f+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn responsibilities(lp: &mut [f64], b: usize) -> f64 {
-    const FMA: bool = selected_target!().supports_feature_str("fma");
+    const FMA: bool = has_fma(selected_target!());
     let mut max = vec![f64::NEG_INFINITY; b];
     for col in lp.chunks_exact(b) {
         for (m, &v) in max.iter_mut().zip(col) {
