@@ -14,12 +14,15 @@
 //! block's 64 products of unsigned by signed bytes into sixteen sums; with
 //! AVX-VNNI the same instruction on each half of a block; with AVX2,
 //! `VPMADDWD` on the weights widened to 16 bits (two sums per output, added
-//! at the end); plain Rust elsewhere (for the tests on any CPU; slower than
-//! the runtime there, see [`runs_fast`]).
+//! at the end); on Arm with the dot-product extension, `SDOT` on each
+//! quarter of a block, which adds four outputs' products with the same
+//! four inputs (on signed inputs, so its layers start from `bias - z Σ w`);
+//! plain Rust elsewhere (for the tests on any CPU; slower than the runtime
+//! there, see [`runs_fast`]).
 //! Every output is then requantized as the runtime's `Requant::output`
-//! does; with AVX2 or AVX-512, single rounding runs four or eight outputs a
-//! register in `i64` lanes (`avx2::requantize`, `avx512::requantize`, both
-//! tested against `Requant::output` over the whole range of sums,
+//! does; with AVX2, AVX-512 or NEON, single rounding runs four, eight or
+//! two outputs a register in `i64` lanes (`avx2::requantize`,
+//! `avx512::requantize`, `neon::requantize`, each tested against `Requant::output` over the whole range of sums,
 //! multipliers and shifts). What the runtime does to a requantized byte
 //! after that (the activation's clamp, the sigmoid or tanh table, and the
 //! next layer's offset or, for the last layer, `QNetwork::finish`) depends
@@ -64,6 +67,9 @@ pub enum Kernel {
     /// `VPDPBUSD` on whole blocks; vector requantization.
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni,
+    /// `SDOT` on quarters of a block (Arm's dot-product extension).
+    #[cfg(target_arch = "aarch64")]
+    NeonDot,
 }
 
 impl Kernel {
@@ -85,6 +91,10 @@ impl Kernel {
                 }
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            kernels.push(Kernel::NeonDot);
+        }
         kernels
     }
 
@@ -103,6 +113,8 @@ impl Kernel {
             Kernel::AvxVnni => "AVX-VNNI",
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512Vnni => "AVX-512 VNNI",
+            #[cfg(target_arch = "aarch64")]
+            Kernel::NeonDot => "NEON SDOT",
         }
     }
 
@@ -123,7 +135,21 @@ impl Kernel {
             Kernel::Avx512Vnni => unsafe {
                 tiles::<avx512::Vnni, ROWS, 3, 8>(layer, u, rows, sums)
             },
+            #[cfg(target_arch = "aarch64")]
+            Kernel::NeonDot => unsafe { tiles::<neon::Dot, ROWS, 1, 2>(layer, u, rows, sums) },
         }
+    }
+
+    /// Whether the kernel multiplies the inputs as signed bytes `x = u -
+    /// 128` rather than as the unsigned `u` (see the module docs): its
+    /// layers start from `bias - z Σ w`, the others' from `bias - (128 +
+    /// z) Σ w`.
+    fn signed_inputs(self) -> bool {
+        #[cfg(target_arch = "aarch64")]
+        if self == Kernel::NeonDot {
+            return true;
+        }
+        false
     }
 
     /// The rows of one tile of [`Self::layer_sums`].
@@ -141,8 +167,8 @@ impl Kernel {
     /// the layer's [`Lookup`] (as [`clamp`]).
     fn requantize(self, layer: &FastQLayer<'_>, acc: &[i32], out: &mut [i8]) {
         if !layer.scales.multiplier.is_empty() {
-            // SAFETY (both arms): the CPU has the kernel's instructions,
-            // AVX2 or AVX-512F among them (as in `layer_sums`).
+            // SAFETY (every arm): the CPU has the kernel's instructions,
+            // AVX2, AVX-512F or NEON among them (as in `layer_sums`).
             match self {
                 Kernel::Portable => {}
                 #[cfg(target_arch = "x86_64")]
@@ -151,6 +177,8 @@ impl Kernel {
                 }
                 #[cfg(target_arch = "x86_64")]
                 Kernel::Avx512Vnni => return unsafe { avx512::requantize(layer, acc, out) },
+                #[cfg(target_arch = "aarch64")]
+                Kernel::NeonDot => return unsafe { neon::requantize(layer, acc, out) },
             }
         }
         let data = &layer.data;
@@ -161,9 +189,10 @@ impl Kernel {
 }
 
 /// Whether this CPU runs a SIMD kernel, where the fast path beats the
-/// runtime's own loop (AVX2 alone 1.8-3x, `cargo xtask bench-decode`);
-/// the portable kernel is about 8x slower than it, so callers run the
-/// runtime there.
+/// runtime's own loop (AVX2 alone 1.8-3x, `cargo xtask bench-decode`; on
+/// aarch64 SDOT runs 11-20x fewer instructions, `cargo xtask bench-arm`);
+/// on x86-64 the portable kernel is about 8x slower than it, so callers
+/// run the runtime there.
 pub fn runs_fast() -> bool {
     Kernel::best() != Kernel::Portable
 }
@@ -178,7 +207,8 @@ struct FastQLayer<'a> {
     /// Block `b`, group `g` at `b * groups + g` (a [`Block`] a line).
     weights: Vec<Line>,
     /// Each output's starting sum, `bias - (128 + z) Σ_j w[o][j]`
-    /// (wrapping), `blocks * WIDTH` of them.
+    /// (wrapping; `bias - z Σ_j w[o][j]` for a kernel with
+    /// [`Kernel::signed_inputs`]), `blocks * WIDTH` of them.
     start: Vec<i32>,
     /// With single rounding, the vector requantization's constants;
     /// empty with double rounding.
@@ -316,7 +346,7 @@ impl<'a> FastQNetwork<'a> {
             let mut weights = lines(blocks * groups);
             let block: &mut [Block] = bytemuck::cast_slice_mut(&mut weights);
             let mut start = vec![0i32; blocks * WIDTH];
-            let offset = 128 + data.input_zero_point;
+            let offset = if kernel.signed_inputs() { 0 } else { 128 } + data.input_zero_point;
             for o in 0..outputs {
                 let row = &w[o * inputs..(o + 1) * inputs];
                 let mut sum = 0i32;
@@ -520,6 +550,7 @@ struct At<'l> {
 impl<'l> At<'l> {
     /// The tile's inputs and weights: each of its `R` rows' groups of four
     /// inputs, each of its `B` blocks' groups of weights.
+    #[inline(always)]
     fn operands<const R: usize, const B: usize>(self) -> ([&'l [[u8; 4]]; R], [&'l [Block]; B]) {
         let groups = self.layer.groups;
         let weights: &'l [Block] = bytemuck::cast_slice(&self.layer.weights);
@@ -535,6 +566,7 @@ impl<'l> At<'l> {
     }
 
     /// The starting sums of the tile's block `k`.
+    #[inline(always)]
     fn start(self, k: usize) -> &'l [i32; WIDTH] {
         let o = (self.block + k) * WIDTH;
         self.layer.start[o..o + WIDTH].try_into().expect("a block")
@@ -542,6 +574,7 @@ impl<'l> At<'l> {
 
     /// The tile's row `r`, block `k` in `sums` (each row's `blocks *
     /// WIDTH`).
+    #[inline(always)]
     fn sums(self, sums: &mut [i32], r: usize, k: usize) -> &mut [i32; WIDTH] {
         let o = ((self.row + r) * self.layer.blocks + self.block + k) * WIDTH;
         (&mut sums[o..o + WIDTH]).try_into().expect("a block")
@@ -596,7 +629,7 @@ unsafe fn tiles<T: Tile, const R: usize, const B: usize, const B1: usize>(
 /// The vector requantizations' loop over one row (`acc`, every block, into
 /// `out`): `eight` requantizes eight sums with their [`Scales`] into eight
 /// bytes.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 fn requantize_eights(
     layer: &FastQLayer<'_>,
@@ -647,6 +680,8 @@ impl Tile for Portable {
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 #[cfg(test)]
 mod tests {
@@ -742,6 +777,10 @@ mod tests {
         ];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let kernels = Kernel::available();
+        // CI sets it where a SIMD kernel must be compared (QEMU's aarch64).
+        if std::env::var_os("TINYGEN_REQUIRE_SIMD").is_some() {
+            assert!(kernels.len() > 1, "no SIMD kernel on this CPU: {kernels:?}");
+        }
         // The scalar lookups, and the VBMI ones where the CPU has them.
         let lookups = [false, has_vbmi()];
         let mut compared = 0;
@@ -767,14 +806,20 @@ mod tests {
                 );
                 let bytes = AlignedBytes::new(&file);
                 let net = QNetwork::from_bytes(bytes.as_bytes()).unwrap();
-                let mut fast = FastQNetwork::with_kernel(&net, Kernel::Portable).unwrap();
+                // (Layers start where their kernel's inputs need.)
+                let mut fast: Vec<FastQNetwork> = kernels
+                    .iter()
+                    .map(|&kernel| FastQNetwork::with_kernel(&net, kernel).unwrap())
+                    .collect();
                 for rows in [1, 3, 4, 5, 37, 100] {
                     let inputs: Vec<f32> = (0..rows * widths[0])
                         .map(|_| rng.random_range(-4.0..4.0))
                         .collect();
                     let want = runtime_rows(&net, &inputs);
-                    for (&kernel, vbmi) in kernels.iter().flat_map(|k| lookups.map(|v| (k, v))) {
-                        (fast.kernel, fast.vbmi) = (kernel, vbmi);
+                    for (i, vbmi) in (0..fast.len()).flat_map(|i| lookups.map(|v| (i, v))) {
+                        let fast = &mut fast[i];
+                        fast.vbmi = vbmi;
+                        let kernel = fast.kernel;
                         let mut got = vec![0f32; want.len()];
                         fast.forward_batch(&inputs, &mut got).unwrap();
                         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -795,19 +840,18 @@ mod tests {
         eprintln!("kernels compared: {kernels:?}, VBMI lookups {}", has_vbmi());
     }
 
-    /// The vector requantizations (AVX2, AVX-512), followed by the
+    /// The vector requantizations (AVX2, AVX-512, NEON), followed by the
     /// lookups' clamp, against the runtime's on sums, multipliers and
     /// shifts over their whole valid ranges.
-    #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_vector_requantization_is_the_runtimes() {
         use tinygen_runtime::quant::Requant;
         let kernels: Vec<Kernel> = Kernel::available()
             .into_iter()
-            .filter(|&k| matches!(k, Kernel::Avx2 | Kernel::Avx512Vnni))
+            .filter(|&k| k != Kernel::Portable)
             .collect();
         if kernels.is_empty() {
-            eprintln!("no AVX2 on this CPU: nothing to compare");
+            eprintln!("no SIMD kernel on this CPU: nothing to compare");
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
