@@ -29,6 +29,9 @@
 //!   runtime crate and its host fast path against tract-onnx and candle
 //!   (f32) and the LiteRT interpreter (int8, each fast-path kernel the CPU
 //!   runs) on the same weights, in one run, from a release build.
+//! * `bench-arm` exact instructions of the host's decodes on an Arm
+//!   (aarch64) host under QEMU's user mode: the runtime and the fast path's
+//!   kernels, SDOT among them (needs gcc-aarch64-linux-gnu and qemu-user).
 //! * `bench-neural [--quality]` VAE training steps per second against
 //!   PyTorch on the same MNIST batches and threads, in one run; with
 //!   `--quality` also the 10-epoch MNIST VAE and the ring-prior SWAE
@@ -43,6 +46,7 @@
 
 mod alloc;
 mod bench_anomaly;
+mod bench_arm;
 mod bench_decode;
 mod bench_host;
 mod bench_mcu;
@@ -119,6 +123,9 @@ enum Task {
     /// Host decode latency at batch 1 and 64: runtime and fast path against
     /// tract, candle and LiteRT (from a release build).
     BenchDecode,
+    /// Exact instructions of the host's decodes on an Arm (aarch64) host,
+    /// under QEMU's user mode.
+    BenchArm,
     /// VAE training steps per second against PyTorch.
     BenchNeural {
         /// Also train the 10-epoch MNIST VAE and the ring-prior SWAE.
@@ -174,6 +181,7 @@ fn main() -> anyhow::Result<()> {
             on_device,
         } => bench_anomaly::bench_anomaly(suite, part, neural, m4f, on_device),
         Task::BenchDecode => bench_decode::bench_decode(),
+        Task::BenchArm => bench_arm::bench_arm(),
         Task::BenchNeural { quality } => bench_neural::bench_neural(quality),
         Task::Models { only } => models::models(only.as_deref()),
         Task::CCases { cases, out } => c_firmware::c_cases(&cases, &out),
