@@ -190,7 +190,7 @@ impl Kernel {
 
 /// Whether this CPU runs a SIMD kernel, where the fast path beats the
 /// runtime's own loop (AVX2 alone 1.8-3x, `cargo xtask bench-decode`; on
-/// aarch64 SDOT runs 11-20x fewer instructions, `cargo xtask bench-arm`);
+/// aarch64 SDOT runs 5-8x fewer instructions, `cargo xtask bench-arm`);
 /// on x86-64 the portable kernel is about 8x slower than it, so callers
 /// run the runtime there.
 pub fn runs_fast() -> bool {

@@ -49,6 +49,8 @@
 //!   (measured: the first on the Cortex-M0 and M3, the second on RISC-V).
 //! - `Avx2` (`kernel/avx2.rs`): on x86-64 hosts, `SMLAD` on eight words at
 //!   once with `VPMADDWD` where the CPU has AVX2, else `Portable`.
+//! - `Neon` (`kernel/neon.rs`): on AArch64, a group's four words as eight
+//!   halfwords, each pair's four products widened and added in one `SMLAL`.
 
 #[cfg(feature = "alloc")]
 use crate::Error;
@@ -114,7 +116,10 @@ pub(super) trait ChunkDot {
 }
 
 /// The lanes of a word, low first, sign-extended.
-#[cfg_attr(tinygen_dsp, allow(dead_code))]
+#[cfg_attr(
+    any(tinygen_dsp, all(target_arch = "aarch64", target_feature = "neon")),
+    allow(dead_code)
+)]
 #[inline(always)]
 fn lanes(word: u32) -> [i32; 2] {
     [
@@ -124,7 +129,14 @@ fn lanes(word: u32) -> [i32; 2] {
 }
 
 /// The groups of a chunk: two input words and four weight words each.
-#[cfg_attr(any(tinygen_dsp, target_arch = "riscv32"), allow(dead_code))]
+#[cfg_attr(
+    any(
+        tinygen_dsp,
+        target_arch = "riscv32",
+        all(target_arch = "aarch64", target_feature = "neon")
+    ),
+    allow(dead_code)
+)]
 #[inline(always)]
 fn groups<'a>(x: &'a [u32], w: &'a [u32]) -> impl Iterator<Item = (&'a [u32; 2], &'a [u32; 4])> {
     x.as_chunks::<2>()
@@ -137,7 +149,14 @@ fn groups<'a>(x: &'a [u32], w: &'a [u32]) -> impl Iterator<Item = (&'a [u32; 2],
 /// Plain Rust: per lane `A += v x`, `S += (v as i8) x`, the lanes picked
 /// out of word loads. The Cortex-M0 and M3 kernel (and x86-64 hosts'
 /// without AVX2).
-#[cfg_attr(any(tinygen_dsp, target_arch = "riscv32"), allow(dead_code))]
+#[cfg_attr(
+    any(
+        tinygen_dsp,
+        target_arch = "riscv32",
+        all(target_arch = "aarch64", target_feature = "neon")
+    ),
+    allow(dead_code)
+)]
 pub(super) struct Portable;
 
 impl ChunkDot for Portable {
@@ -234,10 +253,14 @@ pub(super) type Native = PortableLanes;
 #[cfg(target_arch = "x86_64")]
 pub(super) type Native = avx2::Avx2;
 /// The kernel of this target.
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub(super) type Native = neon::Neon;
+/// The kernel of this target.
 #[cfg(all(
     not(tinygen_dsp),
     not(target_arch = "riscv32"),
-    not(target_arch = "x86_64")
+    not(target_arch = "x86_64"),
+    not(all(target_arch = "aarch64", target_feature = "neon"))
 ))]
 pub(super) type Native = Portable;
 
@@ -427,5 +450,7 @@ pub fn unpack(words: &[u32], inputs: usize, outputs: usize) -> Result<alloc::vec
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod neon;
 #[cfg(test)]
 mod tests;
