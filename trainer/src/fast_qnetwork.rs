@@ -17,13 +17,14 @@
 //! at the end); on Arm with the dot-product extension, `SDOT` on each
 //! quarter of a block, which adds four outputs' products with the same
 //! four inputs (on signed inputs, so its layers start from `bias - z Σ w`);
-//! plain Rust elsewhere (for the tests on any CPU; slower than the runtime
-//! there, see [`runs_fast`]).
+//! plain Rust elsewhere (for the tests on any CPU; no faster than the
+//! runtime there, see [`runs_fast`]).
 //! Every output is then requantized as the runtime's `Requant::output`
 //! does; with AVX2, AVX-512 or NEON, single rounding runs four, eight or
 //! two outputs a register in `i64` lanes (`avx2::requantize`,
-//! `avx512::requantize`, `neon::requantize`, each tested against `Requant::output` over the whole range of sums,
-//! multipliers and shifts). What the runtime does to a requantized byte
+//! `avx512::requantize`, `neon::requantize`, each tested against
+//! `Requant::output` over the whole range of sums, multipliers and
+//! shifts). What the runtime does to a requantized byte
 //! after that (the activation's clamp, the sigmoid or tanh table, and the
 //! next layer's offset or, for the last layer, `QNetwork::finish`) depends
 //! on the byte alone, so it is one 256-entry `Lookup` computed from the
@@ -346,7 +347,9 @@ impl<'a> FastQNetwork<'a> {
             let mut weights = lines(blocks * groups);
             let block: &mut [Block] = bytemuck::cast_slice_mut(&mut weights);
             let mut start = vec![0i32; blocks * WIDTH];
-            let offset = if kernel.signed_inputs() { 0 } else { 128 } + data.input_zero_point;
+            // What the kernel multiplies, `u = x + 128` or `x`, less `x - z`.
+            let flip = if kernel.signed_inputs() { 0 } else { 128 };
+            let offset = flip + data.input_zero_point;
             for o in 0..outputs {
                 let row = &w[o * inputs..(o + 1) * inputs];
                 let mut sum = 0i32;
