@@ -3,11 +3,12 @@
 //! have). One `SDOT` adds four outputs' products with four inputs, each
 //! output's four weights one 4-byte group of a [`Block`], so a block and
 //! group of inputs is four of them; its indexed form takes the inputs from
-//! one of four groups in a register, so one load holds sixteen inputs. `SDOT` multiplies signed
-//! bytes by signed bytes, so the kernel takes the inputs back to `x = u -
-//! 128` (its layers start from `bias - z Σ w`, see
-//! [`Kernel::signed_inputs`](super::Kernel::signed_inputs)). Single-rounding
-//! requantization runs two outputs a register, as the x86 kernels' does.
+//! one of four groups in a register, so one load holds sixteen inputs.
+//! `SDOT` multiplies signed bytes by signed bytes, so the kernel takes the
+//! inputs back to `x = u - 128` (its layers start from `bias - z Σ w`, see
+//! [`Kernel::signed_inputs`](super::Kernel::signed_inputs)).
+//! Single-rounding requantization runs two outputs a register, as the x86
+//! kernels' does.
 
 use std::arch::aarch64::{
     int8x16_t, int32x4_t, int64x2_t, vaddq_s64, vcombine_s16, vcombine_s32, vdupq_n_s64,
