@@ -3,6 +3,8 @@
 //! a numerically stable logistic sigmoid built on [`exp`]; the fused
 //! multiply-add the network layers use.
 
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod a64;
 #[cfg(any(test, all(not(tinygen_vfp), target_os = "none")))]
 mod soft_fma;
 #[cfg(tinygen_vfp)]
@@ -62,22 +64,34 @@ pub fn exp_nonpositive(x: f32) -> f32 {
 
 /// `a * b + c` rounded once (IEEE 754's fused multiply-add, exact on every
 /// target, so every core gets the same bits): the network layers' one
-/// operation. `VFMA.F32` on Arm cores with an FPU, the CPU's instruction
-/// on hosts (through libm), integer arithmetic on cores without an FPU
-/// (`math/soft_fma.rs`).
+/// operation. `VFMA.F32` on Arm cores with an FPU, `FMADD` on AArch64,
+/// the CPU's instruction on other hosts (through libm), integer arithmetic
+/// on cores without an FPU (`math/soft_fma.rs`).
 #[inline(always)]
 pub fn mul_add(a: f32, b: f32, c: f32) -> f32 {
     #[cfg(tinygen_vfp)]
     {
         vfp::mul_add(a, b, c)
     }
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    {
+        a64::mul_add(a, b, c)
+    }
     // Cores without an FPU.
-    #[cfg(all(not(tinygen_vfp), target_os = "none"))]
+    #[cfg(all(
+        not(tinygen_vfp),
+        not(all(target_arch = "aarch64", target_feature = "neon")),
+        target_os = "none"
+    ))]
     {
         soft_fma::fma(a, b, c)
     }
     // Hosts: libm uses the CPU's instruction where it has one.
-    #[cfg(all(not(tinygen_vfp), not(target_os = "none")))]
+    #[cfg(all(
+        not(tinygen_vfp),
+        not(all(target_arch = "aarch64", target_feature = "neon")),
+        not(target_os = "none")
+    ))]
     {
         libm::fmaf(a, b, c)
     }
