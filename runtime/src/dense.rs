@@ -2,6 +2,8 @@
 
 use crate::activation::Activation;
 
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod neon;
 #[cfg(tinygen_vfp)]
 mod vfp;
 #[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
@@ -37,7 +39,8 @@ impl MulAdd for Portable {
 /// order as one row at a time, so the results are identical. On x86-64
 /// hosts built without FMA instructions the loop runs in a copy compiled
 /// with them when the CPU has them (`dense/x86.rs`), rather than calling
-/// libm per step.
+/// libm per step. On AArch64 the four rows are the lanes of one register
+/// (`dense/neon.rs`), the same operations again.
 #[cfg_attr(tinygen_compact, inline(never))]
 #[cfg_attr(not(tinygen_compact), inline)]
 pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activation: Activation) {
@@ -54,7 +57,12 @@ pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activatio
     if x86::rows_with_fma(w, bias, x, y, activation) {
         return;
     }
-    #[cfg(not(tinygen_vfp))]
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    neon::dense(w, bias, x, y, activation);
+    #[cfg(all(
+        not(tinygen_vfp),
+        not(all(target_arch = "aarch64", target_feature = "neon"))
+    ))]
     rows::<Portable>(w, bias, x, y, activation);
 }
 
