@@ -8,16 +8,25 @@
 //! `cfg(tinygen_compact)`, one copy of code that is otherwise inlined, on
 //! Armv6-M (the Cortex-M0: 256 KiB of flash on the micro:bit, and the
 //! largest soft-float code).
+//! `cfg(tinygen_neon)`, the NEON kernels, on AArch64 targets with NEON
+//! (every one but the soft-float ones).
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(tinygen_dsp)");
     println!("cargo::rustc-check-cfg=cfg(tinygen_vfp)");
     println!("cargo::rustc-check-cfg=cfg(tinygen_compact)");
+    println!("cargo::rustc-check-cfg=cfg(tinygen_neon)");
     println!("cargo::rerun-if-env-changed=TARGET");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = std::env::var("TARGET").unwrap_or_default();
     if target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && dsp_enabled()) {
         println!("cargo::rustc-cfg=tinygen_dsp");
+    }
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    if std::env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|a| a == "aarch64")
+        && features.split(',').any(|f| f == "neon")
+    {
+        println!("cargo::rustc-cfg=tinygen_neon");
     }
     if target.starts_with("thumbv6m") {
         println!("cargo::rustc-cfg=tinygen_compact");

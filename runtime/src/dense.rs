@@ -2,7 +2,7 @@
 
 use crate::activation::Activation;
 
-#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[cfg(tinygen_neon)]
 mod neon;
 #[cfg(tinygen_vfp)]
 mod vfp;
@@ -57,12 +57,9 @@ pub(crate) fn dense(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], activatio
     if x86::rows_with_fma(w, bias, x, y, activation) {
         return;
     }
-    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    #[cfg(tinygen_neon)]
     neon::dense(w, bias, x, y, activation);
-    #[cfg(all(
-        not(tinygen_vfp),
-        not(all(target_arch = "aarch64", target_feature = "neon"))
-    ))]
+    #[cfg(all(not(tinygen_vfp), not(tinygen_neon)))]
     rows::<Portable>(w, bias, x, y, activation);
 }
 

@@ -3,7 +3,7 @@
 //! a numerically stable logistic sigmoid built on [`exp`]; the fused
 //! multiply-add the network layers use.
 
-#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[cfg(tinygen_neon)]
 mod a64;
 #[cfg(any(test, all(not(tinygen_vfp), target_os = "none")))]
 mod soft_fma;
@@ -73,25 +73,17 @@ pub fn mul_add(a: f32, b: f32, c: f32) -> f32 {
     {
         vfp::mul_add(a, b, c)
     }
-    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    #[cfg(tinygen_neon)]
     {
         a64::mul_add(a, b, c)
     }
     // Cores without an FPU.
-    #[cfg(all(
-        not(tinygen_vfp),
-        not(all(target_arch = "aarch64", target_feature = "neon")),
-        target_os = "none"
-    ))]
+    #[cfg(all(not(tinygen_vfp), not(tinygen_neon), target_os = "none"))]
     {
         soft_fma::fma(a, b, c)
     }
     // Hosts: libm uses the CPU's instruction where it has one.
-    #[cfg(all(
-        not(tinygen_vfp),
-        not(all(target_arch = "aarch64", target_feature = "neon")),
-        not(target_os = "none")
-    ))]
+    #[cfg(all(not(tinygen_vfp), not(tinygen_neon), not(target_os = "none")))]
     {
         libm::fmaf(a, b, c)
     }

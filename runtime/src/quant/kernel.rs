@@ -116,10 +116,7 @@ pub(super) trait ChunkDot {
 }
 
 /// The lanes of a word, low first, sign-extended.
-#[cfg_attr(
-    any(tinygen_dsp, all(target_arch = "aarch64", target_feature = "neon")),
-    allow(dead_code)
-)]
+#[cfg_attr(any(tinygen_dsp, tinygen_neon), allow(dead_code))]
 #[inline(always)]
 fn lanes(word: u32) -> [i32; 2] {
     [
@@ -130,11 +127,7 @@ fn lanes(word: u32) -> [i32; 2] {
 
 /// The groups of a chunk: two input words and four weight words each.
 #[cfg_attr(
-    any(
-        tinygen_dsp,
-        target_arch = "riscv32",
-        all(target_arch = "aarch64", target_feature = "neon")
-    ),
+    any(tinygen_dsp, target_arch = "riscv32", tinygen_neon),
     allow(dead_code)
 )]
 #[inline(always)]
@@ -150,11 +143,7 @@ fn groups<'a>(x: &'a [u32], w: &'a [u32]) -> impl Iterator<Item = (&'a [u32; 2],
 /// out of word loads. The Cortex-M0 and M3 kernel (and x86-64 hosts'
 /// without AVX2).
 #[cfg_attr(
-    any(
-        tinygen_dsp,
-        target_arch = "riscv32",
-        all(target_arch = "aarch64", target_feature = "neon")
-    ),
+    any(tinygen_dsp, target_arch = "riscv32", tinygen_neon),
     allow(dead_code)
 )]
 pub(super) struct Portable;
@@ -253,14 +242,14 @@ pub(super) type Native = PortableLanes;
 #[cfg(target_arch = "x86_64")]
 pub(super) type Native = avx2::Avx2;
 /// The kernel of this target.
-#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[cfg(tinygen_neon)]
 pub(super) type Native = neon::Neon;
 /// The kernel of this target.
 #[cfg(all(
     not(tinygen_dsp),
     not(target_arch = "riscv32"),
     not(target_arch = "x86_64"),
-    not(all(target_arch = "aarch64", target_feature = "neon"))
+    not(tinygen_neon)
 ))]
 pub(super) type Native = Portable;
 
@@ -450,7 +439,7 @@ pub fn unpack(words: &[u32], inputs: usize, outputs: usize) -> Result<alloc::vec
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
-#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+#[cfg(tinygen_neon)]
 mod neon;
 #[cfg(test)]
 mod tests;
