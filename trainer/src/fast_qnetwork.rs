@@ -440,9 +440,21 @@ impl<'a> FastQNetwork<'a> {
         if rows == 0 {
             return;
         }
+        BUFFERS.with_borrow_mut(|buffers| self.forward_rows_in(inputs, outputs, rows, buffers));
+    }
+
+    /// [`Self::forward_rows`] with this thread's buffers.
+    fn forward_rows_in(
+        &self,
+        inputs: &[f32],
+        outputs: &mut [f32],
+        rows: usize,
+        Buffers { u, next, sums, q }: &mut Buffers,
+    ) {
         let first = &self.layers[0];
         let params = self.network.input_params();
-        let mut u = vec![0u8; rows * 4 * first.groups];
+        u.clear();
+        u.resize(rows * 4 * first.groups, 0);
         for (row, x) in u
             .chunks_exact_mut(4 * first.groups)
             .zip(inputs.chunks_exact(first.data.inputs))
@@ -450,7 +462,6 @@ impl<'a> FastQNetwork<'a> {
             quantize(self.kernel, params, x, &mut row[..x.len()]);
         }
         let tile = self.kernel.tile_rows().min(rows);
-        let (mut sums, mut q, mut next) = (Vec::new(), Vec::new(), Vec::new());
         for layer in &self.layers {
             let (width, outputs_per_row) = (layer.blocks * WIDTH, layer.data.outputs);
             sums.resize(tile * width, 0);
@@ -467,22 +478,39 @@ impl<'a> FastQNetwork<'a> {
                 self.kernel.layer_sums(layer, u, n, sums);
                 for (r, acc) in sums.chunks_exact(width).enumerate() {
                     let row = t * tile + r;
-                    self.kernel.requantize(layer, acc, &mut q);
+                    self.kernel.requantize(layer, acc, q);
                     match &layer.lookup {
                         Lookup::Next { table, next_row } => {
                             let out = &mut next[row * next_row..][..outputs_per_row];
-                            self.look_up_bytes(table, &q, out);
+                            self.look_up_bytes(table, q, out);
                         }
                         Lookup::Output(values) => {
                             let out = &mut outputs[row * outputs_per_row..][..outputs_per_row];
-                            self.look_up_values(values, &q, out);
+                            self.look_up_values(values, q, out);
                         }
                     }
                 }
             }
-            std::mem::swap(&mut u, &mut next);
+            std::mem::swap(u, next);
         }
     }
+}
+
+/// The buffers of a pass: each tensor's rows as unsigned bytes (the
+/// layer's input `u`, its output `next`), a tile's sums and one row's
+/// requantized bytes.
+#[derive(Default)]
+struct Buffers {
+    u: Vec<u8>,
+    next: Vec<u8>,
+    sums: Vec<i32>,
+    q: Vec<i8>,
+}
+
+thread_local! {
+    /// Each thread's [`Buffers`], kept between calls (allocating them each
+    /// call cost a tenth of a one-row decode).
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::default();
 }
 
 /// Each of the first `out.len()` bytes of `q` through `table` into `out`.
