@@ -31,13 +31,8 @@ mod tests {
     /// arithmetic), on random bit patterns of every class.
     #[test]
     fn fmadd_is_the_soft_fused_multiply_add() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            f32::from_bits(state as u32)
-        };
+        let mut bits = super::super::soft_fma::tests::xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut next = || f32::from_bits(bits() as u32);
         for _ in 0..1_000_000 {
             let (a, b, c) = (next(), next(), next());
             let (got, want) = (

@@ -191,7 +191,7 @@ fn shift_sticky<const ZEROS: i32>(x: u64, by: i32) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     extern crate std;
 
     use super::fma;
@@ -203,7 +203,7 @@ mod tests {
     }
 
     /// Marsaglia's xorshift64 from `state`.
-    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    pub(in crate::math) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
         move || {
             state ^= state << 13;
             state ^= state >> 7;

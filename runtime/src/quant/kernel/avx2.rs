@@ -86,33 +86,14 @@ fn words(v: __m256i) -> [i32; 8] {
 mod tests {
     use super::*;
 
-    /// Any words, any lengths: the AVX2 loop's sums are the portable loop's
-    /// (halfwords of -32768 included, where `VPMADDWD` wraps).
+    /// The AVX2 loop's sums are the portable loop's (halfwords of -32768
+    /// included, where `VPMADDWD` wraps).
     #[test]
     fn the_avx2_loop_is_the_portable_loop() {
         if !crate::x86::has_avx2() {
             return; // no AVX2 on this CPU: `Avx2` is `Portable`
         }
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut word = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            match state % 8 {
-                0 => 0x8000_8000,
-                1 => 0x7fff_8000,
-                _ => (state >> 16) as u32,
-            }
-        };
-        let x: [u32; 2 * 70] = core::array::from_fn(|_| word());
-        let w: [u32; 4 * 70] = core::array::from_fn(|_| word());
-        for x_groups in 0..=70usize {
-            for w_groups in [0, 1, x_groups.saturating_sub(1), x_groups, 70] {
-                let (x, w) = (&x[..2 * x_groups], &w[..4 * w_groups]);
-                // SAFETY: the CPU has AVX2.
-                let fast = unsafe { dot(x, w) };
-                assert_eq!(fast, Portable::dot(x, w), "{x_groups} x {w_groups}");
-            }
-        }
+        // SAFETY: the CPU has AVX2.
+        super::super::tests::agrees_with_portable(|x, w| unsafe { dot(x, w) });
     }
 }

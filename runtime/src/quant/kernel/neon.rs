@@ -52,35 +52,11 @@ fn dot(x: &[u32], w: &[u32]) -> [i32; 4] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Portable;
     use super::*;
 
-    /// Any words, any lengths: the NEON loop's sums are the portable loop's
-    /// (halfwords of -32768 included, and sums that wrap).
+    /// The NEON loop's sums are the portable loop's.
     #[test]
     fn the_neon_loop_is_the_portable_loop() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut word = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            match state % 8 {
-                0 => 0x8000_8000,
-                1 => 0x7fff_8000,
-                _ => (state >> 16) as u32,
-            }
-        };
-        let x: [u32; 2 * 70] = core::array::from_fn(|_| word());
-        let w: [u32; 4 * 70] = core::array::from_fn(|_| word());
-        for x_groups in 0..=70usize {
-            for w_groups in [0, 1, x_groups.saturating_sub(1), x_groups, 70] {
-                let (x, w) = (&x[..2 * x_groups], &w[..4 * w_groups]);
-                assert_eq!(
-                    Neon::dot(x, w),
-                    Portable::dot(x, w),
-                    "{x_groups} x {w_groups}"
-                );
-            }
-        }
+        super::super::tests::agrees_with_portable(Neon::dot);
     }
 }

@@ -49,10 +49,39 @@ fn every_kernel(x: &[i8], z: i32, words: &[u32], outputs: usize) -> Vec<i32> {
         run_in::<avx2::Avx2, { CHUNK / 2 }>(x, z, words, outputs),
         #[cfg(target_arch = "x86_64")]
         run_in::<avx2::Avx2, 32>(x, z, words, outputs),
+        #[cfg(tinygen_neon)]
+        run_in::<neon::Neon, { CHUNK / 2 }>(x, z, words, outputs),
+        #[cfg(tinygen_neon)]
+        run_in::<neon::Neon, 32>(x, z, words, outputs),
     ] {
         assert_eq!(other, dsp, "{} x {}, z {z}", x.len(), outputs);
     }
     dsp
+}
+
+/// Any words, any lengths (halfwords of -32768 included, and sums that
+/// wrap): `dot`, a vector kernel's chunk loop, gives the portable loop's
+/// sums.
+pub(super) fn agrees_with_portable(dot: impl Fn(&[u32], &[u32]) -> [i32; 4]) {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut word = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        match state % 8 {
+            0 => 0x8000_8000,
+            1 => 0x7fff_8000,
+            _ => (state >> 16) as u32,
+        }
+    };
+    let x: [u32; 2 * 70] = core::array::from_fn(|_| word());
+    let w: [u32; 4 * 70] = core::array::from_fn(|_| word());
+    for x_groups in 0..=70usize {
+        for w_groups in [0, 1, x_groups.saturating_sub(1), x_groups, 70] {
+            let (x, w) = (&x[..2 * x_groups], &w[..4 * w_groups]);
+            assert_eq!(dot(x, w), Portable::dot(x, w), "{x_groups} x {w_groups}");
+        }
+    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift).
