@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Z-score ensembles of bagged mixtures: a scikit-learn prototype (issue 16).
 
-    python scripts/anomaly_zscore_study.py --data DIR [--sets a,b] [--novelty] [--study|--third|--trim]
+    python scripts/anomaly_zscore_study.py --data DIR [--sets a,b] [--novelty] [--study|--third|--trim|--marginal]
 
 DIR as for `anomaly_baselines.py` (`csv/NAME.csv[.gz]`, `splits/NAME.txt`).
 Every detector here follows tinygen's default detector (`Ensemble::bagged`)
@@ -29,7 +29,14 @@ Prints, per set, the mean ROC-AUC over the splits of each detector:
   study): `marginal`, the sum over features of -log of a 1-D mixture of
   K = 4 (reg 0.01) fitted to each standardized feature alone; `kde`, a
   Gaussian KDE on a random subsample of the rows (as many as fit 32 KiB, at
-  least 16), bandwidth^2 n^(-2/(d+4)); and the pair's z-score sums with each.
+  least 16), bandwidth^2 n^(-2/(d+4)); and the pair's z-score sums with each;
+- with `--trim`, the pair refitted on the fitted rows it scores as normal
+  (the twenty-eighth session's study, `TRIMS`);
+- with `--marginal`, the pair on features first mapped one by one (the
+  twenty-ninth session's study, `MARGINALS`): `quantile`, the empirical CDF
+  through 32 knots to normal scores, linear between knots and beyond the
+  end knots at slope 1 / (robust scale); `yeo-johnson`, scikit-learn's
+  PowerTransformer; `slog`, sign(z) log(1 + |z|) of the robust z.
 """
 import argparse
 import gzip
@@ -40,6 +47,8 @@ from joblib import Parallel, delayed
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
+from sklearn.preprocessing import PowerTransformer
+from scipy.stats import norm
 
 BUDGET = 65536 // 4  # f32 values in 64 KiB
 K = 4
@@ -155,14 +164,55 @@ def trimmed(u, v, score_u, rule):
 
 
 TRIMS = ["frac:0.05", "frac:0.1", "frac:0.2", "fence:1.5", "fence:3"]
+MARGINALS = ["quantile", "yeo-johnson", "slog"]
+KNOTS = 32
 
 
-def one_split(x, y, train, novelty, study, third=False, trim=False):
+def quantile_map(u, v):
+    """Each column of u and v through u's empirical CDF to normal scores.
+
+    Knots: u's quantiles at (k + 0.5) / KNOTS; equal knots merged, their
+    scores averaged; linear between knots, and beyond the end knots with
+    slope 1 (u is robustly standardized, so tails keep their distance)."""
+    p = (np.arange(KNOTS) + 0.5) / KNOTS
+    zs = norm.ppf(p)
+    out_u, out_v = np.empty_like(u), np.empty_like(v)
+    for j in range(u.shape[1]):
+        xk = np.quantile(u[:, j], p)
+        ux, inv = np.unique(xk, return_inverse=True)
+        uz = np.bincount(inv, zs) / np.bincount(inv)
+        for src, dst in ((u, out_u), (v, out_v)):
+            x = src[:, j]
+            y = np.interp(x, ux, uz)
+            y = np.where(x < ux[0], uz[0] + (x - ux[0]), y)
+            y = np.where(x > ux[-1], uz[-1] + (x - ux[-1]), y)
+            dst[:, j] = y
+    return out_u, out_v
+
+
+def mapped(u, v, kind):
+    if kind == "quantile":
+        return quantile_map(u, v)
+    if kind == "yeo-johnson":
+        pt = PowerTransformer().fit(u)
+        a, b = pt.transform(u), pt.transform(v)
+        return np.nan_to_num(a), np.nan_to_num(b)
+    return np.sign(u) * np.log1p(np.abs(u)), np.sign(v) * np.log1p(np.abs(v))
+
+
+def one_split(x, y, train, novelty, study, third=False, trim=False, marg=False):
     is_train = np.zeros(len(y), bool)
     is_train[train] = True
     rows = x[is_train & ~y] if novelty else x[is_train]
     center, scale = robust_standardization(rows)
     u, v, truth = (rows - center) / scale, (x[~is_train] - center) / scale, y[~is_train]
+    if marg:
+        out = {"pair": roc_auc_score(truth, pair_scores(u, v)[1])}
+        for kind in MARGINALS:
+            a, b = mapped(u, v, kind)
+            c, s = robust_standardization(a)
+            out["marginal:" + kind] = roc_auc_score(truth, pair_scores((a - c) / s, (b - c) / s)[1])
+        return out
     if trim:
         su, sv = pair_scores(u, v)
         out = {"pair": roc_auc_score(truth, sv)}
@@ -203,9 +253,9 @@ def one_split(x, y, train, novelty, study, third=False, trim=False):
     return out
 
 
-def evaluate(data, name, novelty, study, third, trim):
+def evaluate(data, name, novelty, study, third, trim, marg):
     x, y, splits = load(data, name)
-    runs = [one_split(x, y, t, novelty, study, third, trim) for t in splits]
+    runs = [one_split(x, y, t, novelty, study, third, trim, marg) for t in splits]
     return name, {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
@@ -226,12 +276,14 @@ def main():
     ap.add_argument("--study", action="store_true", help="the study's detectors")
     ap.add_argument("--third", action="store_true", help="third terms for the pair")
     ap.add_argument("--trim", action="store_true", help="the pair refitted on trimmed rows")
+    ap.add_argument("--marginal", action="store_true", help="the pair on features mapped one by one")
     args = ap.parse_args()
     names = args.sets.split(",") if args.sets else sorted(
         p.name.split(".csv")[0] for p in (args.data / "csv").glob("*.csv*")
     )
     results = Parallel(n_jobs=-1)(
-        delayed(evaluate)(args.data, n, args.novelty, args.study, args.third, args.trim) for n in names
+        delayed(evaluate)(args.data, n, args.novelty, args.study, args.third, args.trim, args.marginal)
+        for n in names
     )
     print_results(results)
 
