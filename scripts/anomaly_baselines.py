@@ -16,12 +16,20 @@ tab-separated line per set: name, then the mean ROC-AUC over the splits of
 - `iforest`: IsolationForest() with its defaults, random_state=0.
 
 The GMMs score -score_samples (-log p), the forest -score_samples.
+
+With `pyod` installed (not needed otherwise), `--detectors` also takes
+PyOD's detectors with their defaults, scored by `decision_function`:
+`knn` (distance to the 5th neighbour), `lof`, `ocsvm`, `ecod`, `copod`,
+`hbos`, `pca`, `inne` (random_state=0 where they take one). Scores are
+ranked before the ROC-AUC, NaN and infinity as most anomalous. `--jobs N`
+evaluates N sets at a time.
 """
 import argparse
 import pathlib
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
@@ -30,6 +38,26 @@ DETECTORS = {
     "gmm1": lambda: GaussianMixture(1, covariance_type="full", reg_covar=1e-6, random_state=0),
     "gmm4": lambda: GaussianMixture(4, covariance_type="full", reg_covar=1e-3, random_state=0),
     "iforest": lambda: IsolationForest(random_state=0),
+}
+
+
+def pyod_detector(module, name, **kw):
+    def make():
+        cls = getattr(__import__(f"pyod.models.{module}", fromlist=[name]), name)
+        return cls(**kw)
+
+    return make
+
+
+PYOD = {
+    "knn": pyod_detector("knn", "KNN"),
+    "lof": pyod_detector("lof", "LOF"),
+    "ocsvm": pyod_detector("ocsvm", "OCSVM"),
+    "ecod": pyod_detector("ecod", "ECOD"),
+    "copod": pyod_detector("copod", "COPOD"),
+    "hbos": pyod_detector("hbos", "HBOS"),
+    "pca": pyod_detector("pca", "PCA", random_state=0),
+    "inne": pyod_detector("inne", "INNE", random_state=0),
 }
 
 
@@ -48,8 +76,14 @@ def evaluate(x, y, splits, novelty, detectors=DETECTORS):
         fit_rows = x[is_train & (y == 0)] if novelty else x[is_train]
         fit_rows, test = standardize(fit_rows, x[~is_train])
         for name in detectors:
-            model = DETECTORS[name]().fit(fit_rows)
-            aucs[name].append(roc_auc_score(y[~is_train] != 0, -model.score_samples(test)))
+            if name in PYOD:
+                score = PYOD[name]().fit(fit_rows).decision_function(test)
+            else:
+                score = -DETECTORS[name]().fit(fit_rows).score_samples(test)
+            # Ranks, so that an infinite score (PyOD's PCA on a constant
+            # feature) counts as the most anomalous and a NaN as well.
+            score = rankdata(np.nan_to_num(score, nan=np.inf))
+            aucs[name].append(roc_auc_score(y[~is_train] != 0, score))
     return {name: float(np.mean(v)) for name, v in aucs.items()}
 
 
@@ -58,23 +92,34 @@ def main():
     ap.add_argument("--data", type=pathlib.Path, required=True)
     ap.add_argument("--sets", help="comma-separated set names (default: every CSV)")
     ap.add_argument("--novelty", action="store_true", help="fit on the normal train rows only")
-    ap.add_argument("--detectors", default=",".join(DETECTORS), help="comma-separated (default: all)")
+    ap.add_argument("--detectors", default=",".join(DETECTORS), help="comma-separated (default: gmm1,gmm4,iforest)")
+    ap.add_argument("--jobs", type=int, default=1, help="sets evaluated at a time")
     args = ap.parse_args()
     detectors = args.detectors.split(",")
-    unknown = set(detectors) - set(DETECTORS)
+    unknown = set(detectors) - set(DETECTORS) - set(PYOD)
     if unknown:
         ap.error(f"unknown detectors: {', '.join(sorted(unknown))}")
     csvs = {p.name.split(".csv")[0]: p for p in (args.data / "csv").glob("*.csv*")}
     names = args.sets.split(",") if args.sets else sorted(csvs, key=str.lower)
-    print("set\t" + "\t".join(detectors))
-    for name in names:
+
+    def one_set(name):
         table = pd.read_csv(csvs[name])
         y = table.pop("label").to_numpy()
         x = table.to_numpy(dtype=np.float64)
         lines = (args.data / f"splits/{name}.txt").read_text().split("\n")
         splits = [np.array(line.split(), dtype=np.int64) for line in lines if line.strip()]
         result = evaluate(x, y, splits, args.novelty, detectors)
-        print(name + "\t" + "\t".join(f"{result[d]:.4f}" for d in detectors), flush=True)
+        return name + "\t" + "\t".join(f"{result[d]:.4f}" for d in detectors)
+
+    print("set\t" + "\t".join(detectors))
+    if args.jobs > 1:
+        from joblib import Parallel, delayed
+
+        for line in Parallel(n_jobs=args.jobs)(delayed(one_set)(n) for n in names):
+            print(line, flush=True)
+    else:
+        for name in names:
+            print(one_set(name), flush=True)
 
 
 if __name__ == "__main__":
