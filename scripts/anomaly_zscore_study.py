@@ -44,11 +44,11 @@ import pathlib
 
 import numpy as np
 from joblib import Parallel, delayed
+from scipy.stats import norm
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import PowerTransformer
-from scipy.stats import norm
 
 BUDGET = 65536 // 4  # f32 values in 64 KiB
 K = 4
