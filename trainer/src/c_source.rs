@@ -95,7 +95,7 @@ pub fn summary(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
         AnyModel::Density(_) => "tg_log_density".to_string(),
         AnyModel::Detector(d) => format!(
             "tg_detector_score, tg_detector_is_anomaly (threshold {}), tg_log_density",
-            d.threshold()
+            crate::commands::Readable(d.threshold())
         ),
         AnyModel::Network(n) => {
             let scratch = model.scratch_bytes();

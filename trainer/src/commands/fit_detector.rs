@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::recipe::{self, LearnedDensity, LearningArgs};
-use super::{DataArgs, EnsembleArgs, MixtureArgs, NeuralArgs};
+use super::{DataArgs, EnsembleArgs, MixtureArgs, NeuralArgs, Readable};
 use tinygen_runtime::detector::Features;
 
 use crate::density::gmm::Components;
@@ -132,7 +132,7 @@ pub fn run(args: &FitDetectorArgs) -> anyhow::Result<()> {
         },
         dim,
         fitted.train,
-        fitted.threshold,
+        Readable(fitted.threshold),
         score_name(&fitted.bytes),
         fitted.held_alarms,
         fitted.held_out
@@ -215,7 +215,7 @@ fn on_device(
     println!(
         "on this data's {available} normal inputs in order, the device learns threshold {} \
          ({} inputs taken, {} refused)",
-        detector.threshold(),
+        Readable(detector.threshold()),
         learned.taken,
         learned.refused
     );

@@ -12,6 +12,7 @@ use tinygen_runtime::gmm::Covariance;
 use tinygen_runtime::learn::Recipe;
 use tinygen_runtime::{Activation, AnyModel};
 
+use super::Readable;
 use crate::host::AlignedBytes;
 use crate::io::write_atomic;
 
@@ -112,7 +113,7 @@ fn model_info(args: &InfoArgs, bytes: &[u8], input: usize) -> anyhow::Result<()>
             match (&spec.neural, &spec.second) {
                 (None, None) => println!(
                     "threshold   {} (alarm when -log p >= threshold)",
-                    spec.threshold
+                    Readable(spec.threshold)
                 ),
                 (None, Some(second)) => {
                     println!(
@@ -126,7 +127,7 @@ fn model_info(args: &InfoArgs, bytes: &[u8], input: usize) -> anyhow::Result<()>
                     );
                     println!(
                         "threshold   {} (alarm when the combined score >= threshold)",
-                        spec.threshold
+                        Readable(spec.threshold)
                     );
                 }
                 (Some(n), _) => {
@@ -139,7 +140,7 @@ fn model_info(args: &InfoArgs, bytes: &[u8], input: usize) -> anyhow::Result<()>
                     );
                     println!(
                         "threshold   {} (alarm when the combined score >= threshold)",
-                        spec.threshold
+                        Readable(spec.threshold)
                     );
                     println!(
                         "ram         DetectorScratch<{}> ({} bytes); Detector::score uses its own up to width {}",

@@ -51,6 +51,22 @@ pub(crate) fn open_error(path: &Path, e: Error) -> anyhow::Error {
     anyhow::anyhow!("{}: {e}{hint}", path.display())
 }
 
+/// An f32 for people: as `{}` between 1e-4 and 1e7 in magnitude (and 0),
+/// in exponent form (`{:e}`) outside, both the shortest form that reads
+/// back as the same value. `{}` alone writes 1e-45 with 45 decimals.
+pub(crate) struct Readable(pub f32);
+
+impl std::fmt::Display for Readable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.0.abs();
+        if a == 0.0 || !a.is_finite() || (1e-4..1e7).contains(&a) {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{:e}", self.0)
+        }
+    }
+}
+
 /// Where the data comes from and which columns to use.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
@@ -267,6 +283,24 @@ impl NeuralArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readable_floats_are_short_and_read_back() {
+        for (x, want) in [
+            (f32::from_bits(1), "1e-45"),
+            (-2.5e9, "-2.5e9"),
+            (1e-5, "1e-5"),
+            (3.25, "3.25"),
+            (1e-4, "0.0001"),
+            (-0.0, "-0"),
+            (f32::INFINITY, "inf"),
+        ] {
+            let text = Readable(x).to_string();
+            assert_eq!(text, want);
+            assert_eq!(text.parse::<f32>().unwrap().to_bits(), x.to_bits());
+        }
+        assert_eq!(Readable(f32::NAN).to_string(), "NaN");
+    }
 
     #[test]
     fn described_members_are_fitted_on_wide_data_too() {
