@@ -25,6 +25,7 @@ ranked before the ROC-AUC, NaN and infinity as most anomalous. `--jobs N`
 evaluates N sets at a time.
 """
 import argparse
+import importlib
 import pathlib
 
 import numpy as np
@@ -42,11 +43,9 @@ DETECTORS = {
 
 
 def pyod_detector(module, name, **kw):
-    def make():
-        cls = getattr(__import__(f"pyod.models.{module}", fromlist=[name]), name)
-        return cls(**kw)
-
-    return make
+    """A factory of PyOD's `pyod.models.<module>.<name>(**kw)`, imported
+    when first called (PyOD is optional)."""
+    return lambda: getattr(importlib.import_module(f"pyod.models.{module}"), name)(**kw)
 
 
 PYOD = {

@@ -1,12 +1,13 @@
-//! [`Portable`](super::Portable)'s sums with NEON on AArch64 (every such core has it): a
-//! group's four weight words are eight signed halfwords, pair 0's in the
-//! low half of a register and pair 1's in the high half, so one widening
-//! multiply-accumulate (`SMLAL`, `SMLAL2`) by the group's four inputs adds
-//! each pair's four products for `A` into four `i32` lanes; the same after
-//! sign-extending the low bytes (a shift left and an arithmetic shift right
-//! by 8 per halfword) adds them for `S`. The lanes are added at the end.
-//! Integer sums wrap the same in any order: the results are [`Portable`](super::Portable)'s,
-//! bit for bit. One of the crate's exceptions to `unsafe_code`.
+//! [`Portable`](super::Portable)'s sums with NEON on AArch64 (every such
+//! core has it): a group's four weight words are eight signed halfwords,
+//! pair 0's in the low half of a register and pair 1's in the high half, so
+//! one widening multiply-accumulate (`SMLAL`, `SMLAL2`) by the group's four
+//! inputs adds each pair's four products for `A` into four `i32` lanes; the
+//! same after sign-extending the low bytes (a shift left and an arithmetic
+//! shift right by 8 per halfword) adds them for `S`. The lanes are added at
+//! the end. Integer sums wrap the same in any order: the results are
+//! [`Portable`](super::Portable)'s, bit for bit. One of the crate's
+//! exceptions to `unsafe_code`.
 #![allow(unsafe_code)]
 
 use core::arch::aarch64::{
