@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Z-score ensembles of bagged mixtures: a scikit-learn prototype (issue 16).
 
-    python scripts/anomaly_zscore_study.py --data DIR [--sets a,b] [--novelty] [--study|--third|--trim|--marginal]
+    python scripts/anomaly_zscore_study.py --data DIR [--sets a,b] [--novelty] [--study|--third|--trim|--marginal|--prune]
 
 DIR as for `anomaly_baselines.py` (`csv/NAME.csv[.gz]`, `splits/NAME.txt`).
 Every detector here follows tinygen's default detector (`Ensemble::bagged`)
@@ -36,7 +36,9 @@ Prints, per set, the mean ROC-AUC over the splits of each detector:
   twenty-ninth session's study, `MARGINALS`): `quantile`, the empirical CDF
   through 32 knots to normal scores, linear between knots and beyond the
   end knots at slope 1 / (robust scale); `yeo-johnson`, scikit-learn's
-  PowerTransformer; `slog`, sign(z) log(1 + |z|) of the robust z.
+  PowerTransformer; `slog`, sign(z) log(1 + |z|) of the robust z;
+- with `--prune`, the pair with its members' components dropped under a
+  higher weight than 5 % (the thirtieth session's study, `PRUNES`).
 """
 import argparse
 import gzip
@@ -140,13 +142,28 @@ def kde(u, v):
     return score(u), score(v)
 
 
-def pair_scores(u, v):
+def pruned(members, w):
+    """The same members keeping the components of at least `w` weight (the
+    heaviest if none)."""
+    out = []
+    for gm, _ in members:
+        keep = gm.weights_ >= w
+        out.append((gm, keep if keep.any() else gm.weights_ == gm.weights_.max()))
+    return out
+
+
+def pair_scores(u, v, members=None):
     """The pair's z-score sum on u (its fitted rows) and on v."""
-    members = (bag(u, "scott", BUDGET // 2), bag(u, 0.01, BUDGET // 2))
+    if members is None:
+        members = pair_members(u)
     fitted = [neg_log_density(m, u) for m in members]
     return sum(robust_z(f, f) for f in fitted), sum(
         robust_z(f, neg_log_density(m, v)) for f, m in zip(fitted, members)
     )
+
+
+def pair_members(u):
+    return bag(u, "scott", BUDGET // 2), bag(u, 0.01, BUDGET // 2)
 
 
 def trimmed(u, v, score_u, rule):
@@ -165,6 +182,7 @@ def trimmed(u, v, score_u, rule):
 
 TRIMS = ["frac:0.05", "frac:0.1", "frac:0.2", "fence:1.5", "fence:3"]
 MARGINALS = ["quantile", "yeo-johnson", "slog"]
+PRUNES = [0.10, 0.15, 0.20]
 KNOTS = 32
 
 
@@ -200,12 +218,19 @@ def mapped(u, v, kind):
     return np.sign(u) * np.log1p(np.abs(u)), np.sign(v) * np.log1p(np.abs(v))
 
 
-def one_split(x, y, train, novelty, study, third=False, trim=False, marg=False):
+def one_split(x, y, train, novelty, study, third=False, trim=False, marg=False, prune=False):
     is_train = np.zeros(len(y), bool)
     is_train[train] = True
     rows = x[is_train & ~y] if novelty else x[is_train]
     center, scale = robust_standardization(rows)
     u, v, truth = (rows - center) / scale, (x[~is_train] - center) / scale, y[~is_train]
+    if prune:
+        members = pair_members(u)
+        out = {"pair": roc_auc_score(truth, pair_scores(u, v, members)[1])}
+        for w in PRUNES:
+            m = [pruned(half, w) for half in members]
+            out[f"prune:{w:g}"] = roc_auc_score(truth, pair_scores(u, v, m)[1])
+        return out
     if marg:
         out = {"pair": roc_auc_score(truth, pair_scores(u, v)[1])}
         for kind in MARGINALS:
@@ -253,9 +278,9 @@ def one_split(x, y, train, novelty, study, third=False, trim=False, marg=False):
     return out
 
 
-def evaluate(data, name, novelty, study, third, trim, marg):
+def evaluate(data, name, novelty, study, third, trim, marg, prune):
     x, y, splits = load(data, name)
-    runs = [one_split(x, y, t, novelty, study, third, trim, marg) for t in splits]
+    runs = [one_split(x, y, t, novelty, study, third, trim, marg, prune) for t in splits]
     return name, {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
@@ -277,12 +302,15 @@ def main():
     ap.add_argument("--third", action="store_true", help="third terms for the pair")
     ap.add_argument("--trim", action="store_true", help="the pair refitted on trimmed rows")
     ap.add_argument("--marginal", action="store_true", help="the pair on features mapped one by one")
+    ap.add_argument("--prune", action="store_true", help="the pair pruned at higher weights")
     args = ap.parse_args()
     names = args.sets.split(",") if args.sets else sorted(
         p.name.split(".csv")[0] for p in (args.data / "csv").glob("*.csv*")
     )
     results = Parallel(n_jobs=-1)(
-        delayed(evaluate)(args.data, n, args.novelty, args.study, args.third, args.trim, args.marginal)
+        delayed(evaluate)(
+            args.data, n, args.novelty, args.study, args.third, args.trim, args.marginal, args.prune
+        )
         for n in names
     )
     print_results(results)
