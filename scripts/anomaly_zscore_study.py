@@ -38,7 +38,8 @@ Prints, per set, the mean ROC-AUC over the splits of each detector:
   end knots at slope 1 / (robust scale); `yeo-johnson`, scikit-learn's
   PowerTransformer; `slog`, sign(z) log(1 + |z|) of the robust z;
 - with `--prune`, the pair with its members' components dropped under a
-  higher weight than 5 % (the thirtieth session's study, `PRUNES`).
+  higher weight than 5 %, 10 % to 30 % (the thirtieth session's study,
+  `PRUNES`).
 """
 import argparse
 import gzip
@@ -182,7 +183,7 @@ def trimmed(u, v, score_u, rule):
 
 TRIMS = ["frac:0.05", "frac:0.1", "frac:0.2", "fence:1.5", "fence:3"]
 MARGINALS = ["quantile", "yeo-johnson", "slog"]
-PRUNES = [0.10, 0.15, 0.20]
+PRUNES = [0.10, 0.15, 0.20, 0.25, 0.30]
 KNOTS = 32
 
 
