@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Z-score ensembles of bagged mixtures: a scikit-learn prototype (issue 16).
 
-    python scripts/anomaly_zscore_study.py --data DIR [--sets a,b] [--novelty] [--study|--third|--trim|--marginal|--prune]
+    python scripts/anomaly_zscore_study.py --data DIR [--sets a,b] [--novelty] [--study|--third|--trim|--marginal|--prune|--several]
 
 DIR as for `anomaly_baselines.py` (`csv/NAME.csv[.gz]`, `splits/NAME.txt`).
 Every detector here follows tinygen's default detector (`Ensemble::bagged`)
@@ -39,7 +39,11 @@ Prints, per set, the mean ROC-AUC over the splits of each detector:
   PowerTransformer; `slog`, sign(z) log(1 + |z|) of the robust z;
 - with `--prune`, the pair with its members' components dropped under a
   higher weight than 5 %, 10 % to 30 % (the thirtieth session's study,
-  `PRUNES`).
+  `PRUNES`);
+- with `--several`, the pair's two scores combined by the mean of their
+  ranks among the fitted rows' (ties broken by the z-score sum), and z-score
+  sums of bagged ensembles of K = 2, 4 and 8 (`SEVERAL_K`) at Scott's
+  regularisation, and at Scott's and 0.01, the budget shared equally.
 """
 import argparse
 import gzip
@@ -79,18 +83,19 @@ def robust_standardization(rows):
     return center, scale
 
 
-def shape(d, budget):
-    """Members and components per member that fit `budget` f32 values."""
+def shape(d, budget, k=K):
+    """Members and components per member (k at most) that fit `budget` f32
+    values."""
     per_component = d + d * (d + 1) // 2 + 2
-    members = budget // (K * per_component)
+    members = budget // (k * per_component)
     if members >= 1:
-        return min(MAX_MEMBERS, members), K
+        return min(MAX_MEMBERS, members), k
     return 1, max(1, budget // per_component)
 
 
-def bag(u, reg, budget):
+def bag(u, reg, budget, k=K):
     """The members: (fitted mixture, mask of the kept components)."""
-    members, k = shape(u.shape[1], budget)
+    members, k = shape(u.shape[1], budget, k)
     out = []
     for i in range(members):
         rows = u[np.random.default_rng(i).choice(len(u), len(u) // 2, replace=False)]
@@ -184,6 +189,33 @@ def trimmed(u, v, score_u, rule):
 TRIMS = ["frac:0.05", "frac:0.1", "frac:0.2", "fence:1.5", "fence:3"]
 MARGINALS = ["quantile", "yeo-johnson", "slog"]
 PRUNES = [0.10, 0.15, 0.20, 0.25, 0.30]
+SEVERAL_K = [2, 4, 8]
+
+
+def ecdf(fitted, test):
+    """The fraction of `fitted` below each of `test`."""
+    return np.searchsorted(np.sort(fitted), test, side="left") / len(fitted)
+
+
+def several(u, v, truth):
+    """The thirtieth session's second study: the pair combined by ranks, and
+    z-score sums over several K (one or both regularisations)."""
+    members = pair_members(u)
+    fitted = [neg_log_density(m, u) for m in members]
+    tests = [neg_log_density(m, v) for m in members]
+    z = sum(robust_z(f, t) for f, t in zip(fitted, tests))
+    out = {"pair": roc_auc_score(truth, z)}
+    ranks = sum(ecdf(f, t) for f, t in zip(fitted, tests)) / 2
+    out["rank"] = roc_auc_score(truth, ranks + 1e-9 * np.tanh(z))
+    for regs in (["scott"], ["scott", 0.01]):
+        terms = len(SEVERAL_K) * len(regs)
+        total = 0.0
+        for reg in regs:
+            for k in SEVERAL_K:
+                m = bag(u, reg, BUDGET // terms, k)
+                total = total + robust_z(neg_log_density(m, u), neg_log_density(m, v))
+        out["z:K2+K4+K8:" + "+".join(map(str, regs))] = roc_auc_score(truth, total)
+    return out
 KNOTS = 32
 
 
@@ -219,12 +251,16 @@ def mapped(u, v, kind):
     return np.sign(u) * np.log1p(np.abs(u)), np.sign(v) * np.log1p(np.abs(v))
 
 
-def one_split(x, y, train, novelty, study, third=False, trim=False, marg=False, prune=False):
+def one_split(
+    x, y, train, novelty, study, third=False, trim=False, marg=False, prune=False, sev=False
+):
     is_train = np.zeros(len(y), bool)
     is_train[train] = True
     rows = x[is_train & ~y] if novelty else x[is_train]
     center, scale = robust_standardization(rows)
     u, v, truth = (rows - center) / scale, (x[~is_train] - center) / scale, y[~is_train]
+    if sev:
+        return several(u, v, truth)
     if prune:
         members = pair_members(u)
         out = {"pair": roc_auc_score(truth, pair_scores(u, v, members)[1])}
@@ -279,9 +315,9 @@ def one_split(x, y, train, novelty, study, third=False, trim=False, marg=False, 
     return out
 
 
-def evaluate(data, name, novelty, study, third, trim, marg, prune):
+def evaluate(data, name, novelty, study, third, trim, marg, prune, sev):
     x, y, splits = load(data, name)
-    runs = [one_split(x, y, t, novelty, study, third, trim, marg, prune) for t in splits]
+    runs = [one_split(x, y, t, novelty, study, third, trim, marg, prune, sev) for t in splits]
     return name, {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
@@ -304,13 +340,22 @@ def main():
     ap.add_argument("--trim", action="store_true", help="the pair refitted on trimmed rows")
     ap.add_argument("--marginal", action="store_true", help="the pair on features mapped one by one")
     ap.add_argument("--prune", action="store_true", help="the pair pruned at higher weights")
+    ap.add_argument("--several", action="store_true", help="ranks, and z-score sums over several K")
     args = ap.parse_args()
     names = args.sets.split(",") if args.sets else sorted(
         p.name.split(".csv")[0] for p in (args.data / "csv").glob("*.csv*")
     )
     results = Parallel(n_jobs=-1)(
         delayed(evaluate)(
-            args.data, n, args.novelty, args.study, args.third, args.trim, args.marginal, args.prune
+            args.data,
+            n,
+            args.novelty,
+            args.study,
+            args.third,
+            args.trim,
+            args.marginal,
+            args.prune,
+            args.several,
         )
         for n in names
     )
