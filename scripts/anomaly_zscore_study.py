@@ -251,73 +251,106 @@ def mapped(u, v, kind):
     return np.sign(u) * np.log1p(np.abs(u)), np.sign(v) * np.log1p(np.abs(v))
 
 
-def one_split(
-    x, y, train, novelty, study, third=False, trim=False, marg=False, prune=False, sev=False
-):
-    is_train = np.zeros(len(y), bool)
-    is_train[train] = True
-    rows = x[is_train & ~y] if novelty else x[is_train]
-    center, scale = robust_standardization(rows)
-    u, v, truth = (rows - center) / scale, (x[~is_train] - center) / scale, y[~is_train]
-    if sev:
-        return several(u, v, truth)
-    if prune:
-        members = pair_members(u)
-        out = {"pair": roc_auc_score(truth, pair_scores(u, v, members)[1])}
-        for w in PRUNES:
-            m = [pruned(half, w) for half in members]
-            out[f"prune:{w:g}"] = roc_auc_score(truth, pair_scores(u, v, m)[1])
-        return out
-    if marg:
-        out = {"pair": roc_auc_score(truth, pair_scores(u, v)[1])}
-        for kind in MARGINALS:
-            a, b = mapped(u, v, kind)
-            c, s = robust_standardization(a)
-            out["marginal:" + kind] = roc_auc_score(truth, pair_scores((a - c) / s, (b - c) / s)[1])
-        return out
-    if trim:
-        su, sv = pair_scores(u, v)
-        out = {"pair": roc_auc_score(truth, sv)}
-        for rule in TRIMS:
-            out["trim:" + rule] = roc_auc_score(truth, trimmed(u, v, su, rule)[1])
-        return out
-    if third:
-        pair = ["bag:scott/half", "bag:0.01/half"]
-        members = (bag(u, "scott", BUDGET // 2), bag(u, 0.01, BUDGET // 2))
-        scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in zip(pair, members)}
-        scores["marginal"] = marginal(u, v)
-        scores["kde"] = kde(u, v)
-        combos = [pair, pair + ["marginal"], pair + ["kde"]]
-    elif study:
-        terms = {f"bag:{r}": bag(u, r, BUDGET) for r in ("scott", 0.01, 0.001)}
-        scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in terms.items()}
-        g1 = GaussianMixture(1, covariance_type="full", reg_covar=1e-6, random_state=0).fit(u)
-        scores["gauss"] = (-g1.score_samples(u), -g1.score_samples(v))
-        lw = LedoitWolf().fit(u)
-        scores["ledoit-wolf"] = (lw.mahalanobis(u), lw.mahalanobis(v))
-        combos = [
-            ["bag:scott", "bag:0.01"],
-            ["bag:scott", "bag:0.001"],
-            ["bag:scott", "bag:0.01", "bag:0.001"],
-            ["bag:scott", "gauss"],
-            ["bag:scott", "ledoit-wolf"],
-            ["bag:scott", "bag:0.01", "ledoit-wolf"],
-        ]
-    else:
-        half = {"bag:scott/half": bag(u, "scott", BUDGET // 2), "bag:0.01/half": bag(u, 0.01, BUDGET // 2)}
-        scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in half.items()}
-        full = bag(u, "scott", BUDGET)
-        scores["bag:scott"] = (None, neg_log_density(full, v))
-        combos = [["bag:scott/half", "bag:0.01/half"]]
+def z_sums(scores, combos, truth):
+    """ROC-AUC of each score (but the "/half" ones) and of each combination's
+    robust z-score sum; `scores` maps names to (fitted rows, test rows)."""
     out = {n: roc_auc_score(truth, s[1]) for n, s in scores.items() if not n.endswith("/half")}
     for c in combos:
         out["z:" + "+".join(c)] = roc_auc_score(truth, sum(robust_z(*scores[n]) for n in c))
     return out
 
 
-def evaluate(data, name, novelty, study, third, trim, marg, prune, sev):
+def candidate(u, v, truth):
+    """The default, `bag:scott`, and the pair of `data/anomaly-fresh/README.md`."""
+    half = {"bag:scott/half": bag(u, "scott", BUDGET // 2), "bag:0.01/half": bag(u, 0.01, BUDGET // 2)}
+    scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in half.items()}
+    scores["bag:scott"] = (None, neg_log_density(bag(u, "scott", BUDGET), v))
+    return z_sums(scores, [["bag:scott/half", "bag:0.01/half"]], truth)
+
+
+def study(u, v, truth):
+    """`--study`: three ensembles, two Gaussians and z-score sums of them."""
+    terms = {f"bag:{r}": bag(u, r, BUDGET) for r in ("scott", 0.01, 0.001)}
+    scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in terms.items()}
+    g1 = GaussianMixture(1, covariance_type="full", reg_covar=1e-6, random_state=0).fit(u)
+    scores["gauss"] = (-g1.score_samples(u), -g1.score_samples(v))
+    lw = LedoitWolf().fit(u)
+    scores["ledoit-wolf"] = (lw.mahalanobis(u), lw.mahalanobis(v))
+    combos = [
+        ["bag:scott", "bag:0.01"],
+        ["bag:scott", "bag:0.001"],
+        ["bag:scott", "bag:0.01", "bag:0.001"],
+        ["bag:scott", "gauss"],
+        ["bag:scott", "ledoit-wolf"],
+        ["bag:scott", "bag:0.01", "ledoit-wolf"],
+    ]
+    return z_sums(scores, combos, truth)
+
+
+def third(u, v, truth):
+    """`--third`: the pair with a marginal or a KDE term."""
+    pair = ["bag:scott/half", "bag:0.01/half"]
+    members = (bag(u, "scott", BUDGET // 2), bag(u, 0.01, BUDGET // 2))
+    scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in zip(pair, members)}
+    scores["marginal"] = marginal(u, v)
+    scores["kde"] = kde(u, v)
+    return z_sums(scores, [pair, pair + ["marginal"], pair + ["kde"]], truth)
+
+
+def trim(u, v, truth):
+    """`--trim`: the pair refitted on the rows it finds normal."""
+    su, sv = pair_scores(u, v)
+    out = {"pair": roc_auc_score(truth, sv)}
+    for rule in TRIMS:
+        out["trim:" + rule] = roc_auc_score(truth, trimmed(u, v, su, rule)[1])
+    return out
+
+
+def marginals(u, v, truth):
+    """`--marginal`: the pair on features mapped one by one."""
+    out = {"pair": roc_auc_score(truth, pair_scores(u, v)[1])}
+    for kind in MARGINALS:
+        a, b = mapped(u, v, kind)
+        c, s = robust_standardization(a)
+        out["marginal:" + kind] = roc_auc_score(truth, pair_scores((a - c) / s, (b - c) / s)[1])
+    return out
+
+
+def prune(u, v, truth):
+    """`--prune`: the pair with its components pruned at higher weights."""
+    members = pair_members(u)
+    out = {"pair": roc_auc_score(truth, pair_scores(u, v, members)[1])}
+    for w in PRUNES:
+        m = [pruned(half, w) for half in members]
+        out[f"prune:{w:g}"] = roc_auc_score(truth, pair_scores(u, v, m)[1])
+    return out
+
+
+STUDIES = {
+    "candidate": candidate,
+    "study": study,
+    "third": third,
+    "trim": trim,
+    "marginal": marginals,
+    "prune": prune,
+    "several": several,
+}
+
+
+def one_split(x, y, train, novelty, run):
+    """`run`(u, v, truth) on one split: u the fitted rows (the train part, or
+    its normal rows), v the test rows, both robustly standardized on u."""
+    is_train = np.zeros(len(y), bool)
+    is_train[train] = True
+    rows = x[is_train & ~y] if novelty else x[is_train]
+    center, scale = robust_standardization(rows)
+    u, v, truth = (rows - center) / scale, (x[~is_train] - center) / scale, y[~is_train]
+    return run(u, v, truth)
+
+
+def evaluate(data, name, novelty, mode):
     x, y, splits = load(data, name)
-    runs = [one_split(x, y, t, novelty, study, third, trim, marg, prune, sev) for t in splits]
+    runs = [one_split(x, y, t, novelty, STUDIES[mode]) for t in splits]
     return name, {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
@@ -335,30 +368,22 @@ def main():
     ap.add_argument("--data", type=pathlib.Path, required=True)
     ap.add_argument("--sets", help="comma-separated set names (default: every CSV)")
     ap.add_argument("--novelty", action="store_true", help="fit on the normal train rows only")
-    ap.add_argument("--study", action="store_true", help="the study's detectors")
-    ap.add_argument("--third", action="store_true", help="third terms for the pair")
-    ap.add_argument("--trim", action="store_true", help="the pair refitted on trimmed rows")
-    ap.add_argument("--marginal", action="store_true", help="the pair on features mapped one by one")
-    ap.add_argument("--prune", action="store_true", help="the pair pruned at higher weights")
-    ap.add_argument("--several", action="store_true", help="ranks, and z-score sums over several K")
+    which = ap.add_mutually_exclusive_group()
+    for flag, text in [
+        ("study", "the study's detectors"),
+        ("third", "third terms for the pair"),
+        ("trim", "the pair refitted on trimmed rows"),
+        ("marginal", "the pair on features mapped one by one"),
+        ("prune", "the pair pruned at higher weights"),
+        ("several", "ranks, and z-score sums over several K"),
+    ]:
+        which.add_argument("--" + flag, dest="mode", action="store_const", const=flag, help=text)
+    ap.set_defaults(mode="candidate")
     args = ap.parse_args()
     names = args.sets.split(",") if args.sets else sorted(
         p.name.split(".csv")[0] for p in (args.data / "csv").glob("*.csv*")
     )
-    results = Parallel(n_jobs=-1)(
-        delayed(evaluate)(
-            args.data,
-            n,
-            args.novelty,
-            args.study,
-            args.third,
-            args.trim,
-            args.marginal,
-            args.prune,
-            args.several,
-        )
-        for n in names
-    )
+    results = Parallel(n_jobs=-1)(delayed(evaluate)(args.data, n, args.novelty, args.mode) for n in names)
     print_results(results)
 
 
