@@ -169,6 +169,7 @@ def pair_scores(u, v, members=None):
 
 
 def pair_members(u):
+    """The pair's two ensembles, Scott's and 0.01 regularisation, 32 KiB each."""
     return bag(u, "scott", BUDGET // 2), bag(u, 0.01, BUDGET // 2)
 
 
@@ -190,32 +191,6 @@ TRIMS = ["frac:0.05", "frac:0.1", "frac:0.2", "fence:1.5", "fence:3"]
 MARGINALS = ["quantile", "yeo-johnson", "slog"]
 PRUNES = [0.10, 0.15, 0.20, 0.25, 0.30]
 SEVERAL_K = [2, 4, 8]
-
-
-def ecdf(fitted, test):
-    """The fraction of `fitted` below each of `test`."""
-    return np.searchsorted(np.sort(fitted), test, side="left") / len(fitted)
-
-
-def several(u, v, truth):
-    """The thirtieth session's second study: the pair combined by ranks, and
-    z-score sums over several K (one or both regularisations)."""
-    members = pair_members(u)
-    fitted = [neg_log_density(m, u) for m in members]
-    tests = [neg_log_density(m, v) for m in members]
-    z = sum(robust_z(f, t) for f, t in zip(fitted, tests))
-    out = {"pair": roc_auc_score(truth, z)}
-    ranks = sum(ecdf(f, t) for f, t in zip(fitted, tests)) / 2
-    out["rank"] = roc_auc_score(truth, ranks + 1e-9 * np.tanh(z))
-    for regs in (["scott"], ["scott", 0.01]):
-        terms = len(SEVERAL_K) * len(regs)
-        total = 0.0
-        for reg in regs:
-            for k in SEVERAL_K:
-                m = bag(u, reg, BUDGET // terms, k)
-                total = total + robust_z(neg_log_density(m, u), neg_log_density(m, v))
-        out["z:K2+K4+K8:" + "+".join(map(str, regs))] = roc_auc_score(truth, total)
-    return out
 KNOTS = 32
 
 
@@ -261,7 +236,8 @@ def z_sums(scores, combos, truth):
 
 
 def candidate(u, v, truth):
-    """The default, `bag:scott`, and the pair of `data/anomaly-fresh/README.md`."""
+    """The single ensemble `bag:scott` (64 KiB) and the pair, the candidate of
+    `data/anomaly-fresh/README.md` (today's default)."""
     half = {"bag:scott/half": bag(u, "scott", BUDGET // 2), "bag:0.01/half": bag(u, 0.01, BUDGET // 2)}
     scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in half.items()}
     scores["bag:scott"] = (None, neg_log_density(bag(u, "scott", BUDGET), v))
@@ -323,6 +299,32 @@ def prune(u, v, truth):
     for w in PRUNES:
         m = [pruned(half, w) for half in members]
         out[f"prune:{w:g}"] = roc_auc_score(truth, pair_scores(u, v, m)[1])
+    return out
+
+
+def ecdf(fitted, test):
+    """The fraction of `fitted` below each of `test`."""
+    return np.searchsorted(np.sort(fitted), test, side="left") / len(fitted)
+
+
+def several(u, v, truth):
+    """The thirtieth session's second study: the pair combined by ranks, and
+    z-score sums over several K (one or both regularisations)."""
+    members = pair_members(u)
+    fitted = [neg_log_density(m, u) for m in members]
+    tests = [neg_log_density(m, v) for m in members]
+    z = sum(robust_z(f, t) for f, t in zip(fitted, tests))
+    out = {"pair": roc_auc_score(truth, z)}
+    ranks = sum(ecdf(f, t) for f, t in zip(fitted, tests)) / 2
+    out["rank"] = roc_auc_score(truth, ranks + 1e-9 * np.tanh(z))
+    for regs in (["scott"], ["scott", 0.01]):
+        terms = len(SEVERAL_K) * len(regs)
+        total = 0.0
+        for reg in regs:
+            for k in SEVERAL_K:
+                m = bag(u, reg, BUDGET // terms, k)
+                total = total + robust_z(neg_log_density(m, u), neg_log_density(m, v))
+        out["z:K2+K4+K8:" + "+".join(map(str, regs))] = roc_auc_score(truth, total)
     return out
 
 
