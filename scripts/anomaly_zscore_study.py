@@ -102,9 +102,14 @@ def bag(u, reg, budget, k=K):
         r = len(rows) ** (-2.0 / (u.shape[1] + 4)) if reg == "scott" else reg
         gm = GaussianMixture(min(k, len(rows)), covariance_type="full", reg_covar=r, random_state=i)
         gm.fit(rows)
-        keep = gm.weights_ >= 0.05
-        out.append((gm, keep if keep.any() else gm.weights_ == gm.weights_.max()))
+        out.append((gm, kept(gm.weights_, 0.05)))
     return out
+
+
+def kept(weights, w):
+    """The mask of the components of at least `w` weight (the heaviest if none)."""
+    keep = weights >= w
+    return keep if keep.any() else weights == weights.max()
 
 
 def neg_log_density(members, x):
@@ -149,13 +154,8 @@ def kde(u, v):
 
 
 def pruned(members, w):
-    """The same members keeping the components of at least `w` weight (the
-    heaviest if none)."""
-    out = []
-    for gm, _ in members:
-        keep = gm.weights_ >= w
-        out.append((gm, keep if keep.any() else gm.weights_ == gm.weights_.max()))
-    return out
+    """The same members keeping the components of at least `w` weight."""
+    return [(gm, kept(gm.weights_, w)) for gm, _ in members]
 
 
 def pair_scores(u, v, members=None):
@@ -238,10 +238,10 @@ def z_sums(scores, combos, truth):
 def candidate(u, v, truth):
     """The single ensemble `bag:scott` (64 KiB) and the pair, the candidate of
     `data/anomaly-fresh/README.md` (today's default)."""
-    half = {"bag:scott/half": bag(u, "scott", BUDGET // 2), "bag:0.01/half": bag(u, 0.01, BUDGET // 2)}
-    scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in half.items()}
+    half = ["bag:scott/half", "bag:0.01/half"]
+    scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in zip(half, pair_members(u))}
     scores["bag:scott"] = (None, neg_log_density(bag(u, "scott", BUDGET), v))
-    return z_sums(scores, [["bag:scott/half", "bag:0.01/half"]], truth)
+    return z_sums(scores, [half], truth)
 
 
 def study(u, v, truth):
@@ -266,8 +266,7 @@ def study(u, v, truth):
 def third(u, v, truth):
     """`--third`: the pair with a marginal or a KDE term."""
     pair = ["bag:scott/half", "bag:0.01/half"]
-    members = (bag(u, "scott", BUDGET // 2), bag(u, 0.01, BUDGET // 2))
-    scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in zip(pair, members)}
+    scores = {n: (neg_log_density(m, u), neg_log_density(m, v)) for n, m in zip(pair, pair_members(u))}
     scores["marginal"] = marginal(u, v)
     scores["kde"] = kde(u, v)
     return z_sums(scores, [pair, pair + ["marginal"], pair + ["kde"]], truth)
