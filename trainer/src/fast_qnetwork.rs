@@ -29,8 +29,9 @@
 //! next layer's offset or, for the last layer, `QNetwork::finish`) depends
 //! on the byte alone, so it is one 256-entry `Lookup` computed from the
 //! runtime's own functions, looked up 64 bytes at a time with AVX-512
-//! VBMI. A task's rows go through each layer a tile of rows at a time, so
-//! that the tile's sums stay in cache. Batches run in parallel over rows.
+//! VBMI or 16 at a time with NEON's `TBL`. A task's rows go through each
+//! layer a tile of rows at a time, so that the tile's sums stay in cache.
+//! Batches run in parallel over rows.
 
 use anyhow::{bail, ensure};
 use tinygen_runtime::QNetwork;
@@ -263,10 +264,13 @@ enum Lookup {
 
 /// The last layer's output values by requantized byte, and the same
 /// values' bytes as four tables (byte `k` of each value in table `k`) for
-/// the VBMI lookup.
+/// the vector lookups.
 struct Values {
     table: Box<[f32; 256]>,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
     bytes: Box<[[u8; 256]; 4]>,
 }
 
@@ -298,10 +302,14 @@ pub struct FastQNetwork<'a> {
     network: &'a QNetwork<'a>,
     layers: Vec<FastQLayer<'a>>,
     kernel: Kernel,
-    /// Whether the lookups run 64 bytes at a time with AVX-512 VBMI's
-    /// `VPERMI2B` (wherever the CPU has it, with any kernel).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    vbmi: bool,
+    /// Whether the lookups run in vector registers (wherever the CPU can,
+    /// with any kernel): 64 bytes at a time with AVX-512 VBMI's
+    /// `VPERMI2B`, 16 with NEON's `TBL` and `TBX`.
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
+    vector_lookups: bool,
 }
 
 impl<'a> FastQNetwork<'a> {
@@ -391,7 +399,7 @@ impl<'a> FastQNetwork<'a> {
             network,
             layers,
             kernel,
-            vbmi: has_vbmi(),
+            vector_lookups: has_vector_lookups(),
         })
     }
 
@@ -408,10 +416,13 @@ impl<'a> FastQNetwork<'a> {
     /// A hidden layer's [`Lookup`]: the requantized bytes `q` (whole
     /// registers) through `table` into `out`.
     fn look_up_bytes(&self, table: &[u8; 256], q: &[i8], out: &mut [u8]) {
-        #[cfg(target_arch = "x86_64")]
-        if self.vbmi {
-            // SAFETY: `vbmi` is set only where the CPU has AVX-512 VBMI.
+        if self.vector_lookups {
+            // SAFETY: `vector_lookups` is set only where the CPU has the
+            // instructions (`has_vector_lookups`).
+            #[cfg(target_arch = "x86_64")]
             return unsafe { avx512::look_up_bytes(table, q, out) };
+            #[cfg(target_arch = "aarch64")]
+            return unsafe { neon::look_up_bytes(table, q, out) };
         }
         look_up(table, q, out);
     }
@@ -419,10 +430,12 @@ impl<'a> FastQNetwork<'a> {
     /// The last layer's [`Lookup`]: the requantized bytes `q` (whole
     /// registers) through `values` into `out`.
     fn look_up_values(&self, values: &Values, q: &[i8], out: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if self.vbmi {
+        if self.vector_lookups {
             // SAFETY: as in `look_up_bytes`.
+            #[cfg(target_arch = "x86_64")]
             return unsafe { avx512::look_up_values(&values.bytes, q, out) };
+            #[cfg(target_arch = "aarch64")]
+            return unsafe { neon::look_up_values(&values.bytes, q, out) };
         }
         look_up(&values.table, q, out);
     }
@@ -465,7 +478,7 @@ impl<'a> FastQNetwork<'a> {
         for layer in &self.layers {
             let (width, outputs_per_row) = (layer.blocks * WIDTH, layer.data.outputs);
             sums.resize(tile * width, 0);
-            // Whole registers for the VBMI lookups.
+            // Whole registers for the vector lookups.
             q.resize(width.next_multiple_of(64), 0i8);
             if let Lookup::Next { next_row, .. } = layer.lookup {
                 next.clear();
@@ -520,14 +533,19 @@ fn look_up<T: Copy>(table: &[T; 256], q: &[i8], out: &mut [T]) {
     }
 }
 
-/// Whether the CPU has AVX-512 VBMI (and BW), for the lookups.
-fn has_vbmi() -> bool {
+/// Whether the CPU runs the lookups in vector registers: with AVX-512
+/// VBMI (and BW) on x86-64, with NEON (in every core) on AArch64.
+fn has_vector_lookups() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
         has!("avx512f") && has!("avx512bw") && has!("avx512vbmi")
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        true
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     false
 }
 

@@ -8,13 +8,15 @@
 //! inputs back to `x = u - 128` (its layers start from `bias - z Σ w`, see
 //! [`Kernel::signed_inputs`](super::Kernel::signed_inputs)).
 //! Single-rounding requantization runs two outputs a register, as the x86
-//! kernels' does.
+//! kernels' does, and the layers' lookups sixteen bytes a register (`TBL`
+//! and `TBX` on a 256-byte table in sixteen registers), with any kernel.
 
 use std::arch::aarch64::{
-    int8x16_t, int32x4_t, int64x2_t, vaddq_s64, vcombine_s16, vcombine_s32, vdupq_n_s64,
-    vdupq_n_u8, vdupq_n_u32, veorq_u8, vget_high_s32, vget_low_s32, vld1q_s8, vld1q_s32, vld1q_s64,
-    vld1q_u8, vmovn_s64, vmull_s32, vnegq_s64, vqmovn_s16, vqmovn_s32, vqmovn_s64,
-    vreinterpretq_s8_u8, vreinterpretq_s8_u32, vrshlq_s64, vst1_s8, vst1q_s32,
+    int8x16_t, int32x4_t, int64x2_t, uint8x16_t, uint8x16x4_t, vaddq_s64, vcombine_s16,
+    vcombine_s32, vdupq_n_s64, vdupq_n_u8, vdupq_n_u32, veorq_u8, vget_high_s32, vget_low_s32,
+    vld1q_s8, vld1q_s32, vld1q_s64, vld1q_u8, vld1q_u8_x4, vmovn_s64, vmull_s32, vnegq_s64,
+    vqmovn_s16, vqmovn_s32, vqmovn_s64, vqtbl4q_u8, vqtbx4q_u8, vreinterpretq_s8_u8,
+    vreinterpretq_s8_u32, vrshlq_s64, vst1_s8, vst1q_s32, vst1q_u8, vst4q_u8, vsubq_u8,
 };
 use std::arch::asm;
 
@@ -150,4 +152,86 @@ pub(super) fn requantize(layer: &FastQLayer<'_>, acc: &[i32], out: &mut [i8]) {
             vst1_s8(out.as_mut_ptr(), vqmovn_s16(halves));
         }
     });
+}
+
+/// A 256-byte table in four groups of four registers.
+#[inline(always)]
+fn registers(table: &[u8; 256]) -> [uint8x16x4_t; 4] {
+    let quarters = table.as_chunks::<64>().0;
+    // SAFETY: 64 bytes each (unaligned loads).
+    std::array::from_fn(|k| unsafe { vld1q_u8_x4(quarters[k].as_ptr()) })
+}
+
+/// Each byte of `idx` through the 256-byte table `t`: `TBL` on its first 64
+/// entries, then `TBX` on each next 64 with the index 64 less, where the
+/// lanes whose index is out of the 64 (wrapped past 255 or still above
+/// 63) keep their byte.
+#[inline(always)]
+fn look_up_16(t: &[uint8x16x4_t; 4], idx: uint8x16_t) -> uint8x16_t {
+    // SAFETY: register operations alone.
+    unsafe {
+        let step = vdupq_n_u8(64);
+        let mut idx = idx;
+        let mut y = vqtbl4q_u8(t[0], idx);
+        for t in &t[1..] {
+            idx = vsubq_u8(idx, step);
+            y = vqtbx4q_u8(y, *t, idx);
+        }
+        y
+    }
+}
+
+/// The first `out.len()` bytes of `q` through `table` into `out`, 16 at a
+/// time (`q` whole registers).
+///
+/// # Safety
+/// None beyond NEON, which every AArch64 core has.
+#[target_feature(enable = "neon")]
+pub(super) unsafe fn look_up_bytes(table: &[u8; 256], q: &[i8], out: &mut [u8]) {
+    assert!(q.len() >= out.len().next_multiple_of(16), "whole registers");
+    let table = registers(table);
+    for (q, out) in q.as_chunks::<16>().0.iter().zip(out.chunks_mut(16)) {
+        // SAFETY: a 16-byte load, and a 16-byte store into `out` or `whole`.
+        unsafe {
+            let y = look_up_16(&table, vld1q_u8(q.as_ptr().cast()));
+            if out.len() == 16 {
+                vst1q_u8(out.as_mut_ptr(), y);
+            } else {
+                let mut whole = [0u8; 16];
+                vst1q_u8(whole.as_mut_ptr(), y);
+                out.copy_from_slice(&whole[..out.len()]);
+            }
+        }
+    }
+}
+
+/// The first `out.len()` bytes of `q` through the four byte tables of a
+/// table of `f32` values (`bytes[k]` holding each value's byte `k`) into
+/// `out`, 16 at a time: four byte lookups, which `ST4` interleaves into
+/// the values' little-endian bytes (`q` whole registers).
+///
+/// # Safety
+/// As [`look_up_bytes`].
+#[target_feature(enable = "neon")]
+pub(super) unsafe fn look_up_values(bytes: &[[u8; 256]; 4], q: &[i8], out: &mut [f32]) {
+    assert!(q.len() >= out.len().next_multiple_of(16), "whole registers");
+    for (q, out) in q.as_chunks::<16>().0.iter().zip(out.chunks_mut(16)) {
+        // SAFETY: 16-byte and 64-byte loads; a 64-byte store into `out` or
+        // `values`.
+        unsafe {
+            let idx = vld1q_u8(q.as_ptr().cast());
+            // Each table's sixteen registers are loaded for each register
+            // of indices (four tables do not fit the 32 registers; loading
+            // them once for four registers of indices counted more instructions).
+            let [b0, b1, b2, b3] = bytes.each_ref().map(|t| look_up_16(&registers(t), idx));
+            let interleaved = uint8x16x4_t(b0, b1, b2, b3);
+            if out.len() == 16 {
+                vst4q_u8(out.as_mut_ptr().cast(), interleaved);
+            } else {
+                let mut values = [0f32; 16];
+                vst4q_u8(values.as_mut_ptr().cast(), interleaved);
+                out.copy_from_slice(&values[..out.len()]);
+            }
+        }
+    }
 }

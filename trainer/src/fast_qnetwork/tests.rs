@@ -94,8 +94,8 @@ fn the_fast_path_is_bit_identical_to_the_runtime() {
     if std::env::var_os("TINYGEN_REQUIRE_SIMD").is_some() {
         assert!(kernels.len() > 1, "no SIMD kernel on this CPU: {kernels:?}");
     }
-    // The scalar lookups, and the VBMI ones where the CPU has them.
-    let lookups = [false, has_vbmi()];
+    // The scalar lookups, and the vector ones where the CPU has them.
+    let lookups = [false, has_vector_lookups()];
     let mut compared = 0;
     for (seed, (widths, activations)) in cases.iter().enumerate() {
         for (per_tensor, f32_output, extreme, clamping) in [
@@ -129,9 +129,9 @@ fn the_fast_path_is_bit_identical_to_the_runtime() {
                     .map(|_| rng.random_range(-4.0..4.0))
                     .collect();
                 let want = runtime_rows(&net, &inputs);
-                for (i, vbmi) in (0..fast.len()).flat_map(|i| lookups.map(|v| (i, v))) {
+                for (i, vector) in (0..fast.len()).flat_map(|i| lookups.map(|v| (i, v))) {
                     let fast = &mut fast[i];
-                    fast.vbmi = vbmi;
+                    fast.vector_lookups = vector;
                     let kernel = fast.kernel;
                     let mut got = vec![0f32; want.len()];
                     fast.forward_batch(&inputs, &mut got).unwrap();
@@ -141,7 +141,7 @@ fn the_fast_path_is_bit_identical_to_the_runtime() {
                             w.to_bits(),
                             "{widths:?} {activations:?} per-tensor {per_tensor} f32 output \
                              {f32_output} extreme {extreme} clamping {clamping}, {rows} rows, \
-                             {kernel:?}, VBMI lookups {vbmi}, value {k}"
+                             {kernel:?}, vector lookups {vector}, value {k}"
                         );
                     }
                     compared += 1;
@@ -150,7 +150,10 @@ fn the_fast_path_is_bit_identical_to_the_runtime() {
         }
     }
     assert!(compared >= 60 * kernels.len(), "{compared}");
-    eprintln!("kernels compared: {kernels:?}, VBMI lookups {}", has_vbmi());
+    eprintln!(
+        "kernels compared: {kernels:?}, vector lookups {}",
+        has_vector_lookups()
+    );
 }
 
 /// The vector requantizations (AVX2, AVX-512, NEON), followed by the
