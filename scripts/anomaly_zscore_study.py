@@ -64,24 +64,26 @@ Prints, per set, the mean ROC-AUC over the splits of each detector:
   Gaussians plus a uniform density over the bounding box of the member's
   rows (each side at least 1, a robust standard deviation; the first run's
   floor of 1e-3 let the box of near-constant features shrink until the
-  noise took every row, on ODDS, after the development part had run), started from the same k-means labels
-  with noise weight 0.05 (at most 0.5: an outlier is not most of the
-  rows; added with the floor), EM as scikit-learn's (at most 100 passes, stop
-  when the mean log-likelihood moves less than 1e-3); `noise`, the noise
+  noise took every row, on ODDS, after the development part had run),
+  started from the same k-means labels with noise weight 0.05 (at most
+  0.5: an outlier is not most of the rows; added with the floor), EM as
+  scikit-learn's (at most 100 passes, stop when the mean log-likelihood
+  moves less than 1e-3); `noise`, the noise
   weight estimated by EM; `noise-fixed`, held at 0.05. The device scores
   the Gaussians alone (weights renormalized, pruned at 5 %), so only the
   fit changes. Rule, written before the run: the same as `--subspace`'s.
 """
 import argparse
+import functools
 import gzip
 import pathlib
 
 import numpy as np
 from joblib import Parallel, delayed
 from scipy.stats import norm
+from sklearn.cluster import KMeans
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
-from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from sklearn.mixture._gaussian_mixture import (
     _compute_precision_cholesky,
@@ -126,15 +128,20 @@ def shape(d, budget, k=K):
     return 1, max(1, budget // per_component)
 
 
-def bag(u, reg, budget, k=K):
-    """The members: (fitted mixture, mask of the kept components)."""
+def mixture(rows, k, reg, seed):
+    """scikit-learn's mixture of k full covariances fitted to rows."""
+    return GaussianMixture(k, covariance_type="full", reg_covar=reg, random_state=seed).fit(rows)
+
+
+def bag(u, reg, budget, k=K, fit=mixture):
+    """The members: (fitted mixture, mask of the kept components), each
+    fitted by `fit`(rows, k, regularisation, seed)."""
     members, k = shape(u.shape[1], budget, k)
     out = []
     for i in range(members):
         rows = u[np.random.default_rng(i).choice(len(u), len(u) // 2, replace=False)]
         r = len(rows) ** (-2.0 / (u.shape[1] + 4)) if reg == "scott" else reg
-        gm = GaussianMixture(min(k, len(rows)), covariance_type="full", reg_covar=r, random_state=i)
-        gm.fit(rows)
+        gm = fit(rows, min(k, len(rows)), r, i)
         out.append((gm, kept(gm.weights_, 0.05)))
     return out
 
@@ -404,10 +411,9 @@ def subspace(u, v, truth):
 
 
 def noise_mixture(rows, k, reg, seed, fixed):
-    """A GaussianMixture holding the K Gaussians of an EM fit with a
+    """A GaussianMixture holding the k Gaussians of an EM fit with a
     uniform noise component (see `--noise`), their weights renormalized."""
     n = len(rows)
-    k = min(k, n)
     log_volume = np.log(np.maximum(rows.max(0) - rows.min(0), NOISE_SIDE)).sum()
     labels = KMeans(k, n_init=1, random_state=seed).fit(rows).labels_
     resp = np.zeros((n, k + 1))
@@ -436,24 +442,12 @@ def noise_mixture(rows, k, reg, seed, fixed):
     return gm
 
 
-def bag_noise(u, reg, budget, fixed):
-    """`bag`, each member fitted with a noise component."""
-    members, k = shape(u.shape[1], budget)
-    out = []
-    for i in range(members):
-        rows = u[np.random.default_rng(i).choice(len(u), len(u) // 2, replace=False)]
-        r = len(rows) ** (-2.0 / (u.shape[1] + 4)) if reg == "scott" else reg
-        gm = noise_mixture(rows, k, r, i, fixed)
-        out.append((gm, kept(gm.weights_, 0.05)))
-    return out
-
-
 def noises(u, v, truth):
     """`--noise`: the pair fitted with a noise component."""
     out = {"pair": roc_auc_score(truth, pair_scores(u, v)[1])}
     for kind in NOISES:
-        fixed = kind == "noise-fixed"
-        members = [bag_noise(u, r, BUDGET // 2, fixed) for r in ("scott", 0.01)]
+        fit = functools.partial(noise_mixture, fixed=kind == "noise-fixed")
+        members = [bag(u, r, BUDGET // 2, fit=fit) for r in ("scott", 0.01)]
         out[kind] = roc_auc_score(truth, pair_scores(u, v, members)[1])
     return out
 
