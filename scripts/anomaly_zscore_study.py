@@ -68,10 +68,10 @@ Prints, per set, the mean ROC-AUC over the splits of each detector:
   started from the same k-means labels with noise weight 0.05 (at most
   0.5: an outlier is not most of the rows; added with the floor), EM as
   scikit-learn's (at most 100 passes, stop when the mean log-likelihood
-  moves less than 1e-3); `noise`, the noise
-  weight estimated by EM; `noise-fixed`, held at 0.05. The device scores
-  the Gaussians alone (weights renormalized, pruned at 5 %), so only the
-  fit changes. Rule, written before the run: the same as `--subspace`'s.
+  moves less than 1e-3); `noise`, the noise weight estimated by EM;
+  `noise-fixed`, held at 0.05. The device scores the Gaussians alone
+  (weights renormalized, pruned at 5 %), so only the fit changes. Rule,
+  written before the run: the same as `--subspace`'s.
 """
 import argparse
 import functools
@@ -351,6 +351,16 @@ def ecdf(fitted, test):
     return np.searchsorted(np.sort(fitted), test, side="left") / len(fitted)
 
 
+def z_over(u, v, parts):
+    """The robust z-score sums, on v, of the ensembles `parts`: (columns,
+    regularisation, budget, K) each."""
+    total = 0.0
+    for cols, reg, budget, k in parts:
+        m = bag(u[:, cols], reg, budget, k)
+        total = total + robust_z(neg_log_density(m, u[:, cols]), neg_log_density(m, v[:, cols]))
+    return total
+
+
 def several(u, v, truth):
     """The thirtieth session's second study: the pair combined by ranks, and
     z-score sums over several K (one or both regularisations)."""
@@ -361,13 +371,10 @@ def several(u, v, truth):
     out = {"pair": roc_auc_score(truth, z)}
     ranks = sum(ecdf(f, t) for f, t in zip(fitted, tests)) / 2
     out["rank"] = roc_auc_score(truth, ranks + 1e-9 * np.tanh(z))
+    whole = np.arange(u.shape[1])
     for regs in (["scott"], ["scott", 0.01]):
-        terms = len(SEVERAL_K) * len(regs)
-        total = 0.0
-        for reg in regs:
-            for k in SEVERAL_K:
-                m = bag(u, reg, BUDGET // terms, k)
-                total = total + robust_z(neg_log_density(m, u), neg_log_density(m, v))
+        budget = BUDGET // (len(SEVERAL_K) * len(regs))
+        total = z_over(u, v, [(whole, reg, budget, k) for reg in regs for k in SEVERAL_K])
         out["z:K2+K4+K8:" + "+".join(map(str, regs))] = roc_auc_score(truth, total)
     return out
 
@@ -384,28 +391,18 @@ def subsets(d, terms):
     return out
 
 
-def z_over(u, v, parts):
-    """The robust z-score sums, on v, of the ensembles `parts`: (columns,
-    regularisation, budget) each."""
-    total = 0.0
-    for cols, reg, budget in parts:
-        m = bag(u[:, cols], reg, budget)
-        total = total + robust_z(neg_log_density(m, u[:, cols]), neg_log_density(m, v[:, cols]))
-    return total
-
-
 def subspace(u, v, truth):
     """`--subspace`: feature bagging, alone, as pairs, and beside the pair."""
     pair = pair_scores(u, v)[1]
     out = {"pair": roc_auc_score(truth, pair)}
     whole = np.arange(u.shape[1])
-    half_pair = z_over(u, v, [(whole, r, BUDGET // 4) for r in ("scott", 0.01)])
+    half_pair = z_over(u, v, [(whole, r, BUDGET // 4, K) for r in ("scott", 0.01)])
     for e in SUBSPACES:
         cols = subsets(u.shape[1], e)
-        out[f"fb:{e}"] = roc_auc_score(truth, z_over(u, v, [(c, "scott", BUDGET // e) for c in cols]))
-        parts = [(c, r, BUDGET // (2 * e)) for c in cols for r in ("scott", 0.01)]
+        out[f"fb:{e}"] = roc_auc_score(truth, z_over(u, v, [(c, "scott", BUDGET // e, K) for c in cols]))
+        parts = [(c, r, BUDGET // (2 * e), K) for c in cols for r in ("scott", 0.01)]
         out[f"fb-pair:{e}"] = roc_auc_score(truth, z_over(u, v, parts))
-        fb = z_over(u, v, [(c, "scott", BUDGET // (2 * e)) for c in cols])
+        fb = z_over(u, v, [(c, "scott", BUDGET // (2 * e), K) for c in cols])
         out[f"pair+fb:{e}"] = roc_auc_score(truth, half_pair / 2 + fb / e)
     return out
 
