@@ -8,7 +8,7 @@ use tinygen_runtime::learn::{Buffers, Learner, Progress, Recipe};
 
 use crate::{
     Result, TG_ERR_MISALIGNED, TG_ERR_NOT_OPEN, TG_ERR_NULL, check, disjoint, done, out, slice,
-    slice_mut, span, status, tg_status,
+    slice_mut, span, status, tg_status, value,
 };
 
 /// Bytes of a `tg_learner`: enough for a learner on every target (checked
@@ -26,7 +26,7 @@ pub const TG_LEARNER_WORDS: usize = TG_LEARNER_SIZE / 8;
 /// in place and be used by nothing else meanwhile; do not copy it.
 #[repr(C)]
 pub struct tg_learner {
-    pub(crate) _opaque: [u64; TG_LEARNER_WORDS],
+    pub(crate) _opaque: [MaybeUninit<u64>; TG_LEARNER_WORDS],
 }
 
 /// The buffers a recipe's learner needs (`tg_learner_sizes`), and the
@@ -215,8 +215,13 @@ unsafe fn learner<'a>(l: *mut tg_learner) -> Result<&'a mut Learner<'static>> {
 /// # Safety
 /// `l` is NULL or points to a readable `tg_learner`.
 unsafe fn learner_ref<'a>(l: *const tg_learner) -> Result<&'a Learner<'static>> {
-    // SAFETY: the caller's promise; read only.
-    unsafe { learner(l.cast_mut()) }.map(|learner| &*learner)
+    // SAFETY: the caller's promise.
+    let slot = unsafe { value(l.cast::<Slot>()) }?;
+    if slot.started != STARTED {
+        return Err(TG_ERR_NOT_OPEN);
+    }
+    // SAFETY: as in `learner`.
+    Ok(unsafe { slot.learner.assume_init_ref() })
 }
 
 /// Takes the next input `x[0..n]` (`input_dim` values) and says where the

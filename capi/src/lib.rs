@@ -138,7 +138,7 @@ pub const TG_MODEL_SIZE: usize = 1280;
 /// be copied; it needs no closing.
 #[repr(C)]
 pub struct tg_model {
-    _opaque: [u64; TG_MODEL_WORDS],
+    _opaque: [MaybeUninit<u64>; TG_MODEL_WORDS],
 }
 
 /// `TG_MODEL_SIZE` in 8-byte words.
@@ -220,15 +220,8 @@ fn done(result: Result<()>) -> tg_status {
 /// # Safety
 /// `m` is NULL or points to a `tg_model` that is readable.
 unsafe fn model<'a>(m: *const tg_model) -> Result<&'a AnyModel<'static>> {
-    let slot = m.cast::<Slot>();
-    if slot.is_null() {
-        return Err(TG_ERR_NULL);
-    }
-    if !slot.is_aligned() {
-        return Err(TG_ERR_MISALIGNED);
-    }
-    // SAFETY: non-NULL and aligned; the caller owns TG_MODEL_SIZE bytes there.
-    let slot = unsafe { &*slot };
+    // SAFETY: the caller owns TG_MODEL_SIZE bytes there.
+    let slot = unsafe { value(m.cast::<Slot>()) }?;
     if slot.open != OPEN {
         return Err(TG_ERR_NOT_OPEN);
     }
@@ -281,17 +274,22 @@ unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> Result<&'a mut [T]> {
     Ok(unsafe { core::slice::from_raw_parts_mut(p, n) })
 }
 
+/// One readable value at `p`.
+///
+/// # Safety
+/// `p` is NULL or valid for a read of one `T`, unchanged while it is used.
+unsafe fn value<'a, T>(p: *const T) -> Result<&'a T> {
+    check(p, 1)?;
+    // SAFETY: non-NULL and aligned.
+    Ok(unsafe { &*p })
+}
+
 /// One writable value at `p`.
 ///
 /// # Safety
 /// `p` is NULL or valid for a write of one `T`.
 unsafe fn out<'a, T>(p: *mut T) -> Result<&'a mut T> {
-    if p.is_null() {
-        return Err(TG_ERR_NULL);
-    }
-    if !p.is_aligned() {
-        return Err(TG_ERR_MISALIGNED);
-    }
+    check(p, 1)?;
     // SAFETY: non-NULL and aligned.
     Ok(unsafe { &mut *p })
 }

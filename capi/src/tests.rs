@@ -75,7 +75,7 @@ const ALL: [(&[u8], tg_kind); 9] = [
 
 fn closed() -> tg_model {
     tg_model {
-        _opaque: [0; TG_MODEL_WORDS],
+        _opaque: [MaybeUninit::new(0); TG_MODEL_WORDS],
     }
 }
 
@@ -256,7 +256,7 @@ fn diffusion_sampling_replays_the_runtimes_draws() {
                 &mut rng,
                 steps,
                 eta,
-                [0f32; 1].as_mut_ptr(),
+                vec![0f32; n].as_mut_ptr(),
                 n,
                 work.as_mut_ptr().cast(),
                 size,
@@ -270,7 +270,7 @@ fn diffusion_sampling_replays_the_runtimes_draws() {
             &mut rng,
             2,
             0.0,
-            [0f32; 1].as_mut_ptr(),
+            vec![0f32; n].as_mut_ptr(),
             n,
             work.as_mut_ptr().cast(),
             size - 4,
@@ -341,7 +341,7 @@ fn sampling_replays_the_runtimes_draws() {
             tg_sample(
                 &m,
                 &mut rng,
-                [0.0f32; 1].as_mut_ptr(),
+                vec![0.0f32; n + 1].as_mut_ptr(),
                 n + 1,
                 work.as_mut_ptr().cast(),
                 size,
@@ -797,8 +797,13 @@ mod learning {
 
     fn unstarted() -> tg_learner {
         tg_learner {
-            _opaque: [0; TG_LEARNER_WORDS],
+            _opaque: [MaybeUninit::new(0); TG_LEARNER_WORDS],
         }
+    }
+
+    /// `spec` encoded, 4-byte aligned as a device stores it.
+    fn aligned(spec: RecipeSpec) -> File {
+        File::new(&spec.encode().unwrap())
     }
 
     fn spec(components: u32, covariance: Covariance, reg_covar: f64) -> RecipeSpec {
@@ -902,22 +907,21 @@ mod learning {
             (1, Covariance::Full, Some(0.01)),
             (3, Covariance::Diag, Some(0.01)),
         ] {
-            let recipe = RecipeSpec {
+            let recipe = aligned(RecipeSpec {
                 second_reg_covar: second,
                 ..spec(components, covariance, 1e-3)
-            }
-            .encode()
-            .unwrap();
-            let mut memory = Memory::for_recipe(&recipe);
+            });
+            let recipe = recipe.bytes();
+            let mut memory = Memory::for_recipe(recipe);
             assert_eq!(memory.sizes.input_dim, 10);
             // A pair keeps both terms of its 20 calibration inputs and a copy.
             let terms = if second.is_some() { 3 } else { 1 };
             assert_eq!(memory.sizes.scores, 20 * terms);
             let mut l = unstarted();
-            assert_eq!(memory.start(&mut l, &recipe), TG_OK);
+            assert_eq!(memory.start(&mut l, recipe), TG_OK);
 
             // The runtime's learner on the same inputs, in its own buffers.
-            let parsed = Recipe::from_bytes(&recipe).unwrap();
+            let parsed = Recipe::from_bytes(recipe).unwrap();
             let (mut state, mut features, mut scores) = (
                 vec![0f64; memory.sizes.state],
                 vec![0f32; memory.sizes.features],
@@ -982,10 +986,11 @@ mod learning {
 
     #[test]
     fn a_file_stored_in_an_erased_page_is_found_and_opens() {
-        let recipe = spec(1, Covariance::Full, 1e-3).encode().unwrap();
-        let mut memory = Memory::for_recipe(&recipe);
+        let recipe = aligned(spec(1, Covariance::Full, 1e-3));
+        let recipe = recipe.bytes();
+        let mut memory = Memory::for_recipe(recipe);
         let mut l = unstarted();
-        assert_eq!(memory.start(&mut l, &recipe), TG_OK);
+        assert_eq!(memory.start(&mut l, recipe), TG_OK);
         for i in 0..60 {
             assert_eq!(observe(&mut l, &window(i)).0, TG_OK);
         }
@@ -1032,10 +1037,11 @@ mod learning {
 
     #[test]
     fn bad_inputs_are_refused_and_not_counted() {
-        let recipe = spec(1, Covariance::Full, 1e-3).encode().unwrap();
-        let mut memory = Memory::for_recipe(&recipe);
+        let recipe = aligned(spec(1, Covariance::Full, 1e-3));
+        let recipe = recipe.bytes();
+        let mut memory = Memory::for_recipe(recipe);
         let mut l = unstarted();
-        assert_eq!(memory.start(&mut l, &recipe), TG_OK);
+        assert_eq!(memory.start(&mut l, recipe), TG_OK);
         let mut x = window(0);
         assert_eq!(observe(&mut l, &x[..9]).0, TG_ERR_DIMENSION);
         x[3] = f32::NAN;
@@ -1083,10 +1089,11 @@ mod learning {
     fn a_degenerate_density_fails_the_learner_for_good() {
         // Constant windows: every statistic is constant, and with no
         // regularisation the covariance is singular.
-        let recipe = spec(1, Covariance::Full, 0.0).encode().unwrap();
-        let mut memory = Memory::for_recipe(&recipe);
+        let recipe = aligned(spec(1, Covariance::Full, 0.0));
+        let recipe = recipe.bytes();
+        let mut memory = Memory::for_recipe(recipe);
         let mut l = unstarted();
-        assert_eq!(memory.start(&mut l, &recipe), TG_OK);
+        assert_eq!(memory.start(&mut l, recipe), TG_OK);
         let x = [0.5f32; 10];
         for _ in 0..39 {
             assert_eq!(observe(&mut l, &x).0, TG_OK);
@@ -1102,8 +1109,9 @@ mod learning {
 
     #[test]
     fn misuse_is_an_error_code() {
-        let recipe = spec(3, Covariance::Diag, 1e-3).encode().unwrap();
-        let mut memory = Memory::for_recipe(&recipe);
+        let recipe = aligned(spec(3, Covariance::Diag, 1e-3));
+        let recipe = recipe.bytes();
+        let mut memory = Memory::for_recipe(recipe);
         let mut l = unstarted();
         let null = core::ptr::null_mut();
         // Not started, or NULL.
@@ -1137,30 +1145,30 @@ mod learning {
             unsafe { tg_learner_sizes(gmm.bytes().as_ptr(), gmm.len, &mut sizes) },
             TG_ERR_WRONG_KIND
         );
-        let mut bad = recipe.clone();
+        let mut bad = recipe.to_vec();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert_ne!(memory.start(&mut l, &bad), TG_OK);
+        assert_ne!(memory.start(&mut l, File::new(&bad).bytes()), TG_OK);
         assert_eq!(observe(&mut l, &window(0)).0, TG_ERR_NOT_OPEN);
         // Buffers too small, misaligned or overlapping; the learner stays unstarted.
         memory.sizes.file -= 1;
-        assert_eq!(memory.start(&mut l, &recipe), TG_ERR_SCRATCH_TOO_SMALL);
+        assert_eq!(memory.start(&mut l, recipe), TG_ERR_SCRATCH_TOO_SMALL);
         memory.sizes.file += 1;
         memory.scores.pop();
-        assert_eq!(memory.start(&mut l, &recipe), TG_ERR_SCRATCH_TOO_SMALL);
+        assert_eq!(memory.start(&mut l, recipe), TG_ERR_SCRATCH_TOO_SMALL);
         memory.scores.push(0.0);
         let (scores, file) = (
             memory.scores.as_mut_ptr(),
             memory.file.as_mut_ptr().cast::<u8>(),
         );
         let n_file = memory.sizes.file;
-        let s = memory.start_with(&mut l, &recipe, scores, file.wrapping_add(1), n_file - 4);
+        let s = memory.start_with(&mut l, recipe, scores, file.wrapping_add(1), n_file - 4);
         assert_eq!(s, TG_ERR_MISALIGNED);
         let overlapping = memory.features.as_mut_ptr();
-        let s = memory.start_with(&mut l, &recipe, overlapping, file, n_file);
+        let s = memory.start_with(&mut l, recipe, overlapping, file, n_file);
         assert_eq!(s, TG_ERR_OVERLAP);
         assert_eq!(observe(&mut l, &window(0)).0, TG_ERR_NOT_OPEN);
-        assert_eq!(memory.start(&mut l, &recipe), TG_OK);
+        assert_eq!(memory.start(&mut l, recipe), TG_OK);
         assert_eq!(observe(&mut l, &window(0)).0, TG_OK);
     }
 }
