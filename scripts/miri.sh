@@ -8,10 +8,13 @@
 # interprets neither CPUID nor inline assembly) and the runtime need not
 # ask the CPU.
 #
-# Usage: scripts/miri.sh [all]
+# Usage: scripts/miri.sh [all | trainer]
 #   no argument: what CI runs (about 2.5 minutes on 2 cores from an empty
 #   build directory, under 1 warm);
-#   all: every test of the runtime and the C API (hours).
+#   all: every test of the runtime and the C API (hours);
+#   trainer: the tests of the trainer's int8 fast path (its AVX2 tiles,
+#   requantization and input quantization; about 10 minutes to build,
+#   7 to run; CI leaves it out for that build time).
 #
 # Needs the nightly toolchain; adds its miri and rust-src components.
 # Property tests run 4 cases (Miri is about a thousand times slower than
@@ -24,7 +27,9 @@ export RUSTFLAGS="-C target-feature=+avx2,+fma"
 export MIRIFLAGS="-Zmiri-disable-isolation"
 export PROPTEST_CASES="${PROPTEST_CASES_MIRI:-4}"
 
-if [ "${1:-}" = all ]; then
+if [ "${1:-}" = trainer ]; then
+  cargo +nightly miri test -p tinygen --lib -- fast_qnetwork::
+elif [ "${1:-}" = all ]; then
   cargo +nightly miri test -p tinygen-capi --lib
   cargo +nightly miri test -p tinygen-runtime --features alloc --lib
 else
