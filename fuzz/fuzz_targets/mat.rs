@@ -3,19 +3,11 @@
 #![no_main]
 
 use std::path::Path;
-use std::sync::Once;
 
 use libfuzzer_sys::fuzz_target;
 use tinygen::data::{self, LoadOptions};
 
-static QUIET_PANICS: Once = Once::new();
-
 fuzz_target!(|data: &[u8]| {
-    // The reader contains panics of the matfile crate (catch_unwind, F4 in
-    // FUZZING.md); libfuzzer-sys's hook would abort before that unwinding.
-    // Any panic that escapes the reader still aborts: libfuzzer-sys treats
-    // an unwinding fuzz target as a crash.
-    QUIET_PANICS.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     let opts = LoadOptions {
         label_column: (data.len() % 2 == 1).then(|| "y".to_string()),
         drop_columns: vec![],

@@ -32,9 +32,9 @@ fn npy_header_length_beyond_the_file() {
     );
 }
 
-/// `mat`: a data element claiming 0xFFFFFFFF bytes, which matfile 0.5
-/// rounds up to a multiple of 8 in u32 (an overflow panic with overflow
-/// checks on; 136 bytes, minimized).
+/// `mat`: F2, a data element claiming 0xFFFFFFFF bytes, which the matfile
+/// crate rounded up to a multiple of 8 in u32 (an overflow panic with
+/// overflow checks on; 136 bytes, minimized).
 const MAT_ELEMENT_SIZE: &str = concat!(
     "4d41ffffffffffffff3f00ff2e6e70790000ffffffffffffff3f00f03f0001494d01000000000000",
     "00ff3f0001494d0e000000ffffffffffffff3f00ff0e000000ffffffffffffff3f00ff2e6e707900",
@@ -42,8 +42,8 @@ const MAT_ELEMENT_SIZE: &str = concat!(
     "ffffff3f0001494d0e000000ffffffff",
 );
 
-/// `mat`: a matrix whose i32 dimensions matfile 0.5 multiplies with
-/// overflow (232 bytes, minimized as far as this crash goes).
+/// `mat`: F3, a matrix whose i32 dimensions the matfile crate multiplied
+/// with overflow (232 bytes, minimized as far as this crash goes).
 const MAT_DIMENSIONS: &str = concat!(
     "4d41544c414220352e30204d41542d66696c6520506c6174666f726d3a20706f7369782c20437265",
     "61746564206f6e3a20547565204e6f762032342031373a35343a313220303232360000000000007a",
@@ -53,10 +53,10 @@ const MAT_DIMENSIONS: &str = concat!(
     "00000000000048000000060000000800000000000000f03f0000000000000000",
 );
 
-/// `mat`: F4, a file on which matfile 0.5 overflows in
-/// `parse_data_element_tag` at offsets the pre-check does not walk; the
-/// reader contains the parser's panic (243 bytes, not minimized).
-const MAT_CONTAINED_PANIC: &str = concat!(
+/// `mat`: F4, a file on which the matfile crate overflowed in
+/// `parse_data_element_tag` (243 bytes, not minimized). The reader is now
+/// ours and checks every size against the bytes present.
+const MAT_ELEMENT_TAG: &str = concat!(
     "4d41544c414220352e30204d4154e96669646520506c6174666e726d3a2070717369782c",
     "2043706561746564206f6e3a20547565294e6f7620323733310000000100020008000000",
     "05000000000000000c0000000e0000000000000000000000000000000001000800000003",
@@ -67,11 +67,11 @@ const MAT_CONTAINED_PANIC: &str = concat!(
 );
 
 #[test]
-fn mat_sizes_matfile_would_overflow_on() {
+fn mat_sizes_that_overflowed_the_matfile_crate() {
     for (name, input) in [
         ("element size", MAT_ELEMENT_SIZE),
         ("dimensions", MAT_DIMENSIONS),
-        ("contained parser panic", MAT_CONTAINED_PANIC),
+        ("element tag", MAT_ELEMENT_TAG),
     ] {
         let err = parse("x.mat", &hex(input)).unwrap_err();
         assert!(
