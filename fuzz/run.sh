@@ -14,7 +14,7 @@
 set -euo pipefail
 fuzz="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$fuzz")"
-all=(model csv npy idx mat ts tflite)
+all=(model csv npy npz idx mat ts tflite)
 
 if [ $# -lt 2 ]; then
   echo "usage: $0 TARGET|all SECONDS [libFuzzer flags...]  (targets: ${all[*]})" >&2

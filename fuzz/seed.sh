@@ -12,7 +12,7 @@ root="$(dirname "$fuzz")"
 corpus="$fuzz/corpus"
 target_dir="${TINYGEN_FUZZ_TARGET_DIR:-$fuzz/target}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(model csv npy idx mat ts tflite)
+[ ${#targets[@]} -gt 0 ] || targets=(model csv npy npz idx mat ts tflite)
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -109,6 +109,11 @@ seed_mat() {
   cp "$root"/trainer/tests/fixtures/*.mat "$corpus/mat/"
 }
 
+seed_npz() {
+  mkdir -p "$corpus/npz"
+  cp "$root"/trainer/tests/fixtures/*.npz "$corpus/npz/"
+}
+
 seed_ts() {
   local out="$corpus/ts"
   mkdir -p "$out"
@@ -135,6 +140,7 @@ for t in "${targets[@]}"; do
     model) seed_model ;;
     csv) seed_csv ;;
     npy | idx) seed_npy_idx ;;
+    npz) seed_npz ;;
     mat) seed_mat ;;
     ts) seed_ts ;;
     tflite) seed_tflite ;;

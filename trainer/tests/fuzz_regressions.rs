@@ -81,6 +81,33 @@ fn mat_sizes_that_overflowed_the_matfile_crate() {
     }
 }
 
+/// `npz`: a member whose sizes in the central directory (about 4 GiB,
+/// compressed and not) were trusted before they were checked against the
+/// archive's length, so the reader asked for 4 GiB (399 bytes, not minimized).
+const NPZ_MEMBER_SIZE: &str = concat!(
+    "504b03042d000000080000002100cbe21a25ffffffffffffffff05001400582e6e707901001000b0",
+    "000000000000005b000000000000009bec17ea1b10c9c850c650ad9e925a9c5ca46ea5a06e9366a1",
+    "aea3a09e965f54529498179f5f94920a12774bcc294e058a17672416a402f91ac63a0a469a3a0ab5",
+    "0a64032e0630f8610fa1190e40a80b503e8703849681d28a0e00504b03042d000000080000002100",
+    "8a4737a8ffffffffffffffff05001400792e6e70790100100098000000000000004a000000000000",
+    "009bec17ea1b10c9c850c650ad9e925a9c5ca46ea5a06e9369a1aea3a09e965f54529498179f5f94",
+    "920a12774bcc294e058a17672416a402f9ddc63a9a3a0a270a14002e06286064400500504b01022d",
+    "032d000000080000002100cbe21a2580ffffffffffffff0500000000000000000000008001000000",
+    "00582e6e7079504b01022d032d0000000800000021008a4737a84a00000098000000050000000000",
+    "000000000000800192000000792e6e7079504b0506000000000200020066000000130100000000",
+);
+
+#[test]
+fn npz_member_sizes_beyond_the_archive() {
+    let err = parse("x.npz", &hex(NPZ_MEMBER_SIZE)).unwrap_err();
+    assert!(matches!(err, DataError::MalformedNpz { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("compressed ones in a 399-byte archive"),
+        "{err}"
+    );
+}
+
 /// `npy`: a header with a few hundred nested brackets, which npyz's header
 /// parser (py_literal) took over 2 seconds to reject (libFuzzer timeout;
 /// 253 bytes, not minimized).

@@ -71,7 +71,7 @@ impl std::fmt::Display for Readable {
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
     /// Data file: CSV (optionally gzipped, with or without a header), NPY,
-    /// or MATLAB v5 `.mat` (matrix `X`, labels `y`).
+    /// or MATLAB v5 `.mat` or NumPy `.npz` (matrix `X`, labels `y`).
     #[arg(long)]
     pub data: PathBuf,
     /// Column holding labels; it is excluded from the features.

@@ -7,7 +7,9 @@
 //! * `.npy` — a NumPy array (1-D or 2-D; `f32`, `f64` or any 8–64-bit integer type),
 //! * `.mat` — a MATLAB v5 file with a numeric matrix `X` (rows are points)
 //!   and optionally a column `y` (the ODDS convention), whose columns are
-//!   named `x0`..`x{d-1}` and `y`.
+//!   named `x0`..`x{d-1}` and `y`,
+//! * `.npz` — a NumPy archive with the same `X` and optional `y` (as
+//!   ADBench distributes its sets), named the same way.
 //!
 //! Every value must be a finite number; a label column can be split off and
 //! columns can be dropped (see [`LoadOptions`]).
@@ -18,6 +20,7 @@ pub mod idx;
 pub mod images;
 mod mat;
 mod npy;
+mod npz;
 pub mod ts;
 
 use std::fmt;
@@ -105,7 +108,7 @@ pub enum DataError {
     },
     /// The file extension is not one of the supported formats.
     #[error(
-        "unsupported data format for {}: expected a file ending in .csv, .csv.gz, .npy or .mat",
+        "unsupported data format for {}: expected a file ending in .csv, .csv.gz, .npy, .npz or .mat",
         path.display()
     )]
     UnsupportedFormat {
@@ -204,6 +207,14 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+    /// The NPZ archive is invalid or lacks the expected arrays.
+    #[error("{}: malformed NPZ file: {reason}", path.display())]
+    MalformedNpz {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The MATLAB file is invalid or lacks the expected arrays.
     #[error("{}: malformed MATLAB file: {reason}", path.display())]
     MalformedMat {
@@ -283,13 +294,13 @@ impl fmt::Display for LineSuffix {
 }
 
 /// Loads a numeric table from `path`; the format is chosen by extension
-/// (`.csv`, `.csv.gz`, `.npy`, `.mat`). CSV is streamed; the binary formats
+/// (`.csv`, `.csv.gz`, `.npy`, `.npz`, `.mat`). CSV is streamed; the binary formats
 /// are read whole, then parsed as by [`parse`].
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     match Format::of(path)? {
         Format::Csv => csv::load(path, false, opts),
         Format::CsvGz => csv::load(path, true, opts),
-        Format::Npy | Format::Mat => {
+        Format::Npy | Format::Npz | Format::Mat => {
             let bytes = std::fs::read(path).map_err(|source| DataError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -307,6 +318,7 @@ pub fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dataset, D
         Format::Csv => csv::parse(path, bytes, opts),
         Format::CsvGz => csv::parse(path, flate2::read::MultiGzDecoder::new(bytes), opts),
         Format::Npy => npy::parse(path, bytes, opts),
+        Format::Npz => npz::parse(path, bytes, opts),
         Format::Mat => mat::parse(path, bytes, opts),
     }
 }
@@ -317,6 +329,7 @@ enum Format {
     Csv,
     CsvGz,
     Npy,
+    Npz,
     Mat,
 }
 
@@ -333,6 +346,8 @@ impl Format {
             Ok(Format::CsvGz)
         } else if name.ends_with(".npy") {
             Ok(Format::Npy)
+        } else if name.ends_with(".npz") {
+            Ok(Format::Npz)
         } else if name.ends_with(".mat") {
             Ok(Format::Mat)
         } else {

@@ -9,75 +9,111 @@ use super::{DataError, Dataset, LoadOptions, default_names, from_array};
 
 /// Parses the bytes of a `.npy` file; `path` is only used in error messages.
 pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dataset, DataError> {
-    let malformed = |reason: String| DataError::MalformedNpy {
+    let array = array(bytes).map_err(|reason| DataError::MalformedNpy {
         path: path.to_path_buf(),
         reason,
-    };
+    })?;
+    if array.rows == 0 {
+        // Before naming the columns: with no rows, `cols` is not bounded by the data.
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+            reason: NO_ROWS.to_string(),
+        });
+    }
+    from_array(
+        path,
+        &default_names(array.cols),
+        array.rows,
+        NO_ROWS,
+        opts,
+        |i, j| array.get(i, j),
+    )
+}
 
+/// Why an array with no rows gives no dataset.
+const NO_ROWS: &str = "no data rows (array has 0 rows)";
+
+/// A 1-D (one column) or 2-D numeric array, its values as f64 in file order.
+pub(super) struct Array {
+    /// Rows (the length of a 1-D array).
+    pub rows: usize,
+    /// Columns (1 for a 1-D array).
+    pub cols: usize,
+    /// Dimensions as the header gives them (1 or 2 of them).
+    pub shape: Vec<u64>,
+    flat: Vec<f64>,
+    order: Order,
+}
+
+impl Array {
+    /// The value in row `i` and column `j`.
+    pub fn get(&self, i: usize, j: usize) -> f64 {
+        match self.order {
+            Order::C => self.flat[i * self.cols + j],
+            Order::Fortran => self.flat[j * self.rows + i],
+        }
+    }
+}
+
+/// Reads the array of a `.npy` file's bytes (also an `.npz` archive's
+/// members); the size of the data is checked against the shape before
+/// anything is read.
+pub(super) fn array(bytes: &[u8]) -> Result<Array, String> {
     if let Some((claimed, present)) = header_overruns(bytes) {
-        return Err(malformed(format!(
+        return Err(format!(
             "header claims {claimed} bytes, only {present} follow"
-        )));
+        ));
     }
     if header_nesting(bytes) > MAX_HEADER_NESTING {
-        return Err(malformed(format!(
+        return Err(format!(
             "header nests brackets more than {MAX_HEADER_NESTING} deep"
-        )));
+        ));
     }
     if shape_overflows(bytes) {
-        return Err(malformed("array shape is too large".to_string()));
+        return Err("array shape is too large".to_string());
     }
     let mut data: &[u8] = bytes;
-    let header =
-        NpyHeader::from_reader(&mut data).map_err(|e| malformed(format!("bad header: {e}")))?;
-    let (rows, cols) = match *header.shape() {
+    let header = NpyHeader::from_reader(&mut data).map_err(|e| format!("bad header: {e}"))?;
+    let shape = header.shape().to_vec();
+    let (rows, cols) = match *shape {
         [n] => (n, 1),
         [r, c] => (r, c),
         ref shape => {
-            return Err(malformed(format!(
+            return Err(format!(
                 "expected a 1-D or 2-D array, got {}-D array of shape {shape:?}",
                 shape.len()
-            )));
+            ));
         }
     };
     let DType::Plain(ty) = header.dtype() else {
-        return Err(malformed(format!(
+        return Err(format!(
             "unsupported dtype {}; expected f32, f64 or an integer type",
             header.dtype().descr()
-        )));
-    };
-    let unsupported = || {
-        malformed(format!(
-            "unsupported dtype '{ty}'; expected f32, f64 or an integer type"
-        ))
+        ));
     };
     let item_size = match (ty.type_char(), ty.size_field()) {
         (TypeChar::Float, 4 | 8) | (TypeChar::Int | TypeChar::Uint, 1 | 2 | 4 | 8) => {
             ty.size_field()
         }
-        _ => return Err(unsupported()),
+        _ => {
+            return Err(format!(
+                "unsupported dtype '{ty}'; expected f32, f64 or an integer type"
+            ));
+        }
     };
 
     // Check the size before reading, so a bogus shape cannot trigger a huge allocation.
     let expected_bytes = rows
         .checked_mul(cols)
         .and_then(|n| n.checked_mul(item_size))
-        .ok_or_else(|| malformed(format!("shape ({rows}, {cols}) is too large")))?;
+        .ok_or_else(|| format!("shape ({rows}, {cols}) is too large"))?;
     if data.len() as u64 != expected_bytes {
-        return Err(malformed(format!(
+        return Err(format!(
             "shape ({rows}, {cols}) of '{ty}' needs {expected_bytes} data bytes, file has {}",
             data.len()
-        )));
+        ));
     }
     let (rows, cols) = (rows as usize, cols as usize); // fits: the data is in memory
-    if rows == 0 {
-        // Before naming the columns: with no rows, `cols` is not bounded by the data.
-        return Err(DataError::Empty {
-            path: path.to_path_buf(),
-            reason: "no data rows (array has 0 rows)".to_string(),
-        });
-    }
-
     let order = header.order();
     let file = NpyFile::with_header(header, data);
     let flat = match (ty.type_char(), item_size) {
@@ -91,20 +127,14 @@ pub(super) fn parse(path: &Path, bytes: &[u8], opts: &LoadOptions) -> Result<Dat
         (TypeChar::Uint, 2) => read(file, |v: u16| v as f64),
         (TypeChar::Uint, 4) => read(file, |v: u32| v as f64),
         (_, _) => read(file, |v: u64| v as f64),
-    }
-    .map_err(malformed)?;
-
-    from_array(
-        path,
-        &default_names(cols),
+    }?;
+    Ok(Array {
         rows,
-        "no data rows (array has 0 rows)",
-        opts,
-        |i, j| match order {
-            Order::C => flat[i * cols + j],
-            Order::Fortran => flat[j * rows + i],
-        },
-    )
+        cols,
+        shape,
+        flat,
+        order,
+    })
 }
 
 /// The header length a file claims and the bytes after the length field,
