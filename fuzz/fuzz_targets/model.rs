@@ -225,8 +225,13 @@ fn evaluate_recipe(recipe: &Recipe, values: &mut Values<'_>) {
         return;
     };
     let inputs = spec.learn as usize + spec.calibrate as usize;
-    // Small problems only: EM's work grows with iterations x inputs x K x D^2.
-    let em_work = (spec.iterations as usize + 1) * features_len * spec.components as usize;
+    // Small problems only: each EM pass costs about K x D^2 x (inputs + D)
+    // (the responsibilities, then a Cholesky factor and its inverse per
+    // component), which the recipe may legitimately ask for.
+    let d = spec.dim as usize;
+    let em_work = [spec.iterations as usize + 1, spec.components as usize, d, d]
+        .iter()
+        .fold(spec.learn as usize + d, |w, &f| w.saturating_mul(f));
     if state_len > 1 << 16
         || file_len > 1 << 20
         || inputs * spec.input_len() > 1 << 16

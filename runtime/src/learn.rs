@@ -77,7 +77,9 @@
 //! completes learning with K > 1 runs the k-means and EM passes, about
 //! `iterations · learn · K · (2 D + 2 F)` multiply-adds and `iterations ·
 //! learn · K` exponentials (`iterations` is at most [`MAX_ITERATIONS`]),
-//! twice with a second density; the last calibration input sorts the
+//! and for full covariances about `iterations · K · D³ / 3` more for the
+//! Cholesky factors and their inverses (the larger part when `learn` is
+//! small against D), twice with a second density; the last calibration input sorts the
 //! scores (O(n log n), each term once more with a second density).
 
 use serde::{Deserialize, Serialize};
