@@ -4,8 +4,9 @@
 //! and `y`, as for MATLAB files, so `--label-column y` splits off the labels.
 //!
 //! The archive is read with the `zip` crate; each member is an NPY file
-//! read by [`super::npy::array`]. A member's size is checked against what
-//! its compressed bytes can hold before anything is allocated for it.
+//! read by [`super::npy::array`]. A member's sizes are checked against the
+//! archive's length (at most about 1100 bytes per byte of it, deflate's
+//! limit) before anything is allocated for it.
 
 use std::io::{Cursor, Read};
 use std::path::Path;
