@@ -330,36 +330,21 @@ fn class_name(class: u8) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::super::load;
+    use super::super::test_files::{fixture, label_y};
     use super::*;
-
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
 
     /// Files written by scipy.io.savemat (format 5); see tests/fixtures/README.md.
     #[test]
     fn reads_x_and_y_in_row_order() {
-        let opts = LoadOptions {
-            label_column: Some("y".into()),
-            drop_columns: vec![],
-        };
-        let d = load(&fixture("small.mat"), &opts).unwrap();
+        let d = load(&fixture("small.mat"), &label_y()).unwrap();
         assert_eq!((d.rows, d.cols), (3, 2));
         assert_eq!(d.values, vec![1.5, -2.0, 0.25, 3.0, 7.0, 8.5]);
         assert_eq!(d.labels, Some(vec![0.0, 1.0, 0.0]));
         let d = load(&fixture("int16_no_labels.mat"), &LoadOptions::default()).unwrap();
         assert_eq!(d.values, vec![1.0, 2.0, 3.0, 4.0]);
-        let missing = LoadOptions {
-            label_column: Some("y".into()),
-            drop_columns: vec![],
-        };
         assert!(matches!(
-            load(&fixture("int16_no_labels.mat"), &missing),
+            load(&fixture("int16_no_labels.mat"), &label_y()),
             Err(DataError::ColumnNotFound { .. })
         ));
     }
@@ -368,11 +353,7 @@ mod tests {
     /// `X` and logical `y` (scipy.io.savemat with `do_compression=True`).
     #[test]
     fn reads_compressed_files_from_scipy() {
-        let opts = LoadOptions {
-            label_column: Some("y".into()),
-            drop_columns: vec![],
-        };
-        let d = load(&fixture("compressed_logical.mat"), &opts).unwrap();
+        let d = load(&fixture("compressed_logical.mat"), &label_y()).unwrap();
         assert_eq!((d.rows, d.cols), (2, 3));
         assert_eq!(d.values, vec![0.5, -1.25, 3.0, 2.0, 4.5, -0.125]);
         assert_eq!(d.labels, Some(vec![0.0, 1.0]));

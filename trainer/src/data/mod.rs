@@ -476,6 +476,29 @@ fn default_names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("x{i}")).collect()
 }
 
+/// What the readers' tests share.
+#[cfg(test)]
+mod test_files {
+    use std::path::{Path, PathBuf};
+
+    use super::LoadOptions;
+
+    /// A file of `trainer/tests/fixtures/`.
+    pub(super) fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    /// `y` as the label column (the ODDS and ADBench convention).
+    pub(super) fn label_y() -> LoadOptions {
+        LoadOptions {
+            label_column: Some("y".into()),
+            drop_columns: vec![],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

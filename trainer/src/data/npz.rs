@@ -117,30 +117,17 @@ fn member(
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::path::PathBuf;
 
     use zip::write::SimpleFileOptions;
 
     use super::super::load;
+    use super::super::test_files::{fixture, label_y};
     use super::*;
-
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
-    }
-
-    fn labelled() -> LoadOptions {
-        LoadOptions {
-            label_column: Some("y".into()),
-            drop_columns: vec![],
-        }
-    }
 
     /// Archives written by NumPy; see tests/fixtures/README.md.
     #[test]
     fn reads_archives_from_numpy() {
-        let d = load(&fixture("compressed.npz"), &labelled()).unwrap();
+        let d = load(&fixture("compressed.npz"), &label_y()).unwrap();
         assert_eq!((d.rows, d.cols), (3, 2));
         assert_eq!(d.values, vec![1.5, -2.0, 0.25, 3.0, 7.0, 8.5]);
         assert_eq!(d.labels, Some(vec![0.0, 1.0, 0.0]));
@@ -148,7 +135,7 @@ mod tests {
         assert_eq!((d.rows, d.cols), (2, 3));
         assert_eq!(d.values, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         assert!(matches!(
-            load(&fixture("stored_fortran.npz"), &labelled()),
+            load(&fixture("stored_fortran.npz"), &label_y()),
             Err(DataError::ColumnNotFound { .. })
         ));
     }
