@@ -70,7 +70,8 @@ impl std::fmt::Display for Readable {
 /// Where the data comes from and which columns to use.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// Data file: CSV (optionally gzipped, with or without a header), NPY,
+    /// Data file: CSV or TSV (comma, tab or semicolon separated, found from
+    /// the first lines; with or without a header; optionally gzipped), NPY,
     /// or MATLAB v5 `.mat` or NumPy `.npz` (matrix `X`, labels `y`).
     #[arg(long)]
     pub data: PathBuf,

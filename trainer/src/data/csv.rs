@@ -1,8 +1,11 @@
 //! CSV loading (plain or gzip-compressed).
 //!
-//! The first record is a header if any of its fields is not a number. Without a
-//! header, columns are named `x0`, `x1`, ...; an empty header field is named
-//! the same way (`x{i}` for column `i`).
+//! Fields are separated by commas, tabs or semicolons: the separator is the
+//! one that splits the first records (up to five) into the same number of
+//! fields, the most; a comma if none does. The first record is a header if
+//! any of its fields is not a number. Without a header, columns are named
+//! `x0`, `x1`, ...; an empty header field is named the same way (`x{i}` for
+//! column `i`).
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -35,11 +38,21 @@ pub(super) fn parse(
     input: impl Read,
     opts: &LoadOptions,
 ) -> Result<Dataset, DataError> {
+    let mut input = input;
+    let mut head = Vec::new();
+    (&mut input)
+        .take(SNIFF_BYTES)
+        .read_to_end(&mut head)
+        .map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut reader = csv::ReaderBuilder::new()
+        .delimiter(sniff_delimiter(&head))
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(1 << 16)
-        .from_reader(input);
+        .from_reader(head.as_slice().chain(input));
     let mut record = ByteRecord::new();
     let mut next = |record: &mut ByteRecord| {
         reader
@@ -144,6 +157,56 @@ impl Table<'_> {
         self.rows = row;
         Ok(())
     }
+}
+
+/// Field separators, in the order that breaks ties.
+const DELIMITERS: [u8; 3] = [b',', b'\t', b';'];
+/// Records the separator is chosen on.
+const SNIFF_RECORDS: usize = 5;
+/// Bytes read ahead to choose the separator.
+const SNIFF_BYTES: u64 = 1 << 16;
+
+/// The separator of CSV text that starts with `head`: among [`DELIMITERS`],
+/// the one that splits the first non-blank records (outside double quotes)
+/// into the same number of fields, at least two, the most; `,` if none does.
+/// A record cut off by the end of `head` counts only if it is the only one.
+fn sniff_delimiter(head: &[u8]) -> u8 {
+    // Fields per record under each separator.
+    let mut records: Vec<[usize; 3]> = Vec::new();
+    let mut fields = [1; 3];
+    let (mut quoted, mut blank) = (false, true);
+    for &byte in head {
+        match byte {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => {
+                if !blank {
+                    records.push(fields);
+                    if records.len() == SNIFF_RECORDS {
+                        break;
+                    }
+                }
+                (fields, blank) = ([1; 3], true);
+                continue;
+            }
+            _ if !quoted => {
+                if let Some(i) = DELIMITERS.iter().position(|&d| d == byte) {
+                    fields[i] += 1;
+                }
+            }
+            _ => {}
+        }
+        blank &= byte.is_ascii_whitespace();
+    }
+    if records.is_empty() && !blank {
+        records.push(fields);
+    }
+    let Some(first) = records.first() else {
+        return b',';
+    };
+    (0..DELIMITERS.len())
+        .filter(|&i| first[i] > 1 && records.iter().all(|r| r[i] == first[i]))
+        .max_by_key(|&i| (first[i], std::cmp::Reverse(i)))
+        .map_or(b',', |i| DELIMITERS[i])
 }
 
 /// Parses a trimmed field as `f64` (NaN/Inf are accepted here and rejected later).
@@ -428,6 +491,44 @@ mod tests {
         let d = load_text("\"a,1\",b\n\"1\",\" 2 \"\n", &LoadOptions::default()).unwrap();
         assert_eq!(d.columns, vec!["a,1", "b"]);
         assert_eq!(d.values, vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn tab_and_semicolon_separators() {
+        let want = load_text("a,b\n1,2\n3,4.5\n", &LoadOptions::default()).unwrap();
+        for text in ["a\tb\n1\t2\n3\t4.5\n", "a;b\r\n1;2\r\n3;4.5\r\n"] {
+            assert_eq!(load_text(text, &LoadOptions::default()).unwrap(), want);
+        }
+        let (_dir, path) = write("data.tsv", "1\t2\n3\t4.5\n");
+        let d = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!((d.rows, d.cols, d.values), (2, 2, vec![1.0, 2.0, 3.0, 4.5]));
+    }
+
+    #[test]
+    fn separator_is_the_one_every_record_agrees_on() {
+        assert_eq!(sniff_delimiter(b"a,b\n1,2\n"), b',');
+        assert_eq!(sniff_delimiter(b"1\t2\t3\n4\t5\t6"), b'\t');
+        // Names with semicolons in a comma-separated file.
+        assert_eq!(sniff_delimiter(b"t;C,p;hPa,x\n1,2,3\n"), b',');
+        // Decimal commas in a semicolon-separated file.
+        assert_eq!(sniff_delimiter(b"a;b\n1,5;2\n3;4,25\n"), b';');
+        // Separators inside quotes, blank lines, a record cut off by the
+        // end of the look-ahead.
+        assert_eq!(sniff_delimiter(b"\"a;b\";c\n\n1;2\n3;4"), b';');
+        assert_eq!(sniff_delimiter(b"\"x,\ny\"\tz\n1\t2\n"), b'\t');
+        // One record: the separator that splits it most; ties go to ','.
+        assert_eq!(sniff_delimiter(b"1;2;3,4"), b';');
+        assert_eq!(sniff_delimiter(b"1;2,3"), b',');
+        // One column, or nothing at all.
+        assert_eq!(sniff_delimiter(b"a\n1\n2\n"), b',');
+        assert_eq!(sniff_delimiter(b"  \n\n"), b',');
+        assert_eq!(sniff_delimiter(b""), b',');
+    }
+
+    #[test]
+    fn decimal_commas_are_not_numbers() {
+        let err = load_text("a;b\n1,5;2\n", &LoadOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("\"1,5\" is not a number"), "{err}");
     }
 
     /// Run with `cargo test --release -p tinygen --lib csv_speed -- --ignored --nocapture`.

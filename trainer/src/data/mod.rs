@@ -2,8 +2,9 @@
 //!
 //! Supported formats, chosen by file extension (case-insensitive):
 //!
-//! * `.csv` — comma-separated values with an optional header row,
-//! * `.csv.gz` — the same, gzip-compressed,
+//! * `.csv`, `.tsv` — values separated by commas, tabs or semicolons (the
+//!   separator is found from the first records), with an optional header row,
+//! * `.csv.gz`, `.tsv.gz` — the same, gzip-compressed,
 //! * `.npy` — a NumPy array (1-D or 2-D; `f32`, `f64` or any 8–64-bit integer type),
 //! * `.mat` — a MATLAB v5 file with a numeric matrix `X` (rows are points)
 //!   and optionally a column `y` (the ODDS convention), whose columns are
@@ -108,7 +109,7 @@ pub enum DataError {
     },
     /// The file extension is not one of the supported formats.
     #[error(
-        "unsupported data format for {}: expected a file ending in .csv, .csv.gz, .npy, .npz or .mat",
+        "unsupported data format for {}: expected a file ending in .csv, .tsv (optionally .gz), .npy, .npz or .mat",
         path.display()
     )]
     UnsupportedFormat {
@@ -294,7 +295,7 @@ impl fmt::Display for LineSuffix {
 }
 
 /// Loads a numeric table from `path`; the format is chosen by extension
-/// (`.csv`, `.csv.gz`, `.npy`, `.npz`, `.mat`). CSV is streamed; the binary formats
+/// (`.csv`, `.tsv`, either gzipped, `.npy`, `.npz`, `.mat`). CSV is streamed; the binary formats
 /// are read whole, then parsed as by [`parse`].
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset, DataError> {
     match Format::of(path)? {
@@ -340,9 +341,9 @@ impl Format {
             .file_name()
             .map(|n| n.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
-        if name.ends_with(".csv") {
+        if name.ends_with(".csv") || name.ends_with(".tsv") {
             Ok(Format::Csv)
-        } else if name.ends_with(".csv.gz") {
+        } else if name.ends_with(".csv.gz") || name.ends_with(".tsv.gz") {
             Ok(Format::CsvGz)
         } else if name.ends_with(".npy") {
             Ok(Format::Npy)
@@ -539,7 +540,7 @@ mod tests {
         );
         let msg = err.to_string();
         assert!(msg.contains("train.parquet"), "{msg}");
-        assert!(msg.contains(".csv.gz") && msg.contains(".npy"), "{msg}");
+        assert!(msg.contains(".tsv") && msg.contains(".npy"), "{msg}");
     }
 
     #[test]
