@@ -44,6 +44,8 @@ seed_csv() {
     name="$(basename "$f" .csv.gz)"
     unzip_to_pipe "$f" | head -n 20 >"$out/$name-head.csv"
     gzip -c -n "$out/$name-head.csv" >"$out/$name-head.csv.gz"
+    tr ',' '\t' <"$out/$name-head.csv" >"$out/$name-head-tabs.csv"
+    tr ',' ';' <"$out/$name-head.csv" >"$out/$name-head-semicolons.csv"
   done
   head -n 20 "$root/data/cardio_splits.txt" >"$out/cardio_splits-head.txt"
 }
