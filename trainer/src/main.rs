@@ -30,7 +30,7 @@ enum Command {
     Detect(detect::DetectArgs),
     /// Export a run's decoder or encoder as a runtime model file or ONNX.
     Export(export::ExportArgs),
-    /// Import a network from a TFLite file as a runtime model file.
+    /// Import a network from a TFLite or ONNX file as a runtime model file.
     Import(import::ImportArgs),
     /// Run a decoder (or encoder) model file on each row of a CSV, using the runtime crate.
     Decode(export::DecodeArgs),

@@ -528,7 +528,17 @@ mod tests {
     #[test]
     fn decimal_commas_are_not_numbers() {
         let err = load_text("a;b\n1,5;2\n", &LoadOptions::default()).unwrap_err();
-        assert!(err.to_string().contains("\"1,5\" is not a number"), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("\"1,5\" is not a number (the decimal separator must be '.')"),
+            "{msg}"
+        );
+        // No such hint where a point would not help.
+        let err = load_text("a;b\n1,5,2;2\n", &LoadOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().ends_with("\"1,5,2\" is not a number"),
+            "{err}"
+        );
     }
 
     /// Run with `cargo test --release -p tinygen --lib csv_speed -- --ignored --nocapture`.

@@ -143,8 +143,9 @@ pub enum DataError {
     },
     /// A CSV field is not a number.
     #[error(
-        "{}: data row {row} (line {line}), column '{column}': {text:?} is not a number",
-        path.display()
+        "{}: data row {row} (line {line}), column '{column}': {text:?} is not a number{}",
+        path.display(),
+        DecimalCommaHint(text)
     )]
     NotANumber {
         /// The file.
@@ -290,6 +291,20 @@ impl fmt::Display for LineSuffix {
         match self.0 {
             Some(line) => write!(f, " (line {line})"),
             None => Ok(()),
+        }
+    }
+}
+
+/// After a field that would be a number with a point for its comma, says
+/// that the decimal separator is the point.
+struct DecimalCommaHint<'a>(&'a str);
+
+impl fmt::Display for DecimalCommaHint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.contains(',') && self.0.replacen(',', ".", 1).parse::<f64>().is_ok() {
+            write!(f, " (the decimal separator must be '.')")
+        } else {
+            Ok(())
         }
     }
 }
