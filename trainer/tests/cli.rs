@@ -213,7 +213,11 @@ fn bad_inputs_fail_clearly() {
     );
     assert_fails(
         &tinygen(&["score", "--model", o, "--data", d]),
-        &["3 feature columns", "expects 2"],
+        &[
+            "3 feature columns",
+            "expects 2",
+            "with --label-column or --drop-columns",
+        ],
     );
     assert_fails(
         &tinygen(&["info", dir.path().join("nope.tgm").to_str().unwrap()]),
@@ -586,6 +590,14 @@ fn detector_calibrates_its_alarm_rate_and_flags_a_burst() {
     assert_fails(
         &tinygen(&["detect", "--model", gmm.to_str().unwrap(), "--data", d]),
         &["wrong model kind: expected detector, found gmm"],
+    );
+    // The label column left in: one channel too many, and how to leave it out.
+    assert_fails(
+        &tinygen(&["detect", "--model", m, "--data", d]),
+        &[
+            "has 3 channels but the detector expects 2",
+            "with --label-column or --drop-columns",
+        ],
     );
     assert_fails(
         &tinygen(&[

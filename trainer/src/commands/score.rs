@@ -30,10 +30,11 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let data = args.data.load()?;
     if data.cols != gmm.dim() {
         bail!(
-            "{} has {} feature columns but the model expects {}",
+            "{} has {} feature columns but the model expects {}{}",
             args.data.data.display(),
             data.cols,
-            gmm.dim()
+            gmm.dim(),
+            super::surplus_columns_hint(data.cols, gmm.dim())
         );
     }
     let points = data.to_f32();

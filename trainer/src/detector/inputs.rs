@@ -135,13 +135,14 @@ pub fn inputs_for(
     let given = features.window().map_or(dim, |(channels, _)| channels);
     ensure!(
         given == channels,
-        "{} has {given} {} but the detector expects {channels}",
+        "{} has {given} {} but the detector expects {channels}{}",
         data.display(),
         if window.is_some() {
             "channels"
         } else {
             "feature columns"
-        }
+        },
+        crate::commands::surplus_columns_hint(given, channels)
     );
     Ok(inputs)
 }
