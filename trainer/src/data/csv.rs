@@ -35,10 +35,9 @@ pub(super) fn load(path: &Path, gzip: bool, opts: &LoadOptions) -> Result<Datase
 /// Parses CSV text from `input`; `path` is only used in error messages.
 pub(super) fn parse(
     path: &Path,
-    input: impl Read,
+    mut input: impl Read,
     opts: &LoadOptions,
 ) -> Result<Dataset, DataError> {
-    let mut input = input;
     let mut head = Vec::new();
     (&mut input)
         .take(SNIFF_BYTES)
