@@ -132,13 +132,21 @@ pub fn reseal(bytes: &mut [u8]) {
 /// (which check the rest, the CRC included). An erased page (all `0xFF`)
 /// or one holding something else is [`Error::BadMagic`].
 pub fn file_in(region: &[u8]) -> Result<&[u8], Error> {
-    let h = region.first_chunk::<HEADER_LEN>().ok_or(Error::TooShort)?;
+    region
+        .get(..claimed_len(region)?)
+        .ok_or(Error::LengthMismatch)
+}
+
+/// The length of the whole file (header, body and CRC) that the header at
+/// the start of `bytes` claims, its magic and version checked: what a file
+/// that fails with [`Error::LengthMismatch`] says it should be.
+pub fn claimed_len(bytes: &[u8]) -> Result<usize, Error> {
+    let h = bytes.first_chunk::<HEADER_LEN>().ok_or(Error::TooShort)?;
     check_version(h)?;
-    let len = usize::try_from(claimed_body_len(h))
+    usize::try_from(claimed_body_len(h))
         .ok()
         .and_then(|body| body.checked_add(HEADER_LEN + CRC_LEN))
-        .ok_or(Error::LengthMismatch)?;
-    region.get(..len).ok_or(Error::LengthMismatch)
+        .ok_or(Error::LengthMismatch)
 }
 
 /// The checked fixed header of a model file.

@@ -718,6 +718,9 @@ fn a_file_is_found_at_the_start_of_a_larger_region() {
         assert_eq!(parse(region), Err(Error::LengthMismatch), "{name}");
         let file = format::file_in(region).unwrap();
         assert_eq!(file, &bytes[..], "{name}");
+        // The header alone says how long the whole file is.
+        assert_eq!(format::claimed_len(&bytes[..16]), Ok(bytes.len()), "{name}");
+        assert_eq!(format::claimed_len(region), Ok(bytes.len()), "{name}");
         parse(file).unwrap_or_else(|e| panic!("{name}: {e}"));
         // The page cut short of the file's claimed length.
         assert_eq!(

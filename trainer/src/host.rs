@@ -21,6 +21,46 @@ use crate::fast_gmm;
 use crate::fast_network::FastNetwork;
 use crate::fast_qnetwork::FastQNetwork;
 
+/// The runtime's error opening the model file `path` (its contents
+/// `bytes`); a file of another kind than the command reads also names the
+/// command that reads it, and one of another length than its header says
+/// gives both lengths.
+pub fn open_error(path: &Path, bytes: &[u8], e: Error) -> anyhow::Error {
+    let hint = match e {
+        Error::WrongKind { found, .. } => match found {
+            ModelKind::Gmm | ModelKind::Kde => {
+                " (a density: `tinygen score` gives its log-densities)"
+            }
+            ModelKind::Detector => " (a detector: `tinygen detect` gives its scores and alarms)",
+            ModelKind::Recipe => {
+                " (a recipe: the device learns a detector from it; `tinygen info` describes it)"
+            }
+            ModelKind::Diffusion => " (a diffusion model: `tinygen sample` draws from it)",
+            ModelKind::Decoder
+            | ModelKind::Encoder
+            | ModelKind::DecoderInt8
+            | ModelKind::EncoderInt8 => {
+                " (a network: `tinygen decode` runs it, `tinygen sample` samples a decoder)"
+            }
+        }
+        .to_string(),
+        Error::LengthMismatch => match tinygen_runtime::format::claimed_len(bytes) {
+            Ok(claimed) if claimed != bytes.len() => format!(
+                " (its header says {claimed} bytes, the file has {}: {})",
+                bytes.len(),
+                if claimed > bytes.len() {
+                    "cut short?"
+                } else {
+                    "something appended?"
+                }
+            ),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    };
+    anyhow::anyhow!("{}: {e}{hint}", path.display())
+}
+
 /// Largest activation width the host-side runtime calls support.
 pub const HOST_WIDTH: usize = 4096;
 
@@ -198,8 +238,8 @@ impl NetworkFile {
 
     /// The network, f32 or int8.
     fn network(&self) -> anyhow::Result<AnyModel<'_>> {
-        let fail = |e: Error| anyhow!("{}: {e}", self.path.display());
-        match AnyModel::from_bytes(self.bytes.as_bytes()).map_err(fail)? {
+        let bytes = self.bytes.as_bytes();
+        match AnyModel::from_bytes(bytes).map_err(|e| open_error(&self.path, bytes, e))? {
             model @ (AnyModel::Network(_) | AnyModel::QNetwork(_)) => Ok(model),
             other => bail!(
                 "{} is a {} model, not a decoder or an encoder",
@@ -294,7 +334,7 @@ pub fn sample_file(
     sampler: Option<Sampler>,
 ) -> anyhow::Result<NetworkRows> {
     let file = AlignedBytes::read(path)?;
-    let fail = |e: Error| anyhow!("{}: {e}", path.display());
+    let fail = |e: Error| open_error(path, file.as_bytes(), e);
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(seed);
     let model = AnyModel::from_bytes(file.as_bytes()).map_err(fail)?;
     ensure!(

@@ -223,6 +223,32 @@ fn bad_inputs_fail_clearly() {
         &tinygen(&["info", dir.path().join("nope.tgm").to_str().unwrap()]),
         &["nope.tgm"],
     );
+    // A file cut short, or with bytes after it: both lengths.
+    let bytes = std::fs::read(&out).unwrap();
+    let n = bytes.len();
+    std::fs::write(&other, &bytes[..n - 10]).unwrap();
+    let cut = other.to_str().unwrap();
+    for command in [&["info", cut][..], &["score", "--model", cut, "--data", d]] {
+        assert_fails(
+            &tinygen(command),
+            &[format!(
+                "its header says {n} bytes, the file has {}: cut short?",
+                n - 10
+            )
+            .as_str()],
+        );
+    }
+    let mut appended = bytes.clone();
+    appended.extend_from_slice(b"\n");
+    std::fs::write(&other, &appended).unwrap();
+    assert_fails(
+        &tinygen(&["score", "--model", cut, "--data", d]),
+        &[format!(
+            "its header says {n} bytes, the file has {}: something appended?",
+            n + 1
+        )
+        .as_str()],
+    );
 }
 
 #[test]

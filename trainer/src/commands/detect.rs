@@ -31,8 +31,8 @@ pub struct DetectArgs {
 /// Runs `tinygen detect`: writes `score,anomaly` (1 or 0) per point or window, in order.
 pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     let file = AlignedBytes::read(&args.model)?;
-    let detector =
-        Detector::from_bytes(file.as_bytes()).map_err(|e| super::open_error(&args.model, e))?;
+    let detector = Detector::from_bytes(file.as_bytes())
+        .map_err(|e| crate::host::open_error(&args.model, file.as_bytes(), e))?;
     let inputs = inputs_for(
         &detector,
         &args.data.data,

@@ -68,8 +68,8 @@ fn print_size(file: usize, input: usize) {
 
 /// `tinygen info` on a model of any kind but a recipe.
 fn model_info(args: &InfoArgs, bytes: &[u8], input: usize) -> anyhow::Result<()> {
-    let model = AnyModel::from_bytes(bytes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let model =
+        AnyModel::from_bytes(bytes).map_err(|e| crate::host::open_error(&args.model, bytes, e))?;
     let header = model.header();
     println!("file        {}", args.model.display());
     println!("kind        {}", header.kind);
@@ -363,7 +363,7 @@ fn print_features(features: Features, input_len: usize) {
 /// inputs, in how much memory.
 fn recipe_info(args: &InfoArgs, bytes: &[u8], input: usize) -> anyhow::Result<()> {
     let recipe =
-        Recipe::from_bytes(bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+        Recipe::from_bytes(bytes).map_err(|e| crate::host::open_error(&args.model, bytes, e))?;
     let (header, spec) = (recipe.header(), recipe.spec());
     println!("file        {}", args.model.display());
     println!(

@@ -15,41 +15,15 @@ pub mod quality;
 pub mod recipe;
 pub mod score;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
-use tinygen_runtime::{Error, ModelKind};
 
 use crate::data::{Dataset, LoadOptions};
 use crate::density::gmm::{Components, EmOptions};
 use crate::detector::density::{Density, Ensemble, GmmDensity, Pair, RegCovar};
 use crate::detector::neural::NeuralOptions;
 use fit_gmm::CovarianceArg;
-
-/// The runtime's error opening the model file `path`; a file of another
-/// kind than the command reads also names the command that reads it.
-pub(crate) fn open_error(path: &Path, e: Error) -> anyhow::Error {
-    let hint = match e {
-        Error::WrongKind { found, .. } => match found {
-            ModelKind::Gmm | ModelKind::Kde => {
-                " (a density: `tinygen score` gives its log-densities)"
-            }
-            ModelKind::Detector => " (a detector: `tinygen detect` gives its scores and alarms)",
-            ModelKind::Recipe => {
-                " (a recipe: the device learns a detector from it; `tinygen info` describes it)"
-            }
-            ModelKind::Diffusion => " (a diffusion model: `tinygen sample` draws from it)",
-            ModelKind::Decoder
-            | ModelKind::Encoder
-            | ModelKind::DecoderInt8
-            | ModelKind::EncoderInt8 => {
-                " (a network: `tinygen decode` runs it, `tinygen sample` samples a decoder)"
-            }
-        },
-        _ => "",
-    };
-    anyhow::anyhow!("{}: {e}{hint}", path.display())
-}
 
 /// An f32 for people: as `{}` between 1e-4 and 1e7 in magnitude (and 0),
 /// in exponent form (`{:e}`) outside, both the shortest form that reads

@@ -6,8 +6,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tinygen_runtime::Gmm;
 
-use super::{DataArgs, open_error};
-use crate::host::AlignedBytes;
+use super::DataArgs;
+use crate::host::{AlignedBytes, open_error};
 use crate::io::write_output;
 
 /// Arguments of `tinygen score`.
@@ -26,7 +26,8 @@ pub struct ScoreArgs {
 /// Runs `tinygen score`: writes `log_density` and one value per input row, in order.
 pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let file = AlignedBytes::read(&args.model)?;
-    let gmm = Gmm::from_bytes(file.as_bytes()).map_err(|e| open_error(&args.model, e))?;
+    let gmm = Gmm::from_bytes(file.as_bytes())
+        .map_err(|e| open_error(&args.model, file.as_bytes(), e))?;
     let data = args.data.load()?;
     if data.cols != gmm.dim() {
         bail!(
