@@ -21,6 +21,16 @@ use crate::fast_gmm;
 use crate::fast_network::FastNetwork;
 use crate::fast_qnetwork::FastQNetwork;
 
+/// What to add to "the data has `given` columns, the model reads
+/// `expected`": where the data has more, the flags that leave columns out.
+pub fn surplus_columns_hint(given: usize, expected: usize) -> &'static str {
+    if given > expected {
+        " (leave columns out with --label-column or --drop-columns)"
+    } else {
+        ""
+    }
+}
+
 /// The runtime's error opening the model file `path` (its contents
 /// `bytes`); a file of another kind than the command reads also names the
 /// command that reads it, and one of another length than its header says
@@ -255,10 +265,11 @@ impl NetworkFile {
         let net = self.network()?;
         if data.cols != net.input_len() {
             bail!(
-                "{} has {} columns but the model takes {} values per row",
+                "{} has {} columns but the model takes {} values per row{}",
                 data_name.display(),
                 data.cols,
-                net.input_len()
+                net.input_len(),
+                surplus_columns_hint(data.cols, net.input_len())
             );
         }
         Ok(NetworkRows {
@@ -284,8 +295,9 @@ impl NetworkFile {
         let (i, o) = (net.input_dim(), net.output_dim());
         if data.cols != i {
             bail!(
-                "{name} has {} columns but the model takes {i} values per row",
-                data.cols
+                "{name} has {} columns but the model takes {i} values per row{}",
+                data.cols,
+                surplus_columns_hint(data.cols, i)
             );
         }
         let inputs = data

@@ -689,4 +689,17 @@ fn int8_in_and_out_is_the_quantized_pass(dir: &Path, int8_file: &Path, f32_file:
         ]),
         &["f32 network"],
     );
+    // A label column left in: one value too many, and how to leave it out.
+    let wide = dir.join("wide.csv");
+    std::fs::write(&wide, "a,b,c,d,label\n0,0,0,0,1\n").unwrap();
+    for (file, int8) in [(&f32_file, &[][..]), (&int8_file, &["--int8"][..])] {
+        let (model, data) = (file.to_str().unwrap(), wide.to_str().unwrap());
+        fails(
+            &tinygen(&[&["decode", "--model", model, "--data", data], int8].concat()),
+            &[
+                "has 5 columns but the model takes 4 values per row",
+                "with --label-column or --drop-columns",
+            ],
+        );
+    }
 }

@@ -57,16 +57,6 @@ pub struct DataArgs {
     pub drop_columns: Vec<String>,
 }
 
-/// What to add to "the data has `given` columns, the model reads
-/// `expected`": where the data has more, the flags that leave columns out.
-pub(crate) fn surplus_columns_hint(given: usize, expected: usize) -> &'static str {
-    if given > expected {
-        " (leave columns out with --label-column or --drop-columns)"
-    } else {
-        ""
-    }
-}
-
 impl DataArgs {
     /// How tables are loaded: the label column and the dropped columns.
     pub fn load_options(&self) -> LoadOptions {

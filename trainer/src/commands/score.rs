@@ -7,7 +7,7 @@ use clap::Args;
 use tinygen_runtime::Gmm;
 
 use super::DataArgs;
-use crate::host::{AlignedBytes, open_error};
+use crate::host::{AlignedBytes, open_error, surplus_columns_hint};
 use crate::io::write_output;
 
 /// Arguments of `tinygen score`.
@@ -35,7 +35,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
             args.data.data.display(),
             data.cols,
             gmm.dim(),
-            super::surplus_columns_hint(data.cols, gmm.dim())
+            surplus_columns_hint(data.cols, gmm.dim())
         );
     }
     let points = data.to_f32();

@@ -142,7 +142,7 @@ pub fn inputs_for(
         } else {
             "feature columns"
         },
-        crate::commands::surplus_columns_hint(given, channels)
+        crate::host::surplus_columns_hint(given, channels)
     );
     Ok(inputs)
 }
