@@ -429,7 +429,7 @@ fn eval_anomaly_on_the_bundled_cardio_splits() {
     )
     .unwrap();
     assert_eq!(default["roc_auc"].as_f64().unwrap(), expected.roc_auc());
-    // --one-density: the default before the fifth held-out suite.
+    // --one-density: the second default detector.
     let one = eval_cardio(&["--one-density"]);
     let expected = evaluate(
         &set,

@@ -138,12 +138,13 @@ impl MixtureArgs {
 #[derive(Debug, Clone, Args)]
 pub struct EnsembleArgs {
     /// One mixture on rows standardized by mean and standard deviation,
-    /// without a size budget: the default detector before issue 16.
+    /// without a size budget: tinygen's first default detector
+    /// (BENCHMARKS.md compares the defaults).
     #[arg(long, conflicts_with_all = ["members", "subsample", "one_density"])]
     pub single: bool,
     /// One bagged ensemble in the whole 64 KiB budget, not two in half of
-    /// it each: the default before the fifth held-out suite (also what
-    /// --neural adds its scores to). With --on-device-recipe: the device
+    /// it each: tinygen's second default detector (also what --neural adds
+    /// its scores to). With --on-device-recipe: the device
     /// learns one mixture, not the pair.
     #[arg(long)]
     pub one_density: bool,
